@@ -1,0 +1,2 @@
+//! The ser.cfg language: lexer, parser and syntax tree.
+pub mod ast;

@@ -1,0 +1,17 @@
+//! ser — the SIP Express Router, rebuilt in Rust.
+//!
+//! Layers run one way (see ARCHITECTURE.md): `sip` depends on nothing;
+//! `cfg` on nothing; `route` on `sip` and `cfg`; `modules` on `route`;
+//! `proc`/`net`/`os` carry the processes; `main.rs` wires them.
+#![deny(unsafe_code)]
+
+pub mod cfg;
+pub mod sip;
+pub mod route;
+pub mod modules;
+pub mod net;
+pub mod proc;
+pub mod os;
+pub mod timer;
+pub mod cli;
+pub mod logging;
