@@ -15,3 +15,4 @@ pub mod os;
 pub mod timer;
 pub mod cli;
 pub mod logging;
+pub mod util;

@@ -1,1 +1,25 @@
-//! (placeholder: filled in by its owner)
+//! SER modules built into the binary. `loadmodule ".../name.so"` selects
+//! one by its base name; anything else is refused with this list.
+
+use crate::route::export::Module;
+
+pub mod maxfwd;
+pub mod sl;
+pub mod textops;
+
+/// Module names a config may load.
+pub const SUPPORTED: &[&str] = &["sl", "maxfwd", "textops"];
+
+pub fn create(name: &str) -> Option<Box<dyn Module>> {
+    match name {
+        "sl" => Some(Box::new(sl::Sl)),
+        "maxfwd" => Some(Box::new(maxfwd::MaxFwd::default())),
+        "textops" => Some(Box::new(textops::TextOps)),
+        _ => None,
+    }
+}
+
+/// Refuse any parameter: for modules that have none.
+pub fn no_params(module: &'static str, param: &str) -> crate::route::export::ParamError {
+    crate::route::export::ParamError::Unknown { module, param: param.to_string() }
+}

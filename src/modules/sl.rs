@@ -1,0 +1,197 @@
+//! sl — stateless replies (`sl_send_reply`, `sl_reply_error`).
+//!
+//! Replies are built from the request's parsed Via/From/To/Call-ID/CSeq
+//! and sent from the receiving socket to the packet's source (or to the
+//! Via address with `reply_to_via`). Replies ≥ 180 without a To-tag get
+//! ours: a per-server prefix plus a digest of the top Via, so an ACK for
+//! such a reply is recognised by its tag and absorbed before the script.
+
+use std::net::SocketAddr;
+
+use crate::cfg::ast::Literal;
+use crate::net::{send_udp, ListenSocket};
+use crate::route::export::{arg_int_range, arg_str, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask};
+use crate::route::forward::{resolve, via1_received_params};
+use crate::route::{MsgCtx, Runtime};
+use crate::sip::{build_reply, Method, Msg, ReplyOpts};
+use crate::util::hash::hex16;
+
+pub struct Sl;
+
+static FUNCS: &[FnDef] = &[
+    FnDef::new("sl_send_reply", 2, 2, RouteMask::REQ_FAIL),
+    FnDef::new("sl_reply", 2, 2, RouteMask::REQ_FAIL),
+    FnDef::new("sl_reply_error", 0, 0, RouteMask::REQ_FAIL),
+];
+
+/// To-tag for a reply to `msg`: server prefix `.` digest of the top Via.
+pub fn to_tag(rt: &Runtime, msg: &Msg) -> String {
+    let buf = msg.buf();
+    let digest = match msg.via1() {
+        Ok(v) => hex16(&[v.host.get(buf), &v.port.unwrap_or(0).to_be_bytes(), v.branch.map(|b| b.get(buf)).unwrap_or(&[])]),
+        Err(_) => hex16(&[]),
+    };
+    format!("{}.{}", rt.sl_tag, digest)
+}
+
+/// Where a local reply goes: the packet source, or with `reply_to_via`
+/// the top Via's received/rport/sent-by.
+fn reply_destination(rt: &Runtime, msg: &Msg, src: SocketAddr) -> SocketAddr {
+    if !rt.core.reply_to_via {
+        return src;
+    }
+    let buf = msg.buf();
+    match msg.via1() {
+        Ok(v) => {
+            let host = v.received.map(|r| r.get(buf)).unwrap_or_else(|| v.host.get(buf));
+            let port = match v.rport {
+                Some(Some(p)) => p,
+                _ => v.port.unwrap_or(5060),
+            };
+            resolve(host, port).unwrap_or(src)
+        }
+        Err(_) => src,
+    }
+}
+
+/// Everything a stateless reply needs besides the request.
+pub struct LocalReply<'a> {
+    pub code: u16,
+    pub reason: &'a [u8],
+    /// Extra header lines (CRLF-terminated): `append_to_reply`, Contact for 3xx.
+    pub extra: &'a [u8],
+    pub new_uri: Option<&'a [u8]>,
+    pub force_rport: bool,
+}
+
+/// Build and send a stateless reply to `msg`. The worker uses this for
+/// `400 Bad Request` on malformed input too.
+pub fn send_reply(rt: &Runtime, msg: &Msg, src: SocketAddr, rcv: &ListenSocket, r: &LocalReply<'_>) -> Result<(), SendReplyError> {
+    if msg.method() == Method::Ack {
+        return Err(SendReplyError::Ack);
+    }
+    let tag = if r.code >= 180 && msg.to().map(|t| t.tag.is_none()).unwrap_or(false) { Some(to_tag(rt, msg)) } else { None };
+    let via_extra = via1_received_params(msg, src, r.force_rport);
+    let mut extra = r.extra.to_vec();
+    if rt.core.sip_warning {
+        extra.extend_from_slice(warning_line(rt, msg, src, rcv, r.new_uri).as_bytes());
+    }
+    let opts = ReplyOpts {
+        to_tag: tag.as_deref().map(str::as_bytes),
+        via1_extra: &via_extra,
+        extra_headers: &extra,
+        body: b"",
+        server_header: if rt.server_hdr.is_empty() { None } else { Some(&rt.server_hdr) },
+    };
+    let mut out = Vec::with_capacity(msg.buf().len() + 256);
+    build_reply(msg, r.code, r.reason, &opts, &mut out).map_err(|_| SendReplyError::Build)?;
+    let dst = reply_destination(rt, msg, src);
+    send_udp(&rcv.udp, &out, dst).map_err(|_| SendReplyError::Send)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SendReplyError {
+    #[error("ACK cannot be answered")]
+    Ack,
+    #[error("request too broken to answer")]
+    Build,
+    #[error("send failed")]
+    Send,
+}
+
+/// SER's diagnostic `Warning: 392` header (`sip_warning=1`).
+fn warning_line(rt: &Runtime, msg: &Msg, src: SocketAddr, rcv: &ListenSocket, new_uri: Option<&[u8]>) -> String {
+    let via_cnt: usize = msg.headers_of(crate::sip::HdrKind::Via).count();
+    let _ = rt;
+    format!(
+        "Warning: 392 {}:{} \"Noisy feedback tells: pid={} req_src_ip={} req_src_port={} in_uri={} out_uri={} via_cnt=={}\"\r\n",
+        rcv.listen.addr.ip(),
+        rcv.listen.addr.port(),
+        std::process::id(),
+        src.ip(),
+        src.port(),
+        String::from_utf8_lossy(msg.ruri()),
+        String::from_utf8_lossy(new_uri.unwrap_or(msg.ruri())),
+        via_cnt
+    )
+}
+
+/// `Contact:` for a 3xx: the rewritten R-URI, then the destination set.
+fn redirect_contacts(ctx: &MsgCtx<'_>) -> Vec<u8> {
+    let mut items: Vec<String> = Vec::new();
+    if let Some(u) = &ctx.new_uri {
+        items.push(format!("<{}>", String::from_utf8_lossy(u)));
+    }
+    for b in &ctx.dset {
+        let u = String::from_utf8_lossy(&b.uri);
+        items.push(match b.q {
+            Some(q) => format!("<{u}>;q={}.{:03}", q / 1000, q % 1000),
+            None => format!("<{u}>"),
+        });
+    }
+    if items.is_empty() {
+        return Vec::new();
+    }
+    format!("Contact: {}\r\n", items.join(", ")).into_bytes()
+}
+
+/// `sl_send_reply` for the script: also used by other modules (registrar).
+pub fn reply_from_script(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8], more_hdrs: &[u8]) -> i32 {
+    let mut extra = ctx.reply_hdrs.clone();
+    extra.extend_from_slice(more_hdrs);
+    if (300..400).contains(&code) {
+        extra.extend_from_slice(&redirect_contacts(ctx));
+    }
+    let r = LocalReply { code, reason, extra: &extra, new_uri: ctx.new_uri.as_deref(), force_rport: ctx.force_rport };
+    match send_reply(ctx.rt, ctx.msg, ctx.src, ctx.rcv, &r) {
+        Ok(()) => 1,
+        Err(e) => {
+            log::error!("sl: cannot send {code} reply: {e}");
+            -1
+        }
+    }
+}
+
+impl Module for Sl {
+    fn name(&self) -> &'static str {
+        "sl"
+    }
+
+    fn functions(&self) -> &'static [FnDef] {
+        FUNCS
+    }
+
+    fn set_param(&mut self, param: &str, _value: &Literal) -> Result<(), ParamError> {
+        Err(super::no_params("sl", param))
+    }
+
+    fn fixup(&self, f: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<BoxedFn, FixupError> {
+        match f.name {
+            "sl_send_reply" | "sl_reply" => {
+                let code = arg_int_range(f.name, args, 0, 100, 699, "a status code 100..699")? as u16;
+                let reason = arg_str(f.name, args, 1)?.into_bytes();
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| reply_from_script(ctx, code, &reason, b"")))
+            }
+            _ => Ok(Box::new(|ctx: &mut MsgCtx<'_>| {
+                let err = ctx.last_error;
+                let (code, _) = err.reply();
+                let reason = err.reason_with_tag("SL");
+                reply_from_script(ctx, code, reason.as_bytes(), b"")
+            })),
+        }
+    }
+
+    /// An ACK carrying our stateless To-tag acknowledges a reply we built:
+    /// it ends here (SER sl's ACK filter).
+    fn pre_script(&self, ctx: &mut MsgCtx<'_>) -> Option<i32> {
+        let msg = ctx.msg;
+        if msg.method() != Method::Ack {
+            return None;
+        }
+        let tag = msg.to().ok()?.tag?;
+        if tag.get(msg.buf()).starts_with(ctx.rt.sl_tag.as_bytes()) {
+            return Some(0);
+        }
+        None
+    }
+}

@@ -1,0 +1,163 @@
+//! The per-message state a script works on: the request, its rewritten
+//! R-URI, the destination set, flags, pending edits.
+
+use std::net::SocketAddr;
+
+use crate::cfg::ast::RouteKind;
+use crate::net::ListenSocket;
+use crate::route::runtime::Runtime;
+use crate::sip::{Lumps, Msg};
+
+/// SER's MAX_BRANCHES: the R-URI plus 11 appended branches.
+pub const MAX_BRANCHES: usize = 12;
+
+/// One entry of the destination set (`append_branch`, `lookup`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Branch {
+    pub uri: Vec<u8>,
+    /// q-value × 1000, when given.
+    pub q: Option<u16>,
+    /// Next hop overriding the URI (a `dst_uri`), when known.
+    pub dst_uri: Option<Vec<u8>>,
+}
+
+/// The internal error of the last failing action, which `sl_reply_error`
+/// (and tm's error replies) turn into a status code and reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScriptError {
+    #[default]
+    None,
+    /// −477: sending to the next hop failed.
+    Send,
+    /// −478: the destination could not be resolved.
+    Resolve,
+    /// −479: the URI could not be processed.
+    Uri,
+    /// −400: malformed request.
+    BadRequest,
+    /// −9: Via/From/To/Call-ID/CSeq incomplete.
+    Tuple,
+    /// −13: bad To header.
+    BadTo,
+    /// −12: more than MAX_BRANCHES.
+    Branches,
+    /// −11: external logic (exec) failed.
+    Exec,
+    /// −1 and anything else.
+    Server,
+}
+
+impl ScriptError {
+    /// SER's internal code (negative), as returned by the failing action.
+    pub fn code(self) -> i32 {
+        match self {
+            ScriptError::None => -1,
+            ScriptError::Send => -477,
+            ScriptError::Resolve => -478,
+            ScriptError::Uri => -479,
+            ScriptError::BadRequest => -400,
+            ScriptError::Tuple => -9,
+            ScriptError::BadTo => -13,
+            ScriptError::Branches => -12,
+            ScriptError::Exec => -11,
+            ScriptError::Server => -1,
+        }
+    }
+
+    /// Status code and reason text of the error reply (without the
+    /// `(<code>/<tag>)` suffix the caller adds).
+    pub fn reply(self) -> (u16, &'static str) {
+        match self {
+            ScriptError::Send => (477, "Unfortunately error on sending to next hop occurred"),
+            ScriptError::Resolve => (478, "Unresolvable destination"),
+            ScriptError::Uri => (479, "Regretfully, we were not able to process the URI"),
+            ScriptError::BadRequest => (400, "Bad Request"),
+            ScriptError::Tuple => (400, "Transaction tuple incomplete"),
+            ScriptError::BadTo => (400, "Bad To"),
+            ScriptError::Branches => (500, "Forking capacity exceeded"),
+            ScriptError::Exec => (500, "Error in external logic"),
+            ScriptError::None | ScriptError::Server => (500, "I'm terribly sorry, server error occurred"),
+        }
+    }
+
+    /// The reason phrase SER sends: `<text> (<abs code>/<tag>)`.
+    pub fn reason_with_tag(self, tag: &str) -> String {
+        let (_, text) = self.reply();
+        format!("{} ({}/{})", text, self.code().unsigned_abs(), tag)
+    }
+}
+
+pub struct MsgCtx<'a> {
+    pub rt: &'a Runtime,
+    pub msg: &'a Msg,
+    /// Where the message came from.
+    pub src: SocketAddr,
+    /// The socket it arrived on.
+    pub rcv: &'a ListenSocket,
+    /// Which kind of route is running (decides e.g. what `status` means).
+    pub kind: RouteKind,
+    /// Rewritten Request-URI; `None` = the original.
+    pub new_uri: Option<Vec<u8>>,
+    /// Next hop overriding the R-URI (set by `lookup` for NATed contacts).
+    pub dst_uri: Option<Vec<u8>>,
+    pub dset: Vec<Branch>,
+    /// Message flags 0..31 (`setflag`).
+    pub flags: u32,
+    /// Edits to apply when the request is forwarded.
+    pub lumps: Lumps,
+    /// Header lines to add to replies this server builds (`append_to_reply`).
+    pub reply_hdrs: Vec<u8>,
+    /// Act as if the top Via carried `rport` (`force_rport`).
+    pub force_rport: bool,
+    pub last_error: ScriptError,
+    /// Outgoing socket chosen by `force_send_socket`, index into the table.
+    pub send_sock: Option<usize>,
+    /// Per-message overrides of the address/port we advertise in Via
+    /// (`set_advertised_address`, `set_advertised_port`).
+    pub adv_addr: Option<String>,
+    pub adv_port: Option<u16>,
+    /// Nesting of `route(N)` calls, to stop runaway recursion.
+    pub depth: u32,
+}
+
+impl<'a> MsgCtx<'a> {
+    pub fn new(rt: &'a Runtime, msg: &'a Msg, src: SocketAddr, rcv: &'a ListenSocket, kind: RouteKind) -> Self {
+        MsgCtx {
+            rt,
+            msg,
+            src,
+            rcv,
+            kind,
+            new_uri: None,
+            dst_uri: None,
+            dset: Vec::new(),
+            flags: 0,
+            lumps: Lumps::default(),
+            reply_hdrs: Vec::new(),
+            force_rport: false,
+            last_error: ScriptError::None,
+            send_sock: None,
+            adv_addr: None,
+            adv_port: None,
+            depth: 0,
+        }
+    }
+
+    /// The current Request-URI: rewritten or original.
+    pub fn ruri(&self) -> &[u8] {
+        match &self.new_uri {
+            Some(u) => u,
+            None => self.msg.ruri(),
+        }
+    }
+
+    /// Record an action's failure for `sl_reply_error` and return its code.
+    pub fn fail(&mut self, e: ScriptError) -> i32 {
+        self.last_error = e;
+        e.code()
+    }
+
+    pub fn flag_set(&self, n: u32) -> bool {
+        n < 32 && self.flags & (1 << n) != 0
+    }
+}

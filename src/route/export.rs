@@ -1,0 +1,184 @@
+//! What a script can call: function definitions, the runtime trait of a
+//! fixed-up call, the module trait, and where each function may be used.
+//!
+//! SER resolves every function and "fixes up" its arguments (numbers,
+//! regexes, resolved hosts) when the config loads; a bad argument is a
+//! config error, never a runtime one. Here a fixup turns the literal
+//! arguments into a boxed [`ScriptFn`] that holds the prepared values.
+
+use std::fmt;
+
+use crate::cfg::ast::{Literal, RouteKind};
+use crate::route::ctx::MsgCtx;
+
+/// A set of route kinds a function may be called from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteMask(u8);
+
+impl RouteMask {
+    pub const REQUEST: RouteMask = RouteMask(1);
+    pub const FAILURE: RouteMask = RouteMask(2);
+    pub const ONREPLY: RouteMask = RouteMask(4);
+    pub const BRANCH: RouteMask = RouteMask(8);
+    pub const ONSEND: RouteMask = RouteMask(16);
+    pub const CORE_REPLY: RouteMask = RouteMask(32);
+    pub const ANY: RouteMask = RouteMask(63);
+    /// Request-processing blocks: the usual scope of a module function.
+    pub const REQ_FAIL: RouteMask = RouteMask(1 | 2);
+    pub const REQ_FAIL_BRANCH: RouteMask = RouteMask(1 | 2 | 8);
+
+    pub const fn or(self, other: RouteMask) -> RouteMask {
+        RouteMask(self.0 | other.0)
+    }
+
+    pub fn of(kind: RouteKind) -> RouteMask {
+        match kind {
+            RouteKind::Request => Self::REQUEST,
+            RouteKind::Failure => Self::FAILURE,
+            RouteKind::OnReply => Self::ONREPLY,
+            RouteKind::Branch => Self::BRANCH,
+            RouteKind::OnSend => Self::ONSEND,
+            RouteKind::CoreReply => Self::CORE_REPLY,
+        }
+    }
+
+    pub fn allows(self, kind: RouteKind) -> bool {
+        self.0 & Self::of(kind).0 != 0
+    }
+}
+
+/// A script-callable function as a module (or the core) declares it.
+#[derive(Debug, Clone, Copy)]
+pub struct FnDef {
+    pub name: &'static str,
+    pub min_args: u8,
+    pub max_args: u8,
+    pub kinds: RouteMask,
+}
+
+impl FnDef {
+    pub const fn new(name: &'static str, min_args: u8, max_args: u8, kinds: RouteMask) -> FnDef {
+        FnDef { name, min_args, max_args, kinds }
+    }
+
+    pub fn arity_text(&self) -> String {
+        if self.min_args == self.max_args {
+            self.min_args.to_string()
+        } else {
+            format!("{} to {}", self.min_args, self.max_args)
+        }
+    }
+}
+
+/// A call after fixup: runs against one message.
+///
+/// Return values follow SER: >0 success/true, <0 failure/false, 0 stops
+/// the script (like `drop`).
+pub trait ScriptFn {
+    fn call(&self, ctx: &mut MsgCtx<'_>) -> i32;
+}
+
+impl<F: Fn(&mut MsgCtx<'_>) -> i32> ScriptFn for F {
+    fn call(&self, ctx: &mut MsgCtx<'_>) -> i32 {
+        self(ctx)
+    }
+}
+
+pub type BoxedFn = Box<dyn ScriptFn>;
+
+/// Why a function's arguments were refused at load time.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FixupError {
+    #[error("argument {index} of {func}: expected {expected}, found {found}")]
+    BadArg { func: &'static str, index: usize, expected: &'static str, found: String },
+    #[error("bad regular expression {regex:?}: {reason}")]
+    BadRegex { regex: String, reason: String },
+    #[error("cannot resolve {host:?}: {reason}")]
+    Resolve { host: String, reason: String },
+    #[error("{func} is not available: {reason}")]
+    Unavailable { func: &'static str, reason: &'static str },
+}
+
+/// Why a `modparam` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamError {
+    #[error("module {module} has no parameter {param:?}")]
+    Unknown { module: &'static str, param: String },
+    #[error("parameter {param:?} of {module} expects {expected}")]
+    BadType { module: &'static str, param: String, expected: &'static str },
+    #[error("parameter {param:?} of {module}: {reason}")]
+    BadValue { module: &'static str, param: String, reason: String },
+}
+
+/// What fixups may consult: the core settings already parsed.
+pub struct FixupEnv<'a> {
+    pub core: &'a crate::route::globals::CoreCfg,
+}
+
+/// A built-in SER module.
+pub trait Module {
+    fn name(&self) -> &'static str;
+    fn functions(&self) -> &'static [FnDef];
+    fn set_param(&mut self, param: &str, value: &Literal) -> Result<(), ParamError>;
+    fn fixup(&self, f: &FnDef, args: &[Literal], env: &FixupEnv<'_>) -> Result<BoxedFn, FixupError>;
+    /// Runs before the request route; `Some(ret)` consumes the message
+    /// (sl uses this to absorb ACKs to its own replies).
+    fn pre_script(&self, _ctx: &mut MsgCtx<'_>) -> Option<i32> {
+        None
+    }
+}
+
+impl fmt::Debug for dyn Module {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "module {}", self.name())
+    }
+}
+
+// ----- argument helpers shared by fixups -----
+
+pub fn arg_str(func: &'static str, args: &[Literal], index: usize) -> Result<String, FixupError> {
+    match args.get(index) {
+        Some(Literal::Str(s)) | Some(Literal::Ident(s)) => Ok(s.clone()),
+        Some(Literal::Int(n)) => Ok(n.to_string()),
+        Some(Literal::Ip(ip)) => Ok(ip.to_string()),
+        None => Err(FixupError::BadArg { func, index: index + 1, expected: "a string", found: "nothing".into() }),
+    }
+}
+
+/// A number given as an int or as a quoted string (0.9 passes "10").
+pub fn arg_int(func: &'static str, args: &[Literal], index: usize, expected: &'static str) -> Result<i64, FixupError> {
+    let bad = |found: String| FixupError::BadArg { func, index: index + 1, expected, found };
+    match args.get(index) {
+        Some(Literal::Int(n)) => Ok(*n),
+        Some(Literal::Str(s)) | Some(Literal::Ident(s)) => s.trim().parse::<i64>().map_err(|_| bad(format!("{s:?}"))),
+        Some(Literal::Ip(ip)) => Err(bad(ip.to_string())),
+        None => Err(bad("nothing".into())),
+    }
+}
+
+pub fn arg_int_range(
+    func: &'static str,
+    args: &[Literal],
+    index: usize,
+    lo: i64,
+    hi: i64,
+    expected: &'static str,
+) -> Result<i64, FixupError> {
+    let n = arg_int(func, args, index, expected)?;
+    if n < lo || n > hi {
+        return Err(FixupError::BadArg { func, index: index + 1, expected, found: n.to_string() });
+    }
+    Ok(n)
+}
+
+/// POSIX-extended, case-insensitive regex as SER compiles them.
+pub fn compile_regex(re: &str) -> Result<regex::bytes::Regex, FixupError> {
+    regex::bytes::RegexBuilder::new(re)
+        .case_insensitive(true)
+        .build()
+        .map_err(|e| FixupError::BadRegex { regex: re.to_string(), reason: first_line(&e.to_string()) })
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().last().unwrap_or(s).trim().to_string()
+}

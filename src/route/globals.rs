@@ -1,0 +1,258 @@
+//! Core global parameters (`name = value` at the top of ser.cfg).
+//!
+//! Every name SER 0.9 knows is accepted; 2.x names are accepted too. Names
+//! that only matter to features this server does not have (TLS knobs, DNS
+//! cache tuning) are recorded in [`CoreCfg::ignored`] and reported once at
+//! start-up, so a classic config loads unchanged. An unknown name is an
+//! error, as in SER.
+
+use crate::cfg::ast::{GlobalValue, SocketSpec};
+
+/// SER's maximum message size (`max_len`).
+pub const MAX_LEN: i64 = 65535;
+
+#[derive(Debug, Clone)]
+pub struct CoreCfg {
+    pub debug: i32,
+    pub fork: bool,
+    pub log_stderror: bool,
+    pub log_facility: String,
+    pub listen: Vec<SocketSpec>,
+    pub alias: Vec<SocketSpec>,
+    pub port: u16,
+    pub children: u32,
+    pub check_via: bool,
+    pub dns: bool,
+    pub rev_dns: bool,
+    pub syn_branch: bool,
+    pub memlog: i64,
+    pub sip_warning: bool,
+    pub server_signature: bool,
+    pub reply_to_via: bool,
+    pub maxbuffer: u32,
+    pub mhomed: bool,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub chroot: Option<String>,
+    pub workdir: Option<String>,
+    pub fifo: Option<String>,
+    pub fifo_dir: String,
+    pub fifo_mode: u32,
+    pub fifo_user: Option<String>,
+    pub fifo_group: Option<String>,
+    pub fifo_db_url: Option<String>,
+    pub unix_sock: Option<String>,
+    pub unix_sock_children: u32,
+    /// Milliseconds.
+    pub unix_tx_timeout_ms: u32,
+    pub disable_tcp: bool,
+    pub tcp_children: Option<u32>,
+    pub tcp_accept_aliases: bool,
+    pub tcp_connect_timeout: u32,
+    pub tcp_send_timeout: u32,
+    pub advertised_address: Option<String>,
+    pub advertised_port: Option<u16>,
+    pub disable_core_dump: bool,
+    pub open_files_limit: i64,
+    pub mcast_loopback: bool,
+    pub mcast_ttl: i64,
+    pub statistics: Option<String>,
+    /// Shared memory size in MB (command line `-m`).
+    pub shm_mb: u32,
+    /// Recognised names with no effect here, for a start-up notice.
+    pub ignored: Vec<String>,
+}
+
+impl Default for CoreCfg {
+    fn default() -> Self {
+        CoreCfg {
+            debug: 2,
+            fork: true,
+            log_stderror: false,
+            log_facility: "LOG_DAEMON".into(),
+            listen: Vec::new(),
+            alias: Vec::new(),
+            port: 5060,
+            children: 8,
+            check_via: false,
+            dns: false,
+            rev_dns: false,
+            syn_branch: true,
+            memlog: 4,
+            sip_warning: true,
+            server_signature: true,
+            reply_to_via: false,
+            maxbuffer: 256 * 1024,
+            mhomed: false,
+            user: None,
+            group: None,
+            chroot: None,
+            workdir: None,
+            fifo: None,
+            fifo_dir: "/tmp/".into(),
+            fifo_mode: 0o660,
+            fifo_user: None,
+            fifo_group: None,
+            fifo_db_url: None,
+            unix_sock: None,
+            unix_sock_children: 1,
+            unix_tx_timeout_ms: 2000,
+            disable_tcp: false,
+            tcp_children: None,
+            tcp_accept_aliases: false,
+            tcp_connect_timeout: 10,
+            tcp_send_timeout: 10,
+            advertised_address: None,
+            advertised_port: None,
+            disable_core_dump: false,
+            open_files_limit: -1,
+            mcast_loopback: false,
+            mcast_ttl: -1,
+            statistics: None,
+            shm_mb: 32,
+            ignored: Vec::new(),
+        }
+    }
+}
+
+/// Why a global parameter was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GlobalError {
+    #[error("unknown global parameter {0:?}")]
+    Unknown(String),
+    #[error("parameter {name:?} expects {expected}")]
+    BadType { name: String, expected: &'static str },
+    #[error("parameter {name:?}: value {value} out of range ({expected})")]
+    Range { name: String, value: i64, expected: &'static str },
+}
+
+/// 2.x and build-option names accepted without effect.
+const IGNORED: &[&str] = &[
+    "disable_tls", "enable_tls", "tlslog", "tls_port_no", "tls_method", "tls_verify",
+    "tls_require_certificate", "tls_certificate", "tls_private_key", "tls_ca_list",
+    "tls_handshake_timeout", "tls_send_timeout", "phone2tel", "server_id", "description",
+    "exit_timeout", "tos", "pmtu_discovery", "mlock_pages", "shm_force_alloc", "real_time",
+    "rt_prio", "rt_policy", "rt_timer1_prio", "rt_timer1_policy", "rt_timer2_prio",
+    "rt_timer2_policy", "use_dns_cache", "use_dns_failover", "dns_try_ipv6", "dns_retr_time",
+    "dns_retr_no", "dns_servers_no", "dns_use_search_list", "dns_search_full_match",
+    "dns_cache_flags", "dns_cache_negative_ttl", "dns_cache_min_ttl", "dns_cache_max_ttl",
+    "dns_cache_mem", "dns_cache_gc_interval", "dns_cache_del_nonexp", "dns_srv_lb",
+    "dns_try_naptr", "use_dst_blacklist", "dst_blacklist_expire", "dst_blacklist_mem",
+    "dst_blacklist_gc_interval", "tcp_max_connections", "tcp_connection_lifetime",
+    "tcp_poll_method", "tcp_source_ipv4", "tcp_source_ipv6", "stun_refresh_interval",
+    "stun_allow_stun", "stun_allow_fp", "sock_user", "sock_group", "sock_mode", "file_mode",
+];
+
+fn int(name: &str, v: &GlobalValue) -> Result<i64, GlobalError> {
+    match v {
+        GlobalValue::Int(n) => Ok(*n),
+        _ => Err(GlobalError::BadType { name: name.into(), expected: "a number or yes/no" }),
+    }
+}
+
+fn boolean(name: &str, v: &GlobalValue) -> Result<bool, GlobalError> {
+    int(name, v).map(|n| n != 0)
+}
+
+fn ranged(name: &str, v: &GlobalValue, lo: i64, hi: i64, expected: &'static str) -> Result<i64, GlobalError> {
+    let n = int(name, v)?;
+    if n < lo || n > hi {
+        return Err(GlobalError::Range { name: name.into(), value: n, expected });
+    }
+    Ok(n)
+}
+
+fn string(name: &str, v: &GlobalValue) -> Result<String, GlobalError> {
+    match v {
+        GlobalValue::Str(s) | GlobalValue::Ident(s) => Ok(s.clone()),
+        GlobalValue::Int(n) => Ok(n.to_string()),
+        GlobalValue::Sockets(_) => Err(GlobalError::BadType { name: name.into(), expected: "a string" }),
+    }
+}
+
+/// `fifo=""` disables the FIFO.
+fn opt_string(name: &str, v: &GlobalValue) -> Result<Option<String>, GlobalError> {
+    string(name, v).map(|s| if s.is_empty() { None } else { Some(s) })
+}
+
+fn sockets(name: &str, v: &GlobalValue) -> Result<Vec<SocketSpec>, GlobalError> {
+    match v {
+        GlobalValue::Sockets(s) => Ok(s.clone()),
+        GlobalValue::Str(s) | GlobalValue::Ident(s) => Ok(vec![SocketSpec { proto: None, host: s.clone(), port: None }]),
+        GlobalValue::Int(_) => Err(GlobalError::BadType { name: name.into(), expected: "[proto:]address[:port]" }),
+    }
+}
+
+impl CoreCfg {
+    /// Apply one `name = value` line.
+    pub fn set(&mut self, name: &str, v: &GlobalValue) -> Result<(), GlobalError> {
+        match name {
+            "debug" => self.debug = ranged(name, v, -10, 20, "-3..9")? as i32,
+            "fork" => self.fork = boolean(name, v)?,
+            "log_stderror" => self.log_stderror = boolean(name, v)?,
+            "log_facility" => self.log_facility = string(name, v)?,
+            "listen" => self.listen.extend(sockets(name, v)?),
+            "alias" => self.alias.extend(sockets(name, v)?),
+            "port" => self.port = ranged(name, v, 1, 65535, "1..65535")? as u16,
+            "children" => self.children = ranged(name, v, 1, 1024, "1..1024")? as u32,
+            "check_via" => self.check_via = boolean(name, v)?,
+            "dns" => self.dns = boolean(name, v)?,
+            "rev_dns" => self.rev_dns = boolean(name, v)?,
+            "syn_branch" => self.syn_branch = boolean(name, v)?,
+            "memlog" | "mem_log" => self.memlog = int(name, v)?,
+            "sip_warning" => self.sip_warning = boolean(name, v)?,
+            "server_signature" => self.server_signature = boolean(name, v)?,
+            "reply_to_via" => self.reply_to_via = boolean(name, v)?,
+            "maxbuffer" => self.maxbuffer = ranged(name, v, 1, 1 << 30, "a size in bytes")? as u32,
+            "mhomed" => self.mhomed = boolean(name, v)?,
+            "user" | "uid" => self.user = Some(string(name, v)?),
+            "group" | "gid" => self.group = Some(string(name, v)?),
+            "chroot" => self.chroot = Some(string(name, v)?),
+            "workdir" | "wdir" => self.workdir = Some(string(name, v)?),
+            "fifo" => self.fifo = opt_string(name, v)?,
+            "fifo_dir" => self.fifo_dir = string(name, v)?,
+            "fifo_mode" => self.fifo_mode = ranged(name, v, 0, 0o7777, "a file mode")? as u32,
+            "fifo_user" => self.fifo_user = Some(string(name, v)?),
+            "fifo_group" => self.fifo_group = Some(string(name, v)?),
+            "fifo_db_url" => self.fifo_db_url = Some(string(name, v)?),
+            "unix_sock" => self.unix_sock = opt_string(name, v)?,
+            "unix_sock_children" => self.unix_sock_children = ranged(name, v, 1, 64, "1..64")? as u32,
+            "unix_tx_timeout" => self.unix_tx_timeout_ms = ranged(name, v, 0, 600_000, "milliseconds")? as u32,
+            "disable_tcp" => self.disable_tcp = boolean(name, v)?,
+            "tcp_children" => self.tcp_children = Some(ranged(name, v, 1, 1024, "1..1024")? as u32),
+            "tcp_accept_aliases" => self.tcp_accept_aliases = boolean(name, v)?,
+            "tcp_connect_timeout" => self.tcp_connect_timeout = ranged(name, v, 0, 3600, "seconds")? as u32,
+            "tcp_send_timeout" => self.tcp_send_timeout = ranged(name, v, 0, 3600, "seconds")? as u32,
+            "advertised_address" => self.advertised_address = Some(string(name, v)?),
+            "advertised_port" => self.advertised_port = Some(ranged(name, v, 1, 65535, "1..65535")? as u16),
+            "disable_core_dump" | "disable_core" => self.disable_core_dump = boolean(name, v)?,
+            "open_files_limit" | "open_fd_limit" => self.open_files_limit = int(name, v)?,
+            "mcast_loopback" => self.mcast_loopback = boolean(name, v)?,
+            "mcast_ttl" => self.mcast_ttl = int(name, v)?,
+            "statistics" => self.statistics = Some(string(name, v)?),
+            other if IGNORED.contains(&other) => self.ignored.push(other.to_string()),
+            other => return Err(GlobalError::Unknown(other.to_string())),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sets_known_and_refuses_unknown() {
+        let mut c = CoreCfg::default();
+        c.set("children", &GlobalValue::Int(4)).unwrap();
+        c.set("fifo", &GlobalValue::Str("/tmp/ser_fifo".into())).unwrap();
+        c.set("check_via", &GlobalValue::Int(0)).unwrap();
+        assert_eq!(c.children, 4);
+        assert_eq!(c.fifo.as_deref(), Some("/tmp/ser_fifo"));
+        assert!(matches!(c.set("no_such", &GlobalValue::Int(1)), Err(GlobalError::Unknown(_))));
+        assert!(matches!(c.set("port", &GlobalValue::Int(70000)), Err(GlobalError::Range { .. })));
+        assert!(matches!(c.set("children", &GlobalValue::Str("x".into())), Err(GlobalError::BadType { .. })));
+        c.set("fifo", &GlobalValue::Str(String::new())).unwrap();
+        assert_eq!(c.fifo, None);
+    }
+}

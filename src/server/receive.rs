@@ -1,0 +1,83 @@
+//! One received datagram, start to end: parse, check, run the script for
+//! a request, route a reply back. Bad input is dropped or answered 400 and
+//! logged at most once a second per kind; nothing here can take the
+//! worker down.
+
+use std::net::SocketAddr;
+
+use crate::cfg::ast::RouteKind;
+use crate::logging::LogLimiter;
+use crate::modules::sl::{send_reply, LocalReply};
+use crate::net::ListenSocket;
+use crate::route::interp::run_top;
+use crate::route::{forward, MsgCtx, Runtime};
+use crate::sip::Msg;
+
+/// Per-process state of a receiving worker.
+pub struct Receiver<'a> {
+    pub rt: &'a Runtime,
+    pub limiter: LogLimiter,
+}
+
+impl<'a> Receiver<'a> {
+    pub fn new(rt: &'a Runtime) -> Self {
+        Receiver { rt, limiter: LogLimiter::default() }
+    }
+
+    /// Handle one datagram; hands the buffer back for reuse.
+    pub fn handle(&mut self, buf: Vec<u8>, src: SocketAddr, rcv: &ListenSocket) -> Vec<u8> {
+        let msg = match Msg::parse(buf) {
+            Ok(m) => m,
+            Err(f) => {
+                if self.limiter.allow(f.error.kind()) {
+                    log::warn!("dropping unparsable message from {src}: {}", f.error);
+                }
+                return f.buf;
+            }
+        };
+        if let Err(e) = msg.validate() {
+            if self.limiter.allow(e.kind()) {
+                log::warn!("bad message from {src}: {e}");
+            }
+            if msg.is_request() && e.reply_code() == Some(400) {
+                let r = LocalReply { code: 400, reason: b"Bad Request", extra: b"", new_uri: None, force_rport: false };
+                if let Err(se) = send_reply(self.rt, &msg, src, rcv, &r) {
+                    log::debug!("400 for malformed request not sent: {se}");
+                }
+            }
+            return msg.into_buf();
+        }
+        if msg.is_request() {
+            self.request(&msg, src, rcv);
+        } else {
+            self.reply(&msg, src, rcv);
+        }
+        msg.into_buf()
+    }
+
+    fn request(&mut self, msg: &Msg, src: SocketAddr, rcv: &ListenSocket) {
+        let rt = self.rt;
+        let mut ctx = MsgCtx::new(rt, msg, src, rcv, RouteKind::Request);
+        for m in &rt.modules {
+            if m.pre_script(&mut ctx).is_some() {
+                return;
+            }
+        }
+        run_top(rt.routes.main(), &mut ctx);
+    }
+
+    fn reply(&mut self, msg: &Msg, src: SocketAddr, rcv: &ListenSocket) {
+        let rt = self.rt;
+        if let Some(core_reply) = &rt.routes.core_reply {
+            let mut ctx = MsgCtx::new(rt, msg, src, rcv, RouteKind::CoreReply);
+            if run_top(core_reply, &mut ctx) == 0 {
+                return;
+            }
+        }
+        if let Err(e) = forward::forward_reply(rt, msg) {
+            if self.limiter.allow("reply-route") {
+                log::info!("reply from {src} not forwarded: {e}");
+            }
+        }
+    }
+}

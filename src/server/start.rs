@@ -1,0 +1,241 @@
+//! From command line to running processes: load the config, open the
+//! sockets, map shared memory, fork the timer and the UDP workers, then
+//! supervise. `ser -c` stops after loading and printing the sockets.
+
+use std::path::Path;
+
+use crate::cfg::ast::{Proto as CfgProto, SocketSpec};
+use crate::cli::{self, CliAction, CliOpts};
+use crate::net::{self, ListenAddr, Proto, SocketTable};
+use crate::proc::{Rank, Supervisor};
+use crate::route::globals::CoreCfg;
+use crate::route::{self, Loaded, Runtime};
+use crate::server::receive::Receiver;
+
+/// Exit status for a refused config or command line.
+const EXIT_BAD_CONFIG: i32 = 255;
+
+/// The whole program; returns the process exit status.
+pub fn main_entry(args: Vec<String>) -> i32 {
+    let opts = match cli::parse(&args) {
+        Ok(CliAction::Run(o)) => o,
+        Ok(CliAction::Help) => {
+            print!("{}", cli::usage());
+            return 0;
+        }
+        Ok(CliAction::Version) => {
+            print!("{}", cli::version_text());
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("ser: {e}\nUse -h for help.");
+            return EXIT_BAD_CONFIG;
+        }
+    };
+    let loaded = match load_config(&opts) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ser: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    };
+    let listen = match resolve_sockets(&loaded.core) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ser: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    };
+    if opts.check_only {
+        print_sockets(&listen, &loaded.core);
+        return 0;
+    }
+    run(opts, loaded, listen)
+}
+
+/// Command-line settings first, then the script overrides them (as SER).
+fn core_from_cli(o: &CliOpts) -> CoreCfg {
+    let mut c = CoreCfg::default();
+    c.debug += o.debug_incr as i32;
+    c.log_stderror = o.log_stderr;
+    if let Some(n) = o.children {
+        c.children = n;
+    }
+    c.tcp_children = o.tcp_children;
+    c.disable_tcp = o.disable_tcp;
+    c.dns = o.dns;
+    c.rev_dns = o.rev_dns;
+    c.check_via = o.check_via;
+    if let Some(b) = o.rcvbuf_max {
+        c.maxbuffer = b;
+    }
+    if let Some(m) = o.shm_mb {
+        c.shm_mb = m;
+    }
+    c.workdir = o.workdir.as_ref().map(|p| p.display().to_string());
+    c.chroot = o.chroot.as_ref().map(|p| p.display().to_string());
+    c.user = o.user.clone();
+    c.group = o.group.clone();
+    c.fifo = o.fifo.clone();
+    c.unix_sock = o.unix_sock.clone();
+    for l in &o.listen {
+        c.listen.push(SocketSpec { proto: None, host: l.clone(), port: None });
+    }
+    c
+}
+
+/// Errors while loading, each printed as one `file:line:col: ...` line.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Syntax(#[from] crate::cfg::CfgError),
+    #[error("{0}")]
+    Load(#[from] route::LoadError),
+    #[error("listen: {0}")]
+    Net(#[from] net::NetError),
+    #[error("no UDP socket to listen on")]
+    NoSockets,
+}
+
+pub fn load_config(opts: &CliOpts) -> Result<Loaded, StartError> {
+    let script = crate::cfg::parse_file(&opts.cfg_file)?;
+    let file = opts.cfg_file.display().to_string();
+    Ok(route::load(&script, &file, core_from_cli(opts))?)
+}
+
+fn spec_text(s: &SocketSpec) -> String {
+    let proto = match s.proto {
+        Some(CfgProto::Udp) => "udp:",
+        Some(CfgProto::Tcp) => "tcp:",
+        Some(CfgProto::Tls) => "tls:",
+        Some(CfgProto::Any) | None => "",
+    };
+    let host = if s.host.contains(':') && !s.host.starts_with('[') { format!("[{}]", s.host) } else { s.host.clone() };
+    match s.port {
+        Some(p) if p != 0 => format!("{proto}{host}:{p}"),
+        _ => format!("{proto}{host}"),
+    }
+}
+
+fn resolve_sockets(core: &CoreCfg) -> Result<Vec<ListenAddr>, StartError> {
+    let specs: Vec<String> = core.listen.iter().map(spec_text).collect();
+    let all = net::resolve_listen(&specs, core.port)?;
+    let udp: Vec<ListenAddr> = all.into_iter().filter(|l| matches!(l.proto, Proto::Udp)).collect();
+    if udp.is_empty() {
+        return Err(StartError::NoSockets);
+    }
+    Ok(udp)
+}
+
+fn print_sockets(listen: &[ListenAddr], core: &CoreCfg) {
+    println!("Listening on ");
+    for l in listen {
+        println!("             udp: {} [{}]:{}", l.name, l.addr.ip(), l.addr.port());
+    }
+    print!("Aliases: ");
+    for a in &core.alias {
+        print!("{}:{} ", a.host, a.port.map(|p| p.to_string()).unwrap_or_else(|| "*".into()));
+    }
+    println!();
+    println!("config file ok, exiting...");
+}
+
+fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
+    let core = &loaded.core;
+    let stderr = core.log_stderror || opts.log_stderr;
+    if let Err(e) = crate::logging::init(core.debug, stderr, &core.log_facility, "ser") {
+        eprintln!("ser: logging: {e}");
+        return EXIT_BAD_CONFIG;
+    }
+    for name in &core.ignored {
+        log::info!("global parameter {name} has no effect in this build");
+    }
+    let reuseport = false;
+    let mut socks = Vec::with_capacity(listen.len());
+    for l in listen {
+        match net::open_udp(l.addr, core.maxbuffer, reuseport) {
+            Ok(udp) => socks.push(net::ListenSocket { listen: l, udp }),
+            Err(e) => {
+                log::error!("cannot listen on {}: {e}", l.addr);
+                eprintln!("ser: cannot listen on {}: {e}", l.addr);
+                return EXIT_BAD_CONFIG;
+            }
+        }
+    }
+    let table = SocketTable::new(socks);
+    if let Err(e) = shm::init_global(core.shm_mb as usize * 1024 * 1024) {
+        log::error!("shared memory: {e}");
+        return EXIT_BAD_CONFIG;
+    }
+    let fork = core.fork;
+    let children = core.children;
+    let workdir = core.workdir.clone();
+    let rt: &'static Runtime = Box::leak(Box::new(Runtime::new(loaded, table)));
+
+    if opts.no_fork == 0 && fork {
+        if let Err(e) = crate::os::daemonize(workdir.as_deref().map(Path::new), stderr) {
+            eprintln!("ser: cannot daemonize: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    }
+    if let Some(dir) = &rt.core.chroot {
+        if let Err(e) = crate::os::chroot_to(Path::new(dir)) {
+            log::error!("chroot {dir}: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    }
+    if let Err(e) = crate::os::drop_privileges(rt.core.user.as_deref(), rt.core.group.as_deref()) {
+        log::error!("cannot drop privileges: {e}");
+        return EXIT_BAD_CONFIG;
+    }
+    if !fork {
+        // fork=no: one process serving the first UDP socket, as SER.
+        log::notice_or_info("fork=no: single process on the first socket");
+        return udp_worker(rt, 0);
+    }
+    let mut sup = match Supervisor::new(opts.pid_file.clone(), opts.pgid_file.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("supervisor: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    };
+    if let Err(e) = sup.spawn(Rank::Timer, "timer".into(), move || crate::timer::run()) {
+        log::error!("cannot fork the timer: {e}");
+        return EXIT_BAD_CONFIG;
+    }
+    for (si, s) in rt.sockets.all().iter().enumerate() {
+        for idx in 0..children {
+            let desc = format!("receiver child={idx} sock= {}:{}", s.listen.addr.ip(), s.listen.addr.port());
+            let rank = Rank::Udp { sock: si as u16, idx: idx as u16 };
+            if let Err(e) = sup.spawn(rank, desc, move || udp_worker(rt, si)) {
+                log::error!("cannot fork a UDP worker: {e}");
+                return EXIT_BAD_CONFIG;
+            }
+        }
+    }
+    sup.run()
+}
+
+/// The receive loop of one UDP worker.
+fn udp_worker(rt: &Runtime, sock_idx: usize) -> i32 {
+    let Some(sock) = rt.sockets.all().get(sock_idx) else { return 1 };
+    let mut rx = Receiver::new(rt);
+    let mut rbuf = vec![0u8; 65536];
+    let mut spare: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        match sock.udp.recv_from(&mut rbuf) {
+            Ok((n, src)) => {
+                spare.clear();
+                spare.extend_from_slice(&rbuf[..n]);
+                spare = rx.handle(std::mem::take(&mut spare), src, sock);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                if rx.limiter.allow("recv") {
+                    log::error!("recvfrom on {}: {e}", sock.listen.addr);
+                }
+            }
+        }
+    }
+}
