@@ -139,12 +139,13 @@ impl Parser<'_> {
         let operand = if w == "msg" && self.is_punct_at(1, Punct::Colon)? && self.is_word_at(2, "len")? {
             self.next()?;
             self.next()?;
+            self.next()?;
             Some(Operand::MsgLen)
         } else {
             operand_word(w)
         };
         if let Some(lhs) = operand {
-            if operand_word(w).is_some() {
+            if lhs != Operand::MsgLen {
                 self.next()?;
             }
             let shown = if lhs == Operand::MsgLen { "msg:len" } else { w };
