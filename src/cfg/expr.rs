@@ -68,7 +68,9 @@ impl Parser<'_> {
     }
 
     fn eat_logical(&mut self, double: Punct, single: Punct, word: &str) -> PResult<bool> {
-        let hit = self.is_punct_at(0, double)? || self.is_punct_at(0, single)? || self.is_word_at(0, word)?;
+        let hit = self.is_punct_at(0, double)?
+            || self.is_punct_at(0, single)?
+            || self.is_word_at(0, word)?;
         if hit {
             self.next()?;
         }
@@ -132,18 +134,27 @@ impl Parser<'_> {
                 _ => None,
             };
             let Some(lhs) = lhs else {
-                return Err(self.unexpected(&o, "a message operand (uri, from_uri, to_uri, src_ip …) after 'myself ==' "));
+                return Err(self.unexpected(
+                    &o,
+                    "a message operand (uri, from_uri, to_uri, src_ip …) after 'myself ==' ",
+                ));
             };
-            return Ok(Expr::Cmp { lhs, op, rhs: Rhs::Myself, pos: t.pos });
+            return Ok(Expr::Cmp {
+                lhs,
+                op,
+                rhs: Rhs::Myself,
+                pos: t.pos,
+            });
         }
-        let operand = if w == "msg" && self.is_punct_at(1, Punct::Colon)? && self.is_word_at(2, "len")? {
-            self.next()?;
-            self.next()?;
-            self.next()?;
-            Some(Operand::MsgLen)
-        } else {
-            operand_word(w)
-        };
+        let operand =
+            if w == "msg" && self.is_punct_at(1, Punct::Colon)? && self.is_word_at(2, "len")? {
+                self.next()?;
+                self.next()?;
+                self.next()?;
+                Some(Operand::MsgLen)
+            } else {
+                operand_word(w)
+            };
         if let Some(lhs) = operand {
             if lhs != Operand::MsgLen {
                 self.next()?;
@@ -151,7 +162,9 @@ impl Parser<'_> {
             let shown = if lhs == Operand::MsgLen { "msg:len" } else { w };
             let op_tok = self.peek()?.clone();
             if cmp_op(&op_tok.tok).is_none() {
-                return Err(self.unexpected(&op_tok, format!("a comparison operator after '{shown}'")));
+                return Err(
+                    self.unexpected(&op_tok, format!("a comparison operator after '{shown}'"))
+                );
             }
             return self.comparison(lhs, t);
         }
@@ -165,9 +178,15 @@ impl Parser<'_> {
     /// Operator and right side of `lhs op rhs`; the cursor is on the operator.
     fn comparison(&mut self, lhs: Operand, first: &Token) -> PResult<Expr> {
         let op_tok = self.next()?;
-        let op = cmp_op(&op_tok.tok).ok_or_else(|| self.unexpected(&op_tok, "a comparison operator"))?;
+        let op =
+            cmp_op(&op_tok.tok).ok_or_else(|| self.unexpected(&op_tok, "a comparison operator"))?;
         let rhs = self.rhs(lhs, op_tok.tok.describe())?;
-        Ok(Expr::Cmp { lhs, op, rhs, pos: first.pos })
+        Ok(Expr::Cmp {
+            lhs,
+            op,
+            rhs,
+            pos: first.pos,
+        })
     }
 
     fn rhs(&mut self, lhs: Operand, op: String) -> PResult<Rhs> {
@@ -215,7 +234,10 @@ impl Parser<'_> {
                 }
                 Ok(Rhs::Ident(self.glue(false)?.0))
             }
-            _ => Err(self.unexpected(&t, format!("a string, number, name, address or 'myself' after {op}"))),
+            _ => Err(self.unexpected(
+                &t,
+                format!("a string, number, name, address or 'myself' after {op}"),
+            )),
         }
     }
 
@@ -246,13 +268,16 @@ impl Parser<'_> {
             Tok::Ip4(mask) if addr.is_ipv4() => {
                 let bits = u32::from(mask);
                 // Contiguous: the ones form a prefix, so inverting gives 2^k - 1.
-                (bits.leading_ones() + bits.trailing_zeros() == 32).then(|| bits.leading_ones() as u8)
+                (bits.leading_ones() + bits.trailing_zeros() == 32)
+                    .then(|| bits.leading_ones() as u8)
             }
             _ => None,
         };
         match prefix {
             Some(prefix) => Ok(Rhs::Net { addr, prefix }),
-            None => Err(bad(&format!("expected a prefix length 0-{max} or a contiguous netmask after '/'"))),
+            None => Err(bad(&format!(
+                "expected a prefix length 0-{max} or a contiguous netmask after '/'"
+            ))),
         }
     }
 }

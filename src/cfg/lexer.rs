@@ -132,7 +132,13 @@ pub struct Lexer<'a> {
 
 impl<'a> Lexer<'a> {
     pub fn new(src: &'a str, file: &'a str) -> Self {
-        Lexer { src, file, at: 0, line: 1, col: 1 }
+        Lexer {
+            src,
+            file,
+            at: 0,
+            line: 1,
+            col: 1,
+        }
     }
 
     pub fn source(&self) -> &'a str {
@@ -160,11 +166,19 @@ impl<'a> Lexer<'a> {
     }
 
     fn pos(&self) -> Pos {
-        Pos { line: self.line, col: self.col }
+        Pos {
+            line: self.line,
+            col: self.col,
+        }
     }
 
     fn err_unexpected(&self, pos: Pos, found: String, expected: &str) -> CfgError {
-        CfgError::Unexpected { file: self.file.to_string(), pos, found, expected: expected.to_string() }
+        CfgError::Unexpected {
+            file: self.file.to_string(),
+            pos,
+            found,
+            expected: expected.to_string(),
+        }
     }
 
     /// Skips separators and comments (nested `/* */` included).
@@ -201,7 +215,10 @@ impl<'a> Lexer<'a> {
         loop {
             match (self.peek_char(), self.peek_nth(1)) {
                 (None, _) => {
-                    return Err(CfgError::UnterminatedComment { file: self.file.to_string(), pos: start })
+                    return Err(CfgError::UnterminatedComment {
+                        file: self.file.to_string(),
+                        pos: start,
+                    })
                 }
                 (Some('/'), Some('*')) => {
                     self.bump();
@@ -228,11 +245,18 @@ impl<'a> Lexer<'a> {
         let pos = self.pos();
         let start = self.at;
         let tok = self.lex_one(pos)?;
-        Ok(Token { tok, pos, start, end: self.at })
+        Ok(Token {
+            tok,
+            pos,
+            start,
+            end: self.at,
+        })
     }
 
     fn lex_one(&mut self, pos: Pos) -> Result<Tok, CfgError> {
-        let Some(c) = self.peek_char() else { return Ok(Tok::Eof) };
+        let Some(c) = self.peek_char() else {
+            return Ok(Tok::Eof);
+        };
         if let Some(tok) = self.try_ipv6() {
             return Ok(tok);
         }
@@ -240,7 +264,10 @@ impl<'a> Lexer<'a> {
             return self.lex_number(pos);
         }
         if c.is_ascii_alphabetic() || c == '_' {
-            return Ok(Tok::Ident(self.take_while(|c| c.is_ascii_alphanumeric() || c == '_').to_string()));
+            return Ok(Tok::Ident(
+                self.take_while(|c| c.is_ascii_alphanumeric() || c == '_')
+                    .to_string(),
+            ));
         }
         match c {
             '"' => return self.lex_string(pos),
@@ -311,7 +338,9 @@ impl<'a> Lexer<'a> {
         let bracketed = rest.starts_with('[');
         let body_start = usize::from(bracketed);
         let body = rest.get(body_start..)?;
-        let len = body.find(|c: char| !(c.is_ascii_hexdigit() || c == ':' || c == '.')).unwrap_or(body.len());
+        let len = body
+            .find(|c: char| !(c.is_ascii_hexdigit() || c == ':' || c == '.'))
+            .unwrap_or(body.len());
         let text = body.get(..len)?;
         if text.matches(':').count() < 2 {
             return None;
@@ -324,7 +353,10 @@ impl<'a> Lexer<'a> {
             len + 2
         } else {
             // A following identifier character means this was not an address.
-            if body.get(len..)?.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            if body
+                .get(len..)?
+                .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+            {
                 return None;
             }
             len
@@ -342,9 +374,9 @@ impl<'a> Lexer<'a> {
             self.bump();
             self.bump();
             let digits = self.take_while(|c| c.is_ascii_hexdigit());
-            return i64::from_str_radix(digits, 16)
-                .map(Tok::Int)
-                .map_err(|_| self.bad_number(pos, format!("0x{digits}"), "hexadecimal digits after 0x"));
+            return i64::from_str_radix(digits, 16).map(Tok::Int).map_err(|_| {
+                self.bad_number(pos, format!("0x{digits}"), "hexadecimal digits after 0x")
+            });
         }
         let digits = self.take_while(|c| c.is_ascii_digit());
         // Dotted quad: `1.2.3.4` is one token in SER's grammar.
@@ -353,18 +385,30 @@ impl<'a> Lexer<'a> {
         }
         // 2.x binary literal `[01]+b`.
         if self.peek_char() == Some('b')
-            && !self.peek_nth(1).is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !self
+                .peek_nth(1)
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
             && digits.bytes().all(|b| b == b'0' || b == b'1')
         {
             self.bump();
-            return i64::from_str_radix(digits, 2)
-                .map(Tok::Int)
-                .map_err(|_| self.bad_number(pos, format!("{digits}b"), "a binary number that fits 63 bits"));
+            return i64::from_str_radix(digits, 2).map(Tok::Int).map_err(|_| {
+                self.bad_number(
+                    pos,
+                    format!("{digits}b"),
+                    "a binary number that fits 63 bits",
+                )
+            });
         }
         if digits.len() > 1 && digits.starts_with('0') {
             return i64::from_str_radix(&digits[1..], 8)
                 .map(Tok::Int)
-                .map_err(|_| self.bad_number(pos, digits.to_string(), "octal digits 0-7 after a leading 0"));
+                .map_err(|_| {
+                    self.bad_number(
+                        pos,
+                        digits.to_string(),
+                        "octal digits 0-7 after a leading 0",
+                    )
+                });
         }
         digits
             .parse::<i64>()
@@ -373,12 +417,18 @@ impl<'a> Lexer<'a> {
     }
 
     fn bad_number(&self, pos: Pos, text: String, expected: &str) -> CfgError {
-        CfgError::BadNumber { file: self.file.to_string(), pos, text, expected: expected.to_string() }
+        CfgError::BadNumber {
+            file: self.file.to_string(),
+            pos,
+            text,
+            expected: expected.to_string(),
+        }
     }
 
     fn lex_ipv4(&mut self, pos: Pos, first: &'a str) -> Result<Tok, CfgError> {
         let mut parts: Vec<(&str, Pos)> = vec![(first, pos)];
-        while self.peek_char() == Some('.') && self.peek_nth(1).is_some_and(|c| c.is_ascii_digit()) {
+        while self.peek_char() == Some('.') && self.peek_nth(1).is_some_and(|c| c.is_ascii_digit())
+        {
             self.bump();
             let p = self.pos();
             parts.push((self.take_while(|c| c.is_ascii_digit()), p));
@@ -386,7 +436,12 @@ impl<'a> Lexer<'a> {
         let file = self.file.to_string();
         let text = parts.iter().map(|(s, _)| *s).collect::<Vec<_>>().join(".");
         if parts.len() != 4 {
-            return Err(CfgError::BadIp { file, pos, text, reason: "expected four numbers joined by '.'".into() });
+            return Err(CfgError::BadIp {
+                file,
+                pos,
+                text,
+                reason: "expected four numbers joined by '.'".into(),
+            });
         }
         let mut octets = [0u8; 4];
         for (slot, (s, p)) in octets.iter_mut().zip(&parts) {
@@ -405,7 +460,11 @@ impl<'a> Lexer<'a> {
         let mut out = String::new();
         loop {
             let Some(c) = self.bump() else {
-                return Err(CfgError::UnterminatedString { file: self.file.to_string(), pos, quote: '"' });
+                return Err(CfgError::UnterminatedString {
+                    file: self.file.to_string(),
+                    pos,
+                    quote: '"',
+                });
             };
             match c {
                 '"' => return Ok(Tok::Str(out)),
@@ -445,7 +504,11 @@ impl<'a> Lexer<'a> {
             Some('0'..='7') if self.peek_nth(1).is_some_and(|c| ('0'..='7').contains(&c)) => {
                 let mut v = 0u32;
                 for _ in 0..3 {
-                    match self.peek_char().filter(|c| ('0'..='7').contains(c)).and_then(|c| c.to_digit(8)) {
+                    match self
+                        .peek_char()
+                        .filter(|c| ('0'..='7').contains(c))
+                        .and_then(|c| c.to_digit(8))
+                    {
                         Some(d) => {
                             v = v * 8 + d;
                             self.bump();
@@ -470,7 +533,11 @@ impl<'a> Lexer<'a> {
         loop {
             match self.bump() {
                 None => {
-                    return Err(CfgError::UnterminatedString { file: self.file.to_string(), pos, quote: '\'' })
+                    return Err(CfgError::UnterminatedString {
+                        file: self.file.to_string(),
+                        pos,
+                        quote: '\'',
+                    })
                 }
                 Some('\'') => {
                     let body = self.src.get(start..self.at - 1).unwrap_or("");
@@ -496,7 +563,9 @@ impl<'a> Lexer<'a> {
                 self.bump();
                 self.take_while(|c| c.is_ascii_digit() || c == '-' || c == '*');
                 if self.peek_char() != Some(']') {
-                    let found = self.peek_char().map_or("end of file".into(), |c| format!("'{c}'"));
+                    let found = self
+                        .peek_char()
+                        .map_or("end of file".into(), |c| format!("'{c}'"));
                     return Err(self.err_unexpected(self.pos(), found, "']' closing the index"));
                 }
                 self.bump();
@@ -505,10 +574,14 @@ impl<'a> Lexer<'a> {
             break;
         }
         if self.at == name_start {
-            let found = self.peek_char().map_or("end of file".into(), |c| format!("'{c}'"));
+            let found = self
+                .peek_char()
+                .map_or("end of file".into(), |c| format!("'{c}'"));
             return Err(self.err_unexpected(pos, found, "a variable name after the sigil"));
         }
-        Ok(Tok::Var(self.src.get(start..self.at).unwrap_or("").to_string()))
+        Ok(Tok::Var(
+            self.src.get(start..self.at).unwrap_or("").to_string(),
+        ))
     }
 }
 

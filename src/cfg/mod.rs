@@ -30,7 +30,10 @@ pub fn parse_str(src: &str, file: &str) -> Result<ast::Script, CfgError> {
 /// errors; invalid UTF-8 is replaced (U+FFFD), not refused.
 pub fn parse_file(path: &std::path::Path) -> Result<ast::Script, CfgError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| CfgError::Io { file: file.clone(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| CfgError::Io {
+        file: file.clone(),
+        source,
+    })?;
     // Old configs carry Latin-1 comments; don't refuse them for that.
     let src = String::from_utf8_lossy(&bytes);
     parse_str(&src, &file)

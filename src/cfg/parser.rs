@@ -7,7 +7,9 @@
 
 use std::collections::VecDeque;
 
-use super::ast::{GlobalValue, Item, Literal, Pos, Proto, RouteBlock, RouteKind, RouteName, Script, SocketSpec};
+use super::ast::{
+    GlobalValue, Item, Literal, Pos, Proto, RouteBlock, RouteKind, RouteName, Script, SocketSpec,
+};
 use super::error::CfgError;
 use super::lexer::{Lexer, Punct, Tok, Token};
 
@@ -57,7 +59,11 @@ const TOP_KEYWORDS: &[&str] = &[
 
 impl<'a> Parser<'a> {
     pub(crate) fn new(src: &'a str, file: &'a str) -> Self {
-        Parser { lex: Lexer::new(src, file), file, buf: VecDeque::new() }
+        Parser {
+            lex: Lexer::new(src, file),
+            file,
+            buf: VecDeque::new(),
+        }
     }
 
     // ---------------------------------------------------------------- cursor
@@ -198,7 +204,12 @@ impl<'a> Parser<'a> {
                         items.push(item);
                     }
                 }
-                _ => return Err(self.unexpected(&t, "a global parameter, loadmodule, modparam or route block")),
+                _ => {
+                    return Err(self.unexpected(
+                        &t,
+                        "a global parameter, loadmodule, modparam or route block",
+                    ))
+                }
             }
         }
     }
@@ -216,7 +227,8 @@ impl<'a> Parser<'a> {
                 }))
             }
             "modparam" if !after_is_assign => self.modparam(t.pos).map(Some),
-            "route" | "failure_route" | "reply_route" | "onreply_route" | "branch_route" | "onsend_route"
+            "route" | "failure_route" | "reply_route" | "onreply_route" | "branch_route"
+            | "onsend_route"
                 if !after_is_assign =>
             {
                 self.route_block(w, t.pos).map(|b| Some(Item::Route(b)))
@@ -229,11 +241,17 @@ impl<'a> Parser<'a> {
                 self.next()?;
                 if !after_is_assign {
                     let bad = self.next()?;
-                    return Err(self.unexpected(&bad, format!("'=' after global parameter name '{w}'")));
+                    return Err(
+                        self.unexpected(&bad, format!("'=' after global parameter name '{w}'"))
+                    );
                 }
                 self.next()?;
                 let value = self.global_value(w)?;
-                Ok(Some(Item::Global { name: w.to_string(), value, pos: t.pos }))
+                Ok(Some(Item::Global {
+                    name: w.to_string(),
+                    value,
+                    pos: t.pos,
+                }))
             }
         }
     }
@@ -241,10 +259,18 @@ impl<'a> Parser<'a> {
     fn modparam(&mut self, pos: Pos) -> PResult<Item> {
         self.next()?;
         self.expect_punct(Punct::LParen, "'(' after modparam")?;
-        let module = self.expect_string("the module name (a quoted string) as first modparam argument")?;
-        self.expect_punct(Punct::Comma, "',' and the parameter name (modparam takes 3 arguments)")?;
-        let param = self.expect_string("the parameter name (a quoted string) as second modparam argument")?;
-        self.expect_punct(Punct::Comma, "',' and the parameter value (modparam takes 3 arguments)")?;
+        let module =
+            self.expect_string("the module name (a quoted string) as first modparam argument")?;
+        self.expect_punct(
+            Punct::Comma,
+            "',' and the parameter name (modparam takes 3 arguments)",
+        )?;
+        let param =
+            self.expect_string("the parameter name (a quoted string) as second modparam argument")?;
+        self.expect_punct(
+            Punct::Comma,
+            "',' and the parameter value (modparam takes 3 arguments)",
+        )?;
         let value = match self.try_number()? {
             Some(n) => Literal::Int(n),
             None => {
@@ -256,14 +282,22 @@ impl<'a> Parser<'a> {
             }
         };
         self.expect_punct(Punct::RParen, "')' closing modparam (it takes 3 arguments)")?;
-        Ok(Item::ModParam { module, param, value, pos })
+        Ok(Item::ModParam {
+            module,
+            param,
+            value,
+            pos,
+        })
     }
 
     /// 2.x `flags NAME[:bit], ...` / `avpflags NAME, ...`: accepted and not
     /// recorded — the syntax tree has no item for them (see the report).
     fn skip_flag_decls(&mut self) -> PResult<()> {
         let kw = self.next()?;
-        let what = format!("a flag name after '{}'", kw.tok.describe().trim_matches('\''));
+        let what = format!(
+            "a flag name after '{}'",
+            kw.tok.describe().trim_matches('\'')
+        );
         loop {
             let t = self.next()?;
             if !matches!(t.tok, Tok::Ident(_)) {
@@ -297,7 +331,10 @@ impl<'a> Parser<'a> {
                 Ok(GlobalValue::Str(s.clone()))
             }
             Tok::Ident(_) | Tok::Ip4(_) | Tok::Ip6(_) => Ok(GlobalValue::Ident(self.glue(true)?.0)),
-            _ => Err(self.unexpected(&t, format!("a number, yes/no, string or name as value of '{name}'"))),
+            _ => Err(self.unexpected(
+                &t,
+                format!("a number, yes/no, string or name as value of '{name}'"),
+            )),
         }
     }
 
@@ -317,7 +354,9 @@ impl<'a> Parser<'a> {
         let t = self.peek()?.clone();
         Ok(match &t.tok {
             Tok::Str(_) | Tok::Ip4(_) | Tok::Ip6(_) | Tok::Punct(Punct::Star) => true,
-            Tok::Ident(w) => !TOP_KEYWORDS.contains(&w.as_str()) && !self.is_punct_at(1, Punct::Assign)?,
+            Tok::Ident(w) => {
+                !TOP_KEYWORDS.contains(&w.as_str()) && !self.is_punct_at(1, Punct::Assign)?
+            }
             _ => false,
         })
     }
@@ -359,7 +398,12 @@ impl<'a> Parser<'a> {
                 "*".to_string()
             }
             Tok::Ident(_) => self.glue(false)?.0,
-            _ => return Err(self.unexpected(&t, "an address, host or interface name ([proto:]addr[:port])")),
+            _ => {
+                return Err(self.unexpected(
+                    &t,
+                    "an address, host or interface name ([proto:]addr[:port])",
+                ))
+            }
         };
         let mut port = None;
         if self.is_punct_at(0, Punct::Colon)? {
@@ -404,18 +448,28 @@ impl<'a> Parser<'a> {
         };
         let open = self.expect_punct(Punct::LBrace, &format!("'{{' opening the {word} block"))?;
         let body = self.block_body(open.pos)?;
-        Ok(RouteBlock { kind, name, legacy_name, body, pos })
+        Ok(RouteBlock {
+            kind,
+            name,
+            legacy_name,
+            body,
+            pos,
+        })
     }
 
     fn route_name(&mut self, word: &str) -> PResult<RouteName> {
         let t = self.next()?;
         let expected = format!("a route number or name inside {word}[ ]");
         match &t.tok {
-            Tok::Int(n) => u32::try_from(*n).map(RouteName::Num).map_err(|_| self.unexpected(&t, expected)),
+            Tok::Int(n) => u32::try_from(*n)
+                .map(RouteName::Num)
+                .map_err(|_| self.unexpected(&t, expected)),
             Tok::Ident(s) => Ok(RouteName::Name(s.clone())),
             // `route["1"]` is the same block as `route[1]`.
             Tok::Str(s) => match s.parse::<u32>() {
-                Ok(n) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => Ok(RouteName::Num(n)),
+                Ok(n) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                    Ok(RouteName::Num(n))
+                }
                 _ if s.is_empty() => Err(self.unexpected(&t, expected)),
                 _ => Ok(RouteName::Name(s.clone())),
             },

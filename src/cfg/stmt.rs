@@ -22,7 +22,10 @@ impl Parser<'_> {
                     return Ok(out);
                 }
                 Tok::Eof => {
-                    return Err(self.unexpected(&t, format!("a statement or '}}' closing the block opened at {open}")))
+                    return Err(self.unexpected(
+                        &t,
+                        format!("a statement or '}}' closing the block opened at {open}"),
+                    ))
                 }
                 _ => {
                     if let Some(s) = self.action()? {
@@ -46,7 +49,9 @@ impl Parser<'_> {
                 Ok(Some(Stmt::Block(self.block_body(t.pos)?)))
             }
             Tok::Ident(w) if w == "if" => self.if_stmt().map(Some),
-            Tok::Ident(w) if w == "else" => Err(self.unexpected(&t, "a statement ('else' without a matching 'if')")),
+            Tok::Ident(w) if w == "else" => {
+                Err(self.unexpected(&t, "a statement ('else' without a matching 'if')"))
+            }
             Tok::Var(_) if self.is_assign_at(1)? => {
                 let s = self.assign()?;
                 self.expect_punct(Punct::Semi, "';' after the assignment")?;
@@ -54,7 +59,11 @@ impl Parser<'_> {
             }
             Tok::Ident(_) => {
                 let call = self.call()?;
-                let what = format!("';' after '{}{}'", call.name, if call.parens { "(...)" } else { "" });
+                let what = format!(
+                    "';' after '{}{}'",
+                    call.name,
+                    if call.parens { "(...)" } else { "" }
+                );
                 self.expect_punct(Punct::Semi, &what)?;
                 Ok(Some(Stmt::Call(call)))
             }
@@ -105,7 +114,10 @@ impl Parser<'_> {
         let t = self.peek()?.clone();
         // `if {` / `if ;` / `if )`: the condition is missing. (A `{}` block
         // is still accepted as a condition inside parentheses.)
-        if matches!(&t.tok, Tok::Punct(Punct::LBrace | Punct::Semi | Punct::RParen | Punct::RBrace) | Tok::Eof) {
+        if matches!(
+            &t.tok,
+            Tok::Punct(Punct::LBrace | Punct::Semi | Punct::RParen | Punct::RBrace) | Tok::Eof
+        ) {
             return Err(self.unexpected(&t, "a condition after 'if'"));
         }
         let cond = self.expr()?;
@@ -120,13 +132,22 @@ impl Parser<'_> {
         } else {
             None
         };
-        Ok(Stmt::If { cond, then, otherwise, pos: kw.pos })
+        Ok(Stmt::If {
+            cond,
+            then,
+            otherwise,
+            pos: kw.pos,
+        })
     }
 
     fn assign(&mut self) -> PResult<Stmt> {
         let target = self.next()?;
         let op_tok = self.next()?;
-        let op = if op_tok.tok == Tok::Punct(Punct::PlusAssign) { AssignOp::Append } else { AssignOp::Set };
+        let op = if op_tok.tok == Tok::Punct(Punct::PlusAssign) {
+            AssignOp::Append
+        } else {
+            AssignOp::Set
+        };
         let name = match target.tok {
             Tok::Var(v) => v,
             _ => return Err(self.unexpected(&target, "a $variable to assign to")),
@@ -141,7 +162,12 @@ impl Parser<'_> {
             });
         }
         let value = self.expr()?;
-        Ok(Stmt::Assign { target: name, op, value, pos: target.pos })
+        Ok(Stmt::Assign {
+            target: name,
+            op,
+            value,
+            pos: target.pos,
+        })
     }
 
     /// `name`, `name()`, `name(arg, …)`; `return`/`exit` take an optional
@@ -165,7 +191,10 @@ impl Parser<'_> {
                         Tok::Punct(Punct::Comma) => {}
                         Tok::Punct(Punct::RParen) => break,
                         _ => {
-                            return Err(self.unexpected(&sep, format!("',' or ')' in the arguments of '{name}'")))
+                            return Err(self.unexpected(
+                                &sep,
+                                format!("',' or ')' in the arguments of '{name}'"),
+                            ))
                         }
                     }
                 }
@@ -178,7 +207,12 @@ impl Parser<'_> {
                 self.next()?;
             }
         }
-        Ok(Call { name, args, parens, pos: t.pos })
+        Ok(Call {
+            name,
+            args,
+            parens,
+            pos: t.pos,
+        })
     }
 
     /// One call argument: string, number (`-N` in 2.x, yes/no words),
@@ -219,7 +253,10 @@ impl Parser<'_> {
                     _ => Literal::Ident(text),
                 })
             }
-            _ => Err(self.unexpected(&t, format!("an argument of '{fname}' (string, number, name or address)"))),
+            _ => Err(self.unexpected(
+                &t,
+                format!("an argument of '{fname}' (string, number, name or address)"),
+            )),
         }
     }
 }

@@ -23,14 +23,19 @@ fn body(src: &str) -> Vec<Stmt> {
 }
 
 fn cond(src_cond: &str) -> Expr {
-    match body(&format!("route {{ if {src_cond} drop; }}")).into_iter().next() {
+    match body(&format!("route {{ if {src_cond} drop; }}"))
+        .into_iter()
+        .next()
+    {
         Some(Stmt::If { cond, .. }) => cond,
         other => panic!("expected if, got {other:?}"),
     }
 }
 
 fn shared(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared")
+        .join(rel)
 }
 
 #[test]
@@ -53,7 +58,11 @@ fn reference_09_cfg_parses() {
             ("fifo", GlobalValue::Str("/tmp/ser_fifo".into())),
         ]
     );
-    let mods = s.items.iter().filter(|i| matches!(i, Item::LoadModule { .. })).count();
+    let mods = s
+        .items
+        .iter()
+        .filter(|i| matches!(i, Item::LoadModule { .. }))
+        .count();
     assert_eq!(mods, 7);
     assert!(s.items.iter().any(|i| matches!(i,
         Item::ModParam { module, param, value: Literal::Int(0), .. } if module == "usrloc" && param == "db_mode")));
@@ -65,7 +74,13 @@ fn reference_09_cfg_parses() {
             _ => None,
         })
         .collect();
-    assert_eq!(routes, vec![(RouteKind::Request, RouteName::Num(0), 8), (RouteKind::Request, RouteName::Num(1), 1)]);
+    assert_eq!(
+        routes,
+        vec![
+            (RouteKind::Request, RouteName::Num(0), 8),
+            (RouteKind::Request, RouteName::Num(1), 1)
+        ]
+    );
 }
 
 /// Splits a fixture into (kind, label, text) blocks at `#### kind label` lines.
@@ -86,10 +101,16 @@ fn fixture_blocks(text: &str) -> Vec<(String, String, String)> {
 }
 
 fn check_fixture(name: &str, min_blocks: usize) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cfg/testdata").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/cfg/testdata")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let blocks = fixture_blocks(&text);
-    assert!(blocks.len() >= min_blocks, "{name}: only {} examples", blocks.len());
+    assert!(
+        blocks.len() >= min_blocks,
+        "{name}: only {} examples",
+        blocks.len()
+    );
     for (kind, label, src) in blocks {
         let src = match kind.as_str() {
             "top" => src,
@@ -167,7 +188,11 @@ fn global_values() {
             _ => panic!("not a global"),
         })
         .collect();
-    let sock = |proto, host: &str, port| SocketSpec { proto, host: host.into(), port };
+    let sock = |proto, host: &str, port| SocketSpec {
+        proto,
+        host: host.into(),
+        port,
+    };
     assert_eq!(
         g,
         vec![
@@ -180,7 +205,10 @@ fn global_values() {
             ("user", GlobalValue::Ident("ser".into())),
             ("advertised_address", GlobalValue::Ident("1.2.3.4".into())),
             ("workdir", GlobalValue::Str("/var/run".into())),
-            ("alias", GlobalValue::Sockets(vec![sock(None, "sip.example.com", None)])),
+            (
+                "alias",
+                GlobalValue::Sockets(vec![sock(None, "sip.example.com", None)])
+            ),
             (
                 "listen",
                 GlobalValue::Sockets(vec![
@@ -200,23 +228,58 @@ fn global_values() {
 #[test]
 fn listen_host_with_any_port() {
     let s = parse("listen=*:5060 alias=udp:example.com:*");
-    let Some(Item::Global { value: GlobalValue::Sockets(v), .. }) = s.items.first() else { panic!() };
-    assert_eq!(v, &vec![SocketSpec { proto: None, host: "*".into(), port: Some(5060) }]);
-    let Some(Item::Global { value: GlobalValue::Sockets(v), .. }) = s.items.get(1) else { panic!() };
-    assert_eq!(v, &vec![SocketSpec { proto: Some(Proto::Udp), host: "example.com".into(), port: Some(0) }]);
+    let Some(Item::Global {
+        value: GlobalValue::Sockets(v),
+        ..
+    }) = s.items.first()
+    else {
+        panic!()
+    };
+    assert_eq!(
+        v,
+        &vec![SocketSpec {
+            proto: None,
+            host: "*".into(),
+            port: Some(5060)
+        }]
+    );
+    let Some(Item::Global {
+        value: GlobalValue::Sockets(v),
+        ..
+    }) = s.items.get(1)
+    else {
+        panic!()
+    };
+    assert_eq!(
+        v,
+        &vec![SocketSpec {
+            proto: Some(Proto::Udp),
+            host: "example.com".into(),
+            port: Some(0)
+        }]
+    );
 }
 
 #[test]
 fn modparam_values_and_loadpath() {
     let s = parse("loadpath \"/usr/lib/ser\" modparam(\"auth_db\", \"calculate_ha1\", yes) modparam(\"a|b\",\"p\",\"v\");");
     assert!(matches!(&s.items[0], Item::LoadPath { path, .. } if path == "/usr/lib/ser"));
-    assert!(matches!(&s.items[1], Item::ModParam { value: Literal::Int(1), .. }));
-    assert!(matches!(&s.items[2], Item::ModParam { module, value: Literal::Str(v), .. } if module == "a|b" && v == "v"));
+    assert!(matches!(
+        &s.items[1],
+        Item::ModParam {
+            value: Literal::Int(1),
+            ..
+        }
+    ));
+    assert!(
+        matches!(&s.items[2], Item::ModParam { module, value: Literal::Str(v), .. } if module == "a|b" && v == "v")
+    );
 }
 
 #[test]
 fn flags_declarations_are_skipped() {
-    let s = parse("flags FLAG_ACC:1, NAT , X:3\navpflags dialog_cookie;\nroute { setflag(FLAG_ACC); }");
+    let s =
+        parse("flags FLAG_ACC:1, NAT , X:3\navpflags dialog_cookie;\nroute { setflag(FLAG_ACC); }");
     assert_eq!(s.items.len(), 1);
 }
 
@@ -236,12 +299,24 @@ fn call_arguments() {
         .collect();
     let id = |s: &str| Literal::Ident(s.into());
     let v4 = Literal::Ip(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
-    let v6 = Literal::Ip(IpAddr::V6("2001:db8::1".parse::<Ipv6Addr>().unwrap_or(Ipv6Addr::LOCALHOST)));
+    let v6 = Literal::Ip(IpAddr::V6(
+        "2001:db8::1"
+            .parse::<Ipv6Addr>()
+            .unwrap_or(Ipv6Addr::LOCALHOST),
+    ));
     let expect: Vec<(String, Vec<Literal>, bool)> = vec![
         ("forward".into(), vec![id("uri:host"), id("uri:port")], true),
         ("forward".into(), vec![v4, Literal::Int(5060)], true),
-        ("t_set_fr".into(), vec![Literal::Int(-1), Literal::Int(1)], true),
-        ("force_send_socket".into(), vec![id("udp:10.0.0.1:5060")], true),
+        (
+            "t_set_fr".into(),
+            vec![Literal::Int(-1), Literal::Int(1)],
+            true,
+        ),
+        (
+            "force_send_socket".into(),
+            vec![id("udp:10.0.0.1:5060")],
+            true,
+        ),
         ("send".into(), vec![v6], true),
         ("len_gt".into(), vec![id("max_len")], true),
         ("return".into(), vec![], false),
@@ -251,7 +326,11 @@ fn call_arguments() {
         ("drop".into(), vec![], true),
         ("route".into(), vec![Literal::Int(1)], true),
         ("route".into(), vec![id("name")], true),
-        ("log".into(), vec![Literal::Int(1), Literal::Str("x".into())], true),
+        (
+            "log".into(),
+            vec![Literal::Int(1), Literal::Str("x".into())],
+            true,
+        ),
     ];
     assert_eq!(calls, expect);
 }
@@ -262,14 +341,37 @@ fn if_forms() {
     let b = body("route { if false log(\"a\") else log(\"b\"); if (x) a(); else b(); if (y) {c();}; else {d();}; }");
     assert_eq!(b.len(), 3);
     for s in &b {
-        let Stmt::If { then, otherwise: Some(o), .. } = s else { panic!("{s:?}") };
+        let Stmt::If {
+            then,
+            otherwise: Some(o),
+            ..
+        } = s
+        else {
+            panic!("{s:?}")
+        };
         assert_eq!((then.len(), o.len()), (1, 1));
     }
-    let Stmt::If { cond: Expr::Int(0), .. } = &b[0] else { panic!() };
+    let Stmt::If {
+        cond: Expr::Int(0), ..
+    } = &b[0]
+    else {
+        panic!()
+    };
     // else-if chains and nested blocks, stray `;` everywhere
     let b = body("route { ;; if (a()) { ; } else if (b()) c(); else { { d(); }; }; };");
-    let Some(Stmt::If { otherwise: Some(o), .. }) = b.first() else { panic!() };
-    assert!(matches!(o.first(), Some(Stmt::If { otherwise: Some(_), .. })));
+    let Some(Stmt::If {
+        otherwise: Some(o), ..
+    }) = b.first()
+    else {
+        panic!()
+    };
+    assert!(matches!(
+        o.first(),
+        Some(Stmt::If {
+            otherwise: Some(_),
+            ..
+        })
+    ));
 }
 
 #[test]
@@ -278,10 +380,33 @@ fn expressions_precedence_and_operands() {
     let e = cond("(!method==\"REGISTER\" || uri=~\"^sip:\" && src_port>=5060)");
     let Expr::Or(l, r) = e else { panic!() };
     let Expr::Not(n) = *l else { panic!() };
-    assert!(matches!(*n, Expr::Cmp { lhs: Operand::Method, op: CmpOp::Eq, rhs: Rhs::Str(_), .. }));
+    assert!(matches!(
+        *n,
+        Expr::Cmp {
+            lhs: Operand::Method,
+            op: CmpOp::Eq,
+            rhs: Rhs::Str(_),
+            ..
+        }
+    ));
     let Expr::And(a, b) = *r else { panic!() };
-    assert!(matches!(*a, Expr::Cmp { lhs: Operand::Uri, op: CmpOp::Match, .. }));
-    assert!(matches!(*b, Expr::Cmp { lhs: Operand::SrcPort, op: CmpOp::Ge, rhs: Rhs::Int(5060), .. }));
+    assert!(matches!(
+        *a,
+        Expr::Cmp {
+            lhs: Operand::Uri,
+            op: CmpOp::Match,
+            ..
+        }
+    ));
+    assert!(matches!(
+        *b,
+        Expr::Cmp {
+            lhs: Operand::SrcPort,
+            op: CmpOp::Ge,
+            rhs: Rhs::Int(5060),
+            ..
+        }
+    ));
     assert!(matches!(cond("(a() and not b() or c)"), Expr::Or(_, _)));
     assert!(matches!(cond("(a() & b() | c())"), Expr::Or(_, _)));
 }
@@ -293,27 +418,56 @@ fn comparison_right_sides() {
         other => panic!("{other:?}"),
     };
     assert_eq!(rhs("(uri==myself)"), (Operand::Uri, CmpOp::Eq, Rhs::Myself));
-    assert_eq!(rhs("(myself!=from_uri)"), (Operand::FromUri, CmpOp::Ne, Rhs::Myself));
-    assert_eq!(rhs("(msg:len >= max_len)"), (Operand::MsgLen, CmpOp::Ge, Rhs::MaxLen));
-    let net = |a: [u8; 4], p| Rhs::Net { addr: IpAddr::V4(Ipv4Addr::from(a)), prefix: p };
+    assert_eq!(
+        rhs("(myself!=from_uri)"),
+        (Operand::FromUri, CmpOp::Ne, Rhs::Myself)
+    );
+    assert_eq!(
+        rhs("(msg:len >= max_len)"),
+        (Operand::MsgLen, CmpOp::Ge, Rhs::MaxLen)
+    );
+    let net = |a: [u8; 4], p| Rhs::Net {
+        addr: IpAddr::V4(Ipv4Addr::from(a)),
+        prefix: p,
+    };
     assert_eq!(rhs("(src_ip==10.0.0.0/8)").2, net([10, 0, 0, 0], 8));
-    assert_eq!(rhs("(src_ip==10.1.0.0/255.255.0.0)").2, net([10, 1, 0, 0], 16));
+    assert_eq!(
+        rhs("(src_ip==10.1.0.0/255.255.0.0)").2,
+        net([10, 1, 0, 0], 16)
+    );
     assert_eq!(rhs("(dst_ip==1.2.3.4)").2, net([1, 2, 3, 4], 32));
-    assert!(matches!(rhs("(src_ip==::1)").2, Rhs::Net { prefix: 128, .. }));
+    assert!(matches!(
+        rhs("(src_ip==::1)").2,
+        Rhs::Net { prefix: 128, .. }
+    ));
     assert_eq!(rhs("(proto==UDP)").2, Rhs::Proto(Proto::Udp));
     assert_eq!(rhs("(snd_proto==*)").2, Rhs::Proto(Proto::Any));
     assert_eq!(rhs("(af==inet6)").2, Rhs::Af(6));
     assert_eq!(rhs("(method==CANCEL)").2, Rhs::Ident("CANCEL".into()));
-    assert_eq!(rhs("(uri==sip.example-1.com)").2, Rhs::Ident("sip.example-1.com".into()));
-    assert_eq!(rhs("($retcode == -1)"), (Operand::RetCode, CmpOp::Eq, Rhs::Int(-1)));
+    assert_eq!(
+        rhs("(uri==sip.example-1.com)").2,
+        Rhs::Ident("sip.example-1.com".into())
+    );
+    assert_eq!(
+        rhs("($retcode == -1)"),
+        (Operand::RetCode, CmpOp::Eq, Rhs::Int(-1))
+    );
     assert_eq!(rhs("(status=~\"^2\")").0, Operand::Status);
 }
 
 #[test]
 fn calls_and_values_as_conditions() {
-    assert!(matches!(cond("(t_relay())"), Expr::Call(Call { parens: true, .. })));
-    assert!(matches!(cond("loose_route"), Expr::Call(Call { parens: false, .. })));
-    assert!(matches!(cond("(mf_process_maxfwd_header(\"10\"))"), Expr::Call(c) if c.args.len() == 1));
+    assert!(matches!(
+        cond("(t_relay())"),
+        Expr::Call(Call { parens: true, .. })
+    ));
+    assert!(matches!(
+        cond("loose_route"),
+        Expr::Call(Call { parens: false, .. })
+    ));
+    assert!(
+        matches!(cond("(mf_process_maxfwd_header(\"10\"))"), Expr::Call(c) if c.args.len() == 1)
+    );
     assert!(matches!(cond("1"), Expr::Int(1)));
     assert!(matches!(cond("$avp"), Expr::Var(v) if v == "$avp"));
     assert!(matches!(cond("({ a(); })"), Expr::Block(b) if b.len() == 1));
@@ -322,19 +476,40 @@ fn calls_and_values_as_conditions() {
 #[test]
 fn assignments() {
     let b = body("route { $x = 1; $f.y += $x; $z = t_relay(); }");
-    assert!(matches!(&b[0], Stmt::Assign { target, op: AssignOp::Set, value: Expr::Int(1), .. } if target == "$x"));
-    assert!(matches!(&b[1], Stmt::Assign { op: AssignOp::Append, value: Expr::Var(_), .. }));
-    assert!(matches!(&b[2], Stmt::Assign { value: Expr::Call(_), .. }));
+    assert!(
+        matches!(&b[0], Stmt::Assign { target, op: AssignOp::Set, value: Expr::Int(1), .. } if target == "$x")
+    );
+    assert!(matches!(
+        &b[1],
+        Stmt::Assign {
+            op: AssignOp::Append,
+            value: Expr::Var(_),
+            ..
+        }
+    ));
+    assert!(matches!(
+        &b[2],
+        Stmt::Assign {
+            value: Expr::Call(_),
+            ..
+        }
+    ));
 }
 
 #[test]
 fn positions_are_recorded() {
     let s = parse("\n  route[1] {\n\tif (uri==myself) t_relay();\n}");
-    let Some(Item::Route(r)) = s.items.first() else { panic!() };
+    let Some(Item::Route(r)) = s.items.first() else {
+        panic!()
+    };
     assert_eq!(r.pos, Pos { line: 2, col: 3 });
-    let Some(Stmt::If { pos, then, .. }) = r.body.first() else { panic!() };
+    let Some(Stmt::If { pos, then, .. }) = r.body.first() else {
+        panic!()
+    };
     assert_eq!(*pos, Pos { line: 3, col: 2 });
-    let Some(Stmt::Call(c)) = then.first() else { panic!() };
+    let Some(Stmt::Call(c)) = then.first() else {
+        panic!()
+    };
     assert_eq!(c.pos, Pos { line: 3, col: 19 });
 }
 
@@ -343,5 +518,8 @@ fn unreadable_file_is_an_io_error() {
     let e = parse_file(Path::new("/nonexistent/ser.cfg")).err();
     assert!(matches!(e, Some(CfgError::Io { .. })));
     let msg = e.map(|e| e.to_string()).unwrap_or_default();
-    assert!(msg.starts_with("/nonexistent/ser.cfg: cannot read"), "{msg}");
+    assert!(
+        msg.starts_with("/nonexistent/ser.cfg: cannot read"),
+        "{msg}"
+    );
 }
