@@ -16,3 +16,4 @@ pub mod timer;
 pub mod cli;
 pub mod logging;
 pub mod util;
+pub mod server;

@@ -147,6 +147,12 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         eprintln!("ser: logging: {e}");
         return EXIT_BAD_CONFIG;
     }
+    if let Some(f) = &core.fifo {
+        log::warn!("fifo={f:?}: the FIFO control interface is not part of this build yet");
+    }
+    if let Some(u) = &core.unix_sock {
+        log::warn!("unix_sock={u:?}: the unix socket control interface is not part of this build yet");
+    }
     for name in &core.ignored {
         log::info!("global parameter {name} has no effect in this build");
     }
@@ -190,7 +196,7 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     }
     if !fork {
         // fork=no: one process serving the first UDP socket, as SER.
-        log::notice_or_info("fork=no: single process on the first socket");
+        log::info!("fork=no: single process on the first socket");
         return udp_worker(rt, 0);
     }
     let mut sup = match Supervisor::new(opts.pid_file.clone(), opts.pgid_file.clone()) {
