@@ -1,1 +1,6 @@
-#[cfg(test)] mod dummy {}
+//! Cross-file tests of the sip layer: RFC 4475-style fixtures, accessors,
+//! reply building and a mutation run for totality.
+
+mod fixtures;
+mod fuzz;
+mod messages;
