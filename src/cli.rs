@@ -94,6 +94,8 @@ impl Default for CliOpts {
 }
 
 /// What the command line asks for.
+// Built once per process start; boxing the options would only add noise.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CliAction {
     /// Start (or, with `-c`, check) the server.
@@ -129,7 +131,10 @@ fn number(opt: char, value: &str) -> Result<u32, CliError> {
     value
         .trim()
         .parse::<u32>()
-        .map_err(|_| CliError::BadNumber { opt, value: value.to_owned() })
+        .map_err(|_| CliError::BadNumber {
+            opt,
+            value: value.to_owned(),
+        })
 }
 
 /// Stores one option that takes an argument.
@@ -170,8 +175,7 @@ pub fn parse(args: &[String]) -> Result<CliAction, CliError> {
         let Some(flags) = word.strip_prefix('-').filter(|f| !f.is_empty()) else {
             return Err(CliError::UnexpectedArgument(word.clone()));
         };
-        let mut chars = flags.char_indices();
-        while let Some((pos, c)) = chars.next() {
+        for (pos, c) in flags.char_indices() {
             if WITH_ARG.contains(c) {
                 let rest = &flags[pos + c.len_utf8()..];
                 let val = if rest.is_empty() {
@@ -268,22 +272,65 @@ mod tests {
     #[test]
     fn every_flag_and_argument() {
         let o = run(&[
-            "-f", "/etc/ser.cfg", "-c", "-l", "udp:127.0.0.1:5070", "-l", "eth0", "-n", "4",
-            "-N", "2", "-T", "-r", "-R", "-v", "-d", "-D", "-E", "-b", "131072", "-m", "64",
-            "-w", "/var/run", "-t", "/jail", "-u", "ser", "-g", "sergrp", "-P", "/run/ser.pid",
-            "-G", "/run/ser.pgid", "-i", "/tmp/ser_fifo", "-x", "/tmp/ser_sock", "-s",
-            "/tmp/stats", "-L", "/usr/lib/ser/modules",
+            "-f",
+            "/etc/ser.cfg",
+            "-c",
+            "-l",
+            "udp:127.0.0.1:5070",
+            "-l",
+            "eth0",
+            "-n",
+            "4",
+            "-N",
+            "2",
+            "-T",
+            "-r",
+            "-R",
+            "-v",
+            "-d",
+            "-D",
+            "-E",
+            "-b",
+            "131072",
+            "-m",
+            "64",
+            "-w",
+            "/var/run",
+            "-t",
+            "/jail",
+            "-u",
+            "ser",
+            "-g",
+            "sergrp",
+            "-P",
+            "/run/ser.pid",
+            "-G",
+            "/run/ser.pgid",
+            "-i",
+            "/tmp/ser_fifo",
+            "-x",
+            "/tmp/ser_sock",
+            "-s",
+            "/tmp/stats",
+            "-L",
+            "/usr/lib/ser/modules",
         ])
         .unwrap();
         assert_eq!(o.cfg_file, PathBuf::from("/etc/ser.cfg"));
         assert!(o.check_only && o.disable_tcp && o.dns && o.rev_dns && o.check_via && o.log_stderr);
-        assert_eq!(o.listen, vec!["udp:127.0.0.1:5070".to_string(), "eth0".to_string()]);
+        assert_eq!(
+            o.listen,
+            vec!["udp:127.0.0.1:5070".to_string(), "eth0".to_string()]
+        );
         assert_eq!((o.children, o.tcp_children), (Some(4), Some(2)));
         assert_eq!((o.debug_incr, o.no_fork), (1, 1));
         assert_eq!((o.rcvbuf_max, o.shm_mb), (Some(131072), Some(64)));
         assert_eq!(o.workdir, Some(PathBuf::from("/var/run")));
         assert_eq!(o.chroot, Some(PathBuf::from("/jail")));
-        assert_eq!((o.user.as_deref(), o.group.as_deref()), (Some("ser"), Some("sergrp")));
+        assert_eq!(
+            (o.user.as_deref(), o.group.as_deref()),
+            (Some("ser"), Some("sergrp"))
+        );
         assert_eq!(o.pid_file, Some(PathBuf::from("/run/ser.pid")));
         assert_eq!(o.pgid_file, Some(PathBuf::from("/run/ser.pgid")));
         assert_eq!(o.fifo.as_deref(), Some("/tmp/ser_fifo"));
@@ -331,10 +378,19 @@ mod tests {
         assert_eq!(run(&["-d", "-l"]), Err(CliError::MissingArgument('l')));
         assert_eq!(
             run(&["-n", "four"]),
-            Err(CliError::BadNumber { opt: 'n', value: "four".into() })
+            Err(CliError::BadNumber {
+                opt: 'n',
+                value: "four".into()
+            })
         );
-        assert!(matches!(run(&["-m", "-1"]), Err(CliError::BadNumber { opt: 'm', .. })));
-        assert_eq!(run(&["extra"]), Err(CliError::UnexpectedArgument("extra".into())));
+        assert!(matches!(
+            run(&["-m", "-1"]),
+            Err(CliError::BadNumber { opt: 'm', .. })
+        ));
+        assert_eq!(
+            run(&["extra"]),
+            Err(CliError::UnexpectedArgument("extra".into()))
+        );
         assert_eq!(run(&["-"]), Err(CliError::UnexpectedArgument("-".into())));
         assert!(run(&["-d", "--"]).is_ok());
         assert!(CliError::UnknownOption('p').to_string().contains("-p"));

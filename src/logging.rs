@@ -231,7 +231,13 @@ mod tests {
     fn log_levels_count_as_ser_levels() {
         // A record passes the filter exactly when its SER level ≤ debug.
         for debug in -3..=6 {
-            for lvl in [Level::Error, Level::Warn, Level::Info, Level::Debug, Level::Trace] {
+            for lvl in [
+                Level::Error,
+                Level::Warn,
+                Level::Info,
+                Level::Debug,
+                Level::Trace,
+            ] {
                 let by_filter = lvl <= level_filter(debug);
                 assert_eq!(by_filter, ser_level_of(lvl) <= debug, "debug={debug} {lvl}");
             }
@@ -250,7 +256,10 @@ mod tests {
 
     #[test]
     fn stderr_line_shape() {
-        assert_eq!(format_line(42, "timer", -1, "boom"), " 42(timer) ERROR: boom\n");
+        assert_eq!(
+            format_line(42, "timer", -1, "boom"),
+            " 42(timer) ERROR: boom\n"
+        );
         assert_eq!(format_line(7, "", 2, "x\n"), " 7() NOTICE: x\n");
     }
 
@@ -268,6 +277,9 @@ mod tests {
 
     #[test]
     fn unknown_facility_is_refused_before_installing() {
-        assert!(matches!(init(2, true, "LOG_BOGUS", "ser"), Err(LogError::UnknownFacility(_))));
+        assert!(matches!(
+            init(2, true, "LOG_BOGUS", "ser"),
+            Err(LogError::UnknownFacility(_))
+        ));
     }
 }

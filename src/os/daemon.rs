@@ -47,7 +47,10 @@ pub fn daemonize(workdir: Option<&Path>, keep_stderr: bool) -> Result<(), OsErro
         std::process::exit(0);
     }
     let dir = workdir.unwrap_or_else(|| Path::new("/"));
-    unistd::chdir(dir).map_err(|source| OsError::Chdir { path: dir.to_path_buf(), source })?;
+    unistd::chdir(dir).map_err(|source| OsError::Chdir {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     redirect_std_to_devnull(keep_stderr)
 }
 
@@ -71,6 +74,12 @@ fn redirect_std_to_devnull(keep_stderr: bool) -> Result<(), OsError> {
 /// Changes the root directory to `path` and moves into it, so no open path
 /// points outside the new root.
 pub fn chroot_to(path: &Path) -> Result<(), OsError> {
-    unistd::chroot(path).map_err(|source| OsError::Chroot { path: path.to_path_buf(), source })?;
-    unistd::chdir("/").map_err(|source| OsError::Chdir { path: "/".into(), source })
+    unistd::chroot(path).map_err(|source| OsError::Chroot {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    unistd::chdir("/").map_err(|source| OsError::Chdir {
+        path: "/".into(),
+        source,
+    })
 }

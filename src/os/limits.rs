@@ -5,20 +5,33 @@ use nix::errno::Errno;
 use super::OsError;
 
 fn get(resource: libc::__rlimit_resource_t, what: &'static str) -> Result<libc::rlimit, OsError> {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: `lim` is a valid, writable rlimit for the duration of the call.
     let rc = unsafe { libc::getrlimit(resource, &mut lim) };
     if rc != 0 {
-        return Err(OsError::Rlimit { what, source: Errno::last() });
+        return Err(OsError::Rlimit {
+            what,
+            source: Errno::last(),
+        });
     }
     Ok(lim)
 }
 
-fn set(resource: libc::__rlimit_resource_t, lim: libc::rlimit, what: &'static str) -> Result<(), OsError> {
+fn set(
+    resource: libc::__rlimit_resource_t,
+    lim: libc::rlimit,
+    what: &'static str,
+) -> Result<(), OsError> {
     // SAFETY: `lim` is a valid rlimit read by the kernel during the call only.
     let rc = unsafe { libc::setrlimit(resource, &lim) };
     if rc != 0 {
-        return Err(OsError::Rlimit { what, source: Errno::last() });
+        return Err(OsError::Rlimit {
+            what,
+            source: Errno::last(),
+        });
     }
     Ok(())
 }
@@ -28,9 +41,15 @@ fn set(resource: libc::__rlimit_resource_t, lim: libc::rlimit, what: &'static st
 pub fn set_core_dump(enabled: bool) -> Result<(), OsError> {
     let cur = get(libc::RLIMIT_CORE, "RLIMIT_CORE")?;
     let new = if enabled {
-        libc::rlimit { rlim_cur: cur.rlim_max, rlim_max: cur.rlim_max }
+        libc::rlimit {
+            rlim_cur: cur.rlim_max,
+            rlim_max: cur.rlim_max,
+        }
     } else {
-        libc::rlimit { rlim_cur: 0, rlim_max: 0 }
+        libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        }
     };
     set(libc::RLIMIT_CORE, new, "RLIMIT_CORE")
 }
@@ -42,7 +61,10 @@ pub fn set_open_files_limit(n: u64) -> Result<(), OsError> {
     if cur.rlim_cur >= n {
         return Ok(());
     }
-    let new = libc::rlimit { rlim_cur: n, rlim_max: cur.rlim_max.max(n) };
+    let new = libc::rlimit {
+        rlim_cur: n,
+        rlim_max: cur.rlim_max.max(n),
+    };
     set(libc::RLIMIT_NOFILE, new, "RLIMIT_NOFILE")
 }
 

@@ -12,7 +12,9 @@ pub fn resolve_user(name: &str) -> Result<(Uid, Gid), OsError> {
         Ok(n) => User::from_uid(Uid::from_raw(n)).map_err(OsError::Lookup)?,
         Err(_) => User::from_name(name).map_err(OsError::Lookup)?,
     };
-    found.map(|u| (u.uid, u.gid)).ok_or_else(|| OsError::UnknownUser(name.to_owned()))
+    found
+        .map(|u| (u.uid, u.gid))
+        .ok_or_else(|| OsError::UnknownUser(name.to_owned()))
 }
 
 /// Looks a group up by name or number.
@@ -21,7 +23,9 @@ pub fn resolve_group(name: &str) -> Result<Gid, OsError> {
         Ok(n) => Group::from_gid(Gid::from_raw(n)).map_err(OsError::Lookup)?,
         Err(_) => Group::from_name(name).map_err(OsError::Lookup)?,
     };
-    found.map(|g| g.gid).ok_or_else(|| OsError::UnknownGroup(name.to_owned()))
+    found
+        .map(|g| g.gid)
+        .ok_or_else(|| OsError::UnknownGroup(name.to_owned()))
 }
 
 /// Switches to `group` and then `user` (group first: once the uid is
@@ -65,8 +69,14 @@ mod tests {
 
     #[test]
     fn unknown_names_are_errors() {
-        assert!(matches!(resolve_user("no-such-user-ser-test"), Err(OsError::UnknownUser(_))));
-        assert!(matches!(resolve_group("no-such-group-ser-test"), Err(OsError::UnknownGroup(_))));
+        assert!(matches!(
+            resolve_user("no-such-user-ser-test"),
+            Err(OsError::UnknownUser(_))
+        ));
+        assert!(matches!(
+            resolve_group("no-such-group-ser-test"),
+            Err(OsError::UnknownGroup(_))
+        ));
     }
 
     #[test]

@@ -23,14 +23,18 @@ pub fn unblock(set: &SigSet) -> Result<(), OsError> {
 /// Restores the default disposition of `sig` (e.g. SIGTERM terminates).
 pub fn set_default(sig: Signal) -> Result<(), OsError> {
     // SAFETY: installing SIG_DFL runs no code of ours in signal context.
-    unsafe { signal::signal(sig, SigHandler::SigDfl) }.map(|_| ()).map_err(OsError::Signal)
+    unsafe { signal::signal(sig, SigHandler::SigDfl) }
+        .map(|_| ())
+        .map_err(OsError::Signal)
 }
 
 /// Ignores `sig` (used for SIGPIPE: a peer closing a socket is an error
 /// return, not a death).
 pub fn ignore(sig: Signal) -> Result<(), OsError> {
     // SAFETY: installing SIG_IGN runs no code of ours in signal context.
-    unsafe { signal::signal(sig, SigHandler::SigIgn) }.map(|_| ()).map_err(OsError::Signal)
+    unsafe { signal::signal(sig, SigHandler::SigIgn) }
+        .map(|_| ())
+        .map_err(OsError::Signal)
 }
 
 /// Waits for one of the (blocked) signals in `set`. `timeout = None` waits
@@ -44,7 +48,9 @@ pub fn wait_signal(set: &SigSet, timeout: Option<Duration>) -> Result<Option<Sig
             // subsec_nanos() < 10^9 always fits a c_long.
             tv_nsec: t.subsec_nanos() as libc::c_long,
         });
-        let ts_ptr = ts.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
         // SAFETY: `set` is a valid sigset_t; a null siginfo pointer is
         // allowed; `ts_ptr` is null or points at `ts`, alive for the call.
         let rc = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), ts_ptr) };

@@ -38,7 +38,11 @@ pub const LOG_DEBUG: i32 = libc::LOG_DEBUG;
 /// to its value.
 pub fn facility_from_name(name: &str) -> Option<i32> {
     let upper = name.trim().to_ascii_uppercase();
-    let full = if upper.starts_with("LOG_") { upper } else { format!("LOG_{upper}") };
+    let full = if upper.starts_with("LOG_") {
+        upper
+    } else {
+        format!("LOG_{upper}")
+    };
     FACILITIES.iter().find(|(n, _)| *n == full).map(|(_, v)| *v)
 }
 
@@ -60,7 +64,9 @@ pub fn open(ident: &str, facility: i32) {
 /// string) are dropped.
 pub fn send(priority: i32, msg: &str) {
     let bytes: Vec<u8> = msg.bytes().filter(|b| *b != 0).collect();
-    let Ok(text) = CString::new(bytes) else { return };
+    let Ok(text) = CString::new(bytes) else {
+        return;
+    };
     // SAFETY: the format is a static "%s" and its one argument is a valid
     // NUL-terminated string alive for the call, so syslog reads no further.
     unsafe { libc::syslog(priority, c"%s".as_ptr(), text.as_ptr()) };

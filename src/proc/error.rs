@@ -11,5 +11,8 @@ pub enum ProcError {
     Os(#[from] OsError),
     /// The pid or pgid file could not be written.
     #[error("cannot write {path}: {source}")]
-    PidFile { path: PathBuf, source: std::io::Error },
+    PidFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }

@@ -24,13 +24,21 @@ pub enum Rank {
 impl Rank {
     /// `ps` description of a UDP worker: `receiver child=<n> sock= <ip>:<port>`.
     pub fn udp_desc(idx: u16, sock_addr: &std::net::SocketAddr) -> String {
-        format!("receiver child={idx} sock= {}:{}", sock_addr.ip(), sock_addr.port())
+        format!(
+            "receiver child={idx} sock= {}:{}",
+            sock_addr.ip(),
+            sock_addr.port()
+        )
     }
 
     /// `ps` description of the only worker when not forking:
     /// `stand-alone receiver @ <ip>:<port>`.
     pub fn standalone_desc(sock_addr: &std::net::SocketAddr) -> String {
-        format!("stand-alone receiver @ {}:{}", sock_addr.ip(), sock_addr.port())
+        format!(
+            "stand-alone receiver @ {}:{}",
+            sock_addr.ip(),
+            sock_addr.port()
+        )
     }
 
     /// The fixed `ps` description for ranks that have one (UDP workers need
@@ -65,8 +73,14 @@ mod tests {
     #[test]
     fn ps_descriptions() {
         let a: std::net::SocketAddr = "127.0.0.1:5060".parse().unwrap();
-        assert_eq!(Rank::udp_desc(3, &a), "receiver child=3 sock= 127.0.0.1:5060");
-        assert_eq!(Rank::standalone_desc(&a), "stand-alone receiver @ 127.0.0.1:5060");
+        assert_eq!(
+            Rank::udp_desc(3, &a),
+            "receiver child=3 sock= 127.0.0.1:5060"
+        );
+        assert_eq!(
+            Rank::standalone_desc(&a),
+            "stand-alone receiver @ 127.0.0.1:5060"
+        );
         assert_eq!(Rank::Main.fixed_desc(), Some("attendant"));
         assert_eq!(Rank::Fifo.fixed_desc(), Some("fifo server"));
         assert_eq!(Rank::Udp { sock: 0, idx: 1 }.fixed_desc(), None);

@@ -22,8 +22,12 @@ use super::{ProcError, Rank};
 use crate::os::{self, signals, ForkResult, OsError};
 
 /// The signals the supervisor collects synchronously.
-pub const SUPERVISED_SIGNALS: [Signal; 4] =
-    [Signal::SIGCHLD, Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+pub const SUPERVISED_SIGNALS: [Signal; 4] = [
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+];
 
 /// How long children get to exit after SIGTERM before they are SIGKILLed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
@@ -43,7 +47,9 @@ fn supervised_set() -> SigSet {
 
 /// Time left until `deadline`, or `None` once it has passed.
 fn remaining(deadline: Instant, now: Instant) -> Option<Duration> {
-    deadline.checked_duration_since(now).filter(|d| !d.is_zero())
+    deadline
+        .checked_duration_since(now)
+        .filter(|d| !d.is_zero())
 }
 
 /// The process that forks, reaps and stops all the others.
@@ -58,7 +64,10 @@ pub struct Supervisor {
 impl Supervisor {
     /// Blocks the supervised signals and writes the pid (and pgid) file.
     /// Call after `os::daemonize`, so the file holds the daemon's pid.
-    pub fn new(pid_file: Option<PathBuf>, pgid_file: Option<PathBuf>) -> Result<Supervisor, ProcError> {
+    pub fn new(
+        pid_file: Option<PathBuf>,
+        pgid_file: Option<PathBuf>,
+    ) -> Result<Supervisor, ProcError> {
         let mask = supervised_set();
         signals::block(&mask)?;
         if let Some(path) = &pid_file {
@@ -67,14 +76,24 @@ impl Supervisor {
         if let Some(path) = &pgid_file {
             write_id_file(path, getpgrp().as_raw())?;
         }
-        Ok(Supervisor { table: ChildTable::new(), pid_file, pgid_file, mask })
+        Ok(Supervisor {
+            table: ChildTable::new(),
+            pid_file,
+            pgid_file,
+            mask,
+        })
     }
 
     /// Forks a child for `rank`. In the child: death signal armed, default
     /// SIGTERM/SIGINT (terminate), SIGPIPE ignored, supervised signals
     /// unblocked, then `body` runs and its return value is the exit code.
     /// In the parent: the child is recorded and its pid returned.
-    pub fn spawn(&mut self, rank: Rank, desc: String, body: impl FnOnce() -> i32) -> Result<Pid, ProcError> {
+    pub fn spawn(
+        &mut self,
+        rank: Rank,
+        desc: String,
+        body: impl FnOnce() -> i32,
+    ) -> Result<Pid, ProcError> {
         let parent = getpid();
         match os::fork_child()? {
             ForkResult::Child => {
@@ -90,7 +109,11 @@ impl Supervisor {
             }
             ForkResult::Parent { child } => {
                 log::debug!("forked {desc} ({rank}) as pid {child}");
-                self.table.insert(ChildInfo { pid: child, rank, desc });
+                self.table.insert(ChildInfo {
+                    pid: child,
+                    rank,
+                    desc,
+                });
                 Ok(child)
             }
         }
@@ -167,9 +190,17 @@ impl Supervisor {
             if let Some(child) = self.table.remove(pid) {
                 any = true;
                 if fatal {
-                    log::error!("child process {pid} ({}) {}", child.desc, describe_exit(&status));
+                    log::error!(
+                        "child process {pid} ({}) {}",
+                        child.desc,
+                        describe_exit(&status)
+                    );
                 } else {
-                    log::debug!("child process {pid} ({}) {}", child.desc, describe_exit(&status));
+                    log::debug!(
+                        "child process {pid} ({}) {}",
+                        child.desc,
+                        describe_exit(&status)
+                    );
                 }
             }
         }
@@ -188,7 +219,9 @@ impl Supervisor {
             if self.table.is_empty() {
                 return;
             }
-            let Some(left) = remaining(deadline, Instant::now()) else { break };
+            let Some(left) = remaining(deadline, Instant::now()) else {
+                break;
+            };
             // Any supervised signal wakes us; only SIGCHLD matters now.
             if let Err(e) = signals::wait_signal(&self.mask, Some(left)) {
                 log::error!("waiting for children failed: {e}");
@@ -196,17 +229,16 @@ impl Supervisor {
             }
         }
         for c in self.table.all() {
-            log::warn!("child process {} ({}) ignored SIGTERM; killing it", c.pid, c.desc);
+            log::warn!(
+                "child process {} ({}) ignored SIGTERM; killing it",
+                c.pid,
+                c.desc
+            );
             let _ = kill(c.pid, Signal::SIGKILL);
         }
         let stragglers: Vec<Pid> = self.table.all().iter().map(|c| c.pid).collect();
         for pid in stragglers {
-            loop {
-                match waitpid(pid, None) {
-                    Err(Errno::EINTR) => continue,
-                    _ => break,
-                }
-            }
+            while let Err(Errno::EINTR) = waitpid(pid, None) {}
             self.table.remove(pid);
         }
     }
@@ -223,8 +255,10 @@ impl Supervisor {
 }
 
 fn write_id_file(path: &std::path::Path, id: i32) -> Result<(), ProcError> {
-    std::fs::write(path, format!("{id}\n"))
-        .map_err(|source| ProcError::PidFile { path: path.to_path_buf(), source })
+    std::fs::write(path, format!("{id}\n")).map_err(|source| ProcError::PidFile {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 #[cfg(test)]

@@ -64,7 +64,10 @@ fn supervisor_main(mode: &str, dir: &Path) -> i32 {
     };
     for i in 0..3u16 {
         let desc = format!("receiver child={i} sock= 127.0.0.1:5060");
-        if sup.spawn(Rank::Udp { sock: 0, idx: i }, desc, sleeper).is_err() {
+        if sup
+            .spawn(Rank::Udp { sock: 0, idx: i }, desc, sleeper)
+            .is_err()
+        {
             return 91;
         }
     }
@@ -84,7 +87,11 @@ fn supervisor_main(mode: &str, dir: &Path) -> i32 {
     if extra.is_err() {
         return 92;
     }
-    let pids: String = sup.children().iter().map(|c| format!("{}\n", c.pid)).collect();
+    let pids: String = sup
+        .children()
+        .iter()
+        .map(|c| format!("{}\n", c.pid))
+        .collect();
     // Written then renamed, so the outer test never reads half a list.
     let tmp = dir.join("children.tmp");
     if std::fs::write(&tmp, pids).is_err() || std::fs::rename(&tmp, dir.join("children")).is_err() {
@@ -109,7 +116,11 @@ impl Run {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let proc = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "proc::supervisor::tests::reexec_entry", "--test-threads=1"])
+            .args([
+                "--exact",
+                "proc::supervisor::tests::reexec_entry",
+                "--test-threads=1",
+            ])
             .env(ENV_MODE, mode)
             .env(ENV_DIR, &dir)
             .stdout(Stdio::null())
@@ -131,7 +142,10 @@ impl Run {
     }
 
     fn children(&self) -> Vec<Pid> {
-        self.wait_file("children").lines().map(|l| Pid::from_raw(l.parse().unwrap())).collect()
+        self.wait_file("children")
+            .lines()
+            .map(|l| Pid::from_raw(l.parse().unwrap()))
+            .collect()
     }
 
     /// Waits for the re-executed harness and returns the supervisor's exit
@@ -139,7 +153,12 @@ impl Run {
     fn finish(mut self) -> (String, String) {
         let status = self.wait_file("status");
         let mut stderr = String::new();
-        self.proc.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        self.proc
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
         assert!(self.proc.wait().unwrap().success());
         assert!(!self.dir.join("ser.pid").exists(), "pid file left behind");
         assert!(!self.dir.join("ser.pgid").exists(), "pgid file left behind");
@@ -172,7 +191,10 @@ fn sigterm_stops_every_child_and_removes_pid_file() {
     let sup: i32 = run.wait_file("ser.pid").trim().parse().unwrap();
     assert!(run.wait_file("ser.pgid").trim().parse::<i32>().is_ok());
     kill(Pid::from_raw(sup), Signal::SIGTERM).unwrap();
-    assert!(wait_gone(&kids, Duration::from_secs(1)), "children outlived SIGTERM by 1 s");
+    assert!(
+        wait_gone(&kids, Duration::from_secs(1)),
+        "children outlived SIGTERM by 1 s"
+    );
     let (status, log) = run.finish();
     assert_eq!(status, "0", "log:\n{log}");
     assert!(log.contains("termination signal"), "log:\n{log}");
@@ -189,7 +211,10 @@ fn child_ignoring_sigterm_is_killed_after_grace() {
     let t0 = Instant::now();
     kill(Pid::from_raw(sup), Signal::SIGTERM).unwrap();
     assert!(wait_gone(&kids, Duration::from_secs(10)));
-    assert!(t0.elapsed() >= Duration::from_millis(900), "SIGKILL came before the grace period");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(900),
+        "SIGKILL came before the grace period"
+    );
     let (status, log) = run.finish();
     assert_eq!(status, "0", "log:\n{log}");
     assert!(log.contains("ignored SIGTERM"), "log:\n{log}");
@@ -204,6 +229,14 @@ fn dead_child_is_logged_and_stops_the_server() {
     let (status, log) = run.finish();
     assert_eq!(status, "1", "log:\n{log}");
     assert!(kids.iter().all(|p| !alive(*p)));
-    let line = log.lines().find(|l| l.contains("ERROR")).unwrap_or_default();
-    assert!(line.contains(&format!("child process {failing} (timer) exited with status 3")), "log:\n{log}");
+    let line = log
+        .lines()
+        .find(|l| l.contains("ERROR"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(&format!(
+            "child process {failing} (timer) exited with status 3"
+        )),
+        "log:\n{log}"
+    );
 }

@@ -61,7 +61,11 @@ pub fn describe_exit(status: &WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
         WaitStatus::Signaled(_, sig, core) => {
-            format!("killed by signal {} ({sig}){}", *sig as i32, if *core { ", core dumped" } else { "" })
+            format!(
+                "killed by signal {} ({sig}){}",
+                *sig as i32,
+                if *core { ", core dumped" } else { "" }
+            )
         }
         other => format!("changed state: {other:?}"),
     }
@@ -74,7 +78,11 @@ mod tests {
     use super::*;
 
     fn child(pid: i32, desc: &str) -> ChildInfo {
-        ChildInfo { pid: Pid::from_raw(pid), rank: Rank::Timer, desc: desc.into() }
+        ChildInfo {
+            pid: Pid::from_raw(pid),
+            rank: Rank::Timer,
+            desc: desc.into(),
+        }
     }
 
     #[test]
@@ -86,7 +94,10 @@ mod tests {
             t.ps_lines(Pid::from_raw(9)),
             vec!["0\t9\tattendant", "1\t10\ttimer", "2\t11\tfifo server"]
         );
-        assert_eq!(t.remove(Pid::from_raw(10)).map(|c| c.desc), Some("timer".to_string()));
+        assert_eq!(
+            t.remove(Pid::from_raw(10)).map(|c| c.desc),
+            Some("timer".to_string())
+        );
         assert_eq!(t.remove(Pid::from_raw(10)), None);
         assert_eq!(t.all().len(), 1);
         assert!(t.remove(Pid::from_raw(11)).is_some());
@@ -96,11 +107,16 @@ mod tests {
     #[test]
     fn exit_descriptions() {
         let p = Pid::from_raw(5);
-        assert_eq!(describe_exit(&WaitStatus::Exited(p, 3)), "exited with status 3");
+        assert_eq!(
+            describe_exit(&WaitStatus::Exited(p, 3)),
+            "exited with status 3"
+        );
         assert_eq!(
             describe_exit(&WaitStatus::Signaled(p, Signal::SIGKILL, false)),
             "killed by signal 9 (SIGKILL)"
         );
-        assert!(describe_exit(&WaitStatus::Signaled(p, Signal::SIGSEGV, true)).ends_with("core dumped"));
+        assert!(
+            describe_exit(&WaitStatus::Signaled(p, Signal::SIGSEGV, true)).ends_with("core dumped")
+        );
     }
 }
