@@ -208,6 +208,10 @@ impl Heap<'_> {
             fl = fm.trailing_zeros() as usize;
             sm = self.st.sl_map[fl];
         }
+        if sm == 0 {
+            // Bitmaps disagree: only possible if the heap was corrupted.
+            return None;
+        }
         let sl = sm.trailing_zeros() as usize;
         match self.st.heads[fl][sl] {
             0 => None,
@@ -242,6 +246,11 @@ impl Heap<'_> {
             None => self.fit_in_own_class(need)?,
         };
         let size = self.rd(b + 4) & SIZE_MASK;
+        if size < need {
+            // Only a corrupted heap (a user overran a block) gets here;
+            // refuse rather than hand out a short block.
+            return None;
+        }
         self.remove(b, size);
         let mut take = size;
         if size - need >= MIN_BLOCK {
@@ -286,7 +295,7 @@ impl Heap<'_> {
             self.st.bad_frees += 1;
             return false;
         };
-        self.st.used -= u64::from(size);
+        self.st.used = self.st.used.saturating_sub(u64::from(size));
         self.st.frees += 1;
         let mut start = b;
         let mut total = size;

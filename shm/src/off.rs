@@ -186,6 +186,12 @@ impl<T> ShmSlice<T> {
     pub(crate) const fn new(start: u32, len: u32) -> Self {
         Self { start, len, _t: PhantomData }
     }
+    /// `len` elements starting at `start` (e.g. the first `len` bytes of a
+    /// block from `alloc_bytes`). Like any offset this is a claim, checked
+    /// for bounds when used.
+    pub const fn from_raw_parts(start: ShmOff<T>, len: u32) -> Self {
+        Self::new(start.get(), len)
+    }
     /// Number of elements.
     pub const fn len(&self) -> usize {
         self.len as usize
