@@ -1,1 +1,285 @@
-//! (placeholder)
+//! The `log` crate backend: SER's numeric `debug` levels, syslog or stderr.
+//!
+//! SER levels: −3 alert, −2 crit, −1 err, 1 warn, 2 notice, 3 info, 4 debug
+//! (`debug=2` by default, each `-d` adds one). A message is emitted when its
+//! level is ≤ the configured `debug`. `log::Level`s map onto them as:
+//! Error = −1, Warn = 1, Info = 2 (notice: shown by default), Debug = 4,
+//! Trace = 5.
+//!
+//! The level lives in an atomic and is mirrored into `log::set_max_level`,
+//! so the `log` macros skip formatting below the level with one atomic load.
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use log::{Level, LevelFilter, Log, Metadata, Record};
+
+use crate::os::syslog;
+
+/// SER's default `debug` value.
+pub const DEFAULT_LEVEL: i32 = 2;
+
+static LEVEL: AtomicI32 = AtomicI32::new(DEFAULT_LEVEL);
+static TO_STDERR: AtomicBool = AtomicBool::new(true);
+/// What this process calls itself in stderr lines (`udp receiver`, ...).
+/// A std Mutex is fine: it is per-process state and processes are
+/// single-threaded.
+static PROC_DESC: Mutex<String> = Mutex::new(String::new());
+
+static LOGGER: SerLogger = SerLogger;
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// `log_facility` named no known syslog facility.
+    #[error("unknown log facility \"{0}\"")]
+    UnknownFacility(String),
+    /// A logger was already installed in this process.
+    #[error("a logger is already installed")]
+    AlreadyInstalled,
+}
+
+/// Installs the logger. `ser_level` is the `debug` value, `to_stderr` is
+/// `log_stderror`/`-E`, `facility` e.g. `"LOG_DAEMON"`, `ident` the syslog
+/// tag (normally `ser`).
+pub fn init(ser_level: i32, to_stderr: bool, facility: &str, ident: &str) -> Result<(), LogError> {
+    let fac = syslog::facility_from_name(facility)
+        .ok_or_else(|| LogError::UnknownFacility(facility.to_owned()))?;
+    log::set_logger(&LOGGER).map_err(|_| LogError::AlreadyInstalled)?;
+    TO_STDERR.store(to_stderr, Ordering::Relaxed);
+    if !to_stderr {
+        syslog::open(ident, fac);
+    }
+    set_level(ser_level);
+    Ok(())
+}
+
+/// Changes the `debug` level (also at run time, e.g. from a FIFO command).
+pub fn set_level(ser_level: i32) {
+    LEVEL.store(ser_level, Ordering::Relaxed);
+    log::set_max_level(level_filter(ser_level));
+}
+
+/// The current `debug` level.
+pub fn level() -> i32 {
+    LEVEL.load(Ordering::Relaxed)
+}
+
+/// Sets the description this process shows in stderr lines (its `ps`
+/// description). Call it in each child right after fork.
+pub fn set_process_desc(desc: &str) {
+    if let Ok(mut d) = PROC_DESC.lock() {
+        d.clear();
+        d.push_str(desc);
+    }
+}
+
+/// Which `log` records a SER `debug` value lets through.
+pub fn level_filter(ser_level: i32) -> LevelFilter {
+    match ser_level {
+        i32::MIN..=-2 => LevelFilter::Off,
+        -1..=0 => LevelFilter::Error,
+        1 => LevelFilter::Warn,
+        2..=3 => LevelFilter::Info,
+        4 => LevelFilter::Debug,
+        _ => LevelFilter::Trace,
+    }
+}
+
+/// The SER level a `log::Level` counts as.
+pub fn ser_level_of(level: Level) -> i32 {
+    match level {
+        Level::Error => -1,
+        Level::Warn => 1,
+        Level::Info => 2,
+        Level::Debug => 4,
+        Level::Trace => 5,
+    }
+}
+
+/// The syslog priority for a SER level.
+fn syslog_priority(ser_level: i32) -> i32 {
+    match ser_level {
+        i32::MIN..=-3 => syslog::LOG_ALERT,
+        -2 => syslog::LOG_CRIT,
+        -1..=0 => syslog::LOG_ERR,
+        1 => syslog::LOG_WARNING,
+        2 => syslog::LOG_NOTICE,
+        3 => syslog::LOG_INFO,
+        _ => syslog::LOG_DEBUG,
+    }
+}
+
+/// The level word printed in stderr lines.
+fn level_name(ser_level: i32) -> &'static str {
+    match ser_level {
+        i32::MIN..=-3 => "ALERT",
+        -2 => "CRITICAL",
+        -1..=0 => "ERROR",
+        1 => "WARNING",
+        2 => "NOTICE",
+        3 => "INFO",
+        4 => "DEBUG",
+        _ => "TRACE",
+    }
+}
+
+/// Formats a stderr line: ` <pid>(<desc>) <LEVEL>: <message>\n`.
+fn format_line(pid: u32, desc: &str, ser_level: i32, msg: &str) -> String {
+    let mut line = format!(" {pid}({desc}) {}: {msg}", level_name(ser_level));
+    if !line.ends_with('\n') {
+        line.push('\n');
+    }
+    line
+}
+
+/// Writes `bytes` to stderr with one `write(2)` (stderr is unbuffered, and
+/// one call keeps lines from different processes from interleaving).
+fn write_stderr(bytes: &[u8]) {
+    // Nothing useful can be done if stderr is gone.
+    let _ = std::io::stderr().lock().write_all(bytes);
+}
+
+fn emit(ser_level: i32, msg: &str) {
+    if TO_STDERR.load(Ordering::Relaxed) {
+        let desc = PROC_DESC.lock().map(|d| d.clone()).unwrap_or_default();
+        write_stderr(format_line(std::process::id(), &desc, ser_level, msg).as_bytes());
+    } else {
+        syslog::send(syslog_priority(ser_level), msg);
+    }
+}
+
+/// The script's `log(level, "text")`: emitted when `ser_level` ≤ the
+/// current `debug`, the text written verbatim (scripts put their own `\n`).
+pub fn script_log(ser_level: i32, text: &str) {
+    if ser_level > level() {
+        return;
+    }
+    if TO_STDERR.load(Ordering::Relaxed) {
+        write_stderr(text.as_bytes());
+    } else {
+        syslog::send(syslog_priority(ser_level), text);
+    }
+}
+
+struct SerLogger;
+
+impl Log for SerLogger {
+    fn enabled(&self, metadata: &Metadata) -> bool {
+        ser_level_of(metadata.level()) <= level()
+    }
+
+    fn log(&self, record: &Record) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        emit(ser_level_of(record.level()), &record.args().to_string());
+    }
+
+    fn flush(&self) {}
+}
+
+/// Rate limit for repetitive complaints (malformed packets, out of shm):
+/// each kind is allowed at most once per second in this process.
+#[derive(Debug, Default)]
+pub struct LogLimiter {
+    last: HashMap<&'static str, Instant>,
+}
+
+impl LogLimiter {
+    /// An empty limiter: every kind is allowed once straight away.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True when a message of `kind` may be logged now.
+    pub fn allow(&mut self, kind: &'static str) -> bool {
+        self.allow_at(kind, Instant::now())
+    }
+
+    /// `allow` with an explicit clock, for tests and callers that already
+    /// read the time.
+    pub fn allow_at(&mut self, kind: &'static str, now: Instant) -> bool {
+        match self.last.get(kind) {
+            Some(prev) if now.saturating_duration_since(*prev) < Duration::from_secs(1) => false,
+            _ => {
+                self.last.insert(kind, now);
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ser_levels_map_to_filters() {
+        assert_eq!(level_filter(-3), LevelFilter::Off);
+        assert_eq!(level_filter(-1), LevelFilter::Error);
+        assert_eq!(level_filter(1), LevelFilter::Warn);
+        assert_eq!(level_filter(2), LevelFilter::Info);
+        assert_eq!(level_filter(3), LevelFilter::Info);
+        assert_eq!(level_filter(4), LevelFilter::Debug);
+        assert_eq!(level_filter(9), LevelFilter::Trace);
+    }
+
+    #[test]
+    fn log_levels_count_as_ser_levels() {
+        // A record passes the filter exactly when its SER level ≤ debug.
+        for debug in -3..=6 {
+            for lvl in [
+                Level::Error,
+                Level::Warn,
+                Level::Info,
+                Level::Debug,
+                Level::Trace,
+            ] {
+                let by_filter = lvl <= level_filter(debug);
+                assert_eq!(by_filter, ser_level_of(lvl) <= debug, "debug={debug} {lvl}");
+            }
+        }
+    }
+
+    #[test]
+    fn syslog_priorities_and_names() {
+        assert_eq!(syslog_priority(-3), syslog::LOG_ALERT);
+        assert_eq!(syslog_priority(-2), syslog::LOG_CRIT);
+        assert_eq!(syslog_priority(-1), syslog::LOG_ERR);
+        assert_eq!(syslog_priority(2), syslog::LOG_NOTICE);
+        assert_eq!(syslog_priority(4), syslog::LOG_DEBUG);
+        assert_eq!(level_name(1), "WARNING");
+    }
+
+    #[test]
+    fn stderr_line_shape() {
+        assert_eq!(
+            format_line(42, "timer", -1, "boom"),
+            " 42(timer) ERROR: boom\n"
+        );
+        assert_eq!(format_line(7, "", 2, "x\n"), " 7() NOTICE: x\n");
+    }
+
+    #[test]
+    fn limiter_allows_once_per_second_per_kind() {
+        let mut l = LogLimiter::new();
+        let t0 = Instant::now();
+        assert!(l.allow_at("bad_msg", t0));
+        assert!(!l.allow_at("bad_msg", t0 + Duration::from_millis(500)));
+        assert!(l.allow_at("no_shm", t0 + Duration::from_millis(500)));
+        assert!(!l.allow_at("bad_msg", t0 + Duration::from_millis(999)));
+        assert!(l.allow_at("bad_msg", t0 + Duration::from_millis(1000)));
+        assert!(!l.allow_at("bad_msg", t0 + Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn unknown_facility_is_refused_before_installing() {
+        assert!(matches!(
+            init(2, true, "LOG_BOGUS", "ser"),
+            Err(LogError::UnknownFacility(_))
+        ));
+    }
+}

@@ -1,1 +1,16 @@
-//! (placeholder: filled in by its owner)
+//! Network I/O: listen addresses (`listen=`/`-l`), UDP sockets opened before
+//! the fork, and the table workers use to pick a sending socket and to
+//! answer "is this host myself?".
+mod error;
+mod iface;
+mod listen;
+mod table;
+mod udp;
+
+pub use error::NetError;
+pub use iface::{interface_addrs, interface_named};
+pub use listen::{
+    parse_spec, resolve_listen, ListenAddr, ListenSpec, Proto, DEFAULT_SIP_PORT, DEFAULT_TLS_PORT,
+};
+pub use table::{ListenSocket, SocketTable};
+pub use udp::{open_udp, rcvbuf_size, send_udp, DEFAULT_RCVBUF_MAX};

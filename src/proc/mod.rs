@@ -1,1 +1,11 @@
-//! (placeholder: filled in by its owner)
+//! Processes: ranks, the table of forked children, and the supervisor that
+//! forks them, reaps them and shuts the server down.
+mod error;
+mod rank;
+mod supervisor;
+mod table;
+
+pub use error::ProcError;
+pub use rank::Rank;
+pub use supervisor::{Supervisor, SUPERVISED_SIGNALS};
+pub use table::{describe_exit, ChildInfo, ChildTable};

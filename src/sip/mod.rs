@@ -1,1 +1,38 @@
-//! (placeholder: filled in by its owner)
+//! SIP message model: zero-copy parsing, typed header access, builders and
+//! the forwarding edit list. Depends on nothing else in the crate: no I/O,
+//! no clock, no shared memory.
+//!
+//! Parsing runs in two tiers (see `docs/style.md`): `Msg::parse` splits the
+//! first line, header lines and body in one pass; typed headers (Via, CSeq,
+//! From/To, Contact, URIs) are parsed on first access and cached, and
+//! `Msg::validate` runs the checks a message must pass before it is acted on.
+
+pub mod build;
+pub mod cseq;
+pub mod error;
+pub mod hdr;
+pub mod lump;
+pub mod method;
+pub mod msg;
+pub mod nameaddr;
+mod parse;
+mod scan;
+pub mod span;
+pub mod uri;
+mod validate;
+pub mod via;
+
+#[cfg(test)]
+mod tests;
+
+pub use build::{build_reply, push_via, ReplyOpts};
+pub use cseq::{parse_cseq, CSeq};
+pub use error::{BuildError, LumpError, ParseError};
+pub use hdr::{HdrKind, Header};
+pub use lump::Lumps;
+pub use method::Method;
+pub use msg::{FirstLine, Msg, ParseFailure};
+pub use nameaddr::{parse_contacts, parse_name_addr, Contact, NameAddr};
+pub use span::Span;
+pub use uri::{parse_uri, Scheme, Uri};
+pub use via::{Transport, Via};

@@ -1,0 +1,304 @@
+//! A hash table in shared memory: 2^N buckets, a lock per bucket, each
+//! bucket an intrusive doubly-linked list of entries.
+//!
+//! Entries embed a [`ListLink`] and implement [`Linked`] to expose it, so
+//! inserting never allocates. Each bucket also keeps the counters SER's
+//! FIFO `t_hash` prints (`current`, `total`) and a label counter from
+//! which transaction ids `(bucket, label)` are drawn.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::error::ShmError;
+use crate::mutex::{ShmMutex, ShmMutexGuard};
+use crate::off::{AtomicOff, ShmOff, ShmSlice};
+use crate::region::Region;
+use crate::safe::ShmSafe;
+
+/// Largest table: 2^24 buckets.
+pub const MAX_BITS: u32 = 24;
+
+/// The list fields an entry embeds. Zeroed = not in any bucket.
+#[repr(C)]
+#[derive(Default, Debug)]
+pub struct ListLink<E> {
+    next: AtomicOff<E>,
+    prev: AtomicOff<E>,
+    /// Bucket index + 1 while linked, 0 when not: lets `remove` refuse an
+    /// entry that is not in the locked bucket instead of corrupting lists.
+    bucket: AtomicU32,
+}
+
+// SAFETY: three u32-sized atomics.
+unsafe impl<E> ShmSafe for ListLink<E> {}
+
+impl<E> ListLink<E> {
+    /// An unlinked link.
+    pub const fn new() -> Self {
+        Self { next: AtomicOff::none(), prev: AtomicOff::none(), bucket: AtomicU32::new(0) }
+    }
+    /// The bucket holding the entry, if it is linked (a snapshot).
+    pub fn bucket(&self) -> Option<u32> {
+        self.bucket.load(Ordering::Relaxed).checked_sub(1)
+    }
+}
+
+/// An entry type that can sit in a [`ShmHashTable`].
+pub trait Linked: ShmSafe + Sized {
+    /// The entry's embedded link. Must return the same field every time.
+    fn link(&self) -> &ListLink<Self>;
+}
+
+#[repr(C)]
+struct Bucket<E> {
+    lock: ShmMutex,
+    head: AtomicOff<E>,
+    tail: AtomicOff<E>,
+    current: AtomicU32,
+    label: AtomicU32,
+    total: AtomicU64,
+}
+
+// SAFETY: a mutex and atomics.
+unsafe impl<E> ShmSafe for Bucket<E> {}
+
+/// The table's root, itself `ShmSafe`: embed it in a shared struct or
+/// allocate it with [`ShmHashTable::create`].
+#[repr(C)]
+pub struct ShmHashTable<E> {
+    buckets: ShmSlice<Bucket<E>>,
+    bits: u32,
+}
+
+// SAFETY: a slice handle and a u32.
+unsafe impl<E> ShmSafe for ShmHashTable<E> {}
+
+impl<E: Linked> ShmHashTable<E> {
+    /// Allocates 2^`bits` buckets (1 ≤ bits ≤ 24; SER uses 16). Labels are
+    /// seeded differently per bucket so ids do not repeat across restarts
+    /// of a bucket's sequence.
+    pub fn new_in(region: &Region, bits: u32) -> Result<Self, ShmError> {
+        if bits == 0 || bits > MAX_BITS {
+            return Err(ShmError::BadGeometry { bits });
+        }
+        let buckets = region.alloc_slice_zeroed::<Bucket<E>>(1usize << bits)?;
+        for (i, b) in region.slice(buckets).iter().enumerate() {
+            let seed = (i as u32).wrapping_mul(0x9E37_79B9).rotate_left(7) ^ 0x2545_F491;
+            b.label.store(seed, Ordering::Relaxed);
+        }
+        Ok(Self { buckets, bits })
+    }
+
+    /// [`Self::new_in`], placed in its own block.
+    pub fn create(region: &Region, bits: u32) -> Result<ShmOff<Self>, ShmError> {
+        let t = Self::new_in(region, bits)?;
+        let buckets = t.buckets;
+        region.alloc(t).inspect_err(|_| region.free_slice(buckets))
+    }
+
+    /// Frees the bucket array. Entries are the caller's to free.
+    pub fn destroy(self, region: &Region) {
+        region.free_slice(self.buckets);
+    }
+
+    /// Number of buckets.
+    pub fn len(&self) -> u32 {
+        1 << self.bits
+    }
+
+    /// Never true (a table has at least 2 buckets); for clippy's sake.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The bucket for a hash value (its low bits).
+    pub fn bucket_of(&self, hash: u32) -> u32 {
+        hash & (self.len() - 1)
+    }
+
+    fn bucket<'r>(&self, region: &'r Region, i: u32) -> Option<&'r Bucket<E>> {
+        region.slice(self.buckets).get((i & (self.len() - 1)) as usize)
+    }
+
+    /// Locks bucket `i` (taken modulo the bucket count). `None` only if the
+    /// table handle does not belong to `region`.
+    pub fn lock_bucket<'r>(&self, region: &'r Region, i: u32) -> Option<BucketGuard<'r, E>> {
+        let idx = i & (self.len() - 1);
+        let b = self.bucket(region, idx)?;
+        let g = b.lock.lock();
+        Some(BucketGuard { region, b, idx, _g: g })
+    }
+
+    /// `(current, total)` of bucket `i` without locking (for `t_hash`).
+    pub fn counters(&self, region: &Region, i: u32) -> (u32, u64) {
+        self.bucket(region, i).map_or((0, 0), |b| {
+            (b.current.load(Ordering::Relaxed), b.total.load(Ordering::Relaxed))
+        })
+    }
+
+    /// Whether bucket `i`'s lock is held by a process that no longer exists.
+    pub fn bucket_held_by_dead_process(&self, region: &Region, i: u32) -> bool {
+        self.bucket(region, i).is_some_and(|b| b.lock.is_held_by_dead_process())
+    }
+}
+
+/// A locked bucket; unlocks when dropped.
+#[must_use = "the bucket is unlocked as soon as the guard is dropped"]
+pub struct BucketGuard<'r, E> {
+    region: &'r Region,
+    b: &'r Bucket<E>,
+    idx: u32,
+    _g: ShmMutexGuard<'r>,
+}
+
+impl<'r, E: Linked> BucketGuard<'r, E> {
+    /// The bucket's index.
+    pub fn index(&self) -> u32 {
+        self.idx
+    }
+
+    /// Entries now in the bucket.
+    pub fn current(&self) -> u32 {
+        self.b.current.load(Ordering::Relaxed)
+    }
+
+    /// Entries ever inserted into the bucket.
+    pub fn total(&self) -> u64 {
+        self.b.total.load(Ordering::Relaxed)
+    }
+
+    /// Next label of this bucket (wraps at 2^32).
+    pub fn next_label(&self) -> u32 {
+        self.b.label.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Appends `off`. False (nothing done) if the entry is already linked.
+    pub fn insert(&mut self, off: ShmOff<E>) -> bool {
+        let l = self.region.get(off).link();
+        if l.bucket.load(Ordering::Relaxed) != 0 {
+            return false;
+        }
+        let tail = self.b.tail.load(Ordering::Relaxed);
+        l.prev.store(tail, Ordering::Relaxed);
+        l.next.store(None, Ordering::Relaxed);
+        l.bucket.store(self.idx + 1, Ordering::Relaxed);
+        match tail {
+            Some(t) => self.region.get(t).link().next.store(Some(off), Ordering::Relaxed),
+            None => self.b.head.store(Some(off), Ordering::Relaxed),
+        }
+        self.b.tail.store(Some(off), Ordering::Relaxed);
+        self.b.current.fetch_add(1, Ordering::Relaxed);
+        self.b.total.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Unlinks `off`. False (nothing done) if it is not in this bucket.
+    pub fn remove(&mut self, off: ShmOff<E>) -> bool {
+        let l = self.region.get(off).link();
+        if l.bucket.load(Ordering::Relaxed) != self.idx + 1 {
+            return false;
+        }
+        let prev = l.prev.load(Ordering::Relaxed);
+        let next = l.next.load(Ordering::Relaxed);
+        match prev {
+            Some(p) => self.region.get(p).link().next.store(next, Ordering::Relaxed),
+            None => self.b.head.store(next, Ordering::Relaxed),
+        }
+        match next {
+            Some(n) => self.region.get(n).link().prev.store(prev, Ordering::Relaxed),
+            None => self.b.tail.store(prev, Ordering::Relaxed),
+        }
+        l.prev.store(None, Ordering::Relaxed);
+        l.next.store(None, Ordering::Relaxed);
+        l.bucket.store(0, Ordering::Relaxed);
+        self.b.current.fetch_sub(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Entries in insertion order. Collect before removing while iterating.
+    pub fn iter(&self) -> BucketIter<'_, 'r, E> {
+        BucketIter { g: self, cur: self.b.head.load(Ordering::Relaxed), left: self.current() }
+    }
+
+    /// The first entry satisfying `pred`.
+    pub fn find(&self, mut pred: impl FnMut(&E) -> bool) -> Option<ShmOff<E>> {
+        self.iter().find(|(_, e)| pred(e)).map(|(o, _)| o)
+    }
+}
+
+/// Iterator over a locked bucket: `(offset, entry)`.
+pub struct BucketIter<'g, 'r, E> {
+    g: &'g BucketGuard<'r, E>,
+    cur: Option<ShmOff<E>>,
+    /// Bound on the walk, so a corrupted (cyclic) list cannot hang a worker.
+    left: u32,
+}
+
+impl<'g, 'r, E: Linked> Iterator for BucketIter<'g, 'r, E> {
+    type Item = (ShmOff<E>, &'r E);
+    fn next(&mut self) -> Option<Self::Item> {
+        let off = self.cur?;
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let e: &'r E = self.g.region.get(off);
+        self.cur = e.link().next.load(Ordering::Relaxed);
+        Some((off, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testbuf;
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct Ent {
+        link: ListLink<Ent>,
+        key: u32,
+    }
+    // SAFETY: a link and a u32.
+    unsafe impl ShmSafe for Ent {}
+    impl Linked for Ent {
+        fn link(&self) -> &ListLink<Self> {
+            &self.link
+        }
+    }
+
+    #[test]
+    fn insert_find_remove_and_counters() {
+        let t = testbuf::region(1 << 20);
+        let r = &t.r;
+        let tab = ShmHashTable::<Ent>::new_in(r, 4).unwrap();
+        assert!(ShmHashTable::<Ent>::new_in(r, 0).is_err());
+        let offs: Vec<_> =
+            (0..10u32).map(|k| r.alloc(Ent { key: k, ..Default::default() }).unwrap()).collect();
+        {
+            let mut g = tab.lock_bucket(r, 3).unwrap();
+            for &o in &offs {
+                assert!(g.insert(o));
+            }
+            assert!(!g.insert(offs[0]), "double insert refused");
+            assert_eq!(g.current(), 10);
+            let keys: Vec<u32> = g.iter().map(|(_, e)| e.key).collect();
+            assert_eq!(keys, (0..10).collect::<Vec<_>>());
+            assert_eq!(g.find(|e| e.key == 7), Some(offs[7]));
+            assert!(g.remove(offs[0]) && g.remove(offs[9]) && g.remove(offs[5]));
+            assert!(!g.remove(offs[5]), "second remove refused");
+            let keys: Vec<u32> = g.iter().map(|(_, e)| e.key).collect();
+            assert_eq!(keys, vec![1, 2, 3, 4, 6, 7, 8]);
+        }
+        {
+            let mut other = tab.lock_bucket(r, 4).unwrap();
+            assert!(!other.remove(offs[1]), "entry of another bucket refused");
+            let a = other.next_label();
+            assert_eq!(other.next_label(), a.wrapping_add(1));
+        }
+        assert_eq!(tab.counters(r, 3), (7, 10));
+        assert_eq!(tab.counters(r, 3 + 16), (7, 10), "index taken modulo size");
+        let l3 = tab.lock_bucket(r, 3).unwrap().next_label();
+        let l4 = tab.lock_bucket(r, 4).unwrap().next_label();
+        assert_ne!(l3, l4.wrapping_sub(2), "labels seeded per bucket");
+    }
+}

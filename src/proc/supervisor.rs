@@ -1,0 +1,266 @@
+//! The supervisor ("attendant"): forks the ranks, then waits for signals.
+//!
+//! Signals are handled synchronously: SIGCHLD/SIGTERM/SIGINT/SIGHUP are
+//! blocked from `Supervisor::new` on and collected with `sigtimedwait` in
+//! `run`, so there is no asynchronous handler, no thread and no self-pipe.
+//! Children unblock them and restore default dispositions right after fork.
+//!
+//! As in SER, the death of any child is fatal: it is logged at error level
+//! and the supervisor stops every other child and exits non-zero, rather
+//! than running on with a hole in the process set (a dead worker may have
+//! held a shared lock).
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::sys::signal::{kill, SigSet, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{getpgrp, getpid, Pid};
+
+use super::table::{describe_exit, ChildInfo, ChildTable};
+use super::{ProcError, Rank};
+use crate::os::{self, signals, ForkResult, OsError};
+
+/// The signals the supervisor collects synchronously.
+pub const SUPERVISED_SIGNALS: [Signal; 4] = [
+    Signal::SIGCHLD,
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+];
+
+/// How long children get to exit after SIGTERM before they are SIGKILLed.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Exit code of `run` when a child died on its own.
+const EXIT_CHILD_DIED: i32 = 1;
+/// Exit code of a child whose setup after fork failed.
+const EXIT_CHILD_SETUP: i32 = 125;
+
+fn supervised_set() -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in SUPERVISED_SIGNALS {
+        set.add(sig);
+    }
+    set
+}
+
+/// Time left until `deadline`, or `None` once it has passed.
+fn remaining(deadline: Instant, now: Instant) -> Option<Duration> {
+    deadline
+        .checked_duration_since(now)
+        .filter(|d| !d.is_zero())
+}
+
+/// The process that forks, reaps and stops all the others.
+#[derive(Debug)]
+pub struct Supervisor {
+    table: ChildTable,
+    pid_file: Option<PathBuf>,
+    pgid_file: Option<PathBuf>,
+    mask: SigSet,
+}
+
+impl Supervisor {
+    /// Blocks the supervised signals and writes the pid (and pgid) file.
+    /// Call after `os::daemonize`, so the file holds the daemon's pid.
+    pub fn new(
+        pid_file: Option<PathBuf>,
+        pgid_file: Option<PathBuf>,
+    ) -> Result<Supervisor, ProcError> {
+        let mask = supervised_set();
+        signals::block(&mask)?;
+        if let Some(path) = &pid_file {
+            write_id_file(path, getpid().as_raw())?;
+        }
+        if let Some(path) = &pgid_file {
+            write_id_file(path, getpgrp().as_raw())?;
+        }
+        Ok(Supervisor {
+            table: ChildTable::new(),
+            pid_file,
+            pgid_file,
+            mask,
+        })
+    }
+
+    /// Forks a child for `rank`. In the child: death signal armed, default
+    /// SIGTERM/SIGINT (terminate), SIGPIPE ignored, supervised signals
+    /// unblocked, then `body` runs and its return value is the exit code.
+    /// In the parent: the child is recorded and its pid returned.
+    pub fn spawn(
+        &mut self,
+        rank: Rank,
+        desc: String,
+        body: impl FnOnce() -> i32,
+    ) -> Result<Pid, ProcError> {
+        let parent = getpid();
+        match os::fork_child()? {
+            ForkResult::Child => {
+                let code = match self.child_setup(parent, &desc) {
+                    Ok(()) => body(),
+                    Err(OsError::ParentGone) => 0,
+                    Err(e) => {
+                        log::error!("{desc}: process setup failed: {e}");
+                        EXIT_CHILD_SETUP
+                    }
+                };
+                std::process::exit(code)
+            }
+            ForkResult::Parent { child } => {
+                log::debug!("forked {desc} ({rank}) as pid {child}");
+                self.table.insert(ChildInfo {
+                    pid: child,
+                    rank,
+                    desc,
+                });
+                Ok(child)
+            }
+        }
+    }
+
+    fn child_setup(&self, parent: Pid, desc: &str) -> Result<(), OsError> {
+        crate::logging::set_process_desc(desc);
+        os::set_parent_death_signal(parent)?;
+        signals::set_default(Signal::SIGTERM)?;
+        signals::set_default(Signal::SIGINT)?;
+        signals::set_default(Signal::SIGHUP)?;
+        signals::set_default(Signal::SIGCHLD)?;
+        signals::ignore(Signal::SIGPIPE)?;
+        signals::unblock(&self.mask)
+    }
+
+    /// The live children in spawn order (what `ps` lists after the
+    /// attendant).
+    pub fn children(&self) -> &[ChildInfo] {
+        self.table.all()
+    }
+
+    /// `ps` reply lines, the supervisor first as "attendant".
+    pub fn ps_lines(&self) -> Vec<String> {
+        self.table.ps_lines(getpid())
+    }
+
+    /// Waits for signals until told to stop or until a child dies, then
+    /// stops every child and removes the pid files. Returns the process
+    /// exit code: 0 after SIGTERM/SIGINT, non-zero after a child's death.
+    pub fn run(mut self) -> i32 {
+        let code = loop {
+            if self.reap(true) {
+                break EXIT_CHILD_DIED;
+            }
+            match signals::wait_signal(&self.mask, None) {
+                Ok(Some(Signal::SIGTERM)) | Ok(Some(Signal::SIGINT)) => {
+                    log::info!("termination signal received, shutting down");
+                    break 0;
+                }
+                Ok(Some(Signal::SIGHUP)) => log::info!("SIGHUP received and ignored"),
+                // SIGCHLD: reaped at the top of the loop.
+                Ok(_) => {}
+                Err(e) => {
+                    log::error!("waiting for signals failed: {e}; shutting down");
+                    break EXIT_CHILD_DIED;
+                }
+            }
+        };
+        self.shutdown(SHUTDOWN_GRACE);
+        self.remove_id_files();
+        code
+    }
+
+    /// Collects every child that has ended. With `fatal`, each one is an
+    /// unexpected death and logged at error level. Returns whether any of
+    /// our children was reaped.
+    fn reap(&mut self, fatal: bool) -> bool {
+        let mut any = false;
+        loop {
+            let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return any,
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    log::error!("waitpid failed: {e}");
+                    return any;
+                }
+                Ok(s) => s,
+            };
+            let Some(pid) = status.pid() else { continue };
+            if !matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
+                continue;
+            }
+            if let Some(child) = self.table.remove(pid) {
+                any = true;
+                if fatal {
+                    log::error!(
+                        "child process {pid} ({}) {}",
+                        child.desc,
+                        describe_exit(&status)
+                    );
+                } else {
+                    log::debug!(
+                        "child process {pid} ({}) {}",
+                        child.desc,
+                        describe_exit(&status)
+                    );
+                }
+            }
+        }
+    }
+
+    /// SIGTERM to every child, up to `grace` for them to exit, SIGKILL to
+    /// the rest, and reap all.
+    fn shutdown(&mut self, grace: Duration) {
+        for c in self.table.all() {
+            // ESRCH: it is already dead and will be reaped below.
+            let _ = kill(c.pid, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + grace;
+        loop {
+            self.reap(false);
+            if self.table.is_empty() {
+                return;
+            }
+            let Some(left) = remaining(deadline, Instant::now()) else {
+                break;
+            };
+            // Any supervised signal wakes us; only SIGCHLD matters now.
+            if let Err(e) = signals::wait_signal(&self.mask, Some(left)) {
+                log::error!("waiting for children failed: {e}");
+                break;
+            }
+        }
+        for c in self.table.all() {
+            log::warn!(
+                "child process {} ({}) ignored SIGTERM; killing it",
+                c.pid,
+                c.desc
+            );
+            let _ = kill(c.pid, Signal::SIGKILL);
+        }
+        let stragglers: Vec<Pid> = self.table.all().iter().map(|c| c.pid).collect();
+        for pid in stragglers {
+            while let Err(Errno::EINTR) = waitpid(pid, None) {}
+            self.table.remove(pid);
+        }
+    }
+
+    fn remove_id_files(&self) {
+        for path in [&self.pid_file, &self.pgid_file].into_iter().flatten() {
+            if let Err(e) = std::fs::remove_file(path) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    log::warn!("cannot remove {}: {e}", path.display());
+                }
+            }
+        }
+    }
+}
+
+fn write_id_file(path: &std::path::Path, id: i32) -> Result<(), ProcError> {
+    std::fs::write(path, format!("{id}\n")).map_err(|source| ProcError::PidFile {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+#[cfg(test)]
+#[path = "supervisor_tests.rs"]
+mod tests;

@@ -1,0 +1,161 @@
+//! Builders that write messages straight into an output buffer.
+//!
+//! They build from parsed, single-valued fields — never by copying raw
+//! To/CSeq lines — so duplicated headers in hostile input cannot duplicate
+//! output (a crash class in other proxies). Local ACK and CANCEL builders
+//! for the transaction layer belong here too (RFC 3261 §17.1.1.3, §9.1).
+
+use super::error::BuildError;
+use super::hdr::HdrKind;
+use super::msg::Msg;
+
+/// What a locally generated reply adds to the copied request fields.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReplyOpts<'a> {
+    /// Added as `;tag=` to To when the request's To has no tag.
+    pub to_tag: Option<&'a [u8]>,
+    /// Appended to the first via-parm, e.g. `;received=1.2.3.4;rport=5060`.
+    pub via1_extra: &'a [u8],
+    /// Complete CRLF-terminated header lines.
+    pub extra_headers: &'a [u8],
+    pub body: &'a [u8],
+    /// Value of a `Server:` header, if one is wanted.
+    pub server_header: Option<&'a [u8]>,
+}
+
+fn has_line_break(b: &[u8]) -> bool {
+    memchr::memchr2(b'\r', b'\n', b).is_some()
+}
+
+fn push_header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_num(out: &mut Vec<u8>, mut n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(tmp.get(i..).unwrap_or(&[]));
+}
+
+/// Appends a reply to `req` to `out` (RFC 3261 §8.2.6): status line; every
+/// Via value in order (`via1_extra` after the first via-parm); Record-Route
+/// for 18x/2xx; From; To (with `to_tag` if it has none); Call-ID; CSeq
+/// rebuilt as `<num> <method>`; Server; extra headers; Content-Length;
+/// blank line; body. A To or CSeq that does not parse (the 400 case) is
+/// copied from the first such header only, unchanged.
+pub fn build_reply(req: &Msg, code: u16, reason: &[u8], opts: &ReplyOpts, out: &mut Vec<u8>) -> Result<(), BuildError> {
+    if !req.is_request() {
+        return Err(BuildError::NotARequest);
+    }
+    if !(100..=699).contains(&code) {
+        return Err(BuildError::BadCode);
+    }
+    let server = opts.server_header.unwrap_or(&[]);
+    let tag = opts.to_tag.unwrap_or(&[]);
+    if has_line_break(reason) || has_line_break(opts.via1_extra) || has_line_break(server) || has_line_break(tag) {
+        return Err(BuildError::BadText);
+    }
+    let b = req.buf();
+    let via1 = req.via1().map_err(|_| BuildError::BadVia)?;
+    let from = req.header(HdrKind::From).ok_or(BuildError::MissingHeader(HdrKind::From))?;
+    let to = req.header(HdrKind::To).ok_or(BuildError::MissingHeader(HdrKind::To))?;
+    let call_id = req.header(HdrKind::CallId).ok_or(BuildError::MissingHeader(HdrKind::CallId))?;
+    let cseq = req.header(HdrKind::CSeq).ok_or(BuildError::MissingHeader(HdrKind::CSeq))?;
+
+    out.reserve(512 + opts.body.len() + opts.extra_headers.len());
+    out.extend_from_slice(b"SIP/2.0 ");
+    push_num(out, u64::from(code));
+    out.push(b' ');
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
+
+    for (i, h) in req.headers_of(HdrKind::Via).enumerate() {
+        out.extend_from_slice(b"Via: ");
+        if i == 0 {
+            let split = via1.span.end();
+            out.extend_from_slice(b.get(h.value.start as usize..split).unwrap_or(&[]));
+            out.extend_from_slice(opts.via1_extra);
+            out.extend_from_slice(b.get(split..h.value.end()).unwrap_or(&[]));
+        } else {
+            out.extend_from_slice(req.value(h));
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if (180..300).contains(&code) {
+        for h in req.headers_of(HdrKind::RecordRoute) {
+            push_header(out, b"Record-Route", req.value(h));
+        }
+    }
+    push_header(out, b"From", req.value(from));
+    out.extend_from_slice(b"To: ");
+    out.extend_from_slice(req.value(to));
+    if let (Ok(parsed), Some(t)) = (req.to(), opts.to_tag) {
+        if parsed.tag.is_none() {
+            out.extend_from_slice(b";tag=");
+            out.extend_from_slice(t);
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+    push_header(out, b"Call-ID", req.value(call_id));
+    match req.cseq() {
+        Ok(c) => {
+            out.extend_from_slice(b"CSeq: ");
+            push_num(out, u64::from(c.num));
+            out.push(b' ');
+            out.extend_from_slice(c.method_span.get(b));
+            out.extend_from_slice(b"\r\n");
+        }
+        Err(_) => push_header(out, b"CSeq", req.value(cseq)),
+    }
+    if let Some(s) = opts.server_header {
+        push_header(out, b"Server", s);
+    }
+    out.extend_from_slice(opts.extra_headers);
+    out.extend_from_slice(b"Content-Length: ");
+    push_num(out, opts.body.len() as u64);
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(opts.body);
+    Ok(())
+}
+
+/// Appends `Via: SIP/2.0/<transport> <host>:<port>;branch=<branch><extra>`
+/// and CRLF. `host` is given ready to print (IPv6 already in brackets).
+pub fn push_via(out: &mut Vec<u8>, transport: &str, host: &str, port: u16, branch: &[u8], extra_params: &[u8]) {
+    out.extend_from_slice(b"Via: SIP/2.0/");
+    out.extend_from_slice(transport.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(host.as_bytes());
+    out.push(b':');
+    push_num(out, u64::from(port));
+    out.extend_from_slice(b";branch=");
+    out.extend_from_slice(branch);
+    out.extend_from_slice(extra_params);
+    out.extend_from_slice(b"\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nums_and_via() {
+        let mut o = Vec::new();
+        push_num(&mut o, 0);
+        push_num(&mut o, u64::MAX);
+        assert_eq!(o, b"018446744073709551615");
+        let mut o = Vec::new();
+        push_via(&mut o, "UDP", "[::1]", 5060, b"z9hG4bK1", b";rport");
+        assert_eq!(o, b"Via: SIP/2.0/UDP [::1]:5060;branch=z9hG4bK1;rport\r\n");
+    }
+}
