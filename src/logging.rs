@@ -67,6 +67,12 @@ pub fn level() -> i32 {
     LEVEL.load(Ordering::Relaxed)
 }
 
+/// Whether a message at `ser_level` would be emitted: one atomic load, for
+/// callers that want to skip building a message.
+pub fn enabled(ser_level: i32) -> bool {
+    ser_level <= level()
+}
+
 /// Sets the description this process shows in stderr lines (its `ps`
 /// description). Call it in each child right after fork.
 pub fn set_process_desc(desc: &str) {
@@ -145,6 +151,12 @@ fn write_stderr(bytes: &[u8]) {
 fn emit(ser_level: i32, msg: &str) {
     if TO_STDERR.load(Ordering::Relaxed) {
         let desc = PROC_DESC.lock().map(|d| d.clone()).unwrap_or_default();
+        // The supervisor never names itself; children always do (spawn).
+        let desc = if desc.is_empty() {
+            "main".to_owned()
+        } else {
+            desc
+        };
         write_stderr(format_line(std::process::id(), &desc, ser_level, msg).as_bytes());
     } else {
         syslog::send(syslog_priority(ser_level), msg);
@@ -154,7 +166,7 @@ fn emit(ser_level: i32, msg: &str) {
 /// The script's `log(level, "text")`: emitted when `ser_level` ≤ the
 /// current `debug`, the text written verbatim (scripts put their own `\n`).
 pub fn script_log(ser_level: i32, text: &str) {
-    if ser_level > level() {
+    if !enabled(ser_level) {
         return;
     }
     if TO_STDERR.load(Ordering::Relaxed) {

@@ -83,3 +83,85 @@ pub fn chroot_to(path: &Path) -> Result<(), OsError> {
         source,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    //! `daemonize` forks and exits its parents, so it runs in a re-executed
+    //! copy of this test binary, after one more fork that leaves a
+    //! single-threaded process to daemonize.
+    use std::path::PathBuf;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    const ENV_DIR: &str = "SER_DAEMONIZE_TEST_DIR";
+
+    #[test]
+    fn reexec_daemonize_entry() {
+        let Ok(dir) = std::env::var(ENV_DIR) else {
+            return;
+        };
+        let dir = PathBuf::from(dir);
+        if let Ok(ForkResult::Child) = fork_child() {
+            let code = match daemonize(Some(&dir), false) {
+                Ok(()) => {
+                    let me = unistd::getpid();
+                    let sid = unistd::getsid(None).map(|s| s.as_raw()).unwrap_or(-1);
+                    let cwd = std::env::current_dir().unwrap_or_default();
+                    let fd0 = std::fs::read_link("/proc/self/fd/0").unwrap_or_default();
+                    let fd2 = std::fs::read_link("/proc/self/fd/2").unwrap_or_default();
+                    let report = format!(
+                        "{}\n{sid}\n{}\n{}\n{}\n",
+                        me,
+                        cwd.display(),
+                        fd0.display(),
+                        fd2.display()
+                    );
+                    let tmp = dir.join("report.tmp");
+                    let ok = std::fs::write(&tmp, report).is_ok()
+                        && std::fs::rename(&tmp, dir.join("report")).is_ok();
+                    i32::from(!ok)
+                }
+                Err(_) => 2,
+            };
+            std::process::exit(code);
+        }
+    }
+
+    #[test]
+    fn daemonize_detaches_and_redirects() {
+        let dir = std::env::temp_dir().join(format!("ser-daemon-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = dir.canonicalize().unwrap();
+        let status = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "os::daemon::tests::reexec_daemonize_entry",
+                "--test-threads=1",
+            ])
+            .env(ENV_DIR, &dir)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let report = loop {
+            if let Ok(r) = std::fs::read_to_string(dir.join("report")) {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "daemon never reported");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines.len(), 5, "{report}");
+        // Not a session leader (second fork), but in a new session.
+        assert_ne!(lines[0], lines[1], "daemon is a session leader");
+        assert_ne!(lines[1], unistd::getsid(None).unwrap().to_string());
+        assert_eq!(lines[2], dir.display().to_string());
+        assert_eq!(lines[3], "/dev/null");
+        assert_eq!(lines[4], "/dev/null");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

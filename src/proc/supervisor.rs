@@ -146,7 +146,20 @@ impl Supervisor {
     /// exit code: 0 after SIGTERM/SIGINT, non-zero after a child's death.
     pub fn run(mut self) -> i32 {
         let code = loop {
-            if self.reap(true) {
+            let deaths = self.reap();
+            if !deaths.is_empty() {
+                // Ctrl-C reaches the whole process group: children dying of
+                // a SIGINT/SIGTERM that is also pending here are a shutdown,
+                // not a failure. (sigtimedwait hands out SIGINT/SIGTERM
+                // before SIGCHLD, so this only matters when the signal lands
+                // while we are reaping.)
+                if termination_pending() {
+                    log_deaths(&deaths, log::Level::Info);
+                    log::info!("termination signal received, shutting down");
+                    break 0;
+                }
+                log_deaths(&deaths, log::Level::Error);
+                log::error!("a child process ended; stopping the server");
                 break EXIT_CHILD_DIED;
             }
             match signals::wait_signal(&self.mask, None) {
@@ -168,40 +181,25 @@ impl Supervisor {
         code
     }
 
-    /// Collects every child that has ended. With `fatal`, each one is an
-    /// unexpected death and logged at error level. Returns whether any of
-    /// our children was reaped.
-    fn reap(&mut self, fatal: bool) -> bool {
-        let mut any = false;
+    /// Collects every child of ours that has ended, with how it ended.
+    fn reap(&mut self) -> Vec<(ChildInfo, WaitStatus)> {
+        let mut deaths = Vec::new();
         loop {
             let status = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return any,
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return deaths,
                 Err(Errno::EINTR) => continue,
                 Err(e) => {
                     log::error!("waitpid failed: {e}");
-                    return any;
+                    return deaths;
                 }
                 Ok(s) => s,
             };
-            let Some(pid) = status.pid() else { continue };
             if !matches!(status, WaitStatus::Exited(..) | WaitStatus::Signaled(..)) {
                 continue;
             }
+            let Some(pid) = status.pid() else { continue };
             if let Some(child) = self.table.remove(pid) {
-                any = true;
-                if fatal {
-                    log::error!(
-                        "child process {pid} ({}) {}",
-                        child.desc,
-                        describe_exit(&status)
-                    );
-                } else {
-                    log::debug!(
-                        "child process {pid} ({}) {}",
-                        child.desc,
-                        describe_exit(&status)
-                    );
-                }
+                deaths.push((child, status));
             }
         }
     }
@@ -215,7 +213,7 @@ impl Supervisor {
         }
         let deadline = Instant::now() + grace;
         loop {
-            self.reap(false);
+            log_deaths(&self.reap(), log::Level::Debug);
             if self.table.is_empty() {
                 return;
             }
@@ -252,6 +250,25 @@ impl Supervisor {
             }
         }
     }
+}
+
+fn log_deaths(deaths: &[(ChildInfo, WaitStatus)], level: log::Level) {
+    for (child, status) in deaths {
+        log::log!(
+            level,
+            "child process {} ({}) {}",
+            child.pid,
+            child.desc,
+            describe_exit(status)
+        );
+    }
+}
+
+/// Whether SIGTERM or SIGINT is waiting to be collected.
+fn termination_pending() -> bool {
+    signals::pending()
+        .map(|p| p.contains(Signal::SIGTERM) || p.contains(Signal::SIGINT))
+        .unwrap_or(false)
 }
 
 fn write_id_file(path: &std::path::Path, id: i32) -> Result<(), ProcError> {

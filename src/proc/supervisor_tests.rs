@@ -59,6 +59,11 @@ fn reexec_entry() {
 /// setup failures are 90+ so the outer test can tell them apart.
 fn supervisor_main(mode: &str, dir: &Path) -> i32 {
     let _ = crate::logging::init(4, true, "LOG_DAEMON", "ser-test");
+    // A group of its own, so the outer test can signal the whole group
+    // (as a terminal's Ctrl-C does) without hitting the test harness.
+    if mode == "group" && nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0)).is_err() {
+        return 94;
+    }
     let Ok(mut sup) = Supervisor::new(Some(dir.join("ser.pid")), Some(dir.join("ser.pgid"))) else {
         return 90;
     };
@@ -239,4 +244,18 @@ fn dead_child_is_logged_and_stops_the_server() {
         )),
         "log:\n{log}"
     );
+}
+
+#[test]
+fn ctrl_c_to_the_process_group_is_a_clean_shutdown() {
+    let run = Run::start("group");
+    let kids = run.children();
+    let sup: i32 = run.wait_file("ser.pid").trim().parse().unwrap();
+    let pgid: i32 = run.wait_file("ser.pgid").trim().parse().unwrap();
+    assert_eq!(pgid, sup);
+    nix::sys::signal::killpg(Pid::from_raw(pgid), Signal::SIGINT).unwrap();
+    assert!(wait_gone(&kids, Duration::from_secs(1)));
+    let (status, log) = run.finish();
+    assert_eq!(status, "0", "log:\n{log}");
+    assert!(!log.contains("ERROR"), "log:\n{log}");
 }
