@@ -52,6 +52,9 @@ pub(crate) mod testbuf {
         // SAFETY: the buffer is zeroed, 16-aligned (u128), exclusively used
         // through the region, and kept alive next to it.
         let r = unsafe { Region::from_raw(mem.as_mut_ptr().cast(), size) };
-        TestRegion { _mem: mem, r: r.expect("test region") }
+        TestRegion {
+            _mem: mem,
+            r: r.expect("test region"),
+        }
     }
 }

@@ -50,7 +50,10 @@ unsafe impl ShmSafe for ShmMutex {}
 impl ShmMutex {
     /// An unlocked mutex.
     pub const fn new() -> Self {
-        Self { state: AtomicU32::new(FREE), owner: AtomicU32::new(0) }
+        Self {
+            state: AtomicU32::new(FREE),
+            owner: AtomicU32::new(0),
+        }
     }
 
     /// Takes the lock, sleeping if needed. Uncontended: one CAS, no syscall.
@@ -178,7 +181,10 @@ unsafe impl<T: Send> Sync for ShmLocked<T> {}
 impl<T> ShmLocked<T> {
     /// Wraps `value` in an unlocked lock.
     pub const fn new(value: T) -> Self {
-        Self { mutex: ShmMutex::new(), data: UnsafeCell::new(value) }
+        Self {
+            mutex: ShmMutex::new(),
+            data: UnsafeCell::new(value),
+        }
     }
 
     /// Locks and gives access to the data.
