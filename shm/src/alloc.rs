@@ -21,6 +21,7 @@
 //! innermost lock of the server's order.
 
 use crate::error::ShmError;
+use crate::lockorder::LockLevel;
 use crate::off::{ShmOff, ShmSlice};
 use crate::region::Region;
 use crate::safe::ShmSafe;
@@ -403,7 +404,7 @@ pub const MAX_ALIGN: usize = ALIGN as usize;
 
 impl Region {
     fn with_heap<R>(&self, f: impl FnOnce(&mut Heap<'_>) -> R) -> R {
-        let mut g = self.header().heap.lock();
+        let mut g = self.header().heap.lock_at(LockLevel::Alloc);
         let mut h = Heap {
             base: self.base(),
             st: &mut g,

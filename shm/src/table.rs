@@ -9,6 +9,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::ShmError;
+use crate::lockorder::LockLevel;
 use crate::mutex::{ShmMutex, ShmMutexGuard};
 use crate::off::{AtomicOff, ShmOff, ShmSlice};
 use crate::region::Region;
@@ -130,7 +131,7 @@ impl<E: Linked> ShmHashTable<E> {
     pub fn lock_bucket<'r>(&self, region: &'r Region, i: u32) -> Option<BucketGuard<'r, E>> {
         let idx = i & (self.len() - 1);
         let b = self.bucket(region, idx)?;
-        let g = b.lock.lock();
+        let g = b.lock.lock_at(LockLevel::Bucket);
         Some(BucketGuard {
             region,
             b,

@@ -30,6 +30,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::ShmError;
+use crate::lockorder::LockLevel;
 use crate::mutex::ShmMutex;
 use crate::off::{AtomicOff, ShmOff, ShmSlice};
 use crate::region::Region;
@@ -175,7 +176,7 @@ impl ShmTimerWheel {
             let Some(slot) = self.slot(region, tick) else {
                 return;
             };
-            let _g = slot.lock.lock();
+            let _g = slot.lock.lock_at(LockLevel::TimerSlot);
             let last = slot.last_tick.load(Ordering::Relaxed);
             if last >= tick {
                 // That tick was already visited here: so were all before it.
@@ -213,7 +214,7 @@ impl ShmTimerWheel {
             let Some(slot) = self.slot(region, si) else {
                 return false;
             };
-            let _g = slot.lock.lock();
+            let _g = slot.lock.lock_at(LockLevel::TimerSlot);
             if l.state.load(Ordering::Relaxed) != ARMED {
                 return false;
             }
@@ -281,7 +282,7 @@ impl ShmTimerWheel {
         now_ms: u64,
         out: &mut [Option<ShmOff<TimerLink>>; BATCH],
     ) -> usize {
-        let _g = slot.lock.lock();
+        let _g = slot.lock.lock_at(LockLevel::TimerSlot);
         slot.last_tick.store(tick, Ordering::Relaxed);
         let mut n = 0;
         let mut min = NO_DEADLINE;
