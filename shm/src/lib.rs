@@ -34,7 +34,7 @@ pub use lockorder::LockLevel;
 pub use mutex::{ShmGuard, ShmLocked, ShmMutex, ShmMutexGuard};
 pub use off::{AtomicOff, ShmOff, ShmSlice};
 pub use refcount::ShmRefCount;
-pub use region::{global, init_global, try_global, Region, MAX_REGION, ROOT_SLOTS};
+pub use region::{global, init_global, try_global, Region, DEFAULT_SIZE, MAX_REGION, ROOT_SLOTS};
 pub use safe::ShmSafe;
 pub use table::{BucketGuard, Linked, ListLink, ShmHashTable};
 pub use wheel::{ShmTimerWheel, TimerLink};

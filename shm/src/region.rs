@@ -19,6 +19,9 @@ const MAGIC: u64 = 0x7365_725f_7368_6d31; // "ser_shm1"
 /// needs e.g. the transaction table can find it from the region alone.
 pub const ROOT_SLOTS: usize = 16;
 
+/// Region size when `-m` is not given (SER's default: 32 MB).
+pub const DEFAULT_SIZE: usize = 32 << 20;
+
 /// Largest region: every offset, and every block size, must fit in a u32.
 pub const MAX_REGION: usize = 0xFFFF_F000;
 

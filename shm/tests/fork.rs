@@ -313,6 +313,29 @@ fn dead_owner(r: &Region) -> Outcome {
     check(mx.try_lock().is_some(), || "not recoverable".into())
 }
 
+/// (f) A waiter in one process sleeps in the kernel and is woken by an
+/// unlock in another: the non-private futex path, not just spinning.
+fn futex_wakeup(r: &Region) -> Outcome {
+    let m = r.alloc(ShmLocked::new(0u64)).map_err(|e| e.to_string())?;
+    in_children(2, |i| {
+        let l = r.get(m);
+        if i == 0 {
+            let mut g = l.lock();
+            *g = 1;
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            *g = 2;
+            true
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            let t0 = monotonic_ms();
+            let g = l.lock();
+            // we must have waited for the holder and see its final write
+            *g == 2 && monotonic_ms() - t0 >= 50
+        }
+    })?;
+    check(!r.get(m).mutex().is_locked(), || "left locked".into())
+}
+
 fn main() {
     let r = match Region::new(32 << 20) {
         Ok(r) => r,
@@ -322,12 +345,13 @@ fn main() {
         }
     };
     type Scenario = fn(&Region) -> Outcome;
-    let scenarios: [(&str, Scenario); 5] = [
+    let scenarios: [(&str, Scenario); 6] = [
         ("mutex_counter", mutex_counter),
         ("alloc_free", alloc_free),
         ("timers", timers),
         ("hash_table", hash_table),
         ("dead_owner", dead_owner),
+        ("futex_wakeup", futex_wakeup),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, f) in scenarios {
