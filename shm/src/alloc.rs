@@ -21,6 +21,7 @@
 //! innermost lock of the server's order.
 
 use crate::error::ShmError;
+use crate::lockorder::LockLevel;
 use crate::off::{ShmOff, ShmSlice};
 use crate::region::Region;
 use crate::safe::ShmSafe;
@@ -108,7 +109,10 @@ fn mapping(size: u32) -> (usize, usize) {
         (0, (size / ALIGN) as usize)
     } else {
         let f = 31 - size.leading_zeros();
-        ((f - 7) as usize, ((size >> (f - SL_LOG)) as usize) & (SL - 1))
+        (
+            (f - 7) as usize,
+            ((size >> (f - SL_LOG)) as usize) & (SL - 1),
+        )
     }
 }
 
@@ -278,7 +282,10 @@ impl Heap<'_> {
     /// Header word of a live (used) block whose payload is at `p`.
     fn live_block(&self, p: u32) -> Option<(u32, u32, u32)> {
         let b = p.checked_sub(HDR)?;
-        if b < self.st.heap_start || b >= self.st.heap_end || (b - self.st.heap_start) % ALIGN != 0 {
+        if b < self.st.heap_start
+            || b >= self.st.heap_end
+            || (b - self.st.heap_start) & (ALIGN - 1) != 0
+        {
             return None;
         }
         let hdr = self.rd(b + 4);
@@ -357,7 +364,8 @@ impl Heap<'_> {
             let hdr = self.rd(b + 4);
             let size = hdr & SIZE_MASK;
             let free = hdr & F_FREE != 0;
-            if self.rd(b) != b ^ CHECK || size < MIN_BLOCK || (hdr & F_PREV_FREE != 0) != prev_free {
+            if self.rd(b) != b ^ CHECK || size < MIN_BLOCK || (hdr & F_PREV_FREE != 0) != prev_free
+            {
                 return false;
             }
             if free {
@@ -396,8 +404,11 @@ pub const MAX_ALIGN: usize = ALIGN as usize;
 
 impl Region {
     fn with_heap<R>(&self, f: impl FnOnce(&mut Heap<'_>) -> R) -> R {
-        let mut g = self.header().heap.lock();
-        let mut h = Heap { base: self.base(), st: &mut g };
+        let mut g = self.header().heap.lock_at(LockLevel::Alloc);
+        let mut h = Heap {
+            base: self.base(),
+            st: &mut g,
+        };
         f(&mut h)
     }
 
@@ -410,7 +421,8 @@ impl Region {
             }
             p
         });
-        p.and_then(ShmOff::from_u32).ok_or(ShmError::OutOfMemory { requested: len })
+        p.and_then(ShmOff::from_u32)
+            .ok_or(ShmError::OutOfMemory { requested: len })
     }
 
     /// Moves `value` into a new block.
@@ -426,7 +438,9 @@ impl Region {
     /// A new all-zero `T` (valid, since `ShmSafe` types are valid zeroed).
     pub fn alloc_zeroed<T: ShmSafe>(&self) -> Result<ShmOff<T>, ShmError> {
         let requested = core::mem::size_of::<T>();
-        self.alloc_slice_zeroed::<T>(1)?.start().ok_or(ShmError::OutOfMemory { requested })
+        self.alloc_slice_zeroed::<T>(1)?
+            .start()
+            .ok_or(ShmError::OutOfMemory { requested })
     }
 
     /// Copies `src` into a new block. Empty input gives the empty slice.
@@ -452,7 +466,11 @@ impl Region {
         if let Some(start) = s.start() {
             // SAFETY: fresh block of n * size_of::<T>() bytes, ours alone.
             unsafe {
-                core::ptr::write_bytes(self.base().add(start.get() as usize), 0, n * core::mem::size_of::<T>());
+                core::ptr::write_bytes(
+                    self.base().add(start.get() as usize),
+                    0,
+                    n * core::mem::size_of::<T>(),
+                );
             }
         }
         Ok(s)
@@ -487,7 +505,10 @@ impl Region {
 
     /// Payload bytes actually available in the live block at `off`.
     pub fn usable_size<T>(&self, off: ShmOff<T>) -> Option<usize> {
-        self.with_heap(|h| h.live_block(off.get()).map(|(_, _, size)| (size - HDR) as usize))
+        self.with_heap(|h| {
+            h.live_block(off.get())
+                .map(|(_, _, size)| (size - HDR) as usize)
+        })
     }
 
     /// A snapshot of the allocator figures.

@@ -24,7 +24,9 @@ fn fill(r: &Region, off: ShmOff<u8>, len: usize, tag: u8) {
 }
 
 fn intact(r: &Region, off: ShmOff<u8>, len: usize, tag: u8) -> bool {
-    r.slice(ShmSlice::<u8>::new(off.get(), len as u32)).iter().all(|&b| b == tag)
+    r.slice(ShmSlice::<u8>::new(off.get(), len as u32))
+        .iter()
+        .all(|&b| b == tag)
 }
 
 #[test]
@@ -43,7 +45,9 @@ fn fresh_heap_is_one_free_block() {
 fn blocks_are_aligned_with_small_overhead() {
     let t = testbuf::region(1 << 20);
     let r = &t.r;
-    for len in [1usize, 7, 8, 15, 16, 24, 25, 100, 255, 256, 257, 1000, 4096, 5000, 65537] {
+    for len in [
+        1usize, 7, 8, 15, 16, 24, 25, 100, 255, 256, 257, 1000, 4096, 5000, 65537,
+    ] {
         let before = r.stats().used;
         let o = r.alloc_bytes(len).unwrap();
         assert_eq!(o.get() % 16, 0, "len {len}");
@@ -51,7 +55,10 @@ fn blocks_are_aligned_with_small_overhead() {
         assert!(usable >= len);
         let block = r.stats().used - before;
         if len >= 24 {
-            assert!(block as usize - len <= HDR as usize + 15, "len {len} block {block}");
+            assert!(
+                block as usize - len <= HDR as usize + 15,
+                "len {len} block {block}"
+            );
         }
         r.free(o);
         assert_eq!(r.stats().used, before);
@@ -86,7 +93,10 @@ fn random_sequence_matches_model() {
         } else {
             let i = rng.below(live.len() as u64) as usize;
             let (o, len, tag) = live.swap_remove(i);
-            assert!(intact(r, o, len, tag), "block {o:?} overwritten by a neighbour");
+            assert!(
+                intact(r, o, len, tag),
+                "block {o:?} overwritten by a neighbour"
+            );
             r.free(o);
         }
         if step % 2000 == 0 {
@@ -113,7 +123,9 @@ fn used_returns_exactly_to_baseline() {
     let r = &t.r;
     let keep: Vec<_> = (0..20).map(|i| r.alloc_bytes(i * 37).unwrap()).collect();
     let base = r.stats();
-    let tmp: Vec<_> = (0..200).map(|i| r.alloc_bytes((i * 13) % 700).unwrap()).collect();
+    let tmp: Vec<_> = (0..200)
+        .map(|i| r.alloc_bytes((i * 13) % 700).unwrap())
+        .collect();
     assert!(r.stats().used > base.used);
     for o in tmp.into_iter().rev() {
         r.free(o);
@@ -209,7 +221,10 @@ fn typed_values_and_slices() {
 #[test]
 fn region_geometry_errors_and_mmap() {
     assert!(matches!(Region::new(100), Err(ShmError::TooSmall { .. })));
-    assert!(matches!(Region::new(usize::MAX), Err(ShmError::TooLarge { .. })));
+    assert!(matches!(
+        Region::new(usize::MAX),
+        Err(ShmError::TooLarge { .. })
+    ));
     let r = Region::new(1 << 20).unwrap();
     assert!(r.is_valid());
     let o = r.alloc(42u64).unwrap();

@@ -4,7 +4,10 @@
 /// Milliseconds of CLOCK_MONOTONIC: never jumps with wall-clock changes,
 /// and is the same clock in every process of the machine.
 pub fn monotonic_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-parameter; CLOCK_MONOTONIC always exists
     // on Linux, so the call cannot fail.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };

@@ -17,6 +17,7 @@ pub mod alloc;
 pub mod clock;
 pub mod error;
 pub mod futex;
+pub mod lockorder;
 pub mod mutex;
 pub mod off;
 pub mod refcount;
@@ -29,10 +30,11 @@ pub use alloc::{AllocStats, MAX_ALIGN};
 pub use clock::monotonic_ms;
 pub use error::ShmError;
 pub use futex::{current_pid, process_is_dead};
+pub use lockorder::LockLevel;
 pub use mutex::{ShmGuard, ShmLocked, ShmMutex, ShmMutexGuard};
 pub use off::{AtomicOff, ShmOff, ShmSlice};
 pub use refcount::ShmRefCount;
-pub use region::{global, init_global, try_global, Region, MAX_REGION, ROOT_SLOTS};
+pub use region::{global, init_global, try_global, Region, DEFAULT_SIZE, MAX_REGION, ROOT_SLOTS};
 pub use safe::ShmSafe;
 pub use table::{BucketGuard, Linked, ListLink, ShmHashTable};
 pub use wheel::{ShmTimerWheel, TimerLink};
@@ -52,6 +54,9 @@ pub(crate) mod testbuf {
         // SAFETY: the buffer is zeroed, 16-aligned (u128), exclusively used
         // through the region, and kept alive next to it.
         let r = unsafe { Region::from_raw(mem.as_mut_ptr().cast(), size) };
-        TestRegion { _mem: mem, r: r.expect("test region") }
+        TestRegion {
+            _mem: mem,
+            r: r.expect("test region"),
+        }
     }
 }

@@ -9,6 +9,7 @@
 //! 3. timer-wheel slot lock ([`crate::ShmTimerWheel`]),
 //! 4. allocator lock (inside [`crate::Region`]).
 //!
+//! Debug builds check the order ([`ShmMutex::lock_at`], [`LockLevel`]).
 //! Timer callbacks run with no wheel lock held, so they may start again at
 //! the top. Each lock is held for a few hundred instructions at most.
 //!
@@ -24,6 +25,7 @@ use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::futex;
+use crate::lockorder::{self, LockLevel};
 use crate::safe::ShmSafe;
 
 const FREE: u32 = 0;
@@ -50,12 +52,24 @@ unsafe impl ShmSafe for ShmMutex {}
 impl ShmMutex {
     /// An unlocked mutex.
     pub const fn new() -> Self {
-        Self { state: AtomicU32::new(FREE), owner: AtomicU32::new(0) }
+        Self {
+            state: AtomicU32::new(FREE),
+            owner: AtomicU32::new(0),
+        }
     }
 
     /// Takes the lock, sleeping if needed. Uncontended: one CAS, no syscall.
+    /// Not checked against the lock order; prefer [`Self::lock_at`].
     #[inline]
     pub fn lock(&self) -> ShmMutexGuard<'_> {
+        self.lock_at(LockLevel::Unordered)
+    }
+
+    /// Takes the lock as one of `level` in the server's lock order (checked
+    /// in debug builds).
+    #[inline]
+    pub fn lock_at(&self, level: LockLevel) -> ShmMutexGuard<'_> {
+        lockorder::acquire(level, true);
         if self
             .state
             .compare_exchange(FREE, LOCKED, Ordering::Acquire, Ordering::Relaxed)
@@ -64,7 +78,7 @@ impl ShmMutex {
             self.lock_slow();
         }
         self.owner.store(futex::current_pid(), Ordering::Relaxed);
-        ShmMutexGuard { m: self }
+        ShmMutexGuard { m: self, level }
     }
 
     #[cold]
@@ -90,11 +104,19 @@ impl ShmMutex {
     /// Takes the lock only if it is free right now.
     #[inline]
     pub fn try_lock(&self) -> Option<ShmMutexGuard<'_>> {
+        self.try_lock_at(LockLevel::Unordered)
+    }
+
+    /// [`Self::try_lock`] for a lock of `level`. Never blocks, so it is
+    /// allowed against the order; it is still recorded as held.
+    #[inline]
+    pub fn try_lock_at(&self, level: LockLevel) -> Option<ShmMutexGuard<'_>> {
         self.state
             .compare_exchange(FREE, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .ok()?;
         self.owner.store(futex::current_pid(), Ordering::Relaxed);
-        Some(ShmMutexGuard { m: self })
+        lockorder::acquire(level, false);
+        Some(ShmMutexGuard { m: self, level })
     }
 
     #[inline]
@@ -154,11 +176,13 @@ impl fmt::Debug for ShmMutex {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct ShmMutexGuard<'a> {
     m: &'a ShmMutex,
+    level: LockLevel,
 }
 
 impl Drop for ShmMutexGuard<'_> {
     fn drop(&mut self) {
         self.m.unlock();
+        lockorder::release(self.level);
     }
 }
 
@@ -178,13 +202,22 @@ unsafe impl<T: Send> Sync for ShmLocked<T> {}
 impl<T> ShmLocked<T> {
     /// Wraps `value` in an unlocked lock.
     pub const fn new(value: T) -> Self {
-        Self { mutex: ShmMutex::new(), data: UnsafeCell::new(value) }
+        Self {
+            mutex: ShmMutex::new(),
+            data: UnsafeCell::new(value),
+        }
     }
 
-    /// Locks and gives access to the data.
+    /// Locks and gives access to the data (unordered; see `lock_at`).
     #[inline]
     pub fn lock(&self) -> ShmGuard<'_, T> {
-        let g = self.mutex.lock();
+        self.lock_at(LockLevel::Unordered)
+    }
+
+    /// Locks as a lock of `level` in the server's order.
+    #[inline]
+    pub fn lock_at(&self, level: LockLevel) -> ShmGuard<'_, T> {
+        let g = self.mutex.lock_at(level);
         ShmGuard { lock: self, _g: g }
     }
 

@@ -31,7 +31,10 @@ impl<T> ShmOff<T> {
     /// Rebuilds an offset from its raw value (`None` for 0).
     pub const fn from_u32(raw: u32) -> Option<Self> {
         match NonZeroU32::new(raw) {
-            Some(raw) => Some(Self { raw, _t: PhantomData }),
+            Some(raw) => Some(Self {
+                raw,
+                _t: PhantomData,
+            }),
             None => None,
         }
     }
@@ -43,7 +46,10 @@ impl<T> ShmOff<T> {
 
     /// The same position seen as another type (e.g. the bytes of a block).
     pub const fn cast<U>(self) -> ShmOff<U> {
-        ShmOff { raw: self.raw, _t: PhantomData }
+        ShmOff {
+            raw: self.raw,
+            _t: PhantomData,
+        }
     }
 
     /// Offset of a field `bytes` after the start of `T`. Use the
@@ -56,7 +62,10 @@ impl<T> ShmOff<T> {
             .ok()
             .and_then(|b| self.raw.checked_add(b))
             .unwrap_or(NonZeroU32::MAX);
-        ShmOff { raw, _t: PhantomData }
+        ShmOff {
+            raw,
+            _t: PhantomData,
+        }
     }
 
     /// Offset of the object containing this field, `bytes` before it. Use
@@ -142,11 +151,17 @@ pub struct AtomicOff<T> {
 impl<T> AtomicOff<T> {
     /// A `None` offset.
     pub const fn none() -> Self {
-        Self { raw: AtomicU32::new(0), _t: PhantomData }
+        Self {
+            raw: AtomicU32::new(0),
+            _t: PhantomData,
+        }
     }
     /// Initialised with `v`.
     pub fn new(v: Option<ShmOff<T>>) -> Self {
-        Self { raw: AtomicU32::new(raw_of(v)), _t: PhantomData }
+        Self {
+            raw: AtomicU32::new(raw_of(v)),
+            _t: PhantomData,
+        }
     }
     /// Loads the offset.
     pub fn load(&self, order: Ordering) -> Option<ShmOff<T>> {
@@ -181,10 +196,18 @@ pub struct ShmSlice<T> {
 
 impl<T> ShmSlice<T> {
     /// The empty slice (owns no block).
-    pub const EMPTY: Self = Self { start: 0, len: 0, _t: PhantomData };
+    pub const EMPTY: Self = Self {
+        start: 0,
+        len: 0,
+        _t: PhantomData,
+    };
 
     pub(crate) const fn new(start: u32, len: u32) -> Self {
-        Self { start, len, _t: PhantomData }
+        Self {
+            start,
+            len,
+            _t: PhantomData,
+        }
     }
     /// `len` elements starting at `start` (e.g. the first `len` bytes of a
     /// block from `alloc_bytes`). Like any offset this is a claim, checked

@@ -19,6 +19,9 @@ const MAGIC: u64 = 0x7365_725f_7368_6d31; // "ser_shm1"
 /// needs e.g. the transaction table can find it from the region alone.
 pub const ROOT_SLOTS: usize = 16;
 
+/// Region size when `-m` is not given (SER's default: 32 MB).
+pub const DEFAULT_SIZE: usize = 32 << 20;
+
 /// Largest region: every offset, and every block size, must fit in a u32.
 pub const MAX_REGION: usize = 0xFFFF_F000;
 
@@ -98,7 +101,7 @@ impl Region {
     pub unsafe fn from_raw(base: *mut u8, size: usize) -> Result<Region, ShmError> {
         check_size(size)?;
         let base = NonNull::new(base).ok_or(ShmError::Misaligned)?;
-        if base.as_ptr() as usize % 16 != 0 {
+        if base.as_ptr() as usize & 15 != 0 {
             return Err(ShmError::Misaligned);
         }
         let r = Region { base, size };
@@ -148,7 +151,7 @@ impl Region {
 
     fn check(&self, off: usize, len: usize, align: usize) -> bool {
         off != 0
-            && off % align == 0
+            && off & (align - 1) == 0
             && off.checked_add(len).is_some_and(|end| end <= self.size)
     }
 
@@ -218,7 +221,10 @@ impl Region {
         }
         // SAFETY: range checked above; elements are ShmSafe (see try_get).
         unsafe {
-            core::slice::from_raw_parts(self.base.as_ptr().add(s.start as usize).cast::<T>(), s.len())
+            core::slice::from_raw_parts(
+                self.base.as_ptr().add(s.start as usize).cast::<T>(),
+                s.len(),
+            )
         }
     }
 
@@ -237,7 +243,10 @@ impl Region {
         }
         // SAFETY: range checked above; uniqueness is the caller's promise.
         unsafe {
-            core::slice::from_raw_parts_mut(self.base.as_ptr().add(s.start as usize).cast::<T>(), s.len())
+            core::slice::from_raw_parts_mut(
+                self.base.as_ptr().add(s.start as usize).cast::<T>(),
+                s.len(),
+            )
         }
     }
 
@@ -255,7 +264,10 @@ impl Region {
 
     /// Reads well-known offset `i` (0 = unset or `i` out of range).
     pub fn root(&self, i: usize) -> u32 {
-        self.header().roots.get(i).map_or(0, |r| r.load(Ordering::Acquire))
+        self.header()
+            .roots
+            .get(i)
+            .map_or(0, |r| r.load(Ordering::Acquire))
     }
 
     /// Publishes well-known offset `i`; returns false if `i` is out of range.

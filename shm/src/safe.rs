@@ -37,7 +37,15 @@ macro_rules! shm_safe {
 }
 
 shm_safe!(u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
-shm_safe!(AtomicU8, AtomicU16, AtomicU32, AtomicU64, AtomicUsize, AtomicI32, AtomicI64);
+shm_safe!(
+    AtomicU8,
+    AtomicU16,
+    AtomicU32,
+    AtomicU64,
+    AtomicUsize,
+    AtomicI32,
+    AtomicI64
+);
 shm_safe!(());
 
 // SAFETY: an array of `ShmSafe` elements has the elements' properties.

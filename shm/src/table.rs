@@ -9,6 +9,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::ShmError;
+use crate::lockorder::LockLevel;
 use crate::mutex::{ShmMutex, ShmMutexGuard};
 use crate::off::{AtomicOff, ShmOff, ShmSlice};
 use crate::region::Region;
@@ -34,7 +35,11 @@ unsafe impl<E> ShmSafe for ListLink<E> {}
 impl<E> ListLink<E> {
     /// An unlinked link.
     pub const fn new() -> Self {
-        Self { next: AtomicOff::none(), prev: AtomicOff::none(), bucket: AtomicU32::new(0) }
+        Self {
+            next: AtomicOff::none(),
+            prev: AtomicOff::none(),
+            bucket: AtomicU32::new(0),
+        }
     }
     /// The bucket holding the entry, if it is linked (a snapshot).
     pub fn bucket(&self) -> Option<u32> {
@@ -116,7 +121,9 @@ impl<E: Linked> ShmHashTable<E> {
     }
 
     fn bucket<'r>(&self, region: &'r Region, i: u32) -> Option<&'r Bucket<E>> {
-        region.slice(self.buckets).get((i & (self.len() - 1)) as usize)
+        region
+            .slice(self.buckets)
+            .get((i & (self.len() - 1)) as usize)
     }
 
     /// Locks bucket `i` (taken modulo the bucket count). `None` only if the
@@ -124,20 +131,29 @@ impl<E: Linked> ShmHashTable<E> {
     pub fn lock_bucket<'r>(&self, region: &'r Region, i: u32) -> Option<BucketGuard<'r, E>> {
         let idx = i & (self.len() - 1);
         let b = self.bucket(region, idx)?;
-        let g = b.lock.lock();
-        Some(BucketGuard { region, b, idx, _g: g })
+        let g = b.lock.lock_at(LockLevel::Bucket);
+        Some(BucketGuard {
+            region,
+            b,
+            idx,
+            _g: g,
+        })
     }
 
     /// `(current, total)` of bucket `i` without locking (for `t_hash`).
     pub fn counters(&self, region: &Region, i: u32) -> (u32, u64) {
         self.bucket(region, i).map_or((0, 0), |b| {
-            (b.current.load(Ordering::Relaxed), b.total.load(Ordering::Relaxed))
+            (
+                b.current.load(Ordering::Relaxed),
+                b.total.load(Ordering::Relaxed),
+            )
         })
     }
 
     /// Whether bucket `i`'s lock is held by a process that no longer exists.
     pub fn bucket_held_by_dead_process(&self, region: &Region, i: u32) -> bool {
-        self.bucket(region, i).is_some_and(|b| b.lock.is_held_by_dead_process())
+        self.bucket(region, i)
+            .is_some_and(|b| b.lock.is_held_by_dead_process())
     }
 }
 
@@ -182,7 +198,12 @@ impl<'r, E: Linked> BucketGuard<'r, E> {
         l.next.store(None, Ordering::Relaxed);
         l.bucket.store(self.idx + 1, Ordering::Relaxed);
         match tail {
-            Some(t) => self.region.get(t).link().next.store(Some(off), Ordering::Relaxed),
+            Some(t) => self
+                .region
+                .get(t)
+                .link()
+                .next
+                .store(Some(off), Ordering::Relaxed),
             None => self.b.head.store(Some(off), Ordering::Relaxed),
         }
         self.b.tail.store(Some(off), Ordering::Relaxed);
@@ -200,11 +221,21 @@ impl<'r, E: Linked> BucketGuard<'r, E> {
         let prev = l.prev.load(Ordering::Relaxed);
         let next = l.next.load(Ordering::Relaxed);
         match prev {
-            Some(p) => self.region.get(p).link().next.store(next, Ordering::Relaxed),
+            Some(p) => self
+                .region
+                .get(p)
+                .link()
+                .next
+                .store(next, Ordering::Relaxed),
             None => self.b.head.store(next, Ordering::Relaxed),
         }
         match next {
-            Some(n) => self.region.get(n).link().prev.store(prev, Ordering::Relaxed),
+            Some(n) => self
+                .region
+                .get(n)
+                .link()
+                .prev
+                .store(prev, Ordering::Relaxed),
             None => self.b.tail.store(prev, Ordering::Relaxed),
         }
         l.prev.store(None, Ordering::Relaxed);
@@ -216,7 +247,11 @@ impl<'r, E: Linked> BucketGuard<'r, E> {
 
     /// Entries in insertion order. Collect before removing while iterating.
     pub fn iter(&self) -> BucketIter<'_, 'r, E> {
-        BucketIter { g: self, cur: self.b.head.load(Ordering::Relaxed), left: self.current() }
+        BucketIter {
+            g: self,
+            cur: self.b.head.load(Ordering::Relaxed),
+            left: self.current(),
+        }
     }
 
     /// The first entry satisfying `pred`.
@@ -272,8 +307,15 @@ mod tests {
         let r = &t.r;
         let tab = ShmHashTable::<Ent>::new_in(r, 4).unwrap();
         assert!(ShmHashTable::<Ent>::new_in(r, 0).is_err());
-        let offs: Vec<_> =
-            (0..10u32).map(|k| r.alloc(Ent { key: k, ..Default::default() }).unwrap()).collect();
+        let offs: Vec<_> = (0..10u32)
+            .map(|k| {
+                r.alloc(Ent {
+                    key: k,
+                    ..Default::default()
+                })
+                .unwrap()
+            })
+            .collect();
         {
             let mut g = tab.lock_bucket(r, 3).unwrap();
             for &o in &offs {

@@ -30,6 +30,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::ShmError;
+use crate::lockorder::LockLevel;
 use crate::mutex::ShmMutex;
 use crate::off::{AtomicOff, ShmOff, ShmSlice};
 use crate::region::Region;
@@ -172,12 +173,16 @@ impl ShmTimerWheel {
         let l = region.get(link);
         let mut tick = deadline_ms.max(self.cursor_ms().saturating_add(1));
         loop {
-            let Some(slot) = self.slot(region, tick) else { return };
-            let _g = slot.lock.lock();
+            let Some(slot) = self.slot(region, tick) else {
+                return;
+            };
+            let _g = slot.lock.lock_at(LockLevel::TimerSlot);
             let last = slot.last_tick.load(Ordering::Relaxed);
             if last >= tick {
                 // That tick was already visited here: so were all before it.
-                tick = last.saturating_add(1).max(self.cursor_ms().saturating_add(1));
+                tick = last
+                    .saturating_add(1)
+                    .max(self.cursor_ms().saturating_add(1));
                 continue;
             }
             let head = slot.head.load(Ordering::Relaxed);
@@ -206,8 +211,10 @@ impl ShmTimerWheel {
                 return false;
             }
             let si = u64::from(l.slot.load(Ordering::Relaxed));
-            let Some(slot) = self.slot(region, si) else { return false };
-            let _g = slot.lock.lock();
+            let Some(slot) = self.slot(region, si) else {
+                return false;
+            };
+            let _g = slot.lock.lock_at(LockLevel::TimerSlot);
             if l.state.load(Ordering::Relaxed) != ARMED {
                 return false;
             }
@@ -223,19 +230,30 @@ impl ShmTimerWheel {
     /// Fires every timer with `deadline ≤ now_ms`: detaches each under its
     /// slot lock, then calls `fire` with no wheel lock held. Returns how many
     /// fired; 0 at once if another process is expiring.
-    pub fn expire(&self, region: &Region, now_ms: u64, mut fire: impl FnMut(ShmOff<TimerLink>)) -> usize {
-        let Some(_x) = self.expire_lock.try_lock() else { return 0 };
+    pub fn expire(
+        &self,
+        region: &Region,
+        now_ms: u64,
+        mut fire: impl FnMut(ShmOff<TimerLink>),
+    ) -> usize {
+        let Some(_x) = self.expire_lock.try_lock() else {
+            return 0;
+        };
         let cursor = self.cursor_ms();
         if now_ms <= cursor {
             return 0;
         }
         let slots = self.mask() + 1;
         // After a long stall one revolution covers every slot.
-        let first = cursor.saturating_add(1).max(now_ms.saturating_sub(slots - 1));
+        let first = cursor
+            .saturating_add(1)
+            .max(now_ms.saturating_sub(slots - 1));
         let mut fired = 0;
         let mut batch = [None; BATCH];
         for tick in first..=now_ms {
-            let Some(slot) = self.slot(region, tick) else { break };
+            let Some(slot) = self.slot(region, tick) else {
+                break;
+            };
             loop {
                 let n = self.detach_due(region, slot, tick, now_ms, &mut batch);
                 // The slot is done for `tick` before the callbacks run, so
@@ -264,7 +282,7 @@ impl ShmTimerWheel {
         now_ms: u64,
         out: &mut [Option<ShmOff<TimerLink>>; BATCH],
     ) -> usize {
-        let _g = slot.lock.lock();
+        let _g = slot.lock.lock_at(LockLevel::TimerSlot);
         slot.last_tick.store(tick, Ordering::Relaxed);
         let mut n = 0;
         let mut min = NO_DEADLINE;
@@ -345,7 +363,9 @@ mod tests {
     fn setup(n: usize) -> (testbuf::TestRegion, ShmTimerWheel, Vec<ShmOff<TimerLink>>) {
         let t = testbuf::region(4 << 20);
         let w = ShmTimerWheel::new_in(&t.r, 8, 1000).unwrap();
-        let links = (0..n).map(|i| t.r.alloc(TimerLink::new(i as u32)).unwrap()).collect();
+        let links = (0..n)
+            .map(|i| t.r.alloc(TimerLink::new(i as u32)).unwrap())
+            .collect();
         (t, w, links)
     }
 
@@ -425,7 +445,9 @@ mod tests {
         let r = &t.r;
         let w = ShmTimerWheel::new_in(r, 4, 0).unwrap();
         // more timers in one slot than a batch holds
-        let links: Vec<_> = (0..200).map(|i| r.alloc(TimerLink::new(i)).unwrap()).collect();
+        let links: Vec<_> = (0..200)
+            .map(|i| r.alloc(TimerLink::new(i)).unwrap())
+            .collect();
         for &o in &links {
             w.arm(r, o, 16);
         }

@@ -30,7 +30,8 @@ fn in_children(n: usize, work: impl Fn(usize) -> bool) -> Outcome {
             // SAFETY: a watchdog so a deadlocked child dies instead of
             // hanging the test; alarm is not inherited across fork.
             unsafe { libc::alarm(20) };
-            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(i))).unwrap_or(false);
+            let ok =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(i))).unwrap_or(false);
             // SAFETY: leave without running the parent's atexit handlers.
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }
@@ -87,7 +88,10 @@ fn mutex_counter(r: &Region) -> Outcome {
     let l = r.get(c);
     let total = *l.lock();
     check(total == N * CHILDREN as u64, || format!("counter {total}"))?;
-    check(!l.mutex().is_locked() && l.mutex().owner_pid().is_none(), || "lock left held".into())?;
+    check(
+        !l.mutex().is_locked() && l.mutex().owner_pid().is_none(),
+        || "lock left held".into(),
+    )?;
     r.free(c);
     Ok(())
 }
@@ -120,8 +124,13 @@ fn alloc_free(r: &Region) -> Outcome {
         ok
     })?;
     let after = r.stats();
-    check(after.used == before.used, || format!("used {} != baseline {}", after.used, before.used))?;
-    check(after.allocs - before.allocs == after.frees - before.frees, || "allocs != frees".into())?;
+    check(after.used == before.used, || {
+        format!("used {} != baseline {}", after.used, before.used)
+    })?;
+    check(
+        after.allocs - before.allocs == after.frees - before.frees,
+        || "allocs != frees".into(),
+    )?;
     check(after.bad_frees == 0, || "bad frees".into())?;
     check(r.heap_is_consistent(), || "heap inconsistent".into())
 }
@@ -140,7 +149,9 @@ unsafe impl ShmSafe for Timed {}
 fn timers(r: &Region) -> Outcome {
     const PER: usize = 2000;
     let w = ShmTimerWheel::create(r, 8, monotonic_ms()).map_err(|e| e.to_string())?;
-    let ents = r.alloc_slice_zeroed::<Timed>(PER * CHILDREN).map_err(|e| e.to_string())?;
+    let ents = r
+        .alloc_slice_zeroed::<Timed>(PER * CHILDREN)
+        .map_err(|e| e.to_string())?;
     in_children(CHILDREN, |i| {
         let wheel = r.get(w);
         let mut rng = Rng(12345 + i as u64);
@@ -150,7 +161,9 @@ fn timers(r: &Region) -> Outcome {
             }
         };
         for k in 0..PER {
-            let Some(t) = ents.at(i * PER + k) else { return false };
+            let Some(t) = ents.at(i * PER + k) else {
+                return false;
+            };
             let link = shm::shm_field!(t, Timed, link);
             let now = monotonic_ms();
             // some deadlines are already past when armed
@@ -158,11 +171,7 @@ fn timers(r: &Region) -> Outcome {
             wheel.arm(r, link, d);
             match k % 8 {
                 0 => wheel.arm(r, link, now + rng.below(300)),
-                1 => {
-                    if wheel.disarm(r, link) {
-                        r.get(t).cancelled.store(1, Ordering::Relaxed);
-                    }
-                }
+                1 if wheel.disarm(r, link) => r.get(t).cancelled.store(1, Ordering::Relaxed),
                 _ => {}
             }
             if k % 16 == 0 {
@@ -178,7 +187,9 @@ fn timers(r: &Region) -> Outcome {
     })?;
     let wheel = r.get(w);
     wheel.expire(r, monotonic_ms() + 1000, |_| {});
-    check(wheel.armed() == 0, || format!("{} timers still armed", wheel.armed()))?;
+    check(wheel.armed() == 0, || {
+        format!("{} timers still armed", wheel.armed())
+    })?;
     let mut wrong = 0;
     let mut cancelled = 0;
     for t in r.slice(ents) {
@@ -188,8 +199,12 @@ fn timers(r: &Region) -> Outcome {
             wrong += 1;
         }
     }
-    check(wrong == 0, || format!("{wrong} timers fired a wrong number of times"))?;
-    check(cancelled > 0, || "no disarm won a race (test lost its teeth)".into())?;
+    check(wrong == 0, || {
+        format!("{wrong} timers fired a wrong number of times")
+    })?;
+    check(cancelled > 0, || {
+        "no disarm won a race (test lost its teeth)".into()
+    })?;
     r.free_slice(ents);
     Ok(())
 }
@@ -220,8 +235,15 @@ fn hash_table(r: &Region) -> Outcome {
         let mut mine = Vec::new();
         for k in 0..PER {
             let key = (i as u32) << 16 | k;
-            let Ok(o) = r.alloc(Ent { link: ListLink::new(), key }) else { return false };
-            let Some(mut g) = t.lock_bucket(r, t.bucket_of(hash(key))) else { return false };
+            let Ok(o) = r.alloc(Ent {
+                link: ListLink::new(),
+                key,
+            }) else {
+                return false;
+            };
+            let Some(mut g) = t.lock_bucket(r, t.bucket_of(hash(key))) else {
+                return false;
+            };
             let _label = g.next_label();
             if !g.insert(o) {
                 return false;
@@ -230,8 +252,12 @@ fn hash_table(r: &Region) -> Outcome {
             mine.push(key);
         }
         for key in mine.into_iter().filter(|k| k % 2 == 0) {
-            let Some(mut g) = t.lock_bucket(r, t.bucket_of(hash(key))) else { return false };
-            let Some(o) = g.find(|e| e.key == key) else { return false };
+            let Some(mut g) = t.lock_bucket(r, t.bucket_of(hash(key))) else {
+                return false;
+            };
+            let Some(o) = g.find(|e| e.key == key) else {
+                return false;
+            };
             if !g.remove(o) {
                 return false;
             }
@@ -247,19 +273,28 @@ fn hash_table(r: &Region) -> Outcome {
         let (c, total) = t.counters(r, b);
         cur += u64::from(c);
         tot += total;
-        let Some(g) = t.lock_bucket(r, b) else { return Err("bucket".into()) };
+        let Some(g) = t.lock_bucket(r, b) else {
+            return Err("bucket".into());
+        };
         for (_, e) in g.iter() {
             walked += 1;
             keys.push(e.key);
-            check(t.bucket_of(hash(e.key)) == b, || "entry in wrong bucket".into())?;
+            check(t.bucket_of(hash(e.key)) == b, || {
+                "entry in wrong bucket".into()
+            })?;
         }
     }
     let want = u64::from(PER) * CHILDREN as u64;
-    check(cur == want / 2 && walked == cur, || format!("current {cur}, walked {walked}"))?;
+    check(cur == want / 2 && walked == cur, || {
+        format!("current {cur}, walked {walked}")
+    })?;
     check(tot == want, || format!("total {tot}"))?;
     keys.sort_unstable();
     keys.dedup();
-    check(keys.len() as u64 == want / 2 && keys.iter().all(|k| k % 2 == 1), || "wrong survivors".into())
+    check(
+        keys.len() as u64 == want / 2 && keys.iter().all(|k| k % 2 == 1),
+        || "wrong survivors".into(),
+    )
 }
 
 /// (e) A child dies holding a lock: the parent can tell.
@@ -270,10 +305,35 @@ fn dead_owner(r: &Region) -> Outcome {
         true
     })?;
     let mx = r.get(m);
-    check(mx.is_locked() && mx.is_held_by_dead_process(), || format!("{mx:?} not seen as dead-held"))?;
+    check(mx.is_locked() && mx.is_held_by_dead_process(), || {
+        format!("{mx:?} not seen as dead-held")
+    })?;
     // SAFETY: the owner is gone, and the mutex protects nothing.
     unsafe { mx.force_unlock() };
     check(mx.try_lock().is_some(), || "not recoverable".into())
+}
+
+/// (f) A waiter in one process sleeps in the kernel and is woken by an
+/// unlock in another: the non-private futex path, not just spinning.
+fn futex_wakeup(r: &Region) -> Outcome {
+    let m = r.alloc(ShmLocked::new(0u64)).map_err(|e| e.to_string())?;
+    in_children(2, |i| {
+        let l = r.get(m);
+        if i == 0 {
+            let mut g = l.lock();
+            *g = 1;
+            std::thread::sleep(std::time::Duration::from_millis(150));
+            *g = 2;
+            true
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            let t0 = monotonic_ms();
+            let g = l.lock();
+            // we must have waited for the holder and see its final write
+            *g == 2 && monotonic_ms() - t0 >= 50
+        }
+    })?;
+    check(!r.get(m).mutex().is_locked(), || "left locked".into())
 }
 
 fn main() {
@@ -284,12 +344,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let scenarios: [(&str, fn(&Region) -> Outcome); 5] = [
+    type Scenario = fn(&Region) -> Outcome;
+    let scenarios: [(&str, Scenario); 6] = [
         ("mutex_counter", mutex_counter),
         ("alloc_free", alloc_free),
         ("timers", timers),
         ("hash_table", hash_table),
         ("dead_owner", dead_owner),
+        ("futex_wakeup", futex_wakeup),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, f) in scenarios {
