@@ -12,7 +12,7 @@ use crate::cfg::ast::{CmpOp, Proto};
 use crate::route::ctx::MsgCtx;
 use crate::route::export::BoxedFn;
 use crate::route::interp::{run_list, Action, Flow};
-use crate::sip::{parse_name_addr, parse_uri, Msg};
+use crate::sip::{parse_uri, Msg};
 
 /// Which string a string test reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -156,27 +156,50 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     for name in &core.ignored {
         log::info!("global parameter {name} has no effect in this build");
     }
-    let reuseport = false;
+    // One SO_REUSEPORT socket per worker: the kernel then hands every
+    // datagram of one peer address to the same worker, so a peer's 180 and
+    // 200 can never be reordered between two workers (with one shared
+    // socket they were, measurably). Worker 0 of each address uses the
+    // socket in the table, which also serves for sending.
+    let per_addr = if core.fork { core.children.max(1) as usize } else { 1 };
     let mut socks = Vec::with_capacity(listen.len());
+    let mut rx_extra: Vec<Vec<std::net::UdpSocket>> = Vec::with_capacity(listen.len());
     for l in listen {
-        match net::open_udp(l.addr, core.maxbuffer, reuseport) {
-            Ok(udp) => socks.push(net::ListenSocket { listen: l, udp }),
-            Err(e) => {
-                log::error!("cannot listen on {}: {e}", l.addr);
-                eprintln!("ser: cannot listen on {}: {e}", l.addr);
-                return EXIT_BAD_CONFIG;
+        let mut group = Vec::with_capacity(per_addr);
+        for _ in 0..per_addr {
+            match net::open_udp(l.addr, core.maxbuffer, true) {
+                Ok(udp) => group.push(udp),
+                Err(e) => {
+                    log::error!("cannot listen on {}: {e}", l.addr);
+                    eprintln!("ser: cannot listen on {}: {e}", l.addr);
+                    return EXIT_BAD_CONFIG;
+                }
             }
         }
+        let first = group.remove(0);
+        socks.push(net::ListenSocket { listen: l, udp: first });
+        rx_extra.push(group);
     }
-    let table = SocketTable::new(socks);
-    if let Err(e) = shm::init_global(core.shm_mb as usize * 1024 * 1024) {
-        log::error!("shared memory: {e}");
+    let mut table = SocketTable::from_sockets(socks);
+    for a in &core.alias {
+        table.add_alias(&a.host, a.port.filter(|p| *p != 0));
+    }
+    let region = match shm::init_global(core.shm_mb as usize * 1024 * 1024) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("shared memory: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    };
+    if let Err(e) = crate::timer::init(region, [None; crate::timer::MAX_KINDS]) {
+        log::error!("timers: {e}");
         return EXIT_BAD_CONFIG;
     }
     let fork = core.fork;
     let children = core.children;
     let workdir = core.workdir.clone();
     let rt: &'static Runtime = Box::leak(Box::new(Runtime::new(loaded, table)));
+    let rx_extra: &'static Vec<Vec<std::net::UdpSocket>> = Box::leak(Box::new(rx_extra));
 
     if opts.no_fork == 0 && fork {
         if let Err(e) = crate::os::daemonize(workdir.as_deref().map(Path::new), stderr) {
@@ -197,7 +220,7 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     if !fork {
         // fork=no: one process serving the first UDP socket, as SER.
         log::info!("fork=no: single process on the first socket");
-        return udp_worker(rt, 0);
+        return udp_worker(rt, 0, None);
     }
     let mut sup = match Supervisor::new(opts.pid_file.clone(), opts.pgid_file.clone()) {
         Ok(s) => s,
@@ -214,7 +237,8 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         for idx in 0..children {
             let desc = format!("receiver child={idx} sock= {}:{}", s.listen.addr.ip(), s.listen.addr.port());
             let rank = Rank::Udp { sock: si as u16, idx: idx as u16 };
-            if let Err(e) = sup.spawn(rank, desc, move || udp_worker(rt, si)) {
+            let own = if idx == 0 { None } else { rx_extra.get(si).and_then(|g| g.get(idx as usize - 1)) };
+            if let Err(e) = sup.spawn(rank, desc, move || udp_worker(rt, si, own)) {
                 log::error!("cannot fork a UDP worker: {e}");
                 return EXIT_BAD_CONFIG;
             }
@@ -223,14 +247,16 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     sup.run()
 }
 
-/// The receive loop of one UDP worker.
-fn udp_worker(rt: &Runtime, sock_idx: usize) -> i32 {
+/// The receive loop of one UDP worker: it reads its own socket (`own`, or
+/// the table's socket for worker 0) and sends through the table.
+fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) -> i32 {
     let Some(sock) = rt.sockets.all().get(sock_idx) else { return 1 };
+    let rx_sock = own.unwrap_or(&sock.udp);
     let mut rx = Receiver::new(rt);
     let mut rbuf = vec![0u8; 65536];
     let mut spare: Vec<u8> = Vec::with_capacity(4096);
     loop {
-        match sock.udp.recv_from(&mut rbuf) {
+        match rx_sock.recv_from(&mut rbuf) {
             Ok((n, src)) => {
                 spare.clear();
                 spare.extend_from_slice(&rbuf[..n]);
