@@ -4,3 +4,5 @@
 mod fixtures;
 mod fuzz;
 mod messages;
+mod layering;
+mod bench;
