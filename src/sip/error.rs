@@ -173,6 +173,9 @@ mod tests {
         assert_eq!(ParseError::MissingHeader(HdrKind::Via).reply_code(), None);
         assert_eq!(ParseError::UnsupportedVersion.reply_code(), Some(505));
         assert_eq!(ParseError::Truncated.reply_code(), None);
-        assert_eq!(ParseError::ContentLengthTooLarge.kind(), "content_length_too_large");
+        assert_eq!(
+            ParseError::ContentLengthTooLarge.kind(),
+            "content_length_too_large"
+        );
     }
 }

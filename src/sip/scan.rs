@@ -2,10 +2,26 @@
 //! All take explicit bounds and never index past them.
 
 /// RFC 3261 `token` characters: alphanum and `-.!%*_+` `` ` `` `'~`.
+#[inline]
 pub fn is_token(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(c, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    TOKEN[c as usize]
 }
+
+/// Lookup table for `is_token` (the header-name scan is the hot loop).
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        c += 1;
+    }
+    t
+};
 
 /// Linear white space, folding line ends included (values may be folded).
 pub fn is_lws(c: u8) -> bool {
@@ -145,7 +161,12 @@ pub fn next_param(b: &[u8], i: usize, end: usize) -> Option<Param> {
         value = Some((vs, ve));
         j = skip_lws(b, ve, end);
     }
-    Some(Param { semi: i, name: (ns, ne), value, end: j })
+    Some(Param {
+        semi: i,
+        name: (ns, ne),
+        value,
+        end: j,
+    })
 }
 
 #[cfg(test)]

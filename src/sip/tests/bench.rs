@@ -22,11 +22,18 @@ fn parse_speed() {
     let tier1 = t.elapsed() / n;
     let t = std::time::Instant::now();
     for _ in 0..n {
-        let m = Msg::parse(std::mem::take(&mut buf)).map_err(|f| f.error).unwrap();
+        let m = Msg::parse(std::mem::take(&mut buf))
+            .map_err(|f| f.error)
+            .unwrap();
         m.validate().unwrap();
         std::hint::black_box(m.via1().unwrap().branch);
         buf = m.into_buf();
     }
     let full = t.elapsed() / n;
-    println!("INVITE {} bytes: parse {:?}, parse+validate {:?}", INVITE.len(), tier1, full);
+    println!(
+        "INVITE {} bytes: parse {:?}, parse+validate {:?}",
+        INVITE.len(),
+        tier1,
+        full
+    );
 }

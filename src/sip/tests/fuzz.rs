@@ -26,10 +26,41 @@ impl Rng {
 
 /// Bytes that steer the parsers into their corner cases.
 const SPICE: &[&[u8]] = &[
-    b"\r\n", b"\n", b"\r\n ", b"\r\n\r\n", b";", b",", b"\"", b"\\", b"<", b">", b":", b"[", b"]", b"=",
-    b"@", b"?", b"%", b"%4", b" ", b"\t", b"\0", b"\xff", b"SIP/2.0", b";branch=", b";tag=", b";rport",
-    b"Via: SIP/2.0/UDP h\r\n", b"CSeq: 1 INVITE\r\n", b"To: <sip:a@b>\r\n", b"Content-Length: 99999\r\n",
-    b"Content-Length: 0\r\n\r\n", b"v:", b"l:", b"4294967296", b"-1",
+    b"\r\n",
+    b"\n",
+    b"\r\n ",
+    b"\r\n\r\n",
+    b";",
+    b",",
+    b"\"",
+    b"\\",
+    b"<",
+    b">",
+    b":",
+    b"[",
+    b"]",
+    b"=",
+    b"@",
+    b"?",
+    b"%",
+    b"%4",
+    b" ",
+    b"\t",
+    b"\0",
+    b"\xff",
+    b"SIP/2.0",
+    b";branch=",
+    b";tag=",
+    b";rport",
+    b"Via: SIP/2.0/UDP h\r\n",
+    b"CSeq: 1 INVITE\r\n",
+    b"To: <sip:a@b>\r\n",
+    b"Content-Length: 99999\r\n",
+    b"Content-Length: 0\r\n\r\n",
+    b"v:",
+    b"l:",
+    b"4294967296",
+    b"-1",
 ];
 
 fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
@@ -103,14 +134,41 @@ fn exercise(buf: Vec<u8>) {
         let _ = (e.reply_code(), e.kind());
     }
     let _ = m.validate_for(true);
-    let _ = (m.first_line(), m.first_line_span(), m.is_request(), m.method(), m.method_bytes());
-    let _ = (m.ruri(), m.ruri_span(), m.status(), m.reason(), m.body(), m.body_span(), m.headers_end());
-    let _ = (m.via1(), m.via2(), m.vias(), m.cseq(), m.from(), m.to(), m.call_id());
+    let _ = (
+        m.first_line(),
+        m.first_line_span(),
+        m.is_request(),
+        m.method(),
+        m.method_bytes(),
+    );
+    let _ = (
+        m.ruri(),
+        m.ruri_span(),
+        m.status(),
+        m.reason(),
+        m.body(),
+        m.body_span(),
+        m.headers_end(),
+    );
+    let _ = (
+        m.via1(),
+        m.via2(),
+        m.vias(),
+        m.cseq(),
+        m.from(),
+        m.to(),
+        m.call_id(),
+    );
     let _ = (m.content_length(), m.max_forwards(), m.version());
-    let _ = parse_uri(m.ruri()).map(|u| (u.param(m.ruri(), b"lr"), u.param(m.ruri(), b"transport")));
+    let _ =
+        parse_uri(m.ruri()).map(|u| (u.param(m.ruri(), b"lr"), u.param(m.ruri(), b"transport")));
     for h in m.headers() {
         let v = m.value(h);
-        let _ = (h.name.get(m.buf()), h.line.get(m.buf()), m.find_header(h.name.get(m.buf())));
+        let _ = (
+            h.name.get(m.buf()),
+            h.line.get(m.buf()),
+            m.find_header(h.name.get(m.buf())),
+        );
         match h.kind {
             HdrKind::Contact | HdrKind::Route | HdrKind::RecordRoute => {
                 let _ = parse_contacts(m.buf(), h.value);
@@ -138,7 +196,11 @@ fn exercise(buf: Vec<u8>) {
         out.clear();
         if build_reply(&m, code, b"Reason", &opts, &mut out).is_ok() {
             // what we build from a parsable request must parse again
-            assert!(Msg::parse(out.clone()).is_ok(), "{}", String::from_utf8_lossy(&out));
+            assert!(
+                Msg::parse(out.clone()).is_ok(),
+                "{}",
+                String::from_utf8_lossy(&out)
+            );
         }
     }
     // forwarding-style edits from the message's own spans
@@ -181,8 +243,18 @@ fn pure_binary_and_degenerate_inputs() {
         let b: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         exercise(b);
     }
-    for b in [&b""[..], b"\r\n", b"\n\n\n", b"SIP/2.0", b"A", b"A b SIP/2.0\r\n", b"A b SIP/2.0\r\n\r\n",
-        b"SIP/2.0 200 OK\r\n\r\n", b"A b SIP/2.0\r\n:\r\n\r\n", b"A b SIP/2.0\r\nv:\r\n\r\n"] {
+    for b in [
+        &b""[..],
+        b"\r\n",
+        b"\n\n\n",
+        b"SIP/2.0",
+        b"A",
+        b"A b SIP/2.0\r\n",
+        b"A b SIP/2.0\r\n\r\n",
+        b"SIP/2.0 200 OK\r\n\r\n",
+        b"A b SIP/2.0\r\n:\r\n\r\n",
+        b"A b SIP/2.0\r\nv:\r\n\r\n",
+    ] {
         exercise(b.to_vec());
     }
 }
@@ -208,7 +280,9 @@ fn very_long_lines_are_linear() {
     assert!(m.via1().unwrap().branch.is_some());
     let c = parse_contacts(m.buf(), m.header(HdrKind::Contact).unwrap().value).unwrap();
     assert_eq!(c.len(), big / 10 + 1);
-    assert!(m.value(m.find_header(b"x-folded").unwrap()).ends_with(b"end"));
+    assert!(m
+        .value(m.find_header(b"x-folded").unwrap())
+        .ends_with(b"end"));
     let mut out = Vec::new();
     build_reply(&m, 200, b"OK", &ReplyOpts::default(), &mut out).unwrap();
     // many tiny headers

@@ -13,14 +13,30 @@ fn sip_uses_nothing_outside_itself() {
                 stack.push(p);
                 continue;
             }
-            if p.file_name().is_some_and(|n| n == "layering.rs" || n == "bench.rs") {
+            if p.file_name()
+                .is_some_and(|n| n == "layering.rs" || n == "bench.rs")
+            {
                 continue;
             }
             let src = std::fs::read_to_string(&p).unwrap();
             seen += 1;
-            for forbidden in ["crate::cfg", "crate::route", "crate::net", "crate::os", "crate::proc",
-                "crate::timer", "crate::modules", "shm::", "std::net", "std::fs", "std::time", "std::thread",
-                "libc::", "nix::", "unsafe "] {
+            for forbidden in [
+                "crate::cfg",
+                "crate::route",
+                "crate::net",
+                "crate::os",
+                "crate::proc",
+                "crate::timer",
+                "crate::modules",
+                "shm::",
+                "std::net",
+                "std::fs",
+                "std::time",
+                "std::thread",
+                "libc::",
+                "nix::",
+                "unsafe ",
+            ] {
                 assert!(!src.contains(forbidden), "{} uses {forbidden}", p.display());
             }
         }
