@@ -23,7 +23,7 @@ pub struct ParseFailure {
 }
 
 /// A SIP message over its own receive buffer.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Msg {
     buf: Vec<u8>,
     first: FirstLine,
@@ -311,5 +311,35 @@ impl Msg {
                 .map(Some)
                 .ok_or(ParseError::BadMaxForwards),
         }
+    }
+
+    /// The first Expires header (delta-seconds below 2^32); `Ok(None)`
+    /// when absent.
+    pub fn expires(&self) -> Result<Option<u32>, ParseError> {
+        match self.header(HdrKind::Expires) {
+            None => Ok(None),
+            Some(h) => parse_u32(self.value(h))
+                .map(Some)
+                .ok_or(ParseError::BadExpires),
+        }
+    }
+
+    /// For stream transports: the length of the first message in `buf`
+    /// (leading CRLFs included) once its headers are complete, `Ok(None)`
+    /// while more bytes are needed. Content-Length is mandatory on streams
+    /// (RFC 3261 §18.3). A buffer of only CRLFs (keep-alives) is `Empty`.
+    pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
+        let parts = match parse_parts(buf) {
+            Ok(p) => p,
+            Err(ParseError::Truncated) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let h = parts
+            .headers
+            .iter()
+            .find(|h| h.kind == HdrKind::ContentLength)
+            .ok_or(ParseError::MissingContentLength)?;
+        let n = parse_u32(h.value.get(buf)).ok_or(ParseError::BadContentLength)?;
+        Ok(Some(parts.body.start as usize + n as usize))
     }
 }

@@ -94,6 +94,12 @@ pub fn find_comma(b: &[u8], mut i: usize, end: usize) -> Option<usize> {
 /// Parses `1*DIGIT` that fits in a `u32`; `None` for empty, non-digits or
 /// overflow.
 pub fn parse_u32(s: &[u8]) -> Option<u32> {
+    // leading zeros are legal (`0068`) and must not count toward the length
+    let nz = s
+        .iter()
+        .position(|&c| c != b'0')
+        .unwrap_or(s.len().saturating_sub(1));
+    let s = s.get(nz..).unwrap_or(&[]);
     if s.is_empty() || s.len() > 10 {
         return None;
     }
@@ -185,6 +191,8 @@ mod tests {
         assert_eq!(find_comma(b"<sip:a", 0, 6), None);
         assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
         assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b"000000000000042"), Some(42));
+        assert_eq!(parse_u32(b"0000"), Some(0));
         assert_eq!(parse_u32(b"-1"), None);
         assert_eq!(parse_u32(b""), None);
         assert_eq!(parse_u16(b"65536"), None);

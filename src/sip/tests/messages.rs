@@ -402,3 +402,37 @@ fn lumps_on_a_message() {
     assert_eq!(f.value(f.find_header(b"x-added").unwrap()), b"yes");
     assert_eq!(f.body(), m.body());
 }
+
+#[test]
+fn stream_framing_and_expires() {
+    // complete message with body: its exact length, junk after it ignored
+    let mut b = INVITE.to_vec();
+    assert_eq!(Msg::frame_len(&b), Ok(Some(INVITE.len())));
+    b.extend_from_slice(b"\r\nOPTIONS sip:x SIP/2.0\r\n");
+    assert_eq!(Msg::frame_len(&b), Ok(Some(INVITE.len())));
+    // every strict prefix that ends inside the headers needs more bytes
+    let he = parse(INVITE).headers_end();
+    for cut in 1..he {
+        assert_eq!(
+            Msg::frame_len(&INVITE[..cut]).unwrap_or(None),
+            None,
+            "cut {cut}"
+        );
+    }
+    assert_eq!(
+        Msg::frame_len(RFC2543),
+        Err(ParseError::MissingContentLength)
+    );
+    assert_eq!(Msg::frame_len(b"\r\n\r\n"), Err(ParseError::Empty));
+    // Expires
+    let (_, b, _) = INVALID
+        .iter()
+        .find(|(n, _, _)| *n == "overlarge_scalars")
+        .unwrap();
+    assert_eq!(parse(b).expires(), Err(ParseError::BadExpires));
+    assert_eq!(parse(INVITE).expires(), Ok(None));
+    let m = parse(b"OPTIONS sip:a@b SIP/2.0\r\nExpires: 0003600\r\n\r\n");
+    assert_eq!(m.expires(), Ok(Some(3600)));
+    let c = m.clone();
+    assert_eq!(c.buf(), m.buf());
+}
