@@ -31,7 +31,7 @@ impl Span {
 
     /// Offset one past the last byte.
     pub fn end(&self) -> usize {
-        self.start as usize + self.len as usize
+        (self.start as usize).saturating_add(self.len as usize)
     }
 
     pub fn is_empty(&self) -> bool {
