@@ -54,7 +54,13 @@ fn push_num(out: &mut Vec<u8>, mut n: u64) {
 /// rebuilt as `<num> <method>`; Server; extra headers; Content-Length;
 /// blank line; body. A To or CSeq that does not parse (the 400 case) is
 /// copied from the first such header only, unchanged.
-pub fn build_reply(req: &Msg, code: u16, reason: &[u8], opts: &ReplyOpts, out: &mut Vec<u8>) -> Result<(), BuildError> {
+pub fn build_reply(
+    req: &Msg,
+    code: u16,
+    reason: &[u8],
+    opts: &ReplyOpts,
+    out: &mut Vec<u8>,
+) -> Result<(), BuildError> {
     if !req.is_request() {
         return Err(BuildError::NotARequest);
     }
@@ -63,15 +69,27 @@ pub fn build_reply(req: &Msg, code: u16, reason: &[u8], opts: &ReplyOpts, out: &
     }
     let server = opts.server_header.unwrap_or(&[]);
     let tag = opts.to_tag.unwrap_or(&[]);
-    if has_line_break(reason) || has_line_break(opts.via1_extra) || has_line_break(server) || has_line_break(tag) {
+    if has_line_break(reason)
+        || has_line_break(opts.via1_extra)
+        || has_line_break(server)
+        || has_line_break(tag)
+    {
         return Err(BuildError::BadText);
     }
     let b = req.buf();
     let via1 = req.via1().map_err(|_| BuildError::BadVia)?;
-    let from = req.header(HdrKind::From).ok_or(BuildError::MissingHeader(HdrKind::From))?;
-    let to = req.header(HdrKind::To).ok_or(BuildError::MissingHeader(HdrKind::To))?;
-    let call_id = req.header(HdrKind::CallId).ok_or(BuildError::MissingHeader(HdrKind::CallId))?;
-    let cseq = req.header(HdrKind::CSeq).ok_or(BuildError::MissingHeader(HdrKind::CSeq))?;
+    let from = req
+        .header(HdrKind::From)
+        .ok_or(BuildError::MissingHeader(HdrKind::From))?;
+    let to = req
+        .header(HdrKind::To)
+        .ok_or(BuildError::MissingHeader(HdrKind::To))?;
+    let call_id = req
+        .header(HdrKind::CallId)
+        .ok_or(BuildError::MissingHeader(HdrKind::CallId))?;
+    let cseq = req
+        .header(HdrKind::CSeq)
+        .ok_or(BuildError::MissingHeader(HdrKind::CSeq))?;
 
     out.reserve(512 + opts.body.len() + opts.extra_headers.len());
     out.extend_from_slice(b"SIP/2.0 ");
@@ -131,7 +149,14 @@ pub fn build_reply(req: &Msg, code: u16, reason: &[u8], opts: &ReplyOpts, out: &
 
 /// Appends `Via: SIP/2.0/<transport> <host>:<port>;branch=<branch><extra>`
 /// and CRLF. `host` is given ready to print (IPv6 already in brackets).
-pub fn push_via(out: &mut Vec<u8>, transport: &str, host: &str, port: u16, branch: &[u8], extra_params: &[u8]) {
+pub fn push_via(
+    out: &mut Vec<u8>,
+    transport: &str,
+    host: &str,
+    port: u16,
+    branch: &[u8],
+    extra_params: &[u8],
+) {
     out.extend_from_slice(b"Via: SIP/2.0/");
     out.extend_from_slice(transport.as_bytes());
     out.push(b' ');

@@ -31,7 +31,11 @@ pub fn parse_cseq(b: &[u8], value: Span) -> Result<CSeq, ParseError> {
         return Err(ParseError::BadCSeq);
     }
     let method_span = Span::from_to(ms, me);
-    Ok(CSeq { num, method: Method::from_bytes(method_span.get(b)), method_span })
+    Ok(CSeq {
+        num,
+        method: Method::from_bytes(method_span.get(b)),
+        method_span,
+    })
 }
 
 #[cfg(test)]
@@ -52,8 +56,17 @@ mod tests {
         assert_eq!(c.method_span.get(s), b"INVITE");
         let c = cs(b"4294967295 RE%47IST%45R").unwrap();
         assert_eq!((c.num, c.method), (u32::MAX, Method::Other));
-        for bad in [&b"4294967296 INVITE"[..], b"36893488147419103232 INVITE", b"1", b"INVITE", b"1INVITE",
-            b"-1 INVITE", b"1 INVITE x", b"1 INV(TE", b""] {
+        for bad in [
+            &b"4294967296 INVITE"[..],
+            b"36893488147419103232 INVITE",
+            b"1",
+            b"INVITE",
+            b"1INVITE",
+            b"-1 INVITE",
+            b"1 INVITE x",
+            b"1 INV(TE",
+            b"",
+        ] {
             assert!(cs(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }

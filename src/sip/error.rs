@@ -71,6 +71,9 @@ pub enum ParseError {
     /// A status code outside 100..=699.
     #[error("status code out of range")]
     BadStatus,
+    /// Expires is not delta-seconds below 2^32.
+    #[error("malformed Expires")]
+    BadExpires,
 }
 
 impl ParseError {
@@ -100,7 +103,8 @@ impl ParseError {
             | ParseError::MissingContentLength
             | ParseError::BadMaxForwards
             | ParseError::BadUri
-            | ParseError::BadRequestUri => Some(400),
+            | ParseError::BadRequestUri
+            | ParseError::BadExpires => Some(400),
         }
     }
 
@@ -127,6 +131,7 @@ impl ParseError {
             ParseError::BadUri => "bad_uri",
             ParseError::BadRequestUri => "bad_request_uri",
             ParseError::BadStatus => "bad_status",
+            ParseError::BadExpires => "bad_expires",
         }
     }
 }
@@ -173,6 +178,9 @@ mod tests {
         assert_eq!(ParseError::MissingHeader(HdrKind::Via).reply_code(), None);
         assert_eq!(ParseError::UnsupportedVersion.reply_code(), Some(505));
         assert_eq!(ParseError::Truncated.reply_code(), None);
-        assert_eq!(ParseError::ContentLengthTooLarge.kind(), "content_length_too_large");
+        assert_eq!(
+            ParseError::ContentLengthTooLarge.kind(),
+            "content_length_too_large"
+        );
     }
 }

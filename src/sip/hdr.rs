@@ -104,9 +104,12 @@ impl HdrKind {
                 _ => HdrKind::Other,
             };
         }
-        // Length check first keeps this a handful of compares per header.
+        // Dispatch on length and first letter so a name costs one or two
+        // compares, not a walk over the whole table.
+        let first = name.first().map_or(0, |c| c.to_ascii_lowercase());
+        let len = name.len();
         for (n, k) in NAMES {
-            if n.len() == name.len() && n.eq_ignore_ascii_case(name) {
+            if n.len() == len && n.first() == Some(&first) && n.eq_ignore_ascii_case(name) {
                 return *k;
             }
         }
@@ -126,7 +129,9 @@ pub fn same_name(a: &[u8], b: &[u8]) -> bool {
         _ => return false,
     };
     let c = short.first().map(|c| c.to_ascii_lowercase()).unwrap_or(0);
-    OTHER_COMPACT.iter().any(|(k, n)| *k == c && n.eq_ignore_ascii_case(long))
+    OTHER_COMPACT
+        .iter()
+        .any(|(k, n)| *k == c && n.eq_ignore_ascii_case(long))
 }
 
 /// One header line as found by the tier-1 pass.

@@ -73,7 +73,9 @@ impl Lumps {
         let mut cursor = 0usize;
         for e in order {
             let at = e.at as usize;
-            let end = at.checked_add(e.del as usize).ok_or(LumpError::OutOfRange)?;
+            let end = at
+                .checked_add(e.del as usize)
+                .ok_or(LumpError::OutOfRange)?;
             if end > buf.len() {
                 return Err(LumpError::OutOfRange);
             }
@@ -143,7 +145,13 @@ mod tests {
         l.insert(11, b"x");
         assert_eq!(run(&l, b), Err(LumpError::OutOfRange));
         let mut l = Lumps::default();
-        l.replace(Span { start: u32::MAX, len: u32::MAX }, b"x");
+        l.replace(
+            Span {
+                start: u32::MAX,
+                len: u32::MAX,
+            },
+            b"x",
+        );
         assert_eq!(run(&l, b), Err(LumpError::OutOfRange));
         // adjacent deletions and an insert at a deletion's end are fine
         let mut l = Lumps::default();

@@ -72,9 +72,20 @@ mod tests {
     #[test]
     fn round_trip_and_case() {
         for m in [
-            Method::Invite, Method::Ack, Method::Cancel, Method::Bye, Method::Register,
-            Method::Options, Method::Info, Method::Message, Method::Subscribe, Method::Notify,
-            Method::Prack, Method::Update, Method::Refer, Method::Publish,
+            Method::Invite,
+            Method::Ack,
+            Method::Cancel,
+            Method::Bye,
+            Method::Register,
+            Method::Options,
+            Method::Info,
+            Method::Message,
+            Method::Subscribe,
+            Method::Notify,
+            Method::Prack,
+            Method::Update,
+            Method::Refer,
+            Method::Publish,
         ] {
             assert_eq!(Method::from_bytes(m.as_str().as_bytes()), m);
         }

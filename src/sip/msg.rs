@@ -23,7 +23,7 @@ pub struct ParseFailure {
 }
 
 /// A SIP message over its own receive buffer.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Msg {
     buf: Vec<u8>,
     first: FirstLine,
@@ -44,7 +44,14 @@ impl Msg {
     /// is cut there (trailing octets of a datagram are not part of it).
     pub fn parse(mut buf: Vec<u8>) -> Result<Msg, ParseFailure> {
         match parse_parts(&buf) {
-            Ok(Parts { first, first_span, headers, headers_end, body, msg_end }) => {
+            Ok(Parts {
+                first,
+                first_span,
+                headers,
+                headers_end,
+                body,
+                msg_end,
+            }) => {
                 buf.truncate(msg_end);
                 Ok(Msg {
                     buf,
@@ -118,7 +125,9 @@ impl Msg {
     /// The SIP-Version token of the first line.
     pub fn version(&self) -> &[u8] {
         match self.first {
-            FirstLine::Request { version, .. } | FirstLine::Reply { version, .. } => version.get(&self.buf),
+            FirstLine::Request { version, .. } | FirstLine::Reply { version, .. } => {
+                version.get(&self.buf)
+            }
         }
     }
 
@@ -185,7 +194,9 @@ impl Msg {
     pub fn via1(&self) -> Result<&Via, ParseError> {
         self.via1
             .get_or_init(|| {
-                let h = self.header(HdrKind::Via).ok_or(ParseError::MissingHeader(HdrKind::Via))?;
+                let h = self
+                    .header(HdrKind::Via)
+                    .ok_or(ParseError::MissingHeader(HdrKind::Via))?;
                 parse_first_via(&self.buf, h.value).map(|(v, _)| v)
             })
             .as_ref()
@@ -236,7 +247,9 @@ impl Msg {
     pub fn cseq(&self) -> Result<&CSeq, ParseError> {
         self.cseq
             .get_or_init(|| {
-                let h = self.header(HdrKind::CSeq).ok_or(ParseError::MissingHeader(HdrKind::CSeq))?;
+                let h = self
+                    .header(HdrKind::CSeq)
+                    .ok_or(ParseError::MissingHeader(HdrKind::CSeq))?;
                 parse_cseq(&self.buf, h.value)
             })
             .as_ref()
@@ -246,7 +259,9 @@ impl Msg {
     pub fn from(&self) -> Result<&NameAddr, ParseError> {
         self.from
             .get_or_init(|| {
-                let h = self.header(HdrKind::From).ok_or(ParseError::MissingHeader(HdrKind::From))?;
+                let h = self
+                    .header(HdrKind::From)
+                    .ok_or(ParseError::MissingHeader(HdrKind::From))?;
                 parse_name_addr(&self.buf, h.value)
             })
             .as_ref()
@@ -256,7 +271,9 @@ impl Msg {
     pub fn to(&self) -> Result<&NameAddr, ParseError> {
         self.to
             .get_or_init(|| {
-                let h = self.header(HdrKind::To).ok_or(ParseError::MissingHeader(HdrKind::To))?;
+                let h = self
+                    .header(HdrKind::To)
+                    .ok_or(ParseError::MissingHeader(HdrKind::To))?;
                 parse_name_addr(&self.buf, h.value)
             })
             .as_ref()
@@ -265,7 +282,9 @@ impl Msg {
 
     /// The Call-ID value: `word ["@" word]`, no whitespace (§25.1).
     pub fn call_id(&self) -> Result<&[u8], ParseError> {
-        let h = self.header(HdrKind::CallId).ok_or(ParseError::MissingHeader(HdrKind::CallId))?;
+        let h = self
+            .header(HdrKind::CallId)
+            .ok_or(ParseError::MissingHeader(HdrKind::CallId))?;
         let v = self.value(h);
         if v.is_empty() || v.iter().any(|&c| c <= b' ' || c >= 0x7f) {
             return Err(ParseError::BadCallId);
@@ -277,7 +296,9 @@ impl Msg {
     pub fn content_length(&self) -> Result<Option<u32>, ParseError> {
         match self.header(HdrKind::ContentLength) {
             None => Ok(None),
-            Some(h) => parse_u32(self.value(h)).map(Some).ok_or(ParseError::BadContentLength),
+            Some(h) => parse_u32(self.value(h))
+                .map(Some)
+                .ok_or(ParseError::BadContentLength),
         }
     }
 
@@ -290,5 +311,35 @@ impl Msg {
                 .map(Some)
                 .ok_or(ParseError::BadMaxForwards),
         }
+    }
+
+    /// The first Expires header (delta-seconds below 2^32); `Ok(None)`
+    /// when absent.
+    pub fn expires(&self) -> Result<Option<u32>, ParseError> {
+        match self.header(HdrKind::Expires) {
+            None => Ok(None),
+            Some(h) => parse_u32(self.value(h))
+                .map(Some)
+                .ok_or(ParseError::BadExpires),
+        }
+    }
+
+    /// For stream transports: the length of the first message in `buf`
+    /// (leading CRLFs included) once its headers are complete, `Ok(None)`
+    /// while more bytes are needed. Content-Length is mandatory on streams
+    /// (RFC 3261 §18.3). A buffer of only CRLFs (keep-alives) is `Empty`.
+    pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, ParseError> {
+        let parts = match parse_parts(buf) {
+            Ok(p) => p,
+            Err(ParseError::Truncated) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let h = parts
+            .headers
+            .iter()
+            .find(|h| h.kind == HdrKind::ContentLength)
+            .ok_or(ParseError::MissingContentLength)?;
+        let n = parse_u32(h.value.get(buf)).ok_or(ParseError::BadContentLength)?;
+        Ok(Some(parts.body.start as usize + n as usize))
     }
 }

@@ -2,7 +2,9 @@
 //! §25.1 `name-addr` / `addr-spec`). Spans are absolute in the buffer.
 
 use super::error::ParseError;
-use super::scan::{at, find_comma, is_lws, is_token, next_param, parse_u32, skip_lws, skip_quoted, trim};
+use super::scan::{
+    at, find_comma, is_lws, is_token, next_param, parse_u32, skip_lws, skip_quoted, trim,
+};
 use super::span::Span;
 use super::uri::parse_uri;
 
@@ -84,7 +86,12 @@ pub fn parse_name_addr(buf: &[u8], value: Span) -> Result<NameAddr, ParseError> 
         }
     };
     parse_uri(uri.get(buf)).map_err(|_| bad)?;
-    let mut na = NameAddr { display, uri, params: Span::new(e, 0), tag: None };
+    let mut na = NameAddr {
+        display,
+        uri,
+        params: Span::new(e, 0),
+        tag: None,
+    };
     let mut i = skip_lws(buf, after, e);
     if i < e {
         if at(buf, i) != b';' {
@@ -94,7 +101,10 @@ pub fn parse_name_addr(buf: &[u8], value: Span) -> Result<NameAddr, ParseError> 
     }
     while i < e {
         let p = next_param(buf, i, e).ok_or(bad)?;
-        if buf.get(p.name.0..p.name.1).is_some_and(|n| n.eq_ignore_ascii_case(b"tag")) {
+        if buf
+            .get(p.name.0..p.name.1)
+            .is_some_and(|n| n.eq_ignore_ascii_case(b"tag"))
+        {
             na.tag = Some(p.value.map(|(a, z)| Span::from_to(a, z)).ok_or(bad)?);
         }
         i = p.end;
@@ -131,17 +141,36 @@ pub fn parse_contacts(buf: &[u8], value: Span) -> Result<Vec<Contact>, ParseErro
     let bad = ParseError::BadNameAddr;
     let (s, e) = trim(buf, value.start as usize, value.end());
     if buf.get(s..e) == Some(b"*") {
-        let addr = NameAddr { display: None, uri: Span::new(s, 0), params: Span::new(e, 0), tag: None };
-        return Ok(vec![Contact { star: true, addr, q: None, expires: None }]);
+        let addr = NameAddr {
+            display: None,
+            uri: Span::new(s, 0),
+            params: Span::new(e, 0),
+            tag: None,
+        };
+        return Ok(vec![Contact {
+            star: true,
+            addr,
+            q: None,
+            expires: None,
+        }]);
     }
     let mut out = Vec::new();
     let mut i = s;
     loop {
         let c = find_comma(buf, i, e).ok_or(bad)?;
         let addr = parse_name_addr(buf, Span::from_to(i, c))?;
-        let mut contact = Contact { star: false, addr, q: None, expires: None };
+        let mut contact = Contact {
+            star: false,
+            addr,
+            q: None,
+            expires: None,
+        };
         let (ps, pe) = (addr.params.start as usize, addr.params.end());
-        let mut j = if addr.params.is_empty() { pe } else { ps.saturating_sub(1) };
+        let mut j = if addr.params.is_empty() {
+            pe
+        } else {
+            ps.saturating_sub(1)
+        };
         while j < pe {
             let p = next_param(buf, j, pe).ok_or(bad)?;
             let name = buf.get(p.name.0..p.name.1).unwrap_or(&[]);
@@ -195,9 +224,18 @@ mod tests {
     #[test]
     fn invalid() {
         for s in [
-            &b""[..], b"\"unterminated <sip:a@b>", b"Bell, Alexander <sip:a@b>", b"\"W\" < sip:a@b >",
-            b"<sip:a@b", b"<sip:a@b> x", b"sip:a@b?Route=x", b"<sip:a@b>;tag", b"<sip:a@b>;;",
-            b"<sip:a@b>, <sip:c@d>", b"\"x\"", b"<>",
+            &b""[..],
+            b"\"unterminated <sip:a@b>",
+            b"Bell, Alexander <sip:a@b>",
+            b"\"W\" < sip:a@b >",
+            b"<sip:a@b",
+            b"<sip:a@b> x",
+            b"sip:a@b?Route=x",
+            b"<sip:a@b>;tag",
+            b"<sip:a@b>;;",
+            b"<sip:a@b>, <sip:c@d>",
+            b"\"x\"",
+            b"<>",
         ] {
             assert!(na(s).is_err(), "{:?}", String::from_utf8_lossy(s));
         }
@@ -205,7 +243,8 @@ mod tests {
 
     #[test]
     fn contacts() {
-        let s = b"<sip:a@h1>;q=0.7;expires=60, \"B, b\" <sip:b,x@h2>;q=1 ,sip:c@h3;expires=99999999999";
+        let s =
+            b"<sip:a@h1>;q=0.7;expires=60, \"B, b\" <sip:b,x@h2>;q=1 ,sip:c@h3;expires=99999999999";
         let v = parse_contacts(s, Span::new(0, s.len())).unwrap();
         assert_eq!(v.len(), 3);
         assert_eq!((v[0].q, v[0].expires), (Some(700), Some(60)));
@@ -214,8 +253,18 @@ mod tests {
         assert_eq!((v[2].q, v[2].expires), (None, None));
         let v = parse_contacts(b" * ", Span::new(0, 3)).unwrap();
         assert!(v[0].star);
-        for s in [&b"<sip:a@h>;q=1.5"[..], b"<sip:a@h>;q=", b"<sip:a@h>,", b"sip:u@h?Route=%3Csip:x%3E", b"<sip:a@h>;;,;,,"] {
-            assert!(parse_contacts(s, Span::new(0, s.len())).is_err(), "{:?}", String::from_utf8_lossy(s));
+        for s in [
+            &b"<sip:a@h>;q=1.5"[..],
+            b"<sip:a@h>;q=",
+            b"<sip:a@h>,",
+            b"sip:u@h?Route=%3Csip:x%3E",
+            b"<sip:a@h>;;,;,,",
+        ] {
+            assert!(
+                parse_contacts(s, Span::new(0, s.len())).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(s)
+            );
         }
         assert_eq!(parse_q(b"0.123"), Some(123));
         assert_eq!(parse_q(b"1.000"), Some(1000));

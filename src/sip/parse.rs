@@ -12,8 +12,17 @@ use memchr::memchr;
 /// The request line or status line.
 #[derive(Clone, Copy, Debug)]
 pub enum FirstLine {
-    Request { method: Method, method_span: Span, uri: Span, version: Span },
-    Reply { version: Span, status: u16, reason: Span },
+    Request {
+        method: Method,
+        method_span: Span,
+        uri: Span,
+        version: Span,
+    },
+    Reply {
+        version: Span,
+        status: u16,
+        reason: Span,
+    },
 }
 
 /// Everything the tier-1 pass finds.
@@ -37,15 +46,24 @@ pub fn version_ok(v: &[u8]) -> bool {
     if !v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/")) {
         return false;
     }
-    let Some(d) = memchr(b'.', rest) else { return false };
-    let (maj, min) = (rest.get(..d).unwrap_or(&[]), rest.get(d + 1..).unwrap_or(&[]));
+    let Some(d) = memchr(b'.', rest) else {
+        return false;
+    };
+    let (maj, min) = (
+        rest.get(..d).unwrap_or(&[]),
+        rest.get(d + 1..).unwrap_or(&[]),
+    );
     !maj.is_empty() && !min.is_empty() && maj.iter().chain(min).all(u8::is_ascii_digit)
 }
 
 /// Parses the first line occupying `s..e` (line end excluded).
 fn first_line(b: &[u8], s: usize, e: usize) -> Result<FirstLine, ParseError> {
     let line = b.get(s..e).unwrap_or(&[]);
-    if line.len() >= 4 && line.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/")) {
+    if line.len() >= 4
+        && line
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+    {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let bad = ParseError::BadStatusLine;
         let sp = memchr(b' ', line).ok_or(bad)?;
@@ -64,7 +82,10 @@ fn first_line(b: &[u8], s: usize, e: usize) -> Result<FirstLine, ParseError> {
             _ if sp + 4 == line.len() => sp + 4,
             _ => return Err(bad),
         };
-        if line.get(rs..).is_some_and(|r| r.iter().any(|&c| c == b'\r' || c == b'\n')) {
+        if line
+            .get(rs..)
+            .is_some_and(|r| r.iter().any(|&c| c == b'\r' || c == b'\n'))
+        {
             return Err(bad);
         }
         return Ok(FirstLine::Reply {
@@ -108,7 +129,11 @@ pub fn parse_parts(b: &[u8]) -> Result<Parts, ParseError> {
         return Err(ParseError::Empty);
     }
     let lf = pos + memchr(b'\n', b.get(pos..).unwrap_or(&[])).ok_or(ParseError::Truncated)?;
-    let fe = if lf > pos && at(b, lf - 1) == b'\r' { lf - 1 } else { lf };
+    let fe = if lf > pos && at(b, lf - 1) == b'\r' {
+        lf - 1
+    } else {
+        lf
+    };
     let first = first_line(b, pos, fe)?;
     let first_span = Span::from_to(pos, fe);
     pos = lf + 1;
@@ -202,18 +227,48 @@ mod tests {
     #[test]
     fn request_lines() {
         let ok = |l: &[u8]| first_line(l, 0, l.len());
-        assert!(matches!(ok(b"INVITE sip:a@b SIP/2.0"), Ok(FirstLine::Request { method: Method::Invite, .. })));
-        assert!(matches!(ok(b"!odd-Meth0d%* sip:a@b SIP/2.0"), Ok(FirstLine::Request { method: Method::Other, .. })));
-        for l in [&b"INVITE  sip:a@b SIP/2.0"[..], b"INVITE sip:a@b SIP/2.0 ", b"INVITE sip:a@b; lr SIP/2.0",
-            b"INVITE sip:a@b", b"INVITE sip:a@b SIP / 2.0", b" INVITE sip:a@b SIP/2.0", b"INV(TE sip:a SIP/2.0",
-            b"", b"SIP/2.0 4294967301 big", b"SIP/2.0 20 OK", b"SIP/2.0 200OK", b"SIP/2.0"] {
+        assert!(matches!(
+            ok(b"INVITE sip:a@b SIP/2.0"),
+            Ok(FirstLine::Request {
+                method: Method::Invite,
+                ..
+            })
+        ));
+        assert!(matches!(
+            ok(b"!odd-Meth0d%* sip:a@b SIP/2.0"),
+            Ok(FirstLine::Request {
+                method: Method::Other,
+                ..
+            })
+        ));
+        for l in [
+            &b"INVITE  sip:a@b SIP/2.0"[..],
+            b"INVITE sip:a@b SIP/2.0 ",
+            b"INVITE sip:a@b; lr SIP/2.0",
+            b"INVITE sip:a@b",
+            b"INVITE sip:a@b SIP / 2.0",
+            b" INVITE sip:a@b SIP/2.0",
+            b"INV(TE sip:a SIP/2.0",
+            b"",
+            b"SIP/2.0 4294967301 big",
+            b"SIP/2.0 20 OK",
+            b"SIP/2.0 200OK",
+            b"SIP/2.0",
+        ] {
             assert!(ok(l).is_err(), "{:?}", String::from_utf8_lossy(l));
         }
         let l = b"SIP/2.0 100 ";
         match ok(l) {
-            Ok(FirstLine::Reply { status: 100, reason, .. }) => assert!(reason.is_empty()),
+            Ok(FirstLine::Reply {
+                status: 100,
+                reason,
+                ..
+            }) => assert!(reason.is_empty()),
             _ => panic!(),
         }
-        assert!(matches!(ok(b"SIP/2.0 180"), Ok(FirstLine::Reply { status: 180, .. })));
+        assert!(matches!(
+            ok(b"SIP/2.0 180"),
+            Ok(FirstLine::Reply { status: 180, .. })
+        ));
     }
 }

@@ -2,10 +2,26 @@
 //! All take explicit bounds and never index past them.
 
 /// RFC 3261 `token` characters: alphanum and `-.!%*_+` `` ` `` `'~`.
+#[inline]
 pub fn is_token(c: u8) -> bool {
-    c.is_ascii_alphanumeric()
-        || matches!(c, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+    TOKEN[c as usize]
 }
+
+/// Lookup table for `is_token` (the header-name scan is the hot loop).
+static TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        c += 1;
+    }
+    t
+};
 
 /// Linear white space, folding line ends included (values may be folded).
 pub fn is_lws(c: u8) -> bool {
@@ -78,6 +94,12 @@ pub fn find_comma(b: &[u8], mut i: usize, end: usize) -> Option<usize> {
 /// Parses `1*DIGIT` that fits in a `u32`; `None` for empty, non-digits or
 /// overflow.
 pub fn parse_u32(s: &[u8]) -> Option<u32> {
+    // leading zeros are legal (`0068`) and must not count toward the length
+    let nz = s
+        .iter()
+        .position(|&c| c != b'0')
+        .unwrap_or(s.len().saturating_sub(1));
+    let s = s.get(nz..).unwrap_or(&[]);
     if s.is_empty() || s.len() > 10 {
         return None;
     }
@@ -145,7 +167,12 @@ pub fn next_param(b: &[u8], i: usize, end: usize) -> Option<Param> {
         value = Some((vs, ve));
         j = skip_lws(b, ve, end);
     }
-    Some(Param { semi: i, name: (ns, ne), value, end: j })
+    Some(Param {
+        semi: i,
+        name: (ns, ne),
+        value,
+        end: j,
+    })
 }
 
 #[cfg(test)]
@@ -164,6 +191,8 @@ mod tests {
         assert_eq!(find_comma(b"<sip:a", 0, 6), None);
         assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
         assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b"000000000000042"), Some(42));
+        assert_eq!(parse_u32(b"0000"), Some(0));
         assert_eq!(parse_u32(b"-1"), None);
         assert_eq!(parse_u32(b""), None);
         assert_eq!(parse_u16(b"65536"), None);

@@ -31,7 +31,7 @@ impl Span {
 
     /// Offset one past the last byte.
     pub fn end(&self) -> usize {
-        self.start as usize + self.len as usize
+        (self.start as usize).saturating_add(self.len as usize)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -60,7 +60,14 @@ mod tests {
         assert_eq!(Span::new(1, 3).get(b), b"ell");
         assert_eq!(Span::new(4, 3).get(b), b"");
         assert_eq!(Span::new(9, 0).get(b), b"");
-        assert_eq!(Span { start: u32::MAX, len: u32::MAX }.get(b), b"");
+        assert_eq!(
+            Span {
+                start: u32::MAX,
+                len: u32::MAX
+            }
+            .get(b),
+            b""
+        );
         assert_eq!(Span::EMPTY.get(b), b"");
         assert!(Span::EMPTY.is_empty());
         assert_eq!(Span::new(2, 3).end(), 5);

@@ -62,9 +62,14 @@ fn host_ok(h: &[u8]) -> bool {
     match h {
         [] => false,
         [b'[', inner @ .., b']'] => {
-            !inner.is_empty() && inner.iter().all(|c| c.is_ascii_hexdigit() || *c == b':' || *c == b'.')
+            !inner.is_empty()
+                && inner
+                    .iter()
+                    .all(|c| c.is_ascii_hexdigit() || *c == b':' || *c == b'.')
         }
-        _ => h.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.' || *c == b'_'),
+        _ => h
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.' || *c == b'_'),
     }
 }
 
@@ -77,7 +82,9 @@ pub fn parse_uri(s: &[u8]) -> Result<Uri, ParseError> {
     let colon = memchr::memchr(b':', s).ok_or(ParseError::BadUri)?;
     let scheme_b = s.get(..colon).unwrap_or(&[]);
     let scheme_ok = matches!(scheme_b.first(), Some(c) if c.is_ascii_alphabetic())
-        && scheme_b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+        && scheme_b
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
     if !scheme_ok {
         return Err(ParseError::BadUri);
     }
@@ -165,7 +172,8 @@ pub fn parse_uri(s: &[u8]) -> Result<Uri, ParseError> {
         while pe < s.len() && at(s, pe).is_ascii_digit() {
             pe += 1;
         }
-        u.port = Some(super::scan::parse_u16(s.get(ps..pe).unwrap_or(&[])).ok_or(ParseError::BadUri)?);
+        u.port =
+            Some(super::scan::parse_u16(s.get(ps..pe).unwrap_or(&[])).ok_or(ParseError::BadUri)?);
         u.port_span = Some(Span::from_to(ps, pe));
         i = pe;
     }
@@ -261,16 +269,33 @@ mod tests {
         assert_eq!(u.scheme, Scheme::Tel);
         assert_eq!(u.user.unwrap().get(s), b"+1-555-0100");
         assert_eq!(u.param(s, b"phone-context"), Some(&b"example.com"[..]));
-        assert_eq!(parse_uri(b"urn:whatever-opaque").unwrap().scheme, Scheme::Other);
+        assert_eq!(
+            parse_uri(b"urn:whatever-opaque").unwrap().scheme,
+            Scheme::Other
+        );
         assert_eq!(parse_uri(b"sip:h").unwrap().host, Span::new(4, 1));
     }
 
     #[test]
     fn invalid() {
         for s in [
-            &b""[..], b"sip:", b"sip:user@", b"sip:@h", b"sip:h:99999", b"sip:h:", b"sip:h x",
-            b"<sip:h>", b"sip:h;;a", b"sip:a%4@h", b"sip:[::1", b"sip:h/x", b"1ab:x", b"sip:h:5x",
-            b"nocolon", b"sip:a b@h", b"x:",
+            &b""[..],
+            b"sip:",
+            b"sip:user@",
+            b"sip:@h",
+            b"sip:h:99999",
+            b"sip:h:",
+            b"sip:h x",
+            b"<sip:h>",
+            b"sip:h;;a",
+            b"sip:a%4@h",
+            b"sip:[::1",
+            b"sip:h/x",
+            b"1ab:x",
+            b"sip:h:5x",
+            b"nocolon",
+            b"sip:a b@h",
+            b"x:",
         ] {
             assert!(parse_uri(s).is_err(), "{:?}", String::from_utf8_lossy(s));
         }

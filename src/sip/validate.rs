@@ -8,7 +8,13 @@ use super::parse::FirstLine;
 use super::uri::{parse_uri, Scheme};
 
 /// Headers every request and reply carries (RFC 3261 §8.1.1).
-const MANDATORY: [HdrKind; 5] = [HdrKind::Via, HdrKind::From, HdrKind::To, HdrKind::CallId, HdrKind::CSeq];
+const MANDATORY: [HdrKind; 5] = [
+    HdrKind::Via,
+    HdrKind::From,
+    HdrKind::To,
+    HdrKind::CallId,
+    HdrKind::CSeq,
+];
 
 /// Headers that may appear once only (RFC 4475 §3.3.8, §3.3.9).
 const SINGLE: [HdrKind; 6] = [
@@ -61,7 +67,10 @@ impl Msg {
         }
         match self.content_length()? {
             Some(n) => {
-                let avail = self.buf().len().saturating_sub(self.body_span().start as usize);
+                let avail = self
+                    .buf()
+                    .len()
+                    .saturating_sub(self.body_span().start as usize);
                 if n as usize > avail {
                     return Err(ParseError::ContentLengthTooLarge);
                 }

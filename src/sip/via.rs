@@ -92,11 +92,17 @@ pub fn parse_via_parm(b: &[u8], start: usize, end: usize) -> Result<Via, ParseEr
         let rel = memchr::memchr(b']', b.get(hs..end).unwrap_or(&[])).ok_or(bad)?;
         he = hs + rel + 1;
         let inner = b.get(hs + 1..he - 1).unwrap_or(&[]);
-        if inner.is_empty() || !inner.iter().all(|c| c.is_ascii_hexdigit() || *c == b':' || *c == b'.') {
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|c| c.is_ascii_hexdigit() || *c == b':' || *c == b'.')
+        {
             return Err(bad);
         }
     } else {
-        while he < end && (at(b, he).is_ascii_alphanumeric() || matches!(at(b, he), b'-' | b'.' | b'_')) {
+        while he < end
+            && (at(b, he).is_ascii_alphanumeric() || matches!(at(b, he), b'-' | b'.' | b'_'))
+        {
             he += 1;
         }
         if he == hs {
@@ -153,7 +159,9 @@ pub fn parse_via_parm(b: &[u8], start: usize, end: usize) -> Result<Via, ParseEr
         } else if name.eq_ignore_ascii_case(b"maddr") {
             via.maddr = Some(val.ok_or(bad)?);
         } else if name.eq_ignore_ascii_case(b"ttl") {
-            let t = val.and_then(|v| super::scan::parse_u32(v.get(b))).ok_or(bad)?;
+            let t = val
+                .and_then(|v| super::scan::parse_u32(v.get(b)))
+                .ok_or(bad)?;
             via.ttl = Some(u8::try_from(t).map_err(|_| bad)?);
         }
         i = p.end;
@@ -228,9 +236,19 @@ mod tests {
     #[test]
     fn invalid() {
         for s in [
-            &b""[..], b"SIP/2.0/UDP", b"SIP/2.0/UDP ", b"SIP/2.0 UDP h", b"SIP/2.0/UDPh",
-            b"SIP/2.0/UDP h:70000", b"SIP/2.0/UDP h;;", b"SIP/2.0/UDP h;branch", b"SIP/2.0/UDP h x",
-            b"SIP/2.0/UDP [zz]", b"SIP/2.0/UDP h;ttl=300", b"SIP/2.0/UDP h;rport=x", b"HTTP/1.1/TCP h",
+            &b""[..],
+            b"SIP/2.0/UDP",
+            b"SIP/2.0/UDP ",
+            b"SIP/2.0 UDP h",
+            b"SIP/2.0/UDPh",
+            b"SIP/2.0/UDP h:70000",
+            b"SIP/2.0/UDP h;;",
+            b"SIP/2.0/UDP h;branch",
+            b"SIP/2.0/UDP h x",
+            b"SIP/2.0/UDP [zz]",
+            b"SIP/2.0/UDP h;ttl=300",
+            b"SIP/2.0/UDP h;rport=x",
+            b"HTTP/1.1/TCP h",
             b"SIP/2.0/UDP h;branch=\"unterminated",
         ] {
             assert!(via(s).is_err(), "{:?}", String::from_utf8_lossy(s));

@@ -53,20 +53,62 @@ fn invalid_fixtures_are_rejected() {
 
 #[test]
 fn specific_rejections() {
-    let get = |name: &str| INVALID.iter().find(|(n, _, _)| *n == name).map(|(_, b, _)| parse(b)).unwrap();
-    assert_eq!(get("content_length_too_large").validate(), Err(ParseError::ContentLengthTooLarge));
-    assert_eq!(get("negative_content_length").validate(), Err(ParseError::BadContentLength));
-    assert_eq!(get("overlarge_scalars").validate(), Err(ParseError::BadCSeq));
-    assert_eq!(get("max_forwards_300").validate(), Err(ParseError::BadMaxForwards));
-    assert_eq!(get("unterminated_quote").validate(), Err(ParseError::BadNameAddr));
+    let get = |name: &str| {
+        INVALID
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, b, _)| parse(b))
+            .unwrap()
+    };
+    assert_eq!(
+        get("content_length_too_large").validate(),
+        Err(ParseError::ContentLengthTooLarge)
+    );
+    assert_eq!(
+        get("negative_content_length").validate(),
+        Err(ParseError::BadContentLength)
+    );
+    assert_eq!(
+        get("overlarge_scalars").validate(),
+        Err(ParseError::BadCSeq)
+    );
+    assert_eq!(
+        get("max_forwards_300").validate(),
+        Err(ParseError::BadMaxForwards)
+    );
+    assert_eq!(
+        get("unterminated_quote").validate(),
+        Err(ParseError::BadNameAddr)
+    );
     assert_eq!(get("angle_ruri").validate(), Err(ParseError::BadRequestUri));
-    assert_eq!(get("headers_in_ruri").validate(), Err(ParseError::BadRequestUri));
-    assert_eq!(get("cseq_method_mismatch").validate(), Err(ParseError::CSeqMethodMismatch));
-    assert_eq!(get("unknown_method_cseq_mismatch").validate(), Err(ParseError::CSeqMethodMismatch));
-    assert_eq!(get("unknown_version").validate(), Err(ParseError::UnsupportedVersion));
-    assert_eq!(get("missing_mandatory").validate(), Err(ParseError::MissingHeader(HdrKind::From)));
-    assert!(matches!(get("duplicate_single_valued").validate(), Err(ParseError::DuplicateHeader(_))));
-    assert_eq!(get("two_content_lengths").validate(), Err(ParseError::DuplicateHeader(HdrKind::ContentLength)));
+    assert_eq!(
+        get("headers_in_ruri").validate(),
+        Err(ParseError::BadRequestUri)
+    );
+    assert_eq!(
+        get("cseq_method_mismatch").validate(),
+        Err(ParseError::CSeqMethodMismatch)
+    );
+    assert_eq!(
+        get("unknown_method_cseq_mismatch").validate(),
+        Err(ParseError::CSeqMethodMismatch)
+    );
+    assert_eq!(
+        get("unknown_version").validate(),
+        Err(ParseError::UnsupportedVersion)
+    );
+    assert_eq!(
+        get("missing_mandatory").validate(),
+        Err(ParseError::MissingHeader(HdrKind::From))
+    );
+    assert!(matches!(
+        get("duplicate_single_valued").validate(),
+        Err(ParseError::DuplicateHeader(_))
+    ));
+    assert_eq!(
+        get("two_content_lengths").validate(),
+        Err(ParseError::DuplicateHeader(HdrKind::ContentLength))
+    );
     assert_eq!(get("junk_in_via").validate(), Err(ParseError::BadVia));
     // the overlarge Contact expires is no number we keep
     let m = get("overlarge_scalars");
@@ -90,8 +132,17 @@ fn invite_accessors() {
     assert_eq!(m.method_bytes(), b"INVITE");
     assert_eq!(m.ruri(), b"sip:bob@biloxi.example.com");
     assert_eq!(m.ruri_span().get(b), m.ruri());
-    assert_eq!(m.first_line_span().get(b), b"INVITE sip:bob@biloxi.example.com SIP/2.0");
-    assert!(matches!(m.first_line(), FirstLine::Request { method: Method::Invite, .. }));
+    assert_eq!(
+        m.first_line_span().get(b),
+        b"INVITE sip:bob@biloxi.example.com SIP/2.0"
+    );
+    assert!(matches!(
+        m.first_line(),
+        FirstLine::Request {
+            method: Method::Invite,
+            ..
+        }
+    ));
     assert_eq!((m.status(), m.reason()), (0, &b""[..]));
     assert_eq!(m.headers().len(), 13);
     let v1 = m.via1().unwrap();
@@ -113,7 +164,10 @@ fn invite_accessors() {
     let t = m.to().unwrap();
     assert!(t.tag.is_none());
     assert_eq!(t.uri.get(b), b"sip:bob@biloxi.example.com");
-    assert_eq!(m.call_id().unwrap(), b"a84b4c76e66710@pc33.atlanta.example.com");
+    assert_eq!(
+        m.call_id().unwrap(),
+        b"a84b4c76e66710@pc33.atlanta.example.com"
+    );
     assert_eq!(m.content_length().unwrap(), Some(149));
     assert_eq!(m.max_forwards().unwrap(), Some(70));
     assert!(m.body().starts_with(b"v=0\r\n"));
@@ -127,7 +181,14 @@ fn invite_accessors() {
     assert!(m.find_header(b"X-Nope").is_none());
     assert_eq!(m.headers_of(HdrKind::Via).count(), 2);
     // the URI accessor composes with header values
-    let u = parse_uri(m.value(m.header(HdrKind::Route).unwrap()).strip_prefix(b"<").unwrap().strip_suffix(b">").unwrap()).unwrap();
+    let u = parse_uri(
+        m.value(m.header(HdrKind::Route).unwrap())
+            .strip_prefix(b"<")
+            .unwrap()
+            .strip_suffix(b">")
+            .unwrap(),
+    )
+    .unwrap();
     assert!(u.lr);
     let buf = m.into_buf();
     assert_eq!(buf, INVITE);
@@ -141,9 +202,15 @@ fn tortuous_and_odd_accessors() {
     assert_eq!(m.max_forwards().unwrap(), Some(68));
     assert_eq!(m.to().unwrap().tag.unwrap().get(b), b"7a1b2c3d");
     assert_eq!(m.from().unwrap().tag.unwrap().get(b), b"f00d");
-    assert_eq!(m.via2().unwrap().unwrap().host.get(b), b"spindle.example.net");
+    assert_eq!(
+        m.via2().unwrap().unwrap().host.get(b),
+        b"spindle.example.net"
+    );
     let h = m.find_header(b"newfangledheader").unwrap();
-    assert_eq!(m.value(h), b"newfangled value\r\n continued newfangled value");
+    assert_eq!(
+        m.value(h),
+        b"newfangled value\r\n continued newfangled value"
+    );
     assert!(h.line.get(b).ends_with(b"continued newfangled value\r\n"));
     assert_eq!(m.value(m.header(HdrKind::Subject).unwrap()), b"");
     let c = parse_contacts(b, m.header(HdrKind::Contact).unwrap().value).unwrap();
@@ -161,7 +228,16 @@ fn tortuous_and_odd_accessors() {
 
     let m = parse(TRANSPORTS);
     let v: Vec<Transport> = m.vias().unwrap().iter().map(|v| v.transport).collect();
-    assert_eq!(v, [Transport::Udp, Transport::Sctp, Transport::Tls, Transport::Other, Transport::Tcp]);
+    assert_eq!(
+        v,
+        [
+            Transport::Udp,
+            Transport::Sctp,
+            Transport::Tls,
+            Transport::Other,
+            Transport::Tcp
+        ]
+    );
     assert_eq!(m.headers_end(), m.buf().len() - 1);
 
     let m = parse(REPLY_UTF8);
@@ -178,7 +254,10 @@ fn tortuous_and_odd_accessors() {
     assert_eq!(parse_uri(m.ruri()).unwrap().scheme, Scheme::Other);
     let m = parse(TOKEN_CHARS);
     assert_eq!(m.method(), Method::Other);
-    assert_eq!(m.find_header(b"extensionHeader-!.%*+_`'~").map(|h| h.kind), Some(HdrKind::Other));
+    assert_eq!(
+        m.find_header(b"extensionHeader-!.%*+_`'~").map(|h| h.kind),
+        Some(HdrKind::Other)
+    );
 }
 
 fn reply(m: &Msg, code: u16, opts: &ReplyOpts) -> String {
@@ -224,31 +303,63 @@ hello"
     // an existing To tag is kept, not doubled
     let m = parse(REPLY_UTF8.strip_prefix(b"\r\n\r\n").unwrap());
     let mut out = Vec::new();
-    assert_eq!(build_reply(&m, 200, b"OK", &ReplyOpts::default(), &mut out), Err(BuildError::NotARequest));
+    assert_eq!(
+        build_reply(&m, 200, b"OK", &ReplyOpts::default(), &mut out),
+        Err(BuildError::NotARequest)
+    );
     let m = parse(TORTUOUS);
-    let r = reply(&m, 487, &ReplyOpts { to_tag: Some(b"zz"), ..ReplyOpts::default() });
+    let r = reply(
+        &m,
+        487,
+        &ReplyOpts {
+            to_tag: Some(b"zz"),
+            ..ReplyOpts::default()
+        },
+    );
     assert!(r.contains("tag    = 7a1b2c3d\r\n"));
     assert!(!r.contains("zz"));
     assert!(r.contains("CSeq: 9 INVITE\r\n"));
     let mut out = Vec::new();
-    assert_eq!(build_reply(&m, 99, b"x", &ReplyOpts::default(), &mut out), Err(BuildError::BadCode));
-    assert_eq!(build_reply(&m, 200, b"x\r\nEvil: 1", &ReplyOpts::default(), &mut out), Err(BuildError::BadText));
+    assert_eq!(
+        build_reply(&m, 99, b"x", &ReplyOpts::default(), &mut out),
+        Err(BuildError::BadCode)
+    );
+    assert_eq!(
+        build_reply(&m, 200, b"x\r\nEvil: 1", &ReplyOpts::default(), &mut out),
+        Err(BuildError::BadText)
+    );
 }
 
 #[test]
 fn build_reply_hostile_duplicates() {
     // duplicate To/CSeq/Call-ID/From: the reply carries each exactly once
-    let (_, b, _) = INVALID.iter().find(|(n, _, _)| *n == "duplicate_single_valued").unwrap();
+    let (_, b, _) = INVALID
+        .iter()
+        .find(|(n, _, _)| *n == "duplicate_single_valued")
+        .unwrap();
     let m = parse(b);
     let mut out = Vec::new();
-    build_reply(&m, 400, b"Bad Request", &ReplyOpts { to_tag: Some(b"x"), ..Default::default() }, &mut out).unwrap();
+    build_reply(
+        &m,
+        400,
+        b"Bad Request",
+        &ReplyOpts {
+            to_tag: Some(b"x"),
+            ..Default::default()
+        },
+        &mut out,
+    )
+    .unwrap();
     let s = String::from_utf8_lossy(&out);
     for h in ["\r\nTo:", "\r\nFrom:", "\r\nCall-ID:", "\r\nCSeq:"] {
         assert_eq!(s.matches(h).count(), 1, "{h} in {s}");
     }
     assert!(s.contains("CSeq: 5 INVITE\r\n"));
     // CSeq beyond 2^32-1 still gets its 400, the value copied once
-    let (_, b, _) = INVALID.iter().find(|(n, _, _)| *n == "overlarge_scalars").unwrap();
+    let (_, b, _) = INVALID
+        .iter()
+        .find(|(n, _, _)| *n == "overlarge_scalars")
+        .unwrap();
     let m = parse(b);
     assert_eq!(m.validate().unwrap_err().reply_code(), Some(400));
     let mut out = Vec::new();
@@ -256,9 +367,15 @@ fn build_reply_hostile_duplicates() {
     let s = String::from_utf8_lossy(&out);
     assert!(s.contains("CSeq: 36893488147419103232 REGISTER\r\n"));
     // no Via at all: an error, not a panic
-    let (_, b, _) = INVALID.iter().find(|(n, _, _)| *n == "junk_in_via").unwrap();
+    let (_, b, _) = INVALID
+        .iter()
+        .find(|(n, _, _)| *n == "junk_in_via")
+        .unwrap();
     let mut out = Vec::new();
-    assert_eq!(build_reply(&parse(b), 400, b"x", &ReplyOpts::default(), &mut out), Err(BuildError::BadVia));
+    assert_eq!(
+        build_reply(&parse(b), 400, b"x", &ReplyOpts::default(), &mut out),
+        Err(BuildError::BadVia)
+    );
 }
 
 #[test]
@@ -278,7 +395,40 @@ fn lumps_on_a_message() {
     f.validate().unwrap();
     assert_eq!(f.ruri(), b"sip:bob@192.0.2.4");
     assert!(f.header(HdrKind::Route).is_none());
-    assert_eq!(f.via1().unwrap().branch.unwrap().get(f.buf()), b"z9hG4bKnew");
+    assert_eq!(
+        f.via1().unwrap().branch.unwrap().get(f.buf()),
+        b"z9hG4bKnew"
+    );
     assert_eq!(f.value(f.find_header(b"x-added").unwrap()), b"yes");
     assert_eq!(f.body(), m.body());
+}
+
+#[test]
+fn stream_framing_and_expires() {
+    // complete message with body: its exact length, junk after it ignored
+    let mut b = INVITE.to_vec();
+    assert_eq!(Msg::frame_len(&b), Ok(Some(INVITE.len())));
+    b.extend_from_slice(b"\r\nOPTIONS sip:x SIP/2.0\r\n");
+    assert_eq!(Msg::frame_len(&b), Ok(Some(INVITE.len())));
+    // every strict prefix that ends inside the headers needs more bytes
+    let he = parse(INVITE).headers_end();
+    for cut in 1..he {
+        assert_eq!(Msg::frame_len(&INVITE[..cut]), Ok(None), "cut {cut}");
+    }
+    assert_eq!(
+        Msg::frame_len(RFC2543),
+        Err(ParseError::MissingContentLength)
+    );
+    assert_eq!(Msg::frame_len(b"\r\n\r\n"), Err(ParseError::Empty));
+    // Expires
+    let (_, b, _) = INVALID
+        .iter()
+        .find(|(n, _, _)| *n == "overlarge_scalars")
+        .unwrap();
+    assert_eq!(parse(b).expires(), Err(ParseError::BadExpires));
+    assert_eq!(parse(INVITE).expires(), Ok(None));
+    let m = parse(b"OPTIONS sip:a@b SIP/2.0\r\nExpires: 0003600\r\n\r\n");
+    assert_eq!(m.expires(), Ok(Some(3600)));
+    let c = m.clone();
+    assert_eq!(c.buf(), m.buf());
 }
