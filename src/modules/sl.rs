@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use crate::cfg::ast::Literal;
 use crate::net::{send_udp, ListenSocket};
 use crate::route::export::{arg_int_range, arg_str, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask};
-use crate::route::forward::{resolve, via1_received_params};
+use crate::route::forward::{resolve, via1_received_params, via1_replaced_spans};
 use crate::route::{MsgCtx, Runtime};
 use crate::sip::{build_reply, Method, Msg, ReplyOpts};
 use crate::util::hash::hex16;
@@ -72,6 +72,7 @@ pub fn send_reply(rt: &Runtime, msg: &Msg, src: SocketAddr, rcv: &ListenSocket, 
     }
     let tag = if r.code >= 180 && msg.to().map(|t| t.tag.is_none()).unwrap_or(false) { Some(to_tag(rt, msg)) } else { None };
     let via_extra = via1_received_params(msg, src, r.force_rport);
+    let via_drop = via1_replaced_spans(msg, src, r.force_rport);
     let mut extra = r.extra.to_vec();
     if rt.core.sip_warning {
         extra.extend_from_slice(warning_line(rt, msg, src, rcv, r.new_uri).as_bytes());
@@ -79,6 +80,7 @@ pub fn send_reply(rt: &Runtime, msg: &Msg, src: SocketAddr, rcv: &ListenSocket, 
     let opts = ReplyOpts {
         to_tag: tag.as_deref().map(str::as_bytes),
         via1_extra: &via_extra,
+        via1_drop: &via_drop,
         extra_headers: &extra,
         body: b"",
         server_header: if rt.server_hdr.is_empty() { None } else { Some(&rt.server_hdr) },

@@ -8,6 +8,7 @@
 use super::error::BuildError;
 use super::hdr::HdrKind;
 use super::msg::Msg;
+use super::span::Span;
 
 /// What a locally generated reply adds to the copied request fields.
 #[derive(Clone, Copy, Debug, Default)]
@@ -16,6 +17,9 @@ pub struct ReplyOpts<'a> {
     pub to_tag: Option<&'a [u8]>,
     /// Appended to the first via-parm, e.g. `;received=1.2.3.4;rport=5060`.
     pub via1_extra: &'a [u8],
+    /// Spans (absolute, inside the first via-parm) left out of the copy:
+    /// the params that `via1_extra` replaces.
+    pub via1_drop: &'a [Span],
     /// Complete CRLF-terminated header lines.
     pub extra_headers: &'a [u8],
     pub body: &'a [u8],
@@ -102,7 +106,24 @@ pub fn build_reply(
         out.extend_from_slice(b"Via: ");
         if i == 0 {
             let split = via1.span.end();
-            out.extend_from_slice(b.get(h.value.start as usize..split).unwrap_or(&[]));
+            // Copy up to the end of the first via-parm, leaving out the
+            // params the caller replaces (an empty `rport`, an old `received`).
+            let mut at = h.value.start as usize;
+            let mut drops: Vec<Span> = opts
+                .via1_drop
+                .iter()
+                .copied()
+                .filter(|d| d.start as usize >= at && d.end() <= split)
+                .collect();
+            drops.sort_by_key(|d| d.start);
+            for d in drops {
+                if (d.start as usize) < at {
+                    continue;
+                }
+                out.extend_from_slice(b.get(at..d.start as usize).unwrap_or(&[]));
+                at = d.end();
+            }
+            out.extend_from_slice(b.get(at..split).unwrap_or(&[]));
             out.extend_from_slice(opts.via1_extra);
             out.extend_from_slice(b.get(split..h.value.end()).unwrap_or(&[]));
         } else {

@@ -187,6 +187,7 @@ fn exercise(buf: Vec<u8>) {
     let opts = ReplyOpts {
         to_tag: Some(b"abc"),
         via1_extra: b";received=192.0.2.1",
+        via1_drop: &[],
         extra_headers: b"X-A: b\r\n",
         body: b"",
         server_header: Some(b"ser"),

@@ -275,6 +275,7 @@ fn build_reply_shape() {
     let opts = ReplyOpts {
         to_tag: Some(b"tt1"),
         via1_extra: b";received=192.0.2.9",
+        via1_drop: &[],
         extra_headers: b"X-Extra: 1\r\n",
         body: b"hello",
         server_header: Some(b"ser"),
