@@ -17,3 +17,4 @@ pub mod cli;
 pub mod logging;
 pub mod util;
 pub mod server;
+pub mod tm;

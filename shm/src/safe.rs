@@ -50,3 +50,44 @@ shm_safe!(());
 
 // SAFETY: an array of `ShmSafe` elements has the elements' properties.
 unsafe impl<T: ShmSafe, const N: usize> ShmSafe for [T; N] {}
+
+/// Declare a `#[repr(C)]` struct for shared memory and implement
+/// [`ShmSafe`] for it, with the invariant checked at compile time: every
+/// field type must itself be `ShmSafe`, and the struct must need no drop.
+/// Users outside this crate thus never write `unsafe` to put their own
+/// plain-data types in the region.
+///
+/// ```
+/// shm::shm_struct! {
+///     #[derive(Clone, Copy, Default, Debug)]
+///     pub struct Pair { pub a: u32, pub b: [u16; 2] }
+/// }
+/// fn needs_safe<T: shm::ShmSafe>() {}
+/// needs_safe::<Pair>();
+/// ```
+#[macro_export]
+macro_rules! shm_struct {
+    (
+        $(#[$m:meta])*
+        $vis:vis struct $name:ident {
+            $( $(#[$fm:meta])* $fvis:vis $f:ident : $t:ty ),* $(,)?
+        }
+    ) => {
+        $(#[$m])*
+        #[repr(C)]
+        $vis struct $name { $( $(#[$fm])* $fvis $f : $t ),* }
+
+        const _: () = {
+            const fn assert_shm_safe<T: $crate::ShmSafe>() {}
+            $( assert_shm_safe::<$t>(); )*
+            assert!(!::core::mem::needs_drop::<$name>(), "shm_struct types must not need drop");
+        };
+
+        // SAFETY: `$name` is repr(C) and each field type is ShmSafe (checked
+        // by the const block above), so the layout is fixed, it owns no
+        // heap memory, every bit pattern of every field is valid, and it has
+        // no drop glue (also checked above).
+        #[allow(unsafe_code)]
+        unsafe impl $crate::ShmSafe for $name {}
+    };
+}
