@@ -37,9 +37,13 @@ fn procfs_sees_a_bound_port_and_forgets_it() {
 fn udp_peer_round_trip_and_parsing_helpers() {
     let a = UdpPeer::bind();
     let b = UdpPeer::bind();
-    let req = Request::new("OPTIONS", "sip:x@127.0.0.1", a.port()).rport().build();
+    let req = Request::new("OPTIONS", "sip:x@127.0.0.1", a.port())
+        .rport()
+        .build();
     a.send_to_port(&req, b.port());
-    let (got, from) = b.recv_timeout(Duration::from_secs(2)).expect("request arrives");
+    let (got, from) = b
+        .recv_timeout(Duration::from_secs(2))
+        .expect("request arrives");
     assert_eq!(got, req);
     assert_eq!(from, a.addr());
     assert_eq!(first_line(&got), "OPTIONS sip:x@127.0.0.1 SIP/2.0");
@@ -66,7 +70,10 @@ fn status_and_header_parsing_edge_cases() {
     assert_eq!(status_of(b"SIP/2.0 48"), None);
     assert_eq!(status_of(b"INVITE sip:a SIP/2.0\r\n"), None);
     let m = b"SIP/2.0 200 OK\r\nVia: a\r\nX-Long: one\r\n two\r\nvia: b\r\n\r\nVia: body\r\n";
-    assert_eq!(header_values(m, "Via"), vec!["a".to_string(), "b".to_string()]);
+    assert_eq!(
+        header_values(m, "Via"),
+        vec!["a".to_string(), "b".to_string()]
+    );
     assert_eq!(header_value(m, "x-long").as_deref(), Some("one two"));
 }
 
@@ -74,8 +81,14 @@ fn status_and_header_parsing_edge_cases() {
 fn config_port_extraction() {
     assert_eq!(udp_ports_in("listen=udp:127.0.0.1:5070\n"), vec![5070]);
     assert_eq!(udp_ports_in("port=5071\nlisten=127.0.0.1\n"), vec![5071]);
-    assert_eq!(udp_ports_in("# listen=udp:127.0.0.1:1\nport=5072 # x\n"), vec![5072]);
-    assert_eq!(udp_ports_in("listen=tcp:127.0.0.1:1 udp:127.0.0.1:5073\n"), vec![5073]);
+    assert_eq!(
+        udp_ports_in("# listen=udp:127.0.0.1:1\nport=5072 # x\n"),
+        vec![5072]
+    );
+    assert_eq!(
+        udp_ports_in("listen=tcp:127.0.0.1:1 udp:127.0.0.1:5073\n"),
+        vec![5073]
+    );
 }
 
 #[test]
@@ -91,10 +104,20 @@ fn stat_csv_last_row_is_read() {
 fn run_bounded_kills_an_overrunning_command() {
     let dir = TestDir::new();
     let t0 = Instant::now();
-    let fin = run_bounded(Command::new("sleep").arg("30"), &dir, "sleep", Duration::from_millis(300));
+    let fin = run_bounded(
+        Command::new("sleep").arg("30"),
+        &dir,
+        "sleep",
+        Duration::from_millis(300),
+    );
     assert!(fin.status.is_none());
     assert!(t0.elapsed() < Duration::from_secs(5));
-    let fin = run_bounded(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 7"]), &dir, "sh", Duration::from_secs(5));
+    let fin = run_bounded(
+        Command::new("sh").args(["-c", "echo out; echo err >&2; exit 7"]),
+        &dir,
+        "sh",
+        Duration::from_secs(5),
+    );
     assert_eq!(fin.code(), Some(7));
     assert_eq!(fin.stdout, "out\n");
     assert_eq!(fin.stderr, "err\n");
@@ -141,7 +164,9 @@ fn our_scenarios_run_against_sipp() {
         ("uas_180_200_rr.xml", "uac_rr.xml"),
         ("uas_100_only.xml", "uac_cancel.xml"),
     ] {
-        let s = Sipp::scenario(&tests_path(&format!("scenarios/{uas}"))).calls(20).spawn(&dir);
+        let s = Sipp::scenario(&tests_path(&format!("scenarios/{uas}")))
+            .calls(20)
+            .spawn(&dir);
         let r = Sipp::scenario(&tests_path(&format!("scenarios/{uac}")))
             .to(s.port())
             .calls(20)
@@ -175,7 +200,9 @@ fn stand_in(mode: &str) -> Option<Ser> {
 
 #[test]
 fn launcher_waits_for_port_finds_children_and_stops() {
-    let Some(mut s) = stand_in("normal") else { return };
+    let Some(mut s) = stand_in("normal") else {
+        return;
+    };
     assert!(procfs::udp_port_bound(s.port()));
     // The stand-in forks after binding; give it a moment to finish.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -204,7 +231,9 @@ fn launcher_reports_early_death_with_log() {
 
 #[test]
 fn dropping_the_server_kills_stubborn_children() {
-    let Some(s) = stand_in("stubborn") else { return };
+    let Some(s) = stand_in("stubborn") else {
+        return;
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
     while s.child_pids().len() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -218,5 +247,46 @@ fn dropping_the_server_kills_stubborn_children() {
     }
     for p in all {
         assert!(!procfs::alive(p), "{p} survived drop");
+    }
+}
+
+#[test]
+fn sipsak_runner_reads_the_reply() {
+    let dir = TestDir::new();
+    let uas = UdpPeer::bind();
+    let port = uas.port();
+    // sipsak is a child process, so this thread can answer it meanwhile.
+    let answer = std::thread::spawn(move || {
+        let (req, from) = uas
+            .recv_timeout(Duration::from_secs(10))
+            .expect("sipsak sends");
+        uas.send(&reply_to(&req, 200, "OK", Some("t1")), from);
+        req
+    });
+    let fin = sipsak_options(port, &dir);
+    let req = answer.join().expect("answer thread");
+    assert!(first_line(&req).starts_with("OPTIONS sip:x@127.0.0.1"));
+    assert_eq!(fin.code(), Some(0), "{fin:#?}");
+    let rep = sipsak_reply(&fin.stdout).expect("reply in sipsak output");
+    assert_eq!(status_of(rep.as_bytes()), Some(200));
+    let to = header_value(rep.as_bytes(), "To").expect("To");
+    assert_eq!(param(&to, "tag").as_deref(), Some("t1"));
+}
+
+#[test]
+fn malformed_cases_are_sendable_and_arrive_intact() {
+    let rx = UdpPeer::bind();
+    let tx = UdpPeer::bind();
+    let cases = common::malformed::cases(tx.port(), rx.port());
+    assert!(cases.len() >= 60);
+    let mut names = std::collections::HashSet::new();
+    for c in &cases {
+        assert!(names.insert(c.name), "duplicate case name {}", c.name);
+        assert!(c.bytes.len() <= 65_507, "{} is too big for UDP", c.name);
+        tx.send_to_port(&c.bytes, rx.port());
+        let (got, _) = rx
+            .recv_timeout(Duration::from_secs(2))
+            .unwrap_or_else(|| panic!("{} lost", c.name));
+        assert_eq!(got, c.bytes, "{} changed in transit", c.name);
     }
 }

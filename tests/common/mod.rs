@@ -5,6 +5,7 @@
 //! Not every binary uses every helper, hence the crate-wide dead_code allow.
 #![allow(dead_code)]
 
+pub mod malformed;
 pub mod procfs;
 pub mod server;
 pub mod sip;
@@ -16,8 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+// Convenience re-exports; each test binary uses a different subset.
+#[allow(unused_imports)]
 pub use server::Ser;
-pub use sip::{header_value, header_values, status_of, Request, UdpPeer};
+#[allow(unused_imports)]
+pub use sip::{body_of, header_value, header_values, status_of, Request, UdpPeer};
+#[allow(unused_imports)]
 pub use sipp::{Sipp, SippResult, SippServer};
 
 /// Ports already handed out by this test process: the kernel may give the
@@ -110,10 +115,35 @@ impl Drop for TestDir {
 
 /// Path of a file under `tests/` in the source tree.
 pub fn tests_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(rel)
 }
 
 /// The server binary cargo built for this test run.
 pub fn ser_bin() -> &'static str {
     env!("CARGO_BIN_EXE_ser")
+}
+
+/// `sipsak -vv -H 127.0.0.1 -s sip:x@127.0.0.1:<port>`: one OPTIONS, bounded
+/// to 15 s. Exit status 0 means a 2xx came back; stdout holds the reply
+/// after `message received:`. (sipsak 0.9.8 mangles a 5-digit port inside
+/// the R-URI it writes, but sends to the right port.)
+pub fn sipsak_options(port: u16, dir: &TestDir) -> server::Finished {
+    server::run_bounded(
+        std::process::Command::new("sipsak")
+            .args(["-vv", "-H", "127.0.0.1", "-s"])
+            .arg(format!("sip:x@127.0.0.1:{port}")),
+        dir,
+        &format!("sipsak-{port}"),
+        std::time::Duration::from_secs(15),
+    )
+}
+
+/// The reply sipsak printed (from `message received:` to the blank line).
+pub fn sipsak_reply(stdout: &str) -> Option<String> {
+    let start = stdout.find("message received:")? + "message received:".len();
+    let rest = stdout[start..].trim_start();
+    let end = rest.find("\n\n").unwrap_or(rest.len());
+    Some(rest[..end].replace('\n', "\r\n") + "\r\n\r\n")
 }

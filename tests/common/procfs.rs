@@ -28,7 +28,11 @@ pub fn child_pids(ppid: i32) -> Vec<i32> {
         return out;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if let Some((_, pp, s)) = stat(pid) {
@@ -60,7 +64,10 @@ pub fn descendant_pids(root: i32) -> Vec<i32> {
 /// avoids the race of probing by binding the port ourselves (which would
 /// make the server's own bind fail if it came at that instant).
 pub fn udp_port_bound(port: u16) -> bool {
-    let wanted4 = [format!("0100007F:{port:04X}"), format!("00000000:{port:04X}")];
+    let wanted4 = [
+        format!("0100007F:{port:04X}"),
+        format!("00000000:{port:04X}"),
+    ];
     let any6 = format!("00000000000000000000000000000000:{port:04X}");
     let hit = |file: &str, keys: &[String]| {
         fs::read_to_string(file)

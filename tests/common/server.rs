@@ -61,8 +61,13 @@ pub fn run_bounded(cmd: &mut Command, dir: &TestDir, tag: &str, limit: Duration)
         let _ = child.kill();
         let _ = child.wait();
     }
-    let read = |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
-    Finished { status, stdout: read(&out_p), stderr: read(&err_p) }
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    Finished {
+        status,
+        stdout: read(&out_p),
+        stderr: read(&err_p),
+    }
 }
 
 /// Polls `child` until it exits or `deadline` passes.
@@ -95,7 +100,9 @@ pub fn udp_ports_in(cfg: &str) -> Vec<u16> {
     let mut listens: Vec<Option<u16>> = Vec::new();
     for line in cfg.lines() {
         let line = line.split('#').next().unwrap_or("").trim();
-        let Some((key, val)) = line.split_once('=') else { continue };
+        let Some((key, val)) = line.split_once('=') else {
+            continue;
+        };
         let val = val.trim().trim_end_matches(';');
         match key.trim() {
             "port" => default_port = val.parse().unwrap_or(default_port),
@@ -115,7 +122,10 @@ pub fn udp_ports_in(cfg: &str) -> Vec<u16> {
     if listens.is_empty() {
         return vec![default_port];
     }
-    listens.into_iter().map(|p| p.unwrap_or(default_port)).collect()
+    listens
+        .into_iter()
+        .map(|p| p.unwrap_or(default_port))
+        .collect()
 }
 
 impl Ser {
@@ -140,7 +150,14 @@ impl Ser {
             pid_file.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Ser::launch(dir, Path::new(ser_bin()), &args, udp_ports_in(cfg), cfg_path, pid_file)
+        Ser::launch(
+            dir,
+            Path::new(ser_bin()),
+            &args,
+            udp_ports_in(cfg),
+            cfg_path,
+            pid_file,
+        )
     }
 
     /// Starts any program as if it were the server; the harness's own tests
@@ -167,7 +184,15 @@ impl Ser {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
         let pid = child.id() as i32;
-        let mut ser = Ser { child: Some(child), pid, dir, log_path, pid_file, cfg_path, ports };
+        let mut ser = Ser {
+            child: Some(child),
+            pid,
+            dir,
+            log_path,
+            pid_file,
+            cfg_path,
+            ports,
+        };
         ser.wait_bound();
         ser
     }
@@ -257,7 +282,10 @@ impl Ser {
             None => {
                 let _ = killpg(Pid::from_raw(self.pid), Signal::SIGKILL);
                 let _ = child.wait();
-                panic!("server ignored SIGTERM for {STOP_TIMEOUT:?}; log:\n{}", self.log());
+                panic!(
+                    "server ignored SIGTERM for {STOP_TIMEOUT:?}; log:\n{}",
+                    self.log()
+                );
             }
         }
     }

@@ -42,7 +42,9 @@ impl UdpPeer {
     /// One datagram, or None when nothing arrives within `d`.
     pub fn recv_timeout(&self, d: Duration) -> Option<(Vec<u8>, SocketAddr)> {
         let d = d.max(Duration::from_millis(1));
-        self.sock.set_read_timeout(Some(d)).expect("set_read_timeout");
+        self.sock
+            .set_read_timeout(Some(d))
+            .expect("set_read_timeout");
         let mut buf = vec![0u8; 65536];
         match self.sock.recv_from(&mut buf) {
             Ok((n, from)) => {
@@ -93,7 +95,10 @@ pub fn status_of(raw: &[u8]) -> Option<u16> {
 
 /// First line of a message, lossily decoded.
 pub fn first_line(raw: &[u8]) -> String {
-    let end = raw.iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(raw.len());
+    let end = raw
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(raw.len());
     String::from_utf8_lossy(&raw[..end]).into_owned()
 }
 
@@ -139,7 +144,9 @@ pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
             continue;
         }
         in_match = false;
-        let Some((n, v)) = line.split_once(':') else { continue };
+        let Some((n, v)) = line.split_once(':') else {
+            continue;
+        };
         if canonical(n) == wanted {
             in_match = true;
             out.push(v.trim().to_string());
@@ -157,13 +164,17 @@ pub fn header_value(raw: &[u8], name: &str) -> Option<String> {
 pub fn param(value: &str, p: &str) -> Option<String> {
     value.split(';').skip(1).find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        k.trim().eq_ignore_ascii_case(p).then(|| v.trim().trim_end_matches(['>', ',']).to_string())
+        k.trim()
+            .eq_ignore_ascii_case(p)
+            .then(|| v.trim().trim_end_matches(['>', ',']).to_string())
     })
 }
 
 /// The body after the blank line.
 pub fn body_of(raw: &[u8]) -> &[u8] {
-    raw.windows(4).position(|w| w == b"\r\n\r\n").map_or(&[][..], |i| &raw[i + 4..])
+    raw.windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(&[][..], |i| &raw[i + 4..])
 }
 
 fn unique() -> u64 {

@@ -68,7 +68,11 @@ impl Sipp {
 
     /// One of our scenario files via `-sf`.
     pub fn scenario(path: &Path) -> Sipp {
-        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string();
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("scenario")
+            .to_string();
         Sipp::new(&name, vec!["-sf".into(), path.display().to_string()])
     }
 
@@ -172,7 +176,12 @@ impl Sipp {
             .stderr(err)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run sipp: {e}"));
-        let mut srv = SippServer { child: Some(child), sipp: self.clone(), dir_path: dir.path().to_path_buf(), log };
+        let mut srv = SippServer {
+            child: Some(child),
+            sipp: self.clone(),
+            dir_path: dir.path().to_path_buf(),
+            log,
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !super::procfs::udp_port_bound(self.local_port) {
             if let Some(c) = srv.child.as_mut() {
@@ -180,7 +189,11 @@ impl Sipp {
                     panic!("sipp {} exited early ({st}): {}", self.name, srv.stderr());
                 }
             }
-            assert!(Instant::now() < deadline, "sipp {} did not bind its port", self.name);
+            assert!(
+                Instant::now() < deadline,
+                "sipp {} did not bind its port",
+                self.name
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         srv
@@ -190,10 +203,10 @@ impl Sipp {
 /// Value of column `name` in the last data row of a sipp statistics CSV
 /// (`;`-separated, header in the first line).
 pub fn stat_column(csv: &str, name: &str) -> Option<u64> {
-    let mut lines = csv.lines().filter(|l| !l.trim().is_empty());
-    let header = lines.next()?;
+    let lines: Vec<&str> = csv.lines().filter(|l| !l.trim().is_empty()).collect();
+    let (header, rows) = lines.split_first()?;
     let idx = header.split(';').position(|h| h.trim() == name)?;
-    let last = lines.last()?;
+    let last = rows.last()?;
     last.split(';').nth(idx)?.trim().parse().ok()
 }
 
