@@ -7,7 +7,7 @@ mod common;
 
 use common::malformed::{self, Expect};
 use common::server::check_config;
-use common::sip::{first_line, param, reply_to};
+use common::sip::{first_line, param, reply_to, via_list};
 use common::*;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
@@ -164,7 +164,7 @@ fn options_answered_with_to_tag_udp() {
         "no To-tag: {to}"
     );
     assert_eq!(header_value(&rep, "CSeq").as_deref(), Some("1 OPTIONS"));
-    assert_eq!(header_values(&rep, "Via").len(), 1);
+    assert_eq!(via_list(&rep).len(), 1);
     drop(ser);
 }
 
@@ -172,10 +172,16 @@ fn options_answered_with_to_tag_udp() {
 fn sipp_calls_through_stateless_forwarding() {
     let _g = serial();
     let dir = TestDir::new();
-    let uas = Sipp::builtin("uas").spawn(&dir);
+    // Stateless forwarding with several workers has no per-call order: a
+    // 180 and the 200 right behind it may be taken by two workers and
+    // relayed in either order (SER behaves the same). SIPp would abort a
+    // call on the late 180, so both ends are told to log and continue;
+    // every call must still complete.
+    let tolerant = |s: Sipp| s.arg("-default_behaviors").arg("all,-abortunexp");
+    let uas = tolerant(Sipp::builtin("uas")).spawn(&dir);
     let port = free_udp_port();
     let ser = Ser::start(&stateless_cfg(port, 4, uas.port()));
-    let r = Sipp::builtin("uac")
+    let r = tolerant(Sipp::builtin("uac"))
         .to(port)
         .calls(2000)
         .rate(200)
@@ -205,11 +211,18 @@ fn malformed_datagrams_do_not_hurt_the_server() {
     let mut missing_400 = Vec::new();
     for c in &cases {
         if c.expect == Expect::BadRequest {
+            // Let answers to earlier cases arrive, then forget them.
+            std::thread::sleep(Duration::from_millis(20));
             peer.drain();
         }
         peer.send_to_port(&c.bytes, port);
         if c.expect == Expect::BadRequest {
-            match peer.recv_final(Duration::from_secs(1)) {
+            let call_id = header_value(&c.bytes, "Call-ID");
+            let ours = |m: &[u8]| {
+                status_of(m).is_some_and(|s| s >= 200)
+                    && (call_id.is_none() || header_value(m, "Call-ID") == call_id)
+            };
+            match peer.recv_matching(Duration::from_secs(1), ours) {
                 Some((rep, _)) if status_of(&rep) == Some(400) => {}
                 other => missing_400.push(format!(
                     "{}: got {:?}",
@@ -307,7 +320,7 @@ fn forward_adds_via_and_received() {
         .body(b"hello");
     let fwd = forward_one(&client, &uas, port, &req);
     assert!(first_line(&fwd).starts_with("MESSAGE sip:bob@127.0.0.1 SIP/2.0"));
-    let vias = header_values(&fwd, "Via");
+    let vias = via_list(&fwd);
     assert_eq!(vias.len(), 2, "{}", String::from_utf8_lossy(&fwd));
     assert!(
         vias[0].starts_with(&format!("SIP/2.0/UDP 127.0.0.1:{port}")),
@@ -351,12 +364,7 @@ fn forward_adds_via_and_received() {
         .expect("reply relayed to client");
     assert_eq!(from.port(), port);
     assert_eq!(status_of(&rep), Some(200));
-    assert_eq!(
-        header_values(&rep, "Via").len(),
-        1,
-        "{}",
-        String::from_utf8_lossy(&rep)
-    );
+    assert_eq!(via_list(&rep).len(), 1, "{}", String::from_utf8_lossy(&rep));
     drop(ser);
 }
 
@@ -371,7 +379,7 @@ fn forward_fills_rport_and_reply_follows_it() {
     let decoy = UdpPeer::bind();
     let req = Request::new("MESSAGE", "sip:bob@127.0.0.1", decoy.port()).rport();
     let fwd = forward_one(&client, &uas, port, &req);
-    let vias = header_values(&fwd, "Via");
+    let vias = via_list(&fwd);
     assert_eq!(vias.len(), 2);
     assert_eq!(
         param(&vias[1], "rport").as_deref(),
@@ -404,7 +412,7 @@ fn forward_without_rport_replies_to_via_port() {
     let listener = UdpPeer::bind();
     let req = Request::new("MESSAGE", "sip:bob@127.0.0.1", listener.port());
     let fwd = forward_one(&client, &uas, port, &req);
-    let vias = header_values(&fwd, "Via");
+    let vias = via_list(&fwd);
     assert!(
         param(&vias[1], "received").is_none(),
         "received added though host matches: {}",

@@ -75,6 +75,10 @@ fn status_and_header_parsing_edge_cases() {
         vec!["a".to_string(), "b".to_string()]
     );
     assert_eq!(header_value(m, "x-long").as_deref(), Some("one two"));
+    let r = b"SIP/2.0 180 R\r\nVia: SIP/2.0/UDP a;branch=1, SIP/2.0/UDP b;x=\"p,q\"\r\nv: SIP/2.0/UDP c\r\n\r\n";
+    let vias = common::sip::via_list(r);
+    assert_eq!(vias.len(), 3, "{vias:?}");
+    assert_eq!(vias[1], "SIP/2.0/UDP b;x=\"p,q\"");
 }
 
 #[test]

@@ -120,9 +120,12 @@ pub fn tests_path(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// The server binary cargo built for this test run.
-pub fn ser_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ser")
+/// The server binary cargo built for this test run, unless `SER_TEST_BIN`
+/// names another program (used to check the tests against a stand-in).
+pub fn ser_bin() -> PathBuf {
+    std::env::var_os("SER_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ser")))
 }
 
 /// `sipsak -vv -H 127.0.0.1 -s sip:x@127.0.0.1:<port>`: one OPTIONS, bounded

@@ -138,7 +138,12 @@ impl Ser {
 
     /// Like [`Ser::start`] with extra command-line arguments appended.
     pub fn start_with_args(cfg: &str, extra: &[&str]) -> Ser {
-        let dir = TestDir::new();
+        Ser::start_in(TestDir::new(), cfg, extra)
+    }
+
+    /// Like [`Ser::start_with_args`] in a directory the caller made first,
+    /// so the config can name paths inside it (`fifo="<dir>/ser_fifo"`).
+    pub fn start_in(dir: TestDir, cfg: &str, extra: &[&str]) -> Ser {
         let cfg_path = dir.write("ser.cfg", cfg.as_bytes());
         let pid_file = dir.join("ser.pid");
         let mut args: Vec<String> = vec![
@@ -152,7 +157,7 @@ impl Ser {
         args.extend(extra.iter().map(|s| s.to_string()));
         Ser::launch(
             dir,
-            Path::new(ser_bin()),
+            &ser_bin(),
             &args,
             udp_ports_in(cfg),
             cfg_path,

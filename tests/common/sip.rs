@@ -155,6 +155,39 @@ pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
     out
 }
 
+/// Every Via value in order, splitting comma-joined lines (SIPp's
+/// `[last_Via:]` writes all Vias as one line; RFC 3261 §7.3.1 allows it).
+pub fn via_list(raw: &[u8]) -> Vec<String> {
+    header_values(raw, "Via")
+        .iter()
+        .flat_map(|v| split_commas(v))
+        .collect()
+}
+
+/// Splits a header value at commas that are not inside quotes or `<>`.
+pub fn split_commas(v: &str) -> Vec<String> {
+    let (mut out, mut cur) = (Vec::new(), String::new());
+    let (mut quoted, mut angle) = (false, false);
+    for ch in v.chars() {
+        match ch {
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                out.push(cur.trim().to_string());
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(ch);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
+}
+
 /// First value of header `name`.
 pub fn header_value(raw: &[u8], name: &str) -> Option<String> {
     header_values(raw, name).into_iter().next()
