@@ -82,18 +82,12 @@ pub fn build_reply(
     }
     let b = req.buf();
     let via1 = req.via1().map_err(|_| BuildError::BadVia)?;
-    let from = req
-        .header(HdrKind::From)
-        .ok_or(BuildError::MissingHeader(HdrKind::From))?;
-    let to = req
-        .header(HdrKind::To)
-        .ok_or(BuildError::MissingHeader(HdrKind::To))?;
-    let call_id = req
-        .header(HdrKind::CallId)
-        .ok_or(BuildError::MissingHeader(HdrKind::CallId))?;
-    let cseq = req
-        .header(HdrKind::CSeq)
-        .ok_or(BuildError::MissingHeader(HdrKind::CSeq))?;
+    // A request missing From/To/Call-ID/CSeq still gets its 400: the
+    // absent headers are simply absent from the reply too.
+    let from = req.header(HdrKind::From);
+    let to = req.header(HdrKind::To);
+    let call_id = req.header(HdrKind::CallId);
+    let cseq = req.header(HdrKind::CSeq);
 
     out.reserve(512 + opts.body.len() + opts.extra_headers.len());
     out.extend_from_slice(b"SIP/2.0 ");
@@ -136,26 +130,33 @@ pub fn build_reply(
             push_header(out, b"Record-Route", req.value(h));
         }
     }
-    push_header(out, b"From", req.value(from));
-    out.extend_from_slice(b"To: ");
-    out.extend_from_slice(req.value(to));
-    if let (Ok(parsed), Some(t)) = (req.to(), opts.to_tag) {
-        if parsed.tag.is_none() {
-            out.extend_from_slice(b";tag=");
-            out.extend_from_slice(t);
-        }
+    if let Some(from) = from {
+        push_header(out, b"From", req.value(from));
     }
-    out.extend_from_slice(b"\r\n");
-    push_header(out, b"Call-ID", req.value(call_id));
-    match req.cseq() {
-        Ok(c) => {
+    if let Some(to) = to {
+        out.extend_from_slice(b"To: ");
+        out.extend_from_slice(req.value(to));
+        if let (Ok(parsed), Some(t)) = (req.to(), opts.to_tag) {
+            if parsed.tag.is_none() {
+                out.extend_from_slice(b";tag=");
+                out.extend_from_slice(t);
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    if let Some(call_id) = call_id {
+        push_header(out, b"Call-ID", req.value(call_id));
+    }
+    match (req.cseq(), cseq) {
+        (Ok(c), _) => {
             out.extend_from_slice(b"CSeq: ");
             push_num(out, u64::from(c.num));
             out.push(b' ');
             out.extend_from_slice(c.method_span.get(b));
             out.extend_from_slice(b"\r\n");
         }
-        Err(_) => push_header(out, b"CSeq", req.value(cseq)),
+        (Err(_), Some(cseq)) => push_header(out, b"CSeq", req.value(cseq)),
+        (Err(_), None) => {}
     }
     if let Some(s) = opts.server_header {
         push_header(out, b"Server", s);

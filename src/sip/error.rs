@@ -91,7 +91,9 @@ impl ParseError {
             | ParseError::BadHeaderLine
             | ParseError::BadVia
             | ParseError::BadStatus
-            | ParseError::MissingHeader(_) => None,
+            | ParseError::MissingHeader(HdrKind::Via) => None,
+            // With a Via we can still answer (RFC 4475 §3.1.2.18 wants 400).
+            ParseError::MissingHeader(_) => Some(400),
             ParseError::UnsupportedVersion => Some(505),
             ParseError::DuplicateHeader(_)
             | ParseError::BadCSeq

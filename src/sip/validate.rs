@@ -36,12 +36,16 @@ impl Msg {
     /// Errors that leave the message unanswerable come first, so the
     /// error's `reply_code` is right for the message as a whole.
     pub fn validate_for(&self, stream: bool) -> Result<(), ParseError> {
+        // Via first: without a usable one nothing can be answered.
+        if self.header(HdrKind::Via).is_none() {
+            return Err(ParseError::MissingHeader(HdrKind::Via));
+        }
+        self.via1()?;
         for k in MANDATORY {
             if self.header(k).is_none() {
                 return Err(ParseError::MissingHeader(k));
             }
         }
-        self.via1()?;
         if let FirstLine::Reply { status, .. } = self.first_line() {
             if !(100..=699).contains(status) {
                 return Err(ParseError::BadStatus);

@@ -373,7 +373,7 @@ pub const INVALID: &[(&str, &[u8], Expect)] = &[
         req!("INVITE sip:user@example.com SIP/2.0",
         "CSeq: 193942 INVITE", "Via: SIP/2.0/UDP 192.0.2.95;branch=z9hG4bKkdj.insuf", "Content-Type: application/sdp",
         "l: 0"; ""),
-        Expect::Validate(None),
+        Expect::Validate(Some(400)),
     ),
     (
         "duplicate_single_valued",
