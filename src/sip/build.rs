@@ -191,9 +191,98 @@ pub fn push_via(
     out.extend_from_slice(b"\r\n");
 }
 
+/// Which request [`build_ack_cancel`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HopRequest {
+    /// The ACK for a negative final reply (RFC 3261 §17.1.1.3).
+    Ack,
+    /// A CANCEL for a pending branch (RFC 3261 §9.1).
+    Cancel,
+}
+
+/// Appends an ACK or CANCEL for the branch request `req` (the request as
+/// we sent it downstream) to `out`: same R-URI, our top Via only (same
+/// branch), every Route of `req`, From and Call-ID copied, CSeq number
+/// with the new method, To from `reply_to` for an ACK (the reply's To,
+/// carrying the callee's tag) or from `req` for a CANCEL. Built from parsed
+/// single-valued fields: duplicated headers in `req` cannot duplicate output.
+pub fn build_ack_cancel(
+    req: &Msg,
+    kind: HopRequest,
+    reply_to: Option<&[u8]>,
+    user_agent: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) -> Result<(), BuildError> {
+    if !req.is_request() {
+        return Err(BuildError::NotARequest);
+    }
+    let b = req.buf();
+    let via1 = req.via1().map_err(|_| BuildError::BadVia)?;
+    let from = req.header(HdrKind::From).ok_or(BuildError::MissingHeader(HdrKind::From))?;
+    let call_id = req.header(HdrKind::CallId).ok_or(BuildError::MissingHeader(HdrKind::CallId))?;
+    let cseq = req.cseq().map_err(|_| BuildError::MissingHeader(HdrKind::CSeq))?;
+    let to = match (kind, reply_to) {
+        (HopRequest::Ack, Some(t)) => t,
+        _ => req.value(req.header(HdrKind::To).ok_or(BuildError::MissingHeader(HdrKind::To))?),
+    };
+    if has_line_break(to) || user_agent.map(has_line_break).unwrap_or(false) {
+        return Err(BuildError::BadText);
+    }
+    let method: &[u8] = match kind {
+        HopRequest::Ack => b"ACK",
+        HopRequest::Cancel => b"CANCEL",
+    };
+    out.reserve(256 + b.len() / 2);
+    out.extend_from_slice(method);
+    out.push(b' ');
+    out.extend_from_slice(req.ruri());
+    out.extend_from_slice(b" SIP/2.0\r\n");
+    push_header(out, b"Via", via1.span.get(b));
+    for r in req.headers_of(HdrKind::Route) {
+        push_header(out, b"Route", req.value(r));
+    }
+    push_header(out, b"From", req.value(from));
+    push_header(out, b"To", to);
+    push_header(out, b"Call-ID", req.value(call_id));
+    out.extend_from_slice(b"CSeq: ");
+    push_num(out, u64::from(cseq.num));
+    out.push(b' ');
+    out.extend_from_slice(method);
+    out.extend_from_slice(b"\r\nMax-Forwards: 70\r\n");
+    if let Some(ua) = user_agent {
+        push_header(out, b"User-Agent", ua);
+    }
+    out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ack_and_cancel_from_a_branch_request() {
+        let raw = b"INVITE sip:bob@10.0.0.2:5070 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1.2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKc\r\n\
+Route: <sip:p1;lr>\r\nRoute: <sip:p2;lr>\r\n\
+From: <sip:a@x>;tag=f1\r\nTo: <sip:bob@y>\r\nCall-ID: cid\r\nCSeq: 7 INVITE\r\n\
+Content-Length: 0\r\n\r\n".to_vec();
+        let m = Msg::parse(raw).map_err(|f| f.error).unwrap();
+        let mut out = Vec::new();
+        build_ack_cancel(&m, HopRequest::Ack, Some(b"<sip:bob@y>;tag=t9"), None, &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert!(s.starts_with("ACK sip:bob@10.0.0.2:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1.2.0\r\n"), "{s}");
+        assert!(s.contains("Route: <sip:p1;lr>\r\nRoute: <sip:p2;lr>\r\n"));
+        assert!(s.contains("To: <sip:bob@y>;tag=t9\r\n") && s.contains("CSeq: 7 ACK\r\n"));
+        assert_eq!(s.matches("Via:").count(), 1);
+        let mut c = Vec::new();
+        build_ack_cancel(&m, HopRequest::Cancel, None, Some(b"ser"), &mut c).unwrap();
+        let c = String::from_utf8(c).unwrap();
+        assert!(c.starts_with("CANCEL sip:bob@10.0.0.2:5070 SIP/2.0\r\n"));
+        assert!(c.contains("To: <sip:bob@y>\r\n") && c.contains("CSeq: 7 CANCEL\r\n") && c.contains("User-Agent: ser\r\n"));
+        Msg::parse(c.into_bytes()).map_err(|f| f.error).unwrap().validate().unwrap();
+    }
 
     #[test]
     fn nums_and_via() {

@@ -25,7 +25,7 @@ pub mod via;
 #[cfg(test)]
 mod tests;
 
-pub use build::{build_reply, push_via, ReplyOpts};
+pub use build::{build_ack_cancel, build_reply, push_via, HopRequest, ReplyOpts};
 pub use cseq::{parse_cseq, CSeq};
 pub use error::{BuildError, LumpError, ParseError};
 pub use hdr::{HdrKind, Header};
