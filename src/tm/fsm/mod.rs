@@ -20,8 +20,11 @@ mod select;
 mod server;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod sim_random;
+mod timers;
 
-
+pub use select::{best_final, class_rank};
 
 /// SER's MAX_BRANCHES: the R-URI plus 11 forks.
 pub const MAX_BRANCHES: usize = 12;
