@@ -6,7 +6,10 @@
 //! silent FR expiry, failure route).
 
 use super::server::{deadline, retr_interval, Origin};
-use super::{bflags, flags, select, Action, Actions, Branch, BranchPhase, Phase, TimerCfg, Tx, TxError, MAX_BRANCHES};
+use super::{
+    bflags, flags, select, Action, Actions, Branch, BranchPhase, Phase, TimerCfg, Tx, TxError,
+    MAX_BRANCHES,
+};
 
 impl Branch {
     pub fn phase(&self) -> BranchPhase {
@@ -58,13 +61,23 @@ impl Tx {
     /// upstream, so only its phase counts) or the transaction is already
     /// waiting/terminated. The failure route adds branches while
     /// `uas_status` is still below 200, which is allowed.
-    pub fn add_branch(&mut self, now: u64, cfg: &TimerCfg, reliable: bool, blind: bool) -> Result<u8, TxError> {
+    pub fn add_branch(
+        &mut self,
+        now: u64,
+        cfg: &TimerCfg,
+        reliable: bool,
+        blind: bool,
+    ) -> Result<u8, TxError> {
         let settled = !matches!(self.phase(), Phase::Proceeding | Phase::Completed);
         if settled || (!self.has(flags::LOCAL) && self.uas_status >= 200) {
             return Err(TxError::AlreadyFinal);
         }
         let b = self.branch_count();
-        let fr = if self.fr_override != 0 { self.fr_override } else { cfg.fr };
+        let fr = if self.fr_override != 0 {
+            self.fr_override
+        } else {
+            cfg.fr
+        };
         let br = self.branches.get_mut(b).ok_or(TxError::TooManyBranches)?;
         let mut bf = 0;
         if reliable {
@@ -76,7 +89,11 @@ impl Tx {
         *br = Branch {
             phase: BranchPhase::Calling as u8,
             flags: bf,
-            retr_at: if reliable || blind { 0 } else { deadline(now, retr_interval(cfg, 0)) },
+            retr_at: if reliable || blind {
+                0
+            } else {
+                deadline(now, retr_interval(cfg, 0))
+            },
             fr_at: deadline(now, fr),
             ..Branch::default()
         };
@@ -101,7 +118,9 @@ impl Tx {
             // RFC 17.1.1.3: every negative final, retransmissions too, is ACKed.
             out.push(Action::SendAck(b));
         }
-        let Some(br) = self.branches.get(bi) else { return };
+        let Some(br) = self.branches.get(bi) else {
+            return;
+        };
         if br.is_final() {
             // RFC 16.7 step 5 / 13.2.2.4: 2xx retransmissions and forks of an
             // INVITE always reach the caller; anything else is a duplicate.
@@ -127,11 +146,24 @@ impl Tx {
         }
     }
 
-    fn branch_provisional(&mut self, bi: usize, code: u16, now: u64, cfg: &TimerCfg, out: &mut Actions) {
+    fn branch_provisional(
+        &mut self,
+        bi: usize,
+        code: u16,
+        now: u64,
+        cfg: &TimerCfg,
+        out: &mut Actions,
+    ) {
         let invite = self.is_invite();
         let proceeding = self.phase() == Phase::Proceeding;
-        let fr_inv = if self.fr_inv_override != 0 { self.fr_inv_override } else { cfg.fr_inv };
-        let Some(br) = self.branches.get_mut(bi) else { return };
+        let fr_inv = if self.fr_inv_override != 0 {
+            self.fr_inv_override
+        } else {
+            cfg.fr_inv
+        };
+        let Some(br) = self.branches.get_mut(bi) else {
+            return;
+        };
         let first = br.phase() == BranchPhase::Calling;
         let prev = br.status;
         br.phase = BranchPhase::Proceeding as u8;
@@ -165,7 +197,11 @@ impl Tx {
         if let Some(br) = self.branches.get_mut(bi) {
             br.set_final(code);
         }
-        let first = if self.no_upstream() { self.phase() == Phase::Proceeding } else { self.uas_status < 200 };
+        let first = if self.no_upstream() {
+            self.phase() == Phase::Proceeding
+        } else {
+            self.uas_status < 200
+        };
         // A non-INVITE has exactly one final upstream; INVITE 2xx are
         // always forwarded (RFC 16.7 step 10).
         if !self.no_upstream() && (first || self.is_invite()) {
@@ -189,7 +225,14 @@ impl Tx {
 
     /// Branch `bi` just became final with a negative `code` (received or
     /// FR timeout): decide what goes upstream.
-    fn branch_negative(&mut self, bi: usize, code: u16, now: u64, cfg: &TimerCfg, out: &mut Actions) {
+    fn branch_negative(
+        &mut self,
+        bi: usize,
+        code: u16,
+        now: u64,
+        cfg: &TimerCfg,
+        out: &mut Actions,
+    ) {
         if self.phase() != Phase::Proceeding {
             return;
         }
@@ -215,7 +258,9 @@ impl Tx {
         if live.is_empty() || !live.iter().all(Branch::is_final) {
             return;
         }
-        let Some(picked) = select::best_final(live) else { return };
+        let Some(picked) = select::best_final(live) else {
+            return;
+        };
         self.picked = picked;
         if self.has(flags::FAILURE_ROUTE) {
             // The armed route is consumed; the script re-arms it with
@@ -229,26 +274,42 @@ impl Tx {
 
     /// Send the picked branch's stored final upstream.
     fn relay_picked(&mut self, now: u64, cfg: &TimerCfg, out: &mut Actions) {
-        let valid = self.live_branches().get(usize::from(self.picked)).is_some_and(Branch::is_final);
+        let valid = self
+            .live_branches()
+            .get(usize::from(self.picked))
+            .is_some_and(Branch::is_final);
         if !valid {
             match select::best_final(self.live_branches()) {
                 Some(p) => self.picked = p,
                 None => return,
             }
         }
-        let code = self.live_branches().get(usize::from(self.picked)).map_or(500, |b| b.status);
+        let code = self
+            .live_branches()
+            .get(usize::from(self.picked))
+            .map_or(500, |b| b.status);
         // 2.x: a 503 from downstream must not make the caller think *we*
         // are overloaded (RFC 16.7 step 6 leaves it open); send 500.
         let as_code = if code == 503 { 500 } else { code };
         if !self.no_upstream() {
-            out.push(Action::RelayStored { branch: self.picked, as_code });
+            out.push(Action::RelayStored {
+                branch: self.picked,
+                as_code,
+            });
         }
         self.final_upstream(as_code, Origin::Relayed, now, cfg, out);
     }
 
     /// The failure route finished: `added` branches were added (serial
     /// fork: keep waiting) or `replied` (t_reply: done), else relay the pick.
-    pub fn after_failure(&mut self, added: bool, replied: bool, now: u64, cfg: &TimerCfg, out: &mut Actions) {
+    pub fn after_failure(
+        &mut self,
+        added: bool,
+        replied: bool,
+        now: u64,
+        cfg: &TimerCfg,
+        out: &mut Actions,
+    ) {
         self.flags &= !flags::IN_FAILURE;
         if self.phase() != Phase::Proceeding {
             // t_reply in the route already answered (on_local_reply).
@@ -274,7 +335,11 @@ impl Tx {
     /// A reply to our CANCEL on branch `b` arrived: that CANCEL is done.
     pub fn on_cancel_reply(&mut self, b: u8, _now: u64) {
         let n = self.branch_count();
-        if let Some(br) = self.branches.get_mut(usize::from(b)).filter(|_| usize::from(b) < n) {
+        if let Some(br) = self
+            .branches
+            .get_mut(usize::from(b))
+            .filter(|_| usize::from(b) < n)
+        {
             br.flags |= bflags::CANCEL_DONE;
             br.cancel_retr_at = 0;
             br.cancel_fr_at = 0;
@@ -285,7 +350,9 @@ impl Tx {
     /// CANCEL give-up, FR expiry.
     pub(super) fn branch_timers(&mut self, now: u64, cfg: &TimerCfg, out: &mut Actions) {
         for bi in 0..self.branch_count() {
-            let Some(br) = self.branches.get_mut(bi) else { continue };
+            let Some(br) = self.branches.get_mut(bi) else {
+                continue;
+            };
             let b = bi as u8;
             if br.retr_at != 0 && br.retr_at <= now {
                 out.push(Action::RetransmitRequest(b));
@@ -314,7 +381,9 @@ impl Tx {
 
     /// FR (Timer B/F, SER's fr_timer/fr_inv_timer) expired on branch `bi`.
     fn fr_expired(&mut self, bi: usize, now: u64, cfg: &TimerCfg, out: &mut Actions) {
-        let Some(br) = self.branches.get(bi) else { return };
+        let Some(br) = self.branches.get(bi) else {
+            return;
+        };
         let had_provisional = br.phase() == BranchPhase::Proceeding;
         // SER's quiet ring-out: a lone INVITE branch that rang and nobody
         // asked for a failure answer ends without a reply upstream
@@ -337,7 +406,10 @@ impl Tx {
             self.go_wait(now, cfg);
             return;
         }
-        out.push(Action::StoreLocalReply { branch: bi as u8, code: 408 });
+        out.push(Action::StoreLocalReply {
+            branch: bi as u8,
+            code: 408,
+        });
         if let Some(br) = self.branches.get_mut(bi) {
             br.set_final(408);
             br.flags |= bflags::LOCAL_FINAL;

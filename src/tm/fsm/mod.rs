@@ -246,7 +246,9 @@ pub struct Actions {
 
 impl Actions {
     pub fn new() -> Self {
-        Actions { buf: Vec::with_capacity(4 * MAX_BRANCHES) }
+        Actions {
+            buf: Vec::with_capacity(4 * MAX_BRANCHES),
+        }
     }
     pub fn push(&mut self, a: Action) {
         self.buf.push(a);

@@ -33,13 +33,17 @@ pub fn best_final(branches: &[Branch]) -> Option<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::BranchPhase;
     use super::*;
-    use crate::tm::fsm::BranchPhase;
 
     fn finals(codes: &[u16]) -> Vec<Branch> {
         codes
             .iter()
-            .map(|&c| Branch { phase: BranchPhase::Final as u8, status: c, ..Branch::default() })
+            .map(|&c| Branch {
+                phase: BranchPhase::Final as u8,
+                status: c,
+                ..Branch::default()
+            })
             .collect()
     }
 
@@ -73,7 +77,12 @@ mod tests {
     fn class_rank_orders_classes() {
         let order = [200, 603, 302, 401, 404, 503, 199];
         for w in order.windows(2) {
-            assert!(class_rank(w[0]) < class_rank(w[1]), "{} before {}", w[0], w[1]);
+            assert!(
+                class_rank(w[0]) < class_rank(w[1]),
+                "{} before {}",
+                w[0],
+                w[1]
+            );
         }
     }
 }

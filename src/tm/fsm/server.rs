@@ -7,7 +7,9 @@
 //! covers Confirmed and the non-INVITE Completed (absorbing
 //! retransmissions for `wt_timer`).
 
-use super::{bflags, flags, Action, Actions, BranchPhase, Phase, RetransmissionVerdict, TimerCfg, Tx};
+use super::{
+    bflags, flags, Action, Actions, BranchPhase, Phase, RetransmissionVerdict, TimerCfg, Tx,
+};
 
 /// `now + d`, never 0: a deadline of 0 means "none", so a zero-length
 /// interval from the config must still produce a real deadline.
@@ -43,7 +45,12 @@ impl Tx {
         if uas_reliable {
             f |= flags::UAS_RELIABLE;
         }
-        Tx { phase: Phase::Proceeding as u8, flags: f, picked: 0xff, ..Tx::default() }
+        Tx {
+            phase: Phase::Proceeding as u8,
+            flags: f,
+            picked: 0xff,
+            ..Tx::default()
+        }
     }
 
     pub fn phase(&self) -> Phase {
@@ -116,7 +123,14 @@ impl Tx {
     /// A final `code` goes upstream now (the caller has pushed the relay
     /// action, if any). Records it, reports completion, CANCELs whatever
     /// is still pending downstream and picks the next phase.
-    pub(super) fn final_upstream(&mut self, code: u16, origin: Origin, now: u64, cfg: &TimerCfg, out: &mut Actions) {
+    pub(super) fn final_upstream(
+        &mut self,
+        code: u16,
+        origin: Origin,
+        now: u64,
+        cfg: &TimerCfg,
+        out: &mut Actions,
+    ) {
         if !self.no_upstream() {
             self.uas_status = code;
         }
@@ -146,7 +160,12 @@ impl Tx {
     /// CANCEL every branch that has no final yet: SendCancel where a
     /// provisional came back, CANCEL_PENDING where none did (RFC 9.1).
     /// Returns how many CANCELs go out now.
-    pub(super) fn cancel_pending_branches(&mut self, now: u64, cfg: &TimerCfg, out: &mut Actions) -> usize {
+    pub(super) fn cancel_pending_branches(
+        &mut self,
+        now: u64,
+        cfg: &TimerCfg,
+        out: &mut Actions,
+    ) -> usize {
         let mut sent = 0;
         for b in 0..self.branch_count() {
             if self.cancel_branch(b, now, cfg, out) {
@@ -158,8 +177,16 @@ impl Tx {
 
     /// CANCEL branch `b` (an index below `branch_count`): returns whether a
     /// SendCancel was pushed.
-    pub(super) fn cancel_branch(&mut self, b: usize, now: u64, cfg: &TimerCfg, out: &mut Actions) -> bool {
-        let Some(br) = self.branches.get_mut(b) else { return false };
+    pub(super) fn cancel_branch(
+        &mut self,
+        b: usize,
+        now: u64,
+        cfg: &TimerCfg,
+        out: &mut Actions,
+    ) -> bool {
+        let Some(br) = self.branches.get_mut(b) else {
+            return false;
+        };
         // A blind branch sent nothing, so there is nothing to cancel; a
         // CANCEL goes out once per branch.
         if br.flags & (bflags::BLIND | bflags::CANCEL_SENT) != 0 {
@@ -169,8 +196,11 @@ impl Tx {
             BranchPhase::Proceeding => {
                 br.flags = (br.flags | bflags::CANCEL_SENT) & !bflags::CANCEL_PENDING;
                 br.cancel_step = 0;
-                br.cancel_retr_at =
-                    if br.flags & bflags::RELIABLE != 0 { 0 } else { deadline(now, retr_interval(cfg, 0)) };
+                br.cancel_retr_at = if br.flags & bflags::RELIABLE != 0 {
+                    0
+                } else {
+                    deadline(now, retr_interval(cfg, 0))
+                };
                 br.cancel_fr_at = deadline(now, cfg.fr);
                 out.push(Action::SendCancel(b as u8));
                 true

@@ -20,8 +20,17 @@ impl Sim {
     }
 
     pub fn with(tx: Tx) -> Sim {
-        let cfg = TimerCfg { fr: 30_000, ..TimerCfg::default() };
-        Sim { tx, cfg, now: 0, log: Vec::new(), out: Actions::new() }
+        let cfg = TimerCfg {
+            fr: 30_000,
+            ..TimerCfg::default()
+        };
+        Sim {
+            tx,
+            cfg,
+            now: 0,
+            log: Vec::new(),
+            out: Actions::new(),
+        }
     }
 
     /// Collect what the last call pushed, log it, and check the timer
@@ -41,16 +50,20 @@ impl Sim {
     }
 
     pub fn branch(&mut self) -> u8 {
-        self.tx.add_branch(self.now, &self.cfg, false, false).expect("branch")
+        self.tx
+            .add_branch(self.now, &self.cfg, false, false)
+            .expect("branch")
     }
 
     pub fn reply(&mut self, b: u8, code: u16) -> Vec<Action> {
-        self.tx.on_reply(b, code, self.now, &self.cfg, &mut self.out);
+        self.tx
+            .on_reply(b, code, self.now, &self.cfg, &mut self.out);
         self.take()
     }
 
     pub fn local_reply(&mut self, code: u16) -> Vec<Action> {
-        self.tx.on_local_reply(code, self.now, &self.cfg, &mut self.out);
+        self.tx
+            .on_local_reply(code, self.now, &self.cfg, &mut self.out);
         self.take()
     }
 
@@ -75,7 +88,8 @@ impl Sim {
     }
 
     pub fn after_failure(&mut self, added: bool, replied: bool) -> Vec<Action> {
-        self.tx.after_failure(added, replied, self.now, &self.cfg, &mut self.out);
+        self.tx
+            .after_failure(added, replied, self.now, &self.cfg, &mut self.out);
         self.take()
     }
 
@@ -98,7 +112,11 @@ impl Sim {
 
     /// Times at which `want` was produced.
     pub fn times(&self, want: Action) -> Vec<u64> {
-        self.log.iter().filter(|(_, a)| *a == want).map(|(t, _)| *t).collect()
+        self.log
+            .iter()
+            .filter(|(_, a)| *a == want)
+            .map(|(t, _)| *t)
+            .collect()
     }
 
     pub fn phase(&self) -> Phase {
@@ -120,7 +138,17 @@ fn invite_to_a_silent_callee_times_out_with_408() {
     let acts: Vec<Action> = fr.iter().map(|(_, a)| *a).collect();
     assert_eq!(
         acts,
-        [StoreLocalReply { branch: 0, code: 408 }, RelayStored { branch: 0, as_code: 408 }, Completed { code: 408 }]
+        [
+            StoreLocalReply {
+                branch: 0,
+                code: 408
+            },
+            RelayStored {
+                branch: 0,
+                as_code: 408
+            },
+            Completed { code: 408 }
+        ]
     );
     assert_eq!(s.phase(), Phase::Completed);
     s.run_until(40_000);
@@ -129,7 +157,11 @@ fn invite_to_a_silent_callee_times_out_with_408() {
     assert_eq!(s.phase(), Phase::Wait);
     s.run_until(100_000);
     assert_eq!(s.times(Terminate), [45_000]);
-    assert_eq!(s.times(RetransmitRequest(0)).len(), 9, "no request retransmission after FR");
+    assert_eq!(
+        s.times(RetransmitRequest(0)).len(),
+        9,
+        "no request retransmission after FR"
+    );
     assert_eq!(s.times(ResendUasReply).len(), 4);
     assert_eq!(s.tx.next_deadline(), None);
 }
@@ -140,7 +172,10 @@ fn unacknowledged_negative_final_gives_up_after_64_t1() {
     s.branch();
     s.at(1000).reply(0, 486);
     s.run_until(37_000);
-    assert_eq!(s.times(ResendUasReply), [1500, 2500, 4500, 8500, 12_500, 16_500, 20_500, 24_500, 28_500, 32_500]);
+    assert_eq!(
+        s.times(ResendUasReply),
+        [1500, 2500, 4500, 8500, 12_500, 16_500, 20_500, 24_500, 28_500, 32_500]
+    );
     assert_eq!(s.phase(), Phase::Wait, "timer H at 33000");
     s.run_until(100_000);
     assert_eq!(s.times(Terminate), [38_000]);
@@ -151,14 +186,20 @@ fn provisional_stops_invite_retransmission_and_switches_to_fr_inv() {
     let mut s = Sim::new(true);
     s.branch();
     assert_eq!(s.at(300).reply(0, 100), [RunOnReply(0)], "100 is absorbed");
-    assert_eq!(s.tx.branches[0].fr_at, 120_300, "first provisional arms fr_inv");
+    assert_eq!(
+        s.tx.branches[0].fr_at, 120_300,
+        "first provisional arms fr_inv"
+    );
     assert_eq!(s.at(1000).reply(0, 180), [RunOnReply(0), RelayReceived(0)]);
     assert_eq!(s.tx.uas_status, 180);
     assert_eq!(s.tx.branches[0].fr_at, 121_000);
     assert_eq!(s.at(5000).reply(0, 180), [RunOnReply(0), RelayReceived(0)]);
     assert_eq!(s.tx.branches[0].fr_at, 125_000, "restart_fr_on_each_reply");
     s.run_until(124_999);
-    assert!(s.times(RetransmitRequest(0)).is_empty(), "100 at 300 already stopped them");
+    assert!(
+        s.times(RetransmitRequest(0)).is_empty(),
+        "100 at 300 already stopped them"
+    );
     // Silent expiry: one ringing branch, no failure route, noisy_ctimer off.
     let acts = s.run_until(125_000);
     assert_eq!(acts, [(125_000, SendCancel(0))]);
@@ -167,7 +208,10 @@ fn provisional_stops_invite_retransmission_and_switches_to_fr_inv() {
     s.run_until(200_000);
     assert_eq!(s.times(RetransmitCancel(0)), [125_500, 126_500, 128_500]);
     assert_eq!(s.times(Terminate), [130_000]);
-    assert!(!s.log.iter().any(|(_, a)| matches!(a, Completed { .. } | RelayStored { .. })));
+    assert!(!s
+        .log
+        .iter()
+        .any(|(_, a)| matches!(a, Completed { .. } | RelayStored { .. })));
 }
 
 #[test]
@@ -203,8 +247,20 @@ fn noisy_ctimer_answers_408_and_cancels() {
         acts,
         [
             (121_000, SendCancel(0)),
-            (121_000, StoreLocalReply { branch: 0, code: 408 }),
-            (121_000, RelayStored { branch: 0, as_code: 408 }),
+            (
+                121_000,
+                StoreLocalReply {
+                    branch: 0,
+                    code: 408
+                }
+            ),
+            (
+                121_000,
+                RelayStored {
+                    branch: 0,
+                    as_code: 408
+                }
+            ),
             (121_000, Completed { code: 408 }),
         ]
     );
@@ -233,10 +289,16 @@ fn non_invite_keeps_retransmitting_at_t2_after_a_provisional() {
     let mut s = Sim::new(false);
     s.branch();
     assert_eq!(s.at(1000).reply(0, 100), [RunOnReply(0)]);
-    assert_eq!(s.tx.branches[0].fr_at, 30_000, "non-INVITE provisional keeps FR");
+    assert_eq!(
+        s.tx.branches[0].fr_at, 30_000,
+        "non-INVITE provisional keeps FR"
+    );
     s.run_until(10_000);
     assert_eq!(s.times(RetransmitRequest(0)), [500, 1500, 5500, 9500]);
-    assert_eq!(s.reply(0, 200), [RunOnReply(0), RelayReceived(0), Completed { code: 200 }]);
+    assert_eq!(
+        s.reply(0, 200),
+        [RunOnReply(0), RelayReceived(0), Completed { code: 200 }]
+    );
     assert_eq!(s.phase(), Phase::Wait);
     s.run_until(100_000);
     assert_eq!(s.times(RetransmitRequest(0)).len(), 4);
@@ -249,7 +311,15 @@ fn non_invite_negative_final_goes_straight_to_wait() {
     s.branch();
     assert_eq!(
         s.at(700).reply(0, 404),
-        [RunOnReply(0), StoreReply(0), RelayStored { branch: 0, as_code: 404 }, Completed { code: 404 }]
+        [
+            RunOnReply(0),
+            StoreReply(0),
+            RelayStored {
+                branch: 0,
+                as_code: 404
+            },
+            Completed { code: 404 }
+        ]
     );
     assert_eq!(s.phase(), Phase::Wait);
     // A second 200 for a non-INVITE is not relayed (one final only).
@@ -263,16 +333,30 @@ fn serial_forking_through_the_failure_route() {
     let mut s = Sim::with(tx);
     s.local_reply(100);
     s.branch();
-    assert_eq!(s.at(1000).reply(0, 486), [SendAck(0), RunOnReply(0), StoreReply(0), RunFailure { picked: 0 }]);
+    assert_eq!(
+        s.at(1000).reply(0, 486),
+        [
+            SendAck(0),
+            RunOnReply(0),
+            StoreReply(0),
+            RunFailure { picked: 0 }
+        ]
+    );
     assert!(s.tx.has(flags::IN_FAILURE) && !s.tx.has(flags::FAILURE_ROUTE));
     assert_eq!(s.branch(), 1);
     assert!(s.after_failure(true, false).is_empty());
     assert!(!s.tx.has(flags::IN_FAILURE));
     assert_eq!(s.at(2000).reply(1, 180), [RunOnReply(1), RelayReceived(1)]);
-    assert_eq!(s.at(3000).reply(1, 200), [RunOnReply(1), RelayReceived(1), Completed { code: 200 }]);
+    assert_eq!(
+        s.at(3000).reply(1, 200),
+        [RunOnReply(1), RelayReceived(1), Completed { code: 200 }]
+    );
     assert_eq!(s.tx.picked, 1);
     assert_eq!(s.phase(), Phase::Wait);
-    assert_eq!(s.tx.add_branch(s.now, &s.cfg, false, false), Err(super::TxError::AlreadyFinal));
+    assert_eq!(
+        s.tx.add_branch(s.now, &s.cfg, false, false),
+        Err(super::TxError::AlreadyFinal)
+    );
 }
 
 #[test]
@@ -283,8 +367,20 @@ fn failure_route_that_neither_adds_nor_replies_relays_the_pick() {
     s.branch();
     s.branch();
     s.at(100).reply(0, 486);
-    assert_eq!(s.at(200).reply(1, 404).last(), Some(&RunFailure { picked: 1 }));
-    assert_eq!(s.after_failure(false, false), [RelayStored { branch: 1, as_code: 404 }, Completed { code: 404 }]);
+    assert_eq!(
+        s.at(200).reply(1, 404).last(),
+        Some(&RunFailure { picked: 1 })
+    );
+    assert_eq!(
+        s.after_failure(false, false),
+        [
+            RelayStored {
+                branch: 1,
+                as_code: 404
+            },
+            Completed { code: 404 }
+        ]
+    );
     assert_eq!(s.phase(), Phase::Completed);
 }
 
@@ -307,9 +403,15 @@ fn parallel_forking_relays_the_winner() {
     let mut s = Sim::new(true);
     s.branch();
     s.branch();
-    assert_eq!(s.at(1000).reply(0, 486), [SendAck(0), RunOnReply(0), StoreReply(0)]);
+    assert_eq!(
+        s.at(1000).reply(0, 486),
+        [SendAck(0), RunOnReply(0), StoreReply(0)]
+    );
     assert_eq!(s.at(1500).reply(1, 180), [RunOnReply(1), RelayReceived(1)]);
-    assert_eq!(s.at(3000).reply(1, 200), [RunOnReply(1), RelayReceived(1), Completed { code: 200 }]);
+    assert_eq!(
+        s.at(3000).reply(1, 200),
+        [RunOnReply(1), RelayReceived(1), Completed { code: 200 }]
+    );
     assert_eq!(s.phase(), Phase::Wait);
 }
 
@@ -322,7 +424,12 @@ fn a_2xx_cancels_ringing_branches_and_defers_the_calling_one() {
     s.at(1000).reply(0, 180);
     assert_eq!(
         s.at(2000).reply(2, 200),
-        [RunOnReply(2), RelayReceived(2), Completed { code: 200 }, SendCancel(0)]
+        [
+            RunOnReply(2),
+            RelayReceived(2),
+            Completed { code: 200 },
+            SendCancel(0)
+        ]
     );
     assert!(s.tx.branches[1].flags & super::bflags::CANCEL_PENDING != 0);
     // The calling branch stops retransmitting (the final went upstream)...
@@ -330,14 +437,21 @@ fn a_2xx_cancels_ringing_branches_and_defers_the_calling_one() {
     assert_eq!(s.times(RetransmitRequest(1)), [500, 1500]);
     // ...and sends its CANCEL when it finally rings (RFC 9.1); not relayed.
     assert_eq!(s.at(2400).reply(1, 180), [RunOnReply(1), SendCancel(1)]);
-    assert_eq!(s.at(2600).reply(1, 487), [SendAck(1), RunOnReply(1), StoreReply(1)]);
+    assert_eq!(
+        s.at(2600).reply(1, 487),
+        [SendAck(1), RunOnReply(1), StoreReply(1)]
+    );
     assert_eq!(s.reply(0, 487), [SendAck(0), RunOnReply(0), StoreReply(0)]);
 }
 
 #[test]
 fn best_final_through_the_machine() {
-    let cases: &[(&[u16], u8, u16)] =
-        &[(&[486, 404], 1, 404), (&[503], 0, 500), (&[407, 401, 480], 1, 401), (&[302, 486], 0, 302)];
+    let cases: &[(&[u16], u8, u16)] = &[
+        (&[486, 404], 1, 404),
+        (&[503], 0, 500),
+        (&[407, 401, 480], 1, 401),
+        (&[302, 486], 0, 302),
+    ];
     for &(codes, branch, as_code) in cases {
         let mut s = Sim::new(true);
         for _ in codes {
@@ -359,10 +473,22 @@ fn a_6xx_cancels_the_others_and_wins() {
     }
     s.reply(0, 486);
     s.at(100).reply(2, 180);
-    assert_eq!(s.at(200).reply(1, 603), [SendAck(1), RunOnReply(1), StoreReply(1), SendCancel(2)]);
+    assert_eq!(
+        s.at(200).reply(1, 603),
+        [SendAck(1), RunOnReply(1), StoreReply(1), SendCancel(2)]
+    );
     assert_eq!(
         s.at(300).reply(2, 487),
-        [SendAck(2), RunOnReply(2), StoreReply(2), RelayStored { branch: 1, as_code: 603 }, Completed { code: 603 }]
+        [
+            SendAck(2),
+            RunOnReply(2),
+            StoreReply(2),
+            RelayStored {
+                branch: 1,
+                as_code: 603
+            },
+            Completed { code: 603 }
+        ]
     );
 }
 
@@ -380,10 +506,22 @@ fn upstream_cancel_while_ringing() {
     s.run_until(4100);
     assert_eq!(s.times(RetransmitCancel(0)), [2500, 3500]);
     assert_eq!(s.reply(0, 487), [SendAck(0), RunOnReply(0), StoreReply(0)]);
-    assert_eq!(s.at(5000).reply(1, 180), [RunOnReply(1), SendCancel(1), RelayReceived(1)]);
+    assert_eq!(
+        s.at(5000).reply(1, 180),
+        [RunOnReply(1), SendCancel(1), RelayReceived(1)]
+    );
     assert_eq!(
         s.at(5100).reply(1, 487),
-        [SendAck(1), RunOnReply(1), StoreReply(1), RelayStored { branch: 0, as_code: 487 }, Completed { code: 487 }]
+        [
+            SendAck(1),
+            RunOnReply(1),
+            StoreReply(1),
+            RelayStored {
+                branch: 0,
+                as_code: 487
+            },
+            Completed { code: 487 }
+        ]
     );
     s.run_until(100_000);
     assert_eq!(s.times(RetransmitCancel(0)), [2500, 3500]);
@@ -398,7 +536,10 @@ fn cancel_gives_up_silently_after_fr() {
     s.at(2000).cancel();
     s.run_until(40_000);
     let last = *s.times(RetransmitCancel(0)).last().unwrap();
-    assert!(last < 32_000, "CANCEL stops at its fr (32000), last at {last}");
+    assert!(
+        last < 32_000,
+        "CANCEL stops at its fr (32000), last at {last}"
+    );
     assert!(s.tx.branches[0].flags & super::bflags::CANCEL_DONE != 0);
 }
 
@@ -408,12 +549,23 @@ fn late_2xx_is_relayed_and_duplicates_only_acked() {
     s.branch();
     s.branch();
     s.at(500).reply(1, 180);
-    assert_eq!(s.at(1000).local_reply(486), [Completed { code: 486 }, SendCancel(1)]);
+    assert_eq!(
+        s.at(1000).local_reply(486),
+        [Completed { code: 486 }, SendCancel(1)]
+    );
     assert_eq!(s.phase(), Phase::Completed);
     assert_eq!(s.at(1100).reply(1, 200), [RunOnReply(1), RelayReceived(1)]);
-    assert_eq!(s.reply(1, 200), [RunOnReply(1), RelayReceived(1)], "2xx retransmission");
+    assert_eq!(
+        s.reply(1, 200),
+        [RunOnReply(1), RelayReceived(1)],
+        "2xx retransmission"
+    );
     assert_eq!(s.reply(0, 486), [SendAck(0), RunOnReply(0), StoreReply(0)]);
-    assert_eq!(s.reply(0, 486), [SendAck(0)], "retransmitted final on a final branch");
+    assert_eq!(
+        s.reply(0, 486),
+        [SendAck(0)],
+        "retransmitted final on a final branch"
+    );
     assert_eq!(s.tx.uas_status, 486);
 }
 
@@ -421,10 +573,16 @@ fn late_2xx_is_relayed_and_duplicates_only_acked() {
 fn request_retransmissions_ack_and_release() {
     let mut s = Sim::new(true);
     let mut out = Actions::new();
-    assert_eq!(s.tx.on_request_retransmission(&mut out), super::RetransmissionVerdict::Absorbed);
+    assert_eq!(
+        s.tx.on_request_retransmission(&mut out),
+        super::RetransmissionVerdict::Absorbed
+    );
     assert!(out.as_slice().is_empty());
     s.local_reply(100);
-    assert_eq!(s.tx.on_request_retransmission(&mut out), super::RetransmissionVerdict::Resent);
+    assert_eq!(
+        s.tx.on_request_retransmission(&mut out),
+        super::RetransmissionVerdict::Resent
+    );
     assert_eq!(out.as_slice(), [ResendUasReply]);
     // ACK while still Proceeding changes nothing.
     assert!(s.ack().is_empty());
@@ -464,13 +622,28 @@ fn local_uac_never_relays() {
     let mut s = Sim::with(Tx::new(true, true, false));
     s.branch();
     assert_eq!(s.at(100).reply(0, 180), [RunOnReply(0)]);
-    assert_eq!(s.at(200).reply(0, 200), [RunOnReply(0), Completed { code: 200 }]);
+    assert_eq!(
+        s.at(200).reply(0, 200),
+        [RunOnReply(0), Completed { code: 200 }]
+    );
     assert_eq!(s.phase(), Phase::Wait);
-    assert_eq!(s.reply(0, 200), [RunOnReply(0)], "2xx retransmission goes to the callback only");
+    assert_eq!(
+        s.reply(0, 200),
+        [RunOnReply(0)],
+        "2xx retransmission goes to the callback only"
+    );
 
     let mut s = Sim::with(Tx::new(true, true, false));
     s.branch();
-    assert_eq!(s.reply(0, 486), [SendAck(0), RunOnReply(0), StoreReply(0), Completed { code: 486 }]);
+    assert_eq!(
+        s.reply(0, 486),
+        [
+            SendAck(0),
+            RunOnReply(0),
+            StoreReply(0),
+            Completed { code: 486 }
+        ]
+    );
     assert_eq!(s.phase(), Phase::Wait, "no upstream to retransmit to");
 }
 
@@ -480,11 +653,17 @@ fn branch_limits() {
     for i in 0..12 {
         assert_eq!(s.branch(), i);
     }
-    assert_eq!(s.tx.add_branch(0, &s.cfg, false, false), Err(super::TxError::TooManyBranches));
+    assert_eq!(
+        s.tx.add_branch(0, &s.cfg, false, false),
+        Err(super::TxError::TooManyBranches)
+    );
     let mut s = Sim::new(true);
     s.branch();
     s.reply(0, 200);
-    assert_eq!(s.tx.add_branch(0, &s.cfg, false, false), Err(super::TxError::AlreadyFinal));
+    assert_eq!(
+        s.tx.add_branch(0, &s.cfg, false, false),
+        Err(super::TxError::AlreadyFinal)
+    );
 }
 
 #[test]
@@ -521,4 +700,46 @@ fn invalid_input_is_ignored() {
     zero.on_reply(0, 200, 1, &s.cfg, &mut out);
     assert!(out.as_slice().is_empty());
     assert_eq!(zero.next_deadline(), None);
+}
+
+/// The machine stays sans-io: no clock, no sockets, no files, no shm
+/// access, nothing from the crate but `sip` (read at compile time, so the
+/// test itself does no I/O).
+#[test]
+fn the_machine_does_no_io_and_depends_on_nothing_above_it() {
+    let sources = [
+        ("mod.rs", include_str!("mod.rs")),
+        ("server.rs", include_str!("server.rs")),
+        ("client.rs", include_str!("client.rs")),
+        ("select.rs", include_str!("select.rs")),
+        ("timers.rs", include_str!("timers.rs")),
+    ];
+    let forbidden = [
+        "std::time",
+        "std::net",
+        "std::fs",
+        "std::io",
+        "std::process",
+        "std::thread",
+        "libc",
+        "nix::",
+        "unsafe ",
+    ];
+    for (name, src) in sources {
+        for bad in forbidden {
+            assert!(!src.contains(bad), "{name} uses {bad}");
+        }
+        for (i, _) in src.match_indices("crate::") {
+            assert!(
+                src[i..].starts_with("crate::sip"),
+                "{name} reaches into the crate at {i}"
+            );
+        }
+        for (i, _) in src.match_indices("shm::") {
+            assert!(
+                src[i..].starts_with("shm::shm_struct!"),
+                "{name} uses shm beyond the marker at {i}"
+            );
+        }
+    }
 }

@@ -22,7 +22,9 @@ impl Rng {
     }
 }
 
-const CODES: &[u16] = &[100, 180, 183, 200, 202, 302, 401, 404, 407, 408, 480, 486, 487, 500, 503, 603];
+const CODES: &[u16] = &[
+    100, 180, 183, 200, 202, 302, 401, 404, 407, 408, 480, 486, 487, 500, 503, 603,
+];
 
 struct Run {
     tx: Tx,
@@ -40,13 +42,19 @@ impl Run {
     /// reply being handled, if the call was `on_reply`.
     fn check(&mut self, rng: &mut Rng, reply_code: Option<u16>) {
         let acts: Vec<Action> = self.out.drain().collect();
-        self.trace.push(format!("{} {:?} -> {acts:?}", self.now, reply_code));
+        self.trace
+            .push(format!("{} {:?} -> {acts:?}", self.now, reply_code));
         let n = self.tx.branch_count() as u8;
         let mut failure = None;
         for (i, a) in acts.iter().enumerate() {
             match *a {
                 Action::RelayReceived(b) => {
-                    assert_ne!(reply_code, Some(100), "100 relayed\n{}", self.trace.join("\n"));
+                    assert_ne!(
+                        reply_code,
+                        Some(100),
+                        "100 relayed\n{}",
+                        self.trace.join("\n")
+                    );
                     assert!(reply_code.is_some(), "RelayReceived outside on_reply");
                     assert!(!self.tx.no_upstream());
                     assert!(b < n);
@@ -72,11 +80,24 @@ impl Run {
                 Action::ResendUasReply => {}
             }
         }
-        assert!(self.completed <= 1, "two finals upstream\n{}", self.trace.join("\n"));
-        assert!(self.relayed_stored <= 1, "two stored finals relayed\n{}", self.trace.join("\n"));
+        assert!(
+            self.completed <= 1,
+            "two finals upstream\n{}",
+            self.trace.join("\n")
+        );
+        assert!(
+            self.relayed_stored <= 1,
+            "two stored finals relayed\n{}",
+            self.trace.join("\n")
+        );
         assert!(self.terminated <= 1);
         if let Some(d) = self.tx.next_deadline() {
-            assert!(d > self.now, "deadline {d} not after {}\n{}", self.now, self.trace.join("\n"));
+            assert!(
+                d > self.now,
+                "deadline {d} not after {}\n{}",
+                self.now,
+                self.trace.join("\n")
+            );
         }
         if failure.is_some() {
             self.failure_route(rng);
@@ -91,20 +112,29 @@ impl Run {
         match rng.below(4) {
             0 => {
                 for _ in 0..=rng.below(2) {
-                    added |= self.tx.add_branch(self.now, &self.cfg, rng.chance(20), false).is_ok();
+                    added |= self
+                        .tx
+                        .add_branch(self.now, &self.cfg, rng.chance(20), false)
+                        .is_ok();
                 }
                 if rng.chance(50) {
                     self.tx.flags |= flags::FAILURE_ROUTE;
                 }
             }
             1 => {
-                self.tx.on_local_reply(480 + rng.below(10) as u16, self.now, &self.cfg, &mut self.out);
+                self.tx.on_local_reply(
+                    480 + rng.below(10) as u16,
+                    self.now,
+                    &self.cfg,
+                    &mut self.out,
+                );
                 replied = true;
                 self.check(rng, None);
             }
             _ => {}
         }
-        self.tx.after_failure(added, replied, self.now, &self.cfg, &mut self.out);
+        self.tx
+            .after_failure(added, replied, self.now, &self.cfg, &mut self.out);
         self.check(rng, None);
     }
 
@@ -214,7 +244,12 @@ fn random_event_sequences_keep_the_invariants_and_terminate() {
         }
         let end = run.now + 24 * 3600 * 1000;
         run.timers_until(&mut rng, end);
-        assert_eq!(run.tx.phase(), Phase::Terminated, "{}", run.trace.join("\n"));
+        assert_eq!(
+            run.tx.phase(),
+            Phase::Terminated,
+            "{}",
+            run.trace.join("\n")
+        );
         assert_eq!(run.terminated, 1);
         assert_eq!(run.tx.next_deadline(), None);
     }

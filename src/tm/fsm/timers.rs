@@ -21,8 +21,10 @@ impl Tx {
         if matches!(self.phase(), Phase::Unused | Phase::Terminated) {
             return None;
         }
-        let branch_deadlines =
-            self.live_branches().iter().flat_map(|b| [b.retr_at, b.fr_at, b.cancel_retr_at, b.cancel_fr_at]);
+        let branch_deadlines = self
+            .live_branches()
+            .iter()
+            .flat_map(|b| [b.retr_at, b.fr_at, b.cancel_retr_at, b.cancel_fr_at]);
         [self.uas_retr_at, self.uas_giveup_at, self.wait_until]
             .into_iter()
             .chain(branch_deadlines)
