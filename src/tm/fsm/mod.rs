@@ -21,6 +21,8 @@ mod server;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
+mod sim_fork;
+#[cfg(test)]
 mod sim_random;
 mod timers;
 
