@@ -20,8 +20,13 @@ mod select;
 mod server;
 #[cfg(test)]
 mod sim;
+#[cfg(test)]
+mod sim_fork;
+#[cfg(test)]
+mod sim_random;
+mod timers;
 
-
+pub use select::{best_final, class_rank};
 
 /// SER's MAX_BRANCHES: the R-URI plus 11 forks.
 pub const MAX_BRANCHES: usize = 12;
@@ -243,7 +248,9 @@ pub struct Actions {
 
 impl Actions {
     pub fn new() -> Self {
-        Actions { buf: Vec::with_capacity(4 * MAX_BRANCHES) }
+        Actions {
+            buf: Vec::with_capacity(4 * MAX_BRANCHES),
+        }
     }
     pub fn push(&mut self, a: Action) {
         self.buf.push(a);

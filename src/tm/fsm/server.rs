@@ -1,1 +1,261 @@
-//! (to be written: see mod.rs)
+//! The server side of a transaction: what went (or goes) upstream.
+//!
+//! RFC 3261 §17.2.1 (INVITE server: Proceeding → Completed → Confirmed →
+//! Terminated) and §17.2.2 (non-INVITE: Proceeding → Completed →
+//! Terminated), folded into SER's phases: our `Completed` is the RFC's
+//! Completed of an INVITE (final retransmitted until the ACK), our `Wait`
+//! covers Confirmed and the non-INVITE Completed (absorbing
+//! retransmissions for `wt_timer`).
+
+use super::{
+    bflags, flags, Action, Actions, BranchPhase, Phase, RetransmissionVerdict, TimerCfg, Tx,
+};
+
+/// `now + d`, never 0: a deadline of 0 means "none", so a zero-length
+/// interval from the config must still produce a real deadline.
+pub(super) fn deadline(now: u64, d: u32) -> u64 {
+    now.saturating_add(u64::from(d.max(1)))
+}
+
+/// The retransmission interval after `step` sends: the three configured
+/// steps (T1, 2T1, 4T1 in 2.x; the 0.9 fixed list), then T2 forever.
+pub(super) fn retr_interval(cfg: &TimerCfg, step: u8) -> u32 {
+    cfg.retr.get(usize::from(step)).copied().unwrap_or(cfg.t2)
+}
+
+/// Who produced the final that goes upstream: it decides whether an
+/// INVITE 2xx is retransmitted by us (only our own, RFC 13.3.1.4) or left
+/// to the UAS that sent it (RFC 16.7 step 10: a proxy does not retransmit 2xx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    Local,
+    Relayed,
+}
+
+impl Tx {
+    /// A new transaction for a request received now.
+    pub fn new(invite: bool, local: bool, uas_reliable: bool) -> Tx {
+        let mut f = 0;
+        if invite {
+            f |= flags::INVITE;
+        }
+        if local {
+            f |= flags::LOCAL;
+        }
+        if uas_reliable {
+            f |= flags::UAS_RELIABLE;
+        }
+        Tx {
+            phase: Phase::Proceeding as u8,
+            flags: f,
+            picked: 0xff,
+            ..Tx::default()
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self.phase {
+            1 => Phase::Proceeding,
+            2 => Phase::Completed,
+            3 => Phase::Wait,
+            4 => Phase::Terminated,
+            _ => Phase::Unused,
+        }
+    }
+
+    pub fn is_invite(&self) -> bool {
+        self.has(flags::INVITE)
+    }
+
+    /// Whether all of `bits` (of [`flags`]) are set.
+    pub fn has(&self, bits: u32) -> bool {
+        self.flags & bits == bits
+    }
+
+    /// Replies are never sent upstream: our own UAC (`t_uac`) or
+    /// `t_replicate`. Finals still produce `Completed` for the callbacks.
+    pub fn no_upstream(&self) -> bool {
+        self.flags & (flags::LOCAL | flags::NO_RELAY) != 0
+    }
+
+    /// We are sending reply `code` upstream ourselves (t_reply, 100 Trying,
+    /// error replies, the failure route's t_reply).
+    ///
+    /// Ignored unless the transaction is still Proceeding: like SER, no
+    /// second final (of any class) is generated once one went out, and a
+    /// released or silently expired transaction stays quiet.
+    pub fn on_local_reply(&mut self, code: u16, now: u64, cfg: &TimerCfg, out: &mut Actions) {
+        if self.phase() != Phase::Proceeding {
+            return;
+        }
+        if code < 200 {
+            self.uas_status = code;
+            return;
+        }
+        self.final_upstream(code, Origin::Local, now, cfg, out);
+    }
+
+    /// The request was retransmitted by upstream.
+    pub fn on_request_retransmission(&self, out: &mut Actions) -> RetransmissionVerdict {
+        if self.uas_status != 0 {
+            out.push(Action::ResendUasReply);
+            RetransmissionVerdict::Resent
+        } else {
+            RetransmissionVerdict::Absorbed
+        }
+    }
+
+    /// A hop-by-hop ACK for our negative final (or local 2xx) arrived:
+    /// RFC 17.2.1 Confirmed, which we spend in Wait.
+    pub fn on_ack(&mut self, now: u64, cfg: &TimerCfg, _out: &mut Actions) {
+        if self.phase() == Phase::Completed {
+            self.go_wait(now, cfg);
+        }
+    }
+
+    /// Release (t_release) / nothing forwarded or replied: go to wait.
+    pub fn release(&mut self, now: u64, cfg: &TimerCfg, _out: &mut Actions) {
+        if matches!(self.phase(), Phase::Proceeding | Phase::Completed) {
+            self.go_wait(now, cfg);
+        }
+    }
+
+    /// A final `code` goes upstream now (the caller has pushed the relay
+    /// action, if any). Records it, reports completion, CANCELs whatever
+    /// is still pending downstream and picks the next phase.
+    pub(super) fn final_upstream(
+        &mut self,
+        code: u16,
+        origin: Origin,
+        now: u64,
+        cfg: &TimerCfg,
+        out: &mut Actions,
+    ) {
+        if !self.no_upstream() {
+            self.uas_status = code;
+        }
+        out.push(Action::Completed { code });
+        self.cancel_pending_branches(now, cfg, out);
+        // Once the final is out, SER stops every branch's retransmission
+        // and FR timer (the CANCELs carry their own timers).
+        for br in self.live_branches_mut() {
+            br.retr_at = 0;
+            br.fr_at = 0;
+        }
+        let retransmit = self.is_invite()
+            && !self.no_upstream()
+            && !self.has(flags::UAS_RELIABLE)
+            && (code >= 300 || origin == Origin::Local);
+        if retransmit {
+            // RFC 17.2.1: Timer G from T1 doubling to T2, Timer H = 64*T1.
+            self.phase = Phase::Completed as u8;
+            self.uas_retr_step = 0;
+            self.uas_retr_at = deadline(now, retr_interval(cfg, 0));
+            self.uas_giveup_at = deadline(now, cfg.retr[0].saturating_mul(64));
+        } else {
+            self.go_wait(now, cfg);
+        }
+    }
+
+    /// CANCEL every branch that has no final yet: SendCancel where a
+    /// provisional came back, CANCEL_PENDING where none did (RFC 9.1).
+    /// Returns how many CANCELs go out now.
+    pub(super) fn cancel_pending_branches(
+        &mut self,
+        now: u64,
+        cfg: &TimerCfg,
+        out: &mut Actions,
+    ) -> usize {
+        let mut sent = 0;
+        for b in 0..self.branch_count() {
+            if self.cancel_branch(b, now, cfg, out) {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// CANCEL branch `b` (an index below `branch_count`): returns whether a
+    /// SendCancel was pushed.
+    pub(super) fn cancel_branch(
+        &mut self,
+        b: usize,
+        now: u64,
+        cfg: &TimerCfg,
+        out: &mut Actions,
+    ) -> bool {
+        let Some(br) = self.branches.get_mut(b) else {
+            return false;
+        };
+        // A blind branch sent nothing, so there is nothing to cancel; a
+        // CANCEL goes out once per branch.
+        if br.flags & (bflags::BLIND | bflags::CANCEL_SENT) != 0 {
+            return false;
+        }
+        match br.phase() {
+            BranchPhase::Proceeding => {
+                br.flags = (br.flags | bflags::CANCEL_SENT) & !bflags::CANCEL_PENDING;
+                br.cancel_step = 0;
+                br.cancel_retr_at = if br.flags & bflags::RELIABLE != 0 {
+                    0
+                } else {
+                    deadline(now, retr_interval(cfg, 0))
+                };
+                br.cancel_fr_at = deadline(now, cfg.fr);
+                out.push(Action::SendCancel(b as u8));
+                true
+            }
+            BranchPhase::Calling => {
+                br.flags |= bflags::CANCEL_PENDING;
+                false
+            }
+            BranchPhase::Final | BranchPhase::Unused => false,
+        }
+    }
+
+    /// Enter Wait: absorb retransmissions for `wt`, no more request or
+    /// reply retransmissions (pending CANCELs keep theirs).
+    pub(super) fn go_wait(&mut self, now: u64, cfg: &TimerCfg) {
+        self.phase = Phase::Wait as u8;
+        self.wait_until = deadline(now, cfg.wt);
+        self.uas_retr_at = 0;
+        self.uas_giveup_at = 0;
+        for br in self.live_branches_mut() {
+            br.retr_at = 0;
+            br.fr_at = 0;
+        }
+    }
+
+    /// The server-side timers due at `now`: reply retransmission (Timer
+    /// G), its give-up (Timer H) and the end of Wait.
+    pub(super) fn uas_timers(&mut self, now: u64, cfg: &TimerCfg, out: &mut Actions) {
+        if self.phase() == Phase::Completed {
+            if self.uas_giveup_at != 0 && self.uas_giveup_at <= now {
+                // RFC 17.2.1: Timer H — no ACK came; stop retransmitting.
+                self.go_wait(now, cfg);
+            } else if self.uas_retr_at != 0 && self.uas_retr_at <= now {
+                out.push(Action::ResendUasReply);
+                self.uas_retr_step = self.uas_retr_step.saturating_add(1);
+                self.uas_retr_at = deadline(now, retr_interval(cfg, self.uas_retr_step));
+            }
+        }
+        if self.phase() == Phase::Wait && self.wait_until != 0 && self.wait_until <= now {
+            self.terminate(out);
+        }
+    }
+
+    /// The end: every timer off, the driver frees the cell.
+    fn terminate(&mut self, out: &mut Actions) {
+        self.phase = Phase::Terminated as u8;
+        self.wait_until = 0;
+        self.uas_retr_at = 0;
+        self.uas_giveup_at = 0;
+        for br in self.live_branches_mut() {
+            br.retr_at = 0;
+            br.fr_at = 0;
+            br.cancel_retr_at = 0;
+            br.cancel_fr_at = 0;
+        }
+        out.push(Action::Terminate);
+    }
+}

@@ -1,0 +1,256 @@
+//! Property tests: random event sequences against the machine, driven
+//! the way the driver drives it (failure route answered at once, timers
+//! at each deadline), checking invariants after every call.
+
+use super::{flags, Action, Actions, Phase, TimerCfg, Tx, MAX_BRANCHES};
+
+/// xorshift64*: deterministic, no dependency, good enough to shuffle events.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn chance(&mut self, pct: u64) -> bool {
+        self.below(100) < pct
+    }
+}
+
+const CODES: &[u16] = &[
+    100, 180, 183, 200, 202, 302, 401, 404, 407, 408, 480, 486, 487, 500, 503, 603,
+];
+
+struct Run {
+    tx: Tx,
+    cfg: TimerCfg,
+    now: u64,
+    out: Actions,
+    completed: usize,
+    relayed_stored: usize,
+    terminated: usize,
+    trace: Vec<String>,
+}
+
+impl Run {
+    /// Check what the last call pushed. `reply_code` is the code of the
+    /// reply being handled, if the call was `on_reply`.
+    fn check(&mut self, rng: &mut Rng, reply_code: Option<u16>) {
+        let acts: Vec<Action> = self.out.drain().collect();
+        self.trace
+            .push(format!("{} {:?} -> {acts:?}", self.now, reply_code));
+        let n = self.tx.branch_count() as u8;
+        let mut failure = None;
+        for (i, a) in acts.iter().enumerate() {
+            match *a {
+                Action::RelayReceived(b) => {
+                    assert_ne!(
+                        reply_code,
+                        Some(100),
+                        "100 relayed\n{}",
+                        self.trace.join("\n")
+                    );
+                    assert!(reply_code.is_some(), "RelayReceived outside on_reply");
+                    assert!(!self.tx.no_upstream());
+                    assert!(b < n);
+                }
+                Action::RelayStored { branch, as_code } => {
+                    self.relayed_stored += 1;
+                    assert!(branch < n && as_code >= 300 && as_code != 503);
+                    assert_eq!(acts.get(i + 1), Some(&Action::Completed { code: as_code }));
+                }
+                Action::Completed { .. } => self.completed += 1,
+                Action::Terminate => self.terminated += 1,
+                Action::RunFailure { picked } => {
+                    assert!(picked < n);
+                    failure = Some(picked);
+                }
+                Action::RetransmitRequest(b)
+                | Action::SendCancel(b)
+                | Action::RetransmitCancel(b)
+                | Action::SendAck(b)
+                | Action::StoreReply(b)
+                | Action::RunOnReply(b)
+                | Action::StoreLocalReply { branch: b, .. } => assert!(b < n),
+                Action::ResendUasReply => {}
+            }
+        }
+        assert!(
+            self.completed <= 1,
+            "two finals upstream\n{}",
+            self.trace.join("\n")
+        );
+        assert!(
+            self.relayed_stored <= 1,
+            "two stored finals relayed\n{}",
+            self.trace.join("\n")
+        );
+        assert!(self.terminated <= 1);
+        if let Some(d) = self.tx.next_deadline() {
+            assert!(
+                d > self.now,
+                "deadline {d} not after {}\n{}",
+                self.now,
+                self.trace.join("\n")
+            );
+        }
+        if failure.is_some() {
+            self.failure_route(rng);
+        }
+    }
+
+    /// What a script's failure route may do: add branches, reply, or nothing.
+    fn failure_route(&mut self, rng: &mut Rng) {
+        assert!(self.tx.has(flags::IN_FAILURE));
+        let mut added = false;
+        let mut replied = false;
+        match rng.below(4) {
+            0 => {
+                for _ in 0..=rng.below(2) {
+                    added |= self
+                        .tx
+                        .add_branch(self.now, &self.cfg, rng.chance(20), false)
+                        .is_ok();
+                }
+                if rng.chance(50) {
+                    self.tx.flags |= flags::FAILURE_ROUTE;
+                }
+            }
+            1 => {
+                self.tx.on_local_reply(
+                    480 + rng.below(10) as u16,
+                    self.now,
+                    &self.cfg,
+                    &mut self.out,
+                );
+                replied = true;
+                self.check(rng, None);
+            }
+            _ => {}
+        }
+        self.tx
+            .after_failure(added, replied, self.now, &self.cfg, &mut self.out);
+        self.check(rng, None);
+    }
+
+    fn timers_until(&mut self, rng: &mut Rng, t: u64) {
+        while let Some(d) = self.tx.next_deadline() {
+            if d > t {
+                break;
+            }
+            assert!(d >= self.now);
+            self.now = d;
+            self.tx.on_timer(d, &self.cfg, &mut self.out);
+            self.check(rng, None);
+        }
+        self.now = self.now.max(t);
+    }
+
+    fn event(&mut self, rng: &mut Rng) {
+        let now = self.now;
+        let cfg = self.cfg;
+        match rng.below(100) {
+            0..=39 => {
+                let b = rng.below(self.tx.branch_count() as u64 + 1) as u8;
+                let code = CODES[rng.below(CODES.len() as u64) as usize];
+                self.tx.on_reply(b, code, now, &cfg, &mut self.out);
+                self.check(rng, Some(code));
+            }
+            40..=64 => {
+                let t = self.now + rng.below(40_000);
+                self.timers_until(rng, t);
+            }
+            65..=74 => {
+                let _ = self.tx.add_branch(now, &cfg, rng.chance(20), rng.chance(5));
+                self.check(rng, None);
+            }
+            75..=79 => {
+                self.tx.on_cancel(now, &cfg, &mut self.out);
+                self.check(rng, None);
+            }
+            80..=84 => {
+                let b = rng.below(MAX_BRANCHES as u64) as u8;
+                self.tx.on_cancel_reply(b, now);
+                self.check(rng, None);
+            }
+            85..=89 => {
+                self.tx.on_ack(now, &cfg, &mut self.out);
+                self.check(rng, None);
+            }
+            90..=94 => {
+                let code = [100, 180, 200, 404, 486, 500][rng.below(6) as usize];
+                self.tx.on_local_reply(code, now, &cfg, &mut self.out);
+                self.check(rng, None);
+            }
+            95..=97 => {
+                let _ = self.tx.on_request_retransmission(&mut self.out);
+                self.check(rng, None);
+            }
+            _ => {
+                self.tx.release(now, &cfg, &mut self.out);
+                self.check(rng, None);
+            }
+        }
+        // Time moves on a little between events.
+        let t = self.now + rng.below(300);
+        self.timers_until(rng, t);
+    }
+}
+
+#[test]
+fn random_event_sequences_keep_the_invariants_and_terminate() {
+    for seed in 1..=3000u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut tx = Tx::new(rng.chance(70), rng.chance(15), rng.chance(20));
+        for bit in [flags::FAILURE_ROUTE, flags::NOISY_FORCED, flags::NO_RELAY] {
+            if rng.chance(if bit == flags::FAILURE_ROUTE { 40 } else { 10 }) {
+                tx.flags |= bit;
+            }
+        }
+        if rng.chance(20) {
+            tx.fr_override = 1 + rng.below(20_000) as u32;
+            tx.fr_inv_override = 1 + rng.below(60_000) as u32;
+        }
+        let cfg = TimerCfg {
+            noisy_ctimer: rng.chance(50),
+            restart_fr_on_each_reply: rng.chance(50),
+            ..TimerCfg::default()
+        };
+        let mut run = Run {
+            tx,
+            cfg,
+            now: rng.below(1 << 40),
+            out: Actions::new(),
+            completed: 0,
+            relayed_stored: 0,
+            terminated: 0,
+            trace: vec![format!("seed {seed}")],
+        };
+        if rng.chance(80) {
+            let _ = run.tx.add_branch(run.now, &cfg, rng.chance(20), false);
+        }
+        for _ in 0..rng.below(60) {
+            run.event(&mut rng);
+        }
+        // The driver releases a transaction nobody forwarded or answered.
+        if run.tx.phase() == Phase::Proceeding && run.tx.branch_count() == 0 {
+            run.tx.release(run.now, &cfg, &mut run.out);
+            run.check(&mut rng, None);
+        }
+        let end = run.now + 24 * 3600 * 1000;
+        run.timers_until(&mut rng, end);
+        assert_eq!(
+            run.tx.phase(),
+            Phase::Terminated,
+            "{}",
+            run.trace.join("\n")
+        );
+        assert_eq!(run.terminated, 1);
+        assert_eq!(run.tx.next_deadline(), None);
+    }
+}
