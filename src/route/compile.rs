@@ -254,7 +254,7 @@ impl<'a> Loader<'a> {
             "route" if c.args.len() == 1 => return self.route_call(c),
             _ => {}
         }
-        let env = FixupEnv { core: &self.core };
+        let env = FixupEnv { core: &self.core, routes: &self.names };
         let (def, owner) = match core_fns::find(&c.name) {
             Some(d) => (d, None),
             None => {

@@ -303,7 +303,8 @@ mod tests {
 
     #[test]
     fn every_core_name_has_a_fixup() {
-        let env = FixupEnv { core: &crate::route::globals::CoreCfg::default() };
+        let names = std::collections::HashMap::new();
+        let env = FixupEnv { core: &crate::route::globals::CoreCfg::default(), routes: &names };
         for d in CORE {
             let args: Vec<Literal> = match d.name {
                 "forward" | "forward_udp" | "forward_tcp" | "forward_tls" | "send" => {

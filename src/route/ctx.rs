@@ -87,6 +87,28 @@ impl ScriptError {
     }
 }
 
+/// tm's per-message state. Plain data: the route layer carries it, tm
+/// gives it meaning.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TmCtx {
+    /// Offset of the current transaction's cell (0 = none).
+    pub cell: u32,
+    /// True when this message processing owns a reference to `cell`
+    /// (released after the script).
+    pub owns_ref: bool,
+    /// Routes armed before the transaction exists (index + 1, 0 = none).
+    pub on_failure: u16,
+    pub on_reply: u16,
+    pub on_branch: u16,
+    /// Running inside a failure route of `cell`.
+    pub in_failure: bool,
+    /// Branches added / a reply sent during this processing.
+    pub branches_added: u8,
+    pub replied: bool,
+    /// The status `t_check_status` tests in a failure route.
+    pub reply_code: u16,
+}
+
 pub struct MsgCtx<'a> {
     pub rt: &'a Runtime,
     pub msg: &'a Msg,
@@ -118,6 +140,7 @@ pub struct MsgCtx<'a> {
     pub adv_port: Option<u16>,
     /// Nesting of `route(N)` calls, to stop runaway recursion.
     pub depth: u32,
+    pub tm: TmCtx,
 }
 
 impl<'a> MsgCtx<'a> {
@@ -140,6 +163,7 @@ impl<'a> MsgCtx<'a> {
             adv_addr: None,
             adv_port: None,
             depth: 0,
+            tm: TmCtx::default(),
         }
     }
 

@@ -110,9 +110,22 @@ pub enum ParamError {
     BadValue { module: &'static str, param: String, reason: String },
 }
 
-/// What fixups may consult: the core settings already parsed.
+/// What fixups may consult: the core settings already parsed, and the
+/// route blocks by name (`t_on_failure("1")` resolves to a table index).
 pub struct FixupEnv<'a> {
     pub core: &'a crate::route::globals::CoreCfg,
+    pub routes: &'a std::collections::HashMap<(RouteKind, crate::cfg::ast::RouteName), usize>,
+}
+
+impl FixupEnv<'_> {
+    /// Index of route `name` of `kind`, written as a number or name.
+    pub fn route_index(&self, kind: RouteKind, name: &str) -> Option<usize> {
+        let key = match name.trim().parse::<u32>() {
+            Ok(n) => crate::cfg::ast::RouteName::Num(n),
+            Err(_) => crate::cfg::ast::RouteName::Name(name.trim().to_string()),
+        };
+        self.routes.get(&(kind, key)).copied()
+    }
 }
 
 /// A built-in SER module.
@@ -126,6 +139,22 @@ pub trait Module {
     fn pre_script(&self, _ctx: &mut MsgCtx<'_>) -> Option<i32> {
         None
     }
+    /// Runs after the request route finished (tm releases what the
+    /// script left behind).
+    fn post_script(&self, _ctx: &mut MsgCtx<'_>) {}
+    /// SER's mod_init: once, in the supervisor, after the runtime exists
+    /// and shared memory is mapped, before any fork.
+    fn mod_init(&self, _rt: &'static crate::route::Runtime, _region: &'static shm::Region) -> Result<(), ModInitError> {
+        Ok(())
+    }
+}
+
+/// A module could not set itself up.
+#[derive(Debug, thiserror::Error)]
+#[error("module {module}: {reason}")]
+pub struct ModInitError {
+    pub module: &'static str,
+    pub reason: String,
 }
 
 impl fmt::Debug for dyn Module {

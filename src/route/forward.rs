@@ -57,7 +57,7 @@ pub fn via1_replaced_spans(msg: &Msg, src: SocketAddr, force_rport: bool) -> Vec
 
 /// Add the received/rport edits to `lumps`, replacing rather than
 /// duplicating params already there.
-fn edit_via1(msg: &Msg, v: &Via, src: SocketAddr, force_rport: bool, lumps: &mut Lumps) {
+pub fn edit_via1(msg: &Msg, v: &Via, src: SocketAddr, force_rport: bool, lumps: &mut Lumps) {
     let params = via1_received_params(msg, src, force_rport);
     if params.is_empty() {
         return;
@@ -92,7 +92,7 @@ fn stateless_branch(ctx: &MsgCtx<'_>, dst: SocketAddr) -> Vec<u8> {
 }
 
 /// The address we put in Via: advertised or the socket's own.
-fn via_host_port(ctx: &MsgCtx<'_>, sock: &ListenSocket) -> (String, u16) {
+pub fn via_host_port(ctx: &MsgCtx<'_>, sock: &ListenSocket) -> (String, u16) {
     let host = ctx
         .adv_addr
         .clone()
@@ -153,7 +153,11 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, dst: SocketAddr, proto: Proto) -> i
 /// Next hop of the current request from its dst-URI or R-URI: host,
 /// port (5060, or 5061 for sips) and transport.
 pub fn uri_destination(ctx: &MsgCtx<'_>, port_override: Option<u16>) -> Result<(SocketAddr, Proto), ScriptError> {
-    let uri = ctx.dst_uri.as_deref().unwrap_or_else(|| ctx.ruri());
+    destination_of(ctx.dst_uri.as_deref().unwrap_or_else(|| ctx.ruri()), port_override)
+}
+
+/// Where a request for `uri` goes: `maddr` or host, port, `transport`.
+pub fn destination_of(uri: &[u8], port_override: Option<u16>) -> Result<(SocketAddr, Proto), ScriptError> {
     let u = parse_uri(uri).map_err(|_| ScriptError::Uri)?;
     let proto = match u.transport.map(|t| t.get(uri).to_ascii_lowercase()) {
         Some(t) if t == b"tcp" => Proto::Tcp,
@@ -194,35 +198,50 @@ pub enum ReplyRouteError {
     Send,
 }
 
-/// Route a reply back by its Via: strip our Via, send to the second one's
-/// `received`/`rport` address or its sent-by.
-pub fn forward_reply(rt: &Runtime, msg: &Msg) -> Result<(), ReplyRouteError> {
-    let buf = msg.buf();
+/// Append `msg` without its top via-parm to `out` (a reply on its way
+/// back: our Via goes, the rest stays, whether the Vias share a header
+/// line or not).
+pub fn without_top_via(msg: &Msg, out: &mut Vec<u8>) -> Result<(), ReplyRouteError> {
     let v1 = msg.via1().map_err(|_| ReplyRouteError::NoVia2)?;
-    if rt.core.check_via && !rt.is_myself(v1.host.get(buf), v1.port) {
-        return Err(ReplyRouteError::NotOurVia);
+    let first = msg.header(HdrKind::Via).ok_or(ReplyRouteError::NoVia2)?;
+    let mut lumps = Lumps::default();
+    match msg.via2() {
+        Ok(Some(v2)) if (v2.span.start as usize) < first.line.end() => {
+            // Both in one header: delete "via1, " up to the second via-parm.
+            lumps.delete(Span::new(v1.span.start as usize, (v2.span.start - v1.span.start) as usize));
+        }
+        _ => lumps.delete(first.line),
     }
+    lumps.apply(msg.buf(), out).map_err(|_| ReplyRouteError::Edit)
+}
+
+/// Where a reply goes back to: the second Via's `received`/`rport`
+/// address, or its sent-by.
+pub fn reply_destination(msg: &Msg) -> Result<SocketAddr, ReplyRouteError> {
+    let buf = msg.buf();
     let v2 = match msg.via2() {
         Ok(Some(v)) => v,
         _ => return Err(ReplyRouteError::NoVia2),
     };
-    let first = msg.header(HdrKind::Via).ok_or(ReplyRouteError::NoVia2)?;
-    let mut lumps = Lumps::default();
-    if v2.span.start >= first.line.end() as u32 {
-        lumps.delete(first.line);
-    } else {
-        // Both in one header: delete "via1, " up to the second via-parm.
-        lumps.delete(Span::new(v1.span.start as usize, (v2.span.start - v1.span.start) as usize));
-    }
     let host = v2.received.map(|r| r.get(buf)).unwrap_or_else(|| v2.host.get(buf));
     let port = match v2.rport {
         Some(Some(p)) if p != 0 => p,
         _ => v2.port.filter(|p| *p != 0).unwrap_or(5060),
     };
-    let dst = resolve(host, port).ok_or(ReplyRouteError::Unresolvable)?;
+    resolve(host, port).ok_or(ReplyRouteError::Unresolvable)
+}
+
+/// Route a reply back by its Via: strip our Via, send to the second one's
+/// `received`/`rport` address or its sent-by.
+pub fn forward_reply(rt: &Runtime, msg: &Msg) -> Result<(), ReplyRouteError> {
+    let v1 = msg.via1().map_err(|_| ReplyRouteError::NoVia2)?;
+    if rt.core.check_via && !rt.is_myself(v1.host.get(msg.buf()), v1.port) {
+        return Err(ReplyRouteError::NotOurVia);
+    }
+    let dst = reply_destination(msg)?;
     let sock = rt.sockets.udp_for(&dst).ok_or(ReplyRouteError::NoSocket)?;
-    let mut out = Vec::with_capacity(buf.len());
-    lumps.apply(buf, &mut out).map_err(|_| ReplyRouteError::Edit)?;
+    let mut out = Vec::with_capacity(msg.buf().len());
+    without_top_via(msg, &mut out)?;
     send_udp(&sock.udp, &out, dst).map_err(|_| ReplyRouteError::Send)
 }
 

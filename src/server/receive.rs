@@ -64,6 +64,9 @@ impl<'a> Receiver<'a> {
             }
         }
         run_top(rt.routes.main(), &mut ctx);
+        for m in &rt.modules {
+            m.post_script(&mut ctx);
+        }
     }
 
     fn reply(&mut self, msg: &Msg, src: SocketAddr, rcv: &ListenSocket) {

@@ -191,7 +191,7 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
             return EXIT_BAD_CONFIG;
         }
     };
-    if let Err(e) = crate::timer::init(region, [None; crate::timer::MAX_KINDS]) {
+    if let Err(e) = crate::timer::init(region) {
         log::error!("timers: {e}");
         return EXIT_BAD_CONFIG;
     }
@@ -199,6 +199,13 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     let children = core.children;
     let workdir = core.workdir.clone();
     let rt: &'static Runtime = Box::leak(Box::new(Runtime::new(loaded, table)));
+    for m in &rt.modules {
+        if let Err(e) = m.mod_init(rt, region) {
+            log::error!("{e}");
+            eprintln!("ser: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    }
     let rx_extra: &'static Vec<Vec<std::net::UdpSocket>> = Box::leak(Box::new(rx_extra));
 
     if opts.no_fork == 0 && fork {

@@ -8,7 +8,7 @@
 //! skipped, and the worst lateness is kept as a figure for `t_stats`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use shm::{monotonic_ms, Region, ShmError, ShmOff, ShmTimerWheel, TimerLink};
@@ -32,10 +32,29 @@ struct Shared {
     heartbeat: ShmOff<AtomicU64>,
     /// Worst lateness of a pass, ms.
     max_lag: ShmOff<AtomicU64>,
-    handlers: [Option<Handler>; MAX_KINDS],
 }
 
 static SHARED: OnceLock<Shared> = OnceLock::new();
+
+/// Handlers by kind, registered before the fork (each child has a copy;
+/// every process is single-threaded, so the mutex never contends).
+static HANDLERS: Mutex<[Option<Handler>; MAX_KINDS]> = Mutex::new([None; MAX_KINDS]);
+
+/// Register the handler for timers of `kind` (1..MAX_KINDS). Before the fork.
+pub fn register(kind: u32, h: Handler) -> bool {
+    let Ok(mut hs) = HANDLERS.lock() else { return false };
+    match hs.get_mut(kind as usize) {
+        Some(slot) if kind != 0 => {
+            *slot = Some(h);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn handler(kind: usize) -> Option<Handler> {
+    HANDLERS.lock().ok().and_then(|hs| hs.get(kind).copied().flatten())
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum TimerError {
@@ -45,15 +64,14 @@ pub enum TimerError {
     AlreadyInit,
 }
 
-/// Create the wheel in `region`. Call once, before forking, after every
-/// handler is known.
-pub fn init(region: &'static Region, handlers: [Option<Handler>; MAX_KINDS]) -> Result<(), TimerError> {
+/// Create the wheel in `region`. Call once, before forking.
+pub fn init(region: &'static Region) -> Result<(), TimerError> {
     let now = monotonic_ms();
     let wheel = ShmTimerWheel::create(region, shm::wheel::DEFAULT_BITS, now)?;
     let heartbeat = region.alloc(AtomicU64::new(now))?;
     let max_lag = region.alloc(AtomicU64::new(0))?;
     SHARED
-        .set(Shared { region, wheel, heartbeat, max_lag, handlers })
+        .set(Shared { region, wheel, heartbeat, max_lag })
         .map_err(|_| TimerError::AlreadyInit)
 }
 
@@ -93,7 +111,7 @@ fn pass(s: &'static Shared, now: u64) -> usize {
     region.get(s.max_lag).fetch_max(lag, Ordering::Relaxed);
     let fired = wheel.expire(region, now, |link| {
         let kind = region.get(link).kind() as usize;
-        match s.handlers.get(kind).copied().flatten() {
+        match handler(kind) {
             Some(h) => h(region, link),
             None => log::error!("timer of unknown kind {kind} fired"),
         }

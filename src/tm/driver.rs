@@ -1,0 +1,380 @@
+//! The driver: lock a cell, feed its machine one event, carry out the
+//! actions, re-arm the cell's timer — then, with the lock released, do what
+//! must not run under it (failure routes, unlinking).
+//!
+//! Replies are relayed while the reply lock is held, so two replies of one
+//! transaction always leave in the order the machine decided them, even
+//! when two processes received them.
+
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+
+use shm::{Region, ShmOff, TimerLink};
+
+use crate::cfg::ast::RouteKind;
+use crate::net::send_udp;
+use crate::route::forward::without_top_via;
+use crate::route::interp::run_top;
+use crate::route::{MsgCtx, Runtime};
+use crate::sip::{build_ack_cancel, HdrKind, HopRequest, Method, Msg};
+use crate::tm::callbacks::{self, CbEvent};
+use crate::tm::cell::{replace_bytes, Cell, CellRef, CellState, Peer};
+use crate::tm::fsm::{Action, Actions, Phase, TimerCfg};
+use crate::tm::params::TmParams;
+use crate::tm::reply::build_local_reply;
+use crate::tm::store;
+
+/// Timer kind of tm cells in the shared wheel.
+pub const TIMER_KIND: u32 = 1;
+
+/// Set up once before the fork.
+pub struct Env {
+    pub rt: &'static Runtime,
+    pub region: &'static Region,
+    pub params: TmParams,
+    /// Prefix of the To-tags of replies tm builds.
+    pub tag: String,
+}
+
+static ENV: OnceLock<Env> = OnceLock::new();
+
+pub fn init(rt: &'static Runtime, region: &'static Region, params: TmParams) -> bool {
+    let first = rt.sockets.all().first().map(|s| s.listen.addr.to_string()).unwrap_or_default();
+    let tag = crate::util::hash::hex128(&[b"SER-TM/tags", first.as_bytes()]);
+    ENV.set(Env { rt, region, params, tag }).is_ok() && crate::timer::register(TIMER_KIND, on_timer_fired)
+}
+
+pub fn env() -> Option<&'static Env> {
+    ENV.get()
+}
+
+pub fn cfg() -> TimerCfg {
+    env().map(|e| e.params.timers).unwrap_or_default()
+}
+
+pub fn now() -> u64 {
+    shm::monotonic_ms()
+}
+
+/// Send `bytes` to `peer` from the socket recorded with it.
+pub fn send_peer(env: &Env, peer: &Peer, bytes: &[u8]) -> bool {
+    if bytes.is_empty() {
+        return false;
+    }
+    let addr = peer.addr();
+    let sock = env.rt.sockets.all().get(usize::from(peer.sock)).or_else(|| env.rt.sockets.udp_for(&addr));
+    match sock {
+        Some(s) => match send_udp(&s.udp, bytes, addr) {
+            Ok(()) => true,
+            Err(e) => {
+                log::warn!("tm: send to {addr} failed: {e}");
+                false
+            }
+        },
+        None => false,
+    }
+}
+
+/// What has to wait until the reply lock is released.
+#[derive(Debug, Default)]
+pub struct Deferred {
+    pub failure: Option<u8>,
+    pub terminate: bool,
+    pub completed: Option<u16>,
+}
+
+/// The reply being processed, when the event is a reply.
+pub struct ReplyIn<'m> {
+    pub msg: &'m Msg,
+    /// The reply without our Via, ready to go upstream.
+    pub upstream: &'m [u8],
+}
+
+fn class_of(code: u16) -> usize {
+    usize::from(code / 100).min(6)
+}
+
+/// Carry out `acts` for `cell` (its state locked as `st`).
+pub fn execute(env: &Env, cell: &Cell, st: &mut CellState, acts: &mut Actions, reply: Option<&ReplyIn<'_>>, def: &mut Deferred) {
+    let region = env.region;
+    let before = st.tx.phase;
+    for a in acts.drain() {
+        match a {
+            Action::RetransmitRequest(b) => {
+                let br = st.br[usize::from(b)];
+                send_peer(env, &br.dst, region.slice(br.request));
+            }
+            Action::RetransmitCancel(b) => {
+                let br = st.br[usize::from(b)];
+                send_peer(env, &br.dst, region.slice(br.cancel));
+            }
+            Action::SendCancel(b) => {
+                let i = usize::from(b);
+                let Ok(req) = Msg::parse(region.slice(st.br[i].request).to_vec()) else { continue };
+                let mut out = Vec::with_capacity(512);
+                if build_ack_cancel(&req, HopRequest::Cancel, None, user_agent(env), &mut out).is_ok() {
+                    if replace_bytes(region, &mut st.br[i].cancel, &out).is_err() {
+                        log::error!("tm: out of shared memory storing a CANCEL");
+                    }
+                    send_peer(env, &st.br[i].dst, &out);
+                }
+            }
+            Action::SendAck(b) => {
+                let i = usize::from(b);
+                let Some(r) = reply else { continue };
+                let to = r.msg.header(HdrKind::To).map(|h| r.msg.value(h));
+                let Ok(req) = Msg::parse(region.slice(st.br[i].request).to_vec()) else { continue };
+                let mut out = Vec::with_capacity(512);
+                if build_ack_cancel(&req, HopRequest::Ack, to, user_agent(env), &mut out).is_ok() {
+                    send_peer(env, &st.br[i].dst, &out);
+                }
+            }
+            Action::StoreReply(b) => {
+                if let Some(r) = reply {
+                    if replace_bytes(region, &mut st.br[usize::from(b)].reply, r.upstream).is_err() {
+                        log::error!("tm: out of shared memory storing a reply");
+                    }
+                }
+            }
+            Action::StoreLocalReply { branch, code } => {
+                let bytes = local_reply_bytes(env, cell, code, reason_of(code));
+                if replace_bytes(region, &mut st.br[usize::from(branch)].reply, &bytes).is_err() {
+                    log::error!("tm: out of shared memory storing a local reply");
+                }
+            }
+            Action::RunOnReply(_) => {}
+            Action::RelayReceived(_) => {
+                if let Some(r) = reply {
+                    relay_up(env, cell, st, r.upstream);
+                    callbacks::fire(CbEvent::ResponseFwded, cell, r.msg.status());
+                }
+            }
+            Action::RelayStored { branch, as_code } => {
+                let stored = region.slice(st.br[usize::from(branch)].reply).to_vec();
+                let code = st.tx.branches.get(usize::from(branch)).map(|b| b.status).unwrap_or(0);
+                let bytes = if as_code != code || stored.is_empty() {
+                    local_reply_bytes(env, cell, as_code, reason_of(as_code))
+                } else {
+                    stored
+                };
+                relay_up(env, cell, st, &bytes);
+                callbacks::fire(CbEvent::ResponseFwded, cell, as_code);
+            }
+            Action::RunFailure { picked } => def.failure = Some(picked),
+            Action::ResendUasReply => {
+                send_peer(env, &cell.src, region.slice(st.uas_reply));
+            }
+            Action::Completed { code } => {
+                if let Some(s) = store::stats() {
+                    s.completed[class_of(code)].fetch_add(1, Ordering::Relaxed);
+                }
+                def.completed = Some(code);
+            }
+            Action::Terminate => def.terminate = true,
+        }
+    }
+    note_phase_change(before, st.tx.phase);
+}
+
+/// Keep the `waiting` gauge in step with the machine's phase.
+fn note_phase_change(before: u8, after: u8) {
+    let Some(s) = store::stats() else { return };
+    let wait = Phase::Wait as u8;
+    if before != wait && after == wait {
+        s.waiting.fetch_add(1, Ordering::Relaxed);
+    } else if before == wait && after != wait {
+        s.waiting.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn user_agent(env: &Env) -> Option<&'static [u8]> {
+    if env.rt.server_hdr.is_empty() {
+        None
+    } else {
+        Some(env.rt.server_hdr.as_slice())
+    }
+}
+
+fn reason_of(code: u16) -> &'static [u8] {
+    match code {
+        408 => b"Request Timeout",
+        500 => b"Server Internal Error",
+        503 => b"Service Unavailable",
+        _ => b"Unknown",
+    }
+}
+
+/// A reply built here from the cell's request (FR timeouts, 503 → 500).
+fn local_reply_bytes(env: &Env, cell: &Cell, code: u16, reason: &[u8]) -> Vec<u8> {
+    let Ok(req) = Msg::parse(env.region.slice(cell.req).to_vec()) else { return Vec::new() };
+    build_local_reply(env, &req, cell.src.addr(), code, reason, b"").unwrap_or_default()
+}
+
+/// Send a reply upstream and keep it for retransmissions.
+fn relay_up(env: &Env, cell: &Cell, st: &mut CellState, bytes: &[u8]) {
+    if replace_bytes(env.region, &mut st.uas_reply, bytes).is_err() {
+        log::error!("tm: out of shared memory keeping a reply");
+    }
+    send_peer(env, &cell.src, bytes);
+}
+
+fn timer_link(off: ShmOff<Cell>) -> ShmOff<TimerLink> {
+    shm::shm_field!(off, Cell, timer)
+}
+
+/// Arm the cell's timer at the machine's next deadline (or disarm it).
+/// Under the reply lock: arming and disarming one link is serialised. An
+/// armed timer holds a reference to the cell.
+pub fn rearm(cref: &CellRef, st: &CellState) {
+    let cell = cref.cell();
+    let link = timer_link(cref.off());
+    match st.tx.next_deadline() {
+        Some(at) => {
+            if !cell.timer.is_armed() {
+                cell.refs.inc();
+            }
+            crate::timer::arm(link, TIMER_KIND, at);
+        }
+        None => {
+            if crate::timer::disarm(link) {
+                // We still hold our own reference: this cannot be the last.
+                cell.refs.dec();
+            }
+        }
+    }
+}
+
+/// Handle what was deferred past the lock: failure routes, unlinking.
+pub fn finish(env: &'static Env, cref: &CellRef, mut def: Deferred) {
+    loop {
+        if let Some(code) = def.completed.take() {
+            callbacks::fire(CbEvent::Completed, cref.cell(), code);
+        }
+        if def.terminate {
+            store::unlink(cref);
+            return;
+        }
+        match def.failure.take() {
+            Some(picked) => def = run_failure(env, cref, picked),
+            None => return,
+        }
+    }
+}
+
+/// Run the armed failure route (tm docs: the URI starts from its value at
+/// relay time), then tell the machine what the route did.
+fn run_failure(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
+    let cell = cref.cell();
+    let region = env.region;
+    let (base, relay_uri, flags, route, code) = {
+        let st = cell.lock();
+        let base = if st.fwd_base.is_empty() { cell.req } else { st.fwd_base };
+        let code = st.tx.branches.get(usize::from(picked)).map(|b| b.status).unwrap_or(0);
+        (region.slice(base).to_vec(), region.slice(st.relay_uri).to_vec(), st.msg_flags, st.on_failure, code)
+    };
+    callbacks::fire(CbEvent::OnFailure, cell, code);
+    let mut replied = false;
+    let mut added = false;
+    let mut new_flags = flags;
+    if let (Some(list), Ok(msg)) = (
+        usize::from(route).checked_sub(1).and_then(|i| env.rt.routes.failure.get(i)),
+        Msg::parse(base),
+    ) {
+        let src = cell.src.addr();
+        if let Some(rcv) = env.rt.sockets.all().get(usize::from(cell.src.sock)) {
+            let mut ctx = MsgCtx::new(env.rt, &msg, src, rcv, RouteKind::Failure);
+            if !relay_uri.is_empty() {
+                ctx.new_uri = Some(relay_uri);
+            }
+            ctx.flags = flags;
+            ctx.tm.cell = cref.off().get();
+            ctx.tm.in_failure = true;
+            ctx.tm.reply_code = code;
+            run_top(list, &mut ctx);
+            // 0.9 docs: append_branch() alone in a failure route starts the
+            // new branch; forward what the route left in the set.
+            if !ctx.tm.replied && !ctx.dset.is_empty() {
+                crate::tm::relay::forward_dset(&mut ctx);
+            }
+            replied = ctx.tm.replied;
+            added = ctx.tm.branches_added > 0;
+            new_flags = ctx.flags;
+        }
+    }
+    let mut def = Deferred::default();
+    let mut acts = Actions::new();
+    let mut st = cell.lock();
+    st.msg_flags = new_flags;
+    st.tx.after_failure(added, replied, now(), &env.params.timers, &mut acts);
+    execute(env, cell, &mut st, &mut acts, None, &mut def);
+    rearm(cref, &st);
+    def
+}
+
+/// The timer process: a cell's timer fired (the wheel's reference is ours).
+fn on_timer_fired(region: &'static Region, link: ShmOff<TimerLink>) {
+    let Some(env) = env() else { return };
+    let Some(off) = shm::shm_container!(link, Cell, timer) else { return };
+    let cref = CellRef::adopt(region, off);
+    let mut def = Deferred::default();
+    {
+        let cell = cref.cell();
+        let mut st = cell.lock();
+        // Re-armed meanwhile by a worker: that arming took its own
+        // reference; this firing's is released when `cref` drops.
+        if st.tx.phase != Phase::Terminated as u8 {
+            let mut acts = Actions::new();
+            st.tx.on_timer(now(), &env.params.timers, &mut acts);
+            execute(env, cell, &mut st, &mut acts, None, &mut def);
+            rearm(&cref, &st);
+        }
+    }
+    finish(env, &cref, def);
+}
+
+/// A reply arrived. True when it belonged to a transaction of ours.
+pub fn on_reply(msg: &Msg, src: std::net::SocketAddr, rcv: &crate::net::ListenSocket) -> bool {
+    let Some(env) = env() else { return false };
+    let Ok(v1) = msg.via1() else { return false };
+    let Some(branch) = v1.branch else { return false };
+    let Some((hash, label, b)) = store::parse_branch_id(branch.get(msg.buf())) else { return false };
+    let Some(cref) = store::lookup_id(hash, label) else { return false };
+    let cell = cref.cell();
+    let Ok(cseq) = msg.cseq() else { return false };
+    let cell_method = cell.method;
+    if cseq.method == Method::Cancel && cell_method == Method::Invite as u32 {
+        cell.lock().tx.on_cancel_reply(b, now());
+        return true;
+    }
+    if cseq.method as u32 != cell_method {
+        return false;
+    }
+    let code = msg.status();
+    callbacks::fire(CbEvent::ResponseIn, cell, code);
+    // onreply_route runs before the decision, unlocked (as SER).
+    let (on_reply, flags) = {
+        let st = cell.lock();
+        (st.on_reply, st.msg_flags)
+    };
+    if let Some(list) = usize::from(on_reply).checked_sub(1).and_then(|i| env.rt.routes.onreply.get(i)) {
+        let mut ctx = MsgCtx::new(env.rt, msg, src, rcv, RouteKind::OnReply);
+        ctx.flags = flags;
+        ctx.tm.cell = cref.off().get();
+        run_top(list, &mut ctx);
+    }
+    let mut upstream = Vec::with_capacity(msg.buf().len());
+    if without_top_via(msg, &mut upstream).is_err() {
+        upstream.clear();
+    }
+    let rin = ReplyIn { msg, upstream: &upstream };
+    let mut def = Deferred::default();
+    {
+        let mut st = cell.lock();
+        let mut acts = Actions::new();
+        st.tx.on_reply(b, code, now(), &env.params.timers, &mut acts);
+        execute(env, cell, &mut st, &mut acts, Some(&rin), &mut def);
+        rearm(&cref, &st);
+    }
+    finish(env, &cref, def);
+    true
+}

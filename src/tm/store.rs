@@ -1,0 +1,282 @@
+//! The transaction table in shared memory: creation, lookup, unlinking,
+//! statistics, and the branch ids that lead replies back to their cell.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use shm::{Region, ShmError, ShmHashTable, ShmOff, ShmRefCount};
+
+use crate::sip::{Method, Msg};
+use crate::tm::cell::{store_bytes, Cell, CellRef, CellState, Peer};
+use crate::tm::fsm::Tx;
+use crate::tm::key::{key_of, CellView, MatchKind, MatchOpts, MsgKey, COOKIE};
+
+/// SER's table size: 2^16 buckets.
+pub const TABLE_BITS: u32 = 16;
+
+shm::shm_struct! {
+    /// Counters behind `t_stats` and the SIGUSR1 report.
+    #[derive(Debug, Default)]
+    pub struct TmStats {
+        pub created: AtomicU64,
+        pub freed: AtomicU64,
+        /// Cells currently in the wait phase.
+        pub waiting: AtomicU64,
+        /// Transactions started by our own UAC.
+        pub local: AtomicU64,
+        /// Final replies generated here rather than relayed.
+        pub replied_locally: AtomicU64,
+        /// Final replies sent upstream by class 1..6 (index 0 unused).
+        pub completed: [AtomicU64; 7],
+    }
+}
+
+struct Globals {
+    region: &'static Region,
+    table: ShmOff<ShmHashTable<Cell>>,
+    stats: ShmOff<TmStats>,
+}
+
+static GLOBALS: OnceLock<Globals> = OnceLock::new();
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("shared memory: {0}")]
+    Shm(#[from] ShmError),
+    #[error("the transaction table is already set up")]
+    AlreadyInit,
+    #[error("the transaction table is not set up")]
+    NotInit,
+    #[error("transaction tuple incomplete")]
+    Tuple,
+}
+
+/// Create the table and counters. Once, before the fork.
+pub fn init(region: &'static Region) -> Result<(), StoreError> {
+    let table = ShmHashTable::<Cell>::create(region, TABLE_BITS)?;
+    let stats = region.alloc(TmStats::default())?;
+    GLOBALS.set(Globals { region, table, stats }).map_err(|_| StoreError::AlreadyInit)
+}
+
+fn g() -> Option<&'static Globals> {
+    GLOBALS.get()
+}
+
+pub fn region() -> Option<&'static Region> {
+    g().map(|g| g.region)
+}
+
+pub fn stats() -> Option<&'static TmStats> {
+    g().map(|g| g.region.get(g.stats))
+}
+
+pub fn note_freed() {
+    if let Some(s) = stats() {
+        s.freed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A snapshot of the counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StatsSnapshot {
+    pub created: u64,
+    pub freed: u64,
+    pub waiting: u64,
+    pub local: u64,
+    pub replied_locally: u64,
+    pub completed: [u64; 7],
+}
+
+impl StatsSnapshot {
+    pub fn current(&self) -> u64 {
+        self.created.saturating_sub(self.freed)
+    }
+}
+
+pub fn snapshot() -> StatsSnapshot {
+    let Some(s) = stats() else { return StatsSnapshot::default() };
+    let mut completed = [0u64; 7];
+    for (c, a) in completed.iter_mut().zip(s.completed.iter()) {
+        *c = a.load(Ordering::Relaxed);
+    }
+    StatsSnapshot {
+        created: s.created.load(Ordering::Relaxed),
+        freed: s.freed.load(Ordering::Relaxed),
+        waiting: s.waiting.load(Ordering::Relaxed),
+        local: s.local.load(Ordering::Relaxed),
+        replied_locally: s.replied_locally.load(Ordering::Relaxed),
+        completed,
+    }
+}
+
+/// `(current, total)` of bucket `i`, for `t_hash`.
+pub fn bucket_counters(i: u32) -> (u32, u64) {
+    match g() {
+        Some(g) => g.region.get(g.table).counters(g.region, i),
+        None => (0, 0),
+    }
+}
+
+/// Result of looking a request up.
+pub enum Found {
+    /// A cell and how the request relates to it.
+    Cell(CellRef, MatchKind),
+    None,
+}
+
+/// Find the cell `m` belongs to. With `want` set, only that kind of match
+/// is accepted (CANCEL lookups want [`MatchKind::CancelTarget`]).
+pub fn lookup(m: &MsgKey<'_>, o: MatchOpts, want: Option<MatchKind>) -> Found {
+    let Some(g) = g() else { return Found::None };
+    let table = g.region.get(g.table);
+    let Some(bucket) = table.lock_bucket(g.region, table.bucket_of(m.hash())) else { return Found::None };
+    let mut hit = None;
+    for (off, cell) in bucket.iter() {
+        let view = CellView { key: &cell.key, req: cell.req_bytes(g.region) };
+        if let Some(kind) = view.classify(m, o) {
+            if want.map_or(true, |w| w == kind) && !(want.is_none() && kind == MatchKind::CancelTarget) {
+                hit = Some((off, kind));
+                // An exact match wins over a dialog match; keep looking
+                // only while what we have is the weaker kind.
+                if kind != MatchKind::DialogAck {
+                    break;
+                }
+            }
+        }
+    }
+    match hit {
+        // The bucket lock keeps the cell linked, so it cannot be freed
+        // before our reference is counted.
+        Some((off, kind)) => Found::Cell(CellRef::acquire(g.region, off), kind),
+        None => Found::None,
+    }
+}
+
+/// Find a cell by the id in our Via branch.
+pub fn lookup_id(hash: u32, label: u32) -> Option<CellRef> {
+    let g = g()?;
+    let table = g.region.get(g.table);
+    if hash >= table.len() {
+        return None;
+    }
+    let bucket = table.lock_bucket(g.region, hash)?;
+    let off = bucket.find(|c| c.label.load(Ordering::Relaxed) == label)?;
+    Some(CellRef::acquire(g.region, off))
+}
+
+/// Outcome of [`create`].
+pub enum Created {
+    New(CellRef),
+    /// Another process created the same transaction first.
+    Existing(CellRef, MatchKind),
+}
+
+/// Clone `msg` into a new cell and link it, unless an equal transaction
+/// appeared meanwhile (checked under the bucket lock).
+pub fn create(msg: &Msg, src: Peer, local: bool, o: MatchOpts) -> Result<Created, StoreError> {
+    let g = g().ok_or(StoreError::NotInit)?;
+    let region = g.region;
+    let key = key_of(msg).map_err(|_| StoreError::Tuple)?;
+    let mk = MsgKey::of(msg).map_err(|_| StoreError::Tuple)?;
+    let hash = mk.hash();
+    let req = store_bytes(region, msg.buf())?;
+    let invite = msg.method() == Method::Invite;
+    let tx = Tx::new(invite, local, false);
+    let cell = Cell {
+        link: shm::ListLink::new(),
+        timer: Default::default(),
+        // One reference for the table, one for the creator.
+        refs: ShmRefCount::new(2),
+        hash,
+        label: AtomicU32::new(0),
+        method: msg.method() as u32,
+        req,
+        key,
+        src,
+        state: shm::ShmLocked::new(CellState { tx, ..Default::default() }),
+    };
+    let off = match region.alloc(cell) {
+        Ok(o) => o,
+        Err(e) => {
+            region.free_slice(req);
+            return Err(e.into());
+        }
+    };
+    let table = region.get(g.table);
+    let Some(mut bucket) = table.lock_bucket(region, hash) else {
+        region.free_slice(req);
+        region.free(off);
+        return Err(StoreError::NotInit);
+    };
+    let dup = bucket.iter().find_map(|(o2, c)| {
+        let view = CellView { key: &c.key, req: c.req_bytes(region) };
+        view.classify(&mk, o).filter(|k| *k == MatchKind::Same).map(|k| (o2, k))
+    });
+    if let Some((o2, kind)) = dup {
+        let existing = CellRef::acquire(region, o2);
+        drop(bucket);
+        region.free_slice(req);
+        region.free(off);
+        return Ok(Created::Existing(existing, kind));
+    }
+    // The label is written before the cell becomes reachable.
+    region.get(off).label.store(bucket.next_label(), Ordering::Relaxed);
+    bucket.insert(off);
+    drop(bucket);
+    if let Some(s) = stats() {
+        s.created.fetch_add(1, Ordering::Relaxed);
+        if local {
+            s.local.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    Ok(Created::New(CellRef::adopt(region, off)))
+}
+
+/// Unlink a terminated cell and drop the table's reference.
+pub fn unlink(cell: &CellRef) {
+    let Some(g) = g() else { return };
+    let table = g.region.get(g.table);
+    let c = cell.cell();
+    let removed = match table.lock_bucket(g.region, c.hash) {
+        Some(mut b) => b.remove(cell.off()),
+        None => false,
+    };
+    if removed {
+        crate::tm::cell::release(g.region, cell.off());
+    }
+}
+
+/// `z9hG4bK<hash hex>.<label hex>.<branch hex>` — our Via branch.
+pub fn branch_id(hash: u32, label: u32, branch: u8) -> String {
+    format!("z9hG4bK{hash:x}.{label:x}.{branch:x}")
+}
+
+/// Parse a branch we wrote: `(hash, label, branch)`.
+pub fn parse_branch_id(b: &[u8]) -> Option<(u32, u32, u8)> {
+    let rest = b.strip_prefix(COOKIE)?;
+    let s = std::str::from_utf8(rest).ok()?;
+    let mut it = s.split('.');
+    let hash = u32::from_str_radix(it.next()?, 16).ok()?;
+    let label = u32::from_str_radix(it.next()?, 16).ok()?;
+    let branch = u8::from_str_radix(it.next()?, 16).ok()?;
+    if it.next().is_some() || hash >= 1 << TABLE_BITS || usize::from(branch) >= crate::tm::fsm::MAX_BRANCHES {
+        return None;
+    }
+    Some((hash, label, branch))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn branch_ids_round_trip() {
+        let b = branch_id(0xbeef, 0x1234_5678, 3);
+        assert_eq!(b, "z9hG4bKbeef.12345678.3");
+        assert_eq!(parse_branch_id(b.as_bytes()), Some((0xbeef, 0x1234_5678, 3)));
+        assert_eq!(parse_branch_id(b"z9hG4bKbeef.1.c"), None, "branch 12 is out of range");
+        assert_eq!(parse_branch_id(b"z9hG4bK10000.1.0"), None, "hash beyond the table");
+        assert_eq!(parse_branch_id(b"z9hG4bKsl1234"), None);
+        assert_eq!(parse_branch_id(b"abc"), None);
+    }
+}
