@@ -8,11 +8,12 @@ pub mod sl;
 pub mod textops;
 
 /// Module names a config may load.
-pub const SUPPORTED: &[&str] = &["sl", "maxfwd", "textops"];
+pub const SUPPORTED: &[&str] = &["sl", "tm", "maxfwd", "textops"];
 
 pub fn create(name: &str) -> Option<Box<dyn Module>> {
     match name {
         "sl" => Some(Box::new(sl::Sl)),
+        "tm" => Some(Box::new(crate::tm::funcs::Tm::default())),
         "maxfwd" => Some(Box::new(maxfwd::MaxFwd::default())),
         "textops" => Some(Box::new(textops::TextOps)),
         _ => None,

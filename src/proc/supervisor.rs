@@ -22,11 +22,12 @@ use super::{ProcError, Rank};
 use crate::os::{self, signals, ForkResult, OsError};
 
 /// The signals the supervisor collects synchronously.
-pub const SUPERVISED_SIGNALS: [Signal; 4] = [
+pub const SUPERVISED_SIGNALS: [Signal; 5] = [
     Signal::SIGCHLD,
     Signal::SIGTERM,
     Signal::SIGINT,
     Signal::SIGHUP,
+    Signal::SIGUSR1,
 ];
 
 /// How long children get to exit after SIGTERM before they are SIGKILLed.
@@ -56,6 +57,8 @@ fn remaining(deadline: Instant, now: Instant) -> Option<Duration> {
 #[derive(Debug)]
 pub struct Supervisor {
     table: ChildTable,
+    /// What SIGUSR1 logs (SER dumps its memory status on SIGUSR1).
+    status_report: Option<fn() -> String>,
     pid_file: Option<PathBuf>,
     pgid_file: Option<PathBuf>,
     mask: SigSet,
@@ -78,6 +81,7 @@ impl Supervisor {
         }
         Ok(Supervisor {
             table: ChildTable::new(),
+            status_report: None,
             pid_file,
             pgid_file,
             mask,
@@ -127,7 +131,15 @@ impl Supervisor {
         signals::set_default(Signal::SIGHUP)?;
         signals::set_default(Signal::SIGCHLD)?;
         signals::ignore(Signal::SIGPIPE)?;
+        // SIGUSR1 asks the supervisor for a status report; a child that
+        // gets it too (signal to the whole group) must not die of it.
+        signals::ignore(Signal::SIGUSR1)?;
         signals::unblock(&self.mask)
+    }
+
+    /// Set what SIGUSR1 logs.
+    pub fn set_status_report(&mut self, report: fn() -> String) {
+        self.status_report = Some(report);
     }
 
     /// The live children in spawn order (what `ps` lists after the
@@ -168,6 +180,10 @@ impl Supervisor {
                     break 0;
                 }
                 Ok(Some(Signal::SIGHUP)) => log::info!("SIGHUP received and ignored"),
+                Ok(Some(Signal::SIGUSR1)) => match self.status_report {
+                    Some(report) => log::info!("{}", report()),
+                    None => log::info!("SIGUSR1: no status report configured"),
+                },
                 // SIGCHLD: reaped at the top of the loop.
                 Ok(_) => {}
                 Err(e) => {

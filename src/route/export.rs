@@ -74,11 +74,11 @@ impl FnDef {
 ///
 /// Return values follow SER: >0 success/true, <0 failure/false, 0 stops
 /// the script (like `drop`).
-pub trait ScriptFn {
+pub trait ScriptFn: Send + Sync {
     fn call(&self, ctx: &mut MsgCtx<'_>) -> i32;
 }
 
-impl<F: Fn(&mut MsgCtx<'_>) -> i32> ScriptFn for F {
+impl<F: Fn(&mut MsgCtx<'_>) -> i32 + Send + Sync> ScriptFn for F {
     fn call(&self, ctx: &mut MsgCtx<'_>) -> i32 {
         self(ctx)
     }
@@ -129,7 +129,7 @@ impl FixupEnv<'_> {
 }
 
 /// A built-in SER module.
-pub trait Module {
+pub trait Module: Send + Sync {
     fn name(&self) -> &'static str;
     fn functions(&self) -> &'static [FnDef];
     fn set_param(&mut self, param: &str, value: &Literal) -> Result<(), ParamError>;

@@ -77,6 +77,9 @@ impl<'a> Receiver<'a> {
                 return;
             }
         }
+        if crate::tm::driver::on_reply(msg, src, rcv) {
+            return;
+        }
         if let Err(e) = forward::forward_reply(rt, msg) {
             if self.limiter.allow("reply-route") {
                 log::info!("reply from {src} not forwarded: {e}");

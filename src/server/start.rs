@@ -236,6 +236,7 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
             return EXIT_BAD_CONFIG;
         }
     };
+    sup.set_status_report(crate::tm::funcs::stats_line);
     if let Err(e) = sup.spawn(Rank::Timer, "timer".into(), move || crate::timer::run()) {
         log::error!("cannot fork the timer: {e}");
         return EXIT_BAD_CONFIG;

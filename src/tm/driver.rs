@@ -238,7 +238,8 @@ pub fn rearm(cref: &CellRef, st: &CellState) {
         None => {
             if crate::timer::disarm(link) {
                 // We still hold our own reference: this cannot be the last.
-                cell.refs.dec();
+                let last = cell.refs.dec();
+                debug_assert!(!last, "timer reference was the last one");
             }
         }
     }

@@ -2,10 +2,16 @@
 //!
 //! `fsm` is the sans-io machine; around it: cells in shared memory
 //! (`cell`), matching (`key`), the table (`store`), the driver that carries
-//! out the machine's actions (`driver`), relaying (`relay`), local replies
-//! (`reply`), the script functions (`funcs`), callbacks and the UAC.
+//! out the machine's actions (`driver`), relaying from the script
+//! (`relay`), local replies (`reply`), the script functions (`funcs`) and
+//! callbacks for other modules (`callbacks`).
+pub mod callbacks;
 pub mod cell;
+pub mod driver;
 pub mod fsm;
+pub mod funcs;
 pub mod key;
 pub mod params;
+pub mod relay;
+pub mod reply;
 pub mod store;

@@ -1,0 +1,256 @@
+//! The tm module as the script sees it: parameters and functions of SER
+//! 0.8/0.9 (`t_on_negative`, `t_relay_to` from 0.8 included).
+
+use crate::cfg::ast::{Literal, RouteKind};
+use crate::net::Proto;
+use crate::route::ctx::{MsgCtx, ScriptError};
+use crate::route::export::{
+    arg_int_range, arg_str, compile_regex, BoxedFn, FixupEnv, FixupError, FnDef, ModInitError, Module, ParamError,
+    RouteMask as M,
+};
+use crate::route::forward::resolve;
+use crate::tm::fsm::{flags, Actions};
+use crate::tm::key::{MatchKind, MatchOpts, MsgKey};
+use crate::tm::params::TmParams;
+use crate::tm::relay::{self, current, reply_local, Dest, NewTran};
+use crate::tm::{driver, store};
+
+#[derive(Default)]
+pub struct Tm {
+    params: TmParams,
+}
+
+const RF: M = M::REQ_FAIL;
+
+static FUNCS: &[FnDef] = &[
+    FnDef::new("t_relay", 0, 2, RF),
+    FnDef::new("t_relay_to", 2, 2, RF),
+    FnDef::new("t_relay_to_udp", 2, 2, RF),
+    FnDef::new("t_relay_to_tcp", 2, 2, RF),
+    FnDef::new("t_relay_to_tls", 2, 2, RF),
+    FnDef::new("t_replicate", 2, 2, M::REQUEST),
+    FnDef::new("t_replicate_udp", 2, 2, M::REQUEST),
+    FnDef::new("t_replicate_tcp", 2, 2, M::REQUEST),
+    FnDef::new("t_replicate_tls", 2, 2, M::REQUEST),
+    FnDef::new("t_forward_nonack", 2, 2, RF),
+    FnDef::new("t_forward_nonack_uri", 0, 0, RF),
+    FnDef::new("t_forward_nonack_udp", 2, 2, RF),
+    FnDef::new("t_forward_nonack_tcp", 2, 2, RF),
+    FnDef::new("t_forward_nonack_tls", 2, 2, RF),
+    FnDef::new("t_on_failure", 1, 1, RF),
+    FnDef::new("t_on_negative", 1, 1, RF),
+    FnDef::new("t_on_reply", 1, 1, RF),
+    FnDef::new("t_check_status", 1, 1, M::ANY),
+    FnDef::new("t_newtran", 0, 0, M::REQUEST),
+    FnDef::new("t_reply", 2, 2, RF),
+    FnDef::new("t_lookup_request", 0, 0, M::REQUEST),
+    FnDef::new("t_retransmit_reply", 0, 0, RF),
+    FnDef::new("t_release", 0, 0, M::REQUEST),
+];
+
+fn fixed(def: &FnDef, args: &[Literal]) -> Result<std::net::SocketAddr, FixupError> {
+    let host = arg_str(def.name, args, 0)?;
+    let port = arg_int_range(def.name, args, 1, 1, 65535, "a port number")? as u16;
+    resolve(host.as_bytes(), port).ok_or(FixupError::Resolve { host, reason: "no address found".into() })
+}
+
+fn proto_of(name: &str) -> Proto {
+    if name.ends_with("_tcp") {
+        Proto::Tcp
+    } else if name.ends_with("_tls") {
+        Proto::Tls
+    } else {
+        Proto::Udp
+    }
+}
+
+fn route_arg(def: &FnDef, args: &[Literal], env: &FixupEnv<'_>, kind: RouteKind) -> Result<u16, FixupError> {
+    let name = arg_str(def.name, args, 0)?;
+    match env.route_index(kind, &name) {
+        Some(i) => Ok(u16::try_from(i + 1).unwrap_or(0)),
+        None => Err(FixupError::BadArg { func: def.name, index: 1, expected: "the number of a defined route", found: name }),
+    }
+}
+
+/// Set an armed route on the transaction, or remember it for the next one.
+fn arm(ctx: &mut MsgCtx<'_>, which: RouteKind, idx: u16) -> i32 {
+    match which {
+        RouteKind::Failure => ctx.tm.on_failure = idx,
+        _ => ctx.tm.on_reply = idx,
+    }
+    if let Some(c) = current(ctx) {
+        let mut st = c.cell().lock();
+        match which {
+            RouteKind::Failure => {
+                st.on_failure = idx;
+                st.tx.flags |= flags::FAILURE_ROUTE;
+            }
+            _ => st.on_reply = idx,
+        }
+    }
+    1
+}
+
+/// `t_newtran` as the script sees it.
+fn t_newtran(ctx: &mut MsgCtx<'_>) -> i32 {
+    match relay::newtran(ctx) {
+        Ok(NewTran::Created) | Ok(NewTran::E2eAck) | Ok(NewTran::UnmatchedAck) => 1,
+        Ok(NewTran::Retransmission) | Ok(NewTran::AckAbsorbed) => 0,
+        Ok(NewTran::Exists) => -10,
+        Err(e) => ctx.fail(e),
+    }
+}
+
+fn t_lookup_request(ctx: &mut MsgCtx<'_>) -> i32 {
+    let Some(env) = driver::env() else { return -1 };
+    let Ok(mk) = MsgKey::of(ctx.msg) else { return -1 };
+    let o = MatchOpts { ruri_matching: env.params.ruri_matching, via1_matching: env.params.via1_matching };
+    match store::lookup(&mk, o, Some(MatchKind::Same)) {
+        store::Found::Cell(c, _) => {
+            if ctx.tm.cell == 0 {
+                ctx.tm.cell = c.into_raw().get();
+                ctx.tm.owns_ref = true;
+            }
+            1
+        }
+        store::Found::None => -1,
+    }
+}
+
+/// The status `t_check_status` tests: the reply being handled in a reply
+/// route, the picked one in a failure route, else the last one sent.
+fn status_for_check(ctx: &MsgCtx<'_>) -> u16 {
+    if !ctx.msg.is_request() {
+        return ctx.msg.status();
+    }
+    if ctx.tm.in_failure {
+        return ctx.tm.reply_code;
+    }
+    current(ctx).map(|c| c.cell().lock().tx.uas_status).unwrap_or(0)
+}
+
+impl Module for Tm {
+    fn name(&self) -> &'static str {
+        "tm"
+    }
+
+    fn functions(&self) -> &'static [FnDef] {
+        FUNCS
+    }
+
+    fn set_param(&mut self, param: &str, value: &Literal) -> Result<(), ParamError> {
+        self.params.set(param, value)
+    }
+
+    fn fixup(&self, f: &FnDef, args: &[Literal], env: &FixupEnv<'_>) -> Result<BoxedFn, FixupError> {
+        let name = f.name;
+        Ok(match name {
+            "t_relay" if args.is_empty() => Box::new(|ctx: &mut MsgCtx<'_>| relay::relay(ctx, Dest::Uri, false)),
+            "t_relay" | "t_relay_to" | "t_relay_to_udp" | "t_relay_to_tcp" | "t_relay_to_tls" => {
+                let addr = fixed(f, args)?;
+                let dest = Dest::Fixed(addr, proto_of(name));
+                Box::new(move |ctx: &mut MsgCtx<'_>| relay::relay(ctx, dest, false))
+            }
+            "t_replicate" | "t_replicate_udp" | "t_replicate_tcp" | "t_replicate_tls" => {
+                let dest = Dest::Fixed(fixed(f, args)?, proto_of(name));
+                Box::new(move |ctx: &mut MsgCtx<'_>| relay::relay(ctx, dest, true))
+            }
+            "t_forward_nonack_uri" => Box::new(|ctx: &mut MsgCtx<'_>| forward_nonack(ctx, Dest::Uri)),
+            "t_forward_nonack" | "t_forward_nonack_udp" | "t_forward_nonack_tcp" | "t_forward_nonack_tls" => {
+                let dest = Dest::Fixed(fixed(f, args)?, proto_of(name));
+                Box::new(move |ctx: &mut MsgCtx<'_>| forward_nonack(ctx, dest))
+            }
+            "t_on_failure" | "t_on_negative" => {
+                let idx = route_arg(f, args, env, RouteKind::Failure)?;
+                Box::new(move |ctx: &mut MsgCtx<'_>| arm(ctx, RouteKind::Failure, idx))
+            }
+            "t_on_reply" => {
+                let idx = route_arg(f, args, env, RouteKind::OnReply)?;
+                Box::new(move |ctx: &mut MsgCtx<'_>| arm(ctx, RouteKind::OnReply, idx))
+            }
+            "t_check_status" => {
+                let re = compile_regex(&arg_str(name, args, 0)?)?;
+                Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let code = status_for_check(ctx);
+                    if code != 0 && re.is_match(code.to_string().as_bytes()) {
+                        1
+                    } else {
+                        -1
+                    }
+                })
+            }
+            "t_newtran" => Box::new(t_newtran),
+            "t_reply" => {
+                let code = arg_int_range(name, args, 0, 100, 699, "a status code 100..699")? as u16;
+                let reason = arg_str(name, args, 1)?.into_bytes();
+                Box::new(move |ctx: &mut MsgCtx<'_>| reply_local(ctx, code, &reason))
+            }
+            "t_lookup_request" => Box::new(t_lookup_request),
+            "t_retransmit_reply" => Box::new(|ctx: &mut MsgCtx<'_>| {
+                let (Some(env), Some(c)) = (driver::env(), current(ctx)) else { return -1 };
+                let st = c.cell().lock();
+                if driver::send_peer(env, &c.cell().src, env.region.slice(st.uas_reply)) {
+                    1
+                } else {
+                    -1
+                }
+            }),
+            "t_release" => Box::new(|ctx: &mut MsgCtx<'_>| {
+                let (Some(env), Some(c)) = (driver::env(), current(ctx)) else { return -1 };
+                let mut def = driver::Deferred::default();
+                {
+                    let mut st = c.cell().lock();
+                    let mut acts = Actions::new();
+                    st.tx.release(driver::now(), &env.params.timers, &mut acts);
+                    driver::execute(env, c.cell(), &mut st, &mut acts, None, &mut def);
+                    driver::rearm(&c, &st);
+                }
+                driver::finish(env, &c, def);
+                1
+            }),
+            _ => return Err(FixupError::Unavailable { func: name, reason: "unknown tm function" }),
+        })
+    }
+
+    fn post_script(&self, ctx: &mut MsgCtx<'_>) {
+        relay::post_script(ctx);
+    }
+
+    fn mod_init(&self, rt: &'static crate::route::Runtime, region: &'static shm::Region) -> Result<(), ModInitError> {
+        for note in &self.params.seconds_notes {
+            log::info!("tm: {note}");
+        }
+        store::init(region).map_err(|e| ModInitError { module: "tm", reason: e.to_string() })?;
+        if !driver::init(rt, region, self.params.clone()) {
+            return Err(ModInitError { module: "tm", reason: "initialised twice".into() });
+        }
+        Ok(())
+    }
+}
+
+/// `t_forward_nonack*`: branches for an existing transaction (after
+/// `t_newtran`), never for an ACK.
+fn forward_nonack(ctx: &mut MsgCtx<'_>, dest: Dest) -> i32 {
+    if ctx.msg.method() == crate::sip::Method::Ack || ctx.tm.cell == 0 {
+        return -1;
+    }
+    if relay::forward_all(ctx, dest, true) > 0 {
+        1
+    } else {
+        ctx.fail(if ctx.last_error == ScriptError::None { ScriptError::Send } else { ctx.last_error })
+    }
+}
+
+/// Counters for the SIGUSR1 report and t_stats.
+pub fn stats_line() -> String {
+    let s = store::snapshot();
+    let used = shm::try_global().map(|r| r.stats().used).unwrap_or(0);
+    format!(
+        "tm stats: current={} waiting={} created={} freed={} shm used={}",
+        s.current(),
+        s.waiting,
+        s.created,
+        s.freed,
+        used
+    )
+}

@@ -1,0 +1,428 @@
+//! Stateful relaying from the script: `t_newtran`, `t_relay` and its
+//! variants, CANCEL and ACK handling, local replies (ser-compat-spec
+//! §2.2.3–2.2.6).
+
+use std::net::SocketAddr;
+
+use shm::ShmOff;
+
+use crate::net::{send_udp, Proto};
+use crate::route::ctx::{MsgCtx, ScriptError, MAX_BRANCHES};
+use crate::route::forward::{destination_of, edit_via1, forward_request, via_host_port};
+use crate::sip::{push_via, HdrKind, Method};
+use crate::tm::callbacks::{self, CbEvent};
+use crate::tm::cell::{replace_bytes, CellRef, Peer};
+use crate::tm::driver::{self, env, execute, finish, now, rearm, Deferred, Env};
+use crate::tm::fsm::{flags, Actions};
+use crate::tm::key::{MatchKind, MatchOpts, MsgKey};
+use crate::tm::reply::{build_local_reply, to_tag};
+use crate::tm::store::{self, branch_id, Created, Found};
+
+/// Where branches go.
+#[derive(Debug, Clone, Copy)]
+pub enum Dest {
+    /// Each branch's URI (or dst-URI) decides.
+    Uri,
+    /// A fixed next hop (`t_relay_to_udp`, `t_replicate`), and its transport.
+    Fixed(SocketAddr, Proto),
+}
+
+fn opts(env: &Env) -> MatchOpts {
+    MatchOpts { ruri_matching: env.params.ruri_matching, via1_matching: env.params.via1_matching }
+}
+
+/// A reference to the message's current transaction, if any.
+pub fn current(ctx: &MsgCtx<'_>) -> Option<CellRef> {
+    let env = env()?;
+    let off = ShmOff::from_u32(ctx.tm.cell)?;
+    Some(CellRef::acquire(env.region, off))
+}
+
+fn rcv_index(ctx: &MsgCtx<'_>) -> usize {
+    ctx.rt.sockets.all().iter().position(|s| std::ptr::eq(s, ctx.rcv)).unwrap_or(0)
+}
+
+/// What `newtran` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewTran {
+    Created,
+    /// A retransmission: our last reply was resent (or nothing yet).
+    Retransmission,
+    /// A hop-by-hop ACK (or the ACK of our own 2xx) absorbed.
+    AckAbsorbed,
+    /// The ACK of a proxied 2xx: pass it on.
+    E2eAck,
+    /// An ACK matching nothing: pass it on.
+    UnmatchedAck,
+    /// The message already has its transaction.
+    Exists,
+}
+
+pub fn newtran(ctx: &mut MsgCtx<'_>) -> Result<NewTran, ScriptError> {
+    let env = env().ok_or(ScriptError::Server)?;
+    if ctx.tm.cell != 0 {
+        return Ok(NewTran::Exists);
+    }
+    let msg = ctx.msg;
+    let mk = MsgKey::of(msg).map_err(|_| ScriptError::Tuple)?;
+    if msg.method() == Method::Ack {
+        return Ok(match store::lookup(&mk, opts(env), None) {
+            Found::Cell(cref, kind) => ack_on(env, &cref, kind, mk.to_tag),
+            Found::None => NewTran::UnmatchedAck,
+        });
+    }
+    let src = Peer::new(ctx.src, rcv_index(ctx));
+    match store::create(msg, src, false, opts(env)) {
+        Ok(Created::New(cref)) => {
+            callbacks::fire(CbEvent::RequestIn, cref.cell(), 0);
+            ctx.tm.cell = cref.into_raw().get();
+            ctx.tm.owns_ref = true;
+            Ok(NewTran::Created)
+        }
+        Ok(Created::Existing(cref, _)) => {
+            let mut def = Deferred::default();
+            {
+                let mut st = cref.cell().lock();
+                let mut acts = Actions::new();
+                st.tx.on_request_retransmission(&mut acts);
+                execute(env, cref.cell(), &mut st, &mut acts, None, &mut def);
+            }
+            finish(env, &cref, def);
+            Ok(NewTran::Retransmission)
+        }
+        Err(store::StoreError::Tuple) => Err(ScriptError::Tuple),
+        Err(e) => {
+            log::error!("tm: cannot create a transaction: {e}");
+            Err(ScriptError::Server)
+        }
+    }
+}
+
+/// An ACK found `cref`: absorb it, or let it pass end to end.
+fn ack_on(env: &'static Env, cref: &CellRef, kind: MatchKind, to_tag_in: &[u8]) -> NewTran {
+    let cell = cref.cell();
+    let mut def = Deferred::default();
+    let verdict = {
+        let mut st = cell.lock();
+        let status = st.tx.uas_status;
+        let local = st.tx.picked == 0xff;
+        let ours = to_tag_in.starts_with(env.tag.as_bytes());
+        let absorb = match kind {
+            MatchKind::Same if status >= 300 => true,
+            _ if (200..300).contains(&status) && local && ours => true,
+            _ => false,
+        };
+        if absorb {
+            let mut acts = Actions::new();
+            st.tx.on_ack(now(), &env.params.timers, &mut acts);
+            execute(env, cell, &mut st, &mut acts, None, &mut def);
+            rearm(cref, &st);
+            NewTran::AckAbsorbed
+        } else if (200..300).contains(&status) {
+            NewTran::E2eAck
+        } else {
+            NewTran::UnmatchedAck
+        }
+    };
+    finish(env, cref, def);
+    if verdict == NewTran::E2eAck {
+        callbacks::fire(CbEvent::E2eAckIn, cell, 0);
+    }
+    verdict
+}
+
+/// Send a reply built here upstream for the current transaction.
+pub fn reply_local(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8]) -> i32 {
+    let (Some(env), Some(cref)) = (env(), current(ctx)) else { return -1 };
+    if ctx.msg.method() == Method::Ack {
+        return -1;
+    }
+    let cell = cref.cell();
+    let mut extra = ctx.reply_hdrs.clone();
+    if (300..400).contains(&code) {
+        extra.extend_from_slice(&redirect_contacts(ctx));
+    }
+    let bytes = match build_local_reply(env, ctx.msg, cell.src.addr(), code, reason, &extra) {
+        Ok(b) => b,
+        Err(e) => {
+            log::error!("tm: cannot build a {code} reply: {e}");
+            return -1;
+        }
+    };
+    let mut def = Deferred::default();
+    {
+        let mut st = cell.lock();
+        if st.tx.uas_status >= 200 && code >= 200 && !(200..300).contains(&code) {
+            return -1;
+        }
+        if replace_bytes(env.region, &mut st.uas_reply, &bytes).is_err() {
+            log::error!("tm: out of shared memory keeping a reply");
+        }
+        driver::send_peer(env, &cell.src, &bytes);
+        let mut acts = Actions::new();
+        st.tx.on_local_reply(code, now(), &env.params.timers, &mut acts);
+        execute(env, cell, &mut st, &mut acts, None, &mut def);
+        rearm(&cref, &st);
+    }
+    finish(env, &cref, def);
+    if code >= 200 {
+        ctx.tm.replied = true;
+        if let Some(s) = store::stats() {
+            s.replied_locally.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+    callbacks::fire(CbEvent::ResponseOut, cell, code);
+    1
+}
+
+fn redirect_contacts(ctx: &MsgCtx<'_>) -> Vec<u8> {
+    let items: Vec<String> = ctx.dset.iter().map(|b| format!("<{}>", String::from_utf8_lossy(&b.uri))).collect();
+    if items.is_empty() {
+        return Vec::new();
+    }
+    format!("Contact: {}\r\n", items.join(", ")).into_bytes()
+}
+
+/// The error reply SER sends when relaying failed (tag `TM`).
+fn error_reply(ctx: &mut MsgCtx<'_>) {
+    let err = if ctx.last_error == ScriptError::None { ScriptError::Send } else { ctx.last_error };
+    let (code, _) = err.reply();
+    let reason = err.reason_with_tag("TM");
+    reply_local(ctx, code, reason.as_bytes());
+}
+
+/// `t_relay` and friends in a request route (or a failure route).
+pub fn relay(ctx: &mut MsgCtx<'_>, dest: Dest, replicate: bool) -> i32 {
+    let Some(env) = env() else { return ctx.fail(ScriptError::Server) };
+    if ctx.tm.in_failure {
+        return if forward_dset(ctx) > 0 { 1 } else { -1 };
+    }
+    let method = ctx.msg.method();
+    if method == Method::Cancel && ctx.tm.cell == 0 {
+        if let Some(r) = cancel(ctx, env, dest) {
+            return r;
+        }
+    }
+    match newtran(ctx) {
+        Err(e) => return ctx.fail(e),
+        Ok(NewTran::Retransmission) => return 1,
+        Ok(NewTran::AckAbsorbed) => return 0,
+        Ok(NewTran::E2eAck) | Ok(NewTran::UnmatchedAck) => {
+            let r = stateless(ctx, dest);
+            return if r > 0 { 0 } else { r };
+        }
+        Ok(NewTran::Created) | Ok(NewTran::Exists) => {}
+    }
+    if replicate {
+        if let Some(c) = current(ctx) {
+            c.cell().lock().tx.flags |= flags::NO_RELAY;
+        }
+    }
+    if method == Method::Invite && env.params.auto_inv_100 && !replicate {
+        let sent = current(ctx).map(|c| c.cell().lock().tx.uas_status).unwrap_or(0);
+        if sent == 0 {
+            reply_local(ctx, 100, b"trying -- your call is important to us");
+        }
+    }
+    if forward_all(ctx, dest, true) > 0 {
+        return 1;
+    }
+    if !replicate {
+        error_reply(ctx);
+    }
+    0
+}
+
+/// A CANCEL: find its INVITE; `None` means "no INVITE, handle as usual".
+fn cancel(ctx: &mut MsgCtx<'_>, env: &'static Env, dest: Dest) -> Option<i32> {
+    let mk = MsgKey::of(ctx.msg).ok()?;
+    let inv = match store::lookup(&mk, opts(env), Some(MatchKind::CancelTarget)) {
+        Found::Cell(c, _) => c,
+        // Unknown CANCEL: relayed statelessly (ser-compat-spec §2.2.4).
+        Found::None => return Some(stateless(ctx, dest)),
+    };
+    match newtran(ctx) {
+        Ok(NewTran::Retransmission) => return Some(1),
+        Ok(NewTran::Created) | Ok(NewTran::Exists) => {}
+        Ok(_) => return Some(1),
+        Err(e) => return Some(ctx.fail(e)),
+    }
+    let mut def = Deferred::default();
+    let n = {
+        let mut st = inv.cell().lock();
+        let mut acts = Actions::new();
+        let n = st.tx.on_cancel(now(), &env.params.timers, &mut acts);
+        execute(env, inv.cell(), &mut st, &mut acts, None, &mut def);
+        rearm(&inv, &st);
+        n
+    };
+    finish(env, &inv, def);
+    let reason: &[u8] = if n > 0 { b"canceling" } else { b"ok -- no more pending branches" };
+    reply_local(ctx, 200, reason);
+    Some(1)
+}
+
+/// Pass a request on without a transaction.
+fn stateless(ctx: &mut MsgCtx<'_>, dest: Dest) -> i32 {
+    let (addr, proto) = match dest {
+        Dest::Fixed(a, p) => (a, p),
+        Dest::Uri => match crate::route::forward::uri_destination(ctx, None) {
+            Ok(d) => d,
+            Err(e) => return ctx.fail(e),
+        },
+    };
+    forward_request(ctx, addr, proto)
+}
+
+/// Branches from the destination set only (failure routes, 0.9's
+/// `append_branch()` without `t_relay`).
+pub fn forward_dset(ctx: &mut MsgCtx<'_>) -> i32 {
+    forward_all(ctx, Dest::Uri, false)
+}
+
+/// Create and send branches: the R-URI (first relay only) and every
+/// destination-set entry. Returns how many went out.
+pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
+    let (Some(env), Some(cref)) = (env(), current(ctx)) else { return 0 };
+    let cell = cref.cell();
+    let mut targets: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(1 + ctx.dset.len());
+    if with_ruri {
+        targets.push((ctx.ruri().to_vec(), ctx.dst_uri.clone()));
+    }
+    targets.extend(ctx.dset.drain(..).map(|b| (b.uri, b.dst_uri)));
+    let mut sent = 0;
+    let mut def = Deferred::default();
+    {
+        let mut st = cell.lock();
+        if with_ruri && st.relay_uri.is_empty() {
+            // First relay: what the transaction keeps from the script.
+            let _ = replace_bytes(env.region, &mut st.relay_uri, ctx.ruri());
+            st.msg_flags = ctx.flags;
+            if ctx.tm.on_reply != 0 {
+                st.on_reply = ctx.tm.on_reply;
+            }
+            if ctx.tm.on_failure != 0 {
+                st.on_failure = ctx.tm.on_failure;
+                st.tx.flags |= flags::FAILURE_ROUTE;
+                if !ctx.lumps.is_empty() {
+                    let mut base = Vec::with_capacity(ctx.msg.buf().len() + 128);
+                    if ctx.lumps.apply(ctx.msg.buf(), &mut base).is_ok() {
+                        let _ = replace_bytes(env.region, &mut st.fwd_base, &base);
+                    }
+                }
+            }
+        }
+        if ctx.tm.in_failure && ctx.tm.on_failure != 0 {
+            st.on_failure = ctx.tm.on_failure;
+            st.tx.flags |= flags::FAILURE_ROUTE;
+        }
+        for (uri, dst_uri) in targets {
+            let b = st.tx.nbranches;
+            if usize::from(b) >= MAX_BRANCHES {
+                ctx.last_error = ScriptError::Branches;
+                break;
+            }
+            let (addr, proto) = match dest {
+                Dest::Fixed(a, p) => (a, p),
+                Dest::Uri => match destination_of(dst_uri.as_deref().unwrap_or(&uri), None) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        ctx.last_error = e;
+                        continue;
+                    }
+                },
+            };
+            if !matches!(proto, Proto::Udp) {
+                log::error!("tm: only UDP is available (TCP/TLS transports are not built yet)");
+                ctx.last_error = ScriptError::Send;
+                continue;
+            }
+            let Some(sock) = env.rt.sockets.udp_for(&addr) else {
+                ctx.last_error = ScriptError::Send;
+                continue;
+            };
+            let Some(bytes) = branch_request(ctx, cell.hash, cell.label.load(std::sync::atomic::Ordering::Relaxed), b, &uri, sock) else {
+                ctx.last_error = ScriptError::Server;
+                continue;
+            };
+            let i = usize::from(b);
+            if replace_bytes(env.region, &mut st.br[i].request, &bytes).is_err() {
+                log::error!("tm: out of shared memory for a branch");
+                ctx.last_error = ScriptError::Server;
+                break;
+            }
+            let sock_idx = env.rt.sockets.all().iter().position(|s| std::ptr::eq(s, sock)).unwrap_or(0);
+            st.br[i].dst = Peer::new(addr, sock_idx);
+            // Registered before the send: the reply may beat sendto() back
+            // (it waits for this lock).
+            if st.tx.add_branch(now(), &env.params.timers, false, false).is_err() {
+                break;
+            }
+            if let Err(e) = send_udp(&sock.udp, &bytes, addr) {
+                log::warn!("tm: sending branch {b} to {addr} failed: {e}");
+                // Counts as a local 503 on that branch, as SER's faked reply.
+                let mut acts = Actions::new();
+                st.tx.on_reply(b, 503, now(), &env.params.timers, &mut acts);
+                execute(env, cell, &mut st, &mut acts, None, &mut def);
+                ctx.last_error = ScriptError::Send;
+                continue;
+            }
+            sent += 1;
+            callbacks::fire(CbEvent::RequestFwded, cell, 0);
+        }
+        rearm(&cref, &st);
+    }
+    finish(env, &cref, def);
+    ctx.tm.branches_added = ctx.tm.branches_added.saturating_add(sent as u8);
+    sent
+}
+
+/// The bytes of branch `b`: the request with the script's edits, the
+/// sender's Via fixed up, our Via (with the branch id) on top, R-URI `uri`.
+fn branch_request(ctx: &MsgCtx<'_>, hash: u32, label: u32, b: u8, uri: &[u8], sock: &crate::net::ListenSocket) -> Option<Vec<u8>> {
+    let msg = ctx.msg;
+    let via1 = msg.via1().ok()?;
+    let first_via = msg.header(HdrKind::Via)?;
+    let mut lumps = ctx.lumps.clone();
+    edit_via1(msg, via1, ctx.src, ctx.force_rport, &mut lumps);
+    let (host, port) = via_host_port(ctx, sock);
+    let mut via = Vec::with_capacity(96);
+    push_via(&mut via, "UDP", &host, port, branch_id(hash, label, b).as_bytes(), b"");
+    lumps.insert(first_via.line.start as usize, &via);
+    if uri != msg.ruri() {
+        lumps.replace(msg.ruri_span(), uri);
+    }
+    let mut out = Vec::with_capacity(msg.buf().len() + 256);
+    lumps.apply(msg.buf(), &mut out).ok()?;
+    Some(out)
+}
+
+/// After the request route: a transaction nobody forwarded or answered is
+/// released (SER warns), and the processing's reference is dropped.
+pub fn post_script(ctx: &mut MsgCtx<'_>) {
+    if !ctx.tm.owns_ref || ctx.tm.cell == 0 {
+        return;
+    }
+    let Some(env) = env() else { return };
+    let Some(off) = ShmOff::from_u32(ctx.tm.cell) else { return };
+    let cref = CellRef::adopt(env.region, off);
+    ctx.tm.cell = 0;
+    ctx.tm.owns_ref = false;
+    let mut def = Deferred::default();
+    {
+        let mut st = cref.cell().lock();
+        if st.tx.nbranches == 0 && st.tx.uas_status < 200 {
+            log::warn!("tm: transaction created but neither relayed nor answered: released");
+            let mut acts = Actions::new();
+            st.tx.release(now(), &env.params.timers, &mut acts);
+            execute(env, cref.cell(), &mut st, &mut acts, None, &mut def);
+        }
+        rearm(&cref, &st);
+    }
+    finish(env, &cref, def);
+}
+
+/// tm's To-tag for the current request (for `t_reply` callers that need it).
+pub fn current_to_tag(ctx: &MsgCtx<'_>) -> Option<String> {
+    env().map(|e| to_tag(e, ctx.msg))
+}

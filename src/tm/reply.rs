@@ -1,0 +1,38 @@
+//! Replies tm builds itself: `t_reply`, `100 Trying`, error replies,
+//! timeouts. Replies ≥ 180 get tm's To-tag (server prefix + digest of the
+//! request's top Via), so the same request always gets the same tag.
+
+use std::net::SocketAddr;
+
+use crate::route::forward::{via1_received_params, via1_replaced_spans};
+use crate::sip::{build_reply, BuildError, Msg, ReplyOpts};
+use crate::tm::driver::Env;
+use crate::util::hash::hex16;
+
+/// tm's To-tag for replies to `req`.
+pub fn to_tag(env: &Env, req: &Msg) -> String {
+    let b = req.buf();
+    let digest = match req.via1() {
+        Ok(v) => hex16(&[v.host.get(b), &v.port.unwrap_or(0).to_be_bytes(), v.branch.map(|x| x.get(b)).unwrap_or(&[])]),
+        Err(_) => hex16(&[]),
+    };
+    format!("{}-{}", env.tag, digest)
+}
+
+/// The bytes of a reply to `req` (received from `src`).
+pub fn build_local_reply(env: &Env, req: &Msg, src: SocketAddr, code: u16, reason: &[u8], extra: &[u8]) -> Result<Vec<u8>, BuildError> {
+    let tag = (code >= 180).then(|| to_tag(env, req));
+    let via_extra = via1_received_params(req, src, false);
+    let via_drop = via1_replaced_spans(req, src, false);
+    let opts = ReplyOpts {
+        to_tag: tag.as_deref().map(str::as_bytes),
+        via1_extra: &via_extra,
+        via1_drop: &via_drop,
+        extra_headers: extra,
+        body: b"",
+        server_header: if env.rt.server_hdr.is_empty() { None } else { Some(&env.rt.server_hdr) },
+    };
+    let mut out = Vec::with_capacity(req.buf().len() + 256);
+    build_reply(req, code, reason, &opts, &mut out)?;
+    Ok(out)
+}
