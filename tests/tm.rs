@@ -24,7 +24,10 @@ fn invite(caller: &UdpPeer, proxy_port: u16) -> Request {
         &format!("sip:bob@127.0.0.1:{proxy_port}"),
         caller.port(),
     )
-    .header("Contact", &format!("<sip:alice@127.0.0.1:{}>", caller.port()))
+    .header(
+        "Contact",
+        &format!("<sip:alice@127.0.0.1:{}>", caller.port()),
+    )
 }
 
 /// Routes everything statefully to 127.0.0.1:`next`.
@@ -45,6 +48,30 @@ fn requests_for<'a>(heard: &'a [Heard], who: usize, method: &str) -> Vec<&'a Hea
         .iter()
         .filter(|h| h.who == who && method_of(&h.msg).as_deref() == Some(method))
         .collect()
+}
+
+/// A sipp verdict with its error log cut short: under load it can hold
+/// megabytes of aborted calls, which would drown the assertion message.
+fn brief(r: &SippResult) -> String {
+    let cut = |t: &str| t.chars().take(3000).collect::<String>();
+    format!(
+        "exit {:?}, {} ok, {} failed, {} retransmissions\nerrors: {}\nstderr: {}",
+        r.exit_code,
+        r.successful,
+        r.failed,
+        r.retransmissions,
+        cut(&r.error_log),
+        cut(&r.stderr)
+    )
+}
+
+/// Like `SippResult::assert_all_ok` with a readable message.
+fn all_ok(r: &SippResult, n: u64) {
+    assert!(
+        r.exit_code == Some(0) && r.successful == n && r.failed == 0,
+        "sipp: expected {n} successful calls: {}",
+        brief(r)
+    );
 }
 
 fn secs(d: Duration) -> f64 {
@@ -83,8 +110,8 @@ fn scenario_pre3261_uac_works_against_sipp_uas_directly() {
         .timeout(Duration::from_secs(15))
         .run(&dir);
     let s = uas.wait(Duration::from_secs(10));
-    r.assert_all_ok(3);
-    s.assert_all_ok(3);
+    all_ok(&r, 3);
+    all_ok(&s, 3);
 }
 
 #[test]
@@ -102,8 +129,8 @@ fn scenario_uas_486_works_against_uac_expect_486_directly() {
         .timeout(Duration::from_secs(15))
         .run(&dir);
     let s = uas.wait(Duration::from_secs(10));
-    r.assert_all_ok(3);
-    s.assert_all_ok(3);
+    all_ok(&r, 3);
+    all_ok(&s, 3);
 }
 
 // --- 1. load, then every transaction and every shm byte is given back ---
@@ -114,7 +141,7 @@ fn settle(ser: &Ser, idle_shm: Option<u64>) -> TmStats {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let s = tm_stats(ser);
-        let shm_ok = idle_shm.map_or(true, |i| s.shm_used == i);
+        let shm_ok = !matches!(idle_shm, Some(i) if i != s.shm_used);
         if (s.current == 0 && shm_ok && s.created == s.freed) || Instant::now() >= deadline {
             return s;
         }
@@ -126,7 +153,11 @@ fn settle(ser: &Ser, idle_shm: Option<u64>) -> TmStats {
 fn sipp_5000_calls_at_300_cps_then_no_transaction_and_no_shm_left() {
     let _g = serial();
     let dir = TestDir::new();
-    let uas = Sipp::builtin("uas").spawn(&dir);
+    // The uas lives through warm-up, load and settling: sipp's default
+    // 30 s -timeout would end it (as a failure) in the middle.
+    let uas = Sipp::builtin("uas")
+        .timeout(Duration::from_secs(120))
+        .spawn(&dir);
     let port = free_udp_port();
     let ser = Ser::start(&tm_cfg(port, 4, "", &relay_to(uas.port())));
 
@@ -141,7 +172,7 @@ fn sipp_5000_calls_at_300_cps_then_no_transaction_and_no_shm_left() {
         .rate(50)
         .timeout(Duration::from_secs(20))
         .run(&dir);
-    w.assert_all_ok(20);
+    all_ok(&w, 20);
     // wt_timer is 2 s: the warm-up's transactions are gone after that.
     std::thread::sleep(Duration::from_millis(2500));
     let idle = settle(&ser, None);
@@ -161,7 +192,9 @@ fn sipp_5000_calls_at_300_cps_then_no_transaction_and_no_shm_left() {
     let s = uas.stop();
     assert!(
         r.exit_code == Some(0) && r.successful == 5000 && r.failed == 0,
-        "uac: {r:#?}\nuas: {s:#?}"
+        "uac: {}\nuas: {}",
+        brief(&r),
+        brief(&s)
     );
     assert_eq!(after.current, 0, "transactions left: {after:?}");
     assert_eq!(after.created, after.freed, "created != freed: {after:?}");
@@ -205,8 +238,13 @@ fn retransmitted_invite_is_forwarded_once() {
         describe(&heard, t0)
     );
     // Finish the call so nothing is left retransmitting.
-    callee.send(&reply_to(&invs[0].msg, 486, "Busy Here", Some("b1")), invs[0].from);
-    let (rep, _) = caller.recv_final(Duration::from_secs(3)).expect("486 relayed");
+    callee.send(
+        &reply_to(&invs[0].msg, 486, "Busy Here", Some("b1")),
+        invs[0].from,
+    );
+    let (rep, _) = caller
+        .recv_final(Duration::from_secs(3))
+        .expect("486 relayed");
     caller.send_to_port(&ack_for(&inv, &rep).build(), port);
 }
 
@@ -242,6 +280,11 @@ fn negative_reply_is_acked_and_resent_for_a_retransmitted_invite() {
     assert_eq!(acks.len(), 1, "proxy must ACK the 486 once:\n{text}");
     assert_eq!(cseq_of(&acks[0].msg), format!("{} ACK", inv.cseq), "{text}");
     assert_eq!(top_branch(&acks[0].msg), fwd_branch, "ACK branch: {text}");
+    assert_eq!(
+        to_tag_of(&acks[0].msg).as_deref(),
+        Some("busy1"),
+        "ACK To tag: {text}"
+    );
 
     // The caller did not see our ACK go out: it retransmits the INVITE and
     // must get the same 486 again, without the callee hearing of it.
@@ -321,7 +364,10 @@ fn after_180_fr_inv_timer_applies_and_noisy_ctimer_gives_408_and_cancel() {
             (CALLEE, Some("CANCEL")) => {
                 callee.send(&reply_to(&h.msg, 200, "OK", Some("ring1")), h.from);
                 if let Some(i) = &fwd {
-                    callee.send(&reply_to(&i.msg, 487, "Request Terminated", Some("ring1")), h.from);
+                    callee.send(
+                        &reply_to(&i.msg, 487, "Request Terminated", Some("ring1")),
+                        h.from,
+                    );
                 }
             }
             (CALLER, None) if status_of(&h.msg).is_some_and(|c| c >= 200) && final_at.is_none() => {
@@ -349,12 +395,19 @@ fn after_180_fr_inv_timer_applies_and_noisy_ctimer_gives_408_and_cancel() {
         "only 408 may reach the caller:\n{text}"
     );
     let after = secs(finals[0].at - ringing.at);
-    assert!((2.7..=4.0).contains(&after), "408 {after:.3} s after 180:\n{text}");
+    assert!(
+        (2.7..=4.0).contains(&after),
+        "408 {after:.3} s after 180:\n{text}"
+    );
     let cancels = requests_for(&heard, CALLEE, "CANCEL");
     assert!(!cancels.is_empty(), "callee got no CANCEL:\n{text}");
     let fwd = fwd.expect("INVITE forwarded");
     assert_eq!(top_branch(&cancels[0].msg), top_branch(&fwd.msg), "{text}");
-    assert_eq!(cseq_of(&cancels[0].msg), format!("{} CANCEL", inv.cseq), "{text}");
+    assert_eq!(
+        cseq_of(&cancels[0].msg),
+        format!("{} CANCEL", inv.cseq),
+        "{text}"
+    );
     let acks = requests_for(&heard, CALLEE, "ACK");
     assert_eq!(acks.len(), 1, "proxy ACKs the 487 once:\n{text}");
 }
@@ -395,7 +448,10 @@ fn serial_forking_case(cfg: impl Fn(u16, u16, u16) -> String) {
     let invs2 = requests_for(&heard, 2, "INVITE");
     assert_eq!(invs2.len(), 1, "callee 2 INVITEs:\n{text}");
     let ruri = ruri_of(&invs2[0].msg).unwrap_or_default();
-    assert!(ruri.starts_with("sip:voicemail@"), "R-URI at callee 2: {ruri}\n{text}");
+    assert!(
+        ruri.starts_with("sip:voicemail@"),
+        "R-URI at callee 2: {ruri}\n{text}"
+    );
 }
 
 #[test]
@@ -497,7 +553,10 @@ fn parallel_forking_case(three: bool) {
     heard.extend(pump(&peers, Duration::from_millis(1500), |h| {
         if let (3, Some("CANCEL"), Some(i)) = (h.who, method_of(&h.msg).as_deref(), &inv3) {
             c3.send(&reply_to(&h.msg, 200, "OK", Some("c3")), h.from);
-            c3.send(&reply_to(&i.msg, 487, "Request Terminated", Some("c3")), h.from);
+            c3.send(
+                &reply_to(&i.msg, 487, "Request Terminated", Some("c3")),
+                h.from,
+            );
         }
         false
     }));
@@ -512,10 +571,16 @@ fn parallel_forking_case(three: bool) {
     assert_eq!(requests_for(&heard, 2, "CANCEL").len(), 0, "{text}");
     if three {
         let cancels = requests_for(&heard, 3, "CANCEL");
-        assert!(!cancels.is_empty(), "ringing callee 3 not cancelled:\n{text}");
+        assert!(
+            !cancels.is_empty(),
+            "ringing callee 3 not cancelled:\n{text}"
+        );
         let i3 = inv3.expect("checked above");
         assert_eq!(top_branch(&cancels[0].msg), top_branch(&i3.msg), "{text}");
-        assert!(!requests_for(&heard, 3, "ACK").is_empty(), "487 not ACKed:\n{text}");
+        assert!(
+            !requests_for(&heard, 3, "ACK").is_empty(),
+            "487 not ACKed:\n{text}"
+        );
     }
 }
 
@@ -551,30 +616,49 @@ fn caller_cancel_while_ringing() {
     let fwd = fwd.unwrap_or_else(|| panic!("no INVITE:\n{}", describe(&heard, t0)));
     caller.send_to_port(&cancel_for(&inv).build(), port);
     let mut acked = false;
-    heard.extend(pump(&[&caller, &callee], Duration::from_millis(2500), |h| {
-        match (h.who, method_of(&h.msg).as_deref()) {
-            (CALLEE, Some("CANCEL")) => {
-                callee.send(&reply_to(&h.msg, 200, "OK", Some("r5")), h.from);
-                callee.send(&reply_to(&fwd.msg, 487, "Request Terminated", Some("r5")), h.from);
+    heard.extend(pump(
+        &[&caller, &callee],
+        Duration::from_millis(2500),
+        |h| {
+            match (h.who, method_of(&h.msg).as_deref()) {
+                (CALLEE, Some("CANCEL")) => {
+                    callee.send(&reply_to(&h.msg, 200, "OK", Some("r5")), h.from);
+                    callee.send(
+                        &reply_to(&fwd.msg, 487, "Request Terminated", Some("r5")),
+                        h.from,
+                    );
+                }
+                (CALLER, None) if status_of(&h.msg) == Some(487) && !acked => {
+                    acked = true;
+                    caller.send_to_port(&ack_for(&inv, &h.msg).build(), port);
+                }
+                _ => {}
             }
-            (CALLER, None) if status_of(&h.msg) == Some(487) && !acked => {
-                acked = true;
-                caller.send_to_port(&ack_for(&inv, &h.msg).build(), port);
-            }
-            _ => {}
-        }
-        false
-    }));
+            false
+        },
+    ));
     let text = format!("{}\nser log:\n{}", describe(&heard, t0), ser.log());
-    assert_eq!(codes_for(&heard, CALLER, "CANCEL").first(), Some(&200), "{text}");
+    assert_eq!(
+        codes_for(&heard, CALLER, "CANCEL").first(),
+        Some(&200),
+        "{text}"
+    );
     let cancels = requests_for(&heard, CALLEE, "CANCEL");
     assert!(!cancels.is_empty(), "callee got no CANCEL:\n{text}");
     assert_eq!(top_branch(&cancels[0].msg), top_branch(&fwd.msg), "{text}");
     assert!(codes_for(&heard, CALLER, "INVITE").contains(&487), "{text}");
     assert!(acked, "{text}");
     let acks = requests_for(&heard, CALLEE, "ACK");
-    assert_eq!(acks.len(), 1, "callee must see only the proxy's ACK:\n{text}");
-    assert_eq!(via_count(&acks[0].msg), 1, "ACK with the caller's Via leaked:\n{text}");
+    assert_eq!(
+        acks.len(),
+        1,
+        "callee must see only the proxy's ACK:\n{text}"
+    );
+    assert_eq!(
+        via_count(&acks[0].msg),
+        1,
+        "ACK with the caller's Via leaked:\n{text}"
+    );
     assert_eq!(top_branch(&acks[0].msg), top_branch(&fwd.msg), "{text}");
 }
 
@@ -618,8 +702,14 @@ fn t_newtran_t_reply_486_is_retransmitted_until_ack() {
         .collect();
     assert!(busy.len() >= 3, "486 not retransmitted:\n{text}");
     assert!(busy[0] < 0.3, "{text}");
-    assert!((0.3..=0.8).contains(&busy[1]), "first retransmission:\n{text}");
-    assert!((1.3..=1.8).contains(&busy[2]), "second retransmission:\n{text}");
+    assert!(
+        (0.3..=0.8).contains(&busy[1]),
+        "first retransmission:\n{text}"
+    );
+    assert!(
+        (1.3..=1.8).contains(&busy[2]),
+        "second retransmission:\n{text}"
+    );
     let tag = to_tag_of(&heard[0].msg);
     assert!(tag.is_some(), "486 without To tag:\n{text}");
     assert!(
@@ -682,8 +772,8 @@ onreply_route[1] {{
         .timeout(Duration::from_secs(20))
         .run(&dir);
     let s = uas.stop();
-    r.assert_all_ok(n);
-    assert_eq!(s.failed, 0, "uas: {s:#?}");
+    all_ok(&r, n);
+    assert_eq!(s.failed, 0, "uas: {}", brief(&s));
     // Log lines are written by the worker before it relays the reply, so
     // they are all in the log once the caller has its replies.
     let log = ser.log();
@@ -708,10 +798,10 @@ fn pre3261_caller_completes_calls_with_e2e_ack_and_bye() {
         .timeout(Duration::from_secs(20))
         .run(&dir);
     let s = uas.stop();
-    r.assert_all_ok(20);
+    all_ok(&r, 20);
     // The built-in uas counts a call only once the ACK for its 200 and
     // the BYE arrived: the caller's end-to-end ACK got through.
-    assert!(s.successful == 20 && s.failed == 0, "uas: {s:#?}");
+    assert!(s.successful == 20 && s.failed == 0, "uas: {}", brief(&s));
 }
 
 /// A pre-3261 caller's INVITE rejected with 486: its ACK (matched without
@@ -753,9 +843,16 @@ fn pre3261_negative_case(branch: Option<&str>) {
     });
     let text = format!("{}\nser log:\n{}", describe(&heard, t0), ser.log());
     assert!(acked, "caller got no 486:\n{text}");
-    assert!(fwd.as_deref().is_some_and(|b| b.starts_with("z9hG4bK")), "{text}");
+    assert!(
+        fwd.as_deref().is_some_and(|b| b.starts_with("z9hG4bK")),
+        "{text}"
+    );
     let acks = requests_for(&heard, CALLEE, "ACK");
-    assert_eq!(acks.len(), 1, "callee must see only the proxy's ACK:\n{text}");
+    assert_eq!(
+        acks.len(),
+        1,
+        "callee must see only the proxy's ACK:\n{text}"
+    );
     assert_eq!(via_count(&acks[0].msg), 1, "caller's ACK leaked:\n{text}");
     assert_eq!(top_branch(&acks[0].msg), fwd, "{text}");
     // Absorbed means the 486 is not retransmitted any more either.

@@ -82,8 +82,7 @@ pub fn tm_stats(ser: &Ser) -> TmStats {
     loop {
         let lines = stats_lines(&ser.log());
         if let Some(l) = lines.get(before) {
-            return parse_tm_stats(l)
-                .unwrap_or_else(|| panic!("unparsable tm stats line: {l:?}"));
+            return parse_tm_stats(l).unwrap_or_else(|| panic!("unparsable tm stats line: {l:?}"));
         }
         assert!(
             Instant::now() < deadline,
@@ -103,7 +102,8 @@ pub fn ack_for(invite: &Request, reply: &[u8]) -> Request {
     if let Some(to) = header_value(reply, "To") {
         ack.to = to;
     }
-    ack.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("Content-Type"));
+    ack.headers
+        .retain(|(n, _)| !n.eq_ignore_ascii_case("Content-Type"));
     ack.body.clear();
     ack
 }
@@ -113,7 +113,8 @@ pub fn ack_for(invite: &Request, reply: &[u8]) -> Request {
 pub fn cancel_for(invite: &Request) -> Request {
     let mut c = invite.clone();
     c.method = "CANCEL".into();
-    c.headers.retain(|(n, _)| !n.eq_ignore_ascii_case("Content-Type"));
+    c.headers
+        .retain(|(n, _)| !n.eq_ignore_ascii_case("Content-Type"));
     c.body.clear();
     c
 }
@@ -122,7 +123,8 @@ pub fn cancel_for(invite: &Request) -> Request {
 /// request (RFC 2543 had no branch on a UAC's Via).
 pub fn without_branch(raw: &[u8], branch: &str) -> Vec<u8> {
     let text = String::from_utf8_lossy(raw).into_owned();
-    text.replacen(&format!(";branch={branch}"), "", 1).into_bytes()
+    text.replacen(&format!(";branch={branch}"), "", 1)
+        .into_bytes()
 }
 
 /// The method of a request, None for a reply.
@@ -170,11 +172,7 @@ pub struct Heard {
 /// Serves `peers` round-robin for up to `d`: every datagram is handed to
 /// `f` (which may answer through the peers) and recorded. Stops early when
 /// `f` returns true. Resolution is a few milliseconds, plenty for SIP timers.
-pub fn pump(
-    peers: &[&UdpPeer],
-    d: Duration,
-    mut f: impl FnMut(&Heard) -> bool,
-) -> Vec<Heard> {
+pub fn pump(peers: &[&UdpPeer], d: Duration, mut f: impl FnMut(&Heard) -> bool) -> Vec<Heard> {
     let deadline = Instant::now() + d;
     let mut log = Vec::new();
     while Instant::now() < deadline {
