@@ -150,3 +150,6 @@ pub fn sipsak_reply(stdout: &str) -> Option<String> {
     let end = rest.find("\n\n").unwrap_or(rest.len());
     Some(rest[..end].replace('\n', "\r\n") + "\r\n\r\n")
 }
+
+// Stateful (tm) test helpers, used by tests/tm.rs.
+pub mod tmkit;

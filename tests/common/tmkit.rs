@@ -1,0 +1,214 @@
+//! Helpers for the stateful (tm) black-box tests: a config template, the
+//! SIGUSR1 transaction/shm figures, in-transaction requests built from an
+//! INVITE (ACK, CANCEL), and a pump that serves several UDP peers from one
+//! thread so a test can play caller and callees at once.
+
+use super::server::Ser;
+use super::sip::{first_line, header_value, param, status_of, via_list, Request, UdpPeer};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// A stateful proxy config on 127.0.0.1:`port`: sl and tm loaded, the
+/// wait timer at 2 s (so finished transactions are freed quickly), extra
+/// `modparams` lines, then the route blocks in `routes`.
+pub fn tm_cfg(port: u16, children: u32, modparams: &str, routes: &str) -> String {
+    format!(
+        r#"
+debug=2
+log_stderror=yes
+listen=udp:127.0.0.1:{port}
+children={children}
+fifo=""
+loadmodule "/usr/local/lib/ser/modules/sl.so"
+loadmodule "/usr/local/lib/ser/modules/tm.so"
+modparam("tm", "wt_timer", 2)
+{modparams}
+{routes}
+"#
+    )
+}
+
+/// One `tm stats:` line of the server log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TmStats {
+    pub current: u64,
+    pub waiting: u64,
+    pub created: u64,
+    pub freed: u64,
+    pub shm_used: u64,
+}
+
+/// Parses `tm stats: current=3 waiting=1 created=10 freed=7 shm used=123456`
+/// (anything may precede `tm stats:`, e.g. a log prefix).
+pub fn parse_tm_stats(line: &str) -> Option<TmStats> {
+    let rest = &line[line.find("tm stats:")? + "tm stats:".len()..];
+    let field = |name: &str| -> Option<u64> {
+        let at = rest.find(name)? + name.len();
+        let digits: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse().ok()
+    };
+    Some(TmStats {
+        current: field("current=")?,
+        waiting: field("waiting=")?,
+        created: field("created=")?,
+        freed: field("freed=")?,
+        shm_used: field("shm used=")?,
+    })
+}
+
+/// Complete (newline-terminated) `tm stats:` lines of the log so far; an
+/// unterminated last line may still be being written and is skipped.
+fn stats_lines(log: &str) -> Vec<String> {
+    let mut parts: Vec<&str> = log.split('\n').collect();
+    parts.pop();
+    parts
+        .into_iter()
+        .filter(|l| l.contains("tm stats:"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Sends SIGUSR1 to the server and returns the figures of the next
+/// `tm stats:` line it logs (waits up to 5 s).
+pub fn tm_stats(ser: &Ser) -> TmStats {
+    let before = stats_lines(&ser.log()).len();
+    kill(Pid::from_raw(ser.pid()), Signal::SIGUSR1).expect("SIGUSR1 to ser");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let lines = stats_lines(&ser.log());
+        if let Some(l) = lines.get(before) {
+            return parse_tm_stats(l).unwrap_or_else(|| panic!("unparsable tm stats line: {l:?}"));
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `tm stats:` line within 5 s of SIGUSR1; log:\n{}",
+            ser.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The hop-by-hop ACK a UAC sends for a non-2xx final reply to `invite`
+/// (RFC 3261 17.1.1.3): same R-URI, Via (branch), From, Call-ID and CSeq
+/// number; To taken from the reply (with its tag).
+pub fn ack_for(invite: &Request, reply: &[u8]) -> Request {
+    let mut ack = invite.clone();
+    ack.method = "ACK".into();
+    if let Some(to) = header_value(reply, "To") {
+        ack.to = to;
+    }
+    ack.headers
+        .retain(|(n, _)| !n.eq_ignore_ascii_case("Content-Type"));
+    ack.body.clear();
+    ack
+}
+
+/// The CANCEL for `invite` (RFC 3261 9.1): same R-URI, Via, From, To,
+/// Call-ID and CSeq number.
+pub fn cancel_for(invite: &Request) -> Request {
+    let mut c = invite.clone();
+    c.method = "CANCEL".into();
+    c.headers
+        .retain(|(n, _)| !n.eq_ignore_ascii_case("Content-Type"));
+    c.body.clear();
+    c
+}
+
+/// `raw` with `;branch=<branch>` removed from its Via: a pre-RFC 3261
+/// request (RFC 2543 had no branch on a UAC's Via).
+pub fn without_branch(raw: &[u8], branch: &str) -> Vec<u8> {
+    let text = String::from_utf8_lossy(raw).into_owned();
+    text.replacen(&format!(";branch={branch}"), "", 1)
+        .into_bytes()
+}
+
+/// The method of a request, None for a reply.
+pub fn method_of(raw: &[u8]) -> Option<String> {
+    if status_of(raw).is_some() {
+        return None;
+    }
+    first_line(raw).split(' ').next().map(str::to_string)
+}
+
+/// The R-URI of a request.
+pub fn ruri_of(raw: &[u8]) -> Option<String> {
+    first_line(raw).split(' ').nth(1).map(str::to_string)
+}
+
+/// Branch parameter of the top Via.
+pub fn top_branch(raw: &[u8]) -> Option<String> {
+    via_list(raw).first().and_then(|v| param(v, "branch"))
+}
+
+/// The CSeq header value, e.g. `1 ACK`.
+pub fn cseq_of(raw: &[u8]) -> String {
+    header_value(raw, "CSeq").unwrap_or_default()
+}
+
+/// The To tag.
+pub fn to_tag_of(raw: &[u8]) -> Option<String> {
+    header_value(raw, "To").and_then(|v| param(&v, "tag"))
+}
+
+/// Is `raw` a reply to a request of method `m` (by CSeq)?
+pub fn is_reply_for(raw: &[u8], m: &str) -> bool {
+    status_of(raw).is_some() && cseq_of(raw).split_whitespace().nth(1) == Some(m)
+}
+
+/// One datagram received by peer number `who` of a [`pump`] call.
+#[derive(Debug, Clone)]
+pub struct Heard {
+    pub who: usize,
+    pub at: Instant,
+    pub msg: Vec<u8>,
+    pub from: SocketAddr,
+}
+
+/// Serves `peers` round-robin for up to `d`: every datagram is handed to
+/// `f` (which may answer through the peers) and recorded. Stops early when
+/// `f` returns true. Resolution is a few milliseconds, plenty for SIP timers.
+pub fn pump(peers: &[&UdpPeer], d: Duration, mut f: impl FnMut(&Heard) -> bool) -> Vec<Heard> {
+    let deadline = Instant::now() + d;
+    let mut log = Vec::new();
+    while Instant::now() < deadline {
+        for (who, p) in peers.iter().enumerate() {
+            // Empty the socket before moving on, so a burst on one peer
+            // is not delayed by the others' polling.
+            while let Some((msg, from)) = p.recv_timeout(Duration::from_millis(1)) {
+                let h = Heard {
+                    who,
+                    at: Instant::now(),
+                    msg,
+                    from,
+                };
+                let stop = f(&h);
+                log.push(h);
+                if stop {
+                    return log;
+                }
+            }
+        }
+    }
+    log
+}
+
+/// Human-readable summary of what a pump heard (for assertion messages).
+pub fn describe(heard: &[Heard], t0: Instant) -> String {
+    heard
+        .iter()
+        .map(|h| {
+            format!(
+                "  +{:>6} ms peer{} {} [{}]\n",
+                h.at.saturating_duration_since(t0).as_millis(),
+                h.who,
+                first_line(&h.msg),
+                cseq_of(&h.msg)
+            )
+        })
+        .collect()
+}
