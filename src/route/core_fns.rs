@@ -37,6 +37,8 @@ static CORE: &[FnDef] = &[
     FnDef::new("rewriteport", 1, 1, R),
     FnDef::new("setp", 1, 1, R),
     FnDef::new("setuser", 1, 1, R),
+    // Spelling of the tm docs' append_branch example (pre-0.8 names).
+    FnDef::new("set_user", 1, 1, R),
     FnDef::new("rewriteuser", 1, 1, R),
     FnDef::new("setu", 1, 1, R),
     FnDef::new("setuserpass", 1, 1, R),
@@ -47,6 +49,7 @@ static CORE: &[FnDef] = &[
     FnDef::new("strip_tail", 1, 1, R),
     FnDef::new("revert_uri", 0, 0, R),
     FnDef::new("append_branch", 0, 2, M::REQ_FAIL),
+    FnDef::new("t_fork", 0, 0, M::REQ_FAIL),
     FnDef::new("force_rport", 0, 0, M::REQ_FAIL),
     FnDef::new("add_rport", 0, 0, M::REQ_FAIL),
     FnDef::new("force_tcp_alias", 0, 1, M::REQ_FAIL),
@@ -187,7 +190,7 @@ pub fn fixup(def: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<Boxed
             arg_int_range(def.name, args, 0, 0, 65535, "a port number")?;
             uri_fn(UriEdit::Port(s(0)?))
         }
-        "setuser" | "rewriteuser" | "setu" => uri_fn(UriEdit::User(s(0)?)),
+        "setuser" | "rewriteuser" | "setu" | "set_user" => uri_fn(UriEdit::User(s(0)?)),
         "setuserpass" | "rewriteuserpass" | "setup" => uri_fn(UriEdit::UserPass(s(0)?)),
         "prefix" => uri_fn(UriEdit::Prefix(s(0)?)),
         "strip" => uri_fn(UriEdit::Strip(arg_int_range(def.name, args, 0, 0, 1024, "a count")? as usize)),
@@ -196,7 +199,7 @@ pub fn fixup(def: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<Boxed
             ctx.new_uri = None;
             1
         }),
-        "append_branch" => {
+        "append_branch" | "t_fork" => {
             let uri = if args.is_empty() { None } else { Some(s(0)?) };
             let q = match args.get(1) {
                 None => None,
@@ -312,10 +315,10 @@ mod tests {
                 }
                 "log" | "seturi" | "rewriteuri" | "sethost" | "rewritehost" | "seth" | "sethostport"
                 | "rewritehostport" | "sethp" | "setuser" | "rewriteuser" | "setu" | "setuserpass"
-                | "rewriteuserpass" | "setup" | "prefix" | "exec" | "set_advertised_address"
+                | "rewriteuserpass" | "setup" | "prefix" | "exec" | "set_advertised_address" | "set_user"
                 | "force_send_socket" => vec![Literal::Str("x".into())],
                 "error" => vec![Literal::Str("x".into()), Literal::Str("y".into())],
-                "revert_uri" | "append_branch" | "force_rport" | "add_rport" | "force_tcp_alias"
+                "revert_uri" | "append_branch" | "t_fork" | "force_rport" | "add_rport" | "force_tcp_alias"
                 | "add_tcp_alias" => vec![],
                 _ => vec![Literal::Str("5".into())],
             };

@@ -68,7 +68,8 @@ pub fn build_reply(
     if !req.is_request() {
         return Err(BuildError::NotARequest);
     }
-    if !(100..=699).contains(&code) {
+    // Status-Code is any 3 digits (RFC 3261 §25.1); the tm docs send 999.
+    if !(100..=999).contains(&code) {
         return Err(BuildError::BadCode);
     }
     let server = opts.server_header.unwrap_or(&[]);

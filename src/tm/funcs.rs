@@ -181,7 +181,7 @@ impl Module for Tm {
             }
             "t_newtran" => Box::new(t_newtran),
             "t_reply" => {
-                let code = arg_int_range(name, args, 0, 100, 699, "a status code 100..699")? as u16;
+                let code = arg_int_range(name, args, 0, 100, 999, "a 3-digit status code")? as u16;
                 let reason = arg_str(name, args, 1)?.into_bytes();
                 Box::new(move |ctx: &mut MsgCtx<'_>| reply_local(ctx, code, &reason))
             }

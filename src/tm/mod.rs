@@ -15,3 +15,5 @@ pub mod params;
 pub mod relay;
 pub mod reply;
 pub mod store;
+#[cfg(test)]
+mod doc_examples;
