@@ -81,6 +81,8 @@ pub struct Deferred {
     pub failure: Option<u8>,
     pub terminate: bool,
     pub completed: Option<u16>,
+    /// A local UAC transaction ended: (report kind, parameter, final reply).
+    pub uac: Option<(u32, Vec<u8>, Vec<u8>)>,
 }
 
 /// The reply being processed, when the event is a reply.
@@ -169,6 +171,16 @@ pub fn execute(env: &Env, cell: &Cell, st: &mut CellState, acts: &mut Actions, r
                     s.completed[class_of(code)].fetch_add(1, Ordering::Relaxed);
                 }
                 def.completed = Some(code);
+                if st.uac_cb != 0 {
+                    let reply_bytes = match reply {
+                        Some(r) => r.upstream.to_vec(),
+                        None => {
+                            let p = usize::from(st.tx.picked);
+                            st.br.get(p).map(|b| region.slice(b.reply).to_vec()).unwrap_or_default()
+                        }
+                    };
+                    def.uac = Some((st.uac_cb, region.slice(st.uac_param).to_vec(), reply_bytes));
+                }
             }
             Action::Terminate => def.terminate = true,
         }
@@ -230,10 +242,15 @@ pub fn rearm(cref: &CellRef, st: &CellState) {
     let link = timer_link(cref.off());
     match st.tx.next_deadline() {
         Some(at) => {
-            if !cell.timer.is_armed() {
+            // The reference is counted before the timer can fire.
+            let was_armed = cell.timer.is_armed();
+            if !was_armed {
                 cell.refs.inc();
             }
-            crate::timer::arm(link, TIMER_KIND, at);
+            if !crate::timer::arm(link, TIMER_KIND, at) && !was_armed {
+                let last = cell.refs.dec();
+                debug_assert!(!last, "the caller's reference keeps the cell");
+            }
         }
         None => {
             if crate::timer::disarm(link) {
@@ -250,6 +267,9 @@ pub fn finish(env: &'static Env, cref: &CellRef, mut def: Deferred) {
     loop {
         if let Some(code) = def.completed.take() {
             callbacks::fire(CbEvent::Completed, cref.cell(), code);
+            if let Some((kind, param, reply)) = def.uac.take() {
+                crate::tm::uac::report(kind, &crate::tm::uac::UacOutcome { code, param: &param, reply: &reply });
+            }
         }
         if def.terminate {
             store::unlink(cref);

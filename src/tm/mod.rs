@@ -15,5 +15,8 @@ pub mod params;
 pub mod relay;
 pub mod reply;
 pub mod store;
+pub mod uac;
 #[cfg(test)]
 mod doc_examples;
+#[cfg(test)]
+mod uac_tests;
