@@ -6,15 +6,15 @@
 #![deny(unsafe_code)]
 
 pub mod cfg;
-pub mod sip;
-pub mod route;
-pub mod modules;
-pub mod net;
-pub mod proc;
-pub mod os;
-pub mod timer;
 pub mod cli;
 pub mod logging;
-pub mod util;
+pub mod modules;
+pub mod net;
+pub mod os;
+pub mod proc;
+pub mod route;
 pub mod server;
+pub mod sip;
+pub mod timer;
 pub mod tm;
+pub mod util;

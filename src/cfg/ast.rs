@@ -29,13 +29,22 @@ pub struct Script {
 #[derive(Debug, Clone)]
 pub enum Item {
     /// `name = value` (several values for list parameters like `listen`).
-    Global { name: String, value: GlobalValue, pos: Pos },
+    Global {
+        name: String,
+        value: GlobalValue,
+        pos: Pos,
+    },
     /// `loadmodule "path"`.
     LoadModule { path: String, pos: Pos },
     /// `loadpath "dir"` (2.x).
     LoadPath { path: String, pos: Pos },
     /// `modparam("module-regex", "param", value)`.
-    ModParam { module: String, param: String, value: Literal, pos: Pos },
+    ModParam {
+        module: String,
+        param: String,
+        value: Literal,
+        pos: Pos,
+    },
     /// A route block of any kind.
     Route(RouteBlock),
 }
@@ -114,10 +123,20 @@ pub enum Stmt {
     /// A call: core action, module function, or a keyword action
     /// (`drop`, `break`, `return [n]`, `exit [n]`, `route(N)`).
     Call(Call),
-    If { cond: Expr, then: Vec<Stmt>, otherwise: Option<Vec<Stmt>>, pos: Pos },
+    If {
+        cond: Expr,
+        then: Vec<Stmt>,
+        otherwise: Option<Vec<Stmt>>,
+        pos: Pos,
+    },
     Block(Vec<Stmt>),
     /// 2.x assignment `$avp = value` / `+=`; kept so 2.x scripts parse.
-    Assign { target: String, op: AssignOp, value: Expr, pos: Pos },
+    Assign {
+        target: String,
+        op: AssignOp,
+        value: Expr,
+        pos: Pos,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,7 +176,12 @@ pub enum Expr {
     Or(Box<Expr>, Box<Expr>),
     /// `lhs op rhs`, or `rhs op lhs` with the operand on the right
     /// (`myself == uri` is normalised to `uri == myself`).
-    Cmp { lhs: Operand, op: CmpOp, rhs: Rhs, pos: Pos },
+    Cmp {
+        lhs: Operand,
+        op: CmpOp,
+        rhs: Rhs,
+        pos: Pos,
+    },
     /// A call used as a condition: its return value decides.
     Call(Call),
     /// `{ ... }` or `if` used as a condition is unusual but legal in 0.9.
@@ -218,7 +242,10 @@ pub enum Rhs {
     /// `max_len` (the maximum message length, 65535).
     MaxLen,
     /// `ip`, `ip/bits` or `ip/mask`.
-    Net { addr: std::net::IpAddr, prefix: u8 },
+    Net {
+        addr: std::net::IpAddr,
+        prefix: u8,
+    },
     Proto(Proto),
     /// `inet` / `inet6`.
     Af(u8),

@@ -5,7 +5,9 @@
 //! An unparsable value is left alone (returns 1), as SER does.
 
 use crate::cfg::ast::Literal;
-use crate::route::export::{arg_int_range, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask};
+use crate::route::export::{
+    arg_int_range, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask,
+};
 use crate::route::MsgCtx;
 use crate::sip::HdrKind;
 
@@ -19,14 +21,23 @@ impl Default for MaxFwd {
     }
 }
 
-static FUNCS: &[FnDef] = &[FnDef::new("mf_process_maxfwd_header", 1, 1, RouteMask::REQ_FAIL)];
+static FUNCS: &[FnDef] = &[FnDef::new(
+    "mf_process_maxfwd_header",
+    1,
+    1,
+    RouteMask::REQ_FAIL,
+)];
 
 /// The new value for a received Max-Forwards, or `None` for "exhausted".
 pub fn next_value(received: u32, max_limit: u32) -> Option<u32> {
     if received == 0 {
         return None;
     }
-    let v = if max_limit > 0 && received > max_limit { max_limit } else { received };
+    let v = if max_limit > 0 && received > max_limit {
+        max_limit
+    } else {
+        received
+    };
     Some(v - 1)
 }
 
@@ -45,13 +56,26 @@ impl Module for MaxFwd {
                 self.max_limit = *n as u32;
                 Ok(())
             }
-            ("max_limit", _) => Err(ParamError::BadType { module: "maxfwd", param: param.into(), expected: "an integer 0..255" }),
+            ("max_limit", _) => Err(ParamError::BadType {
+                module: "maxfwd",
+                param: param.into(),
+                expected: "an integer 0..255",
+            }),
             _ => Err(super::no_params("maxfwd", param)),
         }
     }
 
-    fn fixup(&self, f: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<BoxedFn, FixupError> {
-        let hi = if self.max_limit > 0 { i64::from(self.max_limit) } else { 255 };
+    fn fixup(
+        &self,
+        f: &FnDef,
+        args: &[Literal],
+        _env: &FixupEnv<'_>,
+    ) -> Result<BoxedFn, FixupError> {
+        let hi = if self.max_limit > 0 {
+            i64::from(self.max_limit)
+        } else {
+            255
+        };
         let initial = arg_int_range(f.name, args, 0, 0, hi, "a number within max_limit")? as u32;
         let limit = self.max_limit;
         Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {

@@ -22,5 +22,8 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
 
 /// Refuse any parameter: for modules that have none.
 pub fn no_params(module: &'static str, param: &str) -> crate::route::export::ParamError {
-    crate::route::export::ParamError::Unknown { module, param: param.to_string() }
+    crate::route::export::ParamError::Unknown {
+        module,
+        param: param.to_string(),
+    }
 }

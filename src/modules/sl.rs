@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 
 use crate::cfg::ast::Literal;
 use crate::net::{send_udp, ListenSocket};
-use crate::route::export::{arg_int_range, arg_str, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask};
+use crate::route::export::{
+    arg_int_range, arg_str, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask,
+};
 use crate::route::forward::{resolve, via1_received_params, via1_replaced_spans};
 use crate::route::{MsgCtx, Runtime};
 use crate::sip::{build_reply, Method, Msg, ReplyOpts};
@@ -28,7 +30,11 @@ static FUNCS: &[FnDef] = &[
 pub fn to_tag(rt: &Runtime, msg: &Msg) -> String {
     let buf = msg.buf();
     let digest = match msg.via1() {
-        Ok(v) => hex16(&[v.host.get(buf), &v.port.unwrap_or(0).to_be_bytes(), v.branch.map(|b| b.get(buf)).unwrap_or(&[])]),
+        Ok(v) => hex16(&[
+            v.host.get(buf),
+            &v.port.unwrap_or(0).to_be_bytes(),
+            v.branch.map(|b| b.get(buf)).unwrap_or(&[]),
+        ]),
         Err(_) => hex16(&[]),
     };
     format!("{}.{}", rt.sl_tag, digest)
@@ -43,7 +49,10 @@ fn reply_destination(rt: &Runtime, msg: &Msg, src: SocketAddr) -> SocketAddr {
     let buf = msg.buf();
     match msg.via1() {
         Ok(v) => {
-            let host = v.received.map(|r| r.get(buf)).unwrap_or_else(|| v.host.get(buf));
+            let host = v
+                .received
+                .map(|r| r.get(buf))
+                .unwrap_or_else(|| v.host.get(buf));
             let port = match v.rport {
                 Some(Some(p)) => p,
                 _ => v.port.unwrap_or(5060),
@@ -66,11 +75,21 @@ pub struct LocalReply<'a> {
 
 /// Build and send a stateless reply to `msg`. The worker uses this for
 /// `400 Bad Request` on malformed input too.
-pub fn send_reply(rt: &Runtime, msg: &Msg, src: SocketAddr, rcv: &ListenSocket, r: &LocalReply<'_>) -> Result<(), SendReplyError> {
+pub fn send_reply(
+    rt: &Runtime,
+    msg: &Msg,
+    src: SocketAddr,
+    rcv: &ListenSocket,
+    r: &LocalReply<'_>,
+) -> Result<(), SendReplyError> {
     if msg.method() == Method::Ack {
         return Err(SendReplyError::Ack);
     }
-    let tag = if r.code >= 180 && msg.to().map(|t| t.tag.is_none()).unwrap_or(false) { Some(to_tag(rt, msg)) } else { None };
+    let tag = if r.code >= 180 && msg.to().map(|t| t.tag.is_none()).unwrap_or(false) {
+        Some(to_tag(rt, msg))
+    } else {
+        None
+    };
     let via_extra = via1_received_params(msg, src, r.force_rport);
     let via_drop = via1_replaced_spans(msg, src, r.force_rport);
     let mut extra = r.extra.to_vec();
@@ -83,7 +102,11 @@ pub fn send_reply(rt: &Runtime, msg: &Msg, src: SocketAddr, rcv: &ListenSocket, 
         via1_drop: &via_drop,
         extra_headers: &extra,
         body: b"",
-        server_header: if rt.server_hdr.is_empty() { None } else { Some(&rt.server_hdr) },
+        server_header: if rt.server_hdr.is_empty() {
+            None
+        } else {
+            Some(&rt.server_hdr)
+        },
     };
     let mut out = Vec::with_capacity(msg.buf().len() + 256);
     build_reply(msg, r.code, r.reason, &opts, &mut out).map_err(|_| SendReplyError::Build)?;
@@ -102,7 +125,13 @@ pub enum SendReplyError {
 }
 
 /// SER's diagnostic `Warning: 392` header (`sip_warning=1`).
-fn warning_line(rt: &Runtime, msg: &Msg, src: SocketAddr, rcv: &ListenSocket, new_uri: Option<&[u8]>) -> String {
+fn warning_line(
+    rt: &Runtime,
+    msg: &Msg,
+    src: SocketAddr,
+    rcv: &ListenSocket,
+    new_uri: Option<&[u8]>,
+) -> String {
     let via_cnt: usize = msg.headers_of(crate::sip::HdrKind::Via).count();
     let _ = rt;
     format!(
@@ -144,7 +173,13 @@ pub fn reply_from_script(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8], more_hd
     if (300..400).contains(&code) {
         extra.extend_from_slice(&redirect_contacts(ctx));
     }
-    let r = LocalReply { code, reason, extra: &extra, new_uri: ctx.new_uri.as_deref(), force_rport: ctx.force_rport };
+    let r = LocalReply {
+        code,
+        reason,
+        extra: &extra,
+        new_uri: ctx.new_uri.as_deref(),
+        force_rport: ctx.force_rport,
+    };
     match send_reply(ctx.rt, ctx.msg, ctx.src, ctx.rcv, &r) {
         Ok(()) => 1,
         Err(e) => {
@@ -167,12 +202,20 @@ impl Module for Sl {
         Err(super::no_params("sl", param))
     }
 
-    fn fixup(&self, f: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<BoxedFn, FixupError> {
+    fn fixup(
+        &self,
+        f: &FnDef,
+        args: &[Literal],
+        _env: &FixupEnv<'_>,
+    ) -> Result<BoxedFn, FixupError> {
         match f.name {
             "sl_send_reply" | "sl_reply" => {
-                let code = arg_int_range(f.name, args, 0, 100, 699, "a status code 100..699")? as u16;
+                let code =
+                    arg_int_range(f.name, args, 0, 100, 699, "a status code 100..699")? as u16;
                 let reason = arg_str(f.name, args, 1)?.into_bytes();
-                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| reply_from_script(ctx, code, &reason, b"")))
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    reply_from_script(ctx, code, &reason, b"")
+                }))
             }
             _ => Ok(Box::new(|ctx: &mut MsgCtx<'_>| {
                 let err = ctx.last_error;

@@ -4,13 +4,17 @@
 use regex::bytes::Regex;
 
 use crate::cfg::ast::Literal;
-use crate::route::export::{arg_str, compile_regex, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask};
+use crate::route::export::{
+    arg_str, compile_regex, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask,
+};
 use crate::route::MsgCtx;
 use crate::sip::{HdrKind, Span};
 
 pub struct TextOps;
 
-const R: RouteMask = RouteMask::REQ_FAIL.or(RouteMask::ONREPLY).or(RouteMask::BRANCH);
+const R: RouteMask = RouteMask::REQ_FAIL
+    .or(RouteMask::ONREPLY)
+    .or(RouteMask::BRANCH);
 
 static FUNCS: &[FnDef] = &[
     FnDef::new("search", 1, 1, R),
@@ -37,7 +41,12 @@ struct Subst {
 }
 
 fn bad_subst(f: &'static str, s: &str) -> FixupError {
-    FixupError::BadArg { func: f, index: 1, expected: "/regex/replacement/flags", found: s.to_string() }
+    FixupError::BadArg {
+        func: f,
+        index: 1,
+        expected: "/regex/replacement/flags",
+        found: s.to_string(),
+    }
 }
 
 fn parse_subst(f: &'static str, s: &str) -> Result<Subst, FixupError> {
@@ -48,16 +57,22 @@ fn parse_subst(f: &'static str, s: &str) -> Result<Subst, FixupError> {
     for c in chars {
         if esc {
             if c != delim {
-                parts.last_mut().map(|p| p.push('\\'));
+                if let Some(p) = parts.last_mut() {
+                    p.push('\\')
+                }
             }
-            parts.last_mut().map(|p| p.push(c));
+            if let Some(p) = parts.last_mut() {
+                p.push(c)
+            }
             esc = false;
         } else if c == '\\' {
             esc = true;
         } else if c == delim {
             parts.push(String::new());
         } else {
-            parts.last_mut().map(|p| p.push(c));
+            if let Some(p) = parts.last_mut() {
+                p.push(c)
+            }
         }
     }
     if parts.len() != 3 {
@@ -70,13 +85,18 @@ fn parse_subst(f: &'static str, s: &str) -> Result<Subst, FixupError> {
     let re = regex::bytes::RegexBuilder::new(&parts[0])
         .case_insensitive(flags.contains('i'))
         .build()
-        .map_err(|e| FixupError::BadRegex { regex: parts[0].clone(), reason: e.to_string() })?;
+        .map_err(|e| FixupError::BadRegex {
+            regex: parts[0].clone(),
+            reason: e.to_string(),
+        })?;
     let mut repl = Vec::new();
     let mut it = parts[1].chars().peekable();
     while let Some(c) = it.next() {
         match c {
             '\\' => match it.next() {
-                Some(d) if d.is_ascii_digit() => repl.extend_from_slice(format!("${{{d}}}").as_bytes()),
+                Some(d) if d.is_ascii_digit() => {
+                    repl.extend_from_slice(format!("${{{d}}}").as_bytes())
+                }
                 Some('n') => repl.push(b'\n'),
                 Some('r') => repl.push(b'\r'),
                 Some('t') => repl.push(b'\t'),
@@ -87,7 +107,11 @@ fn parse_subst(f: &'static str, s: &str) -> Result<Subst, FixupError> {
             o => repl.extend_from_slice(o.to_string().as_bytes()),
         }
     }
-    Ok(Subst { re, repl, global: flags.contains('g') })
+    Ok(Subst {
+        re,
+        repl,
+        global: flags.contains('g'),
+    })
 }
 
 fn header_name(s: &str) -> Vec<u8> {
@@ -107,7 +131,9 @@ fn name_matches(msg: &crate::sip::Msg, h: &crate::sip::Header, name: &[u8]) -> b
 /// RFC 1123 date for `append_time`.
 fn http_date(secs: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = secs / 86400;
     let rem = secs % 86400;
     // Civil-from-days (Howard Hinnant's algorithm), days since 1970-01-01.
@@ -145,12 +171,19 @@ impl Module for TextOps {
         Err(super::no_params("textops", param))
     }
 
-    fn fixup(&self, f: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<BoxedFn, FixupError> {
+    fn fixup(
+        &self,
+        f: &FnDef,
+        args: &[Literal],
+        _env: &FixupEnv<'_>,
+    ) -> Result<BoxedFn, FixupError> {
         let s = |i| arg_str(f.name, args, i);
         Ok(match f.name {
             "search" => {
                 let re = compile_regex(&s(0)?)?;
-                Box::new(move |ctx: &mut MsgCtx<'_>| if re.is_match(ctx.msg.buf()) { 1 } else { -1 })
+                Box::new(
+                    move |ctx: &mut MsgCtx<'_>| if re.is_match(ctx.msg.buf()) { 1 } else { -1 },
+                )
             }
             "search_append" => {
                 let (re, txt) = (compile_regex(&s(0)?)?, s(1)?.into_bytes());
@@ -163,20 +196,29 @@ impl Module for TextOps {
                 })
             }
             "replace" | "replace_all" => {
-                let (re, txt, all) = (compile_regex(&s(0)?)?, s(1)?.into_bytes(), f.name == "replace_all");
+                let (re, txt, all) = (
+                    compile_regex(&s(0)?)?,
+                    s(1)?.into_bytes(),
+                    f.name == "replace_all",
+                );
                 Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let mut n = 0;
                     for m in re.find_iter(ctx.msg.buf()) {
                         if m.start() == m.end() {
                             continue;
                         }
-                        ctx.lumps.replace(Span::new(m.start(), m.end() - m.start()), &txt);
+                        ctx.lumps
+                            .replace(Span::new(m.start(), m.end() - m.start()), &txt);
                         n += 1;
                         if !all {
                             break;
                         }
                     }
-                    if n > 0 { 1 } else { -1 }
+                    if n > 0 {
+                        1
+                    } else {
+                        -1
+                    }
                 })
             }
             "subst" => {
@@ -188,13 +230,18 @@ impl Module for TextOps {
                         let Some(m) = caps.get(0) else { continue };
                         let mut out = Vec::new();
                         caps.expand(&sub.repl, &mut out);
-                        ctx.lumps.replace(Span::new(m.start(), m.end() - m.start()), &out);
+                        ctx.lumps
+                            .replace(Span::new(m.start(), m.end() - m.start()), &out);
                         n += 1;
                         if !sub.global {
                             break;
                         }
                     }
-                    if n > 0 { 1 } else { -1 }
+                    if n > 0 {
+                        1
+                    } else {
+                        -1
+                    }
                 })
             }
             "subst_uri" | "subst_user" => {
@@ -253,14 +300,22 @@ impl Module for TextOps {
                             n += 1;
                         }
                     }
-                    if n > 0 { 1 } else { -1 }
+                    if n > 0 {
+                        1
+                    } else {
+                        -1
+                    }
                 })
             }
             "is_present_hf" => {
                 let name = header_name(&s(0)?);
                 Box::new(move |ctx: &mut MsgCtx<'_>| {
                     let msg = ctx.msg;
-                    if msg.headers().iter().any(|h| name_matches(msg, h, &name)) { 1 } else { -1 }
+                    if msg.headers().iter().any(|h| name_matches(msg, h, &name)) {
+                        1
+                    } else {
+                        -1
+                    }
                 })
             }
             "append_urihf" => {
@@ -285,7 +340,8 @@ impl Module for TextOps {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
-                ctx.reply_hdrs.extend_from_slice(format!("Date: {}\r\n", http_date(now)).as_bytes());
+                ctx.reply_hdrs
+                    .extend_from_slice(format!("Date: {}\r\n", http_date(now)).as_bytes());
                 1
             }),
         })

@@ -41,7 +41,11 @@ pub enum LoadErrorKind {
     #[error("unknown function {0:?} (is its module loaded?)")]
     UnknownFunction(String),
     #[error("{name} takes {expected} argument(s), found {found}")]
-    ArgCount { name: String, expected: String, found: usize },
+    ArgCount {
+        name: String,
+        expected: String,
+        found: usize,
+    },
     #[error("{name} cannot be used in {kind}")]
     NotAllowedHere { name: String, kind: &'static str },
     #[error("{0}")]
@@ -60,7 +64,11 @@ pub enum LoadErrorKind {
 
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.pos.line, self.pos.col, self.kind)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.pos.line, self.pos.col, self.kind
+        )
     }
 }
 
@@ -91,14 +99,26 @@ struct Loader<'a> {
 /// Load a parsed script. `core` arrives with the command-line settings
 /// already applied; config values override them, as in SER.
 pub fn load(script: &Script, file: &str, core: CoreCfg) -> Result<Loaded, LoadError> {
-    let mut l = Loader { file, core, modules: Vec::new(), names: HashMap::new() };
+    let mut l = Loader {
+        file,
+        core,
+        modules: Vec::new(),
+        names: HashMap::new(),
+    };
     let mut blocks: Vec<&RouteBlock> = Vec::new();
     for item in &script.items {
         match item {
-            Item::Global { name, value, pos } => l.core.set(name, value).map_err(|e| l.err(*pos, e.into()))?,
+            Item::Global { name, value, pos } => {
+                l.core.set(name, value).map_err(|e| l.err(*pos, e.into()))?
+            }
             Item::LoadModule { path, pos } => l.load_module(path, *pos)?,
             Item::LoadPath { .. } => {}
-            Item::ModParam { module, param, value, pos } => l.modparam(module, param, value, *pos)?,
+            Item::ModParam {
+                module,
+                param,
+                value,
+                pos,
+            } => l.modparam(module, param, value, *pos)?,
             Item::Route(b) => blocks.push(b),
         }
     }
@@ -122,12 +142,20 @@ pub fn load(script: &Script, file: &str, core: CoreCfg) -> Result<Loaded, LoadEr
         }
     }
     routes.names = l.names;
-    Ok(Loaded { core: l.core, routes, modules: l.modules })
+    Ok(Loaded {
+        core: l.core,
+        routes,
+        modules: l.modules,
+    })
 }
 
 impl<'a> Loader<'a> {
     fn err(&self, pos: Pos, kind: LoadErrorKind) -> LoadError {
-        LoadError { file: self.file.to_string(), pos, kind }
+        LoadError {
+            file: self.file.to_string(),
+            pos,
+            kind,
+        }
     }
 
     fn load_module(&mut self, path: &str, pos: Pos) -> Result<(), LoadError> {
@@ -143,12 +171,21 @@ impl<'a> Loader<'a> {
             }
             None => Err(self.err(
                 pos,
-                LoadErrorKind::UnknownModule { name: name.to_string(), supported: modules::SUPPORTED.join(", ") },
+                LoadErrorKind::UnknownModule {
+                    name: name.to_string(),
+                    supported: modules::SUPPORTED.join(", "),
+                },
             )),
         }
     }
 
-    fn modparam(&mut self, module: &str, param: &str, value: &Literal, pos: Pos) -> Result<(), LoadError> {
+    fn modparam(
+        &mut self,
+        module: &str,
+        param: &str,
+        value: &Literal,
+        pos: Pos,
+    ) -> Result<(), LoadError> {
         let re = regex::RegexBuilder::new(&format!("^(?:{module})$"))
             .case_insensitive(true)
             .build()
@@ -171,8 +208,17 @@ impl<'a> Loader<'a> {
     /// follow the highest number.
     fn index_routes(&mut self, blocks: &[&RouteBlock]) -> Result<Routes, LoadError> {
         let mut routes = Routes::default();
-        for kind in [RouteKind::Request, RouteKind::Failure, RouteKind::OnReply, RouteKind::Branch] {
-            let mut max = if kind == RouteKind::Request { Some(0usize) } else { None };
+        for kind in [
+            RouteKind::Request,
+            RouteKind::Failure,
+            RouteKind::OnReply,
+            RouteKind::Branch,
+        ] {
+            let mut max = if kind == RouteKind::Request {
+                Some(0usize)
+            } else {
+                None
+            };
             for b in blocks.iter().filter(|b| b.kind == kind) {
                 if let RouteName::Num(n) = b.name {
                     if n >= MAX_ROUTE_INDEX {
@@ -187,7 +233,10 @@ impl<'a> Loader<'a> {
                 if let RouteName::Name(_) = b.name {
                     let key = (kind, b.name.clone());
                     if self.names.contains_key(&key) {
-                        return Err(self.err(b.pos, LoadErrorKind::DuplicateRoute(format!("{:?}", b.name))));
+                        return Err(self.err(
+                            b.pos,
+                            LoadErrorKind::DuplicateRoute(format!("{:?}", b.name)),
+                        ));
                     }
                     self.names.insert(key, next);
                     next += 1;
@@ -201,7 +250,10 @@ impl<'a> Loader<'a> {
             };
             table.resize_with(next, Vec::new);
         }
-        for b in blocks.iter().filter(|b| matches!(b.kind, RouteKind::CoreReply | RouteKind::OnSend)) {
+        for b in blocks
+            .iter()
+            .filter(|b| matches!(b.kind, RouteKind::CoreReply | RouteKind::OnSend))
+        {
             self.names.insert((b.kind, b.name.clone()), 0);
         }
         Ok(routes)
@@ -226,7 +278,12 @@ impl<'a> Loader<'a> {
     fn stmt(&self, s: &Stmt, cx: &BlockCx) -> Result<Action, LoadError> {
         match s {
             Stmt::Call(c) => self.call(c, cx),
-            Stmt::If { cond, then, otherwise, .. } => Ok(Action::If {
+            Stmt::If {
+                cond,
+                then,
+                otherwise,
+                ..
+            } => Ok(Action::If {
                 cond: self.cond(cond, cx)?,
                 then: self.stmts(then, cx)?,
                 otherwise: match otherwise {
@@ -235,7 +292,9 @@ impl<'a> Loader<'a> {
                 },
             }),
             Stmt::Block(list) => Ok(Action::Block(self.stmts(list, cx)?)),
-            Stmt::Assign { pos, .. } => Err(self.err(*pos, LoadErrorKind::Unsupported("AVP assignment"))),
+            Stmt::Assign { pos, .. } => {
+                Err(self.err(*pos, LoadErrorKind::Unsupported("AVP assignment")))
+            }
         }
     }
 
@@ -254,26 +313,43 @@ impl<'a> Loader<'a> {
             "route" if c.args.len() == 1 => return self.route_call(c),
             _ => {}
         }
-        let env = FixupEnv { core: &self.core, routes: &self.names };
+        let env = FixupEnv {
+            core: &self.core,
+            routes: &self.names,
+        };
         let (def, owner) = match core_fns::find(&c.name) {
             Some(d) => (d, None),
             None => {
-                let found = self
-                    .modules
-                    .iter()
-                    .find_map(|m| m.functions().iter().find(|f| f.name == c.name).map(|f| (*f, Some(m))));
-                found.ok_or_else(|| self.err(c.pos, LoadErrorKind::UnknownFunction(c.name.clone())))?
+                let found = self.modules.iter().find_map(|m| {
+                    m.functions()
+                        .iter()
+                        .find(|f| f.name == c.name)
+                        .map(|f| (*f, Some(m)))
+                });
+                found.ok_or_else(|| {
+                    self.err(c.pos, LoadErrorKind::UnknownFunction(c.name.clone()))
+                })?
             }
         };
         let n = c.args.len();
         if n < def.min_args as usize || n > def.max_args as usize {
             return Err(self.err(
                 c.pos,
-                LoadErrorKind::ArgCount { name: c.name.clone(), expected: def.arity_text(), found: n },
+                LoadErrorKind::ArgCount {
+                    name: c.name.clone(),
+                    expected: def.arity_text(),
+                    found: n,
+                },
             ));
         }
         if !mask_overlaps(def.kinds, cx.mask) {
-            return Err(self.err(c.pos, LoadErrorKind::NotAllowedHere { name: c.name.clone(), kind: kind_name(cx.kind) }));
+            return Err(self.err(
+                c.pos,
+                LoadErrorKind::NotAllowedHere {
+                    name: c.name.clone(),
+                    kind: kind_name(cx.kind),
+                },
+            ));
         }
         let f = match owner {
             None => core_fns::fixup(&def, &c.args, &env),
@@ -315,13 +391,33 @@ impl<'a> Loader<'a> {
                 other => Cond::Block(vec![other]),
             },
             Expr::Block(list) => Cond::Block(self.stmts(list, cx)?),
-            Expr::Var(_) => return Err(self.err(Pos::default(), LoadErrorKind::Unsupported("variables in conditions"))),
+            Expr::Var(_) => {
+                return Err(self.err(
+                    Pos::default(),
+                    LoadErrorKind::Unsupported("variables in conditions"),
+                ))
+            }
             Expr::Cmp { lhs, op, rhs, pos } => self.cmp(*lhs, *op, rhs, *pos, cx)?,
         })
     }
 
-    fn cmp(&self, lhs: Operand, op: CmpOp, rhs: &Rhs, pos: Pos, cx: &BlockCx) -> Result<Cond, LoadError> {
-        let bad = |operand: &'static str| self.err(pos, LoadErrorKind::BadComparison { operand, rhs: rhs_text(rhs) });
+    fn cmp(
+        &self,
+        lhs: Operand,
+        op: CmpOp,
+        rhs: &Rhs,
+        pos: Pos,
+        cx: &BlockCx,
+    ) -> Result<Cond, LoadError> {
+        let bad = |operand: &'static str| {
+            self.err(
+                pos,
+                LoadErrorKind::BadComparison {
+                    operand,
+                    rhs: rhs_text(rhs),
+                },
+            )
+        };
         let negate = op == CmpOp::Ne;
         let str_test = |what: StrOperand, operand: &'static str| -> Result<Cond, LoadError> {
             let text = match rhs {
@@ -331,10 +427,18 @@ impl<'a> Loader<'a> {
                 _ => return Err(bad(operand)),
             };
             match op {
-                CmpOp::Eq | CmpOp::Ne => Ok(Cond::StrEq { what, val: text.into_bytes(), negate }),
+                CmpOp::Eq | CmpOp::Ne => Ok(Cond::StrEq {
+                    what,
+                    val: text.into_bytes(),
+                    negate,
+                }),
                 CmpOp::Match => {
                     let re = compile_regex(&text).map_err(|e| self.err(pos, e.into()))?;
-                    Ok(Cond::StrRe { what, re, negate: false })
+                    Ok(Cond::StrRe {
+                        what,
+                        re,
+                        negate: false,
+                    })
                 }
                 _ => Err(bad(operand)),
             }
@@ -361,7 +465,9 @@ impl<'a> Loader<'a> {
                     _ => (StrOperand::ToUri, "to_uri"),
                 };
                 match rhs {
-                    Rhs::Myself if matches!(op, CmpOp::Eq | CmpOp::Ne) => Ok(Cond::UriMyself { what, negate }),
+                    Rhs::Myself if matches!(op, CmpOp::Eq | CmpOp::Ne) => {
+                        Ok(Cond::UriMyself { what, negate })
+                    }
                     _ => str_test(what, name),
                 }
             }
@@ -377,9 +483,11 @@ impl<'a> Loader<'a> {
                 };
                 match (rhs, op) {
                     (Rhs::Myself, CmpOp::Eq | CmpOp::Ne) => Ok(Cond::IpMyself { what, negate }),
-                    (Rhs::Net { addr, prefix }, CmpOp::Eq | CmpOp::Ne) => {
-                        Ok(Cond::IpIn { what, nets: vec![(*addr, *prefix)], negate })
-                    }
+                    (Rhs::Net { addr, prefix }, CmpOp::Eq | CmpOp::Ne) => Ok(Cond::IpIn {
+                        what,
+                        nets: vec![(*addr, *prefix)],
+                        negate,
+                    }),
                     (Rhs::Str(s) | Rhs::Ident(s), CmpOp::Eq | CmpOp::Ne) => {
                         let nets = resolve_host(s).map_err(|e| self.err(pos, e.into()))?;
                         Ok(Cond::IpIn { what, nets, negate })
@@ -393,15 +501,27 @@ impl<'a> Loader<'a> {
             Operand::MsgLen => num(NumOperand::MsgLen, "msg:len"),
             Operand::RetCode => num(NumOperand::RetCode, "$retcode"),
             Operand::Proto => match rhs {
-                Rhs::Proto(p) if matches!(op, CmpOp::Eq | CmpOp::Ne) => Ok(Cond::Proto { proto: *p, negate }),
+                Rhs::Proto(p) if matches!(op, CmpOp::Eq | CmpOp::Ne) => {
+                    Ok(Cond::Proto { proto: *p, negate })
+                }
                 _ => Err(bad("proto")),
             },
             Operand::Af => match rhs {
-                Rhs::Af(a) if matches!(op, CmpOp::Eq | CmpOp::Ne) => Ok(Cond::Af { af: *a, negate }),
-                Rhs::Int(a) if matches!(op, CmpOp::Eq | CmpOp::Ne) => Ok(Cond::Af { af: *a as u8, negate }),
+                Rhs::Af(a) if matches!(op, CmpOp::Eq | CmpOp::Ne) => {
+                    Ok(Cond::Af { af: *a, negate })
+                }
+                Rhs::Int(a) if matches!(op, CmpOp::Eq | CmpOp::Ne) => Ok(Cond::Af {
+                    af: *a as u8,
+                    negate,
+                }),
                 _ => Err(bad("af")),
             },
-            Operand::SndIp | Operand::SndPort | Operand::SndProto | Operand::SndAf | Operand::ToIp | Operand::ToPort => {
+            Operand::SndIp
+            | Operand::SndPort
+            | Operand::SndProto
+            | Operand::SndAf
+            | Operand::ToIp
+            | Operand::ToPort => {
                 Err(self.err(pos, LoadErrorKind::Unsupported("onsend_route operands")))
             }
         }
@@ -414,9 +534,16 @@ struct BlockCx {
 }
 
 fn mask_overlaps(a: RouteMask, b: RouteMask) -> bool {
-    [RouteKind::Request, RouteKind::Failure, RouteKind::OnReply, RouteKind::Branch, RouteKind::OnSend, RouteKind::CoreReply]
-        .iter()
-        .any(|k| a.allows(*k) && b.allows(*k))
+    [
+        RouteKind::Request,
+        RouteKind::Failure,
+        RouteKind::OnReply,
+        RouteKind::Branch,
+        RouteKind::OnSend,
+        RouteKind::CoreReply,
+    ]
+    .iter()
+    .any(|k| a.allows(*k) && b.allows(*k))
 }
 
 fn rhs_text(r: &Rhs) -> String {
@@ -439,6 +566,11 @@ fn resolve_host(s: &str) -> Result<Vec<(IpAddr, u8)>, FixupError> {
     }
     let addrs = (s, 0u16)
         .to_socket_addrs()
-        .map_err(|e| FixupError::Resolve { host: s.to_string(), reason: e.to_string() })?;
-    Ok(addrs.map(|a| (a.ip(), if a.is_ipv4() { 32 } else { 128 })).collect())
+        .map_err(|e| FixupError::Resolve {
+            host: s.to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(addrs
+        .map(|a| (a.ip(), if a.is_ipv4() { 32 } else { 128 }))
+        .collect())
 }

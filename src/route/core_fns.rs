@@ -83,8 +83,12 @@ fn parse_dest(def: &FnDef, args: &[Literal]) -> Result<Dest, FixupError> {
         return Ok(Dest::Uri { port });
     }
     // Fixed hosts are resolved once, at start-up, as in SER.
-    let addr = resolve(first.as_bytes(), port.filter(|p| *p != 0).unwrap_or(5060))
-        .ok_or(FixupError::Resolve { host: first.clone(), reason: "no address found".into() })?;
+    let addr = resolve(first.as_bytes(), port.filter(|p| *p != 0).unwrap_or(5060)).ok_or(
+        FixupError::Resolve {
+            host: first.clone(),
+            reason: "no address found".into(),
+        },
+    )?;
     Ok(Dest::Fixed(addr))
 }
 
@@ -110,7 +114,9 @@ fn send_fn(dest: Dest) -> BoxedFn {
                 Err(e) => return ctx.fail(e),
             },
         };
-        let Some(sock) = ctx.rt.sockets.udp_for(&addr) else { return ctx.fail(ScriptError::Send) };
+        let Some(sock) = ctx.rt.sockets.udp_for(&addr) else {
+            return ctx.fail(ScriptError::Send);
+        };
         match crate::net::send_udp(&sock.udp, ctx.msg.buf(), addr) {
             Ok(()) => 1,
             Err(_) => ctx.fail(ScriptError::Send),
@@ -119,16 +125,18 @@ fn send_fn(dest: Dest) -> BoxedFn {
 }
 
 fn uri_fn(edit: UriEdit) -> BoxedFn {
-    Box::new(move |ctx: &mut MsgCtx<'_>| match rewrite(ctx.ruri(), &edit) {
-        Ok(u) => {
-            ctx.new_uri = Some(u);
-            1
-        }
-        Err(e) => {
-            log::error!("URI rewrite failed: {e}");
-            ctx.fail(ScriptError::Uri)
-        }
-    })
+    Box::new(
+        move |ctx: &mut MsgCtx<'_>| match rewrite(ctx.ruri(), &edit) {
+            Ok(u) => {
+                ctx.new_uri = Some(u);
+                1
+            }
+            Err(e) => {
+                log::error!("URI rewrite failed: {e}");
+                ctx.fail(ScriptError::Uri)
+            }
+        },
+    )
 }
 
 fn flag_arg(def: &FnDef, args: &[Literal]) -> Result<u32, FixupError> {
@@ -147,16 +155,25 @@ fn parse_q(s: &str) -> Option<u16> {
 pub fn fixup(def: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<BoxedFn, FixupError> {
     let s = |i| arg_str(def.name, args, i).map(String::into_bytes);
     Ok(match def.name {
-        "forward" | "forward_udp" => forward_fn(parse_dest(def, args)?, (def.name == "forward_udp").then_some(Proto::Udp)),
+        "forward" | "forward_udp" => forward_fn(
+            parse_dest(def, args)?,
+            (def.name == "forward_udp").then_some(Proto::Udp),
+        ),
         "forward_tcp" => forward_fn(parse_dest(def, args)?, Some(Proto::Tcp)),
         "forward_tls" => forward_fn(parse_dest(def, args)?, Some(Proto::Tls)),
         "send" => send_fn(parse_dest(def, args)?),
         "send_tcp" => {
-            return Err(FixupError::Unavailable { func: "send_tcp", reason: "TCP transport is not built yet" })
+            return Err(FixupError::Unavailable {
+                func: "send_tcp",
+                reason: "TCP transport is not built yet",
+            })
         }
         "log" => {
             let (level, text) = if args.len() == 2 {
-                (arg_int(def.name, args, 0, "a log level")? as i32, arg_str(def.name, args, 1)?)
+                (
+                    arg_int(def.name, args, 0, "a log level")? as i32,
+                    arg_str(def.name, args, 1)?,
+                )
             } else {
                 (4, arg_str(def.name, args, 0)?)
             };
@@ -193,8 +210,12 @@ pub fn fixup(def: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<Boxed
         "setuser" | "rewriteuser" | "setu" | "set_user" => uri_fn(UriEdit::User(s(0)?)),
         "setuserpass" | "rewriteuserpass" | "setup" => uri_fn(UriEdit::UserPass(s(0)?)),
         "prefix" => uri_fn(UriEdit::Prefix(s(0)?)),
-        "strip" => uri_fn(UriEdit::Strip(arg_int_range(def.name, args, 0, 0, 1024, "a count")? as usize)),
-        "strip_tail" => uri_fn(UriEdit::StripTail(arg_int_range(def.name, args, 0, 0, 1024, "a count")? as usize)),
+        "strip" => uri_fn(UriEdit::Strip(
+            arg_int_range(def.name, args, 0, 0, 1024, "a count")? as usize,
+        )),
+        "strip_tail" => uri_fn(UriEdit::StripTail(arg_int_range(
+            def.name, args, 0, 0, 1024, "a count",
+        )? as usize)),
         "revert_uri" => Box::new(|ctx: &mut MsgCtx<'_>| {
             ctx.new_uri = None;
             1
@@ -203,12 +224,14 @@ pub fn fixup(def: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<Boxed
             let uri = if args.is_empty() { None } else { Some(s(0)?) };
             let q = match args.get(1) {
                 None => None,
-                Some(_) => Some(parse_q(&arg_str(def.name, args, 1)?).ok_or(FixupError::BadArg {
-                    func: "append_branch",
-                    index: 2,
-                    expected: "a q value 0..1",
-                    found: arg_str(def.name, args, 1)?,
-                })?),
+                Some(_) => Some(parse_q(&arg_str(def.name, args, 1)?).ok_or(
+                    FixupError::BadArg {
+                        func: "append_branch",
+                        index: 2,
+                        expected: "a q value 0..1",
+                        found: arg_str(def.name, args, 1)?,
+                    },
+                )?),
             };
             Box::new(move |ctx: &mut MsgCtx<'_>| {
                 if ctx.dset.len() + 1 >= MAX_BRANCHES {
@@ -218,7 +241,11 @@ pub fn fixup(def: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<Boxed
                     Some(u) => (u.clone(), None),
                     None => (ctx.ruri().to_vec(), ctx.dst_uri.clone()),
                 };
-                ctx.dset.push(Branch { uri: u, q, dst_uri: dst });
+                ctx.dset.push(Branch {
+                    uri: u,
+                    q,
+                    dst_uri: dst,
+                });
                 1
             })
         }
@@ -245,13 +272,15 @@ pub fn fixup(def: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<Boxed
         }
         "force_send_socket" => {
             let spec = arg_str(def.name, args, 0)?;
-            let (host, port) = crate::route::uri_ops::split_host_port(spec.trim_start_matches("udp:").as_bytes());
+            let (host, port) =
+                crate::route::uri_ops::split_host_port(spec.trim_start_matches("udp:").as_bytes());
             let host = String::from_utf8_lossy(host).into_owned();
             let port: Option<u16> = std::str::from_utf8(port).ok().and_then(|p| p.parse().ok());
             Box::new(move |ctx: &mut MsgCtx<'_>| {
                 let found = ctx.rt.sockets.all().iter().position(|s| {
-                    (s.listen.name == host || s.listen.addr.ip().to_string() == host.trim_matches(['[', ']']))
-                        && port.map_or(true, |p| p == s.listen.addr.port())
+                    (s.listen.name == host
+                        || s.listen.addr.ip().to_string() == host.trim_matches(['[', ']']))
+                        && port.is_none_or(|p| p == s.listen.addr.port())
                 });
                 match found {
                     Some(i) => {
@@ -268,14 +297,20 @@ pub fn fixup(def: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<Boxed
         "error" => {
             let (c, r) = (arg_str(def.name, args, 0)?, arg_str(def.name, args, 1)?);
             Box::new(move |_: &mut MsgCtx<'_>| {
-                log::warn!("error(\"{c}\", \"{r}\") called: not implemented in SER either, ignored");
+                log::warn!(
+                    "error(\"{c}\", \"{r}\") called: not implemented in SER either, ignored"
+                );
                 1
             })
         }
         "exec" => {
             let cmd = arg_str(def.name, args, 0)?;
             Box::new(move |_: &mut MsgCtx<'_>| {
-                if let Err(e) = std::process::Command::new("/bin/sh").arg("-c").arg(&cmd).status() {
+                if let Err(e) = std::process::Command::new("/bin/sh")
+                    .arg("-c")
+                    .arg(&cmd)
+                    .status()
+                {
                     log::error!("exec({cmd:?}) failed: {e}");
                 }
                 1
@@ -286,9 +321,20 @@ pub fn fixup(def: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<Boxed
                 Some(Literal::Ident(s)) if s == "max_len" => MAX_LEN,
                 _ => arg_int(def.name, args, 0, "a length or max_len")?,
             };
-            Box::new(move |ctx: &mut MsgCtx<'_>| if ctx.msg.buf().len() as i64 >= n { 1 } else { -1 })
+            Box::new(move |ctx: &mut MsgCtx<'_>| {
+                if ctx.msg.buf().len() as i64 >= n {
+                    1
+                } else {
+                    -1
+                }
+            })
         }
-        _ => return Err(FixupError::Unavailable { func: def.name, reason: "unknown core function" }),
+        _ => {
+            return Err(FixupError::Unavailable {
+                func: def.name,
+                reason: "unknown core function",
+            })
+        }
     })
 }
 
@@ -307,19 +353,38 @@ mod tests {
     #[test]
     fn every_core_name_has_a_fixup() {
         let names = std::collections::HashMap::new();
-        let env = FixupEnv { core: &crate::route::globals::CoreCfg::default(), routes: &names };
+        let env = FixupEnv {
+            core: &crate::route::globals::CoreCfg::default(),
+            routes: &names,
+        };
         for d in CORE {
             let args: Vec<Literal> = match d.name {
                 "forward" | "forward_udp" | "forward_tcp" | "forward_tls" | "send" => {
                     vec![Literal::Str("127.0.0.1".into()), Literal::Int(5060)]
                 }
-                "log" | "seturi" | "rewriteuri" | "sethost" | "rewritehost" | "seth" | "sethostport"
-                | "rewritehostport" | "sethp" | "setuser" | "rewriteuser" | "setu" | "setuserpass"
-                | "rewriteuserpass" | "setup" | "prefix" | "exec" | "set_advertised_address" | "set_user"
+                "log"
+                | "seturi"
+                | "rewriteuri"
+                | "sethost"
+                | "rewritehost"
+                | "seth"
+                | "sethostport"
+                | "rewritehostport"
+                | "sethp"
+                | "setuser"
+                | "rewriteuser"
+                | "setu"
+                | "setuserpass"
+                | "rewriteuserpass"
+                | "setup"
+                | "prefix"
+                | "exec"
+                | "set_advertised_address"
+                | "set_user"
                 | "force_send_socket" => vec![Literal::Str("x".into())],
                 "error" => vec![Literal::Str("x".into()), Literal::Str("y".into())],
-                "revert_uri" | "append_branch" | "t_fork" | "force_rport" | "add_rport" | "force_tcp_alias"
-                | "add_tcp_alias" => vec![],
+                "revert_uri" | "append_branch" | "t_fork" | "force_rport" | "add_rport"
+                | "force_tcp_alias" | "add_tcp_alias" => vec![],
                 _ => vec![Literal::Str("5".into())],
             };
             let r = fixup(d, &args, &env);

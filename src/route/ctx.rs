@@ -76,7 +76,9 @@ impl ScriptError {
             ScriptError::BadTo => (400, "Bad To"),
             ScriptError::Branches => (500, "Forking capacity exceeded"),
             ScriptError::Exec => (500, "Error in external logic"),
-            ScriptError::None | ScriptError::Server => (500, "I'm terribly sorry, server error occurred"),
+            ScriptError::None | ScriptError::Server => {
+                (500, "I'm terribly sorry, server error occurred")
+            }
         }
     }
 
@@ -144,7 +146,13 @@ pub struct MsgCtx<'a> {
 }
 
 impl<'a> MsgCtx<'a> {
-    pub fn new(rt: &'a Runtime, msg: &'a Msg, src: SocketAddr, rcv: &'a ListenSocket, kind: RouteKind) -> Self {
+    pub fn new(
+        rt: &'a Runtime,
+        msg: &'a Msg,
+        src: SocketAddr,
+        rcv: &'a ListenSocket,
+        kind: RouteKind,
+    ) -> Self {
         MsgCtx {
             rt,
             msg,

@@ -58,7 +58,12 @@ pub struct FnDef {
 
 impl FnDef {
     pub const fn new(name: &'static str, min_args: u8, max_args: u8, kinds: RouteMask) -> FnDef {
-        FnDef { name, min_args, max_args, kinds }
+        FnDef {
+            name,
+            min_args,
+            max_args,
+            kinds,
+        }
     }
 
     pub fn arity_text(&self) -> String {
@@ -90,13 +95,21 @@ pub type BoxedFn = Box<dyn ScriptFn>;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FixupError {
     #[error("argument {index} of {func}: expected {expected}, found {found}")]
-    BadArg { func: &'static str, index: usize, expected: &'static str, found: String },
+    BadArg {
+        func: &'static str,
+        index: usize,
+        expected: &'static str,
+        found: String,
+    },
     #[error("bad regular expression {regex:?}: {reason}")]
     BadRegex { regex: String, reason: String },
     #[error("cannot resolve {host:?}: {reason}")]
     Resolve { host: String, reason: String },
     #[error("{func} is not available: {reason}")]
-    Unavailable { func: &'static str, reason: &'static str },
+    Unavailable {
+        func: &'static str,
+        reason: &'static str,
+    },
 }
 
 /// Why a `modparam` was refused.
@@ -105,9 +118,17 @@ pub enum ParamError {
     #[error("module {module} has no parameter {param:?}")]
     Unknown { module: &'static str, param: String },
     #[error("parameter {param:?} of {module} expects {expected}")]
-    BadType { module: &'static str, param: String, expected: &'static str },
+    BadType {
+        module: &'static str,
+        param: String,
+        expected: &'static str,
+    },
     #[error("parameter {param:?} of {module}: {reason}")]
-    BadValue { module: &'static str, param: String, reason: String },
+    BadValue {
+        module: &'static str,
+        param: String,
+        reason: String,
+    },
 }
 
 /// What fixups may consult: the core settings already parsed, and the
@@ -133,7 +154,8 @@ pub trait Module: Send + Sync {
     fn name(&self) -> &'static str;
     fn functions(&self) -> &'static [FnDef];
     fn set_param(&mut self, param: &str, value: &Literal) -> Result<(), ParamError>;
-    fn fixup(&self, f: &FnDef, args: &[Literal], env: &FixupEnv<'_>) -> Result<BoxedFn, FixupError>;
+    fn fixup(&self, f: &FnDef, args: &[Literal], env: &FixupEnv<'_>)
+        -> Result<BoxedFn, FixupError>;
     /// Runs before the request route; `Some(ret)` consumes the message
     /// (sl uses this to absorb ACKs to its own replies).
     fn pre_script(&self, _ctx: &mut MsgCtx<'_>) -> Option<i32> {
@@ -144,7 +166,11 @@ pub trait Module: Send + Sync {
     fn post_script(&self, _ctx: &mut MsgCtx<'_>) {}
     /// SER's mod_init: once, in the supervisor, after the runtime exists
     /// and shared memory is mapped, before any fork.
-    fn mod_init(&self, _rt: &'static crate::route::Runtime, _region: &'static shm::Region) -> Result<(), ModInitError> {
+    fn mod_init(
+        &self,
+        _rt: &'static crate::route::Runtime,
+        _region: &'static shm::Region,
+    ) -> Result<(), ModInitError> {
         Ok(())
     }
 }
@@ -170,16 +196,33 @@ pub fn arg_str(func: &'static str, args: &[Literal], index: usize) -> Result<Str
         Some(Literal::Str(s)) | Some(Literal::Ident(s)) => Ok(s.clone()),
         Some(Literal::Int(n)) => Ok(n.to_string()),
         Some(Literal::Ip(ip)) => Ok(ip.to_string()),
-        None => Err(FixupError::BadArg { func, index: index + 1, expected: "a string", found: "nothing".into() }),
+        None => Err(FixupError::BadArg {
+            func,
+            index: index + 1,
+            expected: "a string",
+            found: "nothing".into(),
+        }),
     }
 }
 
 /// A number given as an int or as a quoted string (0.9 passes "10").
-pub fn arg_int(func: &'static str, args: &[Literal], index: usize, expected: &'static str) -> Result<i64, FixupError> {
-    let bad = |found: String| FixupError::BadArg { func, index: index + 1, expected, found };
+pub fn arg_int(
+    func: &'static str,
+    args: &[Literal],
+    index: usize,
+    expected: &'static str,
+) -> Result<i64, FixupError> {
+    let bad = |found: String| FixupError::BadArg {
+        func,
+        index: index + 1,
+        expected,
+        found,
+    };
     match args.get(index) {
         Some(Literal::Int(n)) => Ok(*n),
-        Some(Literal::Str(s)) | Some(Literal::Ident(s)) => s.trim().parse::<i64>().map_err(|_| bad(format!("{s:?}"))),
+        Some(Literal::Str(s)) | Some(Literal::Ident(s)) => {
+            s.trim().parse::<i64>().map_err(|_| bad(format!("{s:?}")))
+        }
         Some(Literal::Ip(ip)) => Err(bad(ip.to_string())),
         None => Err(bad("nothing".into())),
     }
@@ -195,7 +238,12 @@ pub fn arg_int_range(
 ) -> Result<i64, FixupError> {
     let n = arg_int(func, args, index, expected)?;
     if n < lo || n > hi {
-        return Err(FixupError::BadArg { func, index: index + 1, expected, found: n.to_string() });
+        return Err(FixupError::BadArg {
+            func,
+            index: index + 1,
+            expected,
+            found: n.to_string(),
+        });
     }
     Ok(n)
 }
@@ -205,7 +253,10 @@ pub fn compile_regex(re: &str) -> Result<regex::bytes::Regex, FixupError> {
     regex::bytes::RegexBuilder::new(re)
         .case_insensitive(true)
         .build()
-        .map_err(|e| FixupError::BadRegex { regex: re.to_string(), reason: first_line(&e.to_string()) })
+        .map_err(|e| FixupError::BadRegex {
+            regex: re.to_string(),
+            reason: first_line(&e.to_string()),
+        })
 }
 
 fn first_line(s: &str) -> String {

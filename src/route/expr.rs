@@ -47,17 +47,45 @@ pub enum Cond {
     And(Box<Cond>, Box<Cond>),
     Or(Box<Cond>, Box<Cond>),
     Const(i32),
-    StrEq { what: StrOperand, val: Vec<u8>, negate: bool },
-    StrRe { what: StrOperand, re: Regex, negate: bool },
+    StrEq {
+        what: StrOperand,
+        val: Vec<u8>,
+        negate: bool,
+    },
+    StrRe {
+        what: StrOperand,
+        re: Regex,
+        negate: bool,
+    },
     /// `uri == myself` and friends.
-    UriMyself { what: StrOperand, negate: bool },
+    UriMyself {
+        what: StrOperand,
+        negate: bool,
+    },
     /// `src_ip == myself`.
-    IpMyself { what: IpOperand, negate: bool },
+    IpMyself {
+        what: IpOperand,
+        negate: bool,
+    },
     /// `src_ip == 10.0.0.0/8`, `src_ip == "host"` (resolved at load).
-    IpIn { what: IpOperand, nets: Vec<(IpAddr, u8)>, negate: bool },
-    Num { what: NumOperand, op: CmpOp, val: i64 },
-    Proto { proto: Proto, negate: bool },
-    Af { af: u8, negate: bool },
+    IpIn {
+        what: IpOperand,
+        nets: Vec<(IpAddr, u8)>,
+        negate: bool,
+    },
+    Num {
+        what: NumOperand,
+        op: CmpOp,
+        val: i64,
+    },
+    Proto {
+        proto: Proto,
+        negate: bool,
+    },
+    Af {
+        af: u8,
+        negate: bool,
+    },
     Call(BoxedFn),
     Block(Vec<Action>),
 }
@@ -74,14 +102,18 @@ fn truth(b: bool) -> i32 {
 }
 
 /// The URI part of From/To.
-fn header_uri<'m>(msg: &'m Msg, to: bool) -> Option<&'m [u8]> {
+fn header_uri(msg: &Msg, to: bool) -> Option<&[u8]> {
     let na = if to { msg.to() } else { msg.from() };
     na.ok().map(|na| na.uri.get(msg.buf()))
 }
 
 /// The string an operand denotes, or `None` when the message lacks it
 /// (SER treats that as an error: the test is false).
-fn operand_str<'c>(ctx: &'c MsgCtx<'_>, what: StrOperand, scratch: &'c mut String) -> Option<&'c [u8]> {
+fn operand_str<'c>(
+    ctx: &'c MsgCtx<'_>,
+    what: StrOperand,
+    scratch: &'c mut String,
+) -> Option<&'c [u8]> {
     match what {
         StrOperand::Method => Some(ctx.msg.method_bytes()),
         StrOperand::Uri => {
@@ -120,12 +152,20 @@ fn ip_in(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let bits = u32::from(prefix.min(32));
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
             let bits = u32::from(prefix.min(128));
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(a) & mask == u128::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V4(_)) => match a.to_ipv4_mapped() {

@@ -19,9 +19,11 @@ use crate::util::hash::fnv64;
 pub fn via1_received_params(msg: &Msg, src: SocketAddr, force_rport: bool) -> Vec<u8> {
     let Ok(v) = msg.via1() else { return Vec::new() };
     let host = v.host.get(msg.buf());
-    let host_ip = std::str::from_utf8(host)
-        .ok()
-        .and_then(|h| h.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>().ok());
+    let host_ip = std::str::from_utf8(host).ok().and_then(|h| {
+        h.trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+            .ok()
+    });
     let want_rport = force_rport || matches!(v.rport, Some(None));
     let mut out = Vec::new();
     if want_rport || host_ip != Some(src.ip()) {
@@ -76,16 +78,35 @@ fn stateless_branch(ctx: &MsgCtx<'_>, dst: SocketAddr) -> Vec<u8> {
     let buf = msg.buf();
     let dst_s = dst.to_string();
     let h = match msg.via1() {
-        Ok(v) if v.branch.map(|b| b.get(buf).starts_with(b"z9hG4bK")).unwrap_or(false) => fnv64(
-            1,
-            &[v.branch.map(|b| b.get(buf)).unwrap_or(&[]), v.host.get(buf), ctx.ruri(), dst_s.as_bytes()],
-        ),
+        Ok(v)
+            if v.branch
+                .map(|b| b.get(buf).starts_with(b"z9hG4bK"))
+                .unwrap_or(false) =>
+        {
+            fnv64(
+                1,
+                &[
+                    v.branch.map(|b| b.get(buf)).unwrap_or(&[]),
+                    v.host.get(buf),
+                    ctx.ruri(),
+                    dst_s.as_bytes(),
+                ],
+            )
+        }
         _ => {
             let call_id = msg.call_id().unwrap_or(&[]);
             let cseq = msg.cseq().map(|c| c.num).unwrap_or(0).to_be_bytes();
-            let ftag = msg.from().ok().and_then(|f| f.tag).map(|t| t.get(buf)).unwrap_or(&[]);
+            let ftag = msg
+                .from()
+                .ok()
+                .and_then(|f| f.tag)
+                .map(|t| t.get(buf))
+                .unwrap_or(&[]);
             let via = msg.via1().map(|v| v.span.get(buf)).unwrap_or(&[]);
-            fnv64(2, &[call_id, &cseq, ftag, via, ctx.ruri(), dst_s.as_bytes()])
+            fnv64(
+                2,
+                &[call_id, &cseq, ftag, via, ctx.ruri(), dst_s.as_bytes()],
+            )
         }
     };
     format!("z9hG4bKsl{h:016x}").into_bytes()
@@ -101,11 +122,18 @@ pub fn via_host_port(ctx: &MsgCtx<'_>, sock: &ListenSocket) -> (String, u16) {
             IpAddr::V6(a) => format!("[{a}]"),
             IpAddr::V4(a) => a.to_string(),
         });
-    let port = ctx.adv_port.or(ctx.rt.core.advertised_port).unwrap_or(sock.listen.addr.port());
+    let port = ctx
+        .adv_port
+        .or(ctx.rt.core.advertised_port)
+        .unwrap_or(sock.listen.addr.port());
     (host, port)
 }
 
-fn pick_socket<'r>(rt: &'r Runtime, ctx_sock: Option<usize>, dst: &SocketAddr) -> Option<&'r ListenSocket> {
+fn pick_socket<'r>(
+    rt: &'r Runtime,
+    ctx_sock: Option<usize>,
+    dst: &SocketAddr,
+) -> Option<&'r ListenSocket> {
     match ctx_sock {
         Some(i) => rt.sockets.all().get(i),
         None => rt.sockets.udp_for(dst),
@@ -124,8 +152,12 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, dst: SocketAddr, proto: Proto) -> i
         return ctx.fail(ScriptError::Send);
     };
     let msg = ctx.msg;
-    let Ok(via1) = msg.via1() else { return ctx.fail(ScriptError::BadRequest) };
-    let Some(first_via) = msg.header(HdrKind::Via) else { return ctx.fail(ScriptError::BadRequest) };
+    let Ok(via1) = msg.via1() else {
+        return ctx.fail(ScriptError::BadRequest);
+    };
+    let Some(first_via) = msg.header(HdrKind::Via) else {
+        return ctx.fail(ScriptError::BadRequest);
+    };
     let mut lumps = ctx.lumps.clone();
     edit_via1(msg, via1, ctx.src, ctx.force_rport, &mut lumps);
     let (host, port) = via_host_port(ctx, sock);
@@ -152,12 +184,21 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, dst: SocketAddr, proto: Proto) -> i
 
 /// Next hop of the current request from its dst-URI or R-URI: host,
 /// port (5060, or 5061 for sips) and transport.
-pub fn uri_destination(ctx: &MsgCtx<'_>, port_override: Option<u16>) -> Result<(SocketAddr, Proto), ScriptError> {
-    destination_of(ctx.dst_uri.as_deref().unwrap_or_else(|| ctx.ruri()), port_override)
+pub fn uri_destination(
+    ctx: &MsgCtx<'_>,
+    port_override: Option<u16>,
+) -> Result<(SocketAddr, Proto), ScriptError> {
+    destination_of(
+        ctx.dst_uri.as_deref().unwrap_or_else(|| ctx.ruri()),
+        port_override,
+    )
 }
 
 /// Where a request for `uri` goes: `maddr` or host, port, `transport`.
-pub fn destination_of(uri: &[u8], port_override: Option<u16>) -> Result<(SocketAddr, Proto), ScriptError> {
+pub fn destination_of(
+    uri: &[u8],
+    port_override: Option<u16>,
+) -> Result<(SocketAddr, Proto), ScriptError> {
     let u = parse_uri(uri).map_err(|_| ScriptError::Uri)?;
     let proto = match u.transport.map(|t| t.get(uri).to_ascii_lowercase()) {
         Some(t) if t == b"tcp" => Proto::Tcp,
@@ -165,16 +206,28 @@ pub fn destination_of(uri: &[u8], port_override: Option<u16>) -> Result<(SocketA
         _ if matches!(u.scheme, Scheme::Sips) => Proto::Tls,
         _ => Proto::Udp,
     };
-    let default_port = if matches!(proto, Proto::Tls) { 5061 } else { 5060 };
-    let port = port_override.or(u.port).filter(|p| *p != 0).unwrap_or(default_port);
-    let host = u.maddr.map(|m| m.get(uri)).unwrap_or_else(|| u.host.get(uri));
+    let default_port = if matches!(proto, Proto::Tls) {
+        5061
+    } else {
+        5060
+    };
+    let port = port_override
+        .or(u.port)
+        .filter(|p| *p != 0)
+        .unwrap_or(default_port);
+    let host = u
+        .maddr
+        .map(|m| m.get(uri))
+        .unwrap_or_else(|| u.host.get(uri));
     let addr = resolve(host, port).ok_or(ScriptError::Resolve)?;
     Ok((addr, proto))
 }
 
 /// Resolve a host (IP literal, `[v6]`, or name) to one address.
 pub fn resolve(host: &[u8], port: u16) -> Option<SocketAddr> {
-    let h = std::str::from_utf8(host).ok()?.trim_matches(|c| c == '[' || c == ']');
+    let h = std::str::from_utf8(host)
+        .ok()?
+        .trim_matches(|c| c == '[' || c == ']');
     if let Ok(ip) = h.parse::<IpAddr>() {
         return Some(SocketAddr::new(ip, port));
     }
@@ -208,11 +261,16 @@ pub fn without_top_via(msg: &Msg, out: &mut Vec<u8>) -> Result<(), ReplyRouteErr
     match msg.via2() {
         Ok(Some(v2)) if (v2.span.start as usize) < first.line.end() => {
             // Both in one header: delete "via1, " up to the second via-parm.
-            lumps.delete(Span::new(v1.span.start as usize, (v2.span.start - v1.span.start) as usize));
+            lumps.delete(Span::new(
+                v1.span.start as usize,
+                (v2.span.start - v1.span.start) as usize,
+            ));
         }
         _ => lumps.delete(first.line),
     }
-    lumps.apply(msg.buf(), out).map_err(|_| ReplyRouteError::Edit)
+    lumps
+        .apply(msg.buf(), out)
+        .map_err(|_| ReplyRouteError::Edit)
 }
 
 /// Where a reply goes back to: the second Via's `received`/`rport`
@@ -223,7 +281,10 @@ pub fn reply_destination(msg: &Msg) -> Result<SocketAddr, ReplyRouteError> {
         Ok(Some(v)) => v,
         _ => return Err(ReplyRouteError::NoVia2),
     };
-    let host = v2.received.map(|r| r.get(buf)).unwrap_or_else(|| v2.host.get(buf));
+    let host = v2
+        .received
+        .map(|r| r.get(buf))
+        .unwrap_or_else(|| v2.host.get(buf));
     let port = match v2.rport {
         Some(Some(p)) if p != 0 => p,
         _ => v2.port.filter(|p| *p != 0).unwrap_or(5060),
@@ -264,7 +325,10 @@ mod tests {
 
     fn first_via(out: &[u8]) -> String {
         let s = String::from_utf8_lossy(out).into_owned();
-        s.lines().find(|l| l.starts_with("Via:")).unwrap().to_string()
+        s.lines()
+            .find(|l| l.starts_with("Via:"))
+            .unwrap()
+            .to_string()
     }
 
     #[test]
@@ -274,7 +338,11 @@ mod tests {
         assert_eq!(extra, b";received=127.0.0.1;rport=5062");
         let drop = via1_replaced_spans(&m, src(), false);
         let mut out = Vec::new();
-        let opts = ReplyOpts { via1_extra: &extra, via1_drop: &drop, ..Default::default() };
+        let opts = ReplyOpts {
+            via1_extra: &extra,
+            via1_drop: &drop,
+            ..Default::default()
+        };
         build_reply(&m, 200, b"OK", &opts, &mut out).unwrap();
         assert_eq!(first_via(&out), "Via: SIP/2.0/UDP client.invalid:5062;branch=z9hG4bKa;alias;received=127.0.0.1;rport=5062");
 
@@ -291,7 +359,10 @@ mod tests {
         assert!(via1_received_params(&m, src(), false).is_empty());
         assert!(via1_replaced_spans(&m, src(), false).is_empty());
         // force_rport asks for both even when the address matches.
-        assert_eq!(via1_received_params(&m, src(), true), b";received=127.0.0.1;rport=5062");
+        assert_eq!(
+            via1_received_params(&m, src(), true),
+            b";received=127.0.0.1;rport=5062"
+        );
     }
 
     #[test]
@@ -301,6 +372,9 @@ mod tests {
         edit_via1(&m, m.via1().unwrap(), src(), false, &mut lumps);
         let mut fwd = Vec::new();
         lumps.apply(m.buf(), &mut fwd).unwrap();
-        assert_eq!(first_via(&fwd), "Via: SIP/2.0/UDP h.invalid;branch=z9hG4bKa;received=127.0.0.1");
+        assert_eq!(
+            first_via(&fwd),
+            "Via: SIP/2.0/UDP h.invalid;branch=z9hG4bKa;received=127.0.0.1"
+        );
     }
 }

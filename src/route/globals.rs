@@ -121,32 +121,89 @@ pub enum GlobalError {
     #[error("unknown global parameter {0:?}")]
     Unknown(String),
     #[error("parameter {name:?} expects {expected}")]
-    BadType { name: String, expected: &'static str },
+    BadType {
+        name: String,
+        expected: &'static str,
+    },
     #[error("parameter {name:?}: value {value} out of range ({expected})")]
-    Range { name: String, value: i64, expected: &'static str },
+    Range {
+        name: String,
+        value: i64,
+        expected: &'static str,
+    },
 }
 
 /// 2.x and build-option names accepted without effect.
 const IGNORED: &[&str] = &[
-    "disable_tls", "enable_tls", "tlslog", "tls_port_no", "tls_method", "tls_verify",
-    "tls_require_certificate", "tls_certificate", "tls_private_key", "tls_ca_list",
-    "tls_handshake_timeout", "tls_send_timeout", "phone2tel", "server_id", "description",
-    "exit_timeout", "tos", "pmtu_discovery", "mlock_pages", "shm_force_alloc", "real_time",
-    "rt_prio", "rt_policy", "rt_timer1_prio", "rt_timer1_policy", "rt_timer2_prio",
-    "rt_timer2_policy", "use_dns_cache", "use_dns_failover", "dns_try_ipv6", "dns_retr_time",
-    "dns_retr_no", "dns_servers_no", "dns_use_search_list", "dns_search_full_match",
-    "dns_cache_flags", "dns_cache_negative_ttl", "dns_cache_min_ttl", "dns_cache_max_ttl",
-    "dns_cache_mem", "dns_cache_gc_interval", "dns_cache_del_nonexp", "dns_srv_lb",
-    "dns_try_naptr", "use_dst_blacklist", "dst_blacklist_expire", "dst_blacklist_mem",
-    "dst_blacklist_gc_interval", "tcp_max_connections", "tcp_connection_lifetime",
-    "tcp_poll_method", "tcp_source_ipv4", "tcp_source_ipv6", "stun_refresh_interval",
-    "stun_allow_stun", "stun_allow_fp", "sock_user", "sock_group", "sock_mode", "file_mode",
+    "disable_tls",
+    "enable_tls",
+    "tlslog",
+    "tls_port_no",
+    "tls_method",
+    "tls_verify",
+    "tls_require_certificate",
+    "tls_certificate",
+    "tls_private_key",
+    "tls_ca_list",
+    "tls_handshake_timeout",
+    "tls_send_timeout",
+    "phone2tel",
+    "server_id",
+    "description",
+    "exit_timeout",
+    "tos",
+    "pmtu_discovery",
+    "mlock_pages",
+    "shm_force_alloc",
+    "real_time",
+    "rt_prio",
+    "rt_policy",
+    "rt_timer1_prio",
+    "rt_timer1_policy",
+    "rt_timer2_prio",
+    "rt_timer2_policy",
+    "use_dns_cache",
+    "use_dns_failover",
+    "dns_try_ipv6",
+    "dns_retr_time",
+    "dns_retr_no",
+    "dns_servers_no",
+    "dns_use_search_list",
+    "dns_search_full_match",
+    "dns_cache_flags",
+    "dns_cache_negative_ttl",
+    "dns_cache_min_ttl",
+    "dns_cache_max_ttl",
+    "dns_cache_mem",
+    "dns_cache_gc_interval",
+    "dns_cache_del_nonexp",
+    "dns_srv_lb",
+    "dns_try_naptr",
+    "use_dst_blacklist",
+    "dst_blacklist_expire",
+    "dst_blacklist_mem",
+    "dst_blacklist_gc_interval",
+    "tcp_max_connections",
+    "tcp_connection_lifetime",
+    "tcp_poll_method",
+    "tcp_source_ipv4",
+    "tcp_source_ipv6",
+    "stun_refresh_interval",
+    "stun_allow_stun",
+    "stun_allow_fp",
+    "sock_user",
+    "sock_group",
+    "sock_mode",
+    "file_mode",
 ];
 
 fn int(name: &str, v: &GlobalValue) -> Result<i64, GlobalError> {
     match v {
         GlobalValue::Int(n) => Ok(*n),
-        _ => Err(GlobalError::BadType { name: name.into(), expected: "a number or yes/no" }),
+        _ => Err(GlobalError::BadType {
+            name: name.into(),
+            expected: "a number or yes/no",
+        }),
     }
 }
 
@@ -154,10 +211,20 @@ fn boolean(name: &str, v: &GlobalValue) -> Result<bool, GlobalError> {
     int(name, v).map(|n| n != 0)
 }
 
-fn ranged(name: &str, v: &GlobalValue, lo: i64, hi: i64, expected: &'static str) -> Result<i64, GlobalError> {
+fn ranged(
+    name: &str,
+    v: &GlobalValue,
+    lo: i64,
+    hi: i64,
+    expected: &'static str,
+) -> Result<i64, GlobalError> {
     let n = int(name, v)?;
     if n < lo || n > hi {
-        return Err(GlobalError::Range { name: name.into(), value: n, expected });
+        return Err(GlobalError::Range {
+            name: name.into(),
+            value: n,
+            expected,
+        });
     }
     Ok(n)
 }
@@ -166,7 +233,10 @@ fn string(name: &str, v: &GlobalValue) -> Result<String, GlobalError> {
     match v {
         GlobalValue::Str(s) | GlobalValue::Ident(s) => Ok(s.clone()),
         GlobalValue::Int(n) => Ok(n.to_string()),
-        GlobalValue::Sockets(_) => Err(GlobalError::BadType { name: name.into(), expected: "a string" }),
+        GlobalValue::Sockets(_) => Err(GlobalError::BadType {
+            name: name.into(),
+            expected: "a string",
+        }),
     }
 }
 
@@ -178,8 +248,15 @@ fn opt_string(name: &str, v: &GlobalValue) -> Result<Option<String>, GlobalError
 fn sockets(name: &str, v: &GlobalValue) -> Result<Vec<SocketSpec>, GlobalError> {
     match v {
         GlobalValue::Sockets(s) => Ok(s.clone()),
-        GlobalValue::Str(s) | GlobalValue::Ident(s) => Ok(vec![SocketSpec { proto: None, host: s.clone(), port: None }]),
-        GlobalValue::Int(_) => Err(GlobalError::BadType { name: name.into(), expected: "[proto:]address[:port]" }),
+        GlobalValue::Str(s) | GlobalValue::Ident(s) => Ok(vec![SocketSpec {
+            proto: None,
+            host: s.clone(),
+            port: None,
+        }]),
+        GlobalValue::Int(_) => Err(GlobalError::BadType {
+            name: name.into(),
+            expected: "[proto:]address[:port]",
+        }),
     }
 }
 
@@ -216,15 +293,25 @@ impl CoreCfg {
             "fifo_group" => self.fifo_group = Some(string(name, v)?),
             "fifo_db_url" => self.fifo_db_url = Some(string(name, v)?),
             "unix_sock" => self.unix_sock = opt_string(name, v)?,
-            "unix_sock_children" => self.unix_sock_children = ranged(name, v, 1, 64, "1..64")? as u32,
-            "unix_tx_timeout" => self.unix_tx_timeout_ms = ranged(name, v, 0, 600_000, "milliseconds")? as u32,
+            "unix_sock_children" => {
+                self.unix_sock_children = ranged(name, v, 1, 64, "1..64")? as u32
+            }
+            "unix_tx_timeout" => {
+                self.unix_tx_timeout_ms = ranged(name, v, 0, 600_000, "milliseconds")? as u32
+            }
             "disable_tcp" => self.disable_tcp = boolean(name, v)?,
             "tcp_children" => self.tcp_children = Some(ranged(name, v, 1, 1024, "1..1024")? as u32),
             "tcp_accept_aliases" => self.tcp_accept_aliases = boolean(name, v)?,
-            "tcp_connect_timeout" => self.tcp_connect_timeout = ranged(name, v, 0, 3600, "seconds")? as u32,
-            "tcp_send_timeout" => self.tcp_send_timeout = ranged(name, v, 0, 3600, "seconds")? as u32,
+            "tcp_connect_timeout" => {
+                self.tcp_connect_timeout = ranged(name, v, 0, 3600, "seconds")? as u32
+            }
+            "tcp_send_timeout" => {
+                self.tcp_send_timeout = ranged(name, v, 0, 3600, "seconds")? as u32
+            }
             "advertised_address" => self.advertised_address = Some(string(name, v)?),
-            "advertised_port" => self.advertised_port = Some(ranged(name, v, 1, 65535, "1..65535")? as u16),
+            "advertised_port" => {
+                self.advertised_port = Some(ranged(name, v, 1, 65535, "1..65535")? as u16)
+            }
             "disable_core_dump" | "disable_core" => self.disable_core_dump = boolean(name, v)?,
             "open_files_limit" | "open_fd_limit" => self.open_files_limit = int(name, v)?,
             "mcast_loopback" => self.mcast_loopback = boolean(name, v)?,
@@ -245,13 +332,23 @@ mod tests {
     fn sets_known_and_refuses_unknown() {
         let mut c = CoreCfg::default();
         c.set("children", &GlobalValue::Int(4)).unwrap();
-        c.set("fifo", &GlobalValue::Str("/tmp/ser_fifo".into())).unwrap();
+        c.set("fifo", &GlobalValue::Str("/tmp/ser_fifo".into()))
+            .unwrap();
         c.set("check_via", &GlobalValue::Int(0)).unwrap();
         assert_eq!(c.children, 4);
         assert_eq!(c.fifo.as_deref(), Some("/tmp/ser_fifo"));
-        assert!(matches!(c.set("no_such", &GlobalValue::Int(1)), Err(GlobalError::Unknown(_))));
-        assert!(matches!(c.set("port", &GlobalValue::Int(70000)), Err(GlobalError::Range { .. })));
-        assert!(matches!(c.set("children", &GlobalValue::Str("x".into())), Err(GlobalError::BadType { .. })));
+        assert!(matches!(
+            c.set("no_such", &GlobalValue::Int(1)),
+            Err(GlobalError::Unknown(_))
+        ));
+        assert!(matches!(
+            c.set("port", &GlobalValue::Int(70000)),
+            Err(GlobalError::Range { .. })
+        ));
+        assert!(matches!(
+            c.set("children", &GlobalValue::Str("x".into())),
+            Err(GlobalError::BadType { .. })
+        ));
         c.set("fifo", &GlobalValue::Str(String::new())).unwrap();
         assert_eq!(c.fifo, None);
     }

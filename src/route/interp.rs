@@ -2,9 +2,9 @@
 //!
 //! SER 0.9 semantics (ser-compat-spec §1.5): every action returns an int;
 //! >0 and <0 continue, 0 ends the current route. `drop` and `break` end the
-//! current route; `route(N)` turns that end into 1 for its caller (so
-//! `break` in `route[1]` returns to the caller). 2.x `exit` ends the whole
-//! script and `return [n]` leaves the current route with n.
+//! > current route; `route(N)` turns that end into 1 for its caller (so
+//! > `break` in `route[1]` returns to the caller). 2.x `exit` ends the whole
+//! > script and `return [n]` leaves the current route with n.
 
 use crate::route::ctx::MsgCtx;
 use crate::route::export::BoxedFn;
@@ -23,7 +23,11 @@ pub enum Action {
     Return(i32),
     /// `route(N)`: index into the request-route table.
     Route(usize),
-    If { cond: Cond, then: Vec<Action>, otherwise: Vec<Action> },
+    If {
+        cond: Cond,
+        then: Vec<Action>,
+        otherwise: Vec<Action>,
+    },
     Block(Vec<Action>),
 }
 
@@ -61,7 +65,11 @@ fn run_action(a: &Action, ctx: &mut MsgCtx<'_>) -> Flow {
         Action::Exit => Flow::Exit,
         Action::Return(n) => Flow::Return(*n),
         Action::Route(idx) => call_route(*idx, ctx),
-        Action::If { cond, then, otherwise } => match cond.eval(ctx) {
+        Action::If {
+            cond,
+            then,
+            otherwise,
+        } => match cond.eval(ctx) {
             0 => Flow::Break,
             r if r > 0 => run_list(then, ctx),
             _ => run_list(otherwise, ctx),

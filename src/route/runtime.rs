@@ -69,12 +69,30 @@ pub fn server_name() -> String {
 
 impl Runtime {
     pub fn new(loaded: Loaded, sockets: SocketTable) -> Runtime {
-        let Loaded { core, routes, modules } = loaded;
-        let first = sockets.all().first().map(|s| s.listen.addr.to_string()).unwrap_or_default();
+        let Loaded {
+            core,
+            routes,
+            modules,
+        } = loaded;
+        let first = sockets
+            .all()
+            .first()
+            .map(|s| s.listen.addr.to_string())
+            .unwrap_or_default();
         let sl_tag = crate::util::hash::hex128(&[b"SER-stateless", first.as_bytes()]);
-        let server_hdr =
-            if core.server_signature { server_name().into_bytes() } else { Vec::new() };
-        Runtime { core, sockets, routes, modules, sl_tag, server_hdr }
+        let server_hdr = if core.server_signature {
+            server_name().into_bytes()
+        } else {
+            Vec::new()
+        };
+        Runtime {
+            core,
+            sockets,
+            routes,
+            modules,
+            sl_tag,
+            server_hdr,
+        }
     }
 
     /// Is `host[:port]` one of our listen addresses or aliases? A missing

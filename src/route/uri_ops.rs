@@ -144,23 +144,53 @@ mod tests {
     #[test]
     fn rewrites_each_part() {
         let u = "sip:alice:pw@example.com:5070;transport=udp?subject=x";
-        assert_eq!(rw(u, UriEdit::Host(b"h.net".to_vec())), "sip:alice:pw@h.net:5070;transport=udp?subject=x");
-        assert_eq!(rw(u, UriEdit::HostPort(b"1.2.3.4".to_vec())), "sip:alice:pw@1.2.3.4;transport=udp?subject=x");
-        assert_eq!(rw(u, UriEdit::HostPort(b"[::1]:7".to_vec())), "sip:alice:pw@[::1]:7;transport=udp?subject=x");
-        assert_eq!(rw(u, UriEdit::Port(b"9".to_vec())), "sip:alice:pw@example.com:9;transport=udp?subject=x");
-        assert_eq!(rw(u, UriEdit::User(b"bob".to_vec())), "sip:bob:pw@example.com:5070;transport=udp?subject=x");
-        assert_eq!(rw(u, UriEdit::UserPass(b"bob".to_vec())), "sip:bob@example.com:5070;transport=udp?subject=x");
-        assert_eq!(rw("sip:123@h", UriEdit::Prefix(b"00".to_vec())), "sip:00123@h");
+        assert_eq!(
+            rw(u, UriEdit::Host(b"h.net".to_vec())),
+            "sip:alice:pw@h.net:5070;transport=udp?subject=x"
+        );
+        assert_eq!(
+            rw(u, UriEdit::HostPort(b"1.2.3.4".to_vec())),
+            "sip:alice:pw@1.2.3.4;transport=udp?subject=x"
+        );
+        assert_eq!(
+            rw(u, UriEdit::HostPort(b"[::1]:7".to_vec())),
+            "sip:alice:pw@[::1]:7;transport=udp?subject=x"
+        );
+        assert_eq!(
+            rw(u, UriEdit::Port(b"9".to_vec())),
+            "sip:alice:pw@example.com:9;transport=udp?subject=x"
+        );
+        assert_eq!(
+            rw(u, UriEdit::User(b"bob".to_vec())),
+            "sip:bob:pw@example.com:5070;transport=udp?subject=x"
+        );
+        assert_eq!(
+            rw(u, UriEdit::UserPass(b"bob".to_vec())),
+            "sip:bob@example.com:5070;transport=udp?subject=x"
+        );
+        assert_eq!(
+            rw("sip:123@h", UriEdit::Prefix(b"00".to_vec())),
+            "sip:00123@h"
+        );
         assert_eq!(rw("sip:00123@h", UriEdit::Strip(2)), "sip:123@h");
         assert_eq!(rw("sip:123@h", UriEdit::Strip(9)), "sip:h");
         assert_eq!(rw("sip:12345@h", UriEdit::StripTail(2)), "sip:123@h");
-        assert_eq!(rw("sips:x@h", UriEdit::User(b"voicemail".to_vec())), "sip:voicemail@h");
+        assert_eq!(
+            rw("sips:x@h", UriEdit::User(b"voicemail".to_vec())),
+            "sip:voicemail@h"
+        );
     }
 
     #[test]
     fn refuses_garbage_and_overlong() {
-        assert_eq!(rewrite(b"not a uri", &UriEdit::Host(b"h".to_vec())), Err(UriEditError::Unparsable));
+        assert_eq!(
+            rewrite(b"not a uri", &UriEdit::Host(b"h".to_vec())),
+            Err(UriEditError::Unparsable)
+        );
         let long = vec![b'a'; 2000];
-        assert_eq!(rewrite(b"sip:h", &UriEdit::User(long)), Err(UriEditError::TooLong));
+        assert_eq!(
+            rewrite(b"sip:h", &UriEdit::User(long)),
+            Err(UriEditError::TooLong)
+        );
     }
 }

@@ -21,7 +21,10 @@ pub struct Receiver<'a> {
 
 impl<'a> Receiver<'a> {
     pub fn new(rt: &'a Runtime) -> Self {
-        Receiver { rt, limiter: LogLimiter::default() }
+        Receiver {
+            rt,
+            limiter: LogLimiter::default(),
+        }
     }
 
     /// Handle one datagram; hands the buffer back for reuse.
@@ -40,7 +43,13 @@ impl<'a> Receiver<'a> {
                 log::warn!("bad message from {src}: {e}");
             }
             if msg.is_request() && e.reply_code() == Some(400) {
-                let r = LocalReply { code: 400, reason: b"Bad Request", extra: b"", new_uri: None, force_rport: false };
+                let r = LocalReply {
+                    code: 400,
+                    reason: b"Bad Request",
+                    extra: b"",
+                    new_uri: None,
+                    force_rport: false,
+                };
                 if let Err(se) = send_reply(self.rt, &msg, src, rcv, &r) {
                     log::debug!("400 for malformed request not sent: {se}");
                 }

@@ -79,7 +79,11 @@ fn core_from_cli(o: &CliOpts) -> CoreCfg {
     c.fifo = o.fifo.clone();
     c.unix_sock = o.unix_sock.clone();
     for l in &o.listen {
-        c.listen.push(SocketSpec { proto: None, host: l.clone(), port: None });
+        c.listen.push(SocketSpec {
+            proto: None,
+            host: l.clone(),
+            port: None,
+        });
     }
     c
 }
@@ -110,7 +114,11 @@ fn spec_text(s: &SocketSpec) -> String {
         Some(CfgProto::Tls) => "tls:",
         Some(CfgProto::Any) | None => "",
     };
-    let host = if s.host.contains(':') && !s.host.starts_with('[') { format!("[{}]", s.host) } else { s.host.clone() };
+    let host = if s.host.contains(':') && !s.host.starts_with('[') {
+        format!("[{}]", s.host)
+    } else {
+        s.host.clone()
+    };
     match s.port {
         Some(p) if p != 0 => format!("{proto}{host}:{p}"),
         _ => format!("{proto}{host}"),
@@ -120,7 +128,10 @@ fn spec_text(s: &SocketSpec) -> String {
 fn resolve_sockets(core: &CoreCfg) -> Result<Vec<ListenAddr>, StartError> {
     let specs: Vec<String> = core.listen.iter().map(spec_text).collect();
     let all = net::resolve_listen(&specs, core.port)?;
-    let udp: Vec<ListenAddr> = all.into_iter().filter(|l| matches!(l.proto, Proto::Udp)).collect();
+    let udp: Vec<ListenAddr> = all
+        .into_iter()
+        .filter(|l| matches!(l.proto, Proto::Udp))
+        .collect();
     if udp.is_empty() {
         return Err(StartError::NoSockets);
     }
@@ -130,11 +141,20 @@ fn resolve_sockets(core: &CoreCfg) -> Result<Vec<ListenAddr>, StartError> {
 fn print_sockets(listen: &[ListenAddr], core: &CoreCfg) {
     println!("Listening on ");
     for l in listen {
-        println!("             udp: {} [{}]:{}", l.name, l.addr.ip(), l.addr.port());
+        println!(
+            "             udp: {} [{}]:{}",
+            l.name,
+            l.addr.ip(),
+            l.addr.port()
+        );
     }
     print!("Aliases: ");
     for a in &core.alias {
-        print!("{}:{} ", a.host, a.port.map(|p| p.to_string()).unwrap_or_else(|| "*".into()));
+        print!(
+            "{}:{} ",
+            a.host,
+            a.port.map(|p| p.to_string()).unwrap_or_else(|| "*".into())
+        );
     }
     println!();
     println!("config file ok, exiting...");
@@ -151,7 +171,9 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         log::warn!("fifo={f:?}: the FIFO control interface is not part of this build yet");
     }
     if let Some(u) = &core.unix_sock {
-        log::warn!("unix_sock={u:?}: the unix socket control interface is not part of this build yet");
+        log::warn!(
+            "unix_sock={u:?}: the unix socket control interface is not part of this build yet"
+        );
     }
     for name in &core.ignored {
         log::info!("global parameter {name} has no effect in this build");
@@ -161,7 +183,11 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     // 200 can never be reordered between two workers (with one shared
     // socket they were, measurably). Worker 0 of each address uses the
     // socket in the table, which also serves for sending.
-    let per_addr = if core.fork { core.children.max(1) as usize } else { 1 };
+    let per_addr = if core.fork {
+        core.children.max(1) as usize
+    } else {
+        1
+    };
     let mut socks = Vec::with_capacity(listen.len());
     let mut rx_extra: Vec<Vec<std::net::UdpSocket>> = Vec::with_capacity(listen.len());
     for l in listen {
@@ -177,7 +203,10 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
             }
         }
         let first = group.remove(0);
-        socks.push(net::ListenSocket { listen: l, udp: first });
+        socks.push(net::ListenSocket {
+            listen: l,
+            udp: first,
+        });
         rx_extra.push(group);
     }
     let mut table = SocketTable::from_sockets(socks);
@@ -237,15 +266,26 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         }
     };
     sup.set_status_report(crate::tm::funcs::stats_line);
-    if let Err(e) = sup.spawn(Rank::Timer, "timer".into(), move || crate::timer::run()) {
+    if let Err(e) = sup.spawn(Rank::Timer, "timer".into(), crate::timer::run) {
         log::error!("cannot fork the timer: {e}");
         return EXIT_BAD_CONFIG;
     }
     for (si, s) in rt.sockets.all().iter().enumerate() {
         for idx in 0..children {
-            let desc = format!("receiver child={idx} sock= {}:{}", s.listen.addr.ip(), s.listen.addr.port());
-            let rank = Rank::Udp { sock: si as u16, idx: idx as u16 };
-            let own = if idx == 0 { None } else { rx_extra.get(si).and_then(|g| g.get(idx as usize - 1)) };
+            let desc = format!(
+                "receiver child={idx} sock= {}:{}",
+                s.listen.addr.ip(),
+                s.listen.addr.port()
+            );
+            let rank = Rank::Udp {
+                sock: si as u16,
+                idx: idx as u16,
+            };
+            let own = if idx == 0 {
+                None
+            } else {
+                rx_extra.get(si).and_then(|g| g.get(idx as usize - 1))
+            };
             if let Err(e) = sup.spawn(rank, desc, move || udp_worker(rt, si, own)) {
                 log::error!("cannot fork a UDP worker: {e}");
                 return EXIT_BAD_CONFIG;
@@ -258,7 +298,9 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
 /// The receive loop of one UDP worker: it reads its own socket (`own`, or
 /// the table's socket for worker 0) and sends through the table.
 fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) -> i32 {
-    let Some(sock) = rt.sockets.all().get(sock_idx) else { return 1 };
+    let Some(sock) = rt.sockets.all().get(sock_idx) else {
+        return 1;
+    };
     let rx_sock = own.unwrap_or(&sock.udp);
     let mut rx = Receiver::new(rt);
     let mut rbuf = vec![0u8; 65536];

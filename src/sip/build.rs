@@ -219,12 +219,21 @@ pub fn build_ack_cancel(
     }
     let b = req.buf();
     let via1 = req.via1().map_err(|_| BuildError::BadVia)?;
-    let from = req.header(HdrKind::From).ok_or(BuildError::MissingHeader(HdrKind::From))?;
-    let call_id = req.header(HdrKind::CallId).ok_or(BuildError::MissingHeader(HdrKind::CallId))?;
-    let cseq = req.cseq().map_err(|_| BuildError::MissingHeader(HdrKind::CSeq))?;
+    let from = req
+        .header(HdrKind::From)
+        .ok_or(BuildError::MissingHeader(HdrKind::From))?;
+    let call_id = req
+        .header(HdrKind::CallId)
+        .ok_or(BuildError::MissingHeader(HdrKind::CallId))?;
+    let cseq = req
+        .cseq()
+        .map_err(|_| BuildError::MissingHeader(HdrKind::CSeq))?;
     let to = match (kind, reply_to) {
         (HopRequest::Ack, Some(t)) => t,
-        _ => req.value(req.header(HdrKind::To).ok_or(BuildError::MissingHeader(HdrKind::To))?),
+        _ => req.value(
+            req.header(HdrKind::To)
+                .ok_or(BuildError::MissingHeader(HdrKind::To))?,
+        ),
     };
     if has_line_break(to) || user_agent.map(has_line_break).unwrap_or(false) {
         return Err(BuildError::BadText);
@@ -268,10 +277,18 @@ Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1.2.0\r\n\
 Via: SIP/2.0/UDP 10.0.0.9;branch=z9hG4bKc\r\n\
 Route: <sip:p1;lr>\r\nRoute: <sip:p2;lr>\r\n\
 From: <sip:a@x>;tag=f1\r\nTo: <sip:bob@y>\r\nCall-ID: cid\r\nCSeq: 7 INVITE\r\n\
-Content-Length: 0\r\n\r\n".to_vec();
+Content-Length: 0\r\n\r\n"
+            .to_vec();
         let m = Msg::parse(raw).map_err(|f| f.error).unwrap();
         let mut out = Vec::new();
-        build_ack_cancel(&m, HopRequest::Ack, Some(b"<sip:bob@y>;tag=t9"), None, &mut out).unwrap();
+        build_ack_cancel(
+            &m,
+            HopRequest::Ack,
+            Some(b"<sip:bob@y>;tag=t9"),
+            None,
+            &mut out,
+        )
+        .unwrap();
         let s = String::from_utf8(out).unwrap();
         assert!(s.starts_with("ACK sip:bob@10.0.0.2:5070 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1.2.0\r\n"), "{s}");
         assert!(s.contains("Route: <sip:p1;lr>\r\nRoute: <sip:p2;lr>\r\n"));
@@ -281,8 +298,16 @@ Content-Length: 0\r\n\r\n".to_vec();
         build_ack_cancel(&m, HopRequest::Cancel, None, Some(b"ser"), &mut c).unwrap();
         let c = String::from_utf8(c).unwrap();
         assert!(c.starts_with("CANCEL sip:bob@10.0.0.2:5070 SIP/2.0\r\n"));
-        assert!(c.contains("To: <sip:bob@y>\r\n") && c.contains("CSeq: 7 CANCEL\r\n") && c.contains("User-Agent: ser\r\n"));
-        Msg::parse(c.into_bytes()).map_err(|f| f.error).unwrap().validate().unwrap();
+        assert!(
+            c.contains("To: <sip:bob@y>\r\n")
+                && c.contains("CSeq: 7 CANCEL\r\n")
+                && c.contains("User-Agent: ser\r\n")
+        );
+        Msg::parse(c.into_bytes())
+            .map_err(|f| f.error)
+            .unwrap()
+            .validate()
+            .unwrap();
     }
 
     #[test]

@@ -42,7 +42,9 @@ static HANDLERS: Mutex<[Option<Handler>; MAX_KINDS]> = Mutex::new([None; MAX_KIN
 
 /// Register the handler for timers of `kind` (1..MAX_KINDS). Before the fork.
 pub fn register(kind: u32, h: Handler) -> bool {
-    let Ok(mut hs) = HANDLERS.lock() else { return false };
+    let Ok(mut hs) = HANDLERS.lock() else {
+        return false;
+    };
     match hs.get_mut(kind as usize) {
         Some(slot) if kind != 0 => {
             *slot = Some(h);
@@ -53,7 +55,10 @@ pub fn register(kind: u32, h: Handler) -> bool {
 }
 
 fn handler(kind: usize) -> Option<Handler> {
-    HANDLERS.lock().ok().and_then(|hs| hs.get(kind).copied().flatten())
+    HANDLERS
+        .lock()
+        .ok()
+        .and_then(|hs| hs.get(kind).copied().flatten())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +76,12 @@ pub fn init(region: &'static Region) -> Result<(), TimerError> {
     let heartbeat = region.alloc(AtomicU64::new(now))?;
     let max_lag = region.alloc(AtomicU64::new(0))?;
     SHARED
-        .set(Shared { region, wheel, heartbeat, max_lag })
+        .set(Shared {
+            region,
+            wheel,
+            heartbeat,
+            max_lag,
+        })
         .map_err(|_| TimerError::AlreadyInit)
 }
 

@@ -17,7 +17,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::AtomicU32;
 
-use shm::{ListLink, Linked, Region, ShmError, ShmGuard, ShmLocked, ShmOff, ShmRefCount, ShmSlice, TimerLink};
+use shm::{
+    Linked, ListLink, Region, ShmError, ShmGuard, ShmLocked, ShmOff, ShmRefCount, ShmSlice,
+    TimerLink,
+};
 
 use crate::tm::fsm::{Tx, MAX_BRANCHES};
 use crate::tm::key::Key;
@@ -48,14 +51,21 @@ impl Peer {
                 6
             }
         };
-        Peer { ip, port: addr.port(), family, sock: u8::try_from(sock).unwrap_or(0) }
+        Peer {
+            ip,
+            port: addr.port(),
+            family,
+            sock: u8::try_from(sock).unwrap_or(0),
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
         let ip = if self.family == 6 {
             IpAddr::V6(Ipv6Addr::from(self.ip))
         } else {
-            IpAddr::V4(Ipv4Addr::new(self.ip[0], self.ip[1], self.ip[2], self.ip[3]))
+            IpAddr::V4(Ipv4Addr::new(
+                self.ip[0], self.ip[1], self.ip[2], self.ip[3],
+            ))
         };
         SocketAddr::new(ip, self.port)
     }
@@ -149,7 +159,11 @@ pub fn store_bytes(region: &Region, bytes: &[u8]) -> Result<ShmSlice<u8>, ShmErr
 }
 
 /// Replace `slot` with a copy of `bytes`, freeing the old block.
-pub fn replace_bytes(region: &Region, slot: &mut ShmSlice<u8>, bytes: &[u8]) -> Result<(), ShmError> {
+pub fn replace_bytes(
+    region: &Region,
+    slot: &mut ShmSlice<u8>,
+    bytes: &[u8],
+) -> Result<(), ShmError> {
     let new = store_bytes(region, bytes)?;
     let old = std::mem::replace(slot, new);
     region.free_slice(old);

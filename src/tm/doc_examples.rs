@@ -33,14 +33,20 @@ fn blocks(text: &str) -> Vec<(String, String, String)> {
 const LATER: &[&str] = &["t_write_req", "t_write_unix", "fix_nated_contact"];
 
 fn check(name: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cfg/testdata").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/cfg/testdata")
+        .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut failures = Vec::new();
     for (label, kind, src) in blocks(&text) {
         if LATER.iter().any(|f| src.contains(f)) {
             continue;
         }
-        let body = if kind == "stmts" { format!("route {{\n{src}\n}}\n") } else { src };
+        let body = if kind == "stmts" {
+            format!("route {{\n{src}\n}}\n")
+        } else {
+            src
+        };
         let script = format!("{PREAMBLE}{body}");
         let parsed = match crate::cfg::parse_str(&script, name) {
             Ok(s) => s,

@@ -39,9 +39,21 @@ pub struct Env {
 static ENV: OnceLock<Env> = OnceLock::new();
 
 pub fn init(rt: &'static Runtime, region: &'static Region, params: TmParams) -> bool {
-    let first = rt.sockets.all().first().map(|s| s.listen.addr.to_string()).unwrap_or_default();
+    let first = rt
+        .sockets
+        .all()
+        .first()
+        .map(|s| s.listen.addr.to_string())
+        .unwrap_or_default();
     let tag = crate::util::hash::hex128(&[b"SER-TM/tags", first.as_bytes()]);
-    ENV.set(Env { rt, region, params, tag }).is_ok() && crate::timer::register(TIMER_KIND, on_timer_fired)
+    ENV.set(Env {
+        rt,
+        region,
+        params,
+        tag,
+    })
+    .is_ok()
+        && crate::timer::register(TIMER_KIND, on_timer_fired)
 }
 
 pub fn env() -> Option<&'static Env> {
@@ -62,7 +74,12 @@ pub fn send_peer(env: &Env, peer: &Peer, bytes: &[u8]) -> bool {
         return false;
     }
     let addr = peer.addr();
-    let sock = env.rt.sockets.all().get(usize::from(peer.sock)).or_else(|| env.rt.sockets.udp_for(&addr));
+    let sock = env
+        .rt
+        .sockets
+        .all()
+        .get(usize::from(peer.sock))
+        .or_else(|| env.rt.sockets.udp_for(&addr));
     match sock {
         Some(s) => match send_udp(&s.udp, bytes, addr) {
             Ok(()) => true,
@@ -97,7 +114,14 @@ fn class_of(code: u16) -> usize {
 }
 
 /// Carry out `acts` for `cell` (its state locked as `st`).
-pub fn execute(env: &Env, cell: &Cell, st: &mut CellState, acts: &mut Actions, reply: Option<&ReplyIn<'_>>, def: &mut Deferred) {
+pub fn execute(
+    env: &Env,
+    cell: &Cell,
+    st: &mut CellState,
+    acts: &mut Actions,
+    reply: Option<&ReplyIn<'_>>,
+    def: &mut Deferred,
+) {
     let region = env.region;
     let before = st.tx.phase;
     for a in acts.drain() {
@@ -112,9 +136,13 @@ pub fn execute(env: &Env, cell: &Cell, st: &mut CellState, acts: &mut Actions, r
             }
             Action::SendCancel(b) => {
                 let i = usize::from(b);
-                let Ok(req) = Msg::parse(region.slice(st.br[i].request).to_vec()) else { continue };
+                let Ok(req) = Msg::parse(region.slice(st.br[i].request).to_vec()) else {
+                    continue;
+                };
                 let mut out = Vec::with_capacity(512);
-                if build_ack_cancel(&req, HopRequest::Cancel, None, user_agent(env), &mut out).is_ok() {
+                if build_ack_cancel(&req, HopRequest::Cancel, None, user_agent(env), &mut out)
+                    .is_ok()
+                {
                     if replace_bytes(region, &mut st.br[i].cancel, &out).is_err() {
                         log::error!("tm: out of shared memory storing a CANCEL");
                     }
@@ -125,7 +153,9 @@ pub fn execute(env: &Env, cell: &Cell, st: &mut CellState, acts: &mut Actions, r
                 let i = usize::from(b);
                 let Some(r) = reply else { continue };
                 let to = r.msg.header(HdrKind::To).map(|h| r.msg.value(h));
-                let Ok(req) = Msg::parse(region.slice(st.br[i].request).to_vec()) else { continue };
+                let Ok(req) = Msg::parse(region.slice(st.br[i].request).to_vec()) else {
+                    continue;
+                };
                 let mut out = Vec::with_capacity(512);
                 if build_ack_cancel(&req, HopRequest::Ack, to, user_agent(env), &mut out).is_ok() {
                     send_peer(env, &st.br[i].dst, &out);
@@ -133,7 +163,8 @@ pub fn execute(env: &Env, cell: &Cell, st: &mut CellState, acts: &mut Actions, r
             }
             Action::StoreReply(b) => {
                 if let Some(r) = reply {
-                    if replace_bytes(region, &mut st.br[usize::from(b)].reply, r.upstream).is_err() {
+                    if replace_bytes(region, &mut st.br[usize::from(b)].reply, r.upstream).is_err()
+                    {
                         log::error!("tm: out of shared memory storing a reply");
                     }
                 }
@@ -153,7 +184,12 @@ pub fn execute(env: &Env, cell: &Cell, st: &mut CellState, acts: &mut Actions, r
             }
             Action::RelayStored { branch, as_code } => {
                 let stored = region.slice(st.br[usize::from(branch)].reply).to_vec();
-                let code = st.tx.branches.get(usize::from(branch)).map(|b| b.status).unwrap_or(0);
+                let code = st
+                    .tx
+                    .branches
+                    .get(usize::from(branch))
+                    .map(|b| b.status)
+                    .unwrap_or(0);
                 let bytes = if as_code != code || stored.is_empty() {
                     local_reply_bytes(env, cell, as_code, reason_of(as_code))
                 } else {
@@ -176,7 +212,10 @@ pub fn execute(env: &Env, cell: &Cell, st: &mut CellState, acts: &mut Actions, r
                         Some(r) => r.upstream.to_vec(),
                         None => {
                             let p = usize::from(st.tx.picked);
-                            st.br.get(p).map(|b| region.slice(b.reply).to_vec()).unwrap_or_default()
+                            st.br
+                                .get(p)
+                                .map(|b| region.slice(b.reply).to_vec())
+                                .unwrap_or_default()
                         }
                     };
                     def.uac = Some((st.uac_cb, region.slice(st.uac_param).to_vec(), reply_bytes));
@@ -218,7 +257,9 @@ fn reason_of(code: u16) -> &'static [u8] {
 
 /// A reply built here from the cell's request (FR timeouts, 503 → 500).
 fn local_reply_bytes(env: &Env, cell: &Cell, code: u16, reason: &[u8]) -> Vec<u8> {
-    let Ok(req) = Msg::parse(env.region.slice(cell.req).to_vec()) else { return Vec::new() };
+    let Ok(req) = Msg::parse(env.region.slice(cell.req).to_vec()) else {
+        return Vec::new();
+    };
     build_local_reply(env, &req, cell.src.addr(), code, reason, b"").unwrap_or_default()
 }
 
@@ -268,7 +309,14 @@ pub fn finish(env: &'static Env, cref: &CellRef, mut def: Deferred) {
         if let Some(code) = def.completed.take() {
             callbacks::fire(CbEvent::Completed, cref.cell(), code);
             if let Some((kind, param, reply)) = def.uac.take() {
-                crate::tm::uac::report(kind, &crate::tm::uac::UacOutcome { code, param: &param, reply: &reply });
+                crate::tm::uac::report(
+                    kind,
+                    &crate::tm::uac::UacOutcome {
+                        code,
+                        param: &param,
+                        reply: &reply,
+                    },
+                );
             }
         }
         if def.terminate {
@@ -289,16 +337,33 @@ fn run_failure(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
     let region = env.region;
     let (base, relay_uri, flags, route, code) = {
         let st = cell.lock();
-        let base = if st.fwd_base.is_empty() { cell.req } else { st.fwd_base };
-        let code = st.tx.branches.get(usize::from(picked)).map(|b| b.status).unwrap_or(0);
-        (region.slice(base).to_vec(), region.slice(st.relay_uri).to_vec(), st.msg_flags, st.on_failure, code)
+        let base = if st.fwd_base.is_empty() {
+            cell.req
+        } else {
+            st.fwd_base
+        };
+        let code = st
+            .tx
+            .branches
+            .get(usize::from(picked))
+            .map(|b| b.status)
+            .unwrap_or(0);
+        (
+            region.slice(base).to_vec(),
+            region.slice(st.relay_uri).to_vec(),
+            st.msg_flags,
+            st.on_failure,
+            code,
+        )
     };
     callbacks::fire(CbEvent::OnFailure, cell, code);
     let mut replied = false;
     let mut added = false;
     let mut new_flags = flags;
     if let (Some(list), Ok(msg)) = (
-        usize::from(route).checked_sub(1).and_then(|i| env.rt.routes.failure.get(i)),
+        usize::from(route)
+            .checked_sub(1)
+            .and_then(|i| env.rt.routes.failure.get(i)),
         Msg::parse(base),
     ) {
         let src = cell.src.addr();
@@ -326,7 +391,8 @@ fn run_failure(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
     let mut acts = Actions::new();
     let mut st = cell.lock();
     st.msg_flags = new_flags;
-    st.tx.after_failure(added, replied, now(), &env.params.timers, &mut acts);
+    st.tx
+        .after_failure(added, replied, now(), &env.params.timers, &mut acts);
     execute(env, cell, &mut st, &mut acts, None, &mut def);
     rearm(cref, &st);
     def
@@ -335,7 +401,9 @@ fn run_failure(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
 /// The timer process: a cell's timer fired (the wheel's reference is ours).
 fn on_timer_fired(region: &'static Region, link: ShmOff<TimerLink>) {
     let Some(env) = env() else { return };
-    let Some(off) = shm::shm_container!(link, Cell, timer) else { return };
+    let Some(off) = shm::shm_container!(link, Cell, timer) else {
+        return;
+    };
     let cref = CellRef::adopt(region, off);
     let mut def = Deferred::default();
     {
@@ -357,9 +425,15 @@ fn on_timer_fired(region: &'static Region, link: ShmOff<TimerLink>) {
 pub fn on_reply(msg: &Msg, src: std::net::SocketAddr, rcv: &crate::net::ListenSocket) -> bool {
     let Some(env) = env() else { return false };
     let Ok(v1) = msg.via1() else { return false };
-    let Some(branch) = v1.branch else { return false };
-    let Some((hash, label, b)) = store::parse_branch_id(branch.get(msg.buf())) else { return false };
-    let Some(cref) = store::lookup_id(hash, label) else { return false };
+    let Some(branch) = v1.branch else {
+        return false;
+    };
+    let Some((hash, label, b)) = store::parse_branch_id(branch.get(msg.buf())) else {
+        return false;
+    };
+    let Some(cref) = store::lookup_id(hash, label) else {
+        return false;
+    };
     let cell = cref.cell();
     let Ok(cseq) = msg.cseq() else { return false };
     let cell_method = cell.method;
@@ -377,7 +451,10 @@ pub fn on_reply(msg: &Msg, src: std::net::SocketAddr, rcv: &crate::net::ListenSo
         let st = cell.lock();
         (st.on_reply, st.msg_flags)
     };
-    if let Some(list) = usize::from(on_reply).checked_sub(1).and_then(|i| env.rt.routes.onreply.get(i)) {
+    if let Some(list) = usize::from(on_reply)
+        .checked_sub(1)
+        .and_then(|i| env.rt.routes.onreply.get(i))
+    {
         let mut ctx = MsgCtx::new(env.rt, msg, src, rcv, RouteKind::OnReply);
         ctx.flags = flags;
         ctx.tm.cell = cref.off().get();
@@ -387,12 +464,16 @@ pub fn on_reply(msg: &Msg, src: std::net::SocketAddr, rcv: &crate::net::ListenSo
     if without_top_via(msg, &mut upstream).is_err() {
         upstream.clear();
     }
-    let rin = ReplyIn { msg, upstream: &upstream };
+    let rin = ReplyIn {
+        msg,
+        upstream: &upstream,
+    };
     let mut def = Deferred::default();
     {
         let mut st = cell.lock();
         let mut acts = Actions::new();
-        st.tx.on_reply(b, code, now(), &env.params.timers, &mut acts);
+        st.tx
+            .on_reply(b, code, now(), &env.params.timers, &mut acts);
         execute(env, cell, &mut st, &mut acts, Some(&rin), &mut def);
         rearm(&cref, &st);
     }

@@ -5,8 +5,8 @@ use crate::cfg::ast::{Literal, RouteKind};
 use crate::net::Proto;
 use crate::route::ctx::{MsgCtx, ScriptError};
 use crate::route::export::{
-    arg_int_range, arg_str, compile_regex, BoxedFn, FixupEnv, FixupError, FnDef, ModInitError, Module, ParamError,
-    RouteMask as M,
+    arg_int_range, arg_str, compile_regex, BoxedFn, FixupEnv, FixupError, FnDef, ModInitError,
+    Module, ParamError, RouteMask as M,
 };
 use crate::route::forward::resolve;
 use crate::tm::fsm::{flags, Actions};
@@ -51,7 +51,10 @@ static FUNCS: &[FnDef] = &[
 fn fixed(def: &FnDef, args: &[Literal]) -> Result<std::net::SocketAddr, FixupError> {
     let host = arg_str(def.name, args, 0)?;
     let port = arg_int_range(def.name, args, 1, 1, 65535, "a port number")? as u16;
-    resolve(host.as_bytes(), port).ok_or(FixupError::Resolve { host, reason: "no address found".into() })
+    resolve(host.as_bytes(), port).ok_or(FixupError::Resolve {
+        host,
+        reason: "no address found".into(),
+    })
 }
 
 fn proto_of(name: &str) -> Proto {
@@ -64,11 +67,21 @@ fn proto_of(name: &str) -> Proto {
     }
 }
 
-fn route_arg(def: &FnDef, args: &[Literal], env: &FixupEnv<'_>, kind: RouteKind) -> Result<u16, FixupError> {
+fn route_arg(
+    def: &FnDef,
+    args: &[Literal],
+    env: &FixupEnv<'_>,
+    kind: RouteKind,
+) -> Result<u16, FixupError> {
     let name = arg_str(def.name, args, 0)?;
     match env.route_index(kind, &name) {
         Some(i) => Ok(u16::try_from(i + 1).unwrap_or(0)),
-        None => Err(FixupError::BadArg { func: def.name, index: 1, expected: "the number of a defined route", found: name }),
+        None => Err(FixupError::BadArg {
+            func: def.name,
+            index: 1,
+            expected: "the number of a defined route",
+            found: name,
+        }),
     }
 }
 
@@ -103,8 +116,13 @@ fn t_newtran(ctx: &mut MsgCtx<'_>) -> i32 {
 
 fn t_lookup_request(ctx: &mut MsgCtx<'_>) -> i32 {
     let Some(env) = driver::env() else { return -1 };
-    let Ok(mk) = MsgKey::of(ctx.msg) else { return -1 };
-    let o = MatchOpts { ruri_matching: env.params.ruri_matching, via1_matching: env.params.via1_matching };
+    let Ok(mk) = MsgKey::of(ctx.msg) else {
+        return -1;
+    };
+    let o = MatchOpts {
+        ruri_matching: env.params.ruri_matching,
+        via1_matching: env.params.via1_matching,
+    };
     match store::lookup(&mk, o, Some(MatchKind::Same)) {
         store::Found::Cell(c, _) => {
             if ctx.tm.cell == 0 {
@@ -126,7 +144,9 @@ fn status_for_check(ctx: &MsgCtx<'_>) -> u16 {
     if ctx.tm.in_failure {
         return ctx.tm.reply_code;
     }
-    current(ctx).map(|c| c.cell().lock().tx.uas_status).unwrap_or(0)
+    current(ctx)
+        .map(|c| c.cell().lock().tx.uas_status)
+        .unwrap_or(0)
 }
 
 impl Module for Tm {
@@ -142,10 +162,17 @@ impl Module for Tm {
         self.params.set(param, value)
     }
 
-    fn fixup(&self, f: &FnDef, args: &[Literal], env: &FixupEnv<'_>) -> Result<BoxedFn, FixupError> {
+    fn fixup(
+        &self,
+        f: &FnDef,
+        args: &[Literal],
+        env: &FixupEnv<'_>,
+    ) -> Result<BoxedFn, FixupError> {
         let name = f.name;
         Ok(match name {
-            "t_relay" if args.is_empty() => Box::new(|ctx: &mut MsgCtx<'_>| relay::relay(ctx, Dest::Uri, false)),
+            "t_relay" if args.is_empty() => {
+                Box::new(|ctx: &mut MsgCtx<'_>| relay::relay(ctx, Dest::Uri, false))
+            }
             "t_relay" | "t_relay_to" | "t_relay_to_udp" | "t_relay_to_tcp" | "t_relay_to_tls" => {
                 let addr = fixed(f, args)?;
                 let dest = Dest::Fixed(addr, proto_of(name));
@@ -155,8 +182,13 @@ impl Module for Tm {
                 let dest = Dest::Fixed(fixed(f, args)?, proto_of(name));
                 Box::new(move |ctx: &mut MsgCtx<'_>| relay::relay(ctx, dest, true))
             }
-            "t_forward_nonack_uri" => Box::new(|ctx: &mut MsgCtx<'_>| forward_nonack(ctx, Dest::Uri)),
-            "t_forward_nonack" | "t_forward_nonack_udp" | "t_forward_nonack_tcp" | "t_forward_nonack_tls" => {
+            "t_forward_nonack_uri" => {
+                Box::new(|ctx: &mut MsgCtx<'_>| forward_nonack(ctx, Dest::Uri))
+            }
+            "t_forward_nonack"
+            | "t_forward_nonack_udp"
+            | "t_forward_nonack_tcp"
+            | "t_forward_nonack_tls" => {
                 let dest = Dest::Fixed(fixed(f, args)?, proto_of(name));
                 Box::new(move |ctx: &mut MsgCtx<'_>| forward_nonack(ctx, dest))
             }
@@ -187,7 +219,9 @@ impl Module for Tm {
             }
             "t_lookup_request" => Box::new(t_lookup_request),
             "t_retransmit_reply" => Box::new(|ctx: &mut MsgCtx<'_>| {
-                let (Some(env), Some(c)) = (driver::env(), current(ctx)) else { return -1 };
+                let (Some(env), Some(c)) = (driver::env(), current(ctx)) else {
+                    return -1;
+                };
                 let st = c.cell().lock();
                 if driver::send_peer(env, &c.cell().src, env.region.slice(st.uas_reply)) {
                     1
@@ -196,7 +230,9 @@ impl Module for Tm {
                 }
             }),
             "t_release" => Box::new(|ctx: &mut MsgCtx<'_>| {
-                let (Some(env), Some(c)) = (driver::env(), current(ctx)) else { return -1 };
+                let (Some(env), Some(c)) = (driver::env(), current(ctx)) else {
+                    return -1;
+                };
                 let mut def = driver::Deferred::default();
                 {
                     let mut st = c.cell().lock();
@@ -208,7 +244,12 @@ impl Module for Tm {
                 driver::finish(env, &c, def);
                 1
             }),
-            _ => return Err(FixupError::Unavailable { func: name, reason: "unknown tm function" }),
+            _ => {
+                return Err(FixupError::Unavailable {
+                    func: name,
+                    reason: "unknown tm function",
+                })
+            }
         })
     }
 
@@ -216,13 +257,23 @@ impl Module for Tm {
         relay::post_script(ctx);
     }
 
-    fn mod_init(&self, rt: &'static crate::route::Runtime, region: &'static shm::Region) -> Result<(), ModInitError> {
+    fn mod_init(
+        &self,
+        rt: &'static crate::route::Runtime,
+        region: &'static shm::Region,
+    ) -> Result<(), ModInitError> {
         for note in &self.params.seconds_notes {
             log::info!("tm: {note}");
         }
-        store::init(region).map_err(|e| ModInitError { module: "tm", reason: e.to_string() })?;
+        store::init(region).map_err(|e| ModInitError {
+            module: "tm",
+            reason: e.to_string(),
+        })?;
         if !driver::init(rt, region, self.params.clone()) {
-            return Err(ModInitError { module: "tm", reason: "initialised twice".into() });
+            return Err(ModInitError {
+                module: "tm",
+                reason: "initialised twice".into(),
+            });
         }
         Ok(())
     }
@@ -237,7 +288,11 @@ fn forward_nonack(ctx: &mut MsgCtx<'_>, dest: Dest) -> i32 {
     if relay::forward_all(ctx, dest, true) > 0 {
         1
     } else {
-        ctx.fail(if ctx.last_error == ScriptError::None { ScriptError::Send } else { ctx.last_error })
+        ctx.fail(if ctx.last_error == ScriptError::None {
+            ScriptError::Send
+        } else {
+            ctx.last_error
+        })
     }
 }
 

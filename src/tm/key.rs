@@ -29,13 +29,20 @@ shm::shm_struct! {
 
 impl SpanS {
     pub fn get<'b>(&self, buf: &'b [u8]) -> &'b [u8] {
-        Span { start: self.start, len: self.len }.get(buf)
+        Span {
+            start: self.start,
+            len: self.len,
+        }
+        .get(buf)
     }
 }
 
 impl From<Span> for SpanS {
     fn from(s: Span) -> SpanS {
-        SpanS { start: s.start, len: s.len }
+        SpanS {
+            start: s.start,
+            len: s.len,
+        }
     }
 }
 
@@ -106,9 +113,18 @@ pub fn key_of(msg: &Msg) -> Result<Key, TupleIncomplete> {
     let from = msg.from().map_err(|_| TupleIncomplete)?;
     let to = msg.to().map_err(|_| TupleIncomplete)?;
     let cseq = msg.cseq().map_err(|_| TupleIncomplete)?;
-    let call_id = msg.header(crate::sip::HdrKind::CallId).ok_or(TupleIncomplete)?.value;
-    let from_h = msg.header(crate::sip::HdrKind::From).ok_or(TupleIncomplete)?.value;
-    let to_h = msg.header(crate::sip::HdrKind::To).ok_or(TupleIncomplete)?.value;
+    let call_id = msg
+        .header(crate::sip::HdrKind::CallId)
+        .ok_or(TupleIncomplete)?
+        .value;
+    let from_h = msg
+        .header(crate::sip::HdrKind::From)
+        .ok_or(TupleIncomplete)?
+        .value;
+    let to_h = msg
+        .header(crate::sip::HdrKind::To)
+        .ok_or(TupleIncomplete)?
+        .value;
     let method = match msg.first_line() {
         crate::sip::FirstLine::Request { method_span, .. } => *method_span,
         crate::sip::FirstLine::Reply { .. } => return Err(TupleIncomplete),
@@ -137,7 +153,12 @@ impl<'m> MsgKey<'m> {
     pub fn of(msg: &'m Msg) -> Result<MsgKey<'m>, TupleIncomplete> {
         let b = msg.buf();
         let k = key_of(msg)?;
-        let to_tag = msg.to().ok().and_then(|t| t.tag).map(|t| t.get(b)).unwrap_or(&[]);
+        let to_tag = msg
+            .to()
+            .ok()
+            .and_then(|t| t.tag)
+            .map(|t| t.get(b))
+            .unwrap_or(&[]);
         Ok(MsgKey {
             method: msg.method(),
             method_bytes: k.method.get(b),
@@ -202,11 +223,15 @@ impl<'c> CellView<'c> {
             && self.f(self.key.branch).eq_ignore_ascii_case(m.branch)
             && self.f(self.key.via_host).eq_ignore_ascii_case(m.via_host)
             && self.key.via_port == m.via_port
-            && self.f(self.key.via_transport).eq_ignore_ascii_case(m.via_transport)
+            && self
+                .f(self.key.via_transport)
+                .eq_ignore_ascii_case(m.via_transport)
     }
 
     fn same_2543_core(&self, m: &MsgKey<'_>) -> bool {
-        self.f(self.key.call_id) == m.call_id && self.key.cseq_num == m.cseq_num && self.f(self.key.from) == m.from
+        self.f(self.key.call_id) == m.call_id
+            && self.key.cseq_num == m.cseq_num
+            && self.f(self.key.from) == m.from
     }
 
     /// Does `m` belong to this cell, and how?
@@ -279,42 +304,109 @@ mod tests {
         Msg::parse(raw.into_bytes()).map_err(|f| f.error).unwrap()
     }
 
-    const O: MatchOpts = MatchOpts { ruri_matching: true, via1_matching: true };
+    const O: MatchOpts = MatchOpts {
+        ruri_matching: true,
+        via1_matching: true,
+    };
 
     fn classify(cell: &Msg, m: &Msg) -> Option<MatchKind> {
         let key = key_of(cell).unwrap();
-        CellView { key: &key, req: cell.buf() }.classify(&MsgKey::of(m).unwrap(), O)
+        CellView {
+            key: &key,
+            req: cell.buf(),
+        }
+        .classify(&MsgKey::of(m).unwrap(), O)
     }
 
     #[test]
     fn rfc3261_matching() {
-        let inv = msg("INVITE sip:b@h SIP/2.0", "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKx1", "<sip:b@h>", "1 INVITE");
-        let again = msg("INVITE sip:b@h SIP/2.0", "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKx1", "<sip:b@h>", "1 INVITE");
+        let inv = msg(
+            "INVITE sip:b@h SIP/2.0",
+            "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKx1",
+            "<sip:b@h>",
+            "1 INVITE",
+        );
+        let again = msg(
+            "INVITE sip:b@h SIP/2.0",
+            "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKx1",
+            "<sip:b@h>",
+            "1 INVITE",
+        );
         assert_eq!(classify(&inv, &again), Some(MatchKind::Same));
-        let other = msg("INVITE sip:b@h SIP/2.0", "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKx2", "<sip:b@h>", "1 INVITE");
+        let other = msg(
+            "INVITE sip:b@h SIP/2.0",
+            "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKx2",
+            "<sip:b@h>",
+            "1 INVITE",
+        );
         assert_eq!(classify(&inv, &other), None);
-        let ack = msg("ACK sip:b@h SIP/2.0", "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKx1", "<sip:b@h>;tag=t", "1 ACK");
+        let ack = msg(
+            "ACK sip:b@h SIP/2.0",
+            "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKx1",
+            "<sip:b@h>;tag=t",
+            "1 ACK",
+        );
         assert_eq!(classify(&inv, &ack), Some(MatchKind::Same));
-        let ack2xx = msg("ACK sip:b@h SIP/2.0", "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKnew", "<sip:b@h>;tag=t", "1 ACK");
+        let ack2xx = msg(
+            "ACK sip:b@h SIP/2.0",
+            "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKnew",
+            "<sip:b@h>;tag=t",
+            "1 ACK",
+        );
         assert_eq!(classify(&inv, &ack2xx), Some(MatchKind::DialogAck));
-        let cancel = msg("CANCEL sip:b@h SIP/2.0", "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKx1", "<sip:b@h>", "1 CANCEL");
+        let cancel = msg(
+            "CANCEL sip:b@h SIP/2.0",
+            "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKx1",
+            "<sip:b@h>",
+            "1 CANCEL",
+        );
         assert_eq!(classify(&inv, &cancel), Some(MatchKind::CancelTarget));
         // A CANCEL retransmission matches the CANCEL cell, not as target.
         assert_eq!(classify(&cancel, &cancel), Some(MatchKind::Same));
-        let bye = msg("BYE sip:b@h SIP/2.0", "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKx1", "<sip:b@h>", "1 BYE");
+        let bye = msg(
+            "BYE sip:b@h SIP/2.0",
+            "SIP/2.0/UDP 1.2.3.4:5060;branch=z9hG4bKx1",
+            "<sip:b@h>",
+            "1 BYE",
+        );
         assert_eq!(classify(&inv, &bye), None);
     }
 
     #[test]
     fn pre_3261_matching() {
-        let inv = msg("INVITE sip:b@h SIP/2.0", "SIP/2.0/UDP 1.2.3.4", "<sip:b@h>", "5 INVITE");
-        let again = msg("INVITE sip:b@h SIP/2.0", "SIP/2.0/UDP 1.2.3.4", "<sip:b@h>", "5 INVITE");
+        let inv = msg(
+            "INVITE sip:b@h SIP/2.0",
+            "SIP/2.0/UDP 1.2.3.4",
+            "<sip:b@h>",
+            "5 INVITE",
+        );
+        let again = msg(
+            "INVITE sip:b@h SIP/2.0",
+            "SIP/2.0/UDP 1.2.3.4",
+            "<sip:b@h>",
+            "5 INVITE",
+        );
         assert_eq!(classify(&inv, &again), Some(MatchKind::Same));
-        let ack = msg("ACK sip:b@h SIP/2.0", "SIP/2.0/UDP 1.2.3.4", "<sip:b@h>;tag=zz", "5 ACK");
+        let ack = msg(
+            "ACK sip:b@h SIP/2.0",
+            "SIP/2.0/UDP 1.2.3.4",
+            "<sip:b@h>;tag=zz",
+            "5 ACK",
+        );
         assert_eq!(classify(&inv, &ack), Some(MatchKind::Same));
-        let other_uri = msg("INVITE sip:c@h SIP/2.0", "SIP/2.0/UDP 1.2.3.4", "<sip:b@h>", "5 INVITE");
+        let other_uri = msg(
+            "INVITE sip:c@h SIP/2.0",
+            "SIP/2.0/UDP 1.2.3.4",
+            "<sip:b@h>",
+            "5 INVITE",
+        );
         assert_eq!(classify(&inv, &other_uri), None);
-        let cancel = msg("CANCEL sip:b@h SIP/2.0", "SIP/2.0/UDP 1.2.3.4", "<sip:b@h>", "5 CANCEL");
+        let cancel = msg(
+            "CANCEL sip:b@h SIP/2.0",
+            "SIP/2.0/UDP 1.2.3.4",
+            "<sip:b@h>",
+            "5 CANCEL",
+        );
         assert_eq!(classify(&inv, &cancel), Some(MatchKind::CancelTarget));
     }
 

@@ -7,6 +7,8 @@
 //! callbacks for other modules (`callbacks`).
 pub mod callbacks;
 pub mod cell;
+#[cfg(test)]
+mod doc_examples;
 pub mod driver;
 pub mod fsm;
 pub mod funcs;
@@ -16,7 +18,5 @@ pub mod relay;
 pub mod reply;
 pub mod store;
 pub mod uac;
-#[cfg(test)]
-mod doc_examples;
 #[cfg(test)]
 mod uac_tests;

@@ -46,24 +46,48 @@ impl Default for TmParams {
 
 /// 2.x parameters accepted for compatibility whose behaviour is built in.
 const ACCEPTED_2X: &[&str] = &[
-    "max_inv_lifetime", "max_noninv_lifetime", "pass_provisional_replies", "aggregate_challenges",
-    "unmatched_cancel", "default_code", "default_reason", "reparse_invite", "ac_extra_hdrs",
-    "blst_503", "blst_503_def_timeout", "blst_503_min_timeout", "blst_503_max_timeout",
-    "blst_methods_add", "blst_methods_lookup", "cancel_b_method", "reparse_on_dns_failover",
-    "on_sl_reply", "contacts_avp", "fr_timer_next", "tm_blst_503",
+    "max_inv_lifetime",
+    "max_noninv_lifetime",
+    "pass_provisional_replies",
+    "aggregate_challenges",
+    "unmatched_cancel",
+    "default_code",
+    "default_reason",
+    "reparse_invite",
+    "ac_extra_hdrs",
+    "blst_503",
+    "blst_503_def_timeout",
+    "blst_503_min_timeout",
+    "blst_503_max_timeout",
+    "blst_methods_add",
+    "blst_methods_lookup",
+    "cancel_b_method",
+    "reparse_on_dns_failover",
+    "on_sl_reply",
+    "contacts_avp",
+    "fr_timer_next",
+    "tm_blst_503",
 ];
 
 fn int(param: &str, v: &Literal) -> Result<i64, ParamError> {
     match v {
         Literal::Int(n) => Ok(*n),
-        _ => Err(ParamError::BadType { module: "tm", param: param.into(), expected: "an integer" }),
+        _ => Err(ParamError::BadType {
+            module: "tm",
+            param: param.into(),
+            expected: "an integer",
+        }),
     }
 }
 
 fn string(param: &str, v: &Literal) -> Result<String, ParamError> {
     match v {
         Literal::Str(s) => Ok(s.clone()),
-        _ => Err(ParamError::BadType { module: "tm", param: param.into(), expected: "a string" }),
+        _ => Err(ParamError::BadType {
+            module: "tm",
+            param: param.into(),
+            expected: "a string",
+        }),
     }
 }
 
@@ -71,7 +95,11 @@ fn positive(param: &str, n: i64) -> Result<u32, ParamError> {
     u32::try_from(n)
         .ok()
         .filter(|v| *v > 0)
-        .ok_or_else(|| ParamError::BadValue { module: "tm", param: param.into(), reason: format!("{n} is not a positive time") })
+        .ok_or_else(|| ParamError::BadValue {
+            module: "tm",
+            param: param.into(),
+            reason: format!("{n} is not a positive time"),
+        })
 }
 
 impl TmParams {
@@ -79,7 +107,8 @@ impl TmParams {
     fn sec_or_ms(&mut self, param: &str, v: &Literal) -> Result<u32, ParamError> {
         let n = positive(param, int(param, v)?)?;
         if n < 1000 {
-            self.seconds_notes.push(format!("{param}={n} taken as seconds"));
+            self.seconds_notes
+                .push(format!("{param}={n} taken as seconds"));
             Ok(n * 1000)
         } else {
             Ok(n)
@@ -102,7 +131,9 @@ impl TmParams {
             }
             "retr_timer2" => self.timers.t2 = positive(param, int(param, v)?)?,
             "noisy_ctimer" => self.timers.noisy_ctimer = int(param, v)? != 0,
-            "restart_fr_on_each_reply" => self.timers.restart_fr_on_each_reply = int(param, v)? != 0,
+            "restart_fr_on_each_reply" => {
+                self.timers.restart_fr_on_each_reply = int(param, v)? != 0
+            }
             "ruri_matching" => self.ruri_matching = int(param, v)? != 0,
             "via1_matching" => self.via1_matching = int(param, v)? != 0,
             "auto_inv_100" => self.auto_inv_100 = int(param, v)? != 0,
@@ -111,7 +142,12 @@ impl TmParams {
             "uac_from" => self.uac_from = string(param, v)?,
             "tw_append" => self.tw_append.push(string(param, v)?),
             p if ACCEPTED_2X.contains(&p) => {}
-            _ => return Err(ParamError::Unknown { module: "tm", param: param.into() }),
+            _ => {
+                return Err(ParamError::Unknown {
+                    module: "tm",
+                    param: param.into(),
+                })
+            }
         }
         // The retransmission steps never exceed T2.
         let t2 = self.timers.t2;
@@ -141,8 +177,10 @@ mod tests {
         assert!(p.set("fr_timer", &Literal::Str("x".into())).is_err());
         assert!(p.set("fr_timer", &Literal::Int(0)).is_err());
         assert!(p.set("no_such", &Literal::Int(1)).is_err());
-        p.set("tw_append", &Literal::Str("a:hdr[X]".into())).unwrap();
-        p.set("tw_append", &Literal::Str("b:msg[body]".into())).unwrap();
+        p.set("tw_append", &Literal::Str("a:hdr[X]".into()))
+            .unwrap();
+        p.set("tw_append", &Literal::Str("b:msg[body]".into()))
+            .unwrap();
         assert_eq!(p.tw_append.len(), 2);
     }
 }

@@ -28,7 +28,10 @@ pub enum Dest {
 }
 
 fn opts(env: &Env) -> MatchOpts {
-    MatchOpts { ruri_matching: env.params.ruri_matching, via1_matching: env.params.via1_matching }
+    MatchOpts {
+        ruri_matching: env.params.ruri_matching,
+        via1_matching: env.params.via1_matching,
+    }
 }
 
 /// A reference to the message's current transaction, if any.
@@ -39,7 +42,12 @@ pub fn current(ctx: &MsgCtx<'_>) -> Option<CellRef> {
 }
 
 fn rcv_index(ctx: &MsgCtx<'_>) -> usize {
-    ctx.rt.sockets.all().iter().position(|s| std::ptr::eq(s, ctx.rcv)).unwrap_or(0)
+    ctx.rt
+        .sockets
+        .all()
+        .iter()
+        .position(|s| std::ptr::eq(s, ctx.rcv))
+        .unwrap_or(0)
 }
 
 /// What `newtran` found.
@@ -133,7 +141,9 @@ fn ack_on(env: &'static Env, cref: &CellRef, kind: MatchKind, to_tag_in: &[u8]) 
 
 /// Send a reply built here upstream for the current transaction.
 pub fn reply_local(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8]) -> i32 {
-    let (Some(env), Some(cref)) = (env(), current(ctx)) else { return -1 };
+    let (Some(env), Some(cref)) = (env(), current(ctx)) else {
+        return -1;
+    };
     if ctx.msg.method() == Method::Ack {
         return -1;
     }
@@ -160,7 +170,8 @@ pub fn reply_local(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8]) -> i32 {
         }
         driver::send_peer(env, &cell.src, &bytes);
         let mut acts = Actions::new();
-        st.tx.on_local_reply(code, now(), &env.params.timers, &mut acts);
+        st.tx
+            .on_local_reply(code, now(), &env.params.timers, &mut acts);
         execute(env, cell, &mut st, &mut acts, None, &mut def);
         rearm(&cref, &st);
     }
@@ -168,7 +179,8 @@ pub fn reply_local(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8]) -> i32 {
     if code >= 200 {
         ctx.tm.replied = true;
         if let Some(s) = store::stats() {
-            s.replied_locally.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            s.replied_locally
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
     callbacks::fire(CbEvent::ResponseOut, cell, code);
@@ -176,7 +188,11 @@ pub fn reply_local(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8]) -> i32 {
 }
 
 fn redirect_contacts(ctx: &MsgCtx<'_>) -> Vec<u8> {
-    let items: Vec<String> = ctx.dset.iter().map(|b| format!("<{}>", String::from_utf8_lossy(&b.uri))).collect();
+    let items: Vec<String> = ctx
+        .dset
+        .iter()
+        .map(|b| format!("<{}>", String::from_utf8_lossy(&b.uri)))
+        .collect();
     if items.is_empty() {
         return Vec::new();
     }
@@ -185,7 +201,11 @@ fn redirect_contacts(ctx: &MsgCtx<'_>) -> Vec<u8> {
 
 /// The error reply SER sends when relaying failed (tag `TM`).
 fn error_reply(ctx: &mut MsgCtx<'_>) {
-    let err = if ctx.last_error == ScriptError::None { ScriptError::Send } else { ctx.last_error };
+    let err = if ctx.last_error == ScriptError::None {
+        ScriptError::Send
+    } else {
+        ctx.last_error
+    };
     let (code, _) = err.reply();
     let reason = err.reason_with_tag("TM");
     reply_local(ctx, code, reason.as_bytes());
@@ -193,7 +213,9 @@ fn error_reply(ctx: &mut MsgCtx<'_>) {
 
 /// `t_relay` and friends in a request route (or a failure route).
 pub fn relay(ctx: &mut MsgCtx<'_>, dest: Dest, replicate: bool) -> i32 {
-    let Some(env) = env() else { return ctx.fail(ScriptError::Server) };
+    let Some(env) = env() else {
+        return ctx.fail(ScriptError::Server);
+    };
     if ctx.tm.in_failure {
         return if forward_dset(ctx) > 0 { 1 } else { -1 };
     }
@@ -219,7 +241,9 @@ pub fn relay(ctx: &mut MsgCtx<'_>, dest: Dest, replicate: bool) -> i32 {
         }
     }
     if method == Method::Invite && env.params.auto_inv_100 && !replicate {
-        let sent = current(ctx).map(|c| c.cell().lock().tx.uas_status).unwrap_or(0);
+        let sent = current(ctx)
+            .map(|c| c.cell().lock().tx.uas_status)
+            .unwrap_or(0);
         if sent == 0 {
             reply_local(ctx, 100, b"trying -- your call is important to us");
         }
@@ -257,7 +281,11 @@ fn cancel(ctx: &mut MsgCtx<'_>, env: &'static Env, dest: Dest) -> Option<i32> {
         n
     };
     finish(env, &inv, def);
-    let reason: &[u8] = if n > 0 { b"canceling" } else { b"ok -- no more pending branches" };
+    let reason: &[u8] = if n > 0 {
+        b"canceling"
+    } else {
+        b"ok -- no more pending branches"
+    };
     reply_local(ctx, 200, reason);
     Some(1)
 }
@@ -283,7 +311,9 @@ pub fn forward_dset(ctx: &mut MsgCtx<'_>) -> i32 {
 /// Create and send branches: the R-URI (first relay only) and every
 /// destination-set entry. Returns how many went out.
 pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
-    let (Some(env), Some(cref)) = (env(), current(ctx)) else { return 0 };
+    let (Some(env), Some(cref)) = (env(), current(ctx)) else {
+        return 0;
+    };
     let cell = cref.cell();
     let mut targets: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::with_capacity(1 + ctx.dset.len());
     if with_ruri {
@@ -341,7 +371,14 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
                 ctx.last_error = ScriptError::Send;
                 continue;
             };
-            let Some(bytes) = branch_request(ctx, cell.hash, cell.label.load(std::sync::atomic::Ordering::Relaxed), b, &uri, sock) else {
+            let Some(bytes) = branch_request(
+                ctx,
+                cell.hash,
+                cell.label.load(std::sync::atomic::Ordering::Relaxed),
+                b,
+                &uri,
+                sock,
+            ) else {
                 ctx.last_error = ScriptError::Server;
                 continue;
             };
@@ -351,11 +388,21 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
                 ctx.last_error = ScriptError::Server;
                 break;
             }
-            let sock_idx = env.rt.sockets.all().iter().position(|s| std::ptr::eq(s, sock)).unwrap_or(0);
+            let sock_idx = env
+                .rt
+                .sockets
+                .all()
+                .iter()
+                .position(|s| std::ptr::eq(s, sock))
+                .unwrap_or(0);
             st.br[i].dst = Peer::new(addr, sock_idx);
             // Registered before the send: the reply may beat sendto() back
             // (it waits for this lock).
-            if st.tx.add_branch(now(), &env.params.timers, false, false).is_err() {
+            if st
+                .tx
+                .add_branch(now(), &env.params.timers, false, false)
+                .is_err()
+            {
                 break;
             }
             if let Err(e) = send_udp(&sock.udp, &bytes, addr) {
@@ -379,7 +426,14 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
 
 /// The bytes of branch `b`: the request with the script's edits, the
 /// sender's Via fixed up, our Via (with the branch id) on top, R-URI `uri`.
-fn branch_request(ctx: &MsgCtx<'_>, hash: u32, label: u32, b: u8, uri: &[u8], sock: &crate::net::ListenSocket) -> Option<Vec<u8>> {
+fn branch_request(
+    ctx: &MsgCtx<'_>,
+    hash: u32,
+    label: u32,
+    b: u8,
+    uri: &[u8],
+    sock: &crate::net::ListenSocket,
+) -> Option<Vec<u8>> {
     let msg = ctx.msg;
     let via1 = msg.via1().ok()?;
     let first_via = msg.header(HdrKind::Via)?;
@@ -387,7 +441,14 @@ fn branch_request(ctx: &MsgCtx<'_>, hash: u32, label: u32, b: u8, uri: &[u8], so
     edit_via1(msg, via1, ctx.src, ctx.force_rport, &mut lumps);
     let (host, port) = via_host_port(ctx, sock);
     let mut via = Vec::with_capacity(96);
-    push_via(&mut via, "UDP", &host, port, branch_id(hash, label, b).as_bytes(), b"");
+    push_via(
+        &mut via,
+        "UDP",
+        &host,
+        port,
+        branch_id(hash, label, b).as_bytes(),
+        b"",
+    );
     lumps.insert(first_via.line.start as usize, &via);
     if uri != msg.ruri() {
         lumps.replace(msg.ruri_span(), uri);
@@ -404,7 +465,9 @@ pub fn post_script(ctx: &mut MsgCtx<'_>) {
         return;
     }
     let Some(env) = env() else { return };
-    let Some(off) = ShmOff::from_u32(ctx.tm.cell) else { return };
+    let Some(off) = ShmOff::from_u32(ctx.tm.cell) else {
+        return;
+    };
     let cref = CellRef::adopt(env.region, off);
     ctx.tm.cell = 0;
     ctx.tm.owns_ref = false;

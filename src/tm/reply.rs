@@ -13,14 +13,25 @@ use crate::util::hash::hex16;
 pub fn to_tag(env: &Env, req: &Msg) -> String {
     let b = req.buf();
     let digest = match req.via1() {
-        Ok(v) => hex16(&[v.host.get(b), &v.port.unwrap_or(0).to_be_bytes(), v.branch.map(|x| x.get(b)).unwrap_or(&[])]),
+        Ok(v) => hex16(&[
+            v.host.get(b),
+            &v.port.unwrap_or(0).to_be_bytes(),
+            v.branch.map(|x| x.get(b)).unwrap_or(&[]),
+        ]),
         Err(_) => hex16(&[]),
     };
     format!("{}-{}", env.tag, digest)
 }
 
 /// The bytes of a reply to `req` (received from `src`).
-pub fn build_local_reply(env: &Env, req: &Msg, src: SocketAddr, code: u16, reason: &[u8], extra: &[u8]) -> Result<Vec<u8>, BuildError> {
+pub fn build_local_reply(
+    env: &Env,
+    req: &Msg,
+    src: SocketAddr,
+    code: u16,
+    reason: &[u8],
+    extra: &[u8],
+) -> Result<Vec<u8>, BuildError> {
     let tag = (code >= 180).then(|| to_tag(env, req));
     let via_extra = via1_received_params(req, src, false);
     let via_drop = via1_replaced_spans(req, src, false);
@@ -30,7 +41,11 @@ pub fn build_local_reply(env: &Env, req: &Msg, src: SocketAddr, code: u16, reaso
         via1_drop: &via_drop,
         extra_headers: extra,
         body: b"",
-        server_header: if env.rt.server_hdr.is_empty() { None } else { Some(&env.rt.server_hdr) },
+        server_header: if env.rt.server_hdr.is_empty() {
+            None
+        } else {
+            Some(&env.rt.server_hdr)
+        },
     };
     let mut out = Vec::with_capacity(req.buf().len() + 256);
     build_reply(req, code, reason, &opts, &mut out)?;

@@ -55,7 +55,13 @@ pub enum StoreError {
 pub fn init(region: &'static Region) -> Result<(), StoreError> {
     let table = ShmHashTable::<Cell>::create(region, TABLE_BITS)?;
     let stats = region.alloc(TmStats::default())?;
-    GLOBALS.set(Globals { region, table, stats }).map_err(|_| StoreError::AlreadyInit)
+    GLOBALS
+        .set(Globals {
+            region,
+            table,
+            stats,
+        })
+        .map_err(|_| StoreError::AlreadyInit)
 }
 
 fn g() -> Option<&'static Globals> {
@@ -94,7 +100,9 @@ impl StatsSnapshot {
 }
 
 pub fn snapshot() -> StatsSnapshot {
-    let Some(s) = stats() else { return StatsSnapshot::default() };
+    let Some(s) = stats() else {
+        return StatsSnapshot::default();
+    };
     let mut completed = [0u64; 7];
     for (c, a) in completed.iter_mut().zip(s.completed.iter()) {
         *c = a.load(Ordering::Relaxed);
@@ -129,12 +137,19 @@ pub enum Found {
 pub fn lookup(m: &MsgKey<'_>, o: MatchOpts, want: Option<MatchKind>) -> Found {
     let Some(g) = g() else { return Found::None };
     let table = g.region.get(g.table);
-    let Some(bucket) = table.lock_bucket(g.region, table.bucket_of(m.hash())) else { return Found::None };
+    let Some(bucket) = table.lock_bucket(g.region, table.bucket_of(m.hash())) else {
+        return Found::None;
+    };
     let mut hit = None;
     for (off, cell) in bucket.iter() {
-        let view = CellView { key: &cell.key, req: cell.req_bytes(g.region) };
+        let view = CellView {
+            key: &cell.key,
+            req: cell.req_bytes(g.region),
+        };
         if let Some(kind) = view.classify(m, o) {
-            if want.map_or(true, |w| w == kind) && !(want.is_none() && kind == MatchKind::CancelTarget) {
+            if want.is_none_or(|w| w == kind)
+                && !(want.is_none() && kind == MatchKind::CancelTarget)
+            {
                 hit = Some((off, kind));
                 // An exact match wins over a dialog match; keep looking
                 // only while what we have is the weaker kind.
@@ -193,7 +208,10 @@ pub fn create(msg: &Msg, src: Peer, local: bool, o: MatchOpts) -> Result<Created
         req,
         key,
         src,
-        state: shm::ShmLocked::new(CellState { tx, ..Default::default() }),
+        state: shm::ShmLocked::new(CellState {
+            tx,
+            ..Default::default()
+        }),
     };
     let off = match region.alloc(cell) {
         Ok(o) => o,
@@ -209,8 +227,13 @@ pub fn create(msg: &Msg, src: Peer, local: bool, o: MatchOpts) -> Result<Created
         return Err(StoreError::NotInit);
     };
     let dup = bucket.iter().find_map(|(o2, c)| {
-        let view = CellView { key: &c.key, req: c.req_bytes(region) };
-        view.classify(&mk, o).filter(|k| *k == MatchKind::Same).map(|k| (o2, k))
+        let view = CellView {
+            key: &c.key,
+            req: c.req_bytes(region),
+        };
+        view.classify(&mk, o)
+            .filter(|k| *k == MatchKind::Same)
+            .map(|k| (o2, k))
     });
     if let Some((o2, kind)) = dup {
         let existing = CellRef::acquire(region, o2);
@@ -220,7 +243,10 @@ pub fn create(msg: &Msg, src: Peer, local: bool, o: MatchOpts) -> Result<Created
         return Ok(Created::Existing(existing, kind));
     }
     // The label is written before the cell becomes reachable.
-    region.get(off).label.store(bucket.next_label(), Ordering::Relaxed);
+    region
+        .get(off)
+        .label
+        .store(bucket.next_label(), Ordering::Relaxed);
     bucket.insert(off);
     drop(bucket);
     if let Some(s) = stats() {
@@ -259,7 +285,10 @@ pub fn parse_branch_id(b: &[u8]) -> Option<(u32, u32, u8)> {
     let hash = u32::from_str_radix(it.next()?, 16).ok()?;
     let label = u32::from_str_radix(it.next()?, 16).ok()?;
     let branch = u8::from_str_radix(it.next()?, 16).ok()?;
-    if it.next().is_some() || hash >= 1 << TABLE_BITS || usize::from(branch) >= crate::tm::fsm::MAX_BRANCHES {
+    if it.next().is_some()
+        || hash >= 1 << TABLE_BITS
+        || usize::from(branch) >= crate::tm::fsm::MAX_BRANCHES
+    {
         return None;
     }
     Some((hash, label, branch))
@@ -273,9 +302,20 @@ mod tests {
     fn branch_ids_round_trip() {
         let b = branch_id(0xbeef, 0x1234_5678, 3);
         assert_eq!(b, "z9hG4bKbeef.12345678.3");
-        assert_eq!(parse_branch_id(b.as_bytes()), Some((0xbeef, 0x1234_5678, 3)));
-        assert_eq!(parse_branch_id(b"z9hG4bKbeef.1.c"), None, "branch 12 is out of range");
-        assert_eq!(parse_branch_id(b"z9hG4bK10000.1.0"), None, "hash beyond the table");
+        assert_eq!(
+            parse_branch_id(b.as_bytes()),
+            Some((0xbeef, 0x1234_5678, 3))
+        );
+        assert_eq!(
+            parse_branch_id(b"z9hG4bKbeef.1.c"),
+            None,
+            "branch 12 is out of range"
+        );
+        assert_eq!(
+            parse_branch_id(b"z9hG4bK10000.1.0"),
+            None,
+            "hash beyond the table"
+        );
         assert_eq!(parse_branch_id(b"z9hG4bKsl1234"), None);
         assert_eq!(parse_branch_id(b"abc"), None);
     }

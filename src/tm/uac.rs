@@ -39,7 +39,10 @@ pub fn register_report(kind: u32, f: UacReport) {
 
 /// Call the report of `kind`, if any.
 pub fn report(kind: u32, outcome: &UacOutcome<'_>) {
-    let f = REPORTS.lock().ok().and_then(|v| v.iter().find(|(k, _)| *k == kind).map(|(_, f)| *f));
+    let f = REPORTS
+        .lock()
+        .ok()
+        .and_then(|v| v.iter().find(|(k, _)| *k == kind).map(|(_, f)| *f));
     if let Some(f) = f {
         f(outcome);
     }
@@ -89,7 +92,11 @@ fn render(r: &UacRequest<'_>, via: &[u8], call_id: &str, from_tag: &str, cseq: u
     let mut out = Vec::with_capacity(512 + r.body.len() + r.headers.len());
     out.extend_from_slice(format!("{} {} SIP/2.0\r\n", r.method, r.ruri).as_bytes());
     out.extend_from_slice(via);
-    let from = if r.from.contains(";tag=") { r.from.to_string() } else { format!("{};tag={from_tag}", r.from) };
+    let from = if r.from.contains(";tag=") {
+        r.from.to_string()
+    } else {
+        format!("{};tag={from_tag}", r.from)
+    };
     out.extend_from_slice(
         format!(
             "From: {from}\r\nTo: {}\r\nCall-ID: {call_id}\r\nCSeq: {cseq} {}\r\nMax-Forwards: 70\r\n",
@@ -106,7 +113,10 @@ fn render(r: &UacRequest<'_>, via: &[u8], call_id: &str, from_tag: &str, cseq: u
 /// Start a local transaction; `report_kind`/`param` say who hears its end.
 pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacStarted, UacError> {
     let env = env().ok_or(UacError::NoTm)?;
-    if r.method.is_empty() || r.method.eq_ignore_ascii_case("ACK") || r.method.eq_ignore_ascii_case("CANCEL") {
+    if r.method.is_empty()
+        || r.method.eq_ignore_ascii_case("ACK")
+        || r.method.eq_ignore_ascii_case("CANCEL")
+    {
         return Err(UacError::BadRequest("method"));
     }
     let hop = r.next_hop.unwrap_or(r.ruri);
@@ -115,9 +125,18 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
         return Err(UacError::Destination);
     }
     let sock = env.rt.sockets.udp_for(&addr).ok_or(UacError::NoSocket)?;
-    let sock_idx = env.rt.sockets.all().iter().position(|s| std::ptr::eq(s, sock)).unwrap_or(0);
+    let sock_idx = env
+        .rt
+        .sockets
+        .all()
+        .iter()
+        .position(|s| std::ptr::eq(s, sock))
+        .unwrap_or(0);
     let seed = format!("{}{}{:?}", std::process::id(), now(), r.ruri);
-    let call_id = r.call_id.map(str::to_string).unwrap_or_else(|| format!("{}@{}", &hex128(&[seed.as_bytes()])[..16], addr.ip()));
+    let call_id = r
+        .call_id
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("{}@{}", &hex128(&[seed.as_bytes()])[..16], addr.ip()));
     let from_tag = hex128(&[b"from", seed.as_bytes()])[..12].to_string();
     let cseq = r.cseq.unwrap_or(10);
     let host = match sock.listen.addr.ip() {
@@ -128,11 +147,22 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
     // The clone carries a provisional Via; the branch id needs the cell's
     // label, so the bytes sent are rendered again below.
     let mut via = Vec::new();
-    push_via(&mut via, "UDP", &host, port, format!("z9hG4bKuac{}", &from_tag).as_bytes(), b"");
+    push_via(
+        &mut via,
+        "UDP",
+        &host,
+        port,
+        format!("z9hG4bKuac{}", &from_tag).as_bytes(),
+        b"",
+    );
     let clone = render(r, &via, &call_id, &from_tag, cseq);
     let msg = Msg::parse(clone).map_err(|_| UacError::BadRequest("does not parse"))?;
-    msg.validate().map_err(|_| UacError::BadRequest("does not validate"))?;
-    let o = MatchOpts { ruri_matching: env.params.ruri_matching, via1_matching: env.params.via1_matching };
+    msg.validate()
+        .map_err(|_| UacError::BadRequest("does not validate"))?;
+    let o = MatchOpts {
+        ruri_matching: env.params.ruri_matching,
+        via1_matching: env.params.via1_matching,
+    };
     let cref: CellRef = match store::create(&msg, Peer::new(sock.listen.addr, sock_idx), true, o) {
         Ok(Created::New(c)) => c,
         Ok(Created::Existing(..)) => return Err(UacError::BadRequest("duplicate transaction")),
@@ -141,7 +171,14 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
     let cell = cref.cell();
     let label = cell.label.load(std::sync::atomic::Ordering::Relaxed);
     let mut via = Vec::new();
-    push_via(&mut via, "UDP", &host, port, branch_id(cell.hash, label, 0).as_bytes(), b"");
+    push_via(
+        &mut via,
+        "UDP",
+        &host,
+        port,
+        branch_id(cell.hash, label, 0).as_bytes(),
+        b"",
+    );
     let bytes = render(r, &via, &call_id, &from_tag, cseq);
     let mut def = Deferred::default();
     let result = {
@@ -155,7 +192,9 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
             .map_err(|_| UacError::NoMemory);
         let r = stored.and_then(|()| {
             st.br[0].dst = Peer::new(addr, sock_idx);
-            st.tx.add_branch(now(), &env.params.timers, false, false).map_err(|_| UacError::BadRequest("branch"))?;
+            st.tx
+                .add_branch(now(), &env.params.timers, false, false)
+                .map_err(|_| UacError::BadRequest("branch"))?;
             send_udp(&sock.udp, &bytes, addr).map_err(|_| UacError::Send)
         });
         if r.is_err() {
@@ -168,5 +207,8 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
         r
     };
     finish(env, &cref, def);
-    result.map(|()| UacStarted { hash: cell.hash, label })
+    result.map(|()| UacStarted {
+        hash: cell.hash,
+        label,
+    })
 }

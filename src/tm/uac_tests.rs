@@ -21,7 +21,9 @@ fn record(o: &UacOutcome<'_>) {
 }
 
 fn header<'a>(raw: &'a str, name: &str) -> &'a str {
-    raw.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": "))).unwrap_or("")
+    raw.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+        .unwrap_or("")
 }
 
 #[test]
@@ -32,7 +34,11 @@ fn uac_sends_retransmits_and_reports_the_final() {
     let udp = crate::net::open_udp("127.0.0.1:0".parse().unwrap(), 0, false).unwrap();
     let addr = udp.local_addr().unwrap();
     udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-    let listen = ListenAddr { proto: Proto::Udp, addr, name: "127.0.0.1".into() };
+    let listen = ListenAddr {
+        proto: Proto::Udp,
+        addr,
+        name: "127.0.0.1".into(),
+    };
     let table = SocketTable::from_sockets(vec![ListenSocket { listen, udp }]);
     let rt: &'static Runtime = Box::leak(Box::new(Runtime::new(loaded, table)));
     for m in &rt.modules {
@@ -58,9 +64,15 @@ fn uac_sends_retransmits_and_reports_the_final() {
     let (n, from) = peer.recv_from(&mut buf).unwrap();
     assert_eq!(from, addr);
     let got = String::from_utf8_lossy(&buf[..n]).into_owned();
-    assert!(got.starts_with(&format!("MESSAGE {ruri} SIP/2.0\r\n")), "{got}");
+    assert!(
+        got.starts_with(&format!("MESSAGE {ruri} SIP/2.0\r\n")),
+        "{got}"
+    );
     let branch = branch_id(started.hash, started.label, 0);
-    assert!(header(&got, "Via").contains(&format!(";branch={branch}")), "{got}");
+    assert!(
+        header(&got, "Via").contains(&format!(";branch={branch}")),
+        "{got}"
+    );
     assert!(header(&got, "From").contains(";tag="));
     assert_eq!(header(&got, "CSeq"), "10 MESSAGE");
     assert!(got.ends_with("\r\n\r\nI love you man!!!!"));
@@ -77,8 +89,14 @@ fn uac_sends_retransmits_and_reports_the_final() {
     let rcv = &rt.sockets.all()[0];
     let (n, src) = rcv.udp.recv_from(&mut buf).unwrap();
     let msg = Msg::parse(buf[..n].to_vec()).map_err(|f| f.error).unwrap();
-    assert!(crate::tm::driver::on_reply(&msg, src, rcv), "the reply must find its transaction");
-    assert_eq!(REPORTED.lock().unwrap().as_slice(), &[(200, b"report-to-me".to_vec())]);
+    assert!(
+        crate::tm::driver::on_reply(&msg, src, rcv),
+        "the reply must find its transaction"
+    );
+    assert_eq!(
+        REPORTED.lock().unwrap().as_slice(),
+        &[(200, b"report-to-me".to_vec())]
+    );
     let s = snapshot();
     assert_eq!((s.created, s.local), (1, 1));
     // No timer process here: the cell waits in Wait, still counted.

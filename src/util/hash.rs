@@ -24,7 +24,11 @@ pub fn fnv64(seed: u64, parts: &[&[u8]]) -> u64 {
 
 /// 32 lowercase hex digits.
 pub fn hex128(parts: &[&[u8]]) -> String {
-    format!("{:016x}{:016x}", fnv64(0, parts), fnv64(0x9e37_79b9_7f4a_7c15, parts))
+    format!(
+        "{:016x}{:016x}",
+        fnv64(0, parts),
+        fnv64(0x9e37_79b9_7f4a_7c15, parts)
+    )
 }
 
 /// 16-bit digest, written as 4 hex digits (SER's CRC16 suffix plays this role).
