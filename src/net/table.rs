@@ -13,6 +13,16 @@ pub struct ListenSocket {
     pub udp: UdpSocket,
 }
 
+impl ListenSocket {
+    /// The address as written in a Via or URI host (IPv6 in brackets).
+    pub fn host_text(&self) -> String {
+        match self.listen.addr.ip() {
+            IpAddr::V6(a) => format!("[{a}]"),
+            IpAddr::V4(a) => a.to_string(),
+        }
+    }
+}
+
 /// Every listen socket, plus `alias=` names.
 #[derive(Debug, Default)]
 pub struct SocketTable {
@@ -82,6 +92,12 @@ impl SocketTable {
 
     pub fn all(&self) -> &[ListenSocket] {
         &self.socks
+    }
+
+    /// Position of `sock` (a reference into this table) in [`Self::all`];
+    /// 0 for a socket from elsewhere.
+    pub fn index_of(&self, sock: &ListenSocket) -> usize {
+        self.socks.iter().position(|s| std::ptr::eq(s, sock)).unwrap_or(0)
     }
 
     /// The socket to send to `dst` from: same address family; for a

@@ -118,10 +118,7 @@ pub fn via_host_port(ctx: &MsgCtx<'_>, sock: &ListenSocket) -> (String, u16) {
         .adv_addr
         .clone()
         .or_else(|| ctx.rt.core.advertised_address.clone())
-        .unwrap_or_else(|| match sock.listen.addr.ip() {
-            IpAddr::V6(a) => format!("[{a}]"),
-            IpAddr::V4(a) => a.to_string(),
-        });
+        .unwrap_or_else(|| sock.host_text());
     let port = ctx
         .adv_port
         .or(ctx.rt.core.advertised_port)

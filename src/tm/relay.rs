@@ -42,12 +42,7 @@ pub fn current(ctx: &MsgCtx<'_>) -> Option<CellRef> {
 }
 
 fn rcv_index(ctx: &MsgCtx<'_>) -> usize {
-    ctx.rt
-        .sockets
-        .all()
-        .iter()
-        .position(|s| std::ptr::eq(s, ctx.rcv))
-        .unwrap_or(0)
+    ctx.rt.sockets.index_of(ctx.rcv)
 }
 
 /// What `newtran` found.
@@ -388,13 +383,7 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
                 ctx.last_error = ScriptError::Server;
                 break;
             }
-            let sock_idx = env
-                .rt
-                .sockets
-                .all()
-                .iter()
-                .position(|s| std::ptr::eq(s, sock))
-                .unwrap_or(0);
+            let sock_idx = env.rt.sockets.index_of(sock);
             st.br[i].dst = Peer::new(addr, sock_idx);
             // Registered before the send: the reply may beat sendto() back
             // (it waits for this lock).

@@ -125,13 +125,7 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
         return Err(UacError::Destination);
     }
     let sock = env.rt.sockets.udp_for(&addr).ok_or(UacError::NoSocket)?;
-    let sock_idx = env
-        .rt
-        .sockets
-        .all()
-        .iter()
-        .position(|s| std::ptr::eq(s, sock))
-        .unwrap_or(0);
+    let sock_idx = env.rt.sockets.index_of(sock);
     let seed = format!("{}{}{:?}", std::process::id(), now(), r.ruri);
     let call_id = r
         .call_id
@@ -139,10 +133,7 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
         .unwrap_or_else(|| format!("{}@{}", &hex128(&[seed.as_bytes()])[..16], addr.ip()));
     let from_tag = hex128(&[b"from", seed.as_bytes()])[..12].to_string();
     let cseq = r.cseq.unwrap_or(10);
-    let host = match sock.listen.addr.ip() {
-        std::net::IpAddr::V6(a) => format!("[{a}]"),
-        std::net::IpAddr::V4(a) => a.to_string(),
-    };
+    let host = sock.host_text();
     let port = sock.listen.addr.port();
     // The clone carries a provisional Via; the branch id needs the cell's
     // label, so the bytes sent are rendered again below.
