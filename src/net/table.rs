@@ -97,7 +97,10 @@ impl SocketTable {
     /// Position of `sock` (a reference into this table) in [`Self::all`];
     /// 0 for a socket from elsewhere.
     pub fn index_of(&self, sock: &ListenSocket) -> usize {
-        self.socks.iter().position(|s| std::ptr::eq(s, sock)).unwrap_or(0)
+        self.socks
+            .iter()
+            .position(|s| std::ptr::eq(s, sock))
+            .unwrap_or(0)
     }
 
     /// The socket to send to `dst` from: same address family; for a

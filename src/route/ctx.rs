@@ -89,6 +89,40 @@ impl ScriptError {
     }
 }
 
+/// An AVP name: SER's `i:N` or `s:name` (a bare name is a string name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AvpName {
+    Int(u32),
+    Str(Vec<u8>),
+}
+
+impl AvpName {
+    /// Parse `i:12`, `s:name` or `name`.
+    pub fn parse(spec: &str) -> AvpName {
+        let spec = spec.trim();
+        if let Some(n) = spec.strip_prefix("i:").and_then(|n| n.parse().ok()) {
+            return AvpName::Int(n);
+        }
+        AvpName::Str(spec.strip_prefix("s:").unwrap_or(spec).as_bytes().to_vec())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AvpValue {
+    Int(i64),
+    Str(Vec<u8>),
+}
+
+impl AvpValue {
+    /// The value as a number (a string holding digits counts).
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            AvpValue::Int(n) => Some(*n),
+            AvpValue::Str(s) => std::str::from_utf8(s).ok()?.trim().parse().ok(),
+        }
+    }
+}
+
 /// tm's per-message state. Plain data: the route layer carries it, tm
 /// gives it meaning.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -143,6 +177,9 @@ pub struct MsgCtx<'a> {
     /// Nesting of `route(N)` calls, to stop runaway recursion.
     pub depth: u32,
     pub tm: TmCtx,
+    /// Attribute-value pairs of this request (avpops writes them; tm
+    /// reads `fr_timer_avp`/`fr_inv_timer_avp`). Newest last.
+    pub avps: Vec<(AvpName, AvpValue)>,
 }
 
 impl<'a> MsgCtx<'a> {
@@ -172,6 +209,7 @@ impl<'a> MsgCtx<'a> {
             adv_port: None,
             depth: 0,
             tm: TmCtx::default(),
+            avps: Vec::new(),
         }
     }
 
@@ -187,6 +225,15 @@ impl<'a> MsgCtx<'a> {
     pub fn fail(&mut self, e: ScriptError) -> i32 {
         self.last_error = e;
         e.code()
+    }
+
+    /// The newest value of AVP `name`.
+    pub fn avp(&self, name: &AvpName) -> Option<&AvpValue> {
+        self.avps
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
     }
 
     pub fn flag_set(&self, n: u32) -> bool {

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use shm::ShmOff;
 
 use crate::net::{send_udp, Proto};
-use crate::route::ctx::{MsgCtx, ScriptError, MAX_BRANCHES};
+use crate::route::ctx::{AvpName, AvpValue, MsgCtx, ScriptError, MAX_BRANCHES};
 use crate::route::forward::{destination_of, edit_via1, forward_request, via_host_port};
 use crate::sip::{push_via, HdrKind, Method};
 use crate::tm::callbacks::{self, CbEvent};
@@ -323,6 +323,7 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
             // First relay: what the transaction keeps from the script.
             let _ = replace_bytes(env.region, &mut st.relay_uri, ctx.ruri());
             st.msg_flags = ctx.flags;
+            apply_timer_avps(ctx, env, &mut st.tx);
             if ctx.tm.on_reply != 0 {
                 st.on_reply = ctx.tm.on_reply;
             }
@@ -413,6 +414,34 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
     sent
 }
 
+/// Seconds in an FR AVP → milliseconds (tm docs: the AVPs stay seconds
+/// in every version); absent, zero or nonsense → no override.
+pub fn fr_from_avp(v: Option<&AvpValue>) -> Option<u32> {
+    let secs = v?.as_int()?;
+    u32::try_from(secs)
+        .ok()
+        .filter(|s| *s > 0)
+        .map(|s| s.saturating_mul(1000))
+}
+
+/// `fr_timer_avp`/`fr_inv_timer_avp`: per-transaction FR timers, read
+/// when the request is relayed. A set AVP also makes FR expiry noisy.
+fn apply_timer_avps(ctx: &MsgCtx<'_>, env: &Env, tx: &mut crate::tm::fsm::Tx) {
+    if ctx.avps.is_empty() {
+        return;
+    }
+    let fr = fr_from_avp(ctx.avp(&AvpName::parse(&env.params.fr_timer_avp)));
+    let fr_inv = fr_from_avp(ctx.avp(&AvpName::parse(&env.params.fr_inv_timer_avp)));
+    if let Some(ms) = fr {
+        tx.fr_override = ms;
+        tx.flags |= flags::NOISY_FORCED;
+    }
+    if let Some(ms) = fr_inv {
+        tx.fr_inv_override = ms;
+        tx.flags |= flags::NOISY_FORCED;
+    }
+}
+
 /// The bytes of branch `b`: the request with the script's edits, the
 /// sender's Via fixed up, our Via (with the branch id) on top, R-URI `uri`.
 fn branch_request(
@@ -477,4 +506,30 @@ pub fn post_script(ctx: &mut MsgCtx<'_>) {
 /// tm's To-tag for the current request (for `t_reply` callers that need it).
 pub fn current_to_tag(ctx: &MsgCtx<'_>) -> Option<String> {
     env().map(|e| to_tag(e, ctx.msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fr_avps_are_seconds() {
+        assert_eq!(fr_from_avp(Some(&AvpValue::Int(2))), Some(2000));
+        assert_eq!(
+            fr_from_avp(Some(&AvpValue::Str(b"15".to_vec()))),
+            Some(15_000)
+        );
+        assert_eq!(fr_from_avp(Some(&AvpValue::Int(0))), None);
+        assert_eq!(fr_from_avp(Some(&AvpValue::Str(b"x".to_vec()))), None);
+        assert_eq!(fr_from_avp(None), None);
+        assert_eq!(AvpName::parse("i:12"), AvpName::Int(12));
+        assert_eq!(
+            AvpName::parse("s:callee_fr_timer"),
+            AvpName::Str(b"callee_fr_timer".to_vec())
+        );
+        assert_eq!(
+            AvpName::parse("callee_fr_timer"),
+            AvpName::Str(b"callee_fr_timer".to_vec())
+        );
+    }
 }
