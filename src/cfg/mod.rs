@@ -2,9 +2,8 @@
 //!
 //! [`parse_str`] / [`parse_file`] turn a script into an [`ast::Script`] or
 //! the first [`CfgError`], which prints as `<file>:<line>:<col>: …,
-//! expected …`. The interpreter reports its own load-time errors (unknown
-//! function, bad regex …) through the semantic variants of the same enum so
-//! every config error reads alike.
+//! expected …`. Load-time errors (unknown function, bad regex …) are
+//! `route::LoadError`, printed in the same `file:line:col:` form.
 pub mod ast;
 mod error;
 mod expr;

@@ -1,7 +1,7 @@
 //! Broken configs: each must be rejected at the offending token's
 //! line:column with a message saying what was expected.
 
-use super::{parse_str, CfgError};
+use super::parse_str;
 
 /// Parses `src`, expects an error, returns its message.
 fn err(src: &str) -> String {
@@ -305,84 +305,4 @@ fn first_error_wins_over_later_lexical_error() {
         "ser.cfg:1:13: unexpected '}'",
         "';'",
     );
-}
-
-#[test]
-fn semantic_variants_print_alike() {
-    use super::ast::Pos;
-    let pos = Pos { line: 12, col: 5 };
-    let f = || "ser.cfg".to_string();
-    let cases = [
-        (
-            CfgError::UnknownFunction {
-                file: f(),
-                pos,
-                name: "foo".into(),
-            },
-            "unknown function 'foo', expected",
-        ),
-        (
-            CfgError::WrongArgCount {
-                file: f(),
-                pos,
-                name: "t_reply".into(),
-                expected: "2".into(),
-                found: 1,
-            },
-            "wrong number of arguments to 't_reply': 1, expected 2",
-        ),
-        (
-            CfgError::BadRegex {
-                file: f(),
-                pos,
-                regex: "(".into(),
-                reason: "unclosed group".into(),
-            },
-            "bad regular expression \"(\": unclosed group, expected",
-        ),
-        (
-            CfgError::UnknownModule {
-                file: f(),
-                pos,
-                name: "foo".into(),
-                supported: "sl, tm".into(),
-            },
-            "unknown module 'foo', expected one of: sl, tm",
-        ),
-        (
-            CfgError::UnknownParam {
-                file: f(),
-                pos,
-                module: Some("tm".into()),
-                name: "x".into(),
-            },
-            "unknown parameter 'x' of module 'tm', expected",
-        ),
-        (
-            CfgError::UnknownParam {
-                file: f(),
-                pos,
-                module: None,
-                name: "x".into(),
-            },
-            "unknown parameter 'x', expected",
-        ),
-        (
-            CfgError::BadValue {
-                file: f(),
-                pos,
-                what: "fr_timer".into(),
-                found: "\"x\"".into(),
-                expected: "an integer".into(),
-            },
-            "bad value \"x\" for fr_timer, expected an integer",
-        ),
-    ];
-    for (e, text) in cases {
-        assert_eq!(e.pos(), Some(pos));
-        assert_eq!(e.file(), "ser.cfg");
-        let m = e.to_string();
-        assert!(m.starts_with("ser.cfg:12:5: "), "{m}");
-        assert!(m.contains(text), "{m:?} lacks {text:?}");
-    }
 }
