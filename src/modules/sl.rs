@@ -94,7 +94,7 @@ pub fn send_reply(
     let via_drop = via1_replaced_spans(msg, src, r.force_rport);
     let mut extra = r.extra.to_vec();
     if rt.core.sip_warning {
-        extra.extend_from_slice(warning_line(rt, msg, src, rcv, r.new_uri).as_bytes());
+        extra.extend_from_slice(warning_line(msg, src, rcv, r.new_uri).as_bytes());
     }
     let opts = ReplyOpts {
         to_tag: tag.as_deref().map(str::as_bytes),
@@ -125,15 +125,8 @@ pub enum SendReplyError {
 }
 
 /// SER's diagnostic `Warning: 392` header (`sip_warning=1`).
-fn warning_line(
-    rt: &Runtime,
-    msg: &Msg,
-    src: SocketAddr,
-    rcv: &ListenSocket,
-    new_uri: Option<&[u8]>,
-) -> String {
+fn warning_line(msg: &Msg, src: SocketAddr, rcv: &ListenSocket, new_uri: Option<&[u8]>) -> String {
     let via_cnt: usize = msg.headers_of(crate::sip::HdrKind::Via).count();
-    let _ = rt;
     format!(
         "Warning: 392 {}:{} \"Noisy feedback tells: pid={} req_src_ip={} req_src_port={} in_uri={} out_uri={} via_cnt=={}\"\r\n",
         rcv.listen.addr.ip(),
@@ -147,31 +140,12 @@ fn warning_line(
     )
 }
 
-/// `Contact:` for a 3xx: the rewritten R-URI, then the destination set.
-fn redirect_contacts(ctx: &MsgCtx<'_>) -> Vec<u8> {
-    let mut items: Vec<String> = Vec::new();
-    if let Some(u) = &ctx.new_uri {
-        items.push(format!("<{}>", String::from_utf8_lossy(u)));
-    }
-    for b in &ctx.dset {
-        let u = String::from_utf8_lossy(&b.uri);
-        items.push(match b.q {
-            Some(q) => format!("<{u}>;q={}.{:03}", q / 1000, q % 1000),
-            None => format!("<{u}>"),
-        });
-    }
-    if items.is_empty() {
-        return Vec::new();
-    }
-    format!("Contact: {}\r\n", items.join(", ")).into_bytes()
-}
-
 /// `sl_send_reply` for the script: also used by other modules (registrar).
 pub fn reply_from_script(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8], more_hdrs: &[u8]) -> i32 {
     let mut extra = ctx.reply_hdrs.clone();
     extra.extend_from_slice(more_hdrs);
     if (300..400).contains(&code) {
-        extra.extend_from_slice(&redirect_contacts(ctx));
+        extra.extend_from_slice(&ctx.redirect_contacts());
     }
     let r = LocalReply {
         code,

@@ -227,6 +227,26 @@ impl<'a> MsgCtx<'a> {
         e.code()
     }
 
+    /// `Contact:` line of a 3xx built here (sl and tm alike): the rewritten
+    /// R-URI, then the destination set with q-values. Empty when both are.
+    pub fn redirect_contacts(&self) -> Vec<u8> {
+        let mut items: Vec<String> = Vec::new();
+        if let Some(u) = &self.new_uri {
+            items.push(format!("<{}>", String::from_utf8_lossy(u)));
+        }
+        for b in &self.dset {
+            let u = String::from_utf8_lossy(&b.uri);
+            items.push(match b.q {
+                Some(q) => format!("<{u}>;q={}.{:03}", q / 1000, q % 1000),
+                None => format!("<{u}>"),
+            });
+        }
+        if items.is_empty() {
+            return Vec::new();
+        }
+        format!("Contact: {}\r\n", items.join(", ")).into_bytes()
+    }
+
     /// The newest value of AVP `name`.
     pub fn avp(&self, name: &AvpName) -> Option<&AvpValue> {
         self.avps

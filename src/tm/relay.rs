@@ -145,7 +145,7 @@ pub fn reply_local(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8]) -> i32 {
     let cell = cref.cell();
     let mut extra = ctx.reply_hdrs.clone();
     if (300..400).contains(&code) {
-        extra.extend_from_slice(&redirect_contacts(ctx));
+        extra.extend_from_slice(&ctx.redirect_contacts());
     }
     let bytes = match build_local_reply(env, ctx.msg, cell.src.addr(), code, reason, &extra) {
         Ok(b) => b,
@@ -180,18 +180,6 @@ pub fn reply_local(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8]) -> i32 {
     }
     callbacks::fire(CbEvent::ResponseOut, cell, code);
     1
-}
-
-fn redirect_contacts(ctx: &MsgCtx<'_>) -> Vec<u8> {
-    let items: Vec<String> = ctx
-        .dset
-        .iter()
-        .map(|b| format!("<{}>", String::from_utf8_lossy(&b.uri)))
-        .collect();
-    if items.is_empty() {
-        return Vec::new();
-    }
-    format!("Contact: {}\r\n", items.join(", ")).into_bytes()
 }
 
 /// The error reply SER sends when relaying failed (tag `TM`).
