@@ -98,12 +98,12 @@ fn tm_stats_line_parses() {
 
 // --- scenario files checked against each other, without ser -------------
 
-#[test]
-fn scenario_pre3261_uac_works_against_sipp_uas_directly() {
+/// A scenario pair checked sipp against sipp, without ser: 3 calls each.
+fn scenario_pair_ok(uas: Sipp, uac: Sipp) {
     let _g = serial();
     let dir = TestDir::new();
-    let uas = Sipp::builtin("uas").arg("-m").arg("3").spawn(&dir);
-    let r = Sipp::scenario(&tests_path("scenarios/uac_pre3261.xml"))
+    let uas = uas.arg("-m").arg("3").spawn(&dir);
+    let r = uac
         .to(uas.port())
         .calls(3)
         .rate(10)
@@ -115,22 +115,19 @@ fn scenario_pre3261_uac_works_against_sipp_uas_directly() {
 }
 
 #[test]
+fn scenario_pre3261_uac_works_against_sipp_uas_directly() {
+    scenario_pair_ok(
+        Sipp::builtin("uas"),
+        Sipp::scenario(&tests_path("scenarios/uac_pre3261.xml")),
+    );
+}
+
+#[test]
 fn scenario_uas_486_works_against_uac_expect_486_directly() {
-    let _g = serial();
-    let dir = TestDir::new();
-    let uas = Sipp::scenario(&tests_path("scenarios/uas_486.xml"))
-        .arg("-m")
-        .arg("3")
-        .spawn(&dir);
-    let r = Sipp::scenario(&tests_path("scenarios/uac_expect_486.xml"))
-        .to(uas.port())
-        .calls(3)
-        .rate(10)
-        .timeout(Duration::from_secs(15))
-        .run(&dir);
-    let s = uas.wait(Duration::from_secs(10));
-    all_ok(&r, 3);
-    all_ok(&s, 3);
+    scenario_pair_ok(
+        Sipp::scenario(&tests_path("scenarios/uas_486.xml")),
+        Sipp::scenario(&tests_path("scenarios/uac_expect_486.xml")),
+    );
 }
 
 // --- 1. load, then every transaction and every shm byte is given back ---
