@@ -7,6 +7,7 @@
 
 pub mod cfg;
 pub mod cli;
+pub mod ctl;
 pub mod logging;
 pub mod modules;
 pub mod net;

@@ -3,12 +3,13 @@
 
 use crate::route::export::Module;
 
+pub mod ctl_mods;
 pub mod maxfwd;
 pub mod sl;
 pub mod textops;
 
 /// Module names a config may load.
-pub const SUPPORTED: &[&str] = &["sl", "tm", "maxfwd", "textops"];
+pub const SUPPORTED: &[&str] = &["sl", "tm", "maxfwd", "textops", "fifo", "unixsock"];
 
 pub fn create(name: &str) -> Option<Box<dyn Module>> {
     match name {
@@ -16,6 +17,8 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "tm" => Some(Box::new(crate::tm::funcs::Tm::default())),
         "maxfwd" => Some(Box::new(maxfwd::MaxFwd::default())),
         "textops" => Some(Box::new(textops::TextOps)),
+        "fifo" => Some(Box::new(ctl_mods::Fifo::default())),
+        "unixsock" => Some(Box::new(ctl_mods::UnixSock::default())),
         _ => None,
     }
 }

@@ -13,6 +13,7 @@ mod limits;
 mod privs;
 pub mod signals;
 pub mod syslog;
+pub mod time;
 
 pub use daemon::{chroot_to, daemonize, fork_child, set_parent_death_signal, ForkResult};
 pub use error::OsError;

@@ -2,6 +2,7 @@
 //! forks them, reaps them and shuts the server down.
 mod error;
 mod rank;
+pub mod shared;
 mod supervisor;
 mod table;
 

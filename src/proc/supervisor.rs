@@ -79,6 +79,8 @@ impl Supervisor {
         if let Some(path) = &pgid_file {
             write_id_file(path, getpgrp().as_raw())?;
         }
+        // After daemonizing: the attendant's pid is ours now.
+        super::shared::set_pid(0, getpid().as_raw());
         Ok(Supervisor {
             table: ChildTable::new(),
             status_report: None,
@@ -99,8 +101,12 @@ impl Supervisor {
         body: impl FnOnce() -> i32,
     ) -> Result<Pid, ProcError> {
         let parent = getpid();
+        let slot = super::shared::reserve(&desc);
         match os::fork_child()? {
             ForkResult::Child => {
+                if let Some(i) = slot {
+                    super::shared::set_pid(i, getpid().as_raw());
+                }
                 let code = match self.child_setup(parent, &desc) {
                     Ok(()) => body(),
                     Err(OsError::ParentGone) => 0,
@@ -112,6 +118,9 @@ impl Supervisor {
                 std::process::exit(code)
             }
             ForkResult::Parent { child } => {
+                if let Some(i) = slot {
+                    super::shared::set_pid(i, child.as_raw());
+                }
                 log::debug!("forked {desc} ({rank}) as pid {child}");
                 self.table.insert(ChildInfo {
                     pid: child,
@@ -214,6 +223,7 @@ impl Supervisor {
                 continue;
             }
             let Some(pid) = status.pid() else { continue };
+            super::shared::forget(pid.as_raw());
             if let Some(child) = self.table.remove(pid) {
                 deaths.push((child, status));
             }

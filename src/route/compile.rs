@@ -122,6 +122,9 @@ pub fn load(script: &Script, file: &str, core: CoreCfg) -> Result<Loaded, LoadEr
             Item::Route(b) => blocks.push(b),
         }
     }
+    for m in &l.modules {
+        m.configure_core(&mut l.core);
+    }
     let mut routes = l.index_routes(&blocks)?;
     for b in &blocks {
         let actions = l.compile_block(b)?;

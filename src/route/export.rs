@@ -164,6 +164,13 @@ pub trait Module: Send + Sync {
     /// Runs after the request route finished (tm releases what the
     /// script left behind).
     fn post_script(&self, _ctx: &mut MsgCtx<'_>) {}
+    /// Management commands (FIFO / unix socket) this module answers.
+    fn ctl_commands(&self) -> &'static [crate::ctl::CtlCmd] {
+        &[]
+    }
+    /// Settings a module contributes to the core, once all parameters are
+    /// set (2.x moved the control sockets into modules).
+    fn configure_core(&self, _core: &mut crate::route::globals::CoreCfg) {}
     /// SER's mod_init: once, in the supervisor, after the runtime exists
     /// and shared memory is mapped, before any fork.
     fn mod_init(

@@ -43,6 +43,10 @@ pub struct CoreCfg {
     pub fifo_db_url: Option<String>,
     pub unix_sock: Option<String>,
     pub unix_sock_children: u32,
+    /// Mode and owner of the unix socket file (2.x `unixsock` params).
+    pub unix_sock_mode: u32,
+    pub unix_sock_user: Option<String>,
+    pub unix_sock_group: Option<String>,
     /// Milliseconds.
     pub unix_tx_timeout_ms: u32,
     pub disable_tcp: bool,
@@ -96,6 +100,9 @@ impl Default for CoreCfg {
             fifo_db_url: None,
             unix_sock: None,
             unix_sock_children: 1,
+            unix_sock_mode: 0o660,
+            unix_sock_user: None,
+            unix_sock_group: None,
             unix_tx_timeout_ms: 2000,
             disable_tcp: false,
             tcp_children: None,

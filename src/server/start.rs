@@ -167,14 +167,6 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         eprintln!("ser: logging: {e}");
         return EXIT_BAD_CONFIG;
     }
-    if let Some(f) = &core.fifo {
-        log::warn!("fifo={f:?}: the FIFO control interface is not part of this build yet");
-    }
-    if let Some(u) = &core.unix_sock {
-        log::warn!(
-            "unix_sock={u:?}: the unix socket control interface is not part of this build yet"
-        );
-    }
     for name in &core.ignored {
         log::info!("global parameter {name} has no effect in this build");
     }
@@ -236,6 +228,17 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         }
     }
     let rx_extra: &'static Vec<Vec<std::net::UdpSocket>> = Box::leak(Box::new(rx_extra));
+    if let Err(e) = crate::proc::shared::init(region) {
+        log::error!("process table: {e}");
+        return EXIT_BAD_CONFIG;
+    }
+    crate::ctl::configure(crate::ctl::Settings {
+        started: std::time::SystemTime::now(),
+        argv: std::env::args().collect(),
+        file_mode: rt.core.fifo_mode,
+        reply_dir: rt.core.fifo_dir.clone().into(),
+        unix_timeout: std::time::Duration::from_millis(u64::from(rt.core.unix_tx_timeout_ms)),
+    });
 
     if opts.no_fork == 0 && fork {
         if let Err(e) = crate::os::daemonize(workdir.as_deref().map(Path::new), stderr) {
@@ -249,6 +252,16 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
             return EXIT_BAD_CONFIG;
         }
     }
+    // The control files are made before privileges are dropped, so that
+    // they can be given to fifo_user / fifo_group.
+    let control = match ControlFiles::open(rt) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("ser: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    };
     if let Err(e) = crate::os::drop_privileges(rt.core.user.as_deref(), rt.core.group.as_deref()) {
         log::error!("cannot drop privileges: {e}");
         return EXIT_BAD_CONFIG;
@@ -292,7 +305,110 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
             }
         }
     }
-    sup.run()
+    if let Err(e) = control.spawn_servers(rt, &mut sup) {
+        log::error!("cannot fork a control server: {e}");
+        control.remove();
+        return EXIT_BAD_CONFIG;
+    }
+    let code = sup.run();
+    control.remove();
+    code
+}
+
+/// The FIFO and unix socket of the management interface, created before
+/// the fork and served by their own processes.
+struct ControlFiles {
+    fifo: Option<&'static crate::ctl::fifo::FifoPipe>,
+    unix: Option<&'static crate::ctl::unixsock::CtlSocket>,
+    registry: &'static crate::ctl::Registry,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ControlError {
+    #[error("{0}")]
+    Fifo(#[from] crate::ctl::fifo::FifoError),
+    #[error("{0}")]
+    Unix(#[from] crate::ctl::unixsock::UnixSockError),
+    #[error("fifo_user/fifo_group: {0}")]
+    Owner(#[from] crate::os::OsError),
+}
+
+impl ControlFiles {
+    fn open(rt: &'static Runtime) -> Result<ControlFiles, ControlError> {
+        let mut registry = crate::ctl::Registry::with_core();
+        for m in &rt.modules {
+            registry.add(m.ctl_commands());
+        }
+        let registry: &'static crate::ctl::Registry = Box::leak(Box::new(registry));
+        let core = &rt.core;
+        let fifo = match &core.fifo {
+            Some(path) => {
+                let owner = core
+                    .fifo_user
+                    .as_deref()
+                    .map(crate::os::resolve_user)
+                    .transpose()?;
+                let group = match core.fifo_group.as_deref() {
+                    Some(g) => Some(crate::os::resolve_group(g)?),
+                    None => owner.map(|(_, g)| g),
+                };
+                let pipe = crate::ctl::fifo::prepare(
+                    Path::new(path),
+                    core.fifo_mode,
+                    owner.map(|(u, _)| u),
+                    group,
+                )?;
+                Some(&*Box::leak(Box::new(pipe)))
+            }
+            None => None,
+        };
+        let unix = match &core.unix_sock {
+            Some(path) => match crate::ctl::unixsock::prepare(Path::new(path), core.unix_sock_mode) {
+                Ok(s) => Some(&*Box::leak(Box::new(s))),
+                Err(e) => {
+                    if let Some(f) = fifo {
+                        crate::ctl::fifo::remove(&f.path);
+                    }
+                    return Err(e.into());
+                }
+            },
+            None => None,
+        };
+        Ok(ControlFiles {
+            fifo,
+            unix,
+            registry,
+        })
+    }
+
+    fn spawn_servers(&self, rt: &'static Runtime, sup: &mut Supervisor) -> Result<(), crate::proc::ProcError> {
+        let registry = self.registry;
+        if let Some(pipe) = self.fifo {
+            sup.spawn(Rank::Fifo, "fifo server".into(), move || {
+                crate::ctl::fifo::serve(pipe, registry)
+            })?;
+        }
+        if let Some(sock) = self.unix {
+            let timeout = std::time::Duration::from_millis(u64::from(rt.core.unix_tx_timeout_ms));
+            for _ in 0..rt.core.unix_sock_children.max(1) {
+                sup.spawn(
+                    Rank::UnixSock,
+                    "unix domain socket server".into(),
+                    move || crate::ctl::unixsock::serve(sock, registry, timeout),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&self) {
+        if let Some(f) = self.fifo {
+            crate::ctl::fifo::remove(&f.path);
+        }
+        if let Some(s) = self.unix {
+            crate::ctl::unixsock::remove(&s.path);
+        }
+    }
 }
 
 /// The receive loop of one UDP worker: it reads its own socket (`own`, or

@@ -1,0 +1,160 @@
+//! SER's core management commands: `print`, `uptime`, `version`, `pwd`,
+//! `arg`, `which`, `ps`, `kill`, `meminfo`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::registry::{CmdCtx, CtlCmd};
+use super::reply::{Outcome, Reply};
+use super::request::{ParamError, Params};
+
+pub static COMMANDS: &[CtlCmd] = &[
+    CtlCmd {
+        name: "print",
+        handler: print,
+    },
+    CtlCmd {
+        name: "uptime",
+        handler: uptime,
+    },
+    CtlCmd {
+        name: "version",
+        handler: version,
+    },
+    CtlCmd {
+        name: "pwd",
+        handler: pwd,
+    },
+    CtlCmd {
+        name: "arg",
+        handler: arg,
+    },
+    CtlCmd {
+        name: "which",
+        handler: which,
+    },
+    CtlCmd {
+        name: "ps",
+        handler: ps,
+    },
+    CtlCmd {
+        name: "kill",
+        handler: kill,
+    },
+    CtlCmd {
+        name: "meminfo",
+        handler: meminfo,
+    },
+];
+
+type R = Result<Outcome, ParamError>;
+
+fn print(p: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    let line = p.line("text to print")?;
+    Ok(Reply::ok(vec![line]).into())
+}
+
+fn secs(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn uptime(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    let now = SystemTime::now();
+    let started = super::settings().started;
+    let up = now.duration_since(started).map(|d| d.as_secs()).unwrap_or(0);
+    Ok(Reply::ok(vec![
+        format!("Now: {}", crate::os::time::ctime(secs(now))),
+        format!("Up Since: {}", crate::os::time::ctime(secs(started))),
+        format!("Up time: {up} [sec]"),
+    ])
+    .into())
+}
+
+fn version(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    Ok(Reply::ok(vec![format!(
+        "Server: {}\r",
+        crate::route::runtime::server_name()
+    )])
+    .into())
+}
+
+fn pwd(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    Ok(match std::env::current_dir() {
+        Ok(d) => Reply::ok(vec![d.display().to_string()]),
+        Err(e) => Reply::new(500, format!("pwd: {e}")),
+    }
+    .into())
+}
+
+fn arg(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    Ok(Reply::ok(super::settings().argv.clone()).into())
+}
+
+fn which(_: &mut Params<'_>, ctx: &CmdCtx<'_>) -> R {
+    let names = ctx.registry.names().into_iter().map(String::from).collect();
+    Ok(Reply::ok(names).into())
+}
+
+fn ps(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    Ok(Reply::ok(crate::proc::shared::ps_lines()).into())
+}
+
+fn kill(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    use nix::sys::signal::{kill, Signal};
+    let Some(pid) = crate::proc::shared::attendant_pid() else {
+        return Ok(Reply::new(500, "kill: process list unavailable").into());
+    };
+    // The supervisor stops every child on SIGTERM; the reply goes out
+    // first because the reply is written before the signal lands here.
+    match kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM) {
+        Ok(()) => Ok(Reply::new(200, "killing now...").into()),
+        Err(e) => Ok(Reply::new(500, format!("kill: {e}")).into()),
+    }
+}
+
+fn meminfo(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    let Some(region) = crate::tm::store::region() else {
+        return Ok(Reply::new(500, "meminfo: shared memory not set up").into());
+    };
+    let st = region.stats();
+    Ok(Reply::ok(vec![
+        format!("total: {}", st.total),
+        format!("free: {}", st.free),
+        format!("used: {}", st.used),
+        format!("max used: {}", st.peak_used),
+        format!("fragments: {}", st.allocs.saturating_sub(st.frees)),
+    ])
+    .into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctl::registry::Registry;
+    use crate::ctl::request::{Dialect, Head, TextLines};
+
+    fn run(cmd: &str, params: &str) -> Reply {
+        let r = Registry::with_core();
+        let head = Head {
+            command: cmd.into(),
+            reply: String::new(),
+        };
+        r.serve(&head, &mut TextLines::new(params), Dialect::Fifo, None)
+            .reply
+            .unwrap()
+    }
+
+    #[test]
+    fn core_commands_answer() {
+        assert_eq!(run("print", "hello\n\n"), Reply::ok(vec!["hello".into()]));
+        assert_eq!(run("print", "").code, 400);
+        let up = run("uptime", "");
+        assert_eq!(up.body.len(), 3);
+        assert!(up.body[2].starts_with("Up time: ") && up.body[2].ends_with(" [sec]"));
+        assert!(run("version", "").body[0].starts_with("Server: Sip EXpress router ("));
+        assert!(run("which", "").body.iter().any(|l| l == "uptime"));
+        assert!(!run("pwd", "").body[0].is_empty());
+        assert!(!run("arg", "").body.is_empty());
+    }
+}
