@@ -119,9 +119,9 @@ fn open_reply(path: &Path, mode: u32, patience: Patience) -> Result<std::fs::Fil
                 .custom_flags(flags)
                 .open(path),
             Some(m) if m.file_type().is_file() && m.uid() == nix::unistd::geteuid().as_raw() => {
+                // Truncated only once checked below.
                 OpenOptions::new()
                     .write(true)
-                    .truncate(true)
                     .custom_flags(flags)
                     .open(path)
             }
@@ -157,6 +157,9 @@ fn open_reply(path: &Path, mode: u32, patience: Patience) -> Result<std::fs::Fil
     let m = file.metadata().map_err(|e| io(path, e))?;
     if m.nlink() != 1 || !(m.file_type().is_fifo() || m.file_type().is_file()) {
         return Err(DeliverError::Unsafe(path.to_path_buf()));
+    }
+    if m.file_type().is_file() {
+        file.set_len(0).map_err(|e| io(path, e))?;
     }
     Ok(file)
 }
