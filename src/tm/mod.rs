@@ -17,6 +17,7 @@ pub mod params;
 pub mod relay;
 pub mod reply;
 pub mod store;
+pub mod twrite;
 pub mod uac;
 #[cfg(test)]
 mod uac_tests;
