@@ -15,7 +15,8 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_SERVER_ERROR: i32 = 1;
 /// ser could not be reached, timed out, or answered garbage.
 pub const EXIT_UNREACHABLE: i32 = 2;
-/// The command line was wrong (sysexits' EX_USAGE).
+/// The command line was wrong (sysexits' EX_USAGE), including parameters
+/// that cannot be sent (a line break in one, a request too long).
 pub const EXIT_USAGE: i32 = 64;
 
 /// `moni` clears the screen before each refresh, as SER's serctl did.
@@ -64,6 +65,12 @@ pub fn run(args: &[String], env: &EnvPaths, out: &mut dyn Write, err: &mut dyn W
         Ok(Some(reply)) => {
             let _ = write!(err, "{}", format::verbatim(&reply));
             EXIT_SERVER_ERROR
+        }
+        // The operator asked for something that cannot be framed or sent
+        // in one piece: a usage problem, not ser's.
+        Err(e @ (TransportError::Build(_) | TransportError::TooLong { .. })) => {
+            let _ = writeln!(err, "serctl: {e}");
+            EXIT_USAGE
         }
         Err(e) => {
             let _ = writeln!(err, "serctl: {e}");
