@@ -170,7 +170,8 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
 fn parse_timeout(s: &str) -> Result<Duration, UsageError> {
     let bad = || UsageError::BadTimeout(s.to_owned());
     let secs: f64 = s.parse().map_err(|_| bad())?;
-    if !(secs > 0.0) {
+    // NaN and infinity fail `is_finite`; zero would disable the timeout.
+    if !secs.is_finite() || secs <= 0.0 {
         return Err(bad());
     }
     Duration::try_from_secs_f64(secs).map_err(|_| bad())
