@@ -14,6 +14,7 @@ pub mod net;
 pub mod os;
 pub mod proc;
 pub mod route;
+pub mod serctl;
 pub mod server;
 pub mod sip;
 pub mod timer;

@@ -1,0 +1,441 @@
+//! `serctl` end to end: the real binary against fake servers that speak
+//! the SER 0.9 management framing. Each fake server is a thread in this
+//! test process (the binary itself stays single-threaded); it records what
+//! it received so the tests can check the exact request bytes.
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+fn unique(tag: &str) -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    PathBuf::from(format!("/tmp/serctl_test_{}_{n}_{tag}", std::process::id()))
+}
+
+fn serctl(args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_serctl"));
+    c.args(args)
+        .env_remove("SER_UNIXSOCK")
+        .env_remove("SER_FIFO");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap_or_else(|e| panic!("running serctl: {e}"))
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// What a fake unix-socket server saw of one request.
+struct UnixSeen {
+    request: Vec<u8>,
+    peer: PathBuf,
+    peer_mode: u32,
+}
+
+/// Binds `path` and answers one request per entry of `replies`; `None`
+/// receives but stays silent (for timeouts).
+fn fake_unix(path: &Path, replies: Vec<Option<&'static [u8]>>) -> JoinHandle<Vec<UnixSeen>> {
+    let _ = std::fs::remove_file(path);
+    let sock = UnixDatagram::bind(path).unwrap_or_else(|e| panic!("bind {}: {e}", path.display()));
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    thread::spawn(move || {
+        let mut seen = Vec::new();
+        for reply in replies {
+            let mut buf = vec![0u8; 65536];
+            let Ok((n, addr)) = sock.recv_from(&mut buf) else {
+                break;
+            };
+            buf.truncate(n);
+            let peer = addr
+                .as_pathname()
+                .map(Path::to_path_buf)
+                .unwrap_or_default();
+            let peer_mode = std::fs::metadata(&peer)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
+            if let Some(r) = reply {
+                sock.send_to(r, &peer)
+                    .unwrap_or_else(|e| panic!("reply: {e}"));
+            }
+            seen.push(UnixSeen {
+                request: buf,
+                peer,
+                peer_mode,
+            });
+        }
+        seen
+    })
+}
+
+/// What a fake FIFO server saw of one request.
+struct FifoSeen {
+    request: Vec<u8>,
+    reply_name: String,
+}
+
+/// Creates the FIFO at `path`, opens it for reading (as ser keeps it open)
+/// and answers one request per entry of `replies` into `/tmp/<reply name>`.
+fn fake_fifo(path: &Path, replies: Vec<Option<&'static [u8]>>) -> JoinHandle<Vec<FifoSeen>> {
+    let _ = std::fs::remove_file(path);
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::S_IRWXU)
+        .unwrap_or_else(|e| panic!("mkfifo: {e}"));
+    let mut fifo = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    let path = path.to_path_buf();
+    thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut pending = Vec::new();
+        for reply in replies {
+            // One request ends at its empty line.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let end = loop {
+                if let Some(i) = pending.windows(2).position(|w| w == b"\n\n") {
+                    break i + 2;
+                }
+                let mut chunk = [0u8; 4096];
+                match fifo.read(&mut chunk) {
+                    Ok(n) if n > 0 => pending.extend_from_slice(&chunk[..n]),
+                    _ if Instant::now() > deadline => return seen,
+                    _ => thread::sleep(Duration::from_millis(2)),
+                }
+            };
+            let request: Vec<u8> = pending.drain(..end).collect();
+            let first = text(&request).lines().next().unwrap_or("").to_owned();
+            let reply_name = first.rsplit(':').next().unwrap_or("").to_owned();
+            if let Some(r) = reply {
+                let mut out = OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NONBLOCK)
+                    .open(Path::new("/tmp").join(&reply_name))
+                    .unwrap_or_else(|e| panic!("open reply fifo {reply_name}: {e}"));
+                out.write_all(r)
+                    .unwrap_or_else(|e| panic!("write reply: {e}"));
+            }
+            seen.push(FifoSeen {
+                request,
+                reply_name,
+            });
+        }
+        drop(fifo);
+        let _ = std::fs::remove_file(&path);
+        seen
+    })
+}
+
+fn join<T>(h: JoinHandle<T>) -> T {
+    h.join().unwrap_or_else(|_| panic!("fake server panicked"))
+}
+
+#[test]
+fn unixsock_ps_prints_a_table_and_cleans_up() {
+    let path = unique("ps.sock");
+    let server = fake_unix(
+        &path,
+        vec![Some(b"200 OK\n1\t4711\tattendant\n2\t4712\ttimer\n")],
+    );
+    let out = serctl(&["-s", path.to_str().unwrap_or_default(), "ps"], &[]);
+    let seen = join(server);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].request, b":ps:\n\n");
+    assert_eq!(seen[0].peer_mode, 0o600, "client socket mode");
+    assert!(
+        !seen[0].peer.exists(),
+        "client socket {} left behind",
+        seen[0].peer.display()
+    );
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("PID") && stdout.contains("4711  attendant"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("4712  timer"), "{stdout}");
+}
+
+#[test]
+fn unixsock_error_reply_exits_1_with_status_on_stderr() {
+    let path = unique("err.sock");
+    let server = fake_unix(&path, vec![Some(b"500 Command frob not found\n")]);
+    let out = serctl(&["fifo", "frob", "a b"], &[("SER_UNIXSOCK", &path)]);
+    let seen = join(server);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(seen[0].request, b":frob:\na b\n\n");
+    assert!(
+        text(&out.stderr).contains("500 Command frob not found"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn unixsock_without_server_exits_2() {
+    let missing = unique("missing.sock");
+    let out = serctl(&["-s", missing.to_str().unwrap_or_default(), "uptime"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("not running") && err.contains(missing.to_str().unwrap_or_default()),
+        "{err}"
+    );
+
+    // A socket file whose server died: connection refused.
+    let stale = unique("stale.sock");
+    drop(UnixDatagram::bind(&stale).unwrap_or_else(|e| panic!("{e}")));
+    let out = serctl(&["-s", stale.to_str().unwrap_or_default(), "uptime"], &[]);
+    let _ = std::fs::remove_file(&stale);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("not running"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn unixsock_silent_server_times_out_with_exit_2() {
+    let path = unique("silent.sock");
+    let server = fake_unix(&path, vec![None]);
+    let out = serctl(
+        &[
+            "-t",
+            "0.3",
+            "-s",
+            path.to_str().unwrap_or_default(),
+            "version",
+        ],
+        &[],
+    );
+    let seen = join(server);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no reply"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !seen[0].peer.exists(),
+        "client socket left behind after timeout"
+    );
+}
+
+#[test]
+fn unixsock_garbage_reply_exits_2() {
+    let path = unique("garbage.sock");
+    let server = fake_unix(&path, vec![Some(b"hello there\n")]);
+    let out = serctl(&["-s", path.to_str().unwrap_or_default(), "version"], &[]);
+    join(server);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("malformed status line"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn fifo_ul_add_sends_ser_parameters_and_removes_reply_fifo() {
+    let path = unique("fifo");
+    let server = fake_fifo(&path, vec![Some(b"200 Added to table\n")]);
+    let out = serctl(
+        &[
+            "-f",
+            path.to_str().unwrap_or_default(),
+            "ul",
+            "add",
+            "alice@example.com",
+            "sip:alice@10.0.0.1",
+        ],
+        &[],
+    );
+    let seen = join(server);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let name = &seen[0].reply_name;
+    assert!(
+        name.starts_with("serctl_reply_") && !name.contains(['.', '/', '\\']),
+        "{name}"
+    );
+    let expected = format!(
+        ":ul_add:{name}\nlocation\nalice@example.com\nsip:alice@10.0.0.1\n3600\n1.00\n0\n0\n\n"
+    );
+    assert_eq!(text(&seen[0].request), expected);
+    assert!(
+        !Path::new("/tmp").join(name).exists(),
+        "reply FIFO left behind"
+    );
+    assert_eq!(text(&out.stdout), "Added to table\n");
+}
+
+#[test]
+fn fifo_raw_command_prints_reply_verbatim() {
+    let path = unique("fifo");
+    let server = fake_fifo(&path, vec![Some(b"200 ok\nline one\n\nline three\n")]);
+    let out = serctl(&["fifo", "which"], &[("SER_FIFO", &path)]);
+    let seen = join(server);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        text(&seen[0].request),
+        format!(":which:{}\n\n", seen[0].reply_name)
+    );
+    assert_eq!(text(&out.stdout), "200 ok\nline one\n\nline three\n");
+}
+
+#[test]
+fn fifo_error_reply_exits_1() {
+    let path = unique("fifo");
+    let server = fake_fifo(&path, vec![Some(b"500 command 'frob' not available\n")]);
+    let out = serctl(
+        &["-f", path.to_str().unwrap_or_default(), "fifo", "frob"],
+        &[],
+    );
+    join(server);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("500 command 'frob' not available"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn fifo_without_reader_or_file_exits_2() {
+    let path = unique("fifo");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU)
+        .unwrap_or_else(|e| panic!("mkfifo: {e}"));
+    let out = serctl(&["-f", path.to_str().unwrap_or_default(), "ps"], &[]);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(2));
+    let want = format!("ser is not running (no reader on {})", path.display());
+    assert!(text(&out.stderr).contains(&want), "{}", text(&out.stderr));
+
+    let out = serctl(&["-f", path.to_str().unwrap_or_default(), "ps"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no such FIFO"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn fifo_silent_server_times_out_and_removes_reply_fifo() {
+    let path = unique("fifo");
+    let server = fake_fifo(&path, vec![None]);
+    let started = Instant::now();
+    let out = serctl(
+        &[
+            "-t",
+            "0.3",
+            "-f",
+            path.to_str().unwrap_or_default(),
+            "uptime",
+        ],
+        &[],
+    );
+    let seen = join(server);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        text(&out.stderr).contains("no reply"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        !Path::new("/tmp").join(&seen[0].reply_name).exists(),
+        "reply FIFO left behind"
+    );
+}
+
+#[test]
+fn fifo_refuses_long_and_multiline_params_as_usage_errors() {
+    // A FIFO with a reader, so only the request itself can be refused.
+    let path = unique("fifo");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::S_IRWXU)
+        .unwrap_or_else(|e| panic!("mkfifo: {e}"));
+    let reader = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    let long = "x".repeat(5000);
+    let out = serctl(
+        &[
+            "-f",
+            path.to_str().unwrap_or_default(),
+            "fifo",
+            "echo",
+            &long,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        text(&out.stderr).contains("too long"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = serctl(
+        &[
+            "-f",
+            path.to_str().unwrap_or_default(),
+            "fifo",
+            "echo",
+            "a\nb",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        text(&out.stderr).contains("line break"),
+        "{}",
+        text(&out.stderr)
+    );
+    drop(reader);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn moni_refreshes_n_times_over_fifo() {
+    let path = unique("fifo");
+    let stats: &[u8] = b"200 ok\nCurrent: 0 (0 waiting) Total: 7 (0 local)\n";
+    let up: &[u8] = b"200 ok\nNow: x\nUp Since: y\nUp time: 42 [sec]\n";
+    let server = fake_fifo(&path, vec![Some(stats), Some(up), Some(stats), Some(up)]);
+    let out = serctl(
+        &["-f", path.to_str().unwrap_or_default(), "-n", "2", "moni"],
+        &[],
+    );
+    let seen = join(server);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let cmds: Vec<String> = seen
+        .iter()
+        .map(|s| text(&s.request).split(':').nth(1).unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(cmds, ["t_stats", "uptime", "t_stats", "uptime"]);
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.matches("\x1b[H\x1b[2J").count(), 2, "{stdout:?}");
+    assert_eq!(stdout.matches("Up time: 42 [sec]").count(), 2);
+    assert!(stdout.contains("Total: 7"));
+}
+
+#[test]
+fn usage_error_exits_64() {
+    let out = serctl(&["ul", "frob"], &[]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(text(&out.stderr).contains("usage: serctl"));
+}
