@@ -27,10 +27,9 @@ fn blocks(text: &str) -> Vec<(String, String, String)> {
     out
 }
 
-/// Examples calling what tm does not provide: the FIFO/unix-socket
-/// writers (they arrive with the control interfaces) and nathelper
-/// (not a module a classic deployment loads).
-const LATER: &[&str] = &["t_write_req", "t_write_unix", "fix_nated_contact"];
+/// Examples calling what tm does not provide: nathelper (not a module a
+/// classic deployment loads).
+const LATER: &[&str] = &["fix_nated_contact"];
 
 fn check(name: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -208,16 +208,11 @@ pub fn execute(
                 }
                 def.completed = Some(code);
                 if st.uac_cb != 0 {
-                    let reply_bytes = match reply {
-                        Some(r) => r.upstream.to_vec(),
-                        None => {
-                            let p = usize::from(st.tx.picked);
-                            st.br
-                                .get(p)
-                                .map(|b| region.slice(b.reply).to_vec())
-                                .unwrap_or_default()
-                        }
-                    };
+                    // A UAC transaction has one branch: completing on
+                    // anything but a received reply means the final was
+                    // made here (FR timeout, send failure), which reports
+                    // say by giving no reply text.
+                    let reply_bytes = reply.map(|r| r.upstream.to_vec()).unwrap_or_default();
                     def.uac = Some((st.uac_cb, region.slice(st.uac_param).to_vec(), reply_bytes));
                 }
             }
@@ -246,7 +241,7 @@ fn user_agent(env: &Env) -> Option<&'static [u8]> {
     }
 }
 
-fn reason_of(code: u16) -> &'static [u8] {
+pub(crate) fn reason_of(code: u16) -> &'static [u8] {
     match code {
         408 => b"Request Timeout",
         500 => b"Server Internal Error",

@@ -13,11 +13,15 @@ use crate::tm::fsm::{flags, Actions};
 use crate::tm::key::{MatchKind, MatchOpts, MsgKey};
 use crate::tm::params::TmParams;
 use crate::tm::relay::{self, current, reply_local, Dest, NewTran};
+use crate::tm::twrite::TwAppends;
+use crate::tm::write_fns::{t_write, Channel, TWrite};
 use crate::tm::{driver, store};
 
 #[derive(Default)]
 pub struct Tm {
     params: TmParams,
+    /// `tw_append` lists, parsed as they are set.
+    appends: TwAppends,
 }
 
 const RF: M = M::REQ_FAIL;
@@ -46,6 +50,8 @@ static FUNCS: &[FnDef] = &[
     FnDef::new("t_lookup_request", 0, 0, M::REQUEST),
     FnDef::new("t_retransmit_reply", 0, 0, RF),
     FnDef::new("t_release", 0, 0, M::REQUEST),
+    FnDef::new("t_write_req", 2, 2, RF),
+    FnDef::new("t_write_unix", 2, 2, RF),
 ];
 
 fn fixed(def: &FnDef, args: &[Literal]) -> Result<std::net::SocketAddr, FixupError> {
@@ -159,7 +165,21 @@ impl Module for Tm {
     }
 
     fn set_param(&mut self, param: &str, value: &Literal) -> Result<(), ParamError> {
-        self.params.set(param, value)
+        self.params.set(param, value)?;
+        if param == "tw_append" {
+            if let Some(text) = self.params.tw_append.last() {
+                self.appends.add(text).map_err(|e| ParamError::BadValue {
+                    module: "tm",
+                    param: param.into(),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn ctl_commands(&self) -> &'static [crate::ctl::CtlCmd] {
+        crate::tm::ctl_cmds::COMMANDS
     }
 
     fn fixup(
@@ -218,6 +238,21 @@ impl Module for Tm {
                 Box::new(move |ctx: &mut MsgCtx<'_>| reply_local(ctx, code, &reason))
             }
             "t_lookup_request" => Box::new(t_lookup_request),
+            "t_write_req" | "t_write_unix" => {
+                let channel = if name == "t_write_req" {
+                    Channel::Fifo
+                } else {
+                    Channel::Unix
+                };
+                let w = TWrite::new(
+                    name,
+                    channel,
+                    arg_str(name, args, 0)?,
+                    &arg_str(name, args, 1)?,
+                    &self.appends,
+                )?;
+                Box::new(move |ctx: &mut MsgCtx<'_>| t_write(ctx, &w))
+            }
             "t_retransmit_reply" => Box::new(|ctx: &mut MsgCtx<'_>| {
                 let (Some(env), Some(c)) = (driver::env(), current(ctx)) else {
                     return -1;
@@ -269,6 +304,7 @@ impl Module for Tm {
             module: "tm",
             reason: e.to_string(),
         })?;
+        crate::tm::ctl_cmds::register_reports();
         if !driver::init(rt, region, self.params.clone()) {
             return Err(ModInitError {
                 module: "tm",

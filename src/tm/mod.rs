@@ -4,9 +4,12 @@
 //! (`cell`), matching (`key`), the table (`store`), the driver that carries
 //! out the machine's actions (`driver`), relaying from the script
 //! (`relay`), local replies (`reply`), the script functions (`funcs`) and
-//! callbacks for other modules (`callbacks`).
+//! callbacks for other modules (`callbacks`), the UAC (`uac`), the FIFO /
+//! unix socket commands (`ctl_cmds`) and hand-off to applications
+//! (`twrite`).
 pub mod callbacks;
 pub mod cell;
+pub mod ctl_cmds;
 #[cfg(test)]
 mod doc_examples;
 pub mod driver;
@@ -19,5 +22,6 @@ pub mod reply;
 pub mod store;
 pub mod twrite;
 pub mod uac;
+pub mod write_fns;
 #[cfg(test)]
 mod uac_tests;

@@ -154,32 +154,45 @@ pub fn reply_local(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8]) -> i32 {
             return -1;
         }
     };
+    if !send_local_reply(env, &cref, code, &bytes) {
+        return -1;
+    }
+    if code >= 200 {
+        ctx.tm.replied = true;
+    }
+    1
+}
+
+/// Send `bytes`, a reply with status `code` built here, upstream for the
+/// transaction `cref` (also what the FIFO's `t_reply` uses). `false` when
+/// a final was already sent and this one may not follow it.
+pub fn send_local_reply(env: &'static Env, cref: &CellRef, code: u16, bytes: &[u8]) -> bool {
+    let cell = cref.cell();
     let mut def = Deferred::default();
     {
         let mut st = cell.lock();
         if st.tx.uas_status >= 200 && code >= 200 && !(200..300).contains(&code) {
-            return -1;
+            return false;
         }
-        if replace_bytes(env.region, &mut st.uas_reply, &bytes).is_err() {
+        if replace_bytes(env.region, &mut st.uas_reply, bytes).is_err() {
             log::error!("tm: out of shared memory keeping a reply");
         }
-        driver::send_peer(env, &cell.src, &bytes);
+        driver::send_peer(env, &cell.src, bytes);
         let mut acts = Actions::new();
         st.tx
             .on_local_reply(code, now(), &env.params.timers, &mut acts);
         execute(env, cell, &mut st, &mut acts, None, &mut def);
-        rearm(&cref, &st);
+        rearm(cref, &st);
     }
-    finish(env, &cref, def);
+    finish(env, cref, def);
     if code >= 200 {
-        ctx.tm.replied = true;
         if let Some(s) = store::stats() {
             s.replied_locally
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
     callbacks::fire(CbEvent::ResponseOut, cell, code);
-    1
+    true
 }
 
 /// The error reply SER sends when relaying failed (tag `TM`).

@@ -32,7 +32,26 @@ pub fn build_local_reply(
     reason: &[u8],
     extra: &[u8],
 ) -> Result<Vec<u8>, BuildError> {
-    let tag = (code >= 180).then(|| to_tag(env, req));
+    build_reply_with(env, req, src, code, reason, extra, b"", None)
+}
+
+/// A reply with a body and, optionally, the To-tag an application chose
+/// (the FIFO's `t_reply`); without one, replies ≥ 180 get tm's tag.
+#[allow(clippy::too_many_arguments)]
+pub fn build_reply_with(
+    env: &Env,
+    req: &Msg,
+    src: SocketAddr,
+    code: u16,
+    reason: &[u8],
+    extra: &[u8],
+    body: &[u8],
+    given_tag: Option<&str>,
+) -> Result<Vec<u8>, BuildError> {
+    let tag = match given_tag {
+        Some(t) => Some(t.to_string()),
+        None => (code >= 180).then(|| to_tag(env, req)),
+    };
     let via_extra = via1_received_params(req, src, false);
     let via_drop = via1_replaced_spans(req, src, false);
     let opts = ReplyOpts {
@@ -40,7 +59,7 @@ pub fn build_local_reply(
         via1_extra: &via_extra,
         via1_drop: &via_drop,
         extra_headers: extra,
-        body: b"",
+        body,
         server_header: if env.rt.server_hdr.is_empty() {
             None
         } else {

@@ -110,6 +110,16 @@ fn render(r: &UacRequest<'_>, via: &[u8], call_id: &str, from_tag: &str, cseq: u
     out
 }
 
+/// The socket a UAC request to `hop` (a URI) leaves from.
+pub fn outgoing_socket(hop: &str) -> Option<&'static crate::net::ListenSocket> {
+    let env = env()?;
+    let (addr, proto) = destination_of(hop.as_bytes(), None).ok()?;
+    if !matches!(proto, Proto::Udp) {
+        return None;
+    }
+    env.rt.sockets.udp_for(&addr)
+}
+
 /// Start a local transaction; `report_kind`/`param` say who hears its end.
 pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacStarted, UacError> {
     let env = env().ok_or(UacError::NoTm)?;
