@@ -136,7 +136,11 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
     }
     let sock = env.rt.sockets.udp_for(&addr).ok_or(UacError::NoSocket)?;
     let sock_idx = env.rt.sockets.index_of(sock);
-    let seed = format!("{}{}{:?}", std::process::id(), now(), r.ruri);
+    // Unique per request even for many in the same millisecond: pid,
+    // time and a per-process sequence number.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = format!("{}.{}.{seq}.{:?}", std::process::id(), now(), r.ruri);
     let call_id = r
         .call_id
         .map(str::to_string)

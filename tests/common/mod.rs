@@ -5,6 +5,7 @@
 //! Not every binary uses every helper, hence the crate-wide dead_code allow.
 #![allow(dead_code)]
 
+pub mod ctlkit;
 pub mod malformed;
 pub mod procfs;
 pub mod server;
