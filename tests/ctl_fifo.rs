@@ -240,3 +240,50 @@ fn malformed_and_half_written_requests_do_not_stop_the_fifo() {
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert!(std::fs::read_dir("/etc").is_ok() && !std::path::Path::new("/tmp/../etc/x").exists());
 }
+
+/// SER 0.9's `t_uac_dlg` over the unix socket: the INVITE goes out, its
+/// 2xx is ACKed by us (there is no caller to do it), and the requester's
+/// bound address gets the status, the dialog lines and the reply later.
+#[test]
+fn t_uac_dlg_invite_is_acked_and_reported_to_the_unix_requester() {
+    let _g = serial();
+    let port = free_udp_port();
+    let ser = start(TestDir::new(), port, "route { drop; }");
+    let callee = UdpPeer::bind();
+    let client_path = ser.dir().join("client.sock");
+    let client = std::os::unix::net::UnixDatagram::bind(&client_path).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+    let ruri = format!("sip:bob@127.0.0.1:{}", callee.port());
+    let req = format!(
+        ":t_uac_dlg:\nINVITE\n{ruri}\n.\nFrom: <sip:alice@127.0.0.1>\nTo: <{ruri}>\n\
+Contact: <sip:alice@!!>\nContent-Type: application/sdp\n.\nv=0\n.\n"
+    );
+    client.send_to(req.as_bytes(), sock_of(&ser)).unwrap();
+    let (inv, from) = callee.recv_timeout(Duration::from_secs(3)).expect("INVITE arrives");
+    assert_eq!(first_line(&inv), format!("INVITE {ruri} SIP/2.0"));
+    assert_eq!(
+        header_value(&inv, "Contact").as_deref(),
+        Some(format!("<sip:alice@127.0.0.1:{port}>").as_str()),
+        "`!!` becomes the outgoing socket"
+    );
+    assert_eq!(body_of(&inv), b"v=0\r\n");
+    let contact = format!("<sip:bob@127.0.0.1:{}>", callee.port());
+    let mut ok = reply_to(&inv, 200, "OK", Some("bobtag"));
+    let at = ok.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 2;
+    ok.splice(at..at, format!("Contact: {contact}\r\n").into_bytes());
+    callee.send(&ok, from);
+    let (ack, _) = callee
+        .recv_matching(Duration::from_secs(3), |m| first_line(m).starts_with("ACK "))
+        .expect("our UAC ACKs the 2xx");
+    assert_eq!(first_line(&ack), format!("ACK sip:bob@127.0.0.1:{} SIP/2.0", callee.port()));
+    assert!(header_value(&ack, "To").unwrap().contains("tag=bobtag"));
+    assert!(header_value(&ack, "CSeq").unwrap().ends_with(" ACK"));
+    let mut buf = vec![0u8; 65536];
+    let n = client.recv(&mut buf).expect("the report reaches the requester");
+    let report = text(&buf[..n]);
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines[0], "200 OK", "{report}");
+    assert_eq!(lines[1], format!("sip:bob@127.0.0.1:{}", callee.port()), "{report}");
+    assert_eq!((lines[2], lines[3]), (".", "."), "{report}");
+    assert!(report.contains("tag=bobtag"), "{report}");
+}

@@ -2,10 +2,11 @@
 //! atomic write, the reply comes back through a FIFO we create and name in
 //! the request's first line.
 //!
-//! Waiting for the reply: this crate denies `unsafe` (so no `libc::poll`)
-//! and nix is built without its `poll` feature, so the reply FIFO is read
-//! non-blocking in short sleeps until the deadline. For a command-line tool
-//! a few milliseconds of latency cost nothing.
+//! Waiting for the reply: the reply FIFO is read non-blocking in short
+//! sleeps until the deadline. poll() would not help: a FIFO that no writer
+//! has opened yet reads as end-of-file, so "data arrived and the writer
+//! closed" has to be watched for anyway. For a command-line tool a few
+//! milliseconds of latency cost nothing.
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};

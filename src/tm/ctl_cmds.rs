@@ -8,7 +8,7 @@
 //! process completes it (a worker on the final reply, the timer on 408).
 
 use crate::ctl::{CmdCtx, CtlCmd, Dialect, Outcome, ParamError, Params, Reply, ReplyTarget};
-use crate::sip::{parse_contacts, parse_name_addr, HdrKind, Msg};
+use crate::sip::{parse_contacts, HdrKind, Msg};
 use crate::tm::reply::build_reply_with;
 use crate::tm::uac::{self, UacError, UacOutcome, UacRequest};
 use crate::tm::{driver, relay, store};
@@ -105,16 +105,10 @@ fn dialog_lines(code: u16, reply: &[u8]) -> Vec<String> {
         .and_then(|h| parse_contacts(buf, h.value).ok())
         .and_then(|c| c.first().map(|c| String::from_utf8_lossy(c.addr.uri.get(buf)).into_owned()))
         .unwrap_or_else(|| ".".into());
-    // The UAC's route set is the Record-Route list in reverse.
-    let mut routes: Vec<String> = Vec::new();
-    for h in m.headers_of(HdrKind::RecordRoute) {
-        for part in split_commas(m.value(h)) {
-            if let Ok(na) = parse_name_addr(part, crate::sip::Span::new(0, part.len())) {
-                routes.push(format!("<{}>", String::from_utf8_lossy(na.uri.get(part))));
-            }
-        }
-    }
-    routes.reverse();
+    let routes: Vec<String> = uac::route_set(&m)
+        .iter()
+        .map(|u| format!("<{}>", String::from_utf8_lossy(u)))
+        .collect();
     let next_hop = routes
         .first()
         .map(|r| r.trim_start_matches('<').trim_end_matches('>').to_string())
@@ -125,33 +119,6 @@ fn dialog_lines(code: u16, reply: &[u8]) -> Vec<String> {
         format!("Route: {}", routes.join(", "))
     };
     vec![target, next_hop, route]
-}
-
-/// Split a header value at commas outside `<>` and quotes.
-fn split_commas(v: &[u8]) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    let (mut depth, mut quoted, mut start) = (0i32, false, 0usize);
-    for (i, b) in v.iter().enumerate() {
-        match b {
-            b'"' => quoted = !quoted,
-            b'<' if !quoted => depth += 1,
-            b'>' if !quoted => depth -= 1,
-            b',' if !quoted && depth <= 0 => {
-                out.push(trim(&v[start..i]));
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(trim(&v[start..]));
-    out.retain(|p| !p.is_empty());
-    out
-}
-
-fn trim(b: &[u8]) -> &[u8] {
-    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let e = b.iter().rposition(|c| !c.is_ascii_whitespace()).map(|e| e + 1).unwrap_or(s);
-    b.get(s..e).unwrap_or_default()
 }
 
 fn uac_error(e: UacError) -> Outcome {
@@ -443,11 +410,5 @@ Contact: <sip:c@10.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
         let msg = b"SIP/2.0 200 OK\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\n\
 Call-ID: x\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(dialog_lines(200, msg), vec![".", ".", "."]);
-    }
-
-    #[test]
-    fn commas_split_outside_brackets() {
-        let parts = split_commas(b"<sip:a,b@x>, \"q,r\" <sip:c>");
-        assert_eq!(parts, vec![&b"<sip:a,b@x>"[..], &b"\"q,r\" <sip:c>"[..]]);
     }
 }

@@ -207,6 +207,9 @@ pub fn execute(
                     s.completed[class_of(code)].fetch_add(1, Ordering::Relaxed);
                 }
                 def.completed = Some(code);
+                if let Some(r) = reply {
+                    ack_local_2xx(env, cell, st, r.msg, code);
+                }
                 if st.uac_cb != 0 {
                     // A UAC transaction has one branch: completing on
                     // anything but a received reply means the final was
@@ -220,6 +223,29 @@ pub fn execute(
         }
     }
     note_phase_change(before, st.tx.phase);
+}
+
+/// Our own UAC's INVITE got a 2xx: the ACK is ours to send (a proxy
+/// passes the caller's on; here there is no caller).
+fn ack_local_2xx(env: &Env, cell: &Cell, st: &CellState, reply: &Msg, code: u16) {
+    use crate::tm::fsm::flags;
+    if !(200..300).contains(&code) || !st.tx.has(flags::LOCAL) || !st.tx.has(flags::INVITE) {
+        return;
+    }
+    let Ok(invite) = Msg::parse(env.region.slice(st.br[0].request).to_vec()) else {
+        return;
+    };
+    let Some(sock) = env.rt.sockets.all().get(usize::from(st.br[0].dst.sock)) else {
+        return;
+    };
+    let port = sock.listen.addr.port();
+    match crate::tm::uac::dialog_ack(&invite, reply, &sock.host_text(), port) {
+        Some((ack, dst)) => {
+            let peer = Peer::new(dst, env.rt.sockets.index_of(sock));
+            send_peer(env, &peer, &ack);
+        }
+        None => log::warn!("tm: no way to ACK the 2xx of local INVITE (hash {})", cell.hash),
+    }
 }
 
 /// Keep the `waiting` gauge in step with the machine's phase.
