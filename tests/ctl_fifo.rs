@@ -15,10 +15,15 @@ use std::time::{Duration, Instant};
 
 /// The compat example with its report name and destination replaced.
 fn transaction_fifo(report: &str, dst: &str) -> String {
-    let orig = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/transaction.fifo"),
-    )
-    .expect("../shared/compat/transaction.fifo");
+    // A verbatim copy of ../shared/compat/transaction.fifo, so a clone
+    // without the shared folder runs too; where it exists, they must agree.
+    let orig = std::fs::read_to_string(tests_path("data/transaction.fifo"))
+        .expect("tests/data/transaction.fifo");
+    let shared =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/transaction.fifo");
+    if let Ok(s) = std::fs::read_to_string(shared) {
+        assert_eq!(s, orig, "tests/data/transaction.fifo drifted from the compat copy");
+    }
     assert!(orig.starts_with(":t_uac_from:hh\n") && orig.contains("sip:gh@iptel.org"));
     orig.replacen(":t_uac_from:hh", &format!(":t_uac_from:{report}"), 1)
         .replace("sip:gh@iptel.org", dst)
