@@ -32,10 +32,21 @@ fn cond(src_cond: &str) -> Expr {
     }
 }
 
+/// A compat file: the verbatim copy under `tests/data/`, so that a bare
+/// clone tests too; where `../shared/compat` exists, the copy must match.
 fn shared(rel: &str) -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared")
-        .join(rel)
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let name = Path::new(rel).file_name().unwrap_or_default();
+    let copy = root.join("tests/data").join(name);
+    if let Ok(orig) = std::fs::read(root.join("../shared").join(rel)) {
+        assert_eq!(
+            std::fs::read(&copy).ok(),
+            Some(orig),
+            "{} drifted from ../shared/{rel}",
+            copy.display()
+        );
+    }
+    copy
 }
 
 #[test]
