@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 #[test]
 fn free_ports_are_distinct_and_bindable() {
+    // sipp and sipsak (other tests here) bind ephemeral ports of their own.
+    let _g = serial();
     let ports: Vec<u16> = (0..50).map(|_| free_udp_port()).collect();
     let mut sorted = ports.clone();
     sorted.sort_unstable();

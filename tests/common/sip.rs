@@ -12,9 +12,16 @@ pub struct UdpPeer {
 }
 
 impl UdpPeer {
-    /// Binds an ephemeral loopback port.
+    /// Binds a loopback port handed out by `free_udp_port`, so a peer can
+    /// never take a port another test of this process was given but has
+    /// not bound yet (binding port 0 could).
     pub fn bind() -> UdpPeer {
-        UdpPeer::bind_port(0)
+        for _ in 0..100 {
+            if let Ok(sock) = UdpSocket::bind(("127.0.0.1", super::free_udp_port())) {
+                return UdpPeer { sock };
+            }
+        }
+        panic!("no bindable loopback UDP port for a peer");
     }
 
     pub fn bind_port(port: u16) -> UdpPeer {
