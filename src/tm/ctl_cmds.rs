@@ -8,7 +8,7 @@
 //! process completes it (a worker on the final reply, the timer on 408).
 
 use crate::ctl::{CmdCtx, CtlCmd, Dialect, Outcome, ParamError, Params, Reply, ReplyTarget};
-use crate::sip::{parse_contacts, HdrKind, Msg};
+use crate::sip::{HdrKind, Msg};
 use crate::tm::reply::build_reply_with;
 use crate::tm::uac::{self, UacError, UacOutcome, UacRequest};
 use crate::tm::{driver, relay, store};
@@ -99,11 +99,8 @@ fn dialog_lines(code: u16, reply: &[u8]) -> Vec<String> {
     if !confirmed {
         return dots();
     }
-    let buf = m.buf();
-    let target = m
-        .header(HdrKind::Contact)
-        .and_then(|h| parse_contacts(buf, h.value).ok())
-        .and_then(|c| c.first().map(|c| String::from_utf8_lossy(c.addr.uri.get(buf)).into_owned()))
+    let target = uac::remote_target(&m)
+        .map(|u| String::from_utf8_lossy(&u).into_owned())
         .unwrap_or_else(|| ".".into());
     let routes: Vec<String> = uac::route_set(&m)
         .iter()
@@ -168,11 +165,17 @@ fn classify(lines: &[String]) -> Result<HeaderSet, String> {
     Ok(hs)
 }
 
-/// The report target of a request (none when no reply was asked for).
-fn report_of(ctx: &CmdCtx<'_>, kind: u32) -> (u32, Vec<u8>) {
-    match ctx.target {
+/// Start `req`; its end is reported as `kind` to the request's reply
+/// target, if the request named one (then nothing is answered now).
+fn run_uac(ctx: &CmdCtx<'_>, req: &UacRequest<'_>, kind: u32) -> Outcome {
+    let (kind, param) = match ctx.target {
         Some(t) => (kind, t.encode()),
         None => (0, Vec::new()),
+    };
+    match uac::t_uac(req, kind, &param) {
+        Ok(_) if ctx.target.is_some() => Outcome::Later,
+        Ok(_) => Reply::new(200, "fifo_uac: transaction started").into(),
+        Err(e) => uac_error(e),
     }
 }
 
@@ -221,12 +224,7 @@ fn t_uac_from(p: &mut Params<'_>, ctx: &CmdCtx<'_>) -> R {
         call_id: hs.call_id.as_deref(),
         cseq: None,
     };
-    let (kind, param) = report_of(ctx, REPORT_STATUS);
-    Ok(match uac::t_uac(&req, kind, &param) {
-        Ok(_) if ctx.target.is_some() => Outcome::Later,
-        Ok(_) => Reply::new(200, "fifo_uac: transaction started").into(),
-        Err(e) => uac_error(e),
-    })
+    Ok(run_uac(ctx, &req, REPORT_STATUS))
 }
 
 /// SER 0.9: `method`, R-URI, next hop (`.` = the R-URI), headers (at
@@ -278,12 +276,7 @@ fn t_uac_dlg(p: &mut Params<'_>, ctx: &CmdCtx<'_>) -> R {
         call_id: hs.call_id.as_deref(),
         cseq,
     };
-    let (kind, param) = report_of(ctx, REPORT_DIALOG);
-    Ok(match uac::t_uac(&req, kind, &param) {
-        Ok(_) if ctx.target.is_some() => Outcome::Later,
-        Ok(_) => Reply::new(200, "fifo_uac: transaction started").into(),
-        Err(e) => uac_error(e),
-    })
+    Ok(run_uac(ctx, &req, REPORT_DIALOG))
 }
 
 /// The application's answer to a transaction `t_write_*` handed to it:

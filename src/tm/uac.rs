@@ -224,13 +224,8 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
 /// CSeq number and a fresh branch. `None` when the reply gives no usable
 /// target. Returns the bytes and where they go.
 pub fn dialog_ack(invite: &Msg, ok: &Msg, via_host: &str, via_port: u16) -> Option<(Vec<u8>, std::net::SocketAddr)> {
-    use crate::sip::{parse_contacts, HdrKind};
-    let rb = ok.buf();
-    let target = ok
-        .header(HdrKind::Contact)
-        .and_then(|h| parse_contacts(rb, h.value).ok())
-        .and_then(|c| c.first().filter(|c| !c.star).map(|c| c.addr.uri.get(rb).to_vec()))
-        .unwrap_or_else(|| invite.ruri().to_vec());
+    use crate::sip::HdrKind;
+    let target = remote_target(ok).unwrap_or_else(|| invite.ruri().to_vec());
     let routes = route_set(ok);
     let next_hop: Vec<u8> = routes.first().cloned().unwrap_or_else(|| target.clone());
     let (dst, proto) = destination_of(&next_hop, None).ok()?;
@@ -264,6 +259,17 @@ pub fn dialog_ack(invite: &Msg, ok: &Msg, via_host: &str, via_port: u16) -> Opti
     }
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     Some((out, dst))
+}
+
+/// The remote target a reply sets up: its first Contact URI (not `*`).
+pub fn remote_target(reply: &Msg) -> Option<Vec<u8>> {
+    let b = reply.buf();
+    let h = reply.header(crate::sip::HdrKind::Contact)?;
+    let contacts = crate::sip::parse_contacts(b, h.value).ok()?;
+    contacts
+        .first()
+        .filter(|c| !c.star)
+        .map(|c| c.addr.uri.get(b).to_vec())
 }
 
 /// A UAC's route set from a reply: the Record-Route URIs in reverse
