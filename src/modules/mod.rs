@@ -7,6 +7,7 @@ pub mod ctl_mods;
 pub mod maxfwd;
 pub mod sl;
 pub mod textops;
+pub mod usrloc;
 
 /// Module names a config may load.
 pub const SUPPORTED: &[&str] = &["sl", "tm", "maxfwd", "textops", "fifo", "unixsock"];
