@@ -5,6 +5,7 @@
 //! [`runtime::Loaded`]; with the opened sockets that becomes the
 //! [`runtime::Runtime`] every worker runs messages through.
 
+pub mod avp_codec;
 pub mod compile;
 pub mod core_fns;
 pub mod ctx;

@@ -108,6 +108,9 @@ shm::shm_struct! {
         /// Local UAC completion report kind (0 = none) and its parameter.
         pub uac_cb: u32,
         pub uac_param: ShmSlice<u8>,
+        /// The request's AVPs at relay time (`route::avp_codec`), for the
+        /// failure and onreply routes; a failure route's changes are kept.
+        pub avps: ShmSlice<u8>,
         pub br: [BranchData; MAX_BRANCHES],
     }
 }
@@ -187,6 +190,7 @@ fn free_cell(region: &Region, off: ShmOff<Cell>) {
         region.free_slice(st.fwd_base);
         region.free_slice(st.relay_uri);
         region.free_slice(st.uac_param);
+        region.free_slice(st.avps);
     }
     region.free_slice(cell.req);
     region.free(off);

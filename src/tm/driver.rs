@@ -15,6 +15,7 @@ use crate::cfg::ast::RouteKind;
 use crate::net::send_udp;
 use crate::route::forward::without_top_via;
 use crate::route::interp::run_top;
+use crate::route::ctx::{AvpName, AvpValue};
 use crate::route::{MsgCtx, Runtime};
 use crate::sip::{build_ack_cancel, HdrKind, HopRequest, Method, Msg};
 use crate::tm::callbacks::{self, CbEvent};
@@ -356,7 +357,7 @@ pub fn finish(env: &'static Env, cref: &CellRef, mut def: Deferred) {
 fn run_failure(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
     let cell = cref.cell();
     let region = env.region;
-    let (base, relay_uri, flags, route, code) = {
+    let (base, relay_uri, flags, route, code, avps) = {
         let st = cell.lock();
         let base = if st.fwd_base.is_empty() {
             cell.req
@@ -375,12 +376,14 @@ fn run_failure(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
             st.msg_flags,
             st.on_failure,
             code,
+            stored_avps(region, &st),
         )
     };
     callbacks::fire(CbEvent::OnFailure, cell, code);
     let mut replied = false;
     let mut added = false;
     let mut new_flags = flags;
+    let mut new_avps = None;
     if let (Some(list), Ok(msg)) = (
         usize::from(route)
             .checked_sub(1)
@@ -394,6 +397,7 @@ fn run_failure(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
                 ctx.new_uri = Some(relay_uri);
             }
             ctx.flags = flags;
+            ctx.avps = avps.clone();
             ctx.tm.cell = cref.off().get();
             ctx.tm.in_failure = true;
             ctx.tm.reply_code = code;
@@ -406,12 +410,20 @@ fn run_failure(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
             replied = ctx.tm.replied;
             added = ctx.tm.branches_added > 0;
             new_flags = ctx.flags;
+            if ctx.avps != avps {
+                new_avps = Some(crate::route::avp_codec::encode(&ctx.avps));
+            }
         }
     }
     let mut def = Deferred::default();
     let mut acts = Actions::new();
     let mut st = cell.lock();
     st.msg_flags = new_flags;
+    if let Some(bytes) = new_avps {
+        if replace_bytes(region, &mut st.avps, &bytes).is_err() {
+            log::error!("tm: out of shared memory keeping the AVPs");
+        }
+    }
     st.tx
         .after_failure(added, replied, now(), &env.params.timers, &mut acts);
     execute(env, cell, &mut st, &mut acts, None, &mut def);
@@ -468,9 +480,14 @@ pub fn on_reply(msg: &Msg, src: std::net::SocketAddr, rcv: &crate::net::ListenSo
     let code = msg.status();
     callbacks::fire(CbEvent::ResponseIn, cell, code);
     // onreply_route runs before the decision, unlocked (as SER).
-    let (on_reply, flags) = {
+    let (on_reply, flags, avps) = {
         let st = cell.lock();
-        (st.on_reply, st.msg_flags)
+        let avps = if st.on_reply == 0 {
+            Vec::new()
+        } else {
+            stored_avps(env.region, &st)
+        };
+        (st.on_reply, st.msg_flags, avps)
     };
     if let Some(list) = usize::from(on_reply)
         .checked_sub(1)
@@ -478,6 +495,7 @@ pub fn on_reply(msg: &Msg, src: std::net::SocketAddr, rcv: &crate::net::ListenSo
     {
         let mut ctx = MsgCtx::new(env.rt, msg, src, rcv, RouteKind::OnReply);
         ctx.flags = flags;
+        ctx.avps = avps;
         ctx.tm.cell = cref.off().get();
         run_top(list, &mut ctx);
     }
@@ -500,4 +518,16 @@ pub fn on_reply(msg: &Msg, src: std::net::SocketAddr, rcv: &crate::net::ListenSo
     }
     finish(env, &cref, def);
     true
+}
+
+/// The AVPs kept with the transaction (under its reply lock). A damaged
+/// block is logged and read as none: the routes still run.
+fn stored_avps(region: &Region, st: &CellState) -> Vec<(AvpName, AvpValue)> {
+    if st.avps.is_empty() {
+        return Vec::new();
+    }
+    crate::route::avp_codec::decode(region.slice(st.avps)).unwrap_or_else(|e| {
+        log::error!("tm: the transaction's AVPs are damaged: {e}");
+        Vec::new()
+    })
 }

@@ -325,6 +325,12 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
             let _ = replace_bytes(env.region, &mut st.relay_uri, ctx.ruri());
             st.msg_flags = ctx.flags;
             apply_timer_avps(ctx, env, &mut st.tx);
+            if !ctx.avps.is_empty() {
+                let bytes = crate::route::avp_codec::encode(&ctx.avps);
+                if replace_bytes(env.region, &mut st.avps, &bytes).is_err() {
+                    log::error!("tm: out of shared memory keeping the AVPs");
+                }
+            }
             if ctx.tm.on_reply != 0 {
                 st.on_reply = ctx.tm.on_reply;
             }
