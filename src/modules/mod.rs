@@ -3,6 +3,7 @@
 
 use crate::route::export::Module;
 
+pub mod avpops;
 pub mod ctl_mods;
 pub mod maxfwd;
 pub mod sl;
@@ -10,7 +11,9 @@ pub mod textops;
 pub mod usrloc;
 
 /// Module names a config may load.
-pub const SUPPORTED: &[&str] = &["sl", "tm", "maxfwd", "textops", "fifo", "unixsock"];
+pub const SUPPORTED: &[&str] = &[
+    "sl", "tm", "maxfwd", "textops", "fifo", "unixsock", "acc", "avpops",
+];
 
 pub fn create(name: &str) -> Option<Box<dyn Module>> {
     match name {
@@ -20,6 +23,7 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "textops" => Some(Box::new(textops::TextOps)),
         "fifo" => Some(Box::new(ctl_mods::Fifo::default())),
         "unixsock" => Some(Box::new(ctl_mods::UnixSock::default())),
+        "avpops" => Some(Box::new(avpops::AvpOps::default())),
         _ => None,
     }
 }
