@@ -3,6 +3,7 @@
 
 use crate::route::export::Module;
 
+pub mod acc;
 pub mod avpops;
 pub mod ctl_mods;
 pub mod maxfwd;
@@ -23,6 +24,7 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "textops" => Some(Box::new(textops::TextOps)),
         "fifo" => Some(Box::new(ctl_mods::Fifo::default())),
         "unixsock" => Some(Box::new(ctl_mods::UnixSock::default())),
+        "acc" => Some(Box::new(acc::Acc::default())),
         "avpops" => Some(Box::new(avpops::AvpOps::default())),
         _ => None,
     }
