@@ -3,6 +3,8 @@
 
 use crate::route::export::Module;
 
+pub mod acc;
+pub mod avpops;
 pub mod ctl_mods;
 pub mod maxfwd;
 pub mod sl;
@@ -10,7 +12,9 @@ pub mod textops;
 pub mod usrloc;
 
 /// Module names a config may load.
-pub const SUPPORTED: &[&str] = &["sl", "tm", "maxfwd", "textops", "fifo", "unixsock"];
+pub const SUPPORTED: &[&str] = &[
+    "sl", "tm", "maxfwd", "textops", "fifo", "unixsock", "acc", "avpops",
+];
 
 pub fn create(name: &str) -> Option<Box<dyn Module>> {
     match name {
@@ -20,6 +24,8 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "textops" => Some(Box::new(textops::TextOps)),
         "fifo" => Some(Box::new(ctl_mods::Fifo::default())),
         "unixsock" => Some(Box::new(ctl_mods::UnixSock::default())),
+        "acc" => Some(Box::new(acc::Acc::default())),
+        "avpops" => Some(Box::new(avpops::AvpOps::default())),
         _ => None,
     }
 }

@@ -43,6 +43,10 @@ pub struct CbParams<'a> {
     pub cell: &'a Cell,
     /// Status of the reply concerned (0 for requests).
     pub code: u16,
+    /// The message that caused the event when it is not the cell's own
+    /// request: the end-to-end ACK for `E2eAckIn` (acc's `report_ack`
+    /// logs it). `None` when the firing site does not pass it.
+    pub msg: Option<&'a [u8]>,
 }
 
 pub type TmCallback = fn(&CbParams<'_>);
@@ -58,11 +62,21 @@ pub fn register_tmcb(mask: u32, f: TmCallback) {
 }
 
 pub fn fire(event: CbEvent, cell: &Cell, code: u16) {
+    fire_msg(event, cell, code, None);
+}
+
+/// [`fire`] with the message that caused the event (see [`CbParams::msg`]).
+pub fn fire_msg(event: CbEvent, cell: &Cell, code: u16, msg: Option<&[u8]>) {
     let Ok(v) = CALLBACKS.lock() else { return };
     if v.is_empty() {
         return;
     }
-    let p = CbParams { event, cell, code };
+    let p = CbParams {
+        event,
+        cell,
+        code,
+        msg,
+    };
     for (mask, f) in v.iter() {
         if mask & event.bit() != 0 {
             f(&p);
