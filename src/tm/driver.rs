@@ -357,29 +357,32 @@ pub fn finish(env: &'static Env, cref: &CellRef, mut def: Deferred) {
 fn run_failure(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
     let cell = cref.cell();
     let region = env.region;
-    let (base, relay_uri, flags, route, code, avps) = {
+    let code = {
+        let st = cell.lock();
+        st.tx
+            .branches
+            .get(usize::from(picked))
+            .map(|b| b.status)
+            .unwrap_or(0)
+    };
+    // Before the route's snapshot: a callback may change the saved flags
+    // (acc clears log_missed_flag once the miss is reported, as SER).
+    callbacks::fire(CbEvent::OnFailure, cell, code);
+    let (base, relay_uri, flags, route, avps) = {
         let st = cell.lock();
         let base = if st.fwd_base.is_empty() {
             cell.req
         } else {
             st.fwd_base
         };
-        let code = st
-            .tx
-            .branches
-            .get(usize::from(picked))
-            .map(|b| b.status)
-            .unwrap_or(0);
         (
             region.slice(base).to_vec(),
             region.slice(st.relay_uri).to_vec(),
             st.msg_flags,
             st.on_failure,
-            code,
             stored_avps(region, &st),
         )
     };
-    callbacks::fire(CbEvent::OnFailure, cell, code);
     let mut replied = false;
     let mut added = false;
     let mut new_flags = flags;

@@ -70,7 +70,7 @@ pub fn newtran(ctx: &mut MsgCtx<'_>) -> Result<NewTran, ScriptError> {
     let mk = MsgKey::of(msg).map_err(|_| ScriptError::Tuple)?;
     if msg.method() == Method::Ack {
         return Ok(match store::lookup(&mk, opts(env), None) {
-            Found::Cell(cref, kind) => ack_on(env, &cref, kind, mk.to_tag),
+            Found::Cell(cref, kind) => ack_on(env, &cref, kind, mk.to_tag, msg.buf()),
             Found::None => NewTran::UnmatchedAck,
         });
     }
@@ -102,7 +102,13 @@ pub fn newtran(ctx: &mut MsgCtx<'_>) -> Result<NewTran, ScriptError> {
 }
 
 /// An ACK found `cref`: absorb it, or let it pass end to end.
-fn ack_on(env: &'static Env, cref: &CellRef, kind: MatchKind, to_tag_in: &[u8]) -> NewTran {
+fn ack_on(
+    env: &'static Env,
+    cref: &CellRef,
+    kind: MatchKind,
+    to_tag_in: &[u8],
+    ack: &[u8],
+) -> NewTran {
     let cell = cref.cell();
     let mut def = Deferred::default();
     let verdict = {
@@ -129,7 +135,7 @@ fn ack_on(env: &'static Env, cref: &CellRef, kind: MatchKind, to_tag_in: &[u8]) 
     };
     finish(env, cref, def);
     if verdict == NewTran::E2eAck {
-        callbacks::fire(CbEvent::E2eAckIn, cell, 0);
+        callbacks::fire_msg(CbEvent::E2eAckIn, cell, 0, Some(ack));
     }
     verdict
 }
