@@ -11,14 +11,16 @@ pub mod loose;
 pub mod record;
 
 #[cfg(test)]
+mod script_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::cfg::ast::Literal;
+use crate::route::ctx::{AvpName, AvpValue};
 use crate::route::export::{
     arg_str, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask,
 };
 use crate::route::forward::via_host_port;
-use crate::route::ctx::{AvpName, AvpValue};
 use crate::route::MsgCtx;
 
 use direction::Direction;
@@ -47,7 +49,12 @@ impl Default for Rr {
 }
 
 static FUNCS: &[FnDef] = &[
-    FnDef::new("record_route", 0, 0, RouteMask::REQ_FAIL.or(RouteMask::BRANCH)),
+    FnDef::new(
+        "record_route",
+        0,
+        0,
+        RouteMask::REQ_FAIL.or(RouteMask::BRANCH),
+    ),
     FnDef::new(
         "record_route_preset",
         1,

@@ -37,7 +37,7 @@ pub fn socket_target(host: &str, port: u16, proto: Proto) -> String {
 
 /// The tag the entry carries: `Ok(None)` when not wanted or the From has
 /// none; an error when it is wanted and the From cannot be parsed.
-pub fn from_tag<'m>(msg: &'m Msg, style: RrStyle) -> Result<Option<&'m [u8]>, ParseError> {
+pub fn from_tag(msg: &Msg, style: RrStyle) -> Result<Option<&[u8]>, ParseError> {
     if !style.append_fromtag {
         return Ok(None);
     }
@@ -146,7 +146,10 @@ mod tests {
     #[test]
     fn preset() {
         assert_eq!(preset_target("1.2.3.4:5090"), "1.2.3.4:5090");
-        assert_eq!(preset_target(" SIP:proxy.example;x=1 "), "proxy.example;x=1");
+        assert_eq!(
+            preset_target(" SIP:proxy.example;x=1 "),
+            "proxy.example;x=1"
+        );
         assert_eq!(preset_target("sip"), "sip");
     }
 }

@@ -70,7 +70,11 @@ fn no_route_is_not_routed() {
 
 #[test]
 fn only_our_route_in_dialog() {
-    let m = req("sip:bob@192.0.2.9", false, &["<sip:10.0.0.1;ftag=caller;lr>"]);
+    let m = req(
+        "sip:bob@192.0.2.9",
+        false,
+        &["<sip:10.0.0.1;ftag=caller;lr>"],
+    );
     let p = plan(&m);
     assert_eq!(p.status, RouteStatus::Routed);
     assert_eq!((s(&p.dst_uri), s(&p.new_ruri)), (None, None));
@@ -107,7 +111,11 @@ fn ours_then_loose_on_separate_lines() {
     let m = req(
         "sip:bob@192.0.2.9",
         false,
-        &["<sip:10.0.0.1;lr>", "<sip:p2.example;lr>", "<sip:p3.example;lr>"],
+        &[
+            "<sip:10.0.0.1;lr>",
+            "<sip:p2.example;lr>",
+            "<sip:p3.example;lr>",
+        ],
     );
     let p = plan(&m);
     assert_eq!(s(&p.dst_uri), Some("sip:p2.example;lr"));
@@ -136,7 +144,10 @@ fn our_route_not_on_top_is_left_alone() {
     let m = req(
         "sip:bob@192.0.2.9",
         false,
-        &["<sip:p1.example;lr>, <sip:10.0.0.1;lr>", "<sip:proxy.example;lr>"],
+        &[
+            "<sip:p1.example;lr>, <sip:10.0.0.1;lr>",
+            "<sip:proxy.example;lr>",
+        ],
     );
     let p = plan(&m);
     assert!(p.removed.iter().all(|r| !r));
@@ -159,7 +170,10 @@ fn strict_next_hop_swaps_ruri() {
     let m = req(
         "sip:bob@192.0.2.9;transport=udp",
         false,
-        &["<sip:10.0.0.1;lr>, <sip:strict.example>", "<sip:p3.example;lr>"],
+        &[
+            "<sip:10.0.0.1;lr>, <sip:strict.example>",
+            "<sip:p3.example;lr>",
+        ],
     );
     let p = plan(&m);
     assert_eq!(s(&p.new_ruri), Some("sip:strict.example"));
@@ -178,7 +192,10 @@ fn strict_previous_hop_takes_last_route() {
     let m = req(
         "sip:10.0.0.1;ftag=caller",
         false,
-        &["<sip:p2.example;lr>", "<sip:p3.example;lr>, <sip:bob@192.0.2.9>"],
+        &[
+            "<sip:p2.example;lr>",
+            "<sip:p3.example;lr>, <sip:bob@192.0.2.9>",
+        ],
     );
     let p = plan(&m);
     assert_eq!(s(&p.new_ruri), Some("sip:bob@192.0.2.9"));
@@ -200,7 +217,10 @@ fn strict_previous_hop_then_our_route_on_top() {
     assert_eq!(s(&p.dst_uri), Some("sip:p2.example;lr"));
     let (m2, routes) = apply(&m, &p);
     assert_eq!(routes, ["sip:p2.example;lr"]);
-    assert_eq!(m2.value(m2.header(HdrKind::Route).unwrap()), b"<sip:p2.example;lr>");
+    assert_eq!(
+        m2.value(m2.header(HdrKind::Route).unwrap()),
+        b"<sip:p2.example;lr>"
+    );
 }
 
 #[test]
@@ -240,16 +260,26 @@ fn double_rr_pair_removed() {
     // with enable_double_rr off only our own entry goes
     let p = plan_loose_route(&m, m.ruri(), false, me).unwrap().unwrap();
     assert_eq!(s(&p.dst_uri), Some("sip:10.0.0.2;r2=on;lr"));
-    assert_eq!(apply(&m, &p).1, ["sip:10.0.0.2;r2=on;lr", "sip:p3.example;lr"]);
+    assert_eq!(
+        apply(&m, &p).1,
+        ["sip:10.0.0.2;r2=on;lr", "sip:p3.example;lr"]
+    );
 }
 
 #[test]
 fn last_of_list_removed_keeps_comma_free() {
-    let m = req("sip:10.0.0.1", false, &["<sip:a.example;lr> , <sip:bob@192.0.2.9>;x=y"]);
+    let m = req(
+        "sip:10.0.0.1",
+        false,
+        &["<sip:a.example;lr> , <sip:bob@192.0.2.9>;x=y"],
+    );
     let p = plan(&m);
     let (m2, routes) = apply(&m, &p);
     assert_eq!(routes, ["sip:a.example;lr"]);
-    assert_eq!(m2.value(m2.header(HdrKind::Route).unwrap()), b"<sip:a.example;lr>");
+    assert_eq!(
+        m2.value(m2.header(HdrKind::Route).unwrap()),
+        b"<sip:a.example;lr>"
+    );
 }
 
 #[test]
@@ -304,7 +334,11 @@ fn direction_from_ftag() {
     let m = req("sip:10.0.0.1;ftag=caller", false, &["<sip:bob@192.0.2.9>"]);
     assert_eq!(direction(&m, me), Some(Direction::Downstream));
     // no ftag of ours
-    let m = req("sip:bob@192.0.2.9", false, &["<sip:other.example;ftag=caller;lr>"]);
+    let m = req(
+        "sip:bob@192.0.2.9",
+        false,
+        &["<sip:other.example;ftag=caller;lr>"],
+    );
     assert_eq!(direction(&m, me), None);
     assert_eq!(Direction::parse(" UPSTREAM"), Some(Direction::Upstream));
     assert_eq!(Direction::parse("sideways"), None);
