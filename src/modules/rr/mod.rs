@@ -72,6 +72,13 @@ fn rr_mark() -> AvpName {
     AvpName::Str(b"\0rr:record_route".to_vec())
 }
 
+/// Holds the result of the first `loose_route()` on a request: running
+/// it again would delete the same Route values twice (conflicting lumps),
+/// so later calls just repeat the answer.
+fn loose_mark() -> AvpName {
+    AvpName::Str(b"\0rr:loose_route".to_vec())
+}
+
 /// What follows `sip:` in our entry.
 #[derive(Debug, Clone)]
 enum Target {
@@ -110,10 +117,14 @@ fn record(ctx: &mut MsgCtx<'_>, style: RrStyle, target: &Target) -> i32 {
 }
 
 fn loose_route(ctx: &mut MsgCtx<'_>, double_rr: bool) -> i32 {
+    let mark = loose_mark();
+    if let Some(code) = ctx.avp(&mark).and_then(AvpValue::as_int) {
+        return if code > 0 { 1 } else { -1 };
+    }
     let rt = ctx.rt;
     let msg = ctx.msg;
     let planned = plan_loose_route(msg, ctx.ruri(), double_rr, |h, p| rt.is_myself(h, p));
-    match planned {
+    let code = match planned {
         Ok(None) => -1,
         Ok(Some(plan)) => {
             plan.edit(msg, &mut ctx.lumps);
@@ -129,7 +140,9 @@ fn loose_route(ctx: &mut MsgCtx<'_>, double_rr: bool) -> i32 {
             log::warn!("loose_route: {e}");
             -1
         }
-    }
+    };
+    ctx.avps.push((mark, AvpValue::Int(i64::from(code))));
+    code
 }
 
 fn bool_param(param: &str, value: &Literal) -> Result<bool, ParamError> {

@@ -14,6 +14,7 @@ loadmodule "rr.so"
 modparam("rr", "enable_full_lr", 1)
 route {
     if (loose_route()) {
+        if (!loose_route()) { drop; };
         setflag(1);
         return(1);
     };
