@@ -7,13 +7,14 @@ pub mod acc;
 pub mod avpops;
 pub mod ctl_mods;
 pub mod maxfwd;
+pub mod rr;
 pub mod sl;
 pub mod textops;
 pub mod usrloc;
 
 /// Module names a config may load.
 pub const SUPPORTED: &[&str] = &[
-    "sl", "tm", "maxfwd", "textops", "fifo", "unixsock", "acc", "avpops",
+    "sl", "tm", "rr", "maxfwd", "textops", "acc", "avpops", "fifo", "unixsock",
 ];
 
 pub fn create(name: &str) -> Option<Box<dyn Module>> {
@@ -26,6 +27,7 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "unixsock" => Some(Box::new(ctl_mods::UnixSock::default())),
         "acc" => Some(Box::new(acc::Acc::default())),
         "avpops" => Some(Box::new(avpops::AvpOps::default())),
+        "rr" => Some(Box::new(rr::Rr::default())),
         _ => None,
     }
 }
