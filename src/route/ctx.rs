@@ -145,6 +145,16 @@ pub struct TmCtx {
     pub reply_code: u16,
 }
 
+/// What rr already did to this request: its functions must act once per
+/// request however often a script calls them (a second Record-Route
+/// would be a duplicate, a second Route removal a conflicting edit).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RrState {
+    pub recorded: bool,
+    /// The answer of the first `loose_route()`, repeated by later calls.
+    pub loose_route: Option<i32>,
+}
+
 pub struct MsgCtx<'a> {
     pub rt: &'a Runtime,
     pub msg: &'a Msg,
@@ -180,6 +190,7 @@ pub struct MsgCtx<'a> {
     /// Attribute-value pairs of this request (avpops writes them; tm
     /// reads `fr_timer_avp`/`fr_inv_timer_avp`). Newest last.
     pub avps: Vec<(AvpName, AvpValue)>,
+    pub rr: RrState,
 }
 
 impl<'a> MsgCtx<'a> {
@@ -210,6 +221,7 @@ impl<'a> MsgCtx<'a> {
             depth: 0,
             tm: TmCtx::default(),
             avps: Vec::new(),
+            rr: RrState::default(),
         }
     }
 

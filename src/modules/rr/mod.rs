@@ -16,7 +16,6 @@ mod script_tests;
 mod tests;
 
 use crate::cfg::ast::Literal;
-use crate::route::ctx::{AvpName, AvpValue};
 use crate::route::export::{
     arg_str, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask,
 };
@@ -65,20 +64,6 @@ static FUNCS: &[FnDef] = &[
     FnDef::new("is_direction", 1, 1, RouteMask::REQ_FAIL),
 ];
 
-/// Marks a request that already got its Record-Route, so a second call
-/// does not add a duplicate. The NUL makes the name impossible to write
-/// in a config, so no script AVP can collide with it.
-fn rr_mark() -> AvpName {
-    AvpName::Str(b"\0rr:record_route".to_vec())
-}
-
-/// Holds the result of the first `loose_route()` on a request: running
-/// it again would delete the same Route values twice (conflicting lumps),
-/// so later calls just repeat the answer.
-fn loose_mark() -> AvpName {
-    AvpName::Str(b"\0rr:loose_route".to_vec())
-}
-
 /// What follows `sip:` in our entry.
 #[derive(Debug, Clone)]
 enum Target {
@@ -92,8 +77,7 @@ fn record(ctx: &mut MsgCtx<'_>, style: RrStyle, target: &Target) -> i32 {
     if !msg.is_request() {
         return -1;
     }
-    let mark = rr_mark();
-    if ctx.avp(&mark).is_some() {
+    if ctx.rr.recorded {
         return 1;
     }
     let ftag = match from_tag(msg, style) {
@@ -112,14 +96,13 @@ fn record(ctx: &mut MsgCtx<'_>, style: RrStyle, target: &Target) -> i32 {
     };
     let line = rr_line(&target, ftag, style);
     ctx.lumps.insert(rr_insert_at(msg), &line);
-    ctx.avps.push((mark, AvpValue::Int(1)));
+    ctx.rr.recorded = true;
     1
 }
 
 fn loose_route(ctx: &mut MsgCtx<'_>, double_rr: bool) -> i32 {
-    let mark = loose_mark();
-    if let Some(code) = ctx.avp(&mark).and_then(AvpValue::as_int) {
-        return if code > 0 { 1 } else { -1 };
+    if let Some(code) = ctx.rr.loose_route {
+        return code;
     }
     let rt = ctx.rt;
     let msg = ctx.msg;
@@ -141,7 +124,7 @@ fn loose_route(ctx: &mut MsgCtx<'_>, double_rr: bool) -> i32 {
             -1
         }
     };
-    ctx.avps.push((mark, AvpValue::Int(i64::from(code))));
+    ctx.rr.loose_route = Some(code);
     code
 }
 
