@@ -5,12 +5,13 @@ use crate::route::export::Module;
 
 pub mod ctl_mods;
 pub mod maxfwd;
+pub mod registrar;
 pub mod sl;
 pub mod textops;
 pub mod usrloc;
 
 /// Module names a config may load.
-pub const SUPPORTED: &[&str] = &["sl", "tm", "maxfwd", "textops", "fifo", "unixsock"];
+pub const SUPPORTED: &[&str] = &["sl", "tm", "maxfwd", "textops", "fifo", "unixsock", "registrar"];
 
 pub fn create(name: &str) -> Option<Box<dyn Module>> {
     match name {
@@ -20,6 +21,7 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "textops" => Some(Box::new(textops::TextOps)),
         "fifo" => Some(Box::new(ctl_mods::Fifo::default())),
         "unixsock" => Some(Box::new(ctl_mods::UnixSock::default())),
+        "registrar" => Some(Box::new(registrar::Registrar::default())),
         _ => None,
     }
 }
