@@ -11,7 +11,15 @@ pub mod textops;
 pub mod usrloc;
 
 /// Module names a config may load.
-pub const SUPPORTED: &[&str] = &["sl", "tm", "maxfwd", "textops", "fifo", "unixsock", "registrar"];
+pub const SUPPORTED: &[&str] = &[
+    "sl",
+    "tm",
+    "maxfwd",
+    "textops",
+    "fifo",
+    "unixsock",
+    "registrar",
+];
 
 pub fn create(name: &str) -> Option<Box<dyn Module>> {
     match name {

@@ -81,13 +81,22 @@ mod tests {
     #[test]
     fn user_or_user_at_host() {
         let plain = AorRule::default();
-        assert_eq!(aor_of(b"sip:alice@example.com:5070;transport=udp", &plain).unwrap(), b"alice");
-        assert_eq!(aor_of(b"sip:al%69ce@example.com", &plain).unwrap(), b"alice");
+        assert_eq!(
+            aor_of(b"sip:alice@example.com:5070;transport=udp", &plain).unwrap(),
+            b"alice"
+        );
+        assert_eq!(
+            aor_of(b"sip:al%69ce@example.com", &plain).unwrap(),
+            b"alice"
+        );
         let dom = AorRule {
             use_domain: true,
             realm_prefix: "sip.".into(),
         };
-        assert_eq!(aor_of(b"sip:alice@sip.example.com:5070", &dom).unwrap(), b"alice@example.com");
+        assert_eq!(
+            aor_of(b"sip:alice@sip.example.com:5070", &dom).unwrap(),
+            b"alice@example.com"
+        );
         assert_eq!(aor_of(b"sips:bob@h.org", &dom).unwrap(), b"bob@h.org");
     }
 

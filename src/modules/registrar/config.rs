@@ -60,7 +60,13 @@ impl Default for RegCfg {
     }
 }
 
-fn int(param: &str, v: &Literal, lo: i64, hi: i64, expected: &'static str) -> Result<i64, ParamError> {
+fn int(
+    param: &str,
+    v: &Literal,
+    lo: i64,
+    hi: i64,
+    expected: &'static str,
+) -> Result<i64, ParamError> {
     match v {
         Literal::Int(n) if (lo..=hi).contains(n) => Ok(*n),
         _ => Err(ParamError::BadType {

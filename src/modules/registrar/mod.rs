@@ -142,7 +142,13 @@ pub fn lookup_into(
 }
 
 /// `registered`: 1 when the AOR of `ruri` has a live binding, else −1.
-pub fn is_registered(loc: &dyn Location, domain: &str, ruri: &[u8], cfg: &RegCfg, now_ms: u64) -> i32 {
+pub fn is_registered(
+    loc: &dyn Location,
+    domain: &str,
+    ruri: &[u8],
+    cfg: &RegCfg,
+    now_ms: u64,
+) -> i32 {
     let Ok(aor) = aor_of(ruri, &aor_rule(cfg, loc)) else {
         return -1;
     };
@@ -169,11 +175,19 @@ fn origin_of(ctx: &MsgCtx<'_>, cfg: &RegCfg) -> Origin {
     }
 }
 
-fn run_save(ctx: &mut MsgCtx<'_>, loc: &dyn Location, cfg: &RegCfg, domain: &str, send: bool) -> i32 {
+fn run_save(
+    ctx: &mut MsgCtx<'_>,
+    loc: &dyn Location,
+    cfg: &RegCfg,
+    domain: &str,
+    send: bool,
+) -> i32 {
     let now = shm::monotonic_ms();
     let origin = origin_of(ctx, cfg);
     let (r, result) = handle_register(ctx.msg, &origin, loc, domain, cfg, now);
-    if send && crate::modules::sl::reply_from_script(ctx, r.code, r.reason.as_bytes(), &r.headers) < 0 {
+    if send
+        && crate::modules::sl::reply_from_script(ctx, r.code, r.reason.as_bytes(), &r.headers) < 0
+    {
         return -1;
     }
     if result.is_ok() {
@@ -196,7 +210,12 @@ impl Module for Registrar {
         self.cfg.set(param, value)
     }
 
-    fn fixup(&self, f: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<BoxedFn, FixupError> {
+    fn fixup(
+        &self,
+        f: &FnDef,
+        args: &[Literal],
+        _env: &FixupEnv<'_>,
+    ) -> Result<BoxedFn, FixupError> {
         let domain = arg_str(f.name, args, 0)?;
         // The table exists from load time on, as SER's fixup created it.
         self.loc.register_domain(&domain);

@@ -53,7 +53,12 @@ pub struct Origin {
 }
 
 impl RegRequest {
-    pub fn from_msg(msg: &Msg, cfg: &RegCfg, rule: &AorRule, origin: &Origin) -> Result<Self, RegError> {
+    pub fn from_msg(
+        msg: &Msg,
+        cfg: &RegCfg,
+        rule: &AorRule,
+        origin: &Origin,
+    ) -> Result<Self, RegError> {
         let buf = msg.buf();
         let to = msg.to().map_err(|_| RegError::ToMissing)?;
         let aor = aor_of(to.uri.get(buf), rule).map_err(|e| match e {
@@ -70,7 +75,11 @@ impl RegRequest {
 
         let mut parsed = Vec::new();
         for h in msg.headers_of(HdrKind::Contact) {
-            parsed.extend(parse_contacts(buf, h.value).map_err(|_| RegError::BadContact)?);
+            match parse_contacts(buf, h.value) {
+                Ok(v) => parsed.extend(v),
+                Err(_) if star_in_list(msg.value(h)) => return Err(RegError::StarNotAlone),
+                Err(_) => return Err(RegError::BadContact),
+            }
         }
         let contacts = if parsed.is_empty() {
             Contacts::Query
@@ -107,6 +116,13 @@ impl RegRequest {
             contacts,
         })
     }
+}
+
+/// `*, <sip:…>`: the parser refuses it as a list; SER names the reason.
+fn star_in_list(value: &[u8]) -> bool {
+    value
+        .split(|&c| c == b',')
+        .any(|item| item.trim_ascii() == b"*")
 }
 
 /// A NATed phone's Contact names an address we cannot reach; remember
