@@ -8,13 +8,15 @@ pub mod avpops;
 pub mod ctl_mods;
 pub mod maxfwd;
 pub mod rr;
+pub mod registrar;
 pub mod sl;
 pub mod textops;
 pub mod usrloc;
 
 /// Module names a config may load.
 pub const SUPPORTED: &[&str] = &[
-    "sl", "tm", "rr", "maxfwd", "textops", "acc", "avpops", "fifo", "unixsock",
+    "sl", "tm", "rr", "maxfwd", "usrloc", "registrar", "textops", "acc", "avpops", "fifo",
+    "unixsock",
 ];
 
 pub fn create(name: &str) -> Option<Box<dyn Module>> {
@@ -28,6 +30,7 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "acc" => Some(Box::new(acc::Acc::default())),
         "avpops" => Some(Box::new(avpops::AvpOps::default())),
         "rr" => Some(Box::new(rr::Rr::default())),
+        "registrar" => Some(Box::new(registrar::Registrar::default())),
         _ => None,
     }
 }

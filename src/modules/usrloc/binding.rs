@@ -13,6 +13,9 @@ pub const PERMANENT: u64 = u64::MAX;
 /// minus a hair, as RFC 3261 leaves it to the registrar.
 pub const Q_UNSPECIFIED: i32 = -1;
 
+/// Flag: the phone registered from behind NAT (SER's FL_NAT).
+pub const FL_NAT: u32 = 1;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     /// The Contact URI as registered (without `<>` and parameters).
@@ -25,7 +28,8 @@ pub struct Binding {
     /// 10.3 step 7: a same-Call-ID refresh with a lower CSeq is refused).
     pub call_id: Vec<u8>,
     pub cseq: u32,
-    /// Binding flags (bit 0: permanent, set by `ul_add`).
+    /// Binding flags, SER's values: bit 0 ([`FL_NAT`]) the phone is behind
+    /// NAT; permanence is `expires_ms == PERMANENT`.
     pub flags: u32,
     /// User-Agent of the registering phone (shown by `ul_show_contact`).
     pub user_agent: Vec<u8>,
