@@ -10,7 +10,9 @@ pub mod textops;
 pub mod usrloc;
 
 /// Module names a config may load.
-pub const SUPPORTED: &[&str] = &["sl", "tm", "maxfwd", "textops", "fifo", "unixsock"];
+pub const SUPPORTED: &[&str] = &[
+    "sl", "tm", "maxfwd", "textops", "fifo", "unixsock", "usrloc",
+];
 
 pub fn create(name: &str) -> Option<Box<dyn Module>> {
     match name {
@@ -20,6 +22,7 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "textops" => Some(Box::new(textops::TextOps)),
         "fifo" => Some(Box::new(ctl_mods::Fifo::default())),
         "unixsock" => Some(Box::new(ctl_mods::UnixSock::default())),
+        "usrloc" => Some(Box::new(usrloc::Usrloc::default())),
         _ => None,
     }
 }

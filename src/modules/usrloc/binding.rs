@@ -13,6 +13,12 @@ pub const PERMANENT: u64 = u64::MAX;
 /// minus a hair, as RFC 3261 leaves it to the registrar.
 pub const Q_UNSPECIFIED: i32 = -1;
 
+/// Binding flag of SER 0.9 usrloc: the phone is behind NAT.
+pub const FL_NAT: u32 = 1;
+/// Binding flag of SER 0.9 usrloc (`ul_add` flags 128): never expires.
+/// usrloc also sets `expires_ms` to [`PERMANENT`] for such bindings.
+pub const FL_PERMANENT: u32 = 128;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     /// The Contact URI as registered (without `<>` and parameters).
@@ -77,7 +83,10 @@ impl Binding {
     /// below an explicit 1.0, then the most recently refreshed first.
     pub fn order_key(&self) -> (std::cmp::Reverse<i32>, std::cmp::Reverse<u64>) {
         let q = if self.q == Q_UNSPECIFIED { 999 } else { self.q };
-        (std::cmp::Reverse(q), std::cmp::Reverse(self.last_modified_ms))
+        (
+            std::cmp::Reverse(q),
+            std::cmp::Reverse(self.last_modified_ms),
+        )
     }
 }
 
