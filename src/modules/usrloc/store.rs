@@ -61,6 +61,9 @@ shm::shm_struct! {
     }
 }
 
+/// An AOR as stored and its live bindings (`ul_dump`).
+pub type AorBindings = (Vec<u8>, Vec<Binding>);
+
 /// Why a usrloc operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UlError {
@@ -326,7 +329,7 @@ impl Store {
 
     /// Every record of domain `d` as `(AOR, live bindings)`, read one
     /// bucket at a time (a consistent view per record, not per table).
-    pub fn records(&self, d: usize, now_ms: u64) -> Result<Vec<(Vec<u8>, Vec<Binding>)>, UlError> {
+    pub fn records(&self, d: usize, now_ms: u64) -> Result<Vec<AorBindings>, UlError> {
         let dom = self.dom(d)?;
         let mut out = Vec::new();
         for b in self.region.slice(dom.buckets) {
