@@ -31,6 +31,7 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "avpops" => Some(Box::new(avpops::AvpOps::default())),
         "rr" => Some(Box::new(rr::Rr::default())),
         "registrar" => Some(Box::new(registrar::Registrar::default())),
+        "usrloc" => Some(Box::new(usrloc::Usrloc::default())),
         _ => None,
     }
 }

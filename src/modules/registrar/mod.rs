@@ -9,9 +9,12 @@
 pub mod aor;
 pub mod config;
 pub mod lookup;
+#[cfg(test)]
+pub mod mem_location;
 pub mod reply;
 pub mod request;
 pub mod save;
+pub mod shm_location;
 pub mod store;
 
 #[cfg(test)]
@@ -31,17 +34,13 @@ pub use lookup::{Dest, LookupOpts};
 pub use reply::RegReply;
 pub use request::{Origin, RegRequest};
 pub use save::{RegError, SaveOutcome, FL_NAT};
-pub use store::{LocError, Location, MemLocation, UpdateFn};
+pub use store::{LocError, Location, UpdateFn};
+#[cfg(test)]
+pub use mem_location::MemLocation;
 
-/// Process-local fallback table, used until the module is given usrloc.
-static MEM: MemLocation = MemLocation::new();
-
-/// The store the registrar uses unless told otherwise.
-// TODO(merge): return usrloc's shared-memory store here
-// (`&crate::modules::usrloc::USRLOC` or whatever `impl Location` it gets);
-// MemLocation is per process and would not be seen by other workers.
+/// The store the registrar uses: usrloc's shared-memory table.
 pub fn default_location() -> &'static dyn Location {
-    &MEM
+    &shm_location::SHM_LOCATION
 }
 
 pub struct Registrar {

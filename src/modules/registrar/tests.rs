@@ -7,7 +7,7 @@ use crate::modules::usrloc::{Binding, PERMANENT, Q_UNSPECIFIED};
 use crate::route::ctx::{Branch, MAX_BRANCHES};
 use crate::sip::Msg;
 
-use super::store::mem_add;
+use super::mem_location::mem_add;
 use super::*;
 
 const T0: u64 = 1_000_000;

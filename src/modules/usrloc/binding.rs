@@ -13,8 +13,11 @@ pub const PERMANENT: u64 = u64::MAX;
 /// minus a hair, as RFC 3261 leaves it to the registrar.
 pub const Q_UNSPECIFIED: i32 = -1;
 
-/// Flag: the phone registered from behind NAT (SER's FL_NAT).
+/// Binding flag of SER 0.9 usrloc: the phone is behind NAT.
 pub const FL_NAT: u32 = 1;
+/// Binding flag of SER 0.9 usrloc (`ul_add` flags 128): never expires.
+/// usrloc also sets `expires_ms` to [`PERMANENT`] for such bindings.
+pub const FL_PERMANENT: u32 = 128;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
