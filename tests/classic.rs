@@ -10,6 +10,7 @@ use common::ctlkit::{serctl, text};
 use common::server::{check_config, Ser};
 use common::sip::{first_line, header_value, header_values, reply_to, status_of, Request, UdpPeer};
 use common::sipp::Sipp;
+use common::tmkit::ack_for;
 use common::{free_udp_port, serial, tests_path, TestDir};
 use std::time::{Duration, Instant};
 
@@ -67,12 +68,27 @@ fn serctl_on(ser: &Ser, args: &[&str]) -> (bool, String) {
     )
 }
 
-/// Send `req` from `peer` and return the first final reply.
+/// Send `req` from `peer` and return its final reply (ACKed, when the
+/// request is an INVITE and the reply negative, as a phone would).
 fn ask(peer: &UdpPeer, port: u16, req: &Request) -> Vec<u8> {
     peer.send_to_port(&req.build(), port);
-    peer.recv_final(Duration::from_secs(3))
+    final_for(peer, port, req)
+}
+
+/// The final reply to `req` (matched by Call-ID: an earlier call's
+/// retransmitted final must not be taken for it), ACKed if negative.
+fn final_for(peer: &UdpPeer, port: u16, req: &Request) -> Vec<u8> {
+    let r = peer
+        .recv_matching(Duration::from_secs(3), |m| {
+            status_of(m).is_some_and(|c| c >= 200)
+                && header_value(m, "Call-ID").as_deref() == Some(req.call_id.as_str())
+        })
         .map(|(r, _)| r)
-        .unwrap_or_else(|| panic!("no final reply to\n{}", text(&req.build())))
+        .unwrap_or_else(|| panic!("no final reply to\n{}", text(&req.build())));
+    if req.method == "INVITE" && status_of(&r).is_some_and(|c| c >= 300) {
+        peer.send_to_port(&ack_for(req, &r).build(), port);
+    }
+    r
 }
 
 fn register(peer: &UdpPeer, port: u16, user: &str, contacts: &[&str], expires: Option<u32>) -> Vec<u8> {
@@ -112,7 +128,7 @@ fn alice_calls_bob_through_usrloc_and_the_record_route() {
     for (user, contact_port) in [("alice", alice_port), ("bob", bob.port())] {
         Sipp::scenario(&tests_path("scenarios/register.xml"))
             .to(port)
-            .key("service", user)
+            .arg("-s").arg(user)
             .key("contact_port", &contact_port.to_string())
             .calls(1)
             .timeout(Duration::from_secs(10))
@@ -126,7 +142,7 @@ fn alice_calls_bob_through_usrloc_and_the_record_route() {
     let call = Sipp::scenario(&tests_path("scenarios/uac_rr.xml"))
         .to(port)
         .local_port(alice_port)
-        .key("service", "bob")
+        .arg("-s").arg("bob")
         .calls(1)
         .timeout(Duration::from_secs(15))
         .run(&dir);
@@ -174,8 +190,7 @@ fn sanity_checks_unknown_users_expiry_and_star() {
     assert!(first_line(&got).starts_with(&format!("INVITE sip:bob@127.0.0.1:{}", bobs.port())));
     assert_eq!(header_value(&got, "P-hint").as_deref(), Some("usrloc applied"));
     bobs.send(&reply_to(&got, 486, "Busy Here", Some("b1")), ser_addr(port));
-    let r = phone.recv_final(Duration::from_secs(3)).expect("486 relayed").0;
-    assert_eq!(status_of(&r), Some(486));
+    assert_eq!(status_of(&final_for(&phone, port, &inv)), Some(486));
     bobs.recv_matching(Duration::from_secs(2), |m| m.starts_with(b"ACK "))
         .expect("the proxy ACKs the 486");
 
@@ -200,7 +215,7 @@ fn sanity_checks_unknown_users_expiry_and_star() {
         .recv_matching(Duration::from_secs(3), |m| m.starts_with(b"INVITE "))
         .expect("INVITE reaches carol");
     bobs.send(&reply_to(&got, 480, "Later", Some("c1")), ser_addr(port));
-    assert_eq!(status_of(&phone.recv_final(Duration::from_secs(3)).unwrap().0), Some(480));
+    assert_eq!(status_of(&final_for(&phone, port, &inv)), Some(480));
     std::thread::sleep(Duration::from_millis(2600));
     let r = ask(&phone, port, &invite(&phone, port, "carol"));
     assert_eq!(status_of(&r), Some(404), "carol expired: {}", text(&r));
@@ -239,7 +254,8 @@ fn two_contacts_fork_in_q_order() {
     let listed = header_values(&r, "Contact").join(",");
     assert!(listed.contains("q=0.2") && listed.contains("q=0.9"), "{listed}");
 
-    phone.send_to_port(&invite(&phone, port, "bob").build(), port);
+    let inv = invite(&phone, port, "bob");
+    phone.send_to_port(&inv.build(), port);
     let (to_high, _) = high.recv_timeout(Duration::from_secs(3)).expect("high-q branch");
     let (to_low, _) = low.recv_timeout(Duration::from_secs(3)).expect("low-q branch");
     // Our branch ids end in the branch index: q 0.9 is branch 0.
@@ -249,11 +265,14 @@ fn two_contacts_fork_in_q_order() {
     };
     assert!(branch_of(&to_high).ends_with(".0"), "{}", branch_of(&to_high));
     assert!(branch_of(&to_low).ends_with(".1"), "{}", branch_of(&to_low));
-    // The low-q phone answers first: the call is set up with it, the
-    // other branch is cancelled.
+    // The high-q phone rings, the low-q one answers: the call is set up
+    // with it, the ringing branch is cancelled.
+    high.send(&reply_to(&to_high, 180, "Ringing", Some("hi")), ser_addr(port));
+    phone
+        .recv_matching(Duration::from_secs(3), |m| status_of(m) == Some(180))
+        .expect("180 relayed");
     low.send(&reply_to(&to_low, 200, "OK", Some("lo")), ser_addr(port));
-    let r = phone.recv_final(Duration::from_secs(3)).expect("200 relayed").0;
-    assert_eq!(status_of(&r), Some(200));
+    assert_eq!(status_of(&final_for(&phone, port, &inv)), Some(200));
     let (cancel, _) = high
         .recv_matching(Duration::from_secs(3), |m| !m.starts_with(b"INVITE "))
         .expect("CANCEL to the other");
