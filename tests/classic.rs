@@ -194,6 +194,19 @@ fn sanity_checks_unknown_users_expiry_and_star() {
     bobs.recv_matching(Duration::from_secs(2), |m| m.starts_with(b"ACK "))
         .expect("the proxy ACKs the 486");
 
+    // An alias (FIFO ul_add into the "aliases" table) leads to bob too.
+    let target = format!("sip:bob@127.0.0.1:{port}");
+    let (ok, out) = serctl_on(&ser, &["fifo", "ul_add", "aliases", "robert", &target, "0", "1", "0", "0"]);
+    assert!(ok, "ul_add aliases: {out}");
+    let inv = invite(&phone, port, "robert");
+    phone.send_to_port(&inv.build(), port);
+    let (got, _) = bobs
+        .recv_matching(Duration::from_secs(3), |m| m.starts_with(b"INVITE "))
+        .expect("the alias's INVITE reaches bob");
+    assert!(first_line(&got).starts_with(&format!("INVITE sip:bob@127.0.0.1:{}", bobs.port())));
+    bobs.send(&reply_to(&got, 486, "Busy Here", Some("b2")), ser_addr(port));
+    assert_eq!(status_of(&final_for(&phone, port, &inv)), Some(486));
+
     // Contact: * with Expires: 0 removes every binding of bob.
     let r = register(&phone, port, "bob", &["*"], Some(0));
     assert_eq!(status_of(&r), Some(200), "{}", text(&r));
@@ -301,4 +314,33 @@ fn an_unsupported_module_is_refused_with_the_list() {
     for m in ["sl", "tm", "rr", "maxfwd", "usrloc", "registrar", "textops", "acc", "avpops"] {
         assert!(listed.contains(&m), "the list lacks {m}: {}", f.stderr);
     }
+}
+
+#[test]
+fn fifo_usrloc_commands_see_and_change_what_phones_registered() {
+    let _g = serial();
+    let (ser, port) = start_classic(classic_cfg);
+    let phone = UdpPeer::bind();
+    let (c1, c2) = ("sip:bob@127.0.0.1:7001", "sip:bob@127.0.0.1:7002");
+    let r = register(&phone, port, "bob", &[&format!("<{c1}>"), &format!("<{c2}>")], Some(600));
+    assert_eq!(status_of(&r), Some(200), "{}", text(&r));
+
+    let (ok, dump) = serctl_on(&ser, &["fifo", "ul_dump"]);
+    assert!(ok && dump.contains("bob") && dump.contains(c1) && dump.contains(c2), "{dump}");
+
+    let (ok, out) = serctl_on(&ser, &["fifo", "ul_rm_contact", "location", "bob", c1]);
+    assert!(ok, "ul_rm_contact: {out}");
+    let (ok, shown) = serctl_on(&ser, &["ul", "show", "bob"]);
+    assert!(ok && !shown.contains(c1) && shown.contains(c2), "{shown}");
+
+    let (ok, out) = serctl_on(&ser, &["ul", "rm", "bob"]);
+    assert!(ok, "ul rm: {out}");
+    let (ok, shown) = serctl_on(&ser, &["ul", "show", "bob"]);
+    assert!(!ok && shown.contains("404"), "{shown}");
+    let r = ask(&phone, port, &invite(&phone, port, "bob"));
+    assert_eq!(status_of(&r), Some(404), "{}", text(&r));
+
+    let (ok, out) = serctl_on(&ser, &["fifo", "ul_show_contact", "nowhere", "bob"]);
+    assert!(!ok && out.contains("nowhere"), "unknown table: {out}");
+    drop(ser);
 }
