@@ -20,13 +20,16 @@ pub enum LockLevel {
     Bucket = 1,
     /// A transaction's reply lock (owned by tm).
     Reply = 2,
+    /// A location-table bucket (usrloc): a script may look up contacts
+    /// while tm holds its locks, never the other way round.
+    Location = 3,
     /// A timer-wheel slot ([`crate::ShmTimerWheel`]).
-    TimerSlot = 3,
+    TimerSlot = 4,
     /// The allocator, innermost.
-    Alloc = 4,
+    Alloc = 5,
 }
 
-const LEVELS: usize = 5;
+const LEVELS: usize = 6;
 
 std::thread_local! {
     /// Locks of each level this process holds now. Thread-local rather than
@@ -76,6 +79,7 @@ pub fn highest_held() -> Option<LockLevel> {
         LockLevel::Unordered,
         LockLevel::Bucket,
         LockLevel::Reply,
+        LockLevel::Location,
         LockLevel::TimerSlot,
         LockLevel::Alloc,
     ];

@@ -6,8 +6,9 @@
 //!
 //! 1. hash-table bucket lock ([`crate::ShmHashTable`]),
 //! 2. transaction reply lock (a `ShmMutex` inside the transaction),
-//! 3. timer-wheel slot lock ([`crate::ShmTimerWheel`]),
-//! 4. allocator lock (inside [`crate::Region`]).
+//! 3. location-table bucket lock (usrloc's contacts),
+//! 4. timer-wheel slot lock ([`crate::ShmTimerWheel`]),
+//! 5. allocator lock (inside [`crate::Region`]).
 //!
 //! Debug builds check the order ([`ShmMutex::lock_at`], [`LockLevel`]).
 //! Timer callbacks run with no wheel lock held, so they may start again at

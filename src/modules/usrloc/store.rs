@@ -4,13 +4,12 @@
 //!
 //! # Lock order
 //!
-//! A usrloc bucket lock is taken at [`LOCK_LEVEL`] = `TimerSlot`: above
-//! tm's bucket and reply locks, below the allocator. So `lookup()` may run
-//! while tm holds one of its locks, allocation under a usrloc lock is
-//! fine, and taking a tm lock while holding a usrloc lock trips the debug
-//! lock-order check. The timer wheel shares the level but never nests with
-//! us: usrloc arms no timer under its lock, and the wheel calls handlers
-//! with no slot lock held. No two usrloc bucket locks are ever held at once.
+//! A usrloc bucket lock is taken at [`LOCK_LEVEL`] = `Location`: above
+//! tm's bucket and reply locks, below timer slots and the allocator. So
+//! `lookup()` may run while tm holds one of its locks, allocation under a
+//! usrloc lock is fine, and taking a tm lock while holding a usrloc lock
+//! trips the debug lock-order check. No two usrloc bucket locks are ever
+//! held at once.
 //!
 //! `ShmHashTable` is not used because it locks at `LockLevel::Bucket`,
 //! which would forbid `lookup()` under tm's reply lock.
@@ -23,7 +22,7 @@ use super::binding::Binding;
 use super::codec::{self, CodecError};
 
 /// Where usrloc's bucket locks sit in the server's lock order (above).
-pub const LOCK_LEVEL: LockLevel = LockLevel::TimerSlot;
+pub const LOCK_LEVEL: LockLevel = LockLevel::Location;
 
 /// Buckets per domain: 2^12. SER used 2^9 per domain; 4096 keeps chains
 /// short for a hundred thousand AORs at 64 KiB of shm per domain.
