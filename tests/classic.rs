@@ -344,3 +344,9 @@ fn fifo_usrloc_commands_see_and_change_what_phones_registered() {
     assert!(!ok && out.contains("nowhere"), "unknown table: {out}");
     drop(ser);
 }
+
+#[test]
+fn the_example_cfg_checks_clean() {
+    let f = check_config(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ser.cfg.example"));
+    assert_eq!(f.code(), Some(0), "ser -c refused ser.cfg.example:\n{}", f.stderr);
+}
