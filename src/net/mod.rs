@@ -13,4 +13,7 @@ pub use listen::{
     parse_spec, resolve_listen, ListenAddr, ListenSpec, Proto, DEFAULT_SIP_PORT, DEFAULT_TLS_PORT,
 };
 pub use table::{ListenSocket, SocketTable};
-pub use udp::{open_udp, rcvbuf_size, send_udp, DEFAULT_RCVBUF_MAX};
+pub use udp::{
+    enable_arrival_stamps, open_udp, rcvbuf_size, recv_stamped, send_udp, stamp_space, Received,
+    DEFAULT_RCVBUF_MAX,
+};

@@ -1,9 +1,15 @@
 //! UDP listen sockets and non-blocking sends.
-use std::net::{SocketAddr, UdpSocket};
+use std::io::IoSliceMut;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6, UdpSocket};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
-use nix::sys::socket::{sendto, MsgFlags, SockaddrStorage};
+use nix::sys::socket::{
+    recvmsg, sendto, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrLike,
+    SockaddrStorage,
+};
+use nix::sys::time::TimeSpec;
 use socket2::{Domain, Protocol, SockRef, Socket, Type};
 
 use super::NetError;
@@ -83,6 +89,79 @@ pub fn send_udp(sock: &UdpSocket, data: &[u8], dst: SocketAddr) -> Result<(), Ne
     }
 }
 
+/// Ask the kernel to stamp every datagram with its arrival time
+/// (SO_TIMESTAMPNS), so [`recv_stamped`] can tell how long it waited.
+pub fn enable_arrival_stamps(sock: &UdpSocket) -> Result<(), Errno> {
+    setsockopt(sock, sockopt::ReceiveTimestampns, &true)
+}
+
+/// Room for the arrival-stamp control message of [`recv_stamped`].
+pub fn stamp_space() -> Vec<u8> {
+    nix::cmsg_space!(TimeSpec)
+}
+
+/// One datagram read by [`recv_stamped`].
+#[derive(Debug, Clone, Copy)]
+pub struct Received {
+    pub len: usize,
+    pub src: SocketAddr,
+    /// How long it waited in the socket; `None` without a stamp (stamps
+    /// not enabled) or when the wall clock stepped back meanwhile.
+    pub queued: Option<Duration>,
+}
+
+/// Receive one datagram into `buf` with its arrival stamp (`cmsg` from
+/// [`stamp_space`], reused across calls). A datagram larger than `buf` is
+/// cut, as `recv_from` does.
+pub fn recv_stamped(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    cmsg: &mut Vec<u8>,
+) -> std::io::Result<Received> {
+    let mut iov = [IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(cmsg),
+        MsgFlags::empty(),
+    )?;
+    let src = msg
+        .address
+        .as_ref()
+        .and_then(socket_addr_of)
+        .ok_or_else(|| std::io::Error::other("datagram without a usable source address"))?;
+    let mut queued = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                queued = waited_since(ts);
+            }
+        }
+    }
+    Ok(Received {
+        len: msg.bytes,
+        src,
+        queued,
+    })
+}
+
+fn socket_addr_of(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::from(*v4)));
+    }
+    a.as_sockaddr_in6()
+        .map(|v6| SocketAddr::V6(SocketAddrV6::from(*v6)))
+        .filter(|_| a.family().is_some())
+}
+
+/// Time from a kernel arrival stamp (wall clock) until now.
+fn waited_since(ts: TimeSpec) -> Option<Duration> {
+    let secs = u64::try_from(ts.tv_sec()).ok()?;
+    let nanos = u32::try_from(ts.tv_nsec()).ok()?;
+    let arrived = SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos))?;
+    SystemTime::now().duration_since(arrived).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -105,6 +184,31 @@ mod tests {
         let (n, from) = b.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"OPTIONS sip:x SIP/2.0\r\n\r\n");
         assert_eq!(from, a.local_addr().unwrap());
+    }
+
+    #[test]
+    fn stamped_receive_tells_how_long_a_datagram_waited() {
+        let rx = open_udp(lo0(), 0, false).unwrap();
+        enable_arrival_stamps(&rx).unwrap();
+        // The kernel switches arrival stamping on asynchronously (a static
+        // key flipped from a work queue); until then it stamps at read time.
+        std::thread::sleep(Duration::from_millis(100));
+        let tx = open_udp(lo0(), 0, false).unwrap();
+        send_udp(&tx, b"first", rx.local_addr().unwrap()).unwrap();
+        std::thread::sleep(Duration::from_millis(60));
+        let mut buf = [0u8; 64];
+        let mut cmsg = stamp_space();
+        let r = recv_stamped(&rx, &mut buf, &mut cmsg).unwrap();
+        assert_eq!(&buf[..r.len], b"first");
+        assert_eq!(r.src, tx.local_addr().unwrap());
+        let q = r.queued.expect("a stamp");
+        assert!(q >= Duration::from_millis(50) && q < Duration::from_secs(5), "{q:?}");
+        // Without stamps enabled there is nothing to read.
+        let plain = open_udp(lo0(), 0, false).unwrap();
+        send_udp(&tx, b"x", plain.local_addr().unwrap()).unwrap();
+        plain.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let r = recv_stamped(&plain, &mut buf, &mut cmsg).unwrap();
+        assert_eq!(r.queued, None);
     }
 
     #[test]

@@ -11,12 +11,15 @@ use crate::modules::sl::{send_reply, LocalReply};
 use crate::net::ListenSocket;
 use crate::route::interp::run_top;
 use crate::route::{forward, MsgCtx, Runtime};
-use crate::sip::Msg;
+use crate::server::overload::{Overload, RETRY_AFTER_S};
+use crate::sip::{Method, Msg};
 
 /// Per-process state of a receiving worker.
 pub struct Receiver<'a> {
     pub rt: &'a Runtime,
     pub limiter: LogLimiter,
+    /// This worker's backlog and whether it refuses new requests now.
+    pub overload: Overload,
 }
 
 impl<'a> Receiver<'a> {
@@ -24,6 +27,7 @@ impl<'a> Receiver<'a> {
         Receiver {
             rt,
             limiter: LogLimiter::default(),
+            overload: Overload::default(),
         }
     }
 
@@ -57,6 +61,9 @@ impl<'a> Receiver<'a> {
             return msg.into_buf();
         }
         if msg.is_request() {
+            if self.overload.shedding() && self.refuse_new(&msg, src, rcv) {
+                return msg.into_buf();
+            }
             self.request(&msg, src, rcv);
         } else {
             self.reply(&msg, src, rcv);
@@ -76,6 +83,42 @@ impl<'a> Receiver<'a> {
         for m in &rt.modules {
             m.post_script(&mut ctx);
         }
+    }
+
+    /// While overloaded: answer a request that would start something new
+    /// (not ACK/CANCEL, no To-tag, no transaction yet) with a stateless
+    /// 503 and `Retry-After`, before the script runs. True when refused.
+    fn refuse_new(&mut self, msg: &Msg, src: SocketAddr, rcv: &ListenSocket) -> bool {
+        if matches!(msg.method(), Method::Ack | Method::Cancel) {
+            return false;
+        }
+        match msg.to() {
+            Ok(to) if to.tag.is_none() => {}
+            _ => return false,
+        }
+        if crate::tm::relay::known_request(msg) {
+            return false;
+        }
+        let extra = format!("Retry-After: {RETRY_AFTER_S}\r\n");
+        let r = LocalReply {
+            code: 503,
+            reason: b"Service Unavailable",
+            extra: extra.as_bytes(),
+            new_uri: None,
+            force_rport: false,
+        };
+        if let Err(e) = send_reply(self.rt, msg, src, rcv, &r) {
+            log::debug!("503 while overloaded not sent: {e}");
+        }
+        self.overload.shed += 1;
+        if self.limiter.allow("overload") {
+            log::warn!(
+                "overloaded (requests wait over {} ms): new requests refused with 503, {} so far",
+                crate::server::overload::ENTER_QUEUED.as_millis(),
+                self.overload.shed
+            );
+        }
+        true
     }
 
     fn reply(&mut self, msg: &Msg, src: SocketAddr, rcv: &ListenSocket) {

@@ -419,14 +419,22 @@ fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) 
     };
     let rx_sock = own.unwrap_or(&sock.udp);
     let mut rx = Receiver::new(rt);
+    // Arrival stamps tell admission control how far behind we are.
+    if let Err(e) = crate::net::enable_arrival_stamps(rx_sock) {
+        log::warn!("no arrival stamps on {} ({e}): no overload protection", sock.listen.addr);
+    }
+    let mut cmsg = crate::net::stamp_space();
     let mut rbuf = vec![0u8; 65536];
     let mut spare: Vec<u8> = Vec::with_capacity(4096);
     loop {
-        match rx_sock.recv_from(&mut rbuf) {
-            Ok((n, src)) => {
+        match crate::net::recv_stamped(rx_sock, &mut rbuf, &mut cmsg) {
+            Ok(r) => {
+                if let Some(q) = r.queued {
+                    rx.overload.observe(q);
+                }
                 spare.clear();
-                spare.extend_from_slice(&rbuf[..n]);
-                spare = rx.handle(std::mem::take(&mut spare), src, sock);
+                spare.extend_from_slice(rbuf.get(..r.len).unwrap_or_default());
+                spare = rx.handle(std::mem::take(&mut spare), r.src, sock);
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {

@@ -34,6 +34,17 @@ fn opts(env: &Env) -> MatchOpts {
     }
 }
 
+/// Does a transaction for this request exist already (it is a
+/// retransmission)? Admission control asks before refusing a request,
+/// so a call it admitted is never refused halfway.
+pub fn known_request(msg: &crate::sip::Msg) -> bool {
+    let Some(env) = env() else { return false };
+    let Ok(mk) = MsgKey::of(msg) else {
+        return false;
+    };
+    matches!(store::lookup(&mk, opts(env), None), Found::Cell(..))
+}
+
 /// A reference to the message's current transaction, if any.
 pub fn current(ctx: &MsgCtx<'_>) -> Option<CellRef> {
     let env = env()?;
