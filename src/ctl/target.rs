@@ -7,7 +7,6 @@ use std::fs::OpenOptions;
 use std::io::{ErrorKind, Write};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -189,20 +188,19 @@ fn deliver_file(path: &Path, bytes: &[u8], mode: u32, patience: Patience) -> Res
 }
 
 fn deliver_unix(path: &Path, bytes: &[u8], timeout: Duration) -> Result<(), DeliverError> {
-    let s = UnixDatagram::unbound().map_err(|e| io(path, e))?;
-    let t = if timeout.is_zero() {
-        Duration::from_millis(1)
-    } else {
-        timeout
-    };
-    s.set_write_timeout(Some(t)).map_err(|e| io(path, e))?;
-    s.send_to(bytes, path).map_err(|e| io(path, e))?;
-    Ok(())
+    // A zero timeout still waits a moment: a client's queue is usually
+    // drained at once.
+    let t = timeout.max(Duration::from_millis(1));
+    crate::net::send_unix_datagram(path, bytes, t).map_err(|e| match e {
+        crate::net::UnixSendError::Io(err) => io(path, err),
+        other => io(path, std::io::Error::other(other.to_string())),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::net::UnixDatagram;
 
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("ser-target-{}-{name}", std::process::id()));

@@ -6,6 +6,7 @@ mod iface;
 mod listen;
 mod table;
 mod udp;
+mod unix_dgram;
 
 pub use error::NetError;
 pub use iface::{interface_addrs, interface_named};
@@ -17,3 +18,4 @@ pub use udp::{
     enable_arrival_stamps, open_udp, rcvbuf_size, recv_stamped, send_udp, stamp_space, Received,
     DEFAULT_RCVBUF_MAX,
 };
+pub use unix_dgram::{send_unix_datagram, UnixSendError};

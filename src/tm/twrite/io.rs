@@ -5,7 +5,6 @@
 use std::fs::OpenOptions;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::Duration;
 
@@ -49,25 +48,13 @@ pub fn write_fifo(path: &Path, bytes: &[u8]) -> Result<(), TwriteError> {
 /// The sending socket is unbound: the application answers through the
 /// FIFO/unixsock interface with `t_reply`, not to this socket.
 pub fn write_unix(path: &Path, bytes: &[u8], timeout: Duration) -> Result<(), TwriteError> {
-    let sock = UnixDatagram::unbound().map_err(TwriteError::Io)?;
-    if timeout.is_zero() {
-        sock.set_nonblocking(true).map_err(TwriteError::Io)?;
-    } else {
-        sock.set_write_timeout(Some(timeout))
-            .map_err(TwriteError::Io)?;
-    }
-    match sock.send_to(bytes, path) {
-        Ok(n) if n == bytes.len() => Ok(()),
-        Ok(n) => Err(TwriteError::Short {
-            written: n,
-            len: bytes.len(),
-        }),
-        Err(e) => Err(match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => TwriteError::Timeout,
-            io::ErrorKind::NotFound => TwriteError::Missing,
-            io::ErrorKind::ConnectionRefused => TwriteError::Refused,
-            _ if e.raw_os_error() == Some(libc::EMSGSIZE) => TwriteError::TooLarge,
-            _ => TwriteError::Io(e),
-        }),
-    }
+    use crate::net::UnixSendError as E;
+    crate::net::send_unix_datagram(path, bytes, timeout).map_err(|e| match e {
+        E::Timeout => TwriteError::Timeout,
+        E::Missing => TwriteError::Missing,
+        E::Refused => TwriteError::Refused,
+        E::TooLarge => TwriteError::TooLarge,
+        E::Short { written, len } => TwriteError::Short { written, len },
+        E::Io(e) => TwriteError::Io(e),
+    })
 }
