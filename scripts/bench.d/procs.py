@@ -65,8 +65,11 @@ def _record():
 class Group:
     """A command run in a new session; `pgid` is its leader's pid."""
 
-    def __init__(self, cmd, cwd, log_path, name):
+    def __init__(self, cmd, cwd, log_path, name, limit=900):
+        """`limit`: seconds after which timeout(1) kills the command even if
+        this script was itself killed without running its cleanup."""
         self.name = name
+        cmd = ["timeout", "-k", "2", str(int(limit)), *cmd]
         self.cmd = cmd
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen(

@@ -77,7 +77,7 @@ def summary(res):
 
 def markdown(res):
     h = res["header"]
-    head = [f"## ser vs Kamailio — {h['date']} on {h['host']}", "",
+    head = [f"## bench: {h['date']} on {h['host']}", "",
             "| | |", "|---|---|"]
     for k, v in h.items():
         head.append(f"| {k} | {v} |")

@@ -45,7 +45,7 @@ class Bench:
         uas = uas if uas is not None else d_uas
         self.seq += 1
         wd = os.path.join(srv.dir, f"step-{self.seq:03d}-{rate}{tag}")
-        ua = sipp.start_uas(uas, srv.uas_port, wd) if uas else None
+        ua = sipp.start_uas(uas, srv.uas_port, wd, calls / rate + 60) if uas else None
         (local,) = procs.free_udp_ports(1)
         pids = srv.pids()
         cpu0 = procs.cpu_us(pids)

@@ -18,13 +18,13 @@ def _scenario(name):
     return ["-sf", os.path.join(SCEN, f"{name}.xml")]
 
 
-def start_uas(scenario, port, workdir):
+def start_uas(scenario, port, workdir, limit=600):
     """A sipp UAS on 127.0.0.1:`port`, running until stopped."""
     os.makedirs(workdir, exist_ok=True)
     cmd = ["sipp", *_scenario(scenario), "-i", "127.0.0.1", "-p", str(port),
            "-nostdin", "-buff_size", "4194304", "-max_recv_loops", "10000",
            "-trace_err", "-error_file", os.path.join(workdir, "uas_errors.log")]
-    g = procs.Group(cmd, workdir, os.path.join(workdir, "uas.out"), "sipp-uas")
+    g = procs.Group(cmd, workdir, os.path.join(workdir, "uas.out"), "sipp-uas", limit)
     end = time.time() + 5
     while time.time() < end and not procs.udp_bound(port):
         if not g.alive():
@@ -42,14 +42,14 @@ def run_uac(scenario, target_port, local_port, rate, calls, workdir, slack=8):
     stat = os.path.join(workdir, "stat.csv")
     cmd = ["sipp", *_scenario(scenario), f"127.0.0.1:{target_port}",
            "-i", "127.0.0.1", "-p", str(local_port),
-           "-r", str(rate), "-m", str(calls), "-l", str(max(1000, rate * 60)),
+           "-r", str(rate), "-m", str(calls), "-l", str(max(1000, rate * 30)),
            "-timeout", f"{int(secs)}s", "-timeout_error",
            "-nostdin", "-buff_size", "4194304", "-max_recv_loops", "10000",
            "-max_sched_loops", "10000",
            "-trace_stat", "-stf", stat, "-fd", "1",
            "-trace_rtt", "-rtt_freq", "50",
            "-trace_err", "-error_file", os.path.join(workdir, "uac_errors.log")]
-    g = procs.Group(cmd, workdir, os.path.join(workdir, "uac.out"), "sipp-uac")
+    g = procs.Group(cmd, workdir, os.path.join(workdir, "uac.out"), "sipp-uac", secs + 10)
     t0 = time.time()
     rc = g.wait(secs + 5)
     wall = time.time() - t0
