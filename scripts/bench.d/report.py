@@ -53,8 +53,11 @@ def summary(res):
     for mode in res["modes"]:
         vals = [run.max_sustained(res["ladder"][s][mode]) if mode in res["ladder"].get(s, {}) else None
                 for s in names]
+        clean = [run.max_sustained(res["ladder"][s][mode], clean=True)
+                 if mode in res["ladder"].get(s, {}) else None for s in names]
         out.append(f"- max sustained rate with 0 failed calls, {mode}: "
-                   f"{_cell(vals)} cps ({' / '.join(names)})")
+                   f"{_cell(vals)} cps ({' / '.join(names)}); with 0 retransmissions too: "
+                   f"{_cell(clean)} cps")
     if res.get("memory"):
         m = [res["memory"].get(s, {}) for s in names]
         out.append(f"- shm bytes per live INVITE transaction (server's own figure): "

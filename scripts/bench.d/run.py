@@ -148,7 +148,9 @@ def saturated(steps):
     return any(s.get("skipped") or s["failed"] for s in steps)
 
 
-def max_sustained(steps):
-    """Highest offered rate whose step lost no call."""
-    good = [s["rate"] for s in steps if not s.get("skipped") and s["failed"] == 0]
+def max_sustained(steps, clean=False):
+    """Highest offered rate whose step lost no call (`clean`: and saw no
+    retransmission either, the stricter capacity of docs/testing.md)."""
+    good = [s["rate"] for s in steps if not s.get("skipped") and s["failed"] == 0
+            and not (clean and s["retrans"])]
     return max(good) if good else None
