@@ -18,7 +18,8 @@ def _cell(vals, digits=0, ratio=True):
     """'ser / kam (ratio)' for two servers, the bare value for one."""
     txt = " / ".join(_fmt(v, digits) for v in vals)
     if ratio and len(vals) == 2 and all(isinstance(v, (int, float)) and v > 0 for v in vals):
-        txt += f" ({vals[0] / vals[1]:.2f})"
+        r = vals[0] / vals[1]
+        txt += f" ({r:.2f})" if r >= 0.01 else " (<0.01)"
     return txt
 
 
@@ -58,6 +59,11 @@ def summary(res):
         out.append(f"- max sustained rate with 0 failed calls, {mode}: "
                    f"{_cell(vals)} cps ({' / '.join(names)}); with 0 retransmissions too: "
                    f"{_cell(clean)} cps")
+    reo = {s: sum(st.get("reordered", 0) for m in res["ladder"].get(s, {}).values() for st in m)
+           for s in names}
+    if any(reo.values()):
+        out.append("- calls failed because a 180 was relayed after the 200 (sipp error log): "
+                   + ", ".join(f"{s} {n}" for s, n in reo.items()))
     if res.get("memory"):
         m = [res["memory"].get(s, {}) for s in names]
         out.append(f"- shm bytes per live INVITE transaction (server's own figure): "
@@ -67,7 +73,7 @@ def summary(res):
                    f"server counts {' / '.join(_fmt(x.get('transactions')) for x in m)}")
     if res.get("overload"):
         o = [res["overload"].get(s, {}) for s in names]
-        out.append(f"- overload at 2x saturation (relay): offered "
+        out.append(f"- overload at 2x saturation (relay; saturation = highest rate with ≥ 99.9 % ok): offered "
                    f"{' / '.join(_fmt(x.get('rate')) for x in o)} cps, goodput "
                    f"{' / '.join(_fmt(x.get('goodput'), 0) for x in o)} calls/s = "
                    f"{_cell([x.get('goodput_pct') for x in o])} % of saturation")
@@ -75,6 +81,13 @@ def summary(res):
             if x and not x.get("saturated"):
                 out.append(f"  - {s} lost no call on the whole ladder: its saturation is "
                            f"above {x.get('saturation')} cps, so this is not yet overload")
+    logs = res.get("log_errors", {})
+    if logs:
+        out.append("- server log lines at error level or worse: "
+                   + ", ".join(f"{s} {logs.get(s, {}).get('count', 0)}" for s in names))
+        for s in names:
+            for line in logs.get(s, {}).get("sample", []):
+                out.append(f"  - {s}: `{line}`")
     return "\n".join(out) + "\n"
 
 

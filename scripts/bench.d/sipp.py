@@ -58,7 +58,24 @@ def run_uac(scenario, target_port, local_port, rate, calls, workdir, slack=8):
     res["rc"] = rc
     res["wall"] = wall
     res["rtt"] = parse_rtt(workdir)
+    res["reordered"] = count_reordered(os.path.join(workdir, "uac_errors.log"))
     return res
+
+
+def count_reordered(path):
+    """Calls sipp aborted because a 180 came after the 200 it had already
+    taken (the proxy relayed them out of order), from its -trace_err log."""
+    try:
+        with open(path, encoding="latin-1") as f:
+            text = f.read()
+    except OSError:
+        return 0
+    n = 0
+    for chunk in text.split("Aborting call on unexpected message")[1:]:
+        msg = chunk.split("received '", 1)[-1]
+        if msg.startswith("SIP/2.0 180"):
+            n += 1
+    return n
 
 
 def parse_stat(path):
