@@ -73,8 +73,10 @@ def summary(res):
                    f"server counts {' / '.join(_fmt(x.get('transactions')) for x in m)}")
     if res.get("overload"):
         o = [res["overload"].get(s, {}) for s in names]
-        out.append(f"- overload at 2x saturation (relay; saturation = highest rate with ≥ 99.9 % ok): offered "
-                   f"{' / '.join(_fmt(x.get('rate')) for x in o)} cps, goodput "
+        out.append(f"- overload at 2x saturation (relay; saturation = highest ladder rate with ≥ 99.9 % ok; "
+                   f"goodput = calls completed while sipp was offering / offering time): offered "
+                   f"{' / '.join(_fmt(x.get('rate')) for x in o)} cps for "
+                   f"{' / '.join(_fmt(x.get('offer_secs'), 1) for x in o)} s, goodput "
                    f"{' / '.join(_fmt(x.get('goodput'), 0) for x in o)} calls/s = "
                    f"{_cell([x.get('goodput_pct') for x in o])} % of saturation")
         for s, x in zip(names, o):
@@ -97,7 +99,11 @@ def markdown(res):
             "| | |", "|---|---|"]
     for k, v in h.items():
         head.append(f"| {k} | {v} |")
-    parts = ["\n".join(head) + "\n"]
+    parts = ["\n".join(head) + "\n",
+             "CPU µs/call: user+system time of all server processes over the step, per offered "
+             "call. failed = offered − successful. retrans: sipp's retransmissions. p50/p95/p99: "
+             "sipp -trace_rtt response times (INVITE→200 for relay/stateless, OPTIONS→200 for "
+             "uas), in sipp's clock ticks, so 0 means under one tick.\n"]
     parts += [mode_table(res, m) for m in res["modes"]]
     parts.append(summary(res))
     return "\n".join(p for p in parts if p)

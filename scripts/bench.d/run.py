@@ -84,6 +84,7 @@ class Bench:
             "p50": sipp.percentile(rtt, 50), "p95": sipp.percentile(rtt, 95),
             "p99": sipp.percentile(rtt, 99), "rtt_n": len(rtt),
             "alive": srv.alive(), "elapsed": round(time.time() - t0, 2),
+            "offer_ok": r.get("offer_ok"), "offer_secs": r.get("offer_secs"),
         }
         log(f"  {srv.name:8s} {mode:9s} {rate:5d} cps: ok {res['ok']}/{calls} "
             f"retrans {res['retrans']} cpu {res['cpu_us']:.0f} us/call "
@@ -155,13 +156,17 @@ class Bench:
         srv = self.make_server(name, "relay")
         srv.start()
         try:
-            r = self.step(srv, "relay", rate, int(rate * self.o.duration), tag="-overload")
+            r = self.step(srv, "relay", rate, int(rate * self.o.overload_duration), tag="-overload")
         finally:
             srv.stop()
             self.collect_log(srv)
         r["saturation"] = saturation
         r["saturated"] = saturated
-        r["goodput"] = r["ok"] / self.o.duration
+        # calls completed while offering, per second of offering
+        if r.get("offer_ok") is not None and r.get("offer_secs"):
+            r["goodput"] = r["offer_ok"] / r["offer_secs"]
+        else:
+            r["goodput"] = r["ok"] / self.o.overload_duration
         r["goodput_pct"] = 100.0 * r["goodput"] / saturation
         return r
 

@@ -101,7 +101,37 @@ def parse_stat(path):
     out["sipp_failed"] = num("FailedCall(C)")
     out["retrans"] = num("Retransmissions(C)")
     out["outgoing"] = num("OutgoingCall(C)")
+    out.update(_offer_window(rows, col))
     return out
+
+
+def _epoch(cell):
+    """sipp writes times as 'date<TAB>time<TAB>epoch'."""
+    try:
+        return float(cell.split("\t")[-1])
+    except ValueError:
+        return None
+
+
+def _offer_window(rows, col):
+    """Calls completed while sipp was still offering new ones, and for how
+    long it offered: the first periodic row (-fd 1) where OutgoingCall(C)
+    has its final value closes the window. Goodput under overload is
+    offer_ok / offer_secs; stragglers finished after that do not count."""
+    try:
+        oc, sc = col["OutgoingCall(C)"], col["SuccessfulCall(C)"]
+        ct, st = col["CurrentTime"], col["StartTime"]
+        data = rows[1:]
+        final = int(data[-1][oc])
+        for r in data:
+            if int(r[oc]) >= final:
+                t0, t1 = _epoch(r[st]), _epoch(r[ct])
+                if t0 is None or t1 is None or t1 <= t0:
+                    return {}
+                return {"offer_ok": int(r[sc]), "offer_secs": round(t1 - t0, 3)}
+    except (KeyError, ValueError, IndexError):
+        pass
+    return {}
 
 
 def parse_rtt(workdir):
