@@ -205,3 +205,41 @@ def udp_bound(port):
         except OSError:
             continue
     return False
+
+
+CGROUP_V1 = "/sys/fs/cgroup/cpu"
+CGROUP_V2 = "/sys/fs/cgroup"
+
+
+def cpu_cap_prefix(name, fraction):
+    """A command prefix that runs the server inside a CPU-capped cgroup
+    (`fraction` of one core), so the server, not sipp, is what saturates
+    when both share one small machine. Works with cgroup v1 (cpu
+    controller) or v2 (cpu.max); raises OSError when neither is writable."""
+    period = 100000
+    quota = max(1000, int(fraction * period))
+    if os.path.isfile(os.path.join(CGROUP_V1, "cpu.cfs_quota_us")):
+        d = os.path.join(CGROUP_V1, f"ser-bench-{name}")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "cpu.cfs_period_us"), "w") as f:
+            f.write(str(period))
+        with open(os.path.join(d, "cpu.cfs_quota_us"), "w") as f:
+            f.write(str(quota))
+    else:
+        d = os.path.join(CGROUP_V2, f"ser-bench-{name}")
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "cpu.max"), "w") as f:
+            f.write(f"{quota} {period}")
+    atexit.register(_remove_cgroup, d)
+    procs_file = os.path.join(d, "cgroup.procs")
+    # The shell joins the cgroup, then becomes the server: every process
+    # the server forks inherits the cap.
+    return ["sh", "-c", f'echo $$ > {procs_file} && exec "$@"', "sh"]
+
+
+def _remove_cgroup(d):
+    """Best effort at exit: an empty cgroup directory can be removed."""
+    try:
+        os.rmdir(d)
+    except OSError:
+        pass

@@ -54,8 +54,11 @@ class Bench:
         port, uas_port = procs.free_udp_ports(2)
         args = (d, port, uas_port, mode, self.o.children, self.o.shm)
         if name == "ser":
-            return servers.Ser(self.o.ser_bin, self.o.serctl_bin, *args)
-        return servers.Kamailio(*args)
+            srv = servers.Ser(self.o.ser_bin, self.o.serctl_bin, *args)
+        else:
+            srv = servers.Kamailio(*args)
+        srv.cpu_cap = self.o.server_cpu
+        return srv
 
     def step(self, srv, mode, rate, calls, uac=None, uas=None, tag=""):
         """One rate step against a running server. Returns a result dict."""

@@ -44,13 +44,18 @@ class Server:
         self.children = children
         self.shm_mb = shm_mb
         self.group = None
+        # Fraction of one core the server may use (None: no cap).
+        self.cpu_cap = None
         os.makedirs(workdir, exist_ok=True)
 
     def start(self):
         cfg = os.path.join(self.dir, f"{self.name}.cfg")
         with open(cfg, "w") as f:
             f.write(self.config())
-        self.group = procs.Group(self.command(cfg), self.dir,
+        cmd = self.command(cfg)
+        if self.cpu_cap:
+            cmd = procs.cpu_cap_prefix(self.name, self.cpu_cap) + cmd
+        self.group = procs.Group(cmd, self.dir,
                                  os.path.join(self.dir, f"{self.name}.log"), self.name)
         end = time.time() + 20
         while time.time() < end:
