@@ -73,8 +73,14 @@ def summary(res):
                    f"server counts {' / '.join(_fmt(x.get('transactions')) for x in m)}")
     if res.get("overload"):
         o = [res["overload"].get(s, {}) for s in names]
-        out.append(f"- overload at 2x saturation (relay; saturation = highest ladder rate with ≥ 99.9 % ok; "
-                   f"goodput = calls completed while sipp was offering / offering time): offered "
+        cap = res.get("overload_cpu")
+        if cap:
+            out.append(f"- relay saturation with each server capped at {cap:g} core (cgroup): "
+                       + " / ".join(f"{_fmt(res['overload'].get(s, {}).get('saturation'))}"
+                                    for s in names) + " cps")
+        out.append(f"- overload at 2x saturation (relay{f', servers capped at {cap:g} core' if cap else ''}; "
+                   f"saturation = highest ladder rate with ≥ 99.9 % ok; "
+                   "goodput = calls completed while sipp was offering / offering time): offered "
                    f"{' / '.join(_fmt(x.get('rate')) for x in o)} cps for "
                    f"{' / '.join(_fmt(x.get('offer_secs'), 1) for x in o)} s, goodput "
                    f"{' / '.join(_fmt(x.get('goodput'), 0) for x in o)} calls/s = "
