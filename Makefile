@@ -17,6 +17,7 @@ run: build
 # Installs the SIP test peers (sipp, sipsak) when missing, then runs every test.
 test: test-deps build
 	$(CARGO) test --release --workspace
+	scripts/bench --smoke --no-build
 
 test-deps:
 	@scripts/ensure-test-deps
