@@ -255,6 +255,40 @@ pub fn arg_int_range(
     Ok(n)
 }
 
+// ----- parameter helpers shared by modules -----
+
+/// An integer `modparam`, as SER's INT_PARAM takes it: a bare number.
+pub fn param_int(module: &'static str, param: &str, v: &Literal) -> Result<i64, ParamError> {
+    match v {
+        Literal::Int(n) => Ok(*n),
+        _ => Err(not_an_integer(module, param)),
+    }
+}
+
+/// An integer `modparam` that may also be written quoted (`"1"`), as the
+/// rr and acc documentation examples write them.
+pub fn param_int_or_quoted(
+    module: &'static str,
+    param: &str,
+    v: &Literal,
+) -> Result<i64, ParamError> {
+    match v {
+        Literal::Int(n) => Ok(*n),
+        Literal::Str(s) | Literal::Ident(s) => {
+            s.trim().parse().map_err(|_| not_an_integer(module, param))
+        }
+        Literal::Ip(_) => Err(not_an_integer(module, param)),
+    }
+}
+
+fn not_an_integer(module: &'static str, param: &str) -> ParamError {
+    ParamError::BadType {
+        module,
+        param: param.to_string(),
+        expected: "an integer",
+    }
+}
+
 /// POSIX-extended, case-insensitive regex as SER compiles them.
 pub fn compile_regex(re: &str) -> Result<regex::bytes::Regex, FixupError> {
     regex::bytes::RegexBuilder::new(re)

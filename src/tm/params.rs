@@ -70,14 +70,7 @@ const ACCEPTED_2X: &[&str] = &[
 ];
 
 fn int(param: &str, v: &Literal) -> Result<i64, ParamError> {
-    match v {
-        Literal::Int(n) => Ok(*n),
-        _ => Err(ParamError::BadType {
-            module: "tm",
-            param: param.into(),
-            expected: "an integer",
-        }),
-    }
+    crate::route::export::param_int("tm", param, v)
 }
 
 fn string(param: &str, v: &Literal) -> Result<String, ParamError> {

@@ -101,16 +101,7 @@ const IGNORED: &[&str] = &[
 ];
 
 fn int_param(param: &str, value: &Literal) -> Result<i64, ParamError> {
-    let bad = || ParamError::BadType {
-        module: "acc",
-        param: param.to_string(),
-        expected: "an integer",
-    };
-    match value {
-        Literal::Int(n) => Ok(*n),
-        Literal::Str(s) | Literal::Ident(s) => s.trim().parse().map_err(|_| bad()),
-        Literal::Ip(_) => Err(bad()),
-    }
+    crate::route::export::param_int_or_quoted("acc", param, value)
 }
 
 fn bad_value(param: &str, reason: &str) -> ParamError {

@@ -67,14 +67,14 @@ fn int(
     hi: i64,
     expected: &'static str,
 ) -> Result<i64, ParamError> {
-    match v {
-        Literal::Int(n) if (lo..=hi).contains(n) => Ok(*n),
-        _ => Err(ParamError::BadType {
+    crate::route::export::param_int(MODULE, param, v)
+        .ok()
+        .filter(|n| (lo..=hi).contains(n))
+        .ok_or_else(|| ParamError::BadType {
             module: MODULE,
             param: param.into(),
             expected,
-        }),
-    }
+        })
 }
 
 fn string(param: &str, v: &Literal) -> Result<String, ParamError> {

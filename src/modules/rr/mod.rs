@@ -129,16 +129,7 @@ fn loose_route(ctx: &mut MsgCtx<'_>, double_rr: bool) -> i32 {
 }
 
 fn bool_param(param: &str, value: &Literal) -> Result<bool, ParamError> {
-    let n = match value {
-        Literal::Int(n) => Some(*n),
-        Literal::Str(s) | Literal::Ident(s) => s.trim().parse::<i64>().ok(),
-        Literal::Ip(_) => None,
-    };
-    n.map(|n| n != 0).ok_or_else(|| ParamError::BadType {
-        module: "rr",
-        param: param.to_string(),
-        expected: "an integer",
-    })
+    crate::route::export::param_int_or_quoted("rr", param, value).map(|n| n != 0)
 }
 
 impl Module for Rr {

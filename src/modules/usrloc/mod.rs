@@ -140,14 +140,7 @@ impl Default for Usrloc {
 }
 
 fn int_param(param: &str, value: &Literal) -> Result<i64, ParamError> {
-    match value {
-        Literal::Int(n) => Ok(*n),
-        _ => Err(ParamError::BadType {
-            module: "usrloc",
-            param: param.to_string(),
-            expected: "an integer",
-        }),
-    }
+    crate::route::export::param_int("usrloc", param, value)
 }
 
 fn flag_param(param: &str, value: &Literal) -> Result<bool, ParamError> {
