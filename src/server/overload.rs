@@ -23,8 +23,9 @@ use std::time::Duration;
 pub const ENTER_QUEUED: Duration = Duration::from_millis(80);
 /// Queueing delay under which they are admitted again.
 pub const LEAVE_QUEUED: Duration = Duration::from_millis(20);
-/// `Retry-After` of the 503 (seconds): long enough for the burst to pass.
-pub const RETRY_AFTER_S: u32 = 5;
+/// The 503's `Retry-After` (seconds: long enough for a burst to pass),
+/// ready to send: the refusal path must stay cheap when it runs most.
+pub const RETRY_AFTER: &[u8] = b"Retry-After: 5\r\n";
 
 /// One worker's view of its own backlog.
 #[derive(Debug, Default)]

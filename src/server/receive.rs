@@ -11,7 +11,7 @@ use crate::modules::sl::{send_reply, LocalReply};
 use crate::net::ListenSocket;
 use crate::route::interp::run_top;
 use crate::route::{forward, MsgCtx, Runtime};
-use crate::server::overload::{Overload, RETRY_AFTER_S};
+use crate::server::overload::{Overload, RETRY_AFTER};
 use crate::sip::{Method, Msg};
 
 /// Per-process state of a receiving worker.
@@ -99,11 +99,10 @@ impl<'a> Receiver<'a> {
         if crate::tm::relay::known_request(msg) {
             return false;
         }
-        let extra = format!("Retry-After: {RETRY_AFTER_S}\r\n");
         let r = LocalReply {
             code: 503,
             reason: b"Service Unavailable",
-            extra: extra.as_bytes(),
+            extra: RETRY_AFTER,
             new_uri: None,
             force_rport: false,
         };
