@@ -53,8 +53,23 @@ pub fn main_entry(args: Vec<String>) -> i32 {
     run(opts, loaded, listen)
 }
 
+/// A `-l` value, `[proto:]addr[:port]` as `ser -h` documents it, split
+/// the same way a `listen=` entry is.
+fn cli_listen_spec(text: &str) -> Result<SocketSpec, StartError> {
+    let spec = net::parse_spec(text).map_err(|e| StartError::CliListen(text.to_owned(), e))?;
+    Ok(SocketSpec {
+        proto: spec.proto.map(|p| match p {
+            Proto::Udp => CfgProto::Udp,
+            Proto::Tcp => CfgProto::Tcp,
+            Proto::Tls => CfgProto::Tls,
+        }),
+        host: spec.host,
+        port: spec.port,
+    })
+}
+
 /// Command-line settings first, then the script overrides them (as SER).
-fn core_from_cli(o: &CliOpts) -> CoreCfg {
+fn core_from_cli(o: &CliOpts) -> Result<CoreCfg, StartError> {
     let mut c = CoreCfg::default();
     c.debug += o.debug_incr as i32;
     c.log_stderror = o.log_stderr;
@@ -79,13 +94,9 @@ fn core_from_cli(o: &CliOpts) -> CoreCfg {
     c.fifo = o.fifo.clone();
     c.unix_sock = o.unix_sock.clone();
     for l in &o.listen {
-        c.listen.push(SocketSpec {
-            proto: None,
-            host: l.clone(),
-            port: None,
-        });
+        c.listen.push(cli_listen_spec(l)?);
     }
-    c
+    Ok(c)
 }
 
 /// Errors while loading, each printed as one `file:line:col: ...` line.
@@ -99,12 +110,18 @@ pub enum StartError {
     Net(#[from] net::NetError),
     #[error("no UDP socket to listen on")]
     NoSockets,
+    /// `listen=tcp:…`/`tls:…` or `-l tcp:…`: only UDP is served.
+    #[error("listen {0}: only UDP is served by this build (TCP and TLS are not yet), remove the entry or make it udp:")]
+    TransportNotServed(String),
+    /// A `-l` value that is not `[proto:]addr[:port]`.
+    #[error("-l {0}: {1}")]
+    CliListen(String, #[source] net::NetError),
 }
 
 pub fn load_config(opts: &CliOpts) -> Result<Loaded, StartError> {
     let script = crate::cfg::parse_file(&opts.cfg_file)?;
     let file = opts.cfg_file.display().to_string();
-    Ok(route::load(&script, &file, core_from_cli(opts))?)
+    Ok(route::load(&script, &file, core_from_cli(opts)?)?)
 }
 
 fn spec_text(s: &SocketSpec) -> String {
@@ -127,6 +144,15 @@ fn spec_text(s: &SocketSpec) -> String {
 
 fn resolve_sockets(core: &CoreCfg) -> Result<Vec<ListenAddr>, StartError> {
     let specs: Vec<String> = core.listen.iter().map(spec_text).collect();
+    // An explicit TCP or TLS socket would be a promise we cannot keep:
+    // refuse it rather than start without it.
+    if let Some(s) = core
+        .listen
+        .iter()
+        .find(|s| matches!(s.proto, Some(CfgProto::Tcp | CfgProto::Tls)))
+    {
+        return Err(StartError::TransportNotServed(spec_text(s)));
+    }
     let all = net::resolve_listen(&specs, core.port)?;
     let udp: Vec<ListenAddr> = all
         .into_iter()
@@ -162,11 +188,24 @@ fn print_sockets(listen: &[ListenAddr], core: &CoreCfg) {
 
 fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     let core = &loaded.core;
-    let stderr = core.log_stderror || opts.log_stderr;
-    if let Err(e) = crate::logging::init(core.debug, stderr, &core.log_facility, "ser") {
-        eprintln!("ser: logging: {e}");
-        return EXIT_BAD_CONFIG;
-    }
+    let stderr = match crate::logging::init(
+        core.debug,
+        core.log_stderror || opts.log_stderr,
+        &core.log_facility,
+        "ser",
+    ) {
+        Ok(sink) => sink.is_stderr(),
+        Err(e) => {
+            eprintln!("ser: logging: {e}");
+            return EXIT_BAD_CONFIG;
+        }
+    };
+    log::info!(
+        "ser {} ({}/{}) starting",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    );
     for name in &core.ignored {
         log::info!("global parameter {name} has no effect in this build");
     }
@@ -175,11 +214,26 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     // 200 can never be reordered between two workers (with one shared
     // socket they were, measurably). Worker 0 of each address uses the
     // socket in the table, which also serves for sending.
-    let per_addr = if core.fork {
-        core.children.max(1) as usize
-    } else {
-        1
+    let mode = ProcessMode::of(opts.no_fork, core.fork);
+    let children = match mode {
+        ProcessMode::SingleReceiver => 1,
+        ProcessMode::Daemon | ProcessMode::Foreground => core.children.max(1),
     };
+    let per_addr = children as usize;
+    // Held until we return: the claims keep a second server off our
+    // addresses (children inherit them, so they outlive a dead supervisor
+    // only as long as its workers do).
+    let mut claims = Vec::with_capacity(listen.len());
+    for l in &listen {
+        match net::claim_listen(l.proto, l.addr) {
+            Ok(c) => claims.push(c),
+            Err(e) => {
+                log::error!("cannot listen: {e}");
+                eprintln!("ser: cannot listen: {e}");
+                return EXIT_BAD_CONFIG;
+            }
+        }
+    }
     let mut socks = Vec::with_capacity(listen.len());
     let mut rx_extra: Vec<Vec<std::net::UdpSocket>> = Vec::with_capacity(listen.len());
     for l in listen {
@@ -201,6 +255,10 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         });
         rx_extra.push(group);
     }
+    for s in &socks {
+        let l = &s.listen;
+        log::info!("listening on {}: {} [{}]:{}", l.proto, l.name, l.addr.ip(), l.addr.port());
+    }
     let mut table = SocketTable::from_sockets(socks);
     for a in &core.alias {
         table.add_alias(&a.host, a.port.filter(|p| *p != 0));
@@ -216,8 +274,6 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         log::error!("timers: {e}");
         return EXIT_BAD_CONFIG;
     }
-    let fork = core.fork;
-    let children = core.children;
     let workdir = core.workdir.clone();
     let rt: &'static Runtime = Box::leak(Box::new(Runtime::new(loaded, table)));
     for m in &rt.modules {
@@ -240,7 +296,7 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         unix_timeout: std::time::Duration::from_millis(u64::from(rt.core.unix_tx_timeout_ms)),
     });
 
-    if opts.no_fork == 0 && fork {
+    if mode == ProcessMode::Daemon {
         if let Err(e) = crate::os::daemonize(workdir.as_deref().map(Path::new), stderr) {
             eprintln!("ser: cannot daemonize: {e}");
             return EXIT_BAD_CONFIG;
@@ -262,14 +318,27 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
             return EXIT_BAD_CONFIG;
         }
     };
+    // `-s`: opened now, while we may still create it where we are allowed
+    // to; a file we cannot write refuses the start rather than losing
+    // every later report.
+    let stats_file = match &opts.stats_file {
+        Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                log::error!("statistics file {path}: {e}");
+                eprintln!("ser: statistics file {path}: {e}");
+                control.remove();
+                return EXIT_BAD_CONFIG;
+            }
+        },
+        None => None,
+    };
     if let Err(e) = crate::os::drop_privileges(rt.core.user.as_deref(), rt.core.group.as_deref()) {
         log::error!("cannot drop privileges: {e}");
         return EXIT_BAD_CONFIG;
     }
-    if !fork {
-        // fork=no: one process serving the first UDP socket, as SER.
-        log::info!("fork=no: single process on the first socket");
-        return udp_worker(rt, 0, None);
+    if mode == ProcessMode::SingleReceiver {
+        log::info!("-D / fork=no: one receiving process per listen socket, in the foreground");
     }
     let mut sup = match Supervisor::new(opts.pid_file.clone(), opts.pgid_file.clone()) {
         Ok(s) => s,
@@ -279,6 +348,9 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         }
     };
     sup.set_status_report(crate::tm::funcs::stats_line);
+    if let Some(f) = stats_file {
+        sup.set_stats_file(f);
+    }
     if let Err(e) = sup.spawn(Rank::Timer, "timer".into(), crate::timer::run) {
         log::error!("cannot fork the timer: {e}");
         return EXIT_BAD_CONFIG;
@@ -313,6 +385,34 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     let code = sup.run();
     control.remove();
     code
+}
+
+/// How the processes are laid out, from `-D` and `fork=`.
+///
+/// SER 0.9's `-D` and `fork=no` meant "do not fork": no daemon, one process
+/// receiving SIP (SER still forked its timer and FIFO server, and so do
+/// we). SER 2.x added `-DD`: the usual worker processes, but the creator
+/// stays in the foreground (what service managers and tests want).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessMode {
+    /// No `-D`, `fork=yes`: detach into the background, `children` workers
+    /// per socket.
+    Daemon,
+    /// `-DD` (or more): `children` workers per socket, in the foreground.
+    Foreground,
+    /// `-D` or `fork=no`: in the foreground, one receiving process per
+    /// listen socket (plus timer and control servers).
+    SingleReceiver,
+}
+
+impl ProcessMode {
+    pub fn of(d_count: u32, cfg_fork: bool) -> ProcessMode {
+        match (d_count, cfg_fork) {
+            (1, _) | (_, false) => ProcessMode::SingleReceiver,
+            (0, true) => ProcessMode::Daemon,
+            _ => ProcessMode::Foreground,
+        }
+    }
 }
 
 /// The FIFO and unix socket of the management interface, created before
