@@ -30,6 +30,9 @@ pub enum NetError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// Another process (another ser?) already serves this address.
+    #[error("{spec} is already in use by another process (is another ser running?)")]
+    AddressServed { spec: String },
     /// Binding failed (address in use, not local, no permission).
     #[error("cannot bind {addr}: {source}")]
     Bind {

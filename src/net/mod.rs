@@ -1,6 +1,7 @@
 //! Network I/O: listen addresses (`listen=`/`-l`), UDP sockets opened before
 //! the fork, and the table workers use to pick a sending socket and to
 //! answer "is this host myself?".
+mod claim;
 mod error;
 mod iface;
 mod listen;
@@ -8,6 +9,7 @@ mod table;
 mod udp;
 mod unix_dgram;
 
+pub use claim::{claim_listen, ListenClaim};
 pub use error::NetError;
 pub use iface::{interface_addrs, interface_named};
 pub use listen::{
