@@ -32,7 +32,8 @@ pub struct CliOpts {
     pub check_via: bool,
     /// `-d` count: added to `debug`.
     pub debug_incr: u32,
-    /// `-D` count: 1 = no fork, 2 = fork but stay in the foreground.
+    /// `-D` count: 1 = no daemon and one receiving process per socket,
+    /// 2 or more = the usual workers, in the foreground.
     pub no_fork: u32,
     /// `-E`: log to stderr.
     pub log_stderr: bool,
@@ -56,7 +57,7 @@ pub struct CliOpts {
     pub fifo: Option<String>,
     /// `-x`: unix datagram control socket path.
     pub unix_sock: Option<String>,
-    /// `-s`: statistics file.
+    /// `-s`: statistics file, appended to on SIGUSR1.
     pub stats_file: Option<String>,
     /// `-L`: modules directory (accepted; modules are built in).
     pub modules_dir: Option<PathBuf>,
@@ -231,7 +232,10 @@ Options:\n\
   -R          as -r, with reverse DNS\n\
   -v          check the first Via of replies before forwarding them\n\
   -d          more verbose logging (repeat to raise further)\n\
-  -D          stay in one process; -DD: fork workers, stay in the foreground\n\
+  -D          do not fork into the background, and receive SIP in one process\n\
+              per listen socket (as fork=no; the timer and control servers\n\
+              still run in their own processes)\n\
+  -DD         fork the workers as usual, but stay in the foreground\n\
   -E          log to stderr instead of syslog\n\
   -V          print version and build flags\n\
   -h          print this text\n\
@@ -245,7 +249,8 @@ Options:\n\
   -G file     write the process group id to file\n\
   -i path     FIFO control interface path\n\
   -x path     unix datagram control socket path\n\
-  -s file     statistics file\n\
+  -s file     statistics file: each SIGUSR1 appends the tm, memory and\n\
+              process figures to it\n\
   -L dir      modules directory (modules are built in; accepted and ignored)\n"
     )
 }

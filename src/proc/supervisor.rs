@@ -59,6 +59,9 @@ pub struct Supervisor {
     table: ChildTable,
     /// What SIGUSR1 logs (SER dumps its memory status on SIGUSR1).
     status_report: Option<fn() -> String>,
+    /// `-s`: where SIGUSR1 also appends the report (SER's statistics file),
+    /// opened before privileges were dropped.
+    stats_file: Option<std::fs::File>,
     pid_file: Option<PathBuf>,
     pgid_file: Option<PathBuf>,
     mask: SigSet,
@@ -84,6 +87,7 @@ impl Supervisor {
         Ok(Supervisor {
             table: ChildTable::new(),
             status_report: None,
+            stats_file: None,
             pid_file,
             pgid_file,
             mask,
@@ -146,6 +150,12 @@ impl Supervisor {
         signals::unblock(&self.mask)
     }
 
+    /// `-s`: SIGUSR1 also appends its report, with the time and the
+    /// process list, to `file`.
+    pub fn set_stats_file(&mut self, file: std::fs::File) {
+        self.stats_file = Some(file);
+    }
+
     /// Set what SIGUSR1 logs.
     pub fn set_status_report(&mut self, report: fn() -> String) {
         self.status_report = Some(report);
@@ -189,10 +199,7 @@ impl Supervisor {
                     break 0;
                 }
                 Ok(Some(Signal::SIGHUP)) => log::info!("SIGHUP received and ignored"),
-                Ok(Some(Signal::SIGUSR1)) => match self.status_report {
-                    Some(report) => log::info!("{}", report()),
-                    None => log::info!("SIGUSR1: no status report configured"),
-                },
+                Ok(Some(Signal::SIGUSR1)) => self.report_status(),
                 // SIGCHLD: reaped at the top of the loop.
                 Ok(_) => {}
                 Err(e) => {
@@ -204,6 +211,33 @@ impl Supervisor {
         self.shutdown(SHUTDOWN_GRACE);
         self.remove_id_files();
         code
+    }
+
+    /// SIGUSR1: the status report to the log and, with `-s`, to the
+    /// statistics file.
+    fn report_status(&mut self) {
+        let Some(report) = self.status_report else {
+            log::info!("SIGUSR1: no status report configured");
+            return;
+        };
+        let text = report();
+        log::info!("{text}");
+        if self.stats_file.is_some() {
+            let since_epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let mut block = format!("---- statistics at {since_epoch} (unix time) ----\n{text}\n");
+            for line in self.ps_lines() {
+                block.push_str(&line);
+                block.push('\n');
+            }
+            if let Some(f) = self.stats_file.as_mut() {
+                if let Err(e) = std::io::Write::write_all(f, block.as_bytes()) {
+                    log::error!("statistics file: {e}");
+                }
+            }
+        }
     }
 
     /// Collects every child of ours that has ended, with how it ended.
