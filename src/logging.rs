@@ -44,16 +44,49 @@ pub enum LogError {
 /// Installs the logger. `ser_level` is the `debug` value, `to_stderr` is
 /// `log_stderror`/`-E`, `facility` e.g. `"LOG_DAEMON"`, `ident` the syslog
 /// tag (normally `ser`).
-pub fn init(ser_level: i32, to_stderr: bool, facility: &str, ident: &str) -> Result<(), LogError> {
+///
+/// Returns where the lines go. Syslog is asked for but no daemon listens
+/// at `/dev/log` (a container, a minimal system): rather than lose every
+/// line, logging falls back to stderr and says so once.
+pub fn init(ser_level: i32, to_stderr: bool, facility: &str, ident: &str) -> Result<LogSink, LogError> {
     let fac = syslog::facility_from_name(facility)
         .ok_or_else(|| LogError::UnknownFacility(facility.to_owned()))?;
     log::set_logger(&LOGGER).map_err(|_| LogError::AlreadyInstalled)?;
-    TO_STDERR.store(to_stderr, Ordering::Relaxed);
-    if !to_stderr {
-        syslog::open(ident, fac);
-    }
     set_level(ser_level);
-    Ok(())
+    let sink = if to_stderr {
+        LogSink::Stderr
+    } else if syslog::available() {
+        LogSink::Syslog
+    } else {
+        LogSink::StderrNoSyslog
+    };
+    TO_STDERR.store(sink != LogSink::Syslog, Ordering::Relaxed);
+    match sink {
+        LogSink::Syslog => syslog::open(ident, fac),
+        LogSink::StderrNoSyslog => log::warn!(
+            "no syslog daemon at {}: logging to stderr instead",
+            syslog::SYSLOG_SOCKET
+        ),
+        LogSink::Stderr => {}
+    }
+    Ok(sink)
+}
+
+/// Where log lines go, as decided by [`init`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogSink {
+    /// `-E` / `log_stderror=yes`.
+    Stderr,
+    /// Syslog was asked for and is there.
+    Syslog,
+    /// Syslog was asked for but nothing listens at `/dev/log`.
+    StderrNoSyslog,
+}
+
+impl LogSink {
+    pub fn is_stderr(self) -> bool {
+        self != LogSink::Syslog
+    }
 }
 
 /// Changes the `debug` level (also at run time, e.g. from a FIFO command).

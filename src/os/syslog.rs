@@ -46,6 +46,19 @@ pub fn facility_from_name(name: &str) -> Option<i32> {
     FACILITIES.iter().find(|(n, _)| *n == full).map(|(_, v)| *v)
 }
 
+/// Where libc's `syslog` sends its lines.
+pub const SYSLOG_SOCKET: &str = "/dev/log";
+
+/// Whether a syslog daemon listens at [`SYSLOG_SOCKET`]. libc tries a
+/// datagram connection, then a stream one, and otherwise drops every line
+/// without a word (or writes it to the console): that silence is what this
+/// check is for.
+pub fn available() -> bool {
+    use std::os::unix::net::{UnixDatagram, UnixStream};
+    let dgram = UnixDatagram::unbound().is_ok_and(|s| s.connect(SYSLOG_SOCKET).is_ok());
+    dgram || UnixStream::connect(SYSLOG_SOCKET).is_ok()
+}
+
 /// Opens the syslog connection with the process id in every line. The
 /// ident string is leaked on purpose: `openlog` keeps the pointer for the
 /// life of the process.
