@@ -12,7 +12,7 @@ build:
 
 # Foreground, logging to stderr, on 127.0.0.1:5060 with /tmp/ser_fifo.
 run: build
-	$(SER) -f ser.cfg.example -D -E
+	$(SER) -f ser.cfg.example -DD -E
 
 # Installs the SIP test peers (sipp, sipsak) when missing, then runs every test.
 test: test-deps build

@@ -123,7 +123,7 @@ route {{
 """
 
     def command(self, cfg):
-        return [self.binary, "-f", cfg, "-D", "-E", "-m", str(self.shm_mb),
+        return [self.binary, "-f", cfg, "-DD", "-E", "-m", str(self.shm_mb),
                 "-P", os.path.join(self.dir, "ser.pid")]
 
     def shm_used(self):

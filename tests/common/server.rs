@@ -149,7 +149,7 @@ impl Ser {
         let mut args: Vec<String> = vec![
             "-f".into(),
             cfg_path.display().to_string(),
-            "-D".into(),
+            "-DD".into(),
             "-E".into(),
             "-P".into(),
             pid_file.display().to_string(),
