@@ -190,9 +190,44 @@ fn substitute_bangs(headers: &str, hop: &str) -> String {
     }
 }
 
+/// A `t_uac_from` request as read from its lines, before anything is sent.
+#[derive(Debug)]
+struct UacFrom {
+    method: String,
+    /// The destination: R-URI and To.
+    dst: String,
+    from: String,
+    to: String,
+    /// Headers other than those tm writes itself, `\r\n`-terminated.
+    headers: String,
+    body: String,
+    call_id: Option<String>,
+}
+
+impl UacFrom {
+    /// The request to send, with `headers` (ours, after `!!` substitution).
+    fn request<'a>(&'a self, headers: &'a str) -> UacRequest<'a> {
+        UacRequest {
+            method: &self.method,
+            ruri: &self.dst,
+            from: &self.from,
+            to: &self.to,
+            next_hop: None,
+            headers,
+            body: self.body.as_bytes(),
+            call_id: self.call_id.as_deref(),
+            cseq: None,
+        }
+    }
+}
+
 /// SER 0.8: `method`, sender URI, destination URI (R-URI and To),
-/// headers up to an empty line, body up to `.`.
-fn t_uac_from(p: &mut Params<'_>, ctx: &CmdCtx<'_>) -> R {
+/// headers up to an empty line, body up to `.`. A sender of `.` or
+/// nothing means `default_from`. `Ok(Err(reply))`: refused with `reply`.
+fn read_t_uac_from(
+    p: &mut Params<'_>,
+    default_from: impl FnOnce() -> String,
+) -> Result<Result<UacFrom, Reply>, ParamError> {
     let method = p.nonempty("method")?;
     let from = p.line("sender URI")?;
     let dst = p.nonempty("destination URI")?;
@@ -200,31 +235,38 @@ fn t_uac_from(p: &mut Params<'_>, ctx: &CmdCtx<'_>) -> R {
     let body = p.body("body")?;
     let hs = match classify(&headers) {
         Ok(h) => h,
-        Err(e) => return Ok(Reply::new(400, format!("fifo_uac_error: {e}")).into()),
+        Err(e) => return Ok(Err(Reply::new(400, format!("fifo_uac_error: {e}")))),
     };
     let from = if from.is_empty() || from == "." {
-        driver::env()
-            .map(|e| e.params.uac_from.clone())
-            .unwrap_or_default()
+        default_from()
     } else if from.contains('<') {
         from
     } else {
         format!("<{from}>")
     };
-    let to = format!("<{dst}>");
-    let extra = substitute_bangs(&hs.other, &dst);
-    let req = UacRequest {
-        method: &method,
-        ruri: &dst,
-        from: &from,
-        to: &to,
-        next_hop: None,
-        headers: &extra,
-        body: body.as_bytes(),
-        call_id: hs.call_id.as_deref(),
-        cseq: None,
+    Ok(Ok(UacFrom {
+        method,
+        to: format!("<{dst}>"),
+        dst,
+        from,
+        headers: hs.other,
+        body,
+        call_id: hs.call_id,
+    }))
+}
+
+fn t_uac_from(p: &mut Params<'_>, ctx: &CmdCtx<'_>) -> R {
+    let default_from = || {
+        driver::env()
+            .map(|e| e.params.uac_from.clone())
+            .unwrap_or_default()
     };
-    Ok(run_uac(ctx, &req, REPORT_STATUS))
+    let u = match read_t_uac_from(p, default_from)? {
+        Ok(u) => u,
+        Err(refused) => return Ok(refused.into()),
+    };
+    let extra = substitute_bangs(&u.headers, &u.dst);
+    Ok(run_uac(ctx, &u.request(&extra), REPORT_STATUS))
 }
 
 /// SER 0.9: `method`, R-URI, next hop (`.` = the R-URI), headers (at
@@ -389,6 +431,36 @@ mod tests {
         assert!(hs.content_type && !hs.content_length);
         assert_eq!(hs.other, "Content-Type: text/plain\r\nX: !!\r\n");
         assert!(classify(&["no colon".to_string()]).is_err());
+    }
+
+    fn read_from(text: &str) -> Result<UacFrom, Reply> {
+        let mut lines = crate::ctl::request::TextLines::new(text);
+        let mut p = Params::new(&mut lines, crate::ctl::Dialect::Fifo);
+        read_t_uac_from(&mut p, || "<sip:default@ser>".into()).unwrap()
+    }
+
+    #[test]
+    fn t_uac_from_sends_the_body_it_was_given() {
+        let u = read_from(
+            "MESSAGE\nsip:alice@example.test\nsip:bob@127.0.0.1:5070\nContent-Type: text/plain\n\nhello\nworld\n.\n",
+        )
+        .unwrap();
+        let req = u.request(&u.headers);
+        assert_eq!(req.method, "MESSAGE");
+        assert_eq!(req.ruri, "sip:bob@127.0.0.1:5070");
+        assert_eq!(req.from, "<sip:alice@example.test>");
+        assert_eq!(req.to, "<sip:bob@127.0.0.1:5070>");
+        assert_eq!(req.headers, "Content-Type: text/plain\r\n");
+        assert_eq!(req.body, b"hello\r\nworld\r\n");
+    }
+
+    #[test]
+    fn t_uac_from_without_sender_or_body_uses_the_defaults() {
+        let u = read_from("OPTIONS\n.\nsip:bob@127.0.0.1\n\n.\n").unwrap();
+        let req = u.request(&u.headers);
+        assert_eq!(req.from, "<sip:default@ser>");
+        assert_eq!(req.body, b"");
+        assert!(read_from("OPTIONS\n.\nsip:bob@127.0.0.1\nno colon here\n\n.\n").is_err());
     }
 
     #[test]
