@@ -20,3 +20,6 @@ pub mod sip;
 pub mod timer;
 pub mod tm;
 pub mod util;
+
+#[cfg(test)]
+mod layering_tests;

@@ -74,7 +74,7 @@ fn uptime(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
 fn version(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
     Ok(Reply::ok(vec![format!(
         "Server: {}\r",
-        crate::route::runtime::server_name()
+        crate::util::version::server_name()
     )])
     .into())
 }
@@ -114,7 +114,7 @@ fn kill(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
 }
 
 fn meminfo(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
-    let Some(region) = crate::tm::store::region() else {
+    let Some(region) = shm::try_global() else {
         return Ok(Reply::new(500, "meminfo: shared memory not set up").into());
     };
     let st = region.stats();

@@ -19,6 +19,12 @@ pub const SUPPORTED: &[&str] = &[
     "unixsock",
 ];
 
+/// What `loadmodule` can find, handed to `route::load`.
+pub const CATALOG: crate::route::ModuleCatalog = crate::route::ModuleCatalog {
+    create,
+    names: SUPPORTED,
+};
+
 pub fn create(name: &str) -> Option<Box<dyn Module>> {
     match name {
         "sl" => Some(Box::new(sl::Sl)),

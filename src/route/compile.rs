@@ -10,7 +10,6 @@ use std::net::{IpAddr, ToSocketAddrs};
 use crate::cfg::ast::{
     CmpOp, Expr, Item, Literal, Operand, Pos, Rhs, RouteBlock, RouteKind, RouteName, Script, Stmt,
 };
-use crate::modules;
 use crate::route::core_fns;
 use crate::route::export::{compile_regex, FixupEnv, FixupError, Module, ParamError, RouteMask};
 use crate::route::expr::{Cond, IpOperand, NumOperand, StrOperand};
@@ -89,8 +88,20 @@ fn kind_name(k: RouteKind) -> &'static str {
     }
 }
 
+/// The modules `loadmodule` can find. The route layer knows modules only
+/// through the `Module` trait; the catalog of real ones is handed in from
+/// above (`modules::CATALOG`), which keeps this layer below them.
+#[derive(Debug, Clone, Copy)]
+pub struct ModuleCatalog {
+    /// A fresh instance of the module `name` (`"tm"` for `tm.so`).
+    pub create: fn(&str) -> Option<Box<dyn Module>>,
+    /// Every name `create` knows, for the refusal message.
+    pub names: &'static [&'static str],
+}
+
 struct Loader<'a> {
     file: &'a str,
+    catalog: ModuleCatalog,
     core: CoreCfg,
     modules: Vec<Box<dyn Module>>,
     names: HashMap<(RouteKind, RouteName), usize>,
@@ -98,9 +109,15 @@ struct Loader<'a> {
 
 /// Load a parsed script. `core` arrives with the command-line settings
 /// already applied; config values override them, as in SER.
-pub fn load(script: &Script, file: &str, core: CoreCfg) -> Result<Loaded, LoadError> {
+pub fn load(
+    script: &Script,
+    file: &str,
+    core: CoreCfg,
+    catalog: ModuleCatalog,
+) -> Result<Loaded, LoadError> {
     let mut l = Loader {
         file,
+        catalog,
         core,
         modules: Vec::new(),
         names: HashMap::new(),
@@ -167,7 +184,7 @@ impl<'a> Loader<'a> {
         if self.modules.iter().any(|m| m.name() == name) {
             return Ok(());
         }
-        match modules::create(name) {
+        match (self.catalog.create)(name) {
             Some(m) => {
                 self.modules.push(m);
                 Ok(())
@@ -176,7 +193,7 @@ impl<'a> Loader<'a> {
                 pos,
                 LoadErrorKind::UnknownModule {
                     name: name.to_string(),
-                    supported: modules::SUPPORTED.join(", "),
+                    supported: self.catalog.names.join(", "),
                 },
             )),
         }

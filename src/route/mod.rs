@@ -17,6 +17,6 @@ pub mod interp;
 pub mod runtime;
 pub mod uri_ops;
 
-pub use compile::{load, LoadError, LoadErrorKind};
+pub use compile::{load, LoadError, LoadErrorKind, ModuleCatalog};
 pub use ctx::{Branch, MsgCtx, ScriptError};
 pub use runtime::{Loaded, Routes, Runtime};

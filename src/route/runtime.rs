@@ -57,15 +57,7 @@ pub struct Runtime {
     pub server_hdr: Vec<u8>,
 }
 
-/// `Sip EXpress router (<version> (<arch>/<os>))`, as SER identifies itself.
-pub fn server_name() -> String {
-    format!(
-        "Sip EXpress router ({} ({}/{}))",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH,
-        std::env::consts::OS
-    )
-}
+pub use crate::util::version::server_name;
 
 impl Runtime {
     pub fn new(loaded: Loaded, sockets: SocketTable) -> Runtime {

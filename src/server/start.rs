@@ -121,7 +121,7 @@ pub enum StartError {
 pub fn load_config(opts: &CliOpts) -> Result<Loaded, StartError> {
     let script = crate::cfg::parse_file(&opts.cfg_file)?;
     let file = opts.cfg_file.display().to_string();
-    Ok(route::load(&script, &file, core_from_cli(opts)?)?)
+    Ok(route::load(&script, &file, core_from_cli(opts)?, crate::modules::CATALOG)?)
 }
 
 fn spec_text(s: &SocketSpec) -> String {
@@ -200,12 +200,7 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
             return EXIT_BAD_CONFIG;
         }
     };
-    log::info!(
-        "ser {} ({}/{}) starting",
-        env!("CARGO_PKG_VERSION"),
-        std::env::consts::ARCH,
-        std::env::consts::OS
-    );
+    log::info!("ser {} starting", crate::util::version::version_tag());
     for name in &core.ignored {
         log::info!("global parameter {name} has no effect in this build");
     }

@@ -57,7 +57,7 @@ fn check(name: &str) -> usize {
                 continue;
             }
         };
-        if let Err(e) = crate::route::load(&parsed, name, CoreCfg::default()) {
+        if let Err(e) = crate::route::load(&parsed, name, CoreCfg::default(), crate::modules::CATALOG) {
             failures.push(format!("{label}: {e}"));
         }
     }

@@ -30,7 +30,7 @@ fn header<'a>(raw: &'a str, name: &str) -> &'a str {
 fn uac_sends_retransmits_and_reports_the_final() {
     let region: &'static shm::Region = Box::leak(Box::new(shm::Region::new(8 << 20).unwrap()));
     let script = crate::cfg::parse_str("loadmodule \"tm.so\"\nroute {}\n", "t.cfg").unwrap();
-    let loaded = crate::route::load(&script, "t.cfg", CoreCfg::default()).unwrap();
+    let loaded = crate::route::load(&script, "t.cfg", CoreCfg::default(), crate::modules::CATALOG).unwrap();
     let udp = crate::net::open_udp("127.0.0.1:0".parse().unwrap(), 0, false).unwrap();
     let addr = udp.local_addr().unwrap();
     udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

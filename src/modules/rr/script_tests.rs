@@ -25,7 +25,7 @@ route {
 
 fn runtime(script: &str) -> Result<Runtime, crate::route::LoadError> {
     let ast = crate::cfg::parse_str(script, "rr.cfg").unwrap();
-    let loaded = crate::route::load(&ast, "rr.cfg", CoreCfg::default())?;
+    let loaded = crate::route::load(&ast, "rr.cfg", CoreCfg::default(), crate::modules::CATALOG)?;
     let udp = crate::net::open_udp("127.0.0.1:0".parse().unwrap(), 0, false).unwrap();
     let listen = ListenAddr {
         proto: Proto::Udp,
