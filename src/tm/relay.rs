@@ -230,7 +230,9 @@ pub fn relay(ctx: &mut MsgCtx<'_>, dest: Dest, replicate: bool) -> i32 {
         return ctx.fail(ScriptError::Server);
     };
     if ctx.tm.in_failure {
-        return if forward_dset(ctx) > 0 { 1 } else { -1 };
+        // New branches come from the destination set only; a fixed next
+        // hop (`t_relay_to_udp(host, port)`) still decides where they go.
+        return if forward_all(ctx, dest, false) > 0 { 1 } else { -1 };
     }
     let method = ctx.msg.method();
     if method == Method::Cancel && ctx.tm.cell == 0 {
