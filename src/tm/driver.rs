@@ -124,7 +124,6 @@ pub fn execute(
     def: &mut Deferred,
 ) {
     let region = env.region;
-    let before = st.tx.phase;
     for a in acts.drain() {
         match a {
             Action::RetransmitRequest(b) => {
@@ -223,7 +222,7 @@ pub fn execute(
             Action::Terminate => def.terminate = true,
         }
     }
-    note_phase_change(before, st.tx.phase);
+    sync_wait_gauge(st);
 }
 
 /// Our own UAC's INVITE got a 2xx: the ACK is ours to send (a proxy
@@ -249,13 +248,20 @@ fn ack_local_2xx(env: &Env, cell: &Cell, st: &CellState, reply: &Msg, code: u16)
     }
 }
 
-/// Keep the `waiting` gauge in step with the machine's phase.
-fn note_phase_change(before: u8, after: u8) {
+/// Keep the `waiting` gauge in step with the machine. The machine has
+/// already moved when its actions are carried out, so the phase before
+/// the event is unknown here; the cell instead remembers whether it is
+/// counted, and each execution settles the difference.
+fn sync_wait_gauge(st: &mut CellState) {
+    let waiting = st.tx.phase == Phase::Wait as u8;
+    if waiting == (st.wait_counted != 0) {
+        return;
+    }
+    st.wait_counted = u16::from(waiting);
     let Some(s) = store::stats() else { return };
-    let wait = Phase::Wait as u8;
-    if before != wait && after == wait {
+    if waiting {
         s.waiting.fetch_add(1, Ordering::Relaxed);
-    } else if before == wait && after != wait {
+    } else {
         s.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
