@@ -124,6 +124,9 @@ pub fn execute(
     def: &mut Deferred,
 ) {
     let region = env.region;
+    // The machine has already moved; counting first means that whoever
+    // sees a reply this sends also sees the figures that go with it.
+    sync_wait_gauge(st);
     for a in acts.drain() {
         match a {
             Action::RetransmitRequest(b) => {
@@ -222,7 +225,6 @@ pub fn execute(
             Action::Terminate => def.terminate = true,
         }
     }
-    sync_wait_gauge(st);
 }
 
 /// Our own UAC's INVITE got a 2xx: the ACK is ours to send (a proxy
