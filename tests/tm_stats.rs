@@ -5,7 +5,7 @@
 mod common;
 
 use common::ctlkit::{self, fifo_of, serctl, text};
-use common::sip::reply_to;
+use common::sip::{header_value, reply_to};
 use common::tmkit::*;
 use common::*;
 use std::time::{Duration, Instant};
@@ -63,4 +63,120 @@ fn transaction_in_wait_phase_is_counted_as_waiting() {
 
     let s = stats_until(&ser, Duration::from_secs(15), |s| s.current == 0);
     assert_eq!((s.current, s.waiting), (0, 0), "after wt_timer: {s:?}");
+}
+
+/// Most calls a test may make before shm must be full (`-m 3` leaves
+/// about 1 MB beside the transaction table; each held call keeps two
+/// copies of a 16 KB INVITE).
+const MAX_HELD: usize = 150;
+
+/// A server with 3 MB of shm is filled with INVITEs whose callee answers
+/// only 100: the next call is refused `503` with `Retry-After` (the
+/// overload answer, not `500`). Once the held calls end (486, ACKed), shm
+/// use is back where it was before the first call.
+#[test]
+fn shm_full_gives_503_with_retry_after_and_the_memory_comes_back() {
+    let _g = serial();
+    let (caller, callee) = (UdpPeer::bind(), UdpPeer::bind());
+    let port = free_udp_port();
+    let routes = format!(
+        "route {{\n    if (!t_relay_to_udp(\"127.0.0.1\", \"{}\")) {{\n        sl_reply_error();\n    }}\n}}\n",
+        callee.port()
+    );
+    let ser = Ser::start_with_args(&tm_cfg(port, 2, "", &routes), &["-m", "3"]);
+    let idle = tm_stats(&ser).shm_used;
+    let body = vec![b'x'; 16 * 1024];
+    let mut sent: Vec<Request> = Vec::new();
+    let mut held: Vec<Heard> = Vec::new();
+    let mut refused = None;
+    for _ in 0..MAX_HELD {
+        let inv = Request::new(
+            "INVITE",
+            &format!("sip:bob@127.0.0.1:{port}"),
+            caller.port(),
+        )
+        .header("Content-Type", "text/plain")
+        .body(&body);
+        caller.send_to_port(&inv.build(), port);
+        sent.push(inv);
+        let heard = pump(&[&caller, &callee], Duration::from_secs(3), |h| {
+            if h.who == 1 && method_of(&h.msg).as_deref() == Some("INVITE") {
+                callee.send(&reply_to(&h.msg, 100, "Trying", None), h.from);
+                return true;
+            }
+            h.who == 0 && status_of(&h.msg).is_some_and(|c| c >= 200)
+        });
+        let last = heard
+            .last()
+            .cloned()
+            .unwrap_or_else(|| panic!("call {} got nowhere:\n{}", sent.len(), ser.log()));
+        if last.who == 1 {
+            held.push(last);
+        } else if status_of(&last.msg).is_some_and(|c| c >= 200) {
+            refused = Some(last.msg);
+            break;
+        }
+    }
+    let refused = refused.unwrap_or_else(|| {
+        panic!(
+            "{} calls held and none refused:\n{}",
+            held.len(),
+            ser.log()
+        )
+    });
+    assert!(!held.is_empty(), "the very first call was refused");
+    // The first refusal usually comes from tm (the INVITE fitted, its
+    // branch did not); the next call finds no room for a transaction at
+    // all and the script's sl_reply_error() answers. Both are overload.
+    let inv = Request::new(
+        "INVITE",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        caller.port(),
+    )
+    .header("Content-Type", "text/plain")
+    .body(&body);
+    caller.send_to_port(&inv.build(), port);
+    sent.push(inv);
+    let (again, _) = caller
+        .recv_final(Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("no answer to a call on a full server:\n{}", ser.log()));
+    for r in [&refused, &again] {
+        let text = String::from_utf8_lossy(r);
+        assert_eq!(status_of(r), Some(503), "shm full: {text}\n{}", ser.log());
+        assert!(
+            header_value(r, "Retry-After").is_some(),
+            "503 without Retry-After: {text}"
+        );
+    }
+
+    // End every call: the callee answers 486, the caller ACKs each final
+    // (the refused call's too, in case tm answered it statefully).
+    for h in &held {
+        callee.send(&reply_to(&h.msg, 486, "Busy Here", Some("b")), h.from);
+    }
+    let ack = |reply: &[u8]| {
+        let call_id = header_value(reply, "Call-ID").unwrap_or_default();
+        if let Some(inv) = sent.iter().find(|r| r.call_id == call_id) {
+            caller.send_to_port(&ack_for(inv, reply).build(), port);
+        }
+    };
+    ack(&refused);
+    ack(&again);
+    let mut finals = 0;
+    let _ = pump(&[&caller, &callee], Duration::from_secs(5), |h| {
+        if h.who == 0 && status_of(&h.msg).is_some_and(|c| c >= 300) {
+            ack(&h.msg);
+            finals += 1;
+        }
+        finals >= held.len()
+    });
+    assert_eq!(finals, held.len(), "finals for held calls:\n{}", ser.log());
+    let s = stats_until(&ser, Duration::from_secs(20), |s| {
+        s.current == 0 && s.shm_used == idle
+    });
+    assert_eq!(
+        (s.current, s.shm_used),
+        (0, idle),
+        "transactions or shm left after the calls ended: {s:?}"
+    );
 }

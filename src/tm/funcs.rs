@@ -265,7 +265,8 @@ impl Module for Tm {
                     return -1;
                 };
                 let st = c.cell().lock();
-                if driver::send_peer(env, &c.cell().src, env.region.slice(st.uas_reply)) {
+                let again = driver::final_reply_again(env, c.cell(), &st);
+                if driver::send_peer(env, &c.cell().src, &again) {
                     1
                 } else {
                     -1
