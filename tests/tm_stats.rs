@@ -180,3 +180,124 @@ fn shm_full_gives_503_with_retry_after_and_the_memory_comes_back() {
         "transactions or shm left after the calls ended: {s:?}"
     );
 }
+
+/// Sends INVITEs with `body_len`-byte bodies until one is refused (or
+/// `max` were held); the callee answers 100 to each held one. Returns how
+/// many were held.
+fn hold_until_refused(
+    caller: &UdpPeer,
+    callee: &UdpPeer,
+    port: u16,
+    body_len: usize,
+    max: usize,
+    ser: &Ser,
+) -> usize {
+    let body = vec![b'x'; body_len];
+    for held in 0..max {
+        let inv = Request::new(
+            "INVITE",
+            &format!("sip:bob@127.0.0.1:{port}"),
+            caller.port(),
+        )
+        .header("Content-Type", "text/plain")
+        .body(&body);
+        caller.send_to_port(&inv.build(), port);
+        let heard = pump(&[caller, callee], Duration::from_secs(3), |h| {
+            if h.who == 1 && method_of(&h.msg).as_deref() == Some("INVITE") {
+                callee.send(&reply_to(&h.msg, 100, "Trying", None), h.from);
+                return true;
+            }
+            h.who == 0 && status_of(&h.msg).is_some_and(|c| c >= 200)
+        });
+        match heard.last() {
+            Some(h) if h.who == 1 => {}
+            Some(_) => return held,
+            None => panic!("a {body_len}-byte call got nowhere:\n{}", ser.log()),
+        }
+    }
+    max
+}
+
+/// With shm full to the last few KB, the FR timer of a held call whose
+/// From header is 12 KB fires: neither its CANCEL nor its 408 (both echo
+/// that header) fit in shm. Both must still be retransmitted — the 408
+/// until the caller ACKs, the CANCEL until the callee answers it — not
+/// sent once (and the 408 not replaced by the 100 kept before it).
+#[test]
+fn local_cancel_and_408_are_retransmitted_when_shm_cannot_keep_them() {
+    let _g = serial();
+    let (caller, callee) = (UdpPeer::bind(), UdpPeer::bind());
+    let port = free_udp_port();
+    let routes = format!(
+        "route {{\n    if (!t_relay_to_udp(\"127.0.0.1\", \"{}\")) {{\n        sl_reply_error();\n    }}\n}}\n",
+        callee.port()
+    );
+    let params = "modparam(\"tm\", \"fr_inv_timer\", 6)\nmodparam(\"tm\", \"noisy_ctimer\", 1)\n";
+    let ser = Ser::start_with_args(&tm_cfg(port, 2, params, &routes), &["-m", "3"]);
+
+    let mut big = Request::new(
+        "INVITE",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        caller.port(),
+    );
+    big.from = format!("\"{}\" {}", "n".repeat(12 * 1024), big.from);
+    caller.send_to_port(&big.build(), port);
+    let (fwd, from) = callee
+        .recv_matching(Duration::from_secs(3), |m| {
+            method_of(m).as_deref() == Some("INVITE")
+        })
+        .unwrap_or_else(|| panic!("big INVITE not relayed:\n{}", ser.log()));
+    callee.send(&reply_to(&fwd, 100, "Trying", None), from);
+    let t_big = Instant::now();
+
+    // Fill what is left, in ever smaller pieces, so that well under 12 KB
+    // stays free.
+    for len in [16384, 8192, 4096, 2048, 1024, 512, 0] {
+        hold_until_refused(&caller, &callee, port, len, 200, &ser);
+    }
+    assert!(
+        t_big.elapsed() < Duration::from_secs(5),
+        "filling took too long for the FR timer: {:?}",
+        t_big.elapsed()
+    );
+
+    // The big call's FR timer fires about 6 s after its 100.
+    let big_call = |m: &[u8]| header_value(m, "Call-ID").as_deref() == Some(big.call_id.as_str());
+    let mut finals = Vec::new();
+    let mut cancels = Vec::new();
+    let _ = pump(&[&caller, &callee], Duration::from_secs(12), |h| {
+        if !big_call(&h.msg) {
+            return false;
+        }
+        if h.who == 0 && status_of(&h.msg).is_some() {
+            finals.push((h.at, status_of(&h.msg)));
+        }
+        if h.who == 1 && method_of(&h.msg).as_deref() == Some("CANCEL") {
+            cancels.push(h.at);
+        }
+        finals.iter().filter(|f| f.1 == Some(408)).count() >= 3 && cancels.len() >= 3
+    });
+    let text = format!(
+        "finals to the caller: {:?}\nCANCELs to the callee: {}\nser log:\n{}",
+        finals.iter().map(|f| f.1).collect::<Vec<_>>(),
+        cancels.len(),
+        ser.log()
+    );
+    assert!(
+        ser.log().contains("out of shared memory storing a CANCEL"),
+        "the CANCEL fitted in shm after all: the test proves nothing\n{text}"
+    );
+    let first_408 = finals
+        .iter()
+        .position(|f| f.1 == Some(408))
+        .unwrap_or_else(|| panic!("no 408:\n{text}"));
+    assert!(
+        finals[first_408..].iter().all(|f| f.1 == Some(408)),
+        "after the 408 the caller got something else:\n{text}"
+    );
+    assert!(
+        finals.len() - first_408 >= 3,
+        "408 not retransmitted:\n{text}"
+    );
+    assert!(cancels.len() >= 3, "CANCEL not retransmitted:\n{text}");
+}
