@@ -85,8 +85,14 @@ const ALLOWED: &[(&str, u8)] = &[
     ("t_lookup_request()", REQ),
     ("t_retransmit_reply()", REQ),
     ("t_release()", REQ),
-    ("t_write_req(\"/tmp/ser-test-none.fifo\", \"app\")", REQ | FAIL),
-    ("t_write_unix(\"/tmp/ser-test-none.sock\", \"app\")", REQ | FAIL),
+    (
+        "t_write_req(\"/tmp/ser-test-none.fifo\", \"app\")",
+        REQ | FAIL,
+    ),
+    (
+        "t_write_unix(\"/tmp/ser-test-none.sock\", \"app\")",
+        REQ | FAIL,
+    ),
 ];
 
 /// A config whose block `target` holds `calls` (one per line, the first on
@@ -126,7 +132,10 @@ fn ser_c_accepts_each_tm_function_where_ser_allows_it() {
         let name = format!("allowed_{bit}.cfg");
         let f = check_config(&dir.write(&name, cfg.as_bytes()));
         if f.code() != Some(0) {
-            problems.push(format!("{block}: refused ({:?}):\n{}\n{cfg}", f.status, f.stderr));
+            problems.push(format!(
+                "{block}: refused ({:?}):\n{}\n{cfg}",
+                f.status, f.stderr
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -146,7 +155,10 @@ fn ser_c_refuses_each_tm_function_where_ser_does_not_allow_it_naming_the_line() 
             let fname = call.split('(').next().unwrap_or_default();
             let want = format!("{name}:{line}:");
             if f.code() == Some(0) || f.status.is_none() {
-                problems.push(format!("{call} in {block} (bit {bit}): accepted ({:?})", f.status));
+                problems.push(format!(
+                    "{call} in {block} (bit {bit}): accepted ({:?})",
+                    f.status
+                ));
             } else if !f.stderr.contains(&want) || !f.stderr.contains(fname) {
                 problems.push(format!(
                     "{call} in {block}: stderr lacks '{want}' or '{fname}':\n{}",

@@ -117,13 +117,8 @@ fn shm_full_gives_503_with_retry_after_and_the_memory_comes_back() {
             break;
         }
     }
-    let refused = refused.unwrap_or_else(|| {
-        panic!(
-            "{} calls held and none refused:\n{}",
-            held.len(),
-            ser.log()
-        )
-    });
+    let refused = refused
+        .unwrap_or_else(|| panic!("{} calls held and none refused:\n{}", held.len(), ser.log()));
     assert!(!held.is_empty(), "the very first call was refused");
     // The first refusal usually comes from tm (the INVITE fitted, its
     // branch did not); the next call finds no room for a transaction at

@@ -23,7 +23,9 @@ pub fn complain(what: &'static str) {
             if held == 0 {
                 log::error!("tm: out of shared memory {what}");
             } else {
-                log::error!("tm: out of shared memory {what} ({held} more shm complaints held back)");
+                log::error!(
+                    "tm: out of shared memory {what} ({held} more shm complaints held back)"
+                );
             }
         } else {
             l.1 += 1;

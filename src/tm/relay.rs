@@ -240,7 +240,11 @@ pub fn relay(ctx: &mut MsgCtx<'_>, dest: Dest, replicate: bool) -> i32 {
     if ctx.tm.in_failure {
         // New branches come from the destination set only; a fixed next
         // hop (`t_relay_to_udp(host, port)`) still decides where they go.
-        return if forward_all(ctx, dest, false) > 0 { 1 } else { -1 };
+        return if forward_all(ctx, dest, false) > 0 {
+            1
+        } else {
+            -1
+        };
     }
     let method = ctx.msg.method();
     if method == Method::Cancel && ctx.tm.cell == 0 {
