@@ -213,23 +213,28 @@ fn hold_until_refused(
     max
 }
 
-/// With shm full to the last few KB, the FR timer of a held call whose
-/// From header is 12 KB fires: neither its CANCEL nor its 408 (both echo
-/// that header) fit in shm. Both must still be retransmitted — the 408
-/// until the caller ACKs, the CANCEL until the callee answers it — not
-/// sent once (and the 408 not replaced by the 100 kept before it).
-#[test]
-fn local_cancel_and_408_are_retransmitted_when_shm_cannot_keep_them() {
-    let _g = serial();
+/// A server with 3 MB of shm holding `big`, an INVITE whose From header
+/// is 12 KB (the callee answered 100), then filled with held calls in ever
+/// smaller pieces until even a body-less INVITE is refused: well under
+/// 12 KB stay free, so nothing that echoes `big`'s From fits any more.
+struct FullServer {
+    ser: Ser,
+    caller: UdpPeer,
+    callee: UdpPeer,
+    port: u16,
+    big: Request,
+    /// When the callee answered `big` with 100.
+    held_at: Instant,
+}
+
+fn big_call_on_full_server(modparams: &str) -> FullServer {
     let (caller, callee) = (UdpPeer::bind(), UdpPeer::bind());
     let port = free_udp_port();
     let routes = format!(
         "route {{\n    if (!t_relay_to_udp(\"127.0.0.1\", \"{}\")) {{\n        sl_reply_error();\n    }}\n}}\n",
         callee.port()
     );
-    let params = "modparam(\"tm\", \"fr_inv_timer\", 6)\nmodparam(\"tm\", \"noisy_ctimer\", 1)\n";
-    let ser = Ser::start_with_args(&tm_cfg(port, 2, params, &routes), &["-m", "3"]);
-
+    let ser = Ser::start_with_args(&tm_cfg(port, 2, modparams, &routes), &["-m", "3"]);
     let mut big = Request::new(
         "INVITE",
         &format!("sip:bob@127.0.0.1:{port}"),
@@ -243,24 +248,42 @@ fn local_cancel_and_408_are_retransmitted_when_shm_cannot_keep_them() {
         })
         .unwrap_or_else(|| panic!("big INVITE not relayed:\n{}", ser.log()));
     callee.send(&reply_to(&fwd, 100, "Trying", None), from);
-    let t_big = Instant::now();
-
-    // Fill what is left, in ever smaller pieces, so that well under 12 KB
-    // stays free.
+    let held_at = Instant::now();
     for len in [16384, 8192, 4096, 2048, 1024, 512, 0] {
         hold_until_refused(&caller, &callee, port, len, 200, &ser);
     }
+    FullServer {
+        ser,
+        caller,
+        callee,
+        port,
+        big,
+        held_at,
+    }
+}
+
+/// With shm full to the last few KB, the FR timer of a held call whose
+/// From header is 12 KB fires: neither its CANCEL nor its 408 (both echo
+/// that header) fit in shm. Both must still be retransmitted — the 408
+/// until the caller ACKs, the CANCEL until the callee answers it — not
+/// sent once (and the 408 not replaced by the 100 kept before it).
+#[test]
+fn local_cancel_and_408_are_retransmitted_when_shm_cannot_keep_them() {
+    let _g = serial();
+    let params = "modparam(\"tm\", \"fr_inv_timer\", 6)\nmodparam(\"tm\", \"noisy_ctimer\", 1)\n";
+    let full = big_call_on_full_server(params);
+    let (ser, caller, callee, big) = (&full.ser, &full.caller, &full.callee, &full.big);
     assert!(
-        t_big.elapsed() < Duration::from_secs(5),
+        full.held_at.elapsed() < Duration::from_secs(5),
         "filling took too long for the FR timer: {:?}",
-        t_big.elapsed()
+        full.held_at.elapsed()
     );
 
     // The big call's FR timer fires about 6 s after its 100.
     let big_call = |m: &[u8]| header_value(m, "Call-ID").as_deref() == Some(big.call_id.as_str());
     let mut finals = Vec::new();
     let mut cancels = Vec::new();
-    let _ = pump(&[&caller, &callee], Duration::from_secs(12), |h| {
+    let _ = pump(&[caller, callee], Duration::from_secs(12), |h| {
         if !big_call(&h.msg) {
             return false;
         }
@@ -295,4 +318,36 @@ fn local_cancel_and_408_are_retransmitted_when_shm_cannot_keep_them() {
         "408 not retransmitted:\n{text}"
     );
     assert!(cancels.len() >= 3, "CANCEL not retransmitted:\n{text}");
+}
+
+/// With shm full, the caller CANCELs the held call whose From is 12 KB:
+/// the CANCEL cannot get a transaction of its own, yet it must still end
+/// the call (ending calls is what frees shm): 200 to the caller, CANCEL
+/// to the callee — not 503.
+#[test]
+fn cancel_still_ends_a_call_when_shm_has_no_room_for_its_transaction() {
+    let _g = serial();
+    let full = big_call_on_full_server("");
+    let (ser, caller, callee) = (&full.ser, &full.caller, &full.callee);
+    caller.drain();
+    callee.drain();
+    caller.send_to_port(&cancel_for(&full.big).build(), full.port);
+    let big_call =
+        |m: &[u8]| header_value(m, "Call-ID").as_deref() == Some(full.big.call_id.as_str());
+    let mut cancel_answer = None;
+    let mut cancelled = false;
+    let _ = pump(&[caller, callee], Duration::from_secs(5), |h| {
+        if big_call(&h.msg) {
+            if h.who == 0 && is_reply_for(&h.msg, "CANCEL") {
+                cancel_answer = status_of(&h.msg);
+            }
+            if h.who == 1 && method_of(&h.msg).as_deref() == Some("CANCEL") {
+                cancelled = true;
+            }
+        }
+        cancel_answer.is_some() && cancelled
+    });
+    let text = ser.log();
+    assert_eq!(cancel_answer, Some(200), "answer to the CANCEL:\n{text}");
+    assert!(cancelled, "the callee got no CANCEL:\n{text}");
 }

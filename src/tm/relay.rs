@@ -292,12 +292,17 @@ fn cancel(ctx: &mut MsgCtx<'_>, env: &'static Env, dest: Dest) -> Option<i32> {
         // Unknown CANCEL: relayed statelessly (ser-compat-spec §2.2.4).
         Found::None => return Some(stateless(ctx, dest)),
     };
-    match newtran(ctx) {
+    // With shm full the CANCEL gets no transaction of its own, yet it
+    // still ends the call: ending calls is what gives the memory back.
+    // Its 200 then goes out statelessly; a retransmitted CANCEL comes
+    // through here again and gets another.
+    let stateful = match newtran(ctx) {
         Ok(NewTran::Retransmission) => return Some(1),
-        Ok(NewTran::Created) | Ok(NewTran::Exists) => {}
+        Ok(NewTran::Created) | Ok(NewTran::Exists) => true,
         Ok(_) => return Some(1),
+        Err(ScriptError::OutOfMemory) => false,
         Err(e) => return Some(ctx.fail(e)),
-    }
+    };
     let mut def = Deferred::default();
     let n = {
         let mut st = inv.cell().lock();
@@ -313,7 +318,16 @@ fn cancel(ctx: &mut MsgCtx<'_>, env: &'static Env, dest: Dest) -> Option<i32> {
     } else {
         b"ok -- no more pending branches"
     };
-    reply_local(ctx, 200, reason);
+    if stateful {
+        reply_local(ctx, 200, reason);
+    } else {
+        match build_local_reply(env, ctx.msg, ctx.src, 200, reason, b"") {
+            Ok(bytes) => {
+                driver::send_peer(env, &Peer::new(ctx.src, rcv_index(ctx)), &bytes);
+            }
+            Err(e) => log::error!("tm: cannot build the 200 for a CANCEL: {e}"),
+        }
+    }
     Some(1)
 }
 
