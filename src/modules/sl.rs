@@ -195,7 +195,7 @@ impl Module for Sl {
                 let err = ctx.last_error;
                 let (code, _) = err.reply();
                 let reason = err.reason_with_tag("SL");
-                reply_from_script(ctx, code, reason.as_bytes(), b"")
+                reply_from_script(ctx, code, reason.as_bytes(), err.reply_headers())
             })),
         }
     }

@@ -43,9 +43,17 @@ pub enum ScriptError {
     Branches,
     /// −11: external logic (exec) failed.
     Exec,
+    /// −2: shared memory is full. Answered as overload (503 with
+    /// `Retry-After`): the caller may try again once calls have ended.
+    OutOfMemory,
     /// −1 and anything else.
     Server,
 }
+
+/// The `Retry-After` of every overload answer (admission control and a
+/// full shared memory), ready to send: the refusal path must stay cheap
+/// when it runs most. Seconds: long enough for a burst to pass.
+pub const RETRY_AFTER: &[u8] = b"Retry-After: 5\r\n";
 
 impl ScriptError {
     /// SER's internal code (negative), as returned by the failing action.
@@ -60,6 +68,7 @@ impl ScriptError {
             ScriptError::BadTo => -13,
             ScriptError::Branches => -12,
             ScriptError::Exec => -11,
+            ScriptError::OutOfMemory => -2,
             ScriptError::Server => -1,
         }
     }
@@ -76,9 +85,18 @@ impl ScriptError {
             ScriptError::BadTo => (400, "Bad To"),
             ScriptError::Branches => (500, "Forking capacity exceeded"),
             ScriptError::Exec => (500, "Error in external logic"),
+            ScriptError::OutOfMemory => (503, "Service Unavailable"),
             ScriptError::None | ScriptError::Server => {
                 (500, "I'm terribly sorry, server error occurred")
             }
+        }
+    }
+
+    /// Header lines the error reply carries besides the usual ones.
+    pub fn reply_headers(self) -> &'static [u8] {
+        match self {
+            ScriptError::OutOfMemory => RETRY_AFTER,
+            _ => b"",
         }
     }
 

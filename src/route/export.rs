@@ -26,6 +26,7 @@ impl RouteMask {
     /// Request-processing blocks: the usual scope of a module function.
     pub const REQ_FAIL: RouteMask = RouteMask(1 | 2);
     pub const REQ_FAIL_BRANCH: RouteMask = RouteMask(1 | 2 | 8);
+    pub const REQ_FAIL_ONREPLY: RouteMask = RouteMask(1 | 2 | 4);
 
     pub const fn or(self, other: RouteMask) -> RouteMask {
         RouteMask(self.0 | other.0)

@@ -23,9 +23,8 @@ use std::time::Duration;
 pub const ENTER_QUEUED: Duration = Duration::from_millis(80);
 /// Queueing delay under which they are admitted again.
 pub const LEAVE_QUEUED: Duration = Duration::from_millis(20);
-/// The 503's `Retry-After` (seconds: long enough for a burst to pass),
-/// ready to send: the refusal path must stay cheap when it runs most.
-pub const RETRY_AFTER: &[u8] = b"Retry-After: 5\r\n";
+/// The 503's `Retry-After`, shared with the other overload answers.
+pub use crate::route::ctx::RETRY_AFTER;
 
 /// One worker's view of its own backlog.
 #[derive(Debug, Default)]

@@ -102,7 +102,9 @@ shm::shm_struct! {
         pub on_failure: u16,
         pub on_reply: u16,
         pub on_branch: u16,
-        pub _pad: u16,
+        /// 1 while this cell is counted in the `waiting` gauge (see
+        /// `driver::sync_wait_gauge`).
+        pub wait_counted: u16,
         /// Script flags saved with the transaction.
         pub msg_flags: u32,
         /// Local UAC completion report kind (0 = none) and its parameter.

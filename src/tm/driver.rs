@@ -6,6 +6,7 @@
 //! transaction always leave in the order the machine decided them, even
 //! when two processes received them.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 use std::sync::OnceLock;
 
@@ -15,7 +16,7 @@ use crate::cfg::ast::RouteKind;
 use crate::net::send_udp;
 use crate::route::forward::without_top_via;
 use crate::route::interp::run_top;
-use crate::route::ctx::{AvpName, AvpValue};
+use crate::route::ctx::{AvpName, AvpValue, RETRY_AFTER};
 use crate::route::{MsgCtx, Runtime};
 use crate::sip::{build_ack_cancel, HdrKind, HopRequest, Method, Msg};
 use crate::tm::callbacks::{self, CbEvent};
@@ -124,7 +125,9 @@ pub fn execute(
     def: &mut Deferred,
 ) {
     let region = env.region;
-    let before = st.tx.phase;
+    // The machine has already moved; counting first means that whoever
+    // sees a reply this sends also sees the figures that go with it.
+    sync_wait_gauge(st);
     for a in acts.drain() {
         match a {
             Action::RetransmitRequest(b) => {
@@ -132,23 +135,24 @@ pub fn execute(
                 send_peer(env, &br.dst, region.slice(br.request));
             }
             Action::RetransmitCancel(b) => {
-                let br = st.br[usize::from(b)];
-                send_peer(env, &br.dst, region.slice(br.cancel));
+                let i = usize::from(b);
+                let kept = region.slice(st.br[i].cancel);
+                if !kept.is_empty() {
+                    send_peer(env, &st.br[i].dst, kept);
+                } else if let Some(out) = cancel_of(env, st, i) {
+                    // Its copy could not be kept (shm full): build it again.
+                    send_peer(env, &st.br[i].dst, &out);
+                }
             }
             Action::SendCancel(b) => {
                 let i = usize::from(b);
-                let Ok(req) = Msg::parse(region.slice(st.br[i].request).to_vec()) else {
+                let Some(out) = cancel_of(env, st, i) else {
                     continue;
                 };
-                let mut out = Vec::with_capacity(512);
-                if build_ack_cancel(&req, HopRequest::Cancel, None, user_agent(env), &mut out)
-                    .is_ok()
-                {
-                    if replace_bytes(region, &mut st.br[i].cancel, &out).is_err() {
-                        log::error!("tm: out of shared memory storing a CANCEL");
-                    }
-                    send_peer(env, &st.br[i].dst, &out);
+                if replace_bytes(region, &mut st.br[i].cancel, &out).is_err() {
+                    crate::tm::oom::complain("storing a CANCEL");
                 }
+                send_peer(env, &st.br[i].dst, &out);
             }
             Action::SendAck(b) => {
                 let i = usize::from(b);
@@ -166,14 +170,14 @@ pub fn execute(
                 if let Some(r) = reply {
                     if replace_bytes(region, &mut st.br[usize::from(b)].reply, r.upstream).is_err()
                     {
-                        log::error!("tm: out of shared memory storing a reply");
+                        crate::tm::oom::complain("storing a reply");
                     }
                 }
             }
             Action::StoreLocalReply { branch, code } => {
                 let bytes = local_reply_bytes(env, cell, code, reason_of(code));
                 if replace_bytes(region, &mut st.br[usize::from(branch)].reply, &bytes).is_err() {
-                    log::error!("tm: out of shared memory storing a local reply");
+                    crate::tm::oom::complain("storing a local reply");
                 }
             }
             Action::RunOnReply(_) => {}
@@ -201,7 +205,7 @@ pub fn execute(
             }
             Action::RunFailure { picked } => def.failure = Some(picked),
             Action::ResendUasReply => {
-                send_peer(env, &cell.src, region.slice(st.uas_reply));
+                send_peer(env, &cell.src, &final_reply_again(env, cell, st));
             }
             Action::Completed { code } => {
                 if let Some(s) = store::stats() {
@@ -223,7 +227,6 @@ pub fn execute(
             Action::Terminate => def.terminate = true,
         }
     }
-    note_phase_change(before, st.tx.phase);
 }
 
 /// Our own UAC's INVITE got a 2xx: the ACK is ours to send (a proxy
@@ -249,13 +252,20 @@ fn ack_local_2xx(env: &Env, cell: &Cell, st: &CellState, reply: &Msg, code: u16)
     }
 }
 
-/// Keep the `waiting` gauge in step with the machine's phase.
-fn note_phase_change(before: u8, after: u8) {
+/// Keep the `waiting` gauge in step with the machine. The machine has
+/// already moved when its actions are carried out, so the phase before
+/// the event is unknown here; the cell instead remembers whether it is
+/// counted, and each execution settles the difference.
+fn sync_wait_gauge(st: &mut CellState) {
+    let waiting = st.tx.phase == Phase::Wait as u8;
+    if waiting == (st.wait_counted != 0) {
+        return;
+    }
+    st.wait_counted = u16::from(waiting);
     let Some(s) = store::stats() else { return };
-    let wait = Phase::Wait as u8;
-    if before != wait && after == wait {
+    if waiting {
         s.waiting.fetch_add(1, Ordering::Relaxed);
-    } else if before == wait && after != wait {
+    } else {
         s.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -278,18 +288,60 @@ pub(crate) fn reason_of(code: u16) -> &'static [u8] {
 }
 
 /// A reply built here from the cell's request (FR timeouts, 503 → 500).
+/// A 503 made here is the overload answer, so it says when to retry.
 fn local_reply_bytes(env: &Env, cell: &Cell, code: u16, reason: &[u8]) -> Vec<u8> {
     let Ok(req) = Msg::parse(env.region.slice(cell.req).to_vec()) else {
         return Vec::new();
     };
-    build_local_reply(env, &req, cell.src.addr(), code, reason, b"").unwrap_or_default()
+    let extra = if code == 503 { RETRY_AFTER } else { b"" };
+    build_local_reply(env, &req, cell.src.addr(), code, reason, extra).unwrap_or_default()
+}
+
+/// The CANCEL for branch `i`, built from the request that branch sent.
+fn cancel_of(env: &Env, st: &CellState, i: usize) -> Option<Vec<u8>> {
+    let req = Msg::parse(env.region.slice(st.br[i].request).to_vec()).ok()?;
+    let mut out = Vec::with_capacity(512);
+    build_ack_cancel(&req, HopRequest::Cancel, None, user_agent(env), &mut out).ok()?;
+    Some(out)
+}
+
+/// Keep `bytes` as the reply to resend upstream. When shm is too full for
+/// the copy, the older reply is dropped too, so that a retransmission
+/// never repeats a stale provisional in place of the final.
+pub fn keep_uas_reply(region: &Region, st: &mut CellState, bytes: &[u8]) {
+    if replace_bytes(region, &mut st.uas_reply, bytes).is_err() {
+        crate::tm::oom::complain("keeping a reply");
+        region.free_slice(std::mem::take(&mut st.uas_reply));
+    }
+}
+
+/// The reply to send again upstream: the kept copy. When shm was too full
+/// to keep it, the picked branch's stored reply, or — for a negative
+/// final — one built again from the request (same To-tag, so the caller
+/// still matches and ACKs it): a final made here (408, 503) must not go
+/// out only once.
+pub fn final_reply_again(env: &Env, cell: &Cell, st: &CellState) -> Cow<'static, [u8]> {
+    let kept = env.region.slice(st.uas_reply);
+    let code = st.tx.uas_status;
+    if !kept.is_empty() || code < 200 {
+        return Cow::Borrowed(kept);
+    }
+    let picked = usize::from(st.tx.picked);
+    if let (Some(br), Some(b)) = (st.br.get(picked), st.tx.branches.get(picked)) {
+        let stored = env.region.slice(br.reply);
+        if !stored.is_empty() && b.status == code {
+            return Cow::Borrowed(stored);
+        }
+    }
+    if code < 300 {
+        return Cow::Borrowed(&[]);
+    }
+    Cow::Owned(local_reply_bytes(env, cell, code, reason_of(code)))
 }
 
 /// Send a reply upstream and keep it for retransmissions.
 fn relay_up(env: &Env, cell: &Cell, st: &mut CellState, bytes: &[u8]) {
-    if replace_bytes(env.region, &mut st.uas_reply, bytes).is_err() {
-        log::error!("tm: out of shared memory keeping a reply");
-    }
+    keep_uas_reply(env.region, st, bytes);
     send_peer(env, &cell.src, bytes);
 }
 
@@ -424,7 +476,7 @@ fn run_failure(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
     st.msg_flags = new_flags;
     if let Some(bytes) = new_avps {
         if replace_bytes(region, &mut st.avps, &bytes).is_err() {
-            log::error!("tm: out of shared memory keeping the AVPs");
+            crate::tm::oom::complain("keeping the AVPs");
         }
     }
     st.tx

@@ -24,32 +24,39 @@ pub struct Tm {
     appends: TwAppends,
 }
 
+const R: M = M::REQUEST;
 const RF: M = M::REQ_FAIL;
+const RFO: M = M::REQ_FAIL_ONREPLY;
 
+/// Where each function may be called: the route masks of SER's own tm
+/// exports (0.9 and 2.x agree on these). Re-arming `t_on_failure` from an
+/// onreply route is how SER's examples retry after a 183; forwarding and
+/// transaction creation are request-route business (failure routes add
+/// branches with `t_relay*` only).
 static FUNCS: &[FnDef] = &[
     FnDef::new("t_relay", 0, 2, RF),
     FnDef::new("t_relay_to", 2, 2, RF),
     FnDef::new("t_relay_to_udp", 2, 2, RF),
     FnDef::new("t_relay_to_tcp", 2, 2, RF),
     FnDef::new("t_relay_to_tls", 2, 2, RF),
-    FnDef::new("t_replicate", 2, 2, M::REQUEST),
-    FnDef::new("t_replicate_udp", 2, 2, M::REQUEST),
-    FnDef::new("t_replicate_tcp", 2, 2, M::REQUEST),
-    FnDef::new("t_replicate_tls", 2, 2, M::REQUEST),
-    FnDef::new("t_forward_nonack", 2, 2, RF),
-    FnDef::new("t_forward_nonack_uri", 0, 0, RF),
-    FnDef::new("t_forward_nonack_udp", 2, 2, RF),
-    FnDef::new("t_forward_nonack_tcp", 2, 2, RF),
-    FnDef::new("t_forward_nonack_tls", 2, 2, RF),
-    FnDef::new("t_on_failure", 1, 1, RF),
-    FnDef::new("t_on_negative", 1, 1, RF),
-    FnDef::new("t_on_reply", 1, 1, RF),
-    FnDef::new("t_check_status", 1, 1, M::ANY),
-    FnDef::new("t_newtran", 0, 0, M::REQUEST),
+    FnDef::new("t_replicate", 2, 2, R),
+    FnDef::new("t_replicate_udp", 2, 2, R),
+    FnDef::new("t_replicate_tcp", 2, 2, R),
+    FnDef::new("t_replicate_tls", 2, 2, R),
+    FnDef::new("t_forward_nonack", 2, 2, R),
+    FnDef::new("t_forward_nonack_uri", 0, 0, R),
+    FnDef::new("t_forward_nonack_udp", 2, 2, R),
+    FnDef::new("t_forward_nonack_tcp", 2, 2, R),
+    FnDef::new("t_forward_nonack_tls", 2, 2, R),
+    FnDef::new("t_on_failure", 1, 1, RFO),
+    FnDef::new("t_on_negative", 1, 1, RFO),
+    FnDef::new("t_on_reply", 1, 1, RFO),
+    FnDef::new("t_check_status", 1, 1, RFO),
+    FnDef::new("t_newtran", 0, 0, R),
     FnDef::new("t_reply", 2, 2, RF),
-    FnDef::new("t_lookup_request", 0, 0, M::REQUEST),
-    FnDef::new("t_retransmit_reply", 0, 0, RF),
-    FnDef::new("t_release", 0, 0, M::REQUEST),
+    FnDef::new("t_lookup_request", 0, 0, R),
+    FnDef::new("t_retransmit_reply", 0, 0, R),
+    FnDef::new("t_release", 0, 0, R),
     FnDef::new("t_write_req", 2, 2, RF),
     FnDef::new("t_write_unix", 2, 2, RF),
 ];
@@ -258,7 +265,8 @@ impl Module for Tm {
                     return -1;
                 };
                 let st = c.cell().lock();
-                if driver::send_peer(env, &c.cell().src, env.region.slice(st.uas_reply)) {
+                let again = driver::final_reply_again(env, c.cell(), &st);
+                if driver::send_peer(env, &c.cell().src, &again) {
                     1
                 } else {
                     -1

@@ -16,6 +16,7 @@ pub mod driver;
 pub mod fsm;
 pub mod funcs;
 pub mod key;
+pub mod oom;
 pub mod params;
 pub mod relay;
 pub mod reply;

@@ -105,6 +105,10 @@ pub fn newtran(ctx: &mut MsgCtx<'_>) -> Result<NewTran, ScriptError> {
             Ok(NewTran::Retransmission)
         }
         Err(store::StoreError::Tuple) => Err(ScriptError::Tuple),
+        Err(store::StoreError::Shm(shm::ShmError::OutOfMemory { .. })) => {
+            crate::tm::oom::complain("for a new transaction");
+            Err(ScriptError::OutOfMemory)
+        }
         Err(e) => {
             log::error!("tm: cannot create a transaction: {e}");
             Err(ScriptError::Server)
@@ -153,6 +157,11 @@ fn ack_on(
 
 /// Send a reply built here upstream for the current transaction.
 pub fn reply_local(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8]) -> i32 {
+    reply_local_with(ctx, code, reason, b"")
+}
+
+/// [`reply_local`] with `more` header lines (each ending in CRLF).
+fn reply_local_with(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8], more: &[u8]) -> i32 {
     let (Some(env), Some(cref)) = (env(), current(ctx)) else {
         return -1;
     };
@@ -161,6 +170,7 @@ pub fn reply_local(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8]) -> i32 {
     }
     let cell = cref.cell();
     let mut extra = ctx.reply_hdrs.clone();
+    extra.extend_from_slice(more);
     if (300..400).contains(&code) {
         extra.extend_from_slice(&ctx.redirect_contacts());
     }
@@ -191,9 +201,7 @@ pub fn send_local_reply(env: &'static Env, cref: &CellRef, code: u16, bytes: &[u
         if st.tx.uas_status >= 200 && code >= 200 && !(200..300).contains(&code) {
             return false;
         }
-        if replace_bytes(env.region, &mut st.uas_reply, bytes).is_err() {
-            log::error!("tm: out of shared memory keeping a reply");
-        }
+        driver::keep_uas_reply(env.region, &mut st, bytes);
         driver::send_peer(env, &cell.src, bytes);
         let mut acts = Actions::new();
         st.tx
@@ -221,7 +229,7 @@ fn error_reply(ctx: &mut MsgCtx<'_>) {
     };
     let (code, _) = err.reply();
     let reason = err.reason_with_tag("TM");
-    reply_local(ctx, code, reason.as_bytes());
+    reply_local_with(ctx, code, reason.as_bytes(), err.reply_headers());
 }
 
 /// `t_relay` and friends in a request route (or a failure route).
@@ -230,7 +238,13 @@ pub fn relay(ctx: &mut MsgCtx<'_>, dest: Dest, replicate: bool) -> i32 {
         return ctx.fail(ScriptError::Server);
     };
     if ctx.tm.in_failure {
-        return if forward_dset(ctx) > 0 { 1 } else { -1 };
+        // New branches come from the destination set only; a fixed next
+        // hop (`t_relay_to_udp(host, port)`) still decides where they go.
+        return if forward_all(ctx, dest, false) > 0 {
+            1
+        } else {
+            -1
+        };
     }
     let method = ctx.msg.method();
     if method == Method::Cancel && ctx.tm.cell == 0 {
@@ -278,12 +292,17 @@ fn cancel(ctx: &mut MsgCtx<'_>, env: &'static Env, dest: Dest) -> Option<i32> {
         // Unknown CANCEL: relayed statelessly (ser-compat-spec §2.2.4).
         Found::None => return Some(stateless(ctx, dest)),
     };
-    match newtran(ctx) {
+    // With shm full the CANCEL gets no transaction of its own, yet it
+    // still ends the call: ending calls is what gives the memory back.
+    // Its 200 then goes out statelessly; a retransmitted CANCEL comes
+    // through here again and gets another.
+    let stateful = match newtran(ctx) {
         Ok(NewTran::Retransmission) => return Some(1),
-        Ok(NewTran::Created) | Ok(NewTran::Exists) => {}
+        Ok(NewTran::Created) | Ok(NewTran::Exists) => true,
         Ok(_) => return Some(1),
+        Err(ScriptError::OutOfMemory) => false,
         Err(e) => return Some(ctx.fail(e)),
-    }
+    };
     let mut def = Deferred::default();
     let n = {
         let mut st = inv.cell().lock();
@@ -299,7 +318,16 @@ fn cancel(ctx: &mut MsgCtx<'_>, env: &'static Env, dest: Dest) -> Option<i32> {
     } else {
         b"ok -- no more pending branches"
     };
-    reply_local(ctx, 200, reason);
+    if stateful {
+        reply_local(ctx, 200, reason);
+    } else {
+        match build_local_reply(env, ctx.msg, ctx.src, 200, reason, b"") {
+            Ok(bytes) => {
+                driver::send_peer(env, &Peer::new(ctx.src, rcv_index(ctx)), &bytes);
+            }
+            Err(e) => log::error!("tm: cannot build the 200 for a CANCEL: {e}"),
+        }
+    }
     Some(1)
 }
 
@@ -345,7 +373,7 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
             if !ctx.avps.is_empty() {
                 let bytes = crate::route::avp_codec::encode(&ctx.avps);
                 if replace_bytes(env.region, &mut st.avps, &bytes).is_err() {
-                    log::error!("tm: out of shared memory keeping the AVPs");
+                    crate::tm::oom::complain("keeping the AVPs");
                 }
             }
             if ctx.tm.on_reply != 0 {
@@ -404,8 +432,8 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
             };
             let i = usize::from(b);
             if replace_bytes(env.region, &mut st.br[i].request, &bytes).is_err() {
-                log::error!("tm: out of shared memory for a branch");
-                ctx.last_error = ScriptError::Server;
+                crate::tm::oom::complain("for a branch");
+                ctx.last_error = ScriptError::OutOfMemory;
                 break;
             }
             let sock_idx = env.rt.sockets.index_of(sock);

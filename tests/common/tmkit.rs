@@ -76,6 +76,13 @@ fn stats_lines(log: &str) -> Vec<String> {
 /// Sends SIGUSR1 to the server and returns the figures of the next
 /// `tm stats:` line it logs (waits up to 5 s).
 pub fn tm_stats(ser: &Ser) -> TmStats {
+    // The pid file is written once the supervisor collects its signals;
+    // a SIGUSR1 before that (ports are bound earlier) would kill it.
+    assert!(
+        ser.wait_pid_file(Duration::from_secs(5)),
+        "no pid file within 5 s; log:\n{}",
+        ser.log()
+    );
     let before = stats_lines(&ser.log()).len();
     kill(Pid::from_raw(ser.pid()), Signal::SIGUSR1).expect("SIGUSR1 to ser");
     let deadline = Instant::now() + Duration::from_secs(5);
