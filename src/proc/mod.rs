@@ -8,5 +8,5 @@ mod table;
 
 pub use error::ProcError;
 pub use rank::Rank;
-pub use supervisor::{Supervisor, SUPERVISED_SIGNALS};
+pub use supervisor::{hold_supervised_signals, Supervisor, SUPERVISED_SIGNALS};
 pub use table::{describe_exit, ChildInfo, ChildTable};

@@ -38,6 +38,14 @@ const EXIT_CHILD_DIED: i32 = 1;
 /// Exit code of a child whose setup after fork failed.
 const EXIT_CHILD_SETUP: i32 = 125;
 
+/// Blocks the supervised signals now, long before the supervisor exists:
+/// the ports are bound (and tests, scripts or monitors may signal us) while
+/// the config is still loading, and SIGUSR1's default action would kill the
+/// server. Blocked, they wait for the supervisor's `sigtimedwait`.
+pub fn hold_supervised_signals() -> Result<(), ProcError> {
+    Ok(signals::block(&supervised_set())?)
+}
+
 fn supervised_set() -> SigSet {
     let mut set = SigSet::empty();
     for sig in SUPERVISED_SIGNALS {

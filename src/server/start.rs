@@ -187,6 +187,10 @@ fn print_sockets(listen: &[ListenAddr], core: &CoreCfg) {
 }
 
 fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
+    if let Err(e) = crate::proc::hold_supervised_signals() {
+        eprintln!("ser: signals: {e}");
+        return EXIT_BAD_CONFIG;
+    }
     let core = &loaded.core;
     let stderr = match crate::logging::init(
         core.debug,
