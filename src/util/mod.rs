@@ -1,2 +1,3 @@
 //! Small helpers with no better home.
 pub mod hash;
+pub mod siphash;
