@@ -1,6 +1,7 @@
 //! Network I/O: listen addresses (`listen=`/`-l`), UDP sockets opened before
 //! the fork, and the table workers use to pick a sending socket and to
 //! answer "is this host myself?".
+pub mod dns;
 mod error;
 mod iface;
 mod listen;

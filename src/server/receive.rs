@@ -131,9 +131,18 @@ impl<'a> Receiver<'a> {
         if crate::tm::driver::on_reply(msg, src, rcv) {
             return;
         }
-        if let Err(e) = forward::forward_reply(rt, msg) {
-            if self.limiter.allow("reply-route") {
-                log::info!("reply from {src} not forwarded: {e}");
+        match forward::forward_reply(rt, msg) {
+            Ok(()) => {}
+            // Anyone can send these; at debug only, so they cannot fill the log.
+            Err(e @ forward::ReplyRouteError::NotNumeric) => {
+                if self.limiter.allow("reply-route-name") {
+                    log::debug!("reply from {src} dropped: {e}");
+                }
+            }
+            Err(e) => {
+                if self.limiter.allow("reply-route") {
+                    log::info!("reply from {src} not forwarded: {e}");
+                }
             }
         }
     }
