@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 pub use conf::{Hosts, ResolvConf};
 use wire::{parse_answer, query, Answer, QType};
 
-/// The longest one lookup may block a worker. SER 2.x has `dns_retr_time`
-/// and `dns_retr_no` for this; they are refused at load here (only the
-/// blocking resolver stood behind them), so this is a constant: long
-/// enough for a recursive server to resolve a cold name, short enough
-/// that a dead one costs one retransmission interval of the caller.
+/// The longest one lookup may block a worker. SER 2.x's `dns_retr_time`
+/// and `dns_retr_no` tuned the system resolver's retries; they are
+/// accepted and reported as ignored at start (`route::globals`), because
+/// a worker's wait must have a ceiling no config can raise. A constant:
+/// long enough for a recursive server to resolve a cold name, short
+/// enough that a dead one costs about one retransmission of the caller.
 pub const BUDGET: Duration = Duration::from_secs(2);
 
 /// The first wait for an answer; doubled each round over the servers.
