@@ -164,7 +164,7 @@ fn spoofed_603_with_known_call_id_and_guessed_branches_does_not_match() {
     });
     let signed = (0..512u64).map(|i| {
         format!(
-            "z9hG4bK{h:x}.{seed:x}.0.{:016x}",
+            "z9hG4bK{h:x}.{seed:x}.{:016x}.0",
             i.wrapping_mul(0x9E37_79B9_7F4A_7C15)
         )
     });

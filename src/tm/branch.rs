@@ -1,4 +1,4 @@
-//! Our Via branch ids: `z9hG4bK<hash>.<label>.<branch>.<mac>`, all hex.
+//! Our Via branch ids: `z9hG4bK<hash>.<label>.<mac>.<branch>`, all hex.
 //!
 //! `hash` and `label` lead a reply to its cell with one bucket lookup;
 //! `branch` names the fork. `mac` is a keyed SipHash of the three under a
@@ -95,7 +95,7 @@ impl BranchId {
 
     fn encode_with(&self, key: &SipKey) -> String {
         let m = mac(key, self.hash, self.label, self.branch);
-        format!("z9hG4bK{:x}.{:x}.{:x}.{m:016x}", self.hash, self.label, self.branch)
+        format!("z9hG4bK{:x}.{:x}.{m:016x}.{:x}", self.hash, self.label, self.branch)
     }
 
     fn decode_with(b: &[u8], key: &SipKey) -> Option<BranchId> {
@@ -103,8 +103,8 @@ impl BranchId {
         let mut it = rest.split(|&c| c == b'.');
         let hash = hex(it.next()?, u32::from_str_radix)?;
         let label = hex(it.next()?, u32::from_str_radix)?;
-        let branch = hex(it.next()?, u8::from_str_radix)?;
         let mac_text = it.next()?;
+        let branch = hex(it.next()?, u8::from_str_radix)?;
         if it.next().is_some()
             || mac_text.len() != MAC_DIGITS
             || hash >= HASH_LIMIT
@@ -139,8 +139,9 @@ mod tests {
             branch: 3,
         };
         let s = id.encode_with(&key());
-        assert!(s.starts_with("z9hG4bKbeef.12345678.3."), "{s}");
-        assert_eq!(s.len(), "z9hG4bKbeef.12345678.3.".len() + 16);
+        assert!(s.starts_with("z9hG4bKbeef.12345678."), "{s}");
+        assert!(s.ends_with(".3"), "the fork index comes last: {s}");
+        assert_eq!(s.len(), "z9hG4bKbeef.12345678..3".len() + 16);
         assert_eq!(BranchId::decode_with(s.as_bytes(), &key()), Some(id));
         // Upper-case hex (a peer may change case) still verifies.
         let upper = format!("z9hG4bK{}", s[7..].to_ascii_uppercase());
@@ -160,21 +161,30 @@ mod tests {
         // Another run's secret.
         let other = SipKey::from_bytes(*b"fedcba9876543210");
         assert_eq!(BranchId::decode_with(s.as_bytes(), &other), None);
+        let mac = &s[s.len() - 18..s.len() - 2];
         // One MAC digit changed.
         let mut forged = s.clone().into_bytes();
-        let last = forged.len() - 1;
-        forged[last] = if forged[last] == b'0' { b'1' } else { b'0' };
+        let at = forged.len() - 3;
+        forged[at] = if forged[at] == b'0' { b'1' } else { b'0' };
         assert_eq!(BranchId::decode_with(&forged, &key()), None);
-        // The MAC of one transaction does not fit the next label.
-        let next = format!("z9hG4bK1a2b.8.0.{}", &s[s.len() - 16..]);
+        // The MAC of one transaction fits neither the next label nor
+        // another fork of it.
+        let next = format!("z9hG4bK1a2b.8.{mac}.0");
         assert_eq!(BranchId::decode_with(next.as_bytes(), &key()), None);
+        let fork = format!("z9hG4bK1a2b.7.{mac}.1");
+        assert_eq!(BranchId::decode_with(fork.as_bytes(), &key()), None);
+        assert_eq!(
+            BranchId::decode_with(format!("z9hG4bK1a2b.7.{mac}.0").as_bytes(), &key()),
+            Some(id)
+        );
         // The old unsigned format, and odd shapes.
         for bad in [
             &b"z9hG4bK1a2b.7.0"[..],
-            b"z9hG4bK1a2b.7.0.",
-            b"z9hG4bK10000.1.0.0000000000000000",
-            b"z9hG4bK1a2b.7.c.0000000000000000",
-            b"z9hG4bK+1a2b.7.0.0000000000000000",
+            b"z9hG4bK1a2b.7..0",
+            b"z9hG4bK10000.1.0000000000000000.0",
+            b"z9hG4bK1a2b.7.0000000000000000.c",
+            b"z9hG4bK+1a2b.7.0000000000000000.0",
+            b"z9hG4bK1a2b.7.000000000000000.0",
             b"z9hG4bKsl1234",
             b"abc",
         ] {
