@@ -202,12 +202,19 @@ fn sipp_calls_through_stateless_forwarding() {
 /// queue: returns every datagram the peer got. No sleeps, no guessing.
 fn send_case(peer: &UdpPeer, sink: &UdpPeer, port: u16, bytes: &[u8]) -> Vec<Vec<u8>> {
     peer.send_to_port(bytes, port);
-    let probe = Request::new("MESSAGE", &format!("sip:probe@127.0.0.1:{port}"), peer.port());
+    let probe = Request::new(
+        "MESSAGE",
+        &format!("sip:probe@127.0.0.1:{port}"),
+        peer.port(),
+    );
     peer.send_to_port(&probe.build(), port);
     let got = sink.recv_matching(Duration::from_secs(5), |m| {
         header_value(m, "Call-ID").as_deref() == Some(probe.call_id.as_str())
     });
-    assert!(got.is_some(), "the probe after a case never reached the sink");
+    assert!(
+        got.is_some(),
+        "the probe after a case never reached the sink"
+    );
     let mut heard = Vec::new();
     while let Some((m, _)) = peer.recv_timeout(Duration::from_millis(1)) {
         heard.push(m);
@@ -260,7 +267,8 @@ fn malformed_datagrams_get_their_answer_and_do_not_hurt_the_server() {
     // Keep-alives are not worth a warning (RFC 5626).
     let log = ser.log();
     assert!(
-        !log.lines().any(|l| l.contains("WARNING") && (l.contains("empty") || l.contains("keep-alive"))),
+        !log.lines()
+            .any(|l| l.contains("WARNING") && (l.contains("empty") || l.contains("keep-alive"))),
         "keep-alive logged as a warning:\n{log}"
     );
 }

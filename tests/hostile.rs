@@ -30,7 +30,11 @@ fn proxy_cfg(port: u16, callee: u16) -> String {
 /// A call from caller to callee through the proxy, ringing: returns the
 /// caller's INVITE and the INVITE the callee received.
 fn ringing_call(caller: &UdpPeer, callee: &UdpPeer, port: u16) -> (Request, Heard) {
-    let inv = Request::new("INVITE", &format!("sip:bob@127.0.0.1:{port}"), caller.port());
+    let inv = Request::new(
+        "INVITE",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        caller.port(),
+    );
     caller.send_to_port(&inv.build(), port);
     let t0 = Instant::now();
     let mut fwd = None;
@@ -43,7 +47,9 @@ fn ringing_call(caller: &UdpPeer, callee: &UdpPeer, port: u16) -> (Request, Hear
     });
     let fwd = fwd.unwrap_or_else(|| panic!("callee got no INVITE:\n{}", describe(&heard, t0)));
     assert!(
-        heard.iter().any(|h| h.who == CALLER && status_of(&h.msg) == Some(180)),
+        heard
+            .iter()
+            .any(|h| h.who == CALLER && status_of(&h.msg) == Some(180)),
         "caller heard no 180:\n{}",
         describe(&heard, t0)
     );
@@ -63,20 +69,33 @@ fn spoofed_603(port: u16, branch: &str, call_id: &str) -> Vec<u8> {
 /// Sends every branch as a spoofed 603, 100 at a time; after each batch
 /// an OPTIONS probe must be answered, so the worker has read the batch and
 /// none was lost to a full socket buffer. Bounded: 60 s in all.
-fn flood(attacker: &UdpPeer, port: u16, call_id: &str, branches: impl Iterator<Item = String>) -> usize {
+fn flood(
+    attacker: &UdpPeer,
+    port: u16,
+    call_id: &str,
+    branches: impl Iterator<Item = String>,
+) -> usize {
     let deadline = Instant::now() + Duration::from_secs(60);
     let branches: Vec<String> = branches.collect();
     for batch in branches.chunks(100) {
         for b in batch {
             attacker.send_to_port(&spoofed_603(port, b, call_id), port);
         }
-        let probe = Request::new("OPTIONS", &format!("sip:probe@127.0.0.1:{port}"), attacker.port());
+        let probe = Request::new(
+            "OPTIONS",
+            &format!("sip:probe@127.0.0.1:{port}"),
+            attacker.port(),
+        );
         attacker.send_to_port(&probe.build(), port);
         let left = deadline.saturating_duration_since(Instant::now());
         let answered = attacker.recv_matching(left, |m| {
-            status_of(m) == Some(200) && header_value(m, "Call-ID").as_deref() == Some(&*probe.call_id)
+            status_of(m) == Some(200)
+                && header_value(m, "Call-ID").as_deref() == Some(&*probe.call_id)
         });
-        assert!(answered.is_some(), "the proxy stopped answering probes during the flood");
+        assert!(
+            answered.is_some(),
+            "the proxy stopped answering probes during the flood"
+        );
     }
     branches.len()
 }
@@ -116,11 +135,16 @@ fn call_survives(caller: &UdpPeer, callee: &UdpPeer, fwd: &Heard, ser: &Ser) {
         .filter_map(|h| status_of(&h.msg))
         .filter(|c| *c >= 200)
         .collect();
-    assert_eq!(finals, vec![200], "a spoofed reply reached the call:\n{text}");
+    assert_eq!(
+        finals,
+        vec![200],
+        "a spoofed reply reached the call:\n{text}"
+    );
     assert!(
         !heard
             .iter()
-            .any(|h| h.who == CALLEE && method_of(&h.msg).is_some_and(|m| m == "CANCEL" || m == "ACK")),
+            .any(|h| h.who == CALLEE
+                && method_of(&h.msg).is_some_and(|m| m == "CANCEL" || m == "ACK")),
         "the callee was cancelled or acked:\n{text}"
     );
 }
@@ -210,7 +234,10 @@ impl Drop for Netns {
         let pids = Netns::ip(&["netns", "pids", &self.name]);
         for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
             if let Ok(pid) = pid.parse::<i32>() {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
         let _ = Netns::ip(&["netns", "del", &self.name]);
@@ -268,8 +295,10 @@ struct DeadNameserver {
 impl DeadNameserver {
     fn start() -> DeadNameserver {
         use std::sync::atomic::Ordering::Relaxed;
-        let sock = std::net::UdpSocket::bind("127.0.0.1:53").expect("bind 127.0.0.1:53 in the netns");
-        sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let sock =
+            std::net::UdpSocket::bind("127.0.0.1:53").expect("bind 127.0.0.1:53 in the netns");
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
         let queries = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (q, s) = (queries.clone(), stop.clone());
@@ -330,7 +359,11 @@ route {{
 
 /// A call from the caller answered 200 by the callee, within 5 s.
 fn call_completes(caller: &UdpPeer, callee: &UdpPeer, port: u16, ser: &Ser) {
-    let inv = Request::new("INVITE", &format!("sip:bob@127.0.0.1:{port}"), caller.port());
+    let inv = Request::new(
+        "INVITE",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        caller.port(),
+    );
     caller.send_to_port(&inv.build(), port);
     let t0 = Instant::now();
     let heard = pump(&[caller, callee], Duration::from_secs(5), |h| {
@@ -340,7 +373,9 @@ fn call_completes(caller: &UdpPeer, callee: &UdpPeer, port: u16, ser: &Ser) {
         h.who == CALLER && status_of(&h.msg) == Some(200)
     });
     assert!(
-        heard.iter().any(|h| h.who == CALLER && status_of(&h.msg) == Some(200)),
+        heard
+            .iter()
+            .any(|h| h.who == CALLER && status_of(&h.msg) == Some(200)),
         "the call through the worker did not complete:\n{}\nser log:\n{}",
         describe(&heard, t0),
         ser.log()

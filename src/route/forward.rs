@@ -403,14 +403,23 @@ mod tests {
     #[test]
     fn stray_replies_go_only_to_addresses() {
         let to = |v: &str| reply_destination(&reply(v));
-        assert_eq!(to("SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bKa"), Ok("192.0.2.1:5070".parse().unwrap()));
-        assert_eq!(to("SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKa"), Ok("[2001:db8::1]:5060".parse().unwrap()));
+        assert_eq!(
+            to("SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bKa"),
+            Ok("192.0.2.1:5070".parse().unwrap())
+        );
+        assert_eq!(
+            to("SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKa"),
+            Ok("[2001:db8::1]:5060".parse().unwrap())
+        );
         assert_eq!(
             to("SIP/2.0/UDP pbx.example:5070;branch=z9hG4bKa;received=192.0.2.9;rport=6000"),
             Ok("192.0.2.9:6000".parse().unwrap())
         );
         // A name is never looked up: the reply is dropped instead.
-        assert_eq!(to("SIP/2.0/UDP pbx.example:5070;branch=z9hG4bKa"), Err(ReplyRouteError::NotNumeric));
+        assert_eq!(
+            to("SIP/2.0/UDP pbx.example:5070;branch=z9hG4bKa"),
+            Err(ReplyRouteError::NotNumeric)
+        );
     }
 
     #[test]

@@ -10,11 +10,11 @@ use std::net::SocketAddr;
 use crate::cfg::ast::RouteKind;
 use crate::logging::LogLimiter;
 use crate::modules::sl::{send_reply, LocalReply};
+use crate::net::send_udp;
 use crate::net::ListenSocket;
 use crate::route::interp::run_top;
 use crate::route::{forward, MsgCtx, Runtime};
 use crate::server::overload::{Overload, RETRY_AFTER};
-use crate::net::send_udp;
 use crate::sip::{salvage, HdrKind, Method, Msg};
 
 /// Per-process state of a receiving worker.

@@ -96,8 +96,14 @@ pub fn bad_request(buf: &[u8], why: &ParseError, to_tag: &str) -> Option<Vec<u8>
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    let s = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let e = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(s, |i| i + 1);
+    let s = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let e = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(s, |i| i + 1);
     &b[s..e]
 }
 
@@ -146,7 +152,12 @@ mod tests {
             b"\xff\xfe x\r\nVia: SIP/2.0/UDP h\r\n\r\n",
             b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nTo: a\x00b\r\n\r\n",
         ] {
-            assert_eq!(bad_request(b, &WHY, "t"), None, "{:?}", String::from_utf8_lossy(b));
+            assert_eq!(
+                bad_request(b, &WHY, "t"),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(b)
+            );
         }
     }
 }

@@ -95,7 +95,10 @@ impl BranchId {
 
     fn encode_with(&self, key: &SipKey) -> String {
         let m = mac(key, self.hash, self.label, self.branch);
-        format!("z9hG4bK{:x}.{:x}.{m:016x}.{:x}", self.hash, self.label, self.branch)
+        format!(
+            "z9hG4bK{:x}.{:x}.{m:016x}.{:x}",
+            self.hash, self.label, self.branch
+        )
     }
 
     fn decode_with(b: &[u8], key: &SipKey) -> Option<BranchId> {

@@ -7,9 +7,9 @@ use std::sync::OnceLock;
 use shm::{Region, ShmError, ShmHashTable, ShmOff, ShmRefCount};
 
 use crate::sip::{Method, Msg};
+use crate::tm::branch::BranchId;
 use crate::tm::cell::{store_bytes, Cell, CellRef, CellState, Peer};
 use crate::tm::fsm::Tx;
-use crate::tm::branch::BranchId;
 use crate::tm::key::{key_of, CellView, MatchKind, MatchOpts, MsgKey};
 
 /// SER's table size: 2^16 buckets.

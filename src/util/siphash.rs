@@ -96,6 +96,9 @@ mod tests {
     fn key_and_input_both_matter() {
         let k2 = SipKey::from_bytes([7; 16]);
         assert_ne!(siphash24(&paper_key(), b"abc"), siphash24(&k2, b"abc"));
-        assert_ne!(siphash24(&paper_key(), b"abc"), siphash24(&paper_key(), b"abd"));
+        assert_ne!(
+            siphash24(&paper_key(), b"abc"),
+            siphash24(&paper_key(), b"abd")
+        );
     }
 }

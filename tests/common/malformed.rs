@@ -152,7 +152,11 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
     let mut big = assemble(&start, &h, b"");
     big.resize(65_507, b'p');
     // The pad ends the headers; the rest is body beyond Content-Length: 0.
-    case!("largest UDP datagram, body past Content-Length", big, Reply(200));
+    case!(
+        "largest UDP datagram, body past Content-Length",
+        big,
+        Reply(200)
+    );
     let mut h = good(next());
     h.push(("X-Long", format!("X-Long: {}", "x".repeat(10 * 1024))));
     case!("10 KB header line", assemble(&start, &h, b""), Reply(200));
@@ -414,7 +418,11 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
     );
     let mut h = good(next());
     h.push(("X-Hi", "X-\u{00ff}\u{00fe}: high bytes".into()));
-    case!("non-ASCII header name", assemble(&start, &h, b""), Reply(400));
+    case!(
+        "non-ASCII header name",
+        assemble(&start, &h, b""),
+        Reply(400)
+    );
     let mut h = good(next());
     h.insert(0, ("Fold", " continuation with nothing to continue".into()));
     case!(
@@ -619,7 +627,10 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
         BadExtension("foo")
     );
     let mut h = good(next());
-    h.push(("Proxy-Require", "Proxy-Require: nothingweknow, 100rel".into()));
+    h.push((
+        "Proxy-Require",
+        "Proxy-Require: nothingweknow, 100rel".into(),
+    ));
     h.push(("Proxy-Require", "Proxy-Require: x-other".into()));
     case!(
         "Proxy-Require three tags in two headers",

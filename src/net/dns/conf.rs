@@ -83,7 +83,10 @@ impl Hosts {
         let name = name.strip_suffix('.').unwrap_or(name);
         let mut found = self.0.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name));
         let first = found.clone().next().map(|(_, ip)| *ip);
-        found.find(|(_, ip)| ip.is_ipv4()).map(|(_, ip)| *ip).or(first)
+        found
+            .find(|(_, ip)| ip.is_ipv4())
+            .map(|(_, ip)| *ip)
+            .or(first)
     }
 }
 

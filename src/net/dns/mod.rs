@@ -188,7 +188,9 @@ mod tests {
             let mut seen = 0;
             let mut buf = [0u8; 512];
             while seen < n {
-                let Ok((len, from)) = s.recv_from(&mut buf) else { break };
+                let Ok((len, from)) = s.recv_from(&mut buf) else {
+                    break;
+                };
                 seen += 1;
                 if silent {
                     continue;
@@ -222,10 +224,20 @@ mod tests {
     #[test]
     fn literals_and_hosts_ask_nobody() {
         // No server listens on the discard port; a query would fail.
-        let r = resolver(vec!["127.0.0.1:9".parse().unwrap()], &[], Duration::from_millis(300));
-        assert_eq!(r.lookup("10.1.2.3").unwrap(), "10.1.2.3".parse::<IpAddr>().unwrap());
+        let r = resolver(
+            vec!["127.0.0.1:9".parse().unwrap()],
+            &[],
+            Duration::from_millis(300),
+        );
+        assert_eq!(
+            r.lookup("10.1.2.3").unwrap(),
+            "10.1.2.3".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(r.lookup("::1").unwrap(), "::1".parse::<IpAddr>().unwrap());
-        assert_eq!(r.lookup("LOCAL-NAME").unwrap(), "127.0.0.7".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            r.lookup("LOCAL-NAME").unwrap(),
+            "127.0.0.7".parse::<IpAddr>().unwrap()
+        );
         assert!(r.lookup("bad name").is_err());
     }
 
@@ -235,7 +247,10 @@ mod tests {
         // the unknown name (no AAAA asked after NXDOMAIN): two queries.
         let (addr, h) = fake_server(false, 2);
         let r = resolver(vec![addr], &["example"], Duration::from_secs(5));
-        assert_eq!(r.lookup("pbx").unwrap(), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            r.lookup("pbx").unwrap(),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
         assert!(matches!(r.lookup("nope.example"), Err(DnsError::NotFound)));
         assert_eq!(h.join().unwrap(), 2);
     }

@@ -178,7 +178,11 @@ pub(super) mod tests {
     fn answers_with_cname_chain() {
         let q = query(7, "a.example", QType::A).unwrap();
         let cname = b"\x01b\xc0\x0e";
-        let r = response(&q, 0, &[(5, cname), (1, &[192, 0, 2, 7]), (1, &[192, 0, 2, 8])]);
+        let r = response(
+            &q,
+            0,
+            &[(5, cname), (1, &[192, 0, 2, 7]), (1, &[192, 0, 2, 8])],
+        );
         assert_eq!(
             parse_answer(&q, &r),
             Ok(Answer::Addrs(vec![
@@ -190,9 +194,18 @@ pub(super) mod tests {
         let mut v6 = [0u8; 16];
         v6[15] = 1;
         let r6 = response(&q6, 0, &[(28, &v6)]);
-        assert_eq!(parse_answer(&q6, &r6), Ok(Answer::Addrs(vec!["::1".parse().unwrap()])));
-        assert_eq!(parse_answer(&q, &response(&q, 3, &[])), Ok(Answer::NoSuchName));
-        assert_eq!(parse_answer(&q, &response(&q, 2, &[])), Ok(Answer::ServerFailure));
+        assert_eq!(
+            parse_answer(&q6, &r6),
+            Ok(Answer::Addrs(vec!["::1".parse().unwrap()]))
+        );
+        assert_eq!(
+            parse_answer(&q, &response(&q, 3, &[])),
+            Ok(Answer::NoSuchName)
+        );
+        assert_eq!(
+            parse_answer(&q, &response(&q, 2, &[])),
+            Ok(Answer::ServerFailure)
+        );
     }
 
     #[test]
@@ -204,7 +217,11 @@ pub(super) mod tests {
         assert_eq!(parse_answer(&q, &other_id), Err(WireError::NotOurs));
         let other_q = query(7, "b.example", QType::A).unwrap();
         assert_eq!(parse_answer(&other_q, &good), Err(WireError::NotOurs));
-        assert_eq!(parse_answer(&q, &q), Err(WireError::NotOurs), "a query is no answer");
+        assert_eq!(
+            parse_answer(&q, &q),
+            Err(WireError::NotOurs),
+            "a query is no answer"
+        );
         // Every truncation and every single-byte corruption: an error or
         // an answer, never a panic.
         for n in 0..good.len() {
