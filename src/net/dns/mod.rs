@@ -256,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_server_costs_the_budget_not_more() {
+    fn a_silent_server_ends_in_a_timeout() {
         let (addr, h) = fake_server(true, 1);
         let r = resolver(vec![addr], &[], Duration::from_millis(300));
         assert!(matches!(r.lookup("pbx.example"), Err(DnsError::Timeout(_))));
