@@ -93,6 +93,15 @@ impl<E: Linked> ShmHashTable<E> {
         Ok(Self { buckets, bits })
     }
 
+    /// Restart every bucket's label counter at `seed(bucket index)` — a
+    /// secret per start, so ids neither repeat across restarts nor can be
+    /// predicted. Before the table is shared.
+    pub fn seed_labels(&self, region: &Region, mut seed: impl FnMut(u32) -> u32) {
+        for (i, b) in region.slice(self.buckets).iter().enumerate() {
+            b.label.store(seed(i as u32), Ordering::Relaxed);
+        }
+    }
+
     /// [`Self::new_in`], placed in its own block.
     pub fn create(region: &Region, bits: u32) -> Result<ShmOff<Self>, ShmError> {
         let t = Self::new_in(region, bits)?;
@@ -342,5 +351,7 @@ mod tests {
         let l3 = tab.lock_bucket(r, 3).unwrap().next_label();
         let l4 = tab.lock_bucket(r, 4).unwrap().next_label();
         assert_ne!(l3, l4.wrapping_sub(2), "labels seeded per bucket");
+        tab.seed_labels(r, |i| i * 1000);
+        assert_eq!(tab.lock_bucket(r, 4).unwrap().next_label(), 4000);
     }
 }

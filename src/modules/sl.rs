@@ -13,7 +13,7 @@ use crate::net::{send_udp, ListenSocket};
 use crate::route::export::{
     arg_int_range, arg_str, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask,
 };
-use crate::route::forward::{resolve, via1_received_params, via1_replaced_spans};
+use crate::route::forward::{resolve_bounded, via1_received_params, via1_replaced_spans};
 use crate::route::{MsgCtx, Runtime};
 use crate::sip::{build_reply, Method, Msg, ReplyOpts};
 use crate::util::hash::hex16;
@@ -57,7 +57,7 @@ fn reply_destination(rt: &Runtime, msg: &Msg, src: SocketAddr) -> SocketAddr {
                 Some(Some(p)) => p,
                 _ => v.port.unwrap_or(5060),
             };
-            resolve(host, port).unwrap_or(src)
+            resolve_bounded(host, port).unwrap_or(src)
         }
         Err(_) => src,
     }

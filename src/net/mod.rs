@@ -2,6 +2,7 @@
 //! the fork, and the table workers use to pick a sending socket and to
 //! answer "is this host myself?".
 mod claim;
+pub mod dns;
 mod error;
 mod iface;
 mod listen;

@@ -11,6 +11,7 @@ mod daemon;
 mod error;
 mod limits;
 mod privs;
+pub mod random;
 pub mod signals;
 pub mod syslog;
 pub mod time;

@@ -216,19 +216,43 @@ pub fn destination_of(
         .maddr
         .map(|m| m.get(uri))
         .unwrap_or_else(|| u.host.get(uri));
-    let addr = resolve(host, port).ok_or(ScriptError::Resolve)?;
+    let addr = resolve_bounded(host, port).ok_or(ScriptError::Resolve)?;
     Ok((addr, proto))
 }
 
-/// Resolve a host (IP literal, `[v6]`, or name) to one address.
-pub fn resolve(host: &[u8], port: u16) -> Option<SocketAddr> {
+/// An IP literal (`[v6]` allowed) as an address; None for a name.
+pub fn numeric(host: &[u8], port: u16) -> Option<SocketAddr> {
     let h = std::str::from_utf8(host)
         .ok()?
         .trim_matches(|c| c == '[' || c == ']');
-    if let Ok(ip) = h.parse::<IpAddr>() {
-        return Some(SocketAddr::new(ip, port));
+    h.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port))
+}
+
+/// Resolve a host (IP literal, `[v6]`, or name) to one address with the
+/// system's full resolver (NSS), however long it takes: for names in the
+/// config, at load only. While handling a message use [`resolve_bounded`].
+pub fn resolve(host: &[u8], port: u16) -> Option<SocketAddr> {
+    if let Some(a) = numeric(host, port) {
+        return Some(a);
     }
+    let h = std::str::from_utf8(host).ok()?;
     (h, port).to_socket_addrs().ok()?.next()
+}
+
+/// Resolve a host named by a message: literals directly, names through
+/// the stub resolver, which gives up after [`crate::net::dns::BUDGET`].
+pub fn resolve_bounded(host: &[u8], port: u16) -> Option<SocketAddr> {
+    if let Some(a) = numeric(host, port) {
+        return Some(a);
+    }
+    let h = std::str::from_utf8(host).ok()?;
+    match crate::net::dns::Resolver::system().lookup(h) {
+        Ok(ip) => Some(SocketAddr::new(ip, port)),
+        Err(e) => {
+            log::debug!("cannot resolve {h:?}: {e}");
+            None
+        }
+    }
 }
 
 /// Why a reply could not be routed back statelessly.
@@ -238,8 +262,10 @@ pub enum ReplyRouteError {
     NotOurVia,
     #[error("no second Via to route to")]
     NoVia2,
-    #[error("second Via host unresolvable")]
-    Unresolvable,
+    /// RFC 3261 18.2.2 would look the name up; a reply that matched no
+    /// transaction must not make a worker wait on DNS, so it is dropped.
+    #[error("second Via names a host, not an address, and has no received")]
+    NotNumeric,
     #[error("no socket for the destination")]
     NoSocket,
     #[error("edit conflict")]
@@ -271,7 +297,10 @@ pub fn without_top_via(msg: &Msg, out: &mut Vec<u8>) -> Result<(), ReplyRouteErr
 }
 
 /// Where a reply goes back to: the second Via's `received`/`rport`
-/// address, or its sent-by.
+/// address, or its sent-by when that is an IP address. Never a DNS
+/// lookup: this runs for any reply that matched no transaction, so a
+/// host name here would let anyone stall a worker on a dead nameserver
+/// (or use us to reflect replies to a name they control).
 pub fn reply_destination(msg: &Msg) -> Result<SocketAddr, ReplyRouteError> {
     let buf = msg.buf();
     let v2 = match msg.via2() {
@@ -286,7 +315,7 @@ pub fn reply_destination(msg: &Msg) -> Result<SocketAddr, ReplyRouteError> {
         Some(Some(p)) if p != 0 => p,
         _ => v2.port.filter(|p| *p != 0).unwrap_or(5060),
     };
-    resolve(host, port).ok_or(ReplyRouteError::Unresolvable)
+    numeric(host, port).ok_or(ReplyRouteError::NotNumeric)
 }
 
 /// Route a reply back by its Via: strip our Via, send to the second one's
@@ -359,6 +388,37 @@ mod tests {
         assert_eq!(
             via1_received_params(&m, src(), true),
             b";received=127.0.0.1;rport=5062"
+        );
+    }
+
+    fn reply(via2: &str) -> Msg {
+        let raw = format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKx\r\nVia: {via2}\r\n\
+             From: <sip:a@h>;tag=1\r\nTo: <sip:x@h>;tag=2\r\nCall-ID: c1\r\nCSeq: 1 OPTIONS\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        Msg::parse(raw.into_bytes()).map_err(|f| f.error).unwrap()
+    }
+
+    #[test]
+    fn stray_replies_go_only_to_addresses() {
+        let to = |v: &str| reply_destination(&reply(v));
+        assert_eq!(
+            to("SIP/2.0/UDP 192.0.2.1:5070;branch=z9hG4bKa"),
+            Ok("192.0.2.1:5070".parse().unwrap())
+        );
+        assert_eq!(
+            to("SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKa"),
+            Ok("[2001:db8::1]:5060".parse().unwrap())
+        );
+        assert_eq!(
+            to("SIP/2.0/UDP pbx.example:5070;branch=z9hG4bKa;received=192.0.2.9;rport=6000"),
+            Ok("192.0.2.9:6000".parse().unwrap())
+        );
+        // A name is never looked up: the reply is dropped instead.
+        assert_eq!(
+            to("SIP/2.0/UDP pbx.example:5070;branch=z9hG4bKa"),
+            Err(ReplyRouteError::NotNumeric)
         );
     }
 

@@ -1,6 +1,8 @@
 //! One received datagram, start to end: parse, check, run the script for
-//! a request, route a reply back. Bad input is dropped or answered 400 and
-//! logged at most once a second per kind; nothing here can take the
+//! a request, route a reply back. A broken request is answered 400 (505
+//! for another SIP version, 420 for an unknown Proxy-Require) when it can
+//! be addressed, else dropped; replies and keep-alives are never answered.
+//! Logged at most once a second per kind; nothing here can take the
 //! worker down.
 
 use std::net::SocketAddr;
@@ -8,11 +10,12 @@ use std::net::SocketAddr;
 use crate::cfg::ast::RouteKind;
 use crate::logging::LogLimiter;
 use crate::modules::sl::{send_reply, LocalReply};
+use crate::net::send_udp;
 use crate::net::ListenSocket;
 use crate::route::interp::run_top;
 use crate::route::{forward, MsgCtx, Runtime};
 use crate::server::overload::{Overload, RETRY_AFTER};
-use crate::sip::{Method, Msg};
+use crate::sip::{salvage, HdrKind, Method, Msg};
 
 /// Per-process state of a receiving worker.
 pub struct Receiver<'a> {
@@ -33,11 +36,23 @@ impl<'a> Receiver<'a> {
 
     /// Handle one datagram; hands the buffer back for reuse.
     pub fn handle(&mut self, buf: Vec<u8>, src: SocketAddr, rcv: &ListenSocket) -> Vec<u8> {
+        if is_keepalive(&buf) {
+            if self.limiter.allow("keepalive") {
+                log::debug!("keep-alive from {src}");
+            }
+            return buf;
+        }
         let msg = match Msg::parse(buf) {
             Ok(m) => m,
             Err(f) => {
                 if self.limiter.allow(f.error.kind()) {
-                    log::warn!("dropping unparsable message from {src}: {}", f.error);
+                    log::warn!("unparsable message from {src}: {}", f.error);
+                }
+                let tag = format!("{}.bad", self.rt.sl_tag);
+                if let Some(out) = salvage::bad_request(&f.buf, &f.error, &tag) {
+                    if let Err(e) = send_udp(&rcv.udp, &out, src) {
+                        log::debug!("400 for unparsable request not sent: {e}");
+                    }
                 }
                 return f.buf;
             }
@@ -46,22 +61,29 @@ impl<'a> Receiver<'a> {
             if self.limiter.allow(e.kind()) {
                 log::warn!("bad message from {src}: {e}");
             }
-            if msg.is_request() && e.reply_code() == Some(400) {
+            let reason = match e.reply_code() {
+                Some(505) => "Version Not Supported".to_string(),
+                _ => format!("Bad Request ({e})"),
+            };
+            if let Some(code) = e.reply_code().filter(|_| msg.is_request()) {
                 let r = LocalReply {
-                    code: 400,
-                    reason: b"Bad Request",
+                    code,
+                    reason: reason.as_bytes(),
                     extra: b"",
                     new_uri: None,
                     force_rport: false,
                 };
                 if let Err(se) = send_reply(self.rt, &msg, src, rcv, &r) {
-                    log::debug!("400 for malformed request not sent: {se}");
+                    log::debug!("{code} for malformed request not sent: {se}");
                 }
             }
             return msg.into_buf();
         }
         if msg.is_request() {
             if self.overload.shedding() && self.refuse_new(&msg, src, rcv) {
+                return msg.into_buf();
+            }
+            if self.refuse_extensions(&msg, src, rcv) {
                 return msg.into_buf();
             }
             self.request(&msg, src, rcv);
@@ -120,6 +142,34 @@ impl<'a> Receiver<'a> {
         true
     }
 
+    /// RFC 3261 16.3 step 5: a request whose Proxy-Require names option
+    /// tags we do not implement (we implement none) is answered `420`
+    /// with `Unsupported` listing them. An ACK cannot be answered and
+    /// passes. True when refused.
+    fn refuse_extensions(&mut self, msg: &Msg, src: SocketAddr, rcv: &ListenSocket) -> bool {
+        if msg.method() == Method::Ack {
+            return false;
+        }
+        let tags = proxy_require_tags(msg);
+        if tags.is_empty() {
+            return false;
+        }
+        let mut extra = b"Unsupported: ".to_vec();
+        extra.extend_from_slice(&tags.join(&b", "[..]));
+        extra.extend_from_slice(b"\r\n");
+        let r = LocalReply {
+            code: 420,
+            reason: b"Bad Extension",
+            extra: &extra,
+            new_uri: None,
+            force_rport: false,
+        };
+        if let Err(e) = send_reply(self.rt, msg, src, rcv, &r) {
+            log::debug!("420 not sent: {e}");
+        }
+        true
+    }
+
     fn reply(&mut self, msg: &Msg, src: SocketAddr, rcv: &ListenSocket) {
         let rt = self.rt;
         if let Some(core_reply) = &rt.routes.core_reply {
@@ -131,10 +181,66 @@ impl<'a> Receiver<'a> {
         if crate::tm::driver::on_reply(msg, src, rcv) {
             return;
         }
-        if let Err(e) = forward::forward_reply(rt, msg) {
-            if self.limiter.allow("reply-route") {
-                log::info!("reply from {src} not forwarded: {e}");
+        match forward::forward_reply(rt, msg) {
+            Ok(()) => {}
+            // Anyone can send these; at debug only, so they cannot fill the log.
+            Err(e @ forward::ReplyRouteError::NotNumeric) => {
+                if self.limiter.allow("reply-route-name") {
+                    log::debug!("reply from {src} dropped: {e}");
+                }
+            }
+            Err(e) => {
+                if self.limiter.allow("reply-route") {
+                    log::info!("reply from {src} not forwarded: {e}");
+                }
             }
         }
+    }
+}
+
+/// A datagram of line ends only: the RFC 5626 CRLF keep-alive (or an
+/// empty datagram). Nothing to answer, nothing worth a warning.
+fn is_keepalive(buf: &[u8]) -> bool {
+    buf.iter().all(|&c| c == b'\r' || c == b'\n')
+}
+
+/// The option tags of every Proxy-Require header (comma lists split,
+/// blanks trimmed, duplicates once).
+fn proxy_require_tags(msg: &Msg) -> Vec<&[u8]> {
+    let mut tags: Vec<&[u8]> = Vec::new();
+    for h in msg.headers_of(HdrKind::ProxyRequire) {
+        for t in msg.value(h).split(|&c| c == b',') {
+            let t = t.trim_ascii();
+            if !t.is_empty() && !tags.iter().any(|x| x.eq_ignore_ascii_case(t)) {
+                tags.push(t);
+            }
+        }
+    }
+    tags
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalives() {
+        assert!(is_keepalive(b"\r\n\r\n"));
+        assert!(is_keepalive(b"\r\n"));
+        assert!(is_keepalive(b""));
+        assert!(!is_keepalive(b"\r\nOPTIONS"));
+    }
+
+    #[test]
+    fn proxy_require_tags_are_collected() {
+        let m = Msg::parse(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKx\r\nFrom: <sip:a@b>;tag=1\r\n\
+              To: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nProxy-Require: foo, bar\r\n\
+              Proxy-Require: FOO,baz\r\nContent-Length: 0\r\n\r\n"
+                .to_vec(),
+        )
+        .map_err(|f| f.error)
+        .unwrap();
+        assert_eq!(proxy_require_tags(&m), vec![&b"foo"[..], b"bar", b"baz"]);
     }
 }

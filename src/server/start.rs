@@ -275,6 +275,8 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     }
     let workdir = core.workdir.clone();
     let rt: &'static Runtime = Box::leak(Box::new(Runtime::new(loaded, table)));
+    // Before the fork and any chroot: every process shares one resolver view.
+    crate::net::dns::preload();
     for m in &rt.modules {
         if let Err(e) = m.mod_init(rt, region) {
             log::error!("{e}");

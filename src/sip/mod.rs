@@ -16,6 +16,7 @@ pub mod method;
 pub mod msg;
 pub mod nameaddr;
 mod parse;
+pub mod salvage;
 mod scan;
 pub mod span;
 pub mod uri;

@@ -1,12 +1,13 @@
 //! tm — stateful SIP transactions (SER's transaction module).
 //!
 //! `fsm` is the sans-io machine; around it: cells in shared memory
-//! (`cell`), matching (`key`), the table (`store`), the driver that carries
-//! out the machine's actions (`driver`), relaying from the script
-//! (`relay`), local replies (`reply`), the script functions (`funcs`) and
-//! callbacks for other modules (`callbacks`), the UAC (`uac`), the FIFO /
-//! unix socket commands (`ctl_cmds`) and hand-off to applications
-//! (`twrite`).
+//! (`cell`), matching (`key`), our signed branch ids (`branch`), the
+//! table (`store`), the driver that carries out the machine's actions
+//! (`driver`), relaying from the script (`relay`), local replies
+//! (`reply`), the script functions (`funcs`) and callbacks for other
+//! modules (`callbacks`), the UAC (`uac`), the FIFO / unix socket
+//! commands (`ctl_cmds`) and hand-off to applications (`twrite`).
+pub mod branch;
 pub mod callbacks;
 pub mod cell;
 pub mod ctl_cmds;

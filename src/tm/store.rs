@@ -7,9 +7,10 @@ use std::sync::OnceLock;
 use shm::{Region, ShmError, ShmHashTable, ShmOff, ShmRefCount};
 
 use crate::sip::{Method, Msg};
+use crate::tm::branch::BranchId;
 use crate::tm::cell::{store_bytes, Cell, CellRef, CellState, Peer};
 use crate::tm::fsm::Tx;
-use crate::tm::key::{key_of, CellView, MatchKind, MatchOpts, MsgKey, COOKIE};
+use crate::tm::key::{key_of, CellView, MatchKind, MatchOpts, MsgKey};
 
 /// SER's table size: 2^16 buckets.
 pub const TABLE_BITS: u32 = 16;
@@ -49,11 +50,17 @@ pub enum StoreError {
     NotInit,
     #[error("transaction tuple incomplete")]
     Tuple,
+    #[error("no secret for branch ids from the kernel: {0}")]
+    Random(std::io::Error),
 }
 
 /// Create the table and counters. Once, before the fork.
 pub fn init(region: &'static Region) -> Result<(), StoreError> {
+    crate::tm::branch::init().map_err(StoreError::Random)?;
     let table = ShmHashTable::<Cell>::create(region, TABLE_BITS)?;
+    region
+        .get(table)
+        .seed_labels(region, crate::tm::branch::label_seed);
     let stats = region.alloc(TmStats::default())?;
     GLOBALS
         .set(Globals {
@@ -272,51 +279,18 @@ pub fn unlink(cell: &CellRef) {
     }
 }
 
-/// `z9hG4bK<hash hex>.<label hex>.<branch hex>` — our Via branch.
+/// Our Via branch for fork `branch` of cell (`hash`, `label`); see
+/// [`crate::tm::branch`].
 pub fn branch_id(hash: u32, label: u32, branch: u8) -> String {
-    format!("z9hG4bK{hash:x}.{label:x}.{branch:x}")
+    BranchId {
+        hash,
+        label,
+        branch,
+    }
+    .encode()
 }
 
-/// Parse a branch we wrote: `(hash, label, branch)`.
+/// Parse and verify a branch we wrote in this run: `(hash, label, branch)`.
 pub fn parse_branch_id(b: &[u8]) -> Option<(u32, u32, u8)> {
-    let rest = b.strip_prefix(COOKIE)?;
-    let s = std::str::from_utf8(rest).ok()?;
-    let mut it = s.split('.');
-    let hash = u32::from_str_radix(it.next()?, 16).ok()?;
-    let label = u32::from_str_radix(it.next()?, 16).ok()?;
-    let branch = u8::from_str_radix(it.next()?, 16).ok()?;
-    if it.next().is_some()
-        || hash >= 1 << TABLE_BITS
-        || usize::from(branch) >= crate::tm::fsm::MAX_BRANCHES
-    {
-        return None;
-    }
-    Some((hash, label, branch))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn branch_ids_round_trip() {
-        let b = branch_id(0xbeef, 0x1234_5678, 3);
-        assert_eq!(b, "z9hG4bKbeef.12345678.3");
-        assert_eq!(
-            parse_branch_id(b.as_bytes()),
-            Some((0xbeef, 0x1234_5678, 3))
-        );
-        assert_eq!(
-            parse_branch_id(b"z9hG4bKbeef.1.c"),
-            None,
-            "branch 12 is out of range"
-        );
-        assert_eq!(
-            parse_branch_id(b"z9hG4bK10000.1.0"),
-            None,
-            "hash beyond the table"
-        );
-        assert_eq!(parse_branch_id(b"z9hG4bKsl1234"), None);
-        assert_eq!(parse_branch_id(b"abc"), None);
-    }
+    BranchId::decode(b).map(|id| (id.hash, id.label, id.branch))
 }

@@ -2,14 +2,20 @@
 //! the server running. Every address inside is 127.0.0.1, so nothing a
 //! server forwards or answers leaves the machine.
 
-/// What the server may do with a case.
+/// The answer a case must get from a server that answers a valid OPTIONS
+/// with 200 itself. The server must also stay up whatever the case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expect {
-    /// Parseable far enough to answer: RFC 3261 §8.2 / §16.3 want
-    /// `400 Bad Request` back, not silence.
-    BadRequest,
-    /// Anything but a crash: drop, 400, 505, or even process it.
-    Survive,
+    /// This status code, once: 400 for a request broken beyond use but
+    /// with a readable Via (RFC 3261 §8.2, RFC 4475), 505 for another SIP
+    /// version, 200 for what is odd but valid.
+    Reply(u16),
+    /// `420 Bad Extension` whose `Unsupported` header is exactly this
+    /// (RFC 3261 §16.3 step 5).
+    BadExtension(&'static str),
+    /// No answer at all: a reply (never answered), a keep-alive, or no
+    /// Via to answer to.
+    Drop,
 }
 
 pub struct Case {
@@ -103,39 +109,40 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
     }
 
     // --- truncation and garbage -------------------------------------
-    case!("empty datagram", Vec::new(), Survive);
-    case!("one byte", b"I".to_vec(), Survive);
-    case!("method only", b"INVITE".to_vec(), Survive);
+    case!("empty datagram", Vec::new(), Drop);
+    case!("one byte", b"I".to_vec(), Drop);
+    case!("method only", b"INVITE".to_vec(), Drop);
     case!(
         "request line without CRLF",
         start.clone().into_bytes(),
-        Survive
+        Drop
     );
     case!(
         "request line only",
         format!("{start}\r\n").into_bytes(),
-        Survive
+        Drop
     );
     let full = assemble(&start, &good(next()), b"");
     case!(
         "cut inside Via",
         full[..full.len().min(start.len() + 20)].to_vec(),
-        Survive
+        // `Via: SIP/2.0/UDP 1` still reads as a Via (host "1").
+        Reply(400)
     );
     let full = assemble(&start, &good(next()), b"");
     case!(
         "no blank line after headers",
         full[..full.len() - 2].to_vec(),
-        Survive
+        Reply(400)
     );
-    case!("binary garbage 200", garbage(200, 1), Survive);
-    case!("binary garbage 1400", garbage(1400, 2), Survive);
-    case!("all 0xff", vec![0xff; 512], Survive);
-    case!("all NUL", vec![0; 100], Survive);
+    case!("binary garbage 200", garbage(200, 1), Drop);
+    case!("binary garbage 1400", garbage(1400, 2), Drop);
+    case!("all 0xff", vec![0xff; 512], Drop);
+    case!("all NUL", vec![0; 100], Drop);
     let mut g = start.clone().into_bytes();
     g.extend_from_slice(b"\r\n");
     g.extend(garbage(600, 3));
-    case!("request line then garbage", g, Survive);
+    case!("request line then garbage", g, Drop);
 
     // --- size --------------------------------------------------------
     // 65507 is the largest UDP payload over IPv4; a 70 KB datagram cannot
@@ -144,10 +151,15 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
     h.push(("X-Pad", format!("X-Pad: {}", "p".repeat(65_507 - 600))));
     let mut big = assemble(&start, &h, b"");
     big.resize(65_507, b'p');
-    case!("largest UDP datagram, truncated headers", big, Survive);
+    // The pad ends the headers; the rest is body beyond Content-Length: 0.
+    case!(
+        "largest UDP datagram, body past Content-Length",
+        big,
+        Reply(200)
+    );
     let mut h = good(next());
     h.push(("X-Long", format!("X-Long: {}", "x".repeat(10 * 1024))));
-    case!("10 KB header line", assemble(&start, &h, b""), Survive);
+    case!("10 KB header line", assemble(&start, &h, b""), Reply(200));
     case!(
         "10 KB request URI",
         assemble(
@@ -158,13 +170,13 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             &good(next()),
             b""
         ),
-        Survive
+        Reply(200)
     );
     let mut h = good(next());
     for i in 0..2000 {
         h.push(("X", format!("X-H{i}: {i}")));
     }
-    case!("2000 headers", assemble(&start, &h, b""), Survive);
+    case!("2000 headers", assemble(&start, &h, b""), Reply(200));
     let mut h = good(next());
     for i in 0..300 {
         h.insert(
@@ -175,7 +187,7 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             ),
         );
     }
-    case!("300 Via headers", assemble(&start, &h, b""), Survive);
+    case!("300 Via headers", assemble(&start, &h, b""), Reply(200));
     case!(
         "1000-char method",
         assemble(
@@ -183,34 +195,34 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             &good(next()),
             b""
         ),
-        Survive
+        Reply(400)
     );
 
     // --- mandatory headers -------------------------------------------
     case!(
         "missing Via",
         assemble(&start, &edit(next(), "Via", None), b""),
-        Survive
+        Drop
     );
     case!(
         "missing From",
         assemble(&start, &edit(next(), "From", None), b""),
-        BadRequest
+        Reply(400)
     );
     case!(
         "missing To",
         assemble(&start, &edit(next(), "To", None), b""),
-        BadRequest
+        Reply(400)
     );
     case!(
         "missing Call-ID",
         assemble(&start, &edit(next(), "Call-ID", None), b""),
-        BadRequest
+        Reply(400)
     );
     case!(
         "missing CSeq",
         assemble(&start, &edit(next(), "CSeq", None), b""),
-        BadRequest
+        Reply(400)
     );
     case!(
         "empty Call-ID",
@@ -219,7 +231,7 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             &edit(next(), "Call-ID", Some("Call-ID: ".into())),
             b""
         ),
-        Survive
+        Reply(400)
     );
     case!(
         "From without URI",
@@ -228,17 +240,17 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             &edit(next(), "From", Some("From: ;tag=x".into())),
             b""
         ),
-        Survive
+        Reply(400)
     );
     let mut h = good(next());
     h.push(("To", "To: <sip:other@127.0.0.1>".into()));
-    case!("two To headers", assemble(&start, &h, b""), Survive);
+    case!("two To headers", assemble(&start, &h, b""), Reply(400));
     let mut h = good(next());
     h.push(("CSeq", "CSeq: 99 OPTIONS".into()));
     case!(
         "two different CSeq headers",
         assemble(&start, &h, b""),
-        Survive
+        Reply(400)
     );
 
     // --- Content-Length ----------------------------------------------
@@ -246,39 +258,39 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
     case!(
         "Content-Length beyond datagram",
         assemble(&start, &cl(next(), "5000"), b"short body"),
-        Survive
+        Reply(400)
     );
     case!(
         "Content-Length negative",
         assemble(&start, &cl(next(), "-5"), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "Content-Length non-numeric",
         assemble(&start, &cl(next(), "ten"), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "Content-Length 2^64",
         assemble(&start, &cl(next(), "18446744073709551616"), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "Content-Length empty",
         assemble(&start, &cl(next(), ""), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "Content-Length shorter than body",
         assemble(&start, &cl(next(), "2"), b"0123456789"),
-        Survive
+        Reply(200)
     );
     let mut h = cl(next(), "4");
     h.push(("Content-Length", "Content-Length: 9".into()));
     case!(
         "two different Content-Length",
         assemble(&start, &h, b"abcd"),
-        Survive
+        Reply(400)
     );
 
     // --- CSeq ----------------------------------------------------------
@@ -286,93 +298,93 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
     case!(
         "CSeq above 2^32-1",
         assemble(&start, &cs(next(), "4294967296 OPTIONS"), b""),
-        BadRequest
+        Reply(400)
     );
     case!(
         "CSeq 2^64",
         assemble(&start, &cs(next(), "18446744073709551616 OPTIONS"), b""),
-        BadRequest
+        Reply(400)
     );
     case!(
         "CSeq method mismatch",
         assemble(&start, &cs(next(), "1 INVITE"), b""),
-        BadRequest
+        Reply(400)
     );
     case!(
         "CSeq non-numeric",
         assemble(&start, &cs(next(), "abc OPTIONS"), b""),
-        BadRequest
+        Reply(400)
     );
     case!(
         "CSeq without method",
         assemble(&start, &cs(next(), "1"), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "CSeq negative",
         assemble(&start, &cs(next(), "-1 OPTIONS"), b""),
-        Survive
+        Reply(400)
     );
 
     // --- start line ------------------------------------------------------
     case!(
         "no request URI",
         assemble("OPTIONS SIP/2.0", &good(next()), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "double spaces",
         assemble(&format!("OPTIONS  {ruri}  SIP/2.0"), &good(next()), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "SIP/3.0",
         assemble(&format!("OPTIONS {ruri} SIP/3.0"), &good(next()), b""),
-        Survive
+        Reply(505)
     );
     case!(
         "SIP/2.0x",
         assemble(&format!("OPTIONS {ruri} SIP/2.0x"), &good(next()), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "HTTP version",
         assemble(&format!("OPTIONS {ruri} HTTP/1.1"), &good(next()), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "garbage URI",
         assemble("OPTIONS :::: SIP/2.0", &good(next()), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "empty sip URI",
         assemble("OPTIONS sip: SIP/2.0", &good(next()), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "unterminated IPv6 URI",
         assemble("OPTIONS sip:[::1 SIP/2.0", &good(next()), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "URI port out of range",
         assemble("OPTIONS sip:a@127.0.0.1:99999 SIP/2.0", &good(next()), b""),
-        Survive
+        Reply(400)
     );
     case!(
         "method with parenthesis",
         assemble(&format!("OPT(IONS {ruri} SIP/2.0"), &good(next()), b""),
-        Survive
+        Reply(400)
     );
     let mut nul = assemble(&start, &good(next()), b"");
     nul[3] = 0;
-    case!("NUL in request line", nul, Survive);
+    case!("NUL in request line", nul, Drop);
 
     // --- header syntax ----------------------------------------------------
     let mut h = good(next());
     h.push(("X-Nul", "X-Nul: a\0b".into()));
-    case!("NUL in header value", assemble(&start, &h, b""), Survive);
+    case!("NUL in header value", assemble(&start, &h, b""), Reply(200));
     let mut h = good(next());
     h.push(("Content-Type", "Content-Type: text/plain".into()));
     let h = h
@@ -385,7 +397,7 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             }
         })
         .collect::<Vec<_>>();
-    case!("NUL in body", assemble(&start, &h, b"a\0b\0c"), Survive);
+    case!("NUL in body", assemble(&start, &h, b"a\0b\0c"), Reply(200));
     case!(
         "header without colon",
         assemble(
@@ -393,7 +405,7 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             &edit(next(), "To", Some("To <sip:ser@127.0.0.1>".into())),
             b""
         ),
-        Survive
+        Reply(400)
     );
     case!(
         "space in header name",
@@ -402,17 +414,21 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             &edit(next(), "To", Some("T o: <sip:ser@127.0.0.1>".into())),
             b""
         ),
-        Survive
+        Reply(400)
     );
     let mut h = good(next());
     h.push(("X-Hi", "X-\u{00ff}\u{00fe}: high bytes".into()));
-    case!("non-ASCII header name", assemble(&start, &h, b""), Survive);
+    case!(
+        "non-ASCII header name",
+        assemble(&start, &h, b""),
+        Reply(400)
+    );
     let mut h = good(next());
     h.insert(0, ("Fold", " continuation with nothing to continue".into()));
     case!(
         "folding before first header",
         assemble(&start, &h, b""),
-        Survive
+        Reply(400)
     );
     case!(
         "unterminated quote in From",
@@ -425,7 +441,7 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             ),
             b""
         ),
-        Survive
+        Reply(400)
     );
     case!(
         "unterminated angle in To",
@@ -434,7 +450,7 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             &edit(next(), "To", Some("To: <sip:ser@127.0.0.1".into())),
             b""
         ),
-        Survive
+        Reply(400)
     );
     let v = next();
     case!(
@@ -450,7 +466,7 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             ),
             b""
         ),
-        Survive
+        Drop
     );
     case!(
         "Via without host",
@@ -463,7 +479,7 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             ),
             b""
         ),
-        Survive
+        Drop
     );
     case!(
         "Via port 99999",
@@ -476,7 +492,7 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             ),
             b""
         ),
-        Survive
+        Drop
     );
     case!(
         "Via port non-numeric",
@@ -489,7 +505,7 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             ),
             b""
         ),
-        Survive
+        Drop
     );
     case!(
         "Via bad protocol",
@@ -502,17 +518,17 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             ),
             b""
         ),
-        Survive
+        Drop
     );
     case!(
         "Via empty",
         assemble(&start, &edit(next(), "Via", Some("Via: ".into())), b""),
-        Survive
+        Drop
     );
     case!(
         "Via only commas",
         assemble(&start, &edit(next(), "Via", Some("Via: ,,,".into())), b""),
-        Survive
+        Drop
     );
     case!(
         "Max-Forwards non-numeric",
@@ -521,7 +537,7 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             &edit(next(), "Max-Forwards", Some("Max-Forwards: many".into())),
             b""
         ),
-        Survive
+        Reply(400)
     );
     case!(
         "Max-Forwards huge",
@@ -534,35 +550,35 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
             ),
             b""
         ),
-        Survive
+        Reply(400)
     );
     let mut h = good(next());
     h.push((
         "Content-Type",
         format!("Content-Type: {}", "t".repeat(10 * 1024)),
     ));
-    case!("10 KB Content-Type", assemble(&start, &h, b""), Survive);
+    case!("10 KB Content-Type", assemble(&start, &h, b""), Reply(200));
 
     // --- line endings -------------------------------------------------------
-    case!("lone CRLF", b"\r\n".to_vec(), Survive);
-    case!("double CRLF keep-alive", b"\r\n\r\n".to_vec(), Survive);
-    case!("1000 CRLFs", b"\r\n".repeat(1000), Survive);
+    case!("lone CRLF", b"\r\n".to_vec(), Drop);
+    case!("double CRLF keep-alive", b"\r\n\r\n".to_vec(), Drop);
+    case!("1000 CRLFs", b"\r\n".repeat(1000), Drop);
     let bare_cr: Vec<u8> = assemble(&start, &good(next()), b"")
         .into_iter()
         .filter(|&b| b != b'\n')
         .collect();
-    case!("bare CR line ends", bare_cr, Survive);
+    case!("bare CR line ends", bare_cr, Drop);
     let lf_only: Vec<u8> = assemble(&start, &good(next()), b"")
         .into_iter()
         .filter(|&b| b != b'\r')
         .collect();
-    case!("LF-only line ends", lf_only, Survive);
+    case!("LF-only line ends", lf_only, Reply(200));
 
     // --- replies (forwarded statelessly by Via 2, which is always us) ---------
     case!(
         "reply without headers",
         b"SIP/2.0 200 OK\r\n\r\n".to_vec(),
-        Survive
+        Drop
     );
     let rh = |n: usize| {
         let mut h = good(n);
@@ -578,23 +594,48 @@ pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
     case!(
         "reply status 2000",
         assemble("SIP/2.0 2000 OK", &rh(next()), b""),
-        Survive
+        Drop
     );
     case!(
         "reply status abc",
         assemble("SIP/2.0 abc OK", &rh(next()), b""),
-        Survive
+        Drop
     );
     case!(
         "reply status 99",
         assemble("SIP/2.0 99 Low", &rh(next()), b""),
-        Survive
+        Drop
     );
     case!(
         "reply with one Via",
         assemble("SIP/2.0 200 OK", &good(next()), b""),
-        Survive
+        Drop
     );
-    case!("reply truncated", b"SIP/2.0 18".to_vec(), Survive);
+    case!("reply truncated", b"SIP/2.0 18".to_vec(), Drop);
+
+    // --- version and extensions (RFC 4475 `badvers`, RFC 3261 §16.3) -------
+    case!(
+        "SIP/7.0",
+        assemble(&format!("OPTIONS {ruri} SIP/7.0"), &good(next()), b""),
+        Reply(505)
+    );
+    let mut h = good(next());
+    h.push(("Proxy-Require", "Proxy-Require: foo".into()));
+    case!(
+        "Proxy-Require unknown tag",
+        assemble(&start, &h, b""),
+        BadExtension("foo")
+    );
+    let mut h = good(next());
+    h.push((
+        "Proxy-Require",
+        "Proxy-Require: nothingweknow, 100rel".into(),
+    ));
+    h.push(("Proxy-Require", "Proxy-Require: x-other".into()));
+    case!(
+        "Proxy-Require three tags in two headers",
+        assemble(&start, &h, b""),
+        BadExtension("nothingweknow, 100rel, x-other")
+    );
     out
 }

@@ -1,0 +1,265 @@
+//! A stub resolver with a deadline, for host names met while handling a
+//! message (an R-URI or dst-URI host, a Via sent-by with `reply_to_via`).
+//!
+//! glibc's getaddrinfo waits `timeout × attempts` per nameserver (10 s
+//! with the defaults, more if resolv.conf says so), and a worker blocked
+//! there serves nothing: a few requests naming hosts whose nameserver
+//! never answers stopped every worker. Here the whole lookup — hosts file,
+//! search domains, A then AAAA, every nameserver — ends within [`BUDGET`].
+//! Names in the config are still resolved at load with getaddrinfo (the
+//! full NSS), where waiting harms nobody.
+
+mod conf;
+mod wire;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub use conf::{Hosts, ResolvConf};
+use wire::{parse_answer, query, Answer, QType};
+
+/// The longest one lookup may block a worker. SER 2.x's `dns_retr_time`
+/// and `dns_retr_no` tuned the system resolver's retries; they are
+/// accepted and reported as ignored at start (`route::globals`), because
+/// a worker's wait must have a ceiling no config can raise. A constant:
+/// long enough for a recursive server to resolve a cold name, short
+/// enough that a dead one costs about one retransmission of the caller.
+pub const BUDGET: Duration = Duration::from_secs(2);
+
+/// The first wait for an answer; doubled each round over the servers.
+const FIRST_WAIT: Duration = Duration::from_millis(500);
+
+/// Rounds over the nameservers (each server is asked once per round).
+const MAX_ROUNDS: usize = 3;
+
+/// Why a name gave no address.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    #[error("not a host name")]
+    BadName,
+    #[error("no address for the name")]
+    NotFound,
+    #[error("no nameserver answered within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Nameservers, search domains and hosts file, plus the time budget.
+#[derive(Debug, Clone)]
+pub struct Resolver {
+    conf: ResolvConf,
+    hosts: Hosts,
+    budget: Duration,
+}
+
+static SYSTEM: OnceLock<Resolver> = OnceLock::new();
+
+impl Resolver {
+    pub fn new(conf: ResolvConf, hosts: Hosts, budget: Duration) -> Resolver {
+        Resolver {
+            conf,
+            hosts,
+            budget,
+        }
+    }
+
+    /// The resolver of /etc/resolv.conf and /etc/hosts, read on first use.
+    /// [`preload`] reads them in the supervisor, before the fork and any
+    /// chroot, so every process shares one view.
+    pub fn system() -> &'static Resolver {
+        SYSTEM.get_or_init(|| {
+            let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+            Resolver::new(
+                ResolvConf::parse(&read("/etc/resolv.conf")),
+                Hosts::parse(&read("/etc/hosts")),
+                BUDGET,
+            )
+        })
+    }
+
+    /// One address of `host` (an IP literal is returned as is, without
+    /// asking anybody). Blocks at most the budget.
+    pub fn lookup(&self, host: &str) -> Result<IpAddr, DnsError> {
+        if let Ok(ip) = host.parse::<IpAddr>() {
+            return Ok(ip);
+        }
+        if let Some(ip) = self.hosts.get(host) {
+            return Ok(ip);
+        }
+        let deadline = Instant::now() + self.budget;
+        for name in self.conf.candidates(host) {
+            for qtype in [QType::A, QType::Aaaa] {
+                match self.ask(&name, qtype, deadline)? {
+                    Answer::Addrs(a) if !a.is_empty() => return Ok(a[0]),
+                    Answer::Addrs(_) | Answer::ServerFailure => {}
+                    Answer::NoSuchName => break,
+                }
+            }
+        }
+        Err(DnsError::NotFound)
+    }
+
+    /// Ask the servers in turn, waiting longer each round, until one
+    /// answers or the deadline passes.
+    fn ask(&self, name: &str, qtype: QType, deadline: Instant) -> Result<Answer, DnsError> {
+        let q = query(random_id(), name, qtype).map_err(|_| DnsError::BadName)?;
+        let mut wait = FIRST_WAIT;
+        let mut failures = 0;
+        for _ in 0..MAX_ROUNDS {
+            for server in &self.conf.servers {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(DnsError::Timeout(self.budget));
+                }
+                match exchange(*server, &q, wait.min(left)) {
+                    Ok(Answer::ServerFailure) | Err(_) => failures += 1,
+                    Ok(a) => return Ok(a),
+                }
+            }
+            wait *= 2;
+        }
+        // Every server refused or failed every time: the name is as good
+        // as unknown, and waiting on would not change that.
+        log::debug!("dns: {name}: {failures} failed exchanges");
+        Err(DnsError::Timeout(self.budget))
+    }
+}
+
+/// Read the system's resolver files now (call before the fork).
+pub fn preload() {
+    Resolver::system();
+}
+
+/// A query id nobody off-path can predict (with the random source port,
+/// what keeps forged answers out).
+fn random_id() -> u16 {
+    let mut b = [0u8; 2];
+    if crate::os::random::fill(&mut b).is_err() {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        return n as u16;
+    }
+    u16::from_ne_bytes(b)
+}
+
+/// Send `q` to `server` from a fresh socket and wait up to `wait` for its
+/// answer; datagrams that are not the answer are ignored.
+fn exchange(server: SocketAddr, q: &[u8], wait: Duration) -> io::Result<Answer> {
+    let any: SocketAddr = if server.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        ([0u16; 8], 0).into()
+    };
+    let sock = UdpSocket::bind(any)?;
+    // Connected: the kernel drops datagrams from anyone but the server.
+    sock.connect(server)?;
+    sock.send(q)?;
+    let until = Instant::now() + wait;
+    let mut buf = [0u8; 1500];
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        sock.set_read_timeout(Some(left))?;
+        let n = sock.recv(&mut buf)?;
+        if let Ok(a) = parse_answer(q, &buf[..n]) {
+            return Ok(a);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::thread;
+
+    /// A nameserver on loopback that answers every A query for
+    /// `known` with 192.0.2.1, NXDOMAIN for other names, and nothing at
+    /// all when `silent`. Returns its address; serves `n` queries.
+    fn fake_server(silent: bool, n: usize) -> (SocketAddr, thread::JoinHandle<usize>) {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let addr = s.local_addr().unwrap();
+        let h = thread::spawn(move || {
+            let mut seen = 0;
+            let mut buf = [0u8; 512];
+            while seen < n {
+                let Ok((len, from)) = s.recv_from(&mut buf) else {
+                    break;
+                };
+                seen += 1;
+                if silent {
+                    continue;
+                }
+                let q = &buf[..len];
+                let known = query(0, "pbx.example", QType::A).unwrap();
+                let is_a_for_known = q[12..] == known[12..];
+                let r = if is_a_for_known {
+                    wire::tests::response(q, 0, &[(1, &[192, 0, 2, 1])])
+                } else {
+                    wire::tests::response(q, 3, &[])
+                };
+                s.send_to(&r, from).unwrap();
+            }
+            seen
+        });
+        (addr, h)
+    }
+
+    fn resolver(servers: Vec<SocketAddr>, search: &[&str], budget: Duration) -> Resolver {
+        Resolver::new(
+            ResolvConf {
+                servers,
+                search: search.iter().map(|s| s.to_string()).collect(),
+            },
+            Hosts::parse("127.0.0.7 local-name\n"),
+            budget,
+        )
+    }
+
+    #[test]
+    fn literals_and_hosts_ask_nobody() {
+        // No server listens on the discard port; a query would fail.
+        let r = resolver(
+            vec!["127.0.0.1:9".parse().unwrap()],
+            &[],
+            Duration::from_millis(300),
+        );
+        assert_eq!(
+            r.lookup("10.1.2.3").unwrap(),
+            "10.1.2.3".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(r.lookup("::1").unwrap(), "::1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            r.lookup("LOCAL-NAME").unwrap(),
+            "127.0.0.7".parse::<IpAddr>().unwrap()
+        );
+        assert!(r.lookup("bad name").is_err());
+    }
+
+    #[test]
+    fn answers_and_search_domains() {
+        // "pbx" → pbx.example via the search list (A), then NXDOMAIN for
+        // the unknown name (no AAAA asked after NXDOMAIN): two queries.
+        let (addr, h) = fake_server(false, 2);
+        let r = resolver(vec![addr], &["example"], Duration::from_secs(5));
+        assert_eq!(
+            r.lookup("pbx").unwrap(),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+        assert!(matches!(r.lookup("nope.example"), Err(DnsError::NotFound)));
+        assert_eq!(h.join().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_silent_server_ends_in_a_timeout() {
+        let (addr, h) = fake_server(true, 1);
+        let r = resolver(vec![addr], &[], Duration::from_millis(300));
+        assert!(matches!(r.lookup("pbx.example"), Err(DnsError::Timeout(_))));
+        assert!(h.join().unwrap() >= 1, "the server was asked");
+    }
+}
