@@ -16,7 +16,10 @@ use crate::tm::key::COOKIE;
 use crate::util::siphash::{siphash24, SipKey};
 
 /// Width of the hash part: the table has 2^16 buckets.
-const HASH_LIMIT: u32 = 1 << crate::tm::store::TABLE_BITS;
+/// SER's table size: 2^16 buckets; the hash in a branch id is below it.
+pub const TABLE_BITS: u32 = 16;
+
+const HASH_LIMIT: u32 = 1 << TABLE_BITS;
 
 /// The MAC is always written as 16 hex digits.
 const MAC_DIGITS: usize = 16;

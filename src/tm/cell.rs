@@ -196,7 +196,7 @@ fn free_cell(region: &Region, off: ShmOff<Cell>) {
     }
     region.free_slice(cell.req);
     region.free(off);
-    crate::tm::store::note_freed();
+    crate::tm::stats::note_freed();
 }
 
 /// A counted reference to a cell, released on drop.

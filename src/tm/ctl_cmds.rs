@@ -378,7 +378,7 @@ fn t_reply(p: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
 }
 
 fn t_stats(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
-    let s = store::snapshot();
+    let s = crate::tm::stats::snapshot();
     let c = &s.completed;
     Ok(Reply::ok(vec![
         format!(

@@ -208,7 +208,7 @@ pub fn execute(
                 send_peer(env, &cell.src, &final_reply_again(env, cell, st));
             }
             Action::Completed { code } => {
-                if let Some(s) = store::stats() {
+                if let Some(s) = crate::tm::stats::stats() {
                     s.completed[class_of(code)].fetch_add(1, Ordering::Relaxed);
                 }
                 def.completed = Some(code);
@@ -262,7 +262,7 @@ fn sync_wait_gauge(st: &mut CellState) {
         return;
     }
     st.wait_counted = u16::from(waiting);
-    let Some(s) = store::stats() else { return };
+    let Some(s) = crate::tm::stats::stats() else { return };
     if waiting {
         s.waiting.fetch_add(1, Ordering::Relaxed);
     } else {

@@ -342,7 +342,7 @@ fn forward_nonack(ctx: &mut MsgCtx<'_>, dest: Dest) -> i32 {
 
 /// Counters for the SIGUSR1 report and t_stats.
 pub fn stats_line() -> String {
-    let s = store::snapshot();
+    let s = crate::tm::stats::snapshot();
     let used = shm::try_global().map(|r| r.stats().used).unwrap_or(0);
     format!(
         "tm stats: current={} waiting={} created={} freed={} shm used={}",

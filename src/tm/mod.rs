@@ -21,6 +21,7 @@ pub mod oom;
 pub mod params;
 pub mod relay;
 pub mod reply;
+pub mod stats;
 pub mod store;
 pub mod twrite;
 pub mod uac;

@@ -211,7 +211,7 @@ pub fn send_local_reply(env: &'static Env, cref: &CellRef, code: u16, bytes: &[u
     }
     finish(env, cref, def);
     if code >= 200 {
-        if let Some(s) = store::stats() {
+        if let Some(s) = crate::tm::stats::stats() {
             s.replied_locally
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }

@@ -1,7 +1,7 @@
 //! The transaction table in shared memory: creation, lookup, unlinking,
-//! statistics, and the branch ids that lead replies back to their cell.
+//! and the branch ids that lead replies back to their cell.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 
 use shm::{Region, ShmError, ShmHashTable, ShmOff, ShmRefCount};
@@ -12,30 +12,11 @@ use crate::tm::cell::{store_bytes, Cell, CellRef, CellState, Peer};
 use crate::tm::fsm::Tx;
 use crate::tm::key::{key_of, CellView, MatchKind, MatchOpts, MsgKey};
 
-/// SER's table size: 2^16 buckets.
-pub const TABLE_BITS: u32 = 16;
-
-shm::shm_struct! {
-    /// Counters behind `t_stats` and the SIGUSR1 report.
-    #[derive(Debug, Default)]
-    pub struct TmStats {
-        pub created: AtomicU64,
-        pub freed: AtomicU64,
-        /// Cells currently in the wait phase.
-        pub waiting: AtomicU64,
-        /// Transactions started by our own UAC.
-        pub local: AtomicU64,
-        /// Final replies generated here rather than relayed.
-        pub replied_locally: AtomicU64,
-        /// Final replies sent upstream by class 1..6 (index 0 unused).
-        pub completed: [AtomicU64; 7],
-    }
-}
+pub use crate::tm::branch::TABLE_BITS;
 
 struct Globals {
     region: &'static Region,
     table: ShmOff<ShmHashTable<Cell>>,
-    stats: ShmOff<TmStats>,
 }
 
 static GLOBALS: OnceLock<Globals> = OnceLock::new();
@@ -61,13 +42,9 @@ pub fn init(region: &'static Region) -> Result<(), StoreError> {
     region
         .get(table)
         .seed_labels(region, crate::tm::branch::label_seed);
-    let stats = region.alloc(TmStats::default())?;
+    crate::tm::stats::init(region)?;
     GLOBALS
-        .set(Globals {
-            region,
-            table,
-            stats,
-        })
+        .set(Globals { region, table })
         .map_err(|_| StoreError::AlreadyInit)
 }
 
@@ -77,51 +54,6 @@ fn g() -> Option<&'static Globals> {
 
 pub fn region() -> Option<&'static Region> {
     g().map(|g| g.region)
-}
-
-pub fn stats() -> Option<&'static TmStats> {
-    g().map(|g| g.region.get(g.stats))
-}
-
-pub fn note_freed() {
-    if let Some(s) = stats() {
-        s.freed.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// A snapshot of the counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct StatsSnapshot {
-    pub created: u64,
-    pub freed: u64,
-    pub waiting: u64,
-    pub local: u64,
-    pub replied_locally: u64,
-    pub completed: [u64; 7],
-}
-
-impl StatsSnapshot {
-    pub fn current(&self) -> u64 {
-        self.created.saturating_sub(self.freed)
-    }
-}
-
-pub fn snapshot() -> StatsSnapshot {
-    let Some(s) = stats() else {
-        return StatsSnapshot::default();
-    };
-    let mut completed = [0u64; 7];
-    for (c, a) in completed.iter_mut().zip(s.completed.iter()) {
-        *c = a.load(Ordering::Relaxed);
-    }
-    StatsSnapshot {
-        created: s.created.load(Ordering::Relaxed),
-        freed: s.freed.load(Ordering::Relaxed),
-        waiting: s.waiting.load(Ordering::Relaxed),
-        local: s.local.load(Ordering::Relaxed),
-        replied_locally: s.replied_locally.load(Ordering::Relaxed),
-        completed,
-    }
 }
 
 /// `(current, total)` of bucket `i`, for `t_hash`.
@@ -256,7 +188,7 @@ pub fn create(msg: &Msg, src: Peer, local: bool, o: MatchOpts) -> Result<Created
         .store(bucket.next_label(), Ordering::Relaxed);
     bucket.insert(off);
     drop(bucket);
-    if let Some(s) = stats() {
+    if let Some(s) = crate::tm::stats::stats() {
         s.created.fetch_add(1, Ordering::Relaxed);
         if local {
             s.local.fetch_add(1, Ordering::Relaxed);

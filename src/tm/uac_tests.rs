@@ -11,7 +11,8 @@ use crate::net::{ListenAddr, ListenSocket, Proto, SocketTable};
 use crate::route::globals::CoreCfg;
 use crate::route::Runtime;
 use crate::sip::Msg;
-use crate::tm::store::{branch_id, snapshot};
+use crate::tm::stats::snapshot;
+use crate::tm::store::branch_id;
 use crate::tm::uac::{register_report, t_uac, UacOutcome, UacRequest};
 
 static REPORTED: Mutex<Vec<(u16, Vec<u8>)>> = Mutex::new(Vec::new());
