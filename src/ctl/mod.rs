@@ -69,6 +69,6 @@ pub fn deliver_later(target: &ReplyTarget, reply: &Reply, dialect: Dialect) {
         Patience::NONE,
         s.unix_timeout,
     ) {
-        log::warn!("ctl: report not delivered: {e}");
+        crate::warn_limited!("ctl: report not delivered: {e}");
     }
 }

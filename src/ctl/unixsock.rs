@@ -138,10 +138,10 @@ pub fn serve(sock: &CtlSocket, registry: &Registry, send_timeout: Duration) -> i
         match &sender {
             Some(p) => {
                 if let Err(e) = sock.sock.send_to(&out, p) {
-                    log::warn!("unix_sock: reply to {} not sent: {e}", p.display());
+                    crate::warn_limited!("unix_sock: reply to {} not sent: {e}", p.display());
                 }
             }
-            None => log::warn!("unix_sock: a client without a bound address gets no reply"),
+            None => crate::warn_limited!("unix_sock: a client without a bound address gets no reply"),
         }
     }
 }
