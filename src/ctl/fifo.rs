@@ -251,7 +251,6 @@ pub fn serve(pipe: &FifoPipe, registry: &Registry) -> i32 {
                 &reply.render(Dialect::Fifo),
                 settings.file_mode,
                 Patience::FIFO_SERVER,
-                settings.unix_timeout,
             ) {
                 crate::warn_limited!("fifo: reply to '{}' not delivered: {e}", head.command);
             }

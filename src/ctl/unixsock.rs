@@ -6,8 +6,12 @@ use std::io::ErrorKind;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::outbox::Outbox;
 use super::registry::Registry;
 use super::reply::Reply;
 use super::request::{parse_head, Dialect, TextLines};
@@ -107,21 +111,30 @@ pub fn answer(registry: &Registry, datagram: &[u8], sender: Option<&Path>) -> Op
 }
 
 /// The loop of one unix socket server process. Never returns.
+///
+/// Nothing here blocks but `poll`: the socket is non-blocking (siblings
+/// sharing it may take a datagram first), and a reply that finds its
+/// client's queue full waits in an [`Outbox`] for at most `send_timeout`
+/// (`unix_tx_timeout`) while other clients are served.
 pub fn serve(sock: &CtlSocket, registry: &Registry, send_timeout: Duration) -> i32 {
-    let t = if send_timeout.is_zero() {
-        Duration::from_millis(1)
-    } else {
-        send_timeout
-    };
-    if let Err(e) = sock.sock.set_write_timeout(Some(t)) {
+    if let Err(e) = sock.sock.set_nonblocking(true) {
         log::error!("unix_sock: {e}");
+        return 1;
     }
+    let mut outbox = Outbox::new(send_timeout, MAX_REPLY + 4096);
     let mut buf = vec![0u8; MAX_REQUEST];
     log::info!("unix socket server on {}", sock.path.display());
     loop {
+        let (readable, writable) = wait(&sock.sock, &outbox);
+        for (peer, why) in outbox.progress(&writable, Instant::now()) {
+            crate::warn_limited!("unix_sock: reply to {} dropped: {why}", peer.display());
+        }
+        if !readable {
+            continue;
+        }
         let (n, addr) = match sock.sock.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => continue,
             Err(e) => {
                 log::error!("unix_sock: recv: {e}");
                 std::thread::sleep(Duration::from_millis(100));
@@ -137,11 +150,42 @@ pub fn serve(sock: &CtlSocket, registry: &Registry, send_timeout: Duration) -> i
         };
         match &sender {
             Some(p) => {
-                if let Err(e) = sock.sock.send_to(&out, p) {
-                    crate::warn_limited!("unix_sock: reply to {} not sent: {e}", p.display());
+                if let Err(why) = outbox.send(&sock.sock, p, out, Instant::now()) {
+                    crate::warn_limited!("unix_sock: reply to {} dropped: {why}", p.display());
                 }
             }
             None => crate::warn_limited!("unix_sock: a client without a bound address gets no reply"),
+        }
+    }
+}
+
+/// Waits until a request arrives, a parked reply can go, or one's time
+/// is up. Returns whether the server socket is readable and which parked
+/// sockets are writable.
+fn wait(sock: &UnixDatagram, outbox: &Outbox) -> (bool, Vec<bool>) {
+    let mut fds = vec![PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+    fds.extend(outbox.poll_fds());
+    let timeout = match outbox.next_deadline() {
+        None => PollTimeout::NONE,
+        Some(d) => {
+            let ms = d.saturating_duration_since(Instant::now()).as_millis().max(1);
+            PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
+        }
+    };
+    let ready = |f: &PollFd<'_>, what: PollFlags| {
+        f.revents()
+            .is_some_and(|r| r.intersects(what | PollFlags::POLLERR | PollFlags::POLLHUP))
+    };
+    match poll(&mut fds, timeout) {
+        Ok(_) => (
+            ready(&fds[0], PollFlags::POLLIN),
+            fds[1..].iter().map(|f| ready(f, PollFlags::POLLOUT)).collect(),
+        ),
+        Err(nix::errno::Errno::EINTR) => (false, vec![false; fds.len() - 1]),
+        Err(e) => {
+            log::error!("unix_sock: poll: {e}");
+            std::thread::sleep(Duration::from_millis(100));
+            (false, vec![false; fds.len() - 1])
         }
     }
 }

@@ -237,7 +237,6 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         argv: std::env::args().collect(),
         file_mode: rt.core.fifo_mode,
         reply_dir: rt.core.fifo_dir.clone().into(),
-        unix_timeout: std::time::Duration::from_millis(u64::from(rt.core.unix_tx_timeout_ms)),
     });
 
     if opts.no_fork == 0 && fork {
