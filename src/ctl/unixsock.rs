@@ -35,6 +35,8 @@ pub enum UnixSockError {
         #[source]
         err: std::io::Error,
     },
+    #[error("unix_sock {path}: chown: {err}")]
+    Chown { path: PathBuf, err: nix::Error },
 }
 
 #[derive(Debug)]
@@ -43,8 +45,14 @@ pub struct CtlSocket {
     sock: UnixDatagram,
 }
 
-/// Bind the server socket, replacing a stale one from an earlier run.
-pub fn prepare(path: &Path, mode: u32) -> Result<CtlSocket, UnixSockError> {
+/// Bind the server socket, replacing a stale one from an earlier run,
+/// with `mode` and, when given, `owner` and `group` (who may send to it).
+pub fn prepare(
+    path: &Path,
+    mode: u32,
+    owner: Option<nix::unistd::Uid>,
+    group: Option<nix::unistd::Gid>,
+) -> Result<CtlSocket, UnixSockError> {
     let io = |err| UnixSockError::Io {
         path: path.to_path_buf(),
         err,
@@ -65,6 +73,12 @@ pub fn prepare(path: &Path, mode: u32) -> Result<CtlSocket, UnixSockError> {
     }
     let sock = UnixDatagram::bind(path).map_err(io)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7777)).map_err(io)?;
+    if owner.is_some() || group.is_some() {
+        nix::unistd::chown(path, owner, group).map_err(|err| UnixSockError::Chown {
+            path: path.into(),
+            err,
+        })?;
+    }
     // Replies may be large (`ps`, `t_hash`): ask for room to send them.
     let _ = nix::sys::socket::setsockopt(
         &sock,

@@ -2,10 +2,11 @@
 //! management protocol over the FIFO or the unix datagram socket.
 //!
 //! Layers: [`proto`] frames requests and parses replies (pure);
-//! [`unixsock`] and [`fifo`] move bytes; [`transport`] picks one and ties
+//! [`unixsock`] and [`fifo`] move bytes ([`access`]: who may answer); [`transport`] picks one and ties
 //! them together; [`cli`] parses the command line; [`format`] renders
 //! replies; [`run`] is the program. `src/bin/serctl.rs` only calls
 //! [`main_entry`].
+pub mod access;
 pub mod cli;
 pub mod fifo;
 pub mod format;
