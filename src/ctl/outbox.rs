@@ -79,11 +79,8 @@ impl Outbox {
             return Err(DropReason::TooManyWaiting);
         }
         let sock = UnixDatagram::unbound()?;
-        let _ = nix::sys::socket::setsockopt(
-            &sock,
-            nix::sys::socket::sockopt::SndBuf,
-            &self.sndbuf,
-        );
+        let _ =
+            nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::SndBuf, &self.sndbuf);
         // Connected, poll reports room in the peer's queue (Linux
         // unix_dgram_poll); unconnected it reports only our own buffer.
         sock.connect(peer)?;
@@ -219,7 +216,9 @@ mod tests {
             Err(DropReason::TooManyWaiting)
         ));
         assert_eq!(ob.next_deadline(), Some(t0 + Duration::from_millis(500)));
-        assert!(ob.progress(&[true; MAX_PARKED], t0 + Duration::from_millis(499)).is_empty());
+        assert!(ob
+            .progress(&[true; MAX_PARKED], t0 + Duration::from_millis(499))
+            .is_empty());
         let gone = ob.progress(&[false; MAX_PARKED], t0 + Duration::from_millis(500));
         assert_eq!(gone.len(), MAX_PARKED);
         assert!(ob.is_empty() && ob.next_deadline().is_none());

@@ -218,10 +218,8 @@ mod tests {
     fn report_file_is_created_then_rewritten() {
         let p = tmp("file");
         let t = ReplyTarget::File(p.clone());
-        t.deliver(b"200 ok\n", 0o600, Patience::NONE)
-            .unwrap();
-        t.deliver(b"408 timeout\n", 0o600, Patience::NONE)
-            .unwrap();
+        t.deliver(b"200 ok\n", 0o600, Patience::NONE).unwrap();
+        t.deliver(b"408 timeout\n", 0o600, Patience::NONE).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"408 timeout\n");
         std::fs::remove_file(&p).unwrap();
     }

@@ -3,10 +3,10 @@
 //! reply one datagram back to the sender's bound address.
 
 use std::io::ErrorKind;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -148,7 +148,9 @@ pub fn serve(sock: &CtlSocket, registry: &Registry, send_timeout: Duration) -> i
         }
         let (n, addr) = match sock.sock.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {
+                continue
+            }
             Err(e) => {
                 log::error!("unix_sock: recv: {e}");
                 std::thread::sleep(Duration::from_millis(100));
@@ -168,7 +170,9 @@ pub fn serve(sock: &CtlSocket, registry: &Registry, send_timeout: Duration) -> i
                     crate::warn_limited!("unix_sock: reply to {} dropped: {why}", p.display());
                 }
             }
-            None => crate::warn_limited!("unix_sock: a client without a bound address gets no reply"),
+            None => {
+                crate::warn_limited!("unix_sock: a client without a bound address gets no reply")
+            }
         }
     }
 }
@@ -182,7 +186,10 @@ fn wait(sock: &UnixDatagram, outbox: &Outbox) -> (bool, Vec<bool>) {
     let timeout = match outbox.next_deadline() {
         None => PollTimeout::NONE,
         Some(d) => {
-            let ms = d.saturating_duration_since(Instant::now()).as_millis().max(1);
+            let ms = d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .max(1);
             PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
         }
     };
@@ -193,7 +200,10 @@ fn wait(sock: &UnixDatagram, outbox: &Outbox) -> (bool, Vec<bool>) {
     match poll(&mut fds, timeout) {
         Ok(_) => (
             ready(&fds[0], PollFlags::POLLIN),
-            fds[1..].iter().map(|f| ready(f, PollFlags::POLLOUT)).collect(),
+            fds[1..]
+                .iter()
+                .map(|f| ready(f, PollFlags::POLLOUT))
+                .collect(),
         ),
         Err(nix::errno::Errno::EINTR) => (false, vec![false; fds.len() - 1]),
         Err(e) => {

@@ -370,7 +370,8 @@ mod tests {
         let mut c = CoreCfg::default();
         c.set("sock_mode", &GlobalValue::Int(0o600)).unwrap();
         c.set("sock_user", &GlobalValue::Str("ser".into())).unwrap();
-        c.set("sock_group", &GlobalValue::Str("sip".into())).unwrap();
+        c.set("sock_group", &GlobalValue::Str("sip".into()))
+            .unwrap();
         assert_eq!(c.fifo_mode, 0o600);
         assert_eq!(c.fifo_user.as_deref(), Some("ser"));
         assert_eq!(c.fifo_group.as_deref(), Some("sip"));

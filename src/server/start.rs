@@ -375,7 +375,8 @@ impl ControlFiles {
                     core.fifo_user.as_deref().or(core.user.as_deref()),
                     core.fifo_group.as_deref().or(core.group.as_deref()),
                 )?;
-                let pipe = crate::ctl::fifo::prepare(Path::new(path), core.fifo_mode, owner, group)?;
+                let pipe =
+                    crate::ctl::fifo::prepare(Path::new(path), core.fifo_mode, owner, group)?;
                 Some(&*Box::leak(Box::new(pipe)))
             }
             None => None,
@@ -395,7 +396,8 @@ impl ControlFiles {
                 .map_err(ControlError::from)
                 .and_then(|(owner, group)| {
                     let mode = core.unix_sock_mode.unwrap_or(core.fifo_mode);
-                    Ok(crate::ctl::unixsock::prepare(Path::new(path), mode, owner, group)?)
+                    let sock = crate::ctl::unixsock::prepare(Path::new(path), mode, owner, group)?;
+                    Ok(sock)
                 });
                 match prepared {
                     Ok(s) => Some(&*Box::leak(Box::new(s))),
