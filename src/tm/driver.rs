@@ -282,7 +282,9 @@ fn local_reply_bytes(env: &Env, cell: &Cell, code: u16, reason: &[u8]) -> Vec<u8
     let Ok(req) = Msg::parse(env.region.slice(cell.req).to_vec()) else {
         return Vec::new();
     };
-    build_local_reply(env, &req, cell.src.addr(), code, reason, b"").unwrap_or_default()
+    build_local_reply(env, &req, cell.src.addr(), code, reason, b"")
+        .map(|b| b.bytes)
+        .unwrap_or_default()
 }
 
 /// Send a reply upstream and keep it for retransmissions.

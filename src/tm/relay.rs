@@ -164,8 +164,10 @@ pub fn reply_local(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8]) -> i32 {
     if (300..400).contains(&code) {
         extra.extend_from_slice(&ctx.redirect_contacts());
     }
-    let bytes = match build_local_reply(env, ctx.msg, cell.src.addr(), code, reason, &extra) {
-        Ok(b) => b,
+    let built = build_local_reply(env, ctx.msg, cell.src.addr(), code, reason, &extra);
+    // `code` becomes 500 if the reply asked for is too large to send.
+    let (bytes, code) = match built {
+        Ok(b) => (b.bytes, b.code),
         Err(e) => {
             log::error!("tm: cannot build a {code} reply: {e}");
             return -1;
