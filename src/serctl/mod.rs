@@ -16,7 +16,9 @@ pub mod transport;
 pub mod unixsock;
 
 pub use proto::{build_request, parse_reply, BuildError, Reply, ReplyError};
-pub use run::{run, EnvPaths, EXIT_OK, EXIT_SERVER_ERROR, EXIT_UNREACHABLE, EXIT_USAGE};
+pub use run::{
+    run, EnvPaths, OutKind, EXIT_OK, EXIT_SERVER_ERROR, EXIT_UNREACHABLE, EXIT_USAGE,
+};
 pub use transport::{Transport, TransportError};
 
 /// The program with the process's arguments, environment and streams;
@@ -29,10 +31,16 @@ pub fn main_entry() -> i32 {
         .collect();
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
+    let kind = if std::io::IsTerminal::is_terminal(&stdout) {
+        OutKind::Terminal
+    } else {
+        OutKind::Stream
+    };
     run(
         &args,
         &EnvPaths::from_process(),
         &mut stdout.lock(),
+        kind,
         &mut stderr.lock(),
     )
 }
