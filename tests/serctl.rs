@@ -182,6 +182,22 @@ fn unixsock_error_reply_exits_1_with_status_on_stderr() {
     assert!(out.stdout.is_empty());
 }
 
+/// An error reply ends its line on stderr even when the server sent no
+/// final LF (SER's own server omits it on some replies).
+#[test]
+fn error_replies_end_with_a_newline() {
+    let path = unique("nolf.sock");
+    let server = fake_unix(&path, vec![Some(b"404 Username x in table location not found")]);
+    let out = serctl(&["ul", "rm", "x"], &[("SER_UNIXSOCK", &path)]);
+    join(server);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "404 Username x in table location not found\n"
+    );
+}
+
 #[test]
 fn unixsock_without_server_exits_2() {
     let missing = unique("missing.sock");
