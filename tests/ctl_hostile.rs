@@ -25,12 +25,16 @@ fn a_client_that_never_reads_does_not_stop_serctl() {
     let _ = nix::sys::socket::setsockopt(&deaf, nix::sys::socket::sockopt::RcvBuf, &1024usize);
     deaf.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
     let sock_arg = sock.display().to_string();
-    for round in 0..6 {
+    // Large replies too: queued for the deaf client they fill the server
+    // socket's own send buffer, so that replies to anyone would block.
+    let big = format!(":print:\n{}\n", "x".repeat(60_000));
+    for round in 0..8 {
         let burst = if round == 0 { 40 } else { 8 };
         for _ in 0..burst {
             // The server reads at once; a full server queue is not what
             // is tested, so a send that fails is simply not counted.
-            let _ = deaf.send_to(b":ps:\n", &sock);
+            let req: &[u8] = if round % 2 == 0 { big.as_bytes() } else { b":ps:\n" };
+            let _ = deaf.send_to(req, &sock);
         }
         let out = serctl(&["-s", &sock_arg], &["ps"]);
         assert!(

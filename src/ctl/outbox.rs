@@ -5,9 +5,17 @@
 //! for every other client. Instead the server never blocks: a reply that
 //! does not fit now is parked here on a socket of its own connected to
 //! the client, sent when `poll` says the client's queue has room, and
-//! dropped when `unix_tx_timeout` passes first. At most [`MAX_PARKED`]
-//! replies wait; one more is dropped at once, so a flood costs a bounded
-//! amount of memory and no time.
+//! dropped when `unix_tx_timeout` passes first.
+//!
+//! Replies queued for such a client also stay charged to the socket that
+//! sent them, so with large replies the server socket's own buffer fills
+//! and it cannot send to anyone. A reply that the server socket cannot
+//! send is therefore tried at once from a fresh socket, and parked only
+//! if its client's queue is full. At most [`MAX_PARKED`] replies wait;
+//! one more displaces the oldest. A client with room is served in the
+//! next round, before any new request is read, so only replies to
+//! clients that do not read are ever displaced: a flood costs bounded
+//! memory and no one else's answer.
 
 use std::collections::VecDeque;
 use std::io::ErrorKind;
@@ -24,8 +32,8 @@ pub const MAX_PARKED: usize = 16;
 /// Why a reply was not delivered.
 #[derive(Debug, thiserror::Error)]
 pub enum DropReason {
-    #[error("its queue is full and {MAX_PARKED} replies already wait")]
-    TooManyWaiting,
+    #[error("its queue stayed full while {MAX_PARKED} newer replies waited")]
+    Displaced,
     #[error("its queue stayed full for {0:?}")]
     StayedFull(Duration),
     #[error("{0}")]
@@ -58,40 +66,60 @@ impl Outbox {
         }
     }
 
-    /// Sends `bytes` to `peer` from `server` (a non-blocking socket);
-    /// parks it when the peer's queue is full.
+    /// Sends `bytes` to `peer` from `server` (a non-blocking socket), or
+    /// from a fresh socket when the server's is full; parks it when the
+    /// peer's queue is full. Returns the replies given up on now: this
+    /// one, or the oldest parked one it displaced.
     pub fn send(
         &mut self,
         server: &UnixDatagram,
         peer: &Path,
         bytes: Vec<u8>,
         now: Instant,
-    ) -> Result<(), DropReason> {
+    ) -> Vec<(PathBuf, DropReason)> {
+        let gone = |e: DropReason| vec![(peer.to_path_buf(), e)];
         match server.send_to(&bytes, peer) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Vec::new(),
             Err(e) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return gone(e.into()),
+        }
+        let sock = match self.connected(peer) {
+            Ok(s) => s,
+            Err(e) => return gone(e.into()),
+        };
+        match sock.send(&bytes) {
+            Ok(_) => return Vec::new(),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => return gone(e.into()),
         }
         if self.patience.is_zero() {
-            return Err(DropReason::StayedFull(Duration::ZERO));
+            return gone(DropReason::StayedFull(Duration::ZERO));
         }
+        let mut dropped = Vec::new();
         if self.parked.len() >= MAX_PARKED {
-            return Err(DropReason::TooManyWaiting);
+            if let Some(old) = self.parked.pop_front() {
+                dropped.push((old.peer, DropReason::Displaced));
+            }
         }
-        let sock = UnixDatagram::unbound()?;
-        let _ =
-            nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::SndBuf, &self.sndbuf);
-        // Connected, poll reports room in the peer's queue (Linux
-        // unix_dgram_poll); unconnected it reports only our own buffer.
-        sock.connect(peer)?;
-        sock.set_nonblocking(true)?;
         self.parked.push_back(Parked {
             sock,
             bytes,
             peer: peer.to_path_buf(),
             until: now + self.patience,
         });
-        Ok(())
+        dropped
+    }
+
+    /// A non-blocking socket of its own connected to `peer`: connected,
+    /// poll reports room in the peer's queue (Linux unix_dgram_poll);
+    /// unconnected it would report only our own buffer.
+    fn connected(&self, peer: &Path) -> std::io::Result<UnixDatagram> {
+        let sock = UnixDatagram::unbound()?;
+        let _ =
+            nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::SndBuf, &self.sndbuf);
+        sock.connect(peer)?;
+        sock.set_nonblocking(true)?;
+        Ok(sock)
     }
 
     /// Poll entries for the parked sockets, in order, to append after the
@@ -184,7 +212,7 @@ mod tests {
         let queued = fill(&server, &cp);
         let mut ob = Outbox::new(Duration::from_secs(5), 4096);
         let t0 = Instant::now();
-        ob.send(&server, &cp, b"late reply".to_vec(), t0).unwrap();
+        assert!(ob.send(&server, &cp, b"late reply".to_vec(), t0).is_empty());
         assert_eq!(ob.len(), 1);
         // Still full: nothing moves, nothing is dropped.
         assert!(ob.progress(&[true], t0).is_empty());
@@ -203,24 +231,56 @@ mod tests {
     }
 
     #[test]
-    fn parked_replies_expire_and_are_bounded() {
+    fn a_clogged_server_socket_still_answers_a_client_with_room() {
+        let (server, _deaf, sp, dp) = pair("clog");
+        let live_path = tmp("clog-live");
+        let live = UnixDatagram::bind(&live_path).unwrap();
+        let _ = nix::sys::socket::setsockopt(&server, nix::sys::socket::sockopt::SndBuf, &4096);
+        // Large datagrams queued for the deaf client stay charged to the
+        // server socket until it fills (bounded by the deaf queue).
+        let big = vec![b'x'; 3000];
+        let clogged = (0..100).any(
+            |_| matches!(server.send_to(&big, &dp), Err(e) if e.kind() == ErrorKind::WouldBlock),
+        );
+        assert!(clogged);
+        assert!(server.send_to(b"r", &live_path).is_err());
+        let mut ob = Outbox::new(Duration::from_secs(5), 4096);
+        assert!(ob
+            .send(&server, &live_path, b"for you".to_vec(), Instant::now())
+            .is_empty());
+        assert!(ob.is_empty(), "sent at once, not parked");
+        let mut buf = [0u8; 64];
+        let n = live.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"for you");
+        for p in [sp, dp, live_path] {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    #[test]
+    fn parked_replies_expire_and_the_oldest_is_displaced() {
         let (server, _client, sp, cp) = pair("expire");
         fill(&server, &cp);
         let mut ob = Outbox::new(Duration::from_millis(500), 4096);
         let t0 = Instant::now();
         for _ in 0..MAX_PARKED {
-            ob.send(&server, &cp, b"r".to_vec(), t0).unwrap();
+            assert!(ob.send(&server, &cp, b"r".to_vec(), t0).is_empty());
         }
-        assert!(matches!(
-            ob.send(&server, &cp, b"r".to_vec(), t0),
-            Err(DropReason::TooManyWaiting)
-        ));
+        let t1 = t0 + Duration::from_millis(100);
+        let gone = ob.send(&server, &cp, b"r".to_vec(), t1);
+        assert!(
+            matches!(gone.as_slice(), [(_, DropReason::Displaced)]),
+            "{gone:?}"
+        );
+        assert_eq!(ob.len(), MAX_PARKED);
         assert_eq!(ob.next_deadline(), Some(t0 + Duration::from_millis(500)));
         assert!(ob
             .progress(&[true; MAX_PARKED], t0 + Duration::from_millis(499))
             .is_empty());
         let gone = ob.progress(&[false; MAX_PARKED], t0 + Duration::from_millis(500));
-        assert_eq!(gone.len(), MAX_PARKED);
+        assert_eq!(gone.len(), MAX_PARKED - 1);
+        let gone = ob.progress(&[false], t1 + Duration::from_millis(500));
+        assert_eq!(gone.len(), 1);
         assert!(ob.is_empty() && ob.next_deadline().is_none());
         for p in [sp, cp] {
             let _ = std::fs::remove_file(p);
@@ -232,16 +292,18 @@ mod tests {
         let (server, client, sp, cp) = pair("zero");
         fill(&server, &cp);
         let mut ob = Outbox::new(Duration::ZERO, 4096);
-        assert!(matches!(
-            ob.send(&server, &cp, b"r".to_vec(), Instant::now()),
-            Err(DropReason::StayedFull(_))
-        ));
+        let gone = ob.send(&server, &cp, b"r".to_vec(), Instant::now());
+        assert!(
+            matches!(gone.as_slice(), [(_, DropReason::StayedFull(_))]),
+            "{gone:?}"
+        );
         drop(client);
         let _ = std::fs::remove_file(&cp);
-        assert!(matches!(
-            ob.send(&server, &cp, b"r".to_vec(), Instant::now()),
-            Err(DropReason::Io(_))
-        ));
+        let gone = ob.send(&server, &cp, b"r".to_vec(), Instant::now());
+        assert!(
+            matches!(gone.as_slice(), [(_, DropReason::Io(_))]),
+            "{gone:?}"
+        );
         assert!(ob.is_empty());
         let _ = std::fs::remove_file(sp);
     }

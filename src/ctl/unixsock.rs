@@ -166,8 +166,8 @@ pub fn serve(sock: &CtlSocket, registry: &Registry, send_timeout: Duration) -> i
         };
         match &sender {
             Some(p) => {
-                if let Err(why) = outbox.send(&sock.sock, p, out, Instant::now()) {
-                    crate::warn_limited!("unix_sock: reply to {} dropped: {why}", p.display());
+                for (peer, why) in outbox.send(&sock.sock, p, out, Instant::now()) {
+                    crate::warn_limited!("unix_sock: reply to {} dropped: {why}", peer.display());
                 }
             }
             None => {
