@@ -68,7 +68,7 @@ fn past_max_contacts_new_bindings_are_refused_and_the_owner_still_refreshes() {
     let ser = Ser::start(&cfg(port, ""));
     let owner = UdpPeer::bind();
     let own = format!("<sip:alice@127.0.0.1:{}>", owner.port());
-    let first = register(&owner, port, &[own.clone()]);
+    let first = register(&owner, port, std::slice::from_ref(&own));
     let r = ask(&owner, port, &first).expect("owner's REGISTER answered");
     assert_eq!(status_of(&r), Some(200), "{}", String::from_utf8_lossy(&r));
 
