@@ -8,6 +8,11 @@
 //!
 //! The level lives in an atomic and is mirrored into `log::set_max_level`,
 //! so the `log` macros skip formatting below the level with one atomic load.
+//!
+//! Messages a peer can trigger go through [`warn_limited!`](crate::warn_limited)
+//! (see [`rate`]), so that no peer can fill the disk with them.
+pub mod rate;
+
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -227,7 +232,9 @@ impl Log for SerLogger {
 }
 
 /// Rate limit for repetitive complaints (malformed packets, out of shm):
-/// each kind is allowed at most once per second in this process.
+/// each kind is allowed at most once per second in this process. For a
+/// single call site, [`warn_limited!`](crate::warn_limited) does the same
+/// and also reports how many lines it held back.
 #[derive(Debug, Default)]
 pub struct LogLimiter {
     last: HashMap<&'static str, Instant>,

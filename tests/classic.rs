@@ -337,6 +337,14 @@ fn fifo_usrloc_commands_see_and_change_what_phones_registered() {
     assert!(ok, "ul rm: {out}");
     let (ok, shown) = serctl_on(&ser, &["ul", "show", "bob"]);
     assert!(!ok && shown.contains("404"), "{shown}");
+    // Removing it again: nothing is there, and serctl says so (a typo
+    // reported "deleted" would leave the real AOR registered).
+    let t = fifo_arg(&ser);
+    let t: Vec<&str> = t.iter().map(String::as_str).collect();
+    let again = serctl(&t, &["ul", "rm", "bob"]);
+    let err = text(&again.stderr);
+    assert_eq!(again.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("404 ") && err.ends_with("not found\n"), "{err:?}");
     let r = ask(&phone, port, &invite(&phone, port, "bob"));
     assert_eq!(status_of(&r), Some(404), "{}", text(&r));
 

@@ -292,3 +292,21 @@ Contact: <sip:alice@!!>\nContent-Type: application/sdp\n.\nv=0\n.\n"
     assert_eq!((lines[2], lines[3]), (".", "."), "{report}");
     assert!(report.contains("tag=bobtag"), "{report}");
 }
+
+/// Junk written into the FIFO is skipped with a warning, but a writer
+/// cannot fill the disk with them: 1000 junk lines give at most the
+/// burst of the per-call-site limiter, and the FIFO still answers.
+#[test]
+fn junk_lines_are_warned_about_rate_limited() {
+    let _g = serial();
+    let port = free_udp_port();
+    let ser = start(TestDir::new(), port, "route { drop; }");
+    let fifo = fifo_of(&ser);
+    let junk = "junk line\n".repeat(1000);
+    write_now(&fifo, junk.as_bytes());
+    let r = Report::new("after_flood");
+    write_now(&fifo, format!(":print:{}\nstill here\n\n", r.name).as_bytes());
+    assert_eq!(r.wait(Duration::from_secs(5)).as_deref(), Some("200 ok\nstill here\n"));
+    let warned = ser.log().lines().filter(|l| l.contains("\"junk line\" skipped")).count();
+    assert!((1..=10).contains(&warned), "{warned} junk warnings:\n{}", ser.log());
+}

@@ -182,6 +182,22 @@ fn unixsock_error_reply_exits_1_with_status_on_stderr() {
     assert!(out.stdout.is_empty());
 }
 
+/// An error reply ends its line on stderr even when the server sent no
+/// final LF (SER's own server omits it on some replies).
+#[test]
+fn error_replies_end_with_a_newline() {
+    let path = unique("nolf.sock");
+    let server = fake_unix(&path, vec![Some(b"404 Username x in table location not found")]);
+    let out = serctl(&["ul", "rm", "x"], &[("SER_UNIXSOCK", &path)]);
+    join(server);
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "404 Username x in table location not found\n"
+    );
+}
+
 #[test]
 fn unixsock_without_server_exits_2() {
     let missing = unique("missing.sock");
@@ -428,9 +444,41 @@ fn moni_refreshes_n_times_over_fifo() {
         .collect();
     assert_eq!(cmds, ["t_stats", "uptime", "t_stats", "uptime"]);
     let stdout = text(&out.stdout);
-    assert_eq!(stdout.matches("\x1b[H\x1b[2J").count(), 2, "{stdout:?}");
+    // stdout is a pipe here: no clear-screen codes in the data (they are
+    // for terminals only), the two reports one after the other.
+    assert!(!stdout.contains('\x1b'), "{stdout:?}");
+    assert_eq!(stdout.matches("[ser monitor,").count(), 2, "{stdout:?}");
     assert_eq!(stdout.matches("Up time: 42 [sec]").count(), 2);
     assert!(stdout.contains("Total: 7"));
+}
+
+/// On a terminal (a pty from `script`) moni still clears the screen.
+#[test]
+fn moni_clears_the_screen_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` to give serctl a terminal");
+        return;
+    }
+    let path = unique("fifo");
+    let stats: &[u8] = b"200 ok\nCurrent: 0 (0 waiting) Total: 7 (0 local)\n";
+    let up: &[u8] = b"200 ok\nUp time: 42 [sec]\n";
+    let server = fake_fifo(&path, vec![Some(stats), Some(up)]);
+    let line = format!(
+        "'{}' -f '{}' -n 1 moni",
+        env!("CARGO_BIN_EXE_serctl"),
+        path.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("SER_UNIXSOCK")
+        .env_remove("SER_FIFO")
+        .output()
+        .unwrap_or_else(|e| panic!("running script: {e}"));
+    join(server);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout:?} {}", text(&out.stderr));
+    assert_eq!(stdout.matches("\x1b[H\x1b[2J").count(), 1, "{stdout:?}");
+    assert!(stdout.contains("Up time: 42 [sec]"), "{stdout:?}");
 }
 
 #[test]

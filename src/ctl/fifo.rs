@@ -197,7 +197,7 @@ impl LineSource for PipeLines<'_> {
                 return Ok(line);
             }
             if self.buf.len() > MAX_LINE {
-                log::warn!("fifo: a line of more than {MAX_LINE} bytes dropped");
+                crate::warn_limited!("fifo: a line of more than {MAX_LINE} bytes dropped");
                 self.buf.clear();
             }
             if self.deadline.is_some() {
@@ -237,7 +237,7 @@ pub fn serve(pipe: &FifoPipe, registry: &Registry) -> i32 {
         let head = match parse_head(&first, Dialect::Fifo) {
             Ok(h) => h,
             Err(e) => {
-                log::warn!("fifo: line {first:?} skipped: {e}");
+                crate::warn_limited!("fifo: line {first:?} skipped: {e}");
                 continue;
             }
         };
@@ -251,9 +251,8 @@ pub fn serve(pipe: &FifoPipe, registry: &Registry) -> i32 {
                 &reply.render(Dialect::Fifo),
                 settings.file_mode,
                 Patience::FIFO_SERVER,
-                settings.unix_timeout,
             ) {
-                log::warn!("fifo: reply to '{}' not delivered: {e}", head.command);
+                crate::warn_limited!("fifo: reply to '{}' not delivered: {e}", head.command);
             }
         }
     }

@@ -9,6 +9,7 @@
 
 pub mod core_cmds;
 pub mod fifo;
+pub mod outbox;
 pub mod registry;
 pub mod reply;
 pub mod request;
@@ -16,7 +17,7 @@ pub mod target;
 pub mod unixsock;
 
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 pub use registry::{CmdCtx, CtlCmd, Handler, Registry, Served};
 pub use reply::{Outcome, Reply};
@@ -32,8 +33,6 @@ pub struct Settings {
     pub file_mode: u32,
     /// Directory of relative reply names (`fifo_dir`, default `/tmp/`).
     pub reply_dir: std::path::PathBuf,
-    /// How long a unix socket reply may take to send (`unix_tx_timeout`).
-    pub unix_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -43,7 +42,6 @@ impl Default for Settings {
             argv: std::env::args().collect(),
             file_mode: 0o660,
             reply_dir: "/tmp/".into(),
-            unix_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -60,15 +58,16 @@ pub fn settings() -> &'static Settings {
 }
 
 /// Deliver a later report (a UAC transaction's end) to `target`, from
-/// whichever process it completes in; never waits for a FIFO reader.
+/// whichever process it completes in (a worker or the timer): never
+/// waits, neither for a FIFO reader nor for room in a unix client's
+/// queue.
 pub fn deliver_later(target: &ReplyTarget, reply: &Reply, dialect: Dialect) {
     let s = settings();
     if let Err(e) = target.deliver(
         &reply.render(dialect),
         s.file_mode,
         Patience::NONE,
-        s.unix_timeout,
     ) {
-        log::warn!("ctl: report not delivered: {e}");
+        crate::warn_limited!("ctl: report not delivered: {e}");
     }
 }

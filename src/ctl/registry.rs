@@ -104,7 +104,7 @@ impl Registry {
                 requeue: None,
             },
             Err(ParamError::Interrupted(next)) => {
-                log::warn!(
+                crate::warn_limited!(
                     "ctl: request '{}' abandoned half-written; serving the next one",
                     head.command
                 );

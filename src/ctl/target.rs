@@ -83,16 +83,13 @@ impl ReplyTarget {
 
     /// Write `bytes` to the target. `mode` is used when a report file is
     /// created; `patience` says how long a FIFO's reader may be awaited.
-    pub fn deliver(
-        &self,
-        bytes: &[u8],
-        mode: u32,
-        patience: Patience,
-        unix_timeout: Duration,
-    ) -> Result<(), DeliverError> {
+    /// A unix socket client is never waited for: its report is dropped
+    /// when its queue is full (the unix socket server's own replies may
+    /// wait, see `ctl::outbox`; reports come from workers and the timer).
+    pub fn deliver(&self, bytes: &[u8], mode: u32, patience: Patience) -> Result<(), DeliverError> {
         match self {
             ReplyTarget::File(p) => deliver_file(p, bytes, mode, patience),
-            ReplyTarget::Unix(p) => deliver_unix(p, bytes, unix_timeout),
+            ReplyTarget::Unix(p) => deliver_unix(p, bytes),
         }
     }
 }
@@ -187,11 +184,8 @@ fn deliver_file(path: &Path, bytes: &[u8], mode: u32, patience: Patience) -> Res
     Ok(())
 }
 
-fn deliver_unix(path: &Path, bytes: &[u8], timeout: Duration) -> Result<(), DeliverError> {
-    // A zero timeout still waits a moment: a client's queue is usually
-    // drained at once.
-    let t = timeout.max(Duration::from_millis(1));
-    crate::net::send_unix_datagram(path, bytes, t).map_err(|e| match e {
+fn deliver_unix(path: &Path, bytes: &[u8]) -> Result<(), DeliverError> {
+    crate::net::send_unix_datagram(path, bytes, Duration::ZERO).map_err(|e| match e {
         crate::net::UnixSendError::Io(err) => io(path, err),
         other => io(path, std::io::Error::other(other.to_string())),
     })
@@ -224,10 +218,8 @@ mod tests {
     fn report_file_is_created_then_rewritten() {
         let p = tmp("file");
         let t = ReplyTarget::File(p.clone());
-        t.deliver(b"200 ok\n", 0o600, Patience::NONE, Duration::ZERO)
-            .unwrap();
-        t.deliver(b"408 timeout\n", 0o600, Patience::NONE, Duration::ZERO)
-            .unwrap();
+        t.deliver(b"200 ok\n", 0o600, Patience::NONE).unwrap();
+        t.deliver(b"408 timeout\n", 0o600, Patience::NONE).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"408 timeout\n");
         std::fs::remove_file(&p).unwrap();
     }
@@ -238,11 +230,11 @@ mod tests {
         std::fs::write(&victim, b"precious").unwrap();
         let link = tmp("link");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
-        let r = ReplyTarget::File(link.clone()).deliver(b"x", 0o600, Patience::NONE, Duration::ZERO);
+        let r = ReplyTarget::File(link.clone()).deliver(b"x", 0o600, Patience::NONE);
         assert!(matches!(r, Err(DeliverError::Unsafe(_))), "{r:?}");
         let hard = tmp("hard");
         std::fs::hard_link(&victim, &hard).unwrap();
-        let r = ReplyTarget::File(hard.clone()).deliver(b"x", 0o600, Patience::NONE, Duration::ZERO);
+        let r = ReplyTarget::File(hard.clone()).deliver(b"x", 0o600, Patience::NONE);
         assert!(matches!(r, Err(DeliverError::Unsafe(_))), "{r:?}");
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         for p in [victim, link, hard] {
@@ -259,7 +251,7 @@ mod tests {
             retries: 2,
             pause: Duration::from_millis(10),
         };
-        let r = ReplyTarget::File(p.clone()).deliver(b"x", 0o600, patience, Duration::ZERO);
+        let r = ReplyTarget::File(p.clone()).deliver(b"x", 0o600, patience);
         assert!(matches!(r, Err(DeliverError::NoReader(_))), "{r:?}");
         assert!(t0.elapsed() < Duration::from_secs(1));
         // With a reader it is written.
@@ -269,7 +261,7 @@ mod tests {
             .open(&p)
             .unwrap();
         ReplyTarget::File(p.clone())
-            .deliver(b"200 ok\n", 0o600, Patience::NONE, Duration::ZERO)
+            .deliver(b"200 ok\n", 0o600, Patience::NONE)
             .unwrap();
         let mut got = String::new();
         std::io::Read::read_to_string(&mut rd, &mut got).unwrap();
@@ -282,14 +274,14 @@ mod tests {
         let p = tmp("sock");
         let rx = UnixDatagram::bind(&p).unwrap();
         ReplyTarget::Unix(p.clone())
-            .deliver(b"200 OK\n", 0, Patience::NONE, Duration::from_millis(100))
+            .deliver(b"200 OK\n", 0, Patience::NONE)
             .unwrap();
         let mut buf = [0u8; 64];
         let n = rx.recv(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"200 OK\n");
         std::fs::remove_file(&p).unwrap();
         assert!(ReplyTarget::Unix(p)
-            .deliver(b"x", 0, Patience::NONE, Duration::from_millis(100))
+            .deliver(b"x", 0, Patience::NONE)
             .is_err());
     }
 }

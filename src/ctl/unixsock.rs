@@ -3,11 +3,15 @@
 //! reply one datagram back to the sender's bound address.
 
 use std::io::ErrorKind;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use super::outbox::Outbox;
 use super::registry::Registry;
 use super::reply::Reply;
 use super::request::{parse_head, Dialect, TextLines};
@@ -31,6 +35,8 @@ pub enum UnixSockError {
         #[source]
         err: std::io::Error,
     },
+    #[error("unix_sock {path}: chown: {err}")]
+    Chown { path: PathBuf, err: nix::Error },
 }
 
 #[derive(Debug)]
@@ -39,8 +45,14 @@ pub struct CtlSocket {
     sock: UnixDatagram,
 }
 
-/// Bind the server socket, replacing a stale one from an earlier run.
-pub fn prepare(path: &Path, mode: u32) -> Result<CtlSocket, UnixSockError> {
+/// Bind the server socket, replacing a stale one from an earlier run,
+/// with `mode` and, when given, `owner` and `group` (who may send to it).
+pub fn prepare(
+    path: &Path,
+    mode: u32,
+    owner: Option<nix::unistd::Uid>,
+    group: Option<nix::unistd::Gid>,
+) -> Result<CtlSocket, UnixSockError> {
     let io = |err| UnixSockError::Io {
         path: path.to_path_buf(),
         err,
@@ -61,6 +73,12 @@ pub fn prepare(path: &Path, mode: u32) -> Result<CtlSocket, UnixSockError> {
     }
     let sock = UnixDatagram::bind(path).map_err(io)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o7777)).map_err(io)?;
+    if owner.is_some() || group.is_some() {
+        nix::unistd::chown(path, owner, group).map_err(|err| UnixSockError::Chown {
+            path: path.into(),
+            err,
+        })?;
+    }
     // Replies may be large (`ps`, `t_hash`): ask for room to send them.
     let _ = nix::sys::socket::setsockopt(
         &sock,
@@ -107,21 +125,32 @@ pub fn answer(registry: &Registry, datagram: &[u8], sender: Option<&Path>) -> Op
 }
 
 /// The loop of one unix socket server process. Never returns.
+///
+/// Nothing here blocks but `poll`: the socket is non-blocking (siblings
+/// sharing it may take a datagram first), and a reply that finds its
+/// client's queue full waits in an [`Outbox`] for at most `send_timeout`
+/// (`unix_tx_timeout`) while other clients are served.
 pub fn serve(sock: &CtlSocket, registry: &Registry, send_timeout: Duration) -> i32 {
-    let t = if send_timeout.is_zero() {
-        Duration::from_millis(1)
-    } else {
-        send_timeout
-    };
-    if let Err(e) = sock.sock.set_write_timeout(Some(t)) {
+    if let Err(e) = sock.sock.set_nonblocking(true) {
         log::error!("unix_sock: {e}");
+        return 1;
     }
+    let mut outbox = Outbox::new(send_timeout, MAX_REPLY + 4096);
     let mut buf = vec![0u8; MAX_REQUEST];
     log::info!("unix socket server on {}", sock.path.display());
     loop {
+        let (readable, writable) = wait(&sock.sock, &outbox);
+        for (peer, why) in outbox.progress(&writable, Instant::now()) {
+            crate::warn_limited!("unix_sock: reply to {} dropped: {why}", peer.display());
+        }
+        if !readable {
+            continue;
+        }
         let (n, addr) = match sock.sock.recv_from(&mut buf) {
             Ok(x) => x,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {
+                continue
+            }
             Err(e) => {
                 log::error!("unix_sock: recv: {e}");
                 std::thread::sleep(Duration::from_millis(100));
@@ -137,11 +166,50 @@ pub fn serve(sock: &CtlSocket, registry: &Registry, send_timeout: Duration) -> i
         };
         match &sender {
             Some(p) => {
-                if let Err(e) = sock.sock.send_to(&out, p) {
-                    log::warn!("unix_sock: reply to {} not sent: {e}", p.display());
+                for (peer, why) in outbox.send(&sock.sock, p, out, Instant::now()) {
+                    crate::warn_limited!("unix_sock: reply to {} dropped: {why}", peer.display());
                 }
             }
-            None => log::warn!("unix_sock: a client without a bound address gets no reply"),
+            None => {
+                crate::warn_limited!("unix_sock: a client without a bound address gets no reply")
+            }
+        }
+    }
+}
+
+/// Waits until a request arrives, a parked reply can go, or one's time
+/// is up. Returns whether the server socket is readable and which parked
+/// sockets are writable.
+fn wait(sock: &UnixDatagram, outbox: &Outbox) -> (bool, Vec<bool>) {
+    let mut fds = vec![PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
+    fds.extend(outbox.poll_fds());
+    let timeout = match outbox.next_deadline() {
+        None => PollTimeout::NONE,
+        Some(d) => {
+            let ms = d
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .max(1);
+            PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
+        }
+    };
+    let ready = |f: &PollFd<'_>, what: PollFlags| {
+        f.revents()
+            .is_some_and(|r| r.intersects(what | PollFlags::POLLERR | PollFlags::POLLHUP))
+    };
+    match poll(&mut fds, timeout) {
+        Ok(_) => (
+            ready(&fds[0], PollFlags::POLLIN),
+            fds[1..]
+                .iter()
+                .map(|f| ready(f, PollFlags::POLLOUT))
+                .collect(),
+        ),
+        Err(nix::errno::Errno::EINTR) => (false, vec![false; fds.len() - 1]),
+        Err(e) => {
+            log::error!("unix_sock: poll: {e}");
+            std::thread::sleep(Duration::from_millis(100));
+            (false, vec![false; fds.len() - 1])
         }
     }
 }

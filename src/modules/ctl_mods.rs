@@ -103,7 +103,7 @@ impl Module for UnixSock {
             core.unix_tx_timeout_ms = t;
         }
         if let Some(m) = self.mode {
-            core.unix_sock_mode = m;
+            core.unix_sock_mode = Some(m);
         }
         core.unix_sock_user = self.user.clone().or(core.unix_sock_user.take());
         core.unix_sock_group = self.group.clone().or(core.unix_sock_group.take());
@@ -183,7 +183,7 @@ mod tests {
         let mut c = CoreCfg::default();
         m.configure_core(&mut c);
         assert_eq!(c.unix_sock.as_deref(), Some("/tmp/s"));
-        assert_eq!((c.unix_sock_children, c.unix_sock_mode), (2, 0o600));
+        assert_eq!((c.unix_sock_children, c.unix_sock_mode), (2, Some(0o600)));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::route::export::{
 };
 use crate::route::forward::{resolve_bounded, via1_received_params, via1_replaced_spans};
 use crate::route::{MsgCtx, Runtime};
-use crate::sip::{build_reply, Method, Msg, ReplyOpts};
+use crate::sip::{build_reply_within, BuildError, Method, Msg, ReplyFit, ReplyOpts, MAX_REPLY_LEN};
 use crate::util::hash::hex16;
 
 pub struct Sl;
@@ -109,7 +109,15 @@ pub fn send_reply(
         },
     };
     let mut out = Vec::with_capacity(msg.buf().len() + 256);
-    build_reply(msg, r.code, r.reason, &opts, &mut out).map_err(|_| SendReplyError::Build)?;
+    match build_reply_within(msg, r.code, r.reason, &opts, MAX_REPLY_LEN, &mut out) {
+        Ok(ReplyFit::AsAsked) => {}
+        Ok(ReplyFit::Replaced { len }) => crate::warn_limited!(
+            "sl: a {} reply of {len} bytes does not fit a datagram; 500 sent instead",
+            r.code
+        ),
+        Err(BuildError::TooLarge { len }) => return Err(SendReplyError::TooLarge { len }),
+        Err(_) => return Err(SendReplyError::Build),
+    }
     let dst = reply_destination(rt, msg, src);
     send_udp(&rcv.udp, &out, dst).map_err(|_| SendReplyError::Send)
 }
@@ -122,6 +130,8 @@ pub enum SendReplyError {
     Build,
     #[error("send failed")]
     Send,
+    #[error("even a bare 500 would be {len} bytes, more than a datagram")]
+    TooLarge { len: usize },
 }
 
 /// SER's diagnostic `Warning: 392` header (`sip_warning=1`).
@@ -157,7 +167,7 @@ pub fn reply_from_script(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8], more_hd
     match send_reply(ctx.rt, ctx.msg, ctx.src, ctx.rcv, &r) {
         Ok(()) => 1,
         Err(e) => {
-            log::error!("sl: cannot send {code} reply: {e}");
+            crate::log_limited!(log::Level::Error, "sl: cannot send {code} reply: {e}");
             -1
         }
     }

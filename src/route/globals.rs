@@ -37,14 +37,20 @@ pub struct CoreCfg {
     pub workdir: Option<String>,
     pub fifo: Option<String>,
     pub fifo_dir: String,
+    /// SER 0.9's one set of control-file permissions (`fifo_mode` =
+    /// `sock_mode` = `file_mode`, `fifo_user` = `sock_user`, `fifo_group`
+    /// = `sock_group`): the FIFO's, and the unix socket's unless the 2.x
+    /// `unixsock` module sets its own. With no user given, the files
+    /// belong to `user` (`-u`) so that ser's own user can manage it.
     pub fifo_mode: u32,
     pub fifo_user: Option<String>,
     pub fifo_group: Option<String>,
     pub fifo_db_url: Option<String>,
     pub unix_sock: Option<String>,
     pub unix_sock_children: u32,
-    /// Mode and owner of the unix socket file (2.x `unixsock` params).
-    pub unix_sock_mode: u32,
+    /// Mode and owner of the unix socket file (2.x `unixsock` params);
+    /// unset, the `fifo_*` values apply.
+    pub unix_sock_mode: Option<u32>,
     pub unix_sock_user: Option<String>,
     pub unix_sock_group: Option<String>,
     /// Milliseconds.
@@ -100,7 +106,7 @@ impl Default for CoreCfg {
             fifo_db_url: None,
             unix_sock: None,
             unix_sock_children: 1,
-            unix_sock_mode: 0o660,
+            unix_sock_mode: None,
             unix_sock_user: None,
             unix_sock_group: None,
             unix_tx_timeout_ms: 2000,
@@ -198,10 +204,6 @@ const IGNORED: &[&str] = &[
     "stun_refresh_interval",
     "stun_allow_stun",
     "stun_allow_fp",
-    "sock_user",
-    "sock_group",
-    "sock_mode",
-    "file_mode",
 ];
 
 fn int(name: &str, v: &GlobalValue) -> Result<i64, GlobalError> {
@@ -295,9 +297,11 @@ impl CoreCfg {
             "workdir" | "wdir" => self.workdir = Some(string(name, v)?),
             "fifo" => self.fifo = opt_string(name, v)?,
             "fifo_dir" => self.fifo_dir = string(name, v)?,
-            "fifo_mode" => self.fifo_mode = ranged(name, v, 0, 0o7777, "a file mode")? as u32,
-            "fifo_user" => self.fifo_user = Some(string(name, v)?),
-            "fifo_group" => self.fifo_group = Some(string(name, v)?),
+            "fifo_mode" | "sock_mode" | "file_mode" => {
+                self.fifo_mode = ranged(name, v, 0, 0o7777, "a file mode")? as u32
+            }
+            "fifo_user" | "sock_user" => self.fifo_user = Some(string(name, v)?),
+            "fifo_group" | "sock_group" => self.fifo_group = Some(string(name, v)?),
             "fifo_db_url" => self.fifo_db_url = Some(string(name, v)?),
             "unix_sock" => self.unix_sock = opt_string(name, v)?,
             "unix_sock_children" => {
@@ -358,5 +362,22 @@ mod tests {
         ));
         c.set("fifo", &GlobalValue::Str(String::new())).unwrap();
         assert_eq!(c.fifo, None);
+    }
+
+    #[test]
+    fn sock_names_are_the_fifo_permissions_not_ignored() {
+        // SER 0.9: one mode/owner for the FIFO and the unix socket.
+        let mut c = CoreCfg::default();
+        c.set("sock_mode", &GlobalValue::Int(0o600)).unwrap();
+        c.set("sock_user", &GlobalValue::Str("ser".into())).unwrap();
+        c.set("sock_group", &GlobalValue::Str("sip".into()))
+            .unwrap();
+        assert_eq!(c.fifo_mode, 0o600);
+        assert_eq!(c.fifo_user.as_deref(), Some("ser"));
+        assert_eq!(c.fifo_group.as_deref(), Some("sip"));
+        c.set("file_mode", &GlobalValue::Int(0o640)).unwrap();
+        assert_eq!(c.fifo_mode, 0o640);
+        assert!(c.ignored.is_empty(), "{:?}", c.ignored);
+        assert_eq!(c.unix_sock_mode, None);
     }
 }

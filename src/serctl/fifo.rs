@@ -54,6 +54,8 @@ pub fn exchange(
     // mkfifo's mode passes through the umask; make it exactly 0600.
     std::fs::set_permissions(&reply_path, std::fs::Permissions::from_mode(0o600))
         .map_err(io_err("chmod", &reply_path))?;
+    // A ser that dropped privileges must be able to write it.
+    super::access::grant(server, &reply_path)?;
     // Open our end before sending: the server opens the reply FIFO
     // non-blocking for writing, which fails while nobody reads it.
     let mut reply = OpenOptions::new()

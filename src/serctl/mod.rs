@@ -2,10 +2,11 @@
 //! management protocol over the FIFO or the unix datagram socket.
 //!
 //! Layers: [`proto`] frames requests and parses replies (pure);
-//! [`unixsock`] and [`fifo`] move bytes; [`transport`] picks one and ties
+//! [`unixsock`] and [`fifo`] move bytes ([`access`]: who may answer); [`transport`] picks one and ties
 //! them together; [`cli`] parses the command line; [`format`] renders
 //! replies; [`run`] is the program. `src/bin/serctl.rs` only calls
 //! [`main_entry`].
+pub mod access;
 pub mod cli;
 pub mod fifo;
 pub mod format;
@@ -15,7 +16,9 @@ pub mod transport;
 pub mod unixsock;
 
 pub use proto::{build_request, parse_reply, BuildError, Reply, ReplyError};
-pub use run::{run, EnvPaths, EXIT_OK, EXIT_SERVER_ERROR, EXIT_UNREACHABLE, EXIT_USAGE};
+pub use run::{
+    run, EnvPaths, OutKind, EXIT_OK, EXIT_SERVER_ERROR, EXIT_UNREACHABLE, EXIT_USAGE,
+};
 pub use transport::{Transport, TransportError};
 
 /// The program with the process's arguments, environment and streams;
@@ -28,10 +31,16 @@ pub fn main_entry() -> i32 {
         .collect();
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
+    let kind = if std::io::IsTerminal::is_terminal(&stdout) {
+        OutKind::Terminal
+    } else {
+        OutKind::Stream
+    };
     run(
         &args,
         &EnvPaths::from_process(),
         &mut stdout.lock(),
+        kind,
         &mut stderr.lock(),
     )
 }

@@ -19,8 +19,17 @@ pub const EXIT_UNREACHABLE: i32 = 2;
 /// that cannot be sent (a line break in one, a request too long).
 pub const EXIT_USAGE: i32 = 64;
 
-/// `moni` clears the screen before each refresh, as SER's serctl did.
+/// `moni` clears the screen before each refresh, as SER's serctl did —
+/// on a terminal only.
 pub const CLEAR_SCREEN: &str = "\x1b[H\x1b[2J";
+
+/// Where standard output goes. Escape codes are for terminals: in a pipe
+/// or a file they are junk in the data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutKind {
+    Terminal,
+    Stream,
+}
 
 /// The transport choice the environment makes when `-s`/`-f` are absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,7 +53,13 @@ impl EnvPaths {
 /// The whole program: `args` without the program name; returns the exit
 /// status. Write errors on `out`/`err` (a closed pipe) are ignored: there
 /// is nowhere left to report them.
-pub fn run(args: &[String], env: &EnvPaths, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn run(
+    args: &[String],
+    env: &EnvPaths,
+    out: &mut dyn Write,
+    kind: OutKind,
+    err: &mut dyn Write,
+) -> i32 {
     let inv = match cli::parse_args(args) {
         Ok(inv) => inv,
         Err(e) => {
@@ -60,7 +75,7 @@ pub fn run(args: &[String], env: &EnvPaths, out: &mut dyn Write, err: &mut dyn W
         .transport
         .clone()
         .unwrap_or_else(|| Transport::from_env(env.unixsock.clone(), env.fifo.clone()));
-    let status = match execute(&inv, &transport, out) {
+    let status = match execute(&inv, &transport, out, kind) {
         Ok(None) => EXIT_OK,
         Ok(Some(reply)) => {
             let _ = write!(err, "{}", format::verbatim(&reply));
@@ -116,13 +131,14 @@ fn execute(
     inv: &Invocation,
     t: &Transport,
     out: &mut dyn Write,
+    kind: OutKind,
 ) -> Result<Option<Reply>, TransportError> {
     let Some((cmd, params)) = request_for(&inv.command) else {
         return Ok(None);
     };
     let params: Vec<&str> = params.iter().map(String::as_str).collect();
     if inv.command == Command::Moni {
-        return moni(inv, t, out);
+        return moni(inv, t, out, kind);
     }
     let reply = t.exchange(&cmd, &params, inv.timeout)?;
     if !reply.is_success() {
@@ -137,13 +153,15 @@ fn execute(
     Ok(None)
 }
 
-/// `t_stats` and `uptime` on a cleared screen, once a second, `-n` times
-/// or until interrupted (SIGINT's default action ends us; nothing to undo
-/// but the reply file, which each exchange removes before returning).
+/// `t_stats` and `uptime` on a cleared screen (on a terminal; one report
+/// after another in a pipe), once a second, `-n` times or until
+/// interrupted (SIGINT's default action ends us; nothing to undo but the
+/// reply file, which each exchange removes before returning).
 fn moni(
     inv: &Invocation,
     t: &Transport,
     out: &mut dyn Write,
+    kind: OutKind,
 ) -> Result<Option<Reply>, TransportError> {
     let mut round: u32 = 0;
     loop {
@@ -157,7 +175,8 @@ fn moni(
         }
         round = round.saturating_add(1);
         let screen = format!(
-            "{CLEAR_SCREEN}[ser monitor, {t}, refresh #{round}]\n\nTransaction statistics\n{}\nUptime\n{}",
+            "{}[ser monitor, {t}, refresh #{round}]\n\nTransaction statistics\n{}\nUptime\n{}",
+            if kind == OutKind::Terminal { CLEAR_SCREEN } else { "" },
             format::body_or_status(&stats),
             format::body_or_status(&uptime),
         );
@@ -209,7 +228,7 @@ mod tests {
     fn run_words(words: &[&str], env: &EnvPaths) -> (i32, String, String) {
         let args: Vec<String> = words.iter().map(|s| (*s).to_owned()).collect();
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let code = run(&args, env, &mut out, &mut err);
+        let code = run(&args, env, &mut out, OutKind::Stream, &mut err);
         (
             code,
             String::from_utf8_lossy(&out).into_owned(),

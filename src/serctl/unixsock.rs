@@ -44,6 +44,8 @@ pub fn exchange(
     // Only we (and root) may send to the reply address.
     std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o600))
         .map_err(io_err("chmod", &local))?;
+    // A ser that dropped privileges must be able to send to it.
+    super::access::grant(server, &local)?;
     sock.set_read_timeout(Some(timeout))
         .map_err(io_err("set timeout on", &local))?;
     sock.set_write_timeout(Some(timeout))

@@ -294,7 +294,6 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         argv: std::env::args().collect(),
         file_mode: rt.core.fifo_mode,
         reply_dir: rt.core.fifo_dir.clone().into(),
-        unix_timeout: std::time::Duration::from_millis(u64::from(rt.core.unix_tx_timeout_ms)),
     });
 
     if mode == ProcessMode::Daemon {
@@ -310,7 +309,8 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         }
     }
     // The control files are made before privileges are dropped, so that
-    // they can be given to fifo_user / fifo_group.
+    // they can be given to fifo_user / fifo_group, or by default to the
+    // user ser runs as.
     let control = match ControlFiles::open(rt) {
         Ok(c) => c,
         Err(e) => {
@@ -334,20 +334,29 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
         },
         None => None,
     };
-    if let Err(e) = crate::os::drop_privileges(rt.core.user.as_deref(), rt.core.group.as_deref()) {
-        log::error!("cannot drop privileges: {e}");
-        return EXIT_BAD_CONFIG;
-    }
-    if mode == ProcessMode::SingleReceiver {
-        log::info!("-D / fork=no: one receiving process per listen socket, in the foreground");
-    }
+    // The pid file too is written with root's rights (as SER does), so
+    // that it may live in a directory only root writes.
     let mut sup = match Supervisor::new(opts.pid_file.clone(), opts.pgid_file.clone()) {
         Ok(s) => s,
         Err(e) => {
             log::error!("supervisor: {e}");
+            control.remove();
             return EXIT_BAD_CONFIG;
         }
     };
+    if let Err(e) = crate::os::drop_privileges(rt.core.user.as_deref(), rt.core.group.as_deref()) {
+        log::error!("cannot drop privileges: {e}");
+        return EXIT_BAD_CONFIG;
+    }
+    if nix::unistd::geteuid().is_root() {
+        log::warn!(
+            "running as root: workers parse hostile input with every privilege; \
+             start with -u/-g (user=/group=) to drop them"
+        );
+    }
+    if mode == ProcessMode::SingleReceiver {
+        log::info!("-D / fork=no: one receiving process per listen socket, in the foreground");
+    }
     sup.set_status_report(crate::tm::funcs::stats_line);
     if let Some(f) = stats_file {
         sup.set_stats_file(f);
@@ -430,8 +439,24 @@ enum ControlError {
     Fifo(#[from] crate::ctl::fifo::FifoError),
     #[error("{0}")]
     Unix(#[from] crate::ctl::unixsock::UnixSockError),
-    #[error("fifo_user/fifo_group: {0}")]
+    #[error("owner of the FIFO / unix socket (fifo_user, fifo_group, user, group): {0}")]
     Owner(#[from] crate::os::OsError),
+}
+
+/// Owner and group for a control file: `user` / `group` are the ones
+/// configured for it, else ser's own (`-u`/`-g`), so that once privileges
+/// are dropped ser's user can still use its management interface. The
+/// group defaults to the owner's primary group.
+fn control_owner(
+    user: Option<&str>,
+    group: Option<&str>,
+) -> Result<(Option<nix::unistd::Uid>, Option<nix::unistd::Gid>), crate::os::OsError> {
+    let owner = user.map(crate::os::resolve_user).transpose()?;
+    let gid = match group {
+        Some(g) => Some(crate::os::resolve_group(g)?),
+        None => owner.map(|(_, g)| g),
+    };
+    Ok((owner.map(|(u, _)| u), gid))
 }
 
 impl ControlFiles {
@@ -444,35 +469,44 @@ impl ControlFiles {
         let core = &rt.core;
         let fifo = match &core.fifo {
             Some(path) => {
-                let owner = core
-                    .fifo_user
-                    .as_deref()
-                    .map(crate::os::resolve_user)
-                    .transpose()?;
-                let group = match core.fifo_group.as_deref() {
-                    Some(g) => Some(crate::os::resolve_group(g)?),
-                    None => owner.map(|(_, g)| g),
-                };
-                let pipe = crate::ctl::fifo::prepare(
-                    Path::new(path),
-                    core.fifo_mode,
-                    owner.map(|(u, _)| u),
-                    group,
+                let (owner, group) = control_owner(
+                    core.fifo_user.as_deref().or(core.user.as_deref()),
+                    core.fifo_group.as_deref().or(core.group.as_deref()),
                 )?;
+                let pipe =
+                    crate::ctl::fifo::prepare(Path::new(path), core.fifo_mode, owner, group)?;
                 Some(&*Box::leak(Box::new(pipe)))
             }
             None => None,
         };
         let unix = match &core.unix_sock {
-            Some(path) => match crate::ctl::unixsock::prepare(Path::new(path), core.unix_sock_mode) {
-                Ok(s) => Some(&*Box::leak(Box::new(s))),
-                Err(e) => {
-                    if let Some(f) = fifo {
-                        crate::ctl::fifo::remove(&f.path);
+            Some(path) => {
+                let prepared = control_owner(
+                    core.unix_sock_user
+                        .as_deref()
+                        .or(core.fifo_user.as_deref())
+                        .or(core.user.as_deref()),
+                    core.unix_sock_group
+                        .as_deref()
+                        .or(core.fifo_group.as_deref())
+                        .or(core.group.as_deref()),
+                )
+                .map_err(ControlError::from)
+                .and_then(|(owner, group)| {
+                    let mode = core.unix_sock_mode.unwrap_or(core.fifo_mode);
+                    let sock = crate::ctl::unixsock::prepare(Path::new(path), mode, owner, group)?;
+                    Ok(sock)
+                });
+                match prepared {
+                    Ok(s) => Some(&*Box::leak(Box::new(s))),
+                    Err(e) => {
+                        if let Some(f) = fifo {
+                            crate::ctl::fifo::remove(&f.path);
+                        }
+                        return Err(e);
                     }
-                    return Err(e.into());
                 }
-            },
+            }
             None => None,
         };
         Ok(ControlFiles {

@@ -170,6 +170,54 @@ pub fn build_reply(
     Ok(())
 }
 
+/// The largest reply ser sends: one UDP datagram over IPv4 (65 535 bytes
+/// less 20 of IP and 8 of UDP header). Replies only go over UDP today.
+pub const MAX_REPLY_LEN: usize = 65_507;
+
+/// What [`build_reply_within`] built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyFit {
+    /// The reply asked for.
+    AsAsked,
+    /// The reply asked for would have been `len` bytes; a `500` was built
+    /// instead.
+    Replaced { len: usize },
+}
+
+/// [`build_reply`] that never leaves more than `max` bytes in `out`. A
+/// reply that would be larger (a 200 listing hundreds of bindings, huge
+/// appended headers) cannot be sent at all, so the client would hear
+/// nothing and retry forever; it gets `500 Server Internal Error` instead,
+/// built without the extra headers and body. If even that does not fit,
+/// `TooLarge` and `out` is left as it was.
+pub fn build_reply_within(
+    req: &Msg,
+    code: u16,
+    reason: &[u8],
+    opts: &ReplyOpts,
+    max: usize,
+    out: &mut Vec<u8>,
+) -> Result<ReplyFit, BuildError> {
+    let start = out.len();
+    build_reply(req, code, reason, opts, out)?;
+    let len = out.len() - start;
+    if len <= max {
+        return Ok(ReplyFit::AsAsked);
+    }
+    out.truncate(start);
+    let bare = ReplyOpts {
+        extra_headers: b"",
+        body: b"",
+        ..*opts
+    };
+    build_reply(req, 500, b"Server Internal Error", &bare, out)?;
+    if out.len() - start > max {
+        out.truncate(start);
+        return Err(BuildError::TooLarge { len });
+    }
+    Ok(ReplyFit::Replaced { len })
+}
+
 /// Appends `Via: SIP/2.0/<transport> <host>:<port>;branch=<branch><extra>`
 /// and CRLF. `host` is given ready to print (IPv6 already in brackets).
 pub fn push_via(
@@ -269,6 +317,44 @@ pub fn build_ack_cancel(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_oversized_reply_becomes_a_bare_500() {
+        let raw = b"REGISTER sip:x SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKr1\r\n\
+From: <sip:a@x>;tag=f1\r\nTo: <sip:a@x>\r\nCall-ID: cid\r\nCSeq: 2 REGISTER\r\n\
+Content-Length: 0\r\n\r\n"
+            .to_vec();
+        let m = Msg::parse(raw).map_err(|f| f.error).unwrap();
+        let contacts = format!("Contact: {}\r\n", "<sip:u@h>, ".repeat(8000));
+        let opts = ReplyOpts {
+            to_tag: Some(b"tt"),
+            extra_headers: contacts.as_bytes(),
+            ..ReplyOpts::default()
+        };
+        let mut out = b"keep".to_vec();
+        let fit = build_reply_within(&m, 200, b"OK", &opts, MAX_REPLY_LEN, &mut out).unwrap();
+        assert!(
+            matches!(fit, ReplyFit::Replaced { len } if len > MAX_REPLY_LEN),
+            "{fit:?}"
+        );
+        let s = String::from_utf8(out).unwrap();
+        assert!(
+            s.starts_with("keepSIP/2.0 500 Server Internal Error\r\n"),
+            "{s}"
+        );
+        assert!(s.contains("To: <sip:a@x>;tag=tt\r\n") && !s.contains("Contact"));
+        // What fits is built as asked.
+        let mut out = Vec::new();
+        let fit = build_reply_within(&m, 200, b"OK", &opts, usize::MAX, &mut out).unwrap();
+        assert_eq!(fit, ReplyFit::AsAsked);
+        assert!(out.starts_with(b"SIP/2.0 200 OK\r\n"));
+        // Not even the 500 fits: nothing is left in the buffer.
+        let mut out = b"keep".to_vec();
+        let r = build_reply_within(&m, 200, b"OK", &opts, 50, &mut out);
+        assert!(matches!(r, Err(BuildError::TooLarge { .. })), "{r:?}");
+        assert_eq!(out, b"keep");
+    }
 
     #[test]
     fn ack_and_cancel_from_a_branch_request() {

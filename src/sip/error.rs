@@ -168,6 +168,10 @@ pub enum BuildError {
     /// The first Via cannot be parsed, so the reply cannot be routed.
     #[error("unparsable Via")]
     BadVia,
+    /// Even the bare `500` that replaces an oversized reply is larger than
+    /// one datagram (the request's own Vias fill it).
+    #[error("a reply of {len} bytes does not fit one datagram")]
+    TooLarge { len: usize },
 }
 
 #[cfg(test)]

@@ -26,7 +26,10 @@ pub mod via;
 #[cfg(test)]
 mod tests;
 
-pub use build::{build_ack_cancel, build_reply, push_via, HopRequest, ReplyOpts};
+pub use build::{
+    build_ack_cancel, build_reply, build_reply_within, push_via, HopRequest, ReplyFit, ReplyOpts,
+    MAX_REPLY_LEN,
+};
 pub use cseq::{parse_cseq, CSeq};
 pub use error::{BuildError, LumpError, ParseError};
 pub use hdr::{HdrKind, Header};

@@ -356,7 +356,7 @@ fn t_reply(p: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
         extra.push_str("\r\n");
     }
     let tag = (!to_tag.is_empty() && to_tag != ".").then_some(to_tag.as_str());
-    let bytes = match build_reply_with(
+    let (bytes, code) = match build_reply_with(
         env,
         &req,
         cell.src.addr(),
@@ -366,7 +366,7 @@ fn t_reply(p: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
         body.as_bytes(),
         tag,
     ) {
-        Ok(b) => b,
+        Ok(b) => (b.bytes, b.code),
         Err(_) => return Ok(Reply::new(500, "fifo_t_reply: reply failed").into()),
     };
     Ok(if relay::send_local_reply(env, &cref, code, &bytes) {

@@ -294,7 +294,9 @@ fn local_reply_bytes(env: &Env, cell: &Cell, code: u16, reason: &[u8]) -> Vec<u8
         return Vec::new();
     };
     let extra = if code == 503 { RETRY_AFTER } else { b"" };
-    build_local_reply(env, &req, cell.src.addr(), code, reason, extra).unwrap_or_default()
+    build_local_reply(env, &req, cell.src.addr(), code, reason, extra)
+        .map(|b| b.bytes)
+        .unwrap_or_default()
 }
 
 /// The CANCEL for branch `i`, built from the request that branch sent.

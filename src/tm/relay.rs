@@ -174,8 +174,10 @@ fn reply_local_with(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8], more: &[u8])
     if (300..400).contains(&code) {
         extra.extend_from_slice(&ctx.redirect_contacts());
     }
-    let bytes = match build_local_reply(env, ctx.msg, cell.src.addr(), code, reason, &extra) {
-        Ok(b) => b,
+    let built = build_local_reply(env, ctx.msg, cell.src.addr(), code, reason, &extra);
+    // `code` becomes 500 if the reply asked for is too large to send.
+    let (bytes, code) = match built {
+        Ok(b) => (b.bytes, b.code),
         Err(e) => {
             log::error!("tm: cannot build a {code} reply: {e}");
             return -1;
@@ -323,7 +325,7 @@ fn cancel(ctx: &mut MsgCtx<'_>, env: &'static Env, dest: Dest) -> Option<i32> {
     } else {
         match build_local_reply(env, ctx.msg, ctx.src, 200, reason, b"") {
             Ok(bytes) => {
-                driver::send_peer(env, &Peer::new(ctx.src, rcv_index(ctx)), &bytes);
+                driver::send_peer(env, &Peer::new(ctx.src, rcv_index(ctx)), &bytes.bytes);
             }
             Err(e) => log::error!("tm: cannot build the 200 for a CANCEL: {e}"),
         }

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use crate::route::forward::{via1_received_params, via1_replaced_spans};
-use crate::sip::{build_reply, BuildError, Msg, ReplyOpts};
+use crate::sip::{build_reply_within, BuildError, Msg, ReplyFit, ReplyOpts, MAX_REPLY_LEN};
 use crate::tm::driver::Env;
 use crate::util::hash::hex16;
 
@@ -23,6 +23,15 @@ pub fn to_tag(env: &Env, req: &Msg) -> String {
     format!("{}-{}", env.tag, digest)
 }
 
+/// A reply built here: its bytes and the status they carry — `500` when
+/// the reply asked for would not fit a datagram (see
+/// `sip::build_reply_within`); the transaction must record that one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    pub bytes: Vec<u8>,
+    pub code: u16,
+}
+
 /// The bytes of a reply to `req` (received from `src`).
 pub fn build_local_reply(
     env: &Env,
@@ -31,7 +40,7 @@ pub fn build_local_reply(
     code: u16,
     reason: &[u8],
     extra: &[u8],
-) -> Result<Vec<u8>, BuildError> {
+) -> Result<Built, BuildError> {
     build_reply_with(env, req, src, code, reason, extra, b"", None)
 }
 
@@ -47,7 +56,7 @@ pub fn build_reply_with(
     extra: &[u8],
     body: &[u8],
     given_tag: Option<&str>,
-) -> Result<Vec<u8>, BuildError> {
+) -> Result<Built, BuildError> {
     let tag = match given_tag {
         Some(t) => Some(t.to_string()),
         None => (code >= 180).then(|| to_tag(env, req)),
@@ -67,6 +76,14 @@ pub fn build_reply_with(
         },
     };
     let mut out = Vec::with_capacity(req.buf().len() + 256);
-    build_reply(req, code, reason, &opts, &mut out)?;
-    Ok(out)
+    let code = match build_reply_within(req, code, reason, &opts, MAX_REPLY_LEN, &mut out)? {
+        ReplyFit::AsAsked => code,
+        ReplyFit::Replaced { len } => {
+            crate::warn_limited!(
+                "tm: a {code} reply of {len} bytes does not fit a datagram; 500 sent instead"
+            );
+            500
+        }
+    };
+    Ok(Built { bytes: out, code })
 }

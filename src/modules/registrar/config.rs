@@ -7,6 +7,9 @@ use crate::route::export::ParamError;
 
 const MODULE: &str = "registrar";
 
+/// Default `max_contacts`: phones, soft clients and a few forks per user.
+pub const DEFAULT_MAX_CONTACTS: u32 = 10;
+
 #[derive(Debug, Clone)]
 pub struct RegCfg {
     /// Seconds, when neither the contact nor the request gives one.
@@ -26,7 +29,11 @@ pub struct RegCfg {
     pub nat_flag: u32,
     /// Overrides usrloc's `use_domain` when set here.
     pub use_domain: Option<bool>,
-    /// Live contacts per AOR; 0 = unlimited.
+    /// Live contacts per AOR; 0 = unlimited. A REGISTER that would add
+    /// one more is refused `503` (refreshes and removals still pass).
+    /// Default [`DEFAULT_MAX_CONTACTS`], not SER's unlimited: without a
+    /// limit anyone may grow an AOR until its 200 no longer fits a
+    /// datagram, and its owner's refreshes go unanswered.
     pub max_contacts: u32,
     /// Seconds put in `Retry-After` of the 503 for too many contacts; 0 = none.
     pub retry_after: u32,
@@ -51,7 +58,7 @@ impl Default for RegCfg {
             desc_time_order: false,
             nat_flag: 4,
             use_domain: None,
-            max_contacts: 0,
+            max_contacts: DEFAULT_MAX_CONTACTS,
             retry_after: 0,
             received_avp: None,
             received_param: "received".into(),

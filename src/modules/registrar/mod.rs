@@ -96,7 +96,7 @@ pub fn handle_register(
         match loc.update(domain, &req.aor, now_ms, &mut f) {
             Ok(r) => r,
             Err(e) => {
-                log::error!("registrar: save into {domain:?}: {e}");
+                crate::log_limited!(log::Level::Error, "registrar: save into {domain:?}: {e}");
                 Err(RegError::Store)
             }
         }
@@ -124,7 +124,7 @@ pub fn lookup_into(
     let bindings = match loc.get(domain, &aor, now_ms) {
         Ok(b) => b,
         Err(e) => {
-            log::error!("registrar: lookup in {domain:?}: {e}");
+            crate::log_limited!(log::Level::Error, "registrar: lookup in {domain:?}: {e}");
             return -2;
         }
     };

@@ -13,7 +13,7 @@ fn loc_error(e: UlError) -> LocError {
     match e {
         UlError::UnknownDomain(_) => LocError::UnknownDomain,
         e => {
-            log::error!("registrar: usrloc: {e}");
+            crate::log_limited!(log::Level::Error, "registrar: usrloc: {e}");
             LocError::Store
         }
     }

@@ -141,9 +141,19 @@ fn ul_rm(p: &mut Params<'_>, _: &CmdCtx<'_>) -> Result<Outcome, ParamError> {
         let (table, aor) = table_and_aor(p, "ul_rm")?;
         let g = global().map_err(store_error)?;
         let d = g.store.domain(&table).map_err(store_error)?;
-        g.store
-            .update(d, aor.as_bytes(), now(), |v| v.clear())
+        let existed = g
+            .store
+            .update(d, aor.as_bytes(), now(), |v| {
+                let had = !v.is_empty();
+                v.clear();
+                had
+            })
             .map_err(store_error)?;
+        // Saying "deleted" for a typo would leave the real AOR registered
+        // while the operator believes it gone.
+        if !existed {
+            return fail(404, format!("Username {aor} in table {table} not found"));
+        }
         log::info!("usrloc: ul_rm deleted ({table}, {aor})");
         Ok(Reply::new(200, format!("user ({table}, {aor}) deleted")))
     })())

@@ -93,6 +93,11 @@ fn add_show_rm_contact_and_rm() {
 
     let rm = run(&r, "ul_rm", "location\nalice@example.com\n");
     assert_eq!(text(&rm), "200 user (location, alice) deleted\n");
+    let rm = run(&r, "ul_rm", "location\nalice@example.com\n");
+    assert_eq!(
+        text(&rm),
+        "404 Username alice in table location not found\n"
+    );
     let show = run(&r, "ul_show_contact", "location\nalice\n");
     assert_eq!(
         text(&show),
