@@ -257,7 +257,7 @@ fn read_t_uac_from(
 
 fn t_uac_from(p: &mut Params<'_>, ctx: &CmdCtx<'_>) -> R {
     let default_from = || {
-        driver::env()
+        crate::tm::env::env()
             .map(|e| e.params.uac_from.clone())
             .unwrap_or_default()
     };
@@ -343,7 +343,7 @@ fn t_reply(p: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
     else {
         return bad("transaction id must be <hash>:<label>, not", &id);
     };
-    let (Some(env), Some(cref)) = (driver::env(), store::lookup_id(hash, label)) else {
+    let (Some(env), Some(cref)) = (crate::tm::env::env(), store::lookup_id(hash, label)) else {
         return Ok(Reply::new(481, "fifo_t_reply: no such transaction").into());
     };
     let cell = cref.cell();

@@ -8,12 +8,10 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::Ordering;
-use std::sync::OnceLock;
 
 use shm::{Region, ShmOff, TimerLink};
 
 use crate::cfg::ast::RouteKind;
-use crate::net::send_udp;
 use crate::route::forward::without_top_via;
 use crate::route::interp::run_top;
 use crate::route::ctx::{AvpName, AvpValue, RETRY_AFTER};
@@ -21,7 +19,8 @@ use crate::route::{MsgCtx, Runtime};
 use crate::sip::{build_ack_cancel, HdrKind, HopRequest, Method, Msg};
 use crate::tm::callbacks::{self, CbEvent};
 use crate::tm::cell::{replace_bytes, Cell, CellRef, CellState, Peer};
-use crate::tm::fsm::{Action, Actions, Phase, TimerCfg};
+use crate::tm::fsm::{Action, Actions, Phase};
+use crate::tm::env::{env, now, send_peer, Env};
 use crate::tm::params::TmParams;
 use crate::tm::reply::build_local_reply;
 use crate::tm::store;
@@ -29,69 +28,10 @@ use crate::tm::store;
 /// Timer kind of tm cells in the shared wheel.
 pub const TIMER_KIND: u32 = 1;
 
-/// Set up once before the fork.
-pub struct Env {
-    pub rt: &'static Runtime,
-    pub region: &'static Region,
-    pub params: TmParams,
-    /// Prefix of the To-tags of replies tm builds.
-    pub tag: String,
-}
-
-static ENV: OnceLock<Env> = OnceLock::new();
-
+/// Set tm's environment up and register its timer handler. Once, before
+/// the fork.
 pub fn init(rt: &'static Runtime, region: &'static Region, params: TmParams) -> bool {
-    let first = rt
-        .sockets
-        .all()
-        .first()
-        .map(|s| s.listen.addr.to_string())
-        .unwrap_or_default();
-    let tag = crate::util::hash::hex128(&[b"SER-TM/tags", first.as_bytes()]);
-    ENV.set(Env {
-        rt,
-        region,
-        params,
-        tag,
-    })
-    .is_ok()
-        && crate::timer::register(TIMER_KIND, on_timer_fired)
-}
-
-pub fn env() -> Option<&'static Env> {
-    ENV.get()
-}
-
-pub fn cfg() -> TimerCfg {
-    env().map(|e| e.params.timers).unwrap_or_default()
-}
-
-pub fn now() -> u64 {
-    shm::monotonic_ms()
-}
-
-/// Send `bytes` to `peer` from the socket recorded with it.
-pub fn send_peer(env: &Env, peer: &Peer, bytes: &[u8]) -> bool {
-    if bytes.is_empty() {
-        return false;
-    }
-    let addr = peer.addr();
-    let sock = env
-        .rt
-        .sockets
-        .all()
-        .get(usize::from(peer.sock))
-        .or_else(|| env.rt.sockets.udp_for(&addr));
-    match sock {
-        Some(s) => match send_udp(&s.udp, bytes, addr) {
-            Ok(()) => true,
-            Err(e) => {
-                log::warn!("tm: send to {addr} failed: {e}");
-                false
-            }
-        },
-        None => false,
-    }
+    crate::tm::env::init(rt, region, params) && crate::timer::register(TIMER_KIND, on_timer_fired)
 }
 
 /// What has to wait until the reply lock is released.

@@ -128,7 +128,7 @@ fn t_newtran(ctx: &mut MsgCtx<'_>) -> i32 {
 }
 
 fn t_lookup_request(ctx: &mut MsgCtx<'_>) -> i32 {
-    let Some(env) = driver::env() else { return -1 };
+    let Some(env) = crate::tm::env::env() else { return -1 };
     let Ok(mk) = MsgKey::of(ctx.msg) else {
         return -1;
     };
@@ -261,26 +261,26 @@ impl Module for Tm {
                 Box::new(move |ctx: &mut MsgCtx<'_>| t_write(ctx, &w))
             }
             "t_retransmit_reply" => Box::new(|ctx: &mut MsgCtx<'_>| {
-                let (Some(env), Some(c)) = (driver::env(), current(ctx)) else {
+                let (Some(env), Some(c)) = (crate::tm::env::env(), current(ctx)) else {
                     return -1;
                 };
                 let st = c.cell().lock();
                 let again = driver::final_reply_again(env, c.cell(), &st);
-                if driver::send_peer(env, &c.cell().src, &again) {
+                if crate::tm::env::send_peer(env, &c.cell().src, &again) {
                     1
                 } else {
                     -1
                 }
             }),
             "t_release" => Box::new(|ctx: &mut MsgCtx<'_>| {
-                let (Some(env), Some(c)) = (driver::env(), current(ctx)) else {
+                let (Some(env), Some(c)) = (crate::tm::env::env(), current(ctx)) else {
                     return -1;
                 };
                 let mut def = driver::Deferred::default();
                 {
                     let mut st = c.cell().lock();
                     let mut acts = Actions::new();
-                    st.tx.release(driver::now(), &env.params.timers, &mut acts);
+                    st.tx.release(crate::tm::env::now(), &env.params.timers, &mut acts);
                     driver::execute(env, c.cell(), &mut st, &mut acts, None, &mut def);
                     driver::rearm(&c, &st);
                 }

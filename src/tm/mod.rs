@@ -14,6 +14,7 @@ pub mod ctl_cmds;
 #[cfg(test)]
 mod doc_examples;
 pub mod driver;
+pub mod env;
 pub mod fsm;
 pub mod funcs;
 pub mod key;

@@ -12,7 +12,8 @@ use crate::route::forward::{destination_of, edit_via1, forward_request, via_host
 use crate::sip::{push_via, HdrKind, Method};
 use crate::tm::callbacks::{self, CbEvent};
 use crate::tm::cell::{replace_bytes, CellRef, Peer};
-use crate::tm::driver::{self, env, execute, finish, now, rearm, Deferred, Env};
+use crate::tm::driver::{self, execute, finish, rearm, Deferred};
+use crate::tm::env::{env, now, Env};
 use crate::tm::fsm::{flags, Actions};
 use crate::tm::key::{MatchKind, MatchOpts, MsgKey};
 use crate::tm::reply::{build_local_reply, to_tag};
@@ -204,7 +205,7 @@ pub fn send_local_reply(env: &'static Env, cref: &CellRef, code: u16, bytes: &[u
             return false;
         }
         driver::keep_uas_reply(env.region, &mut st, bytes);
-        driver::send_peer(env, &cell.src, bytes);
+        crate::tm::env::send_peer(env, &cell.src, bytes);
         let mut acts = Actions::new();
         st.tx
             .on_local_reply(code, now(), &env.params.timers, &mut acts);
@@ -325,7 +326,7 @@ fn cancel(ctx: &mut MsgCtx<'_>, env: &'static Env, dest: Dest) -> Option<i32> {
     } else {
         match build_local_reply(env, ctx.msg, ctx.src, 200, reason, b"") {
             Ok(bytes) => {
-                driver::send_peer(env, &Peer::new(ctx.src, rcv_index(ctx)), &bytes.bytes);
+                crate::tm::env::send_peer(env, &Peer::new(ctx.src, rcv_index(ctx)), &bytes.bytes);
             }
             Err(e) => log::error!("tm: cannot build the 200 for a CANCEL: {e}"),
         }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use crate::route::forward::{via1_received_params, via1_replaced_spans};
 use crate::sip::{build_reply_within, BuildError, Msg, ReplyFit, ReplyOpts, MAX_REPLY_LEN};
-use crate::tm::driver::Env;
+use crate::tm::env::Env;
 use crate::util::hash::hex16;
 
 /// tm's To-tag for replies to `req`.

@@ -15,7 +15,8 @@ use std::time::Duration;
 use crate::route::ctx::{MsgCtx, ScriptError};
 use crate::route::export::FixupError;
 use crate::sip::Method;
-use crate::tm::driver::{self, now};
+use crate::tm::driver;
+use crate::tm::env::now;
 use crate::tm::relay::{self, current, NewTran};
 use crate::tm::twrite::{self, describe_request, TwAppend, TwAppends, TwRequest};
 
@@ -74,7 +75,7 @@ impl TWrite {
 /// Run `t_write_*`: 1 when the application has the request, −1 otherwise
 /// (then the caller has been answered 500), 0 for a retransmission.
 pub fn t_write(ctx: &mut MsgCtx<'_>, w: &TWrite) -> i32 {
-    let Some(env) = driver::env() else { return -1 };
+    let Some(env) = crate::tm::env::env() else { return -1 };
     if ctx.msg.method() == Method::Ack {
         return -1;
     }
