@@ -111,3 +111,74 @@ fn the_dependency_scan_sees_both_path_forms() {
     let deps = crate_deps("use crate::tm::store;\nuse crate::{route::x, sip};\nlet a = crate::net::f();");
     assert_eq!(deps, vec!["tm", "route", "sip", "net"]);
 }
+
+/// The modules of `src/tm/` (files and folders) each names, non-test code
+/// only: `crate::tm::X` and `super::X` paths.
+fn tm_edges(tm_dir: &Path) -> HashMap<String, Vec<String>> {
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(tm_dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_stem().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        if !is_test_file(&p) && name != "mod" {
+            names.push((name, p));
+        }
+    }
+    let known: Vec<String> = names.iter().map(|(n, _)| n.clone()).collect();
+    let mut edges = HashMap::new();
+    for (name, path) in &names {
+        let mut files = Vec::new();
+        if path.is_dir() {
+            rs_files(path, &mut files);
+        } else {
+            files.push(path.clone());
+        }
+        let mut deps = Vec::new();
+        for f in files.iter().filter(|f| !is_test_file(f)) {
+            let src = std::fs::read_to_string(f).unwrap();
+            let src = non_test_part(&src);
+            for prefix in ["crate::tm::", "super::"] {
+                for (i, _) in src.match_indices(prefix) {
+                    let rest = &src[i + prefix.len()..];
+                    let items: Vec<&str> = match rest.strip_prefix('{') {
+                        Some(list) => list[..list.find('}').unwrap_or(list.len())].split(',').collect(),
+                        None => vec![rest],
+                    };
+                    for item in items {
+                        let dep: String = item
+                            .trim()
+                            .chars()
+                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                            .collect();
+                        if dep != *name && known.contains(&dep) && !deps.contains(&dep) {
+                            deps.push(dep);
+                        }
+                    }
+                }
+            }
+        }
+        edges.insert(name.clone(), deps);
+    }
+    edges
+}
+
+#[test]
+fn tm_has_no_import_loop() {
+    let tm = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/tm");
+    let edges = tm_edges(&tm);
+    assert!(edges.len() > 10, "{edges:?}");
+    // Depth-first search for a path back to the start.
+    for start in edges.keys() {
+        let mut stack: Vec<Vec<String>> = vec![vec![start.clone()]];
+        while let Some(path) = stack.pop() {
+            let last = path.last().unwrap();
+            for next in edges.get(last).into_iter().flatten() {
+                assert!(next != start, "import loop in src/tm: {} -> {next}", path.join(" -> "));
+                if !path.contains(next) {
+                    let mut longer = path.clone();
+                    longer.push(next.clone());
+                    stack.push(longer);
+                }
+            }
+        }
+    }
+}

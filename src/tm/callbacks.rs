@@ -83,3 +83,41 @@ pub fn fire_msg(event: CbEvent, cell: &Cell, code: u16, msg: Option<&[u8]>) {
         }
     }
 }
+
+// --- UAC completion reports ------------------------------------------------
+//
+// A transaction our own UAC started (`t_uac`) reports its final status to
+// the function registered for its kind, in whichever process completed it.
+
+/// What a completion report learns.
+#[derive(Debug, Clone)]
+pub struct UacOutcome<'a> {
+    pub code: u16,
+    /// The parameter given to `t_uac`.
+    pub param: &'a [u8],
+    /// The final reply as received (our Via removed); empty for local ones.
+    pub reply: &'a [u8],
+}
+
+pub type UacReport = fn(&UacOutcome<'_>);
+
+static REPORTS: Mutex<Vec<(u32, UacReport)>> = Mutex::new(Vec::new());
+
+/// Register the report for `kind` (non-zero). Before the fork.
+pub fn register_report(kind: u32, f: UacReport) {
+    if let Ok(mut v) = REPORTS.lock() {
+        v.push((kind, f));
+    }
+}
+
+/// Call the report of `kind`, if any.
+pub fn report(kind: u32, outcome: &UacOutcome<'_>) {
+    let f = REPORTS
+        .lock()
+        .ok()
+        .and_then(|v| v.iter().find(|(k, _)| *k == kind).map(|(_, f)| *f));
+    if let Some(f) = f {
+        f(outcome);
+    }
+}
+

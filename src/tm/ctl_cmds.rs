@@ -10,7 +10,9 @@
 use crate::ctl::{CmdCtx, CtlCmd, Dialect, Outcome, ParamError, Params, Reply, ReplyTarget};
 use crate::sip::{HdrKind, Msg};
 use crate::tm::reply::build_reply_with;
-use crate::tm::uac::{self, UacError, UacOutcome, UacRequest};
+use crate::tm::callbacks::{self, UacOutcome};
+use crate::tm::dialog;
+use crate::tm::uac::{self, UacError, UacRequest};
 use crate::tm::{driver, relay, store};
 
 pub static COMMANDS: &[CtlCmd] = &[
@@ -36,14 +38,14 @@ pub static COMMANDS: &[CtlCmd] = &[
     },
 ];
 
-/// Report kinds (see `uac::register_report`).
+/// Report kinds (see `callbacks::register_report`).
 const REPORT_STATUS: u32 = 0x7475_6601;
 const REPORT_DIALOG: u32 = 0x7475_6602;
 
 /// Register the report writers; from tm's mod_init, before the fork.
 pub fn register_reports() {
-    uac::register_report(REPORT_STATUS, report_status);
-    uac::register_report(REPORT_DIALOG, report_dialog);
+    callbacks::register_report(REPORT_STATUS, report_status);
+    callbacks::register_report(REPORT_DIALOG, report_dialog);
 }
 
 type R = Result<Outcome, ParamError>;
@@ -99,10 +101,10 @@ fn dialog_lines(code: u16, reply: &[u8]) -> Vec<String> {
     if !confirmed {
         return dots();
     }
-    let target = uac::remote_target(&m)
+    let target = dialog::remote_target(&m)
         .map(|u| String::from_utf8_lossy(&u).into_owned())
         .unwrap_or_else(|| ".".into());
-    let routes: Vec<String> = uac::route_set(&m)
+    let routes: Vec<String> = dialog::route_set(&m)
         .iter()
         .map(|u| format!("<{}>", String::from_utf8_lossy(u)))
         .collect();

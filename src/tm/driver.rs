@@ -7,6 +7,7 @@
 //! when two processes received them.
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
 
 use shm::{Region, ShmOff, TimerLink};
@@ -27,6 +28,19 @@ use crate::tm::store;
 
 /// Timer kind of tm cells in the shared wheel.
 pub const TIMER_KIND: u32 = 1;
+
+/// Runs a transaction's failure route once a branch was picked and tells
+/// the machine what the route did. It runs scripts and relays new
+/// branches, so it lives above the driver (`tm::failure`); the driver
+/// reaches it through this hook, set once before the fork.
+pub type FailureRunner = fn(&'static Env, &CellRef, u8) -> Deferred;
+
+static FAILURE_RUNNER: OnceLock<FailureRunner> = OnceLock::new();
+
+/// Install the failure-route runner. Once, before the fork.
+pub fn set_failure_runner(run: FailureRunner) {
+    let _ = FAILURE_RUNNER.set(run);
+}
 
 /// Set tm's environment up and register its timer handler. Once, before
 /// the fork.
@@ -183,7 +197,7 @@ fn ack_local_2xx(env: &Env, cell: &Cell, st: &CellState, reply: &Msg, code: u16)
         return;
     };
     let port = sock.listen.addr.port();
-    match crate::tm::uac::dialog_ack(&invite, reply, &sock.host_text(), port) {
+    match crate::tm::dialog::dialog_ack(&invite, reply, &sock.host_text(), port) {
         Some((ack, dst)) => {
             let peer = Peer::new(dst, env.rt.sockets.index_of(sock));
             send_peer(env, &peer, &ack);
@@ -325,9 +339,9 @@ pub fn finish(env: &'static Env, cref: &CellRef, mut def: Deferred) {
         if let Some(code) = def.completed.take() {
             callbacks::fire(CbEvent::Completed, cref.cell(), code);
             if let Some((kind, param, reply)) = def.uac.take() {
-                crate::tm::uac::report(
+                callbacks::report(
                     kind,
-                    &crate::tm::uac::UacOutcome {
+                    &callbacks::UacOutcome {
                         code,
                         param: &param,
                         reply: &reply,
@@ -340,92 +354,16 @@ pub fn finish(env: &'static Env, cref: &CellRef, mut def: Deferred) {
             return;
         }
         match def.failure.take() {
-            Some(picked) => def = run_failure(env, cref, picked),
+            Some(picked) => match FAILURE_RUNNER.get() {
+                Some(run) => def = run(env, cref, picked),
+                None => {
+                    log::error!("tm: a failure route is due but no runner is installed");
+                    return;
+                }
+            },
             None => return,
         }
     }
-}
-
-/// Run the armed failure route (tm docs: the URI starts from its value at
-/// relay time), then tell the machine what the route did.
-fn run_failure(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
-    let cell = cref.cell();
-    let region = env.region;
-    let code = {
-        let st = cell.lock();
-        st.tx
-            .branches
-            .get(usize::from(picked))
-            .map(|b| b.status)
-            .unwrap_or(0)
-    };
-    // Before the route's snapshot: a callback may change the saved flags
-    // (acc clears log_missed_flag once the miss is reported, as SER).
-    callbacks::fire(CbEvent::OnFailure, cell, code);
-    let (base, relay_uri, flags, route, avps) = {
-        let st = cell.lock();
-        let base = if st.fwd_base.is_empty() {
-            cell.req
-        } else {
-            st.fwd_base
-        };
-        (
-            region.slice(base).to_vec(),
-            region.slice(st.relay_uri).to_vec(),
-            st.msg_flags,
-            st.on_failure,
-            stored_avps(region, &st),
-        )
-    };
-    let mut replied = false;
-    let mut added = false;
-    let mut new_flags = flags;
-    let mut new_avps = None;
-    if let (Some(list), Ok(msg)) = (
-        usize::from(route)
-            .checked_sub(1)
-            .and_then(|i| env.rt.routes.failure.get(i)),
-        Msg::parse(base),
-    ) {
-        let src = cell.src.addr();
-        if let Some(rcv) = env.rt.sockets.all().get(usize::from(cell.src.sock)) {
-            let mut ctx = MsgCtx::new(env.rt, &msg, src, rcv, RouteKind::Failure);
-            if !relay_uri.is_empty() {
-                ctx.new_uri = Some(relay_uri);
-            }
-            ctx.flags = flags;
-            ctx.avps = avps.clone();
-            ctx.tm.cell = cref.off().get();
-            ctx.tm.in_failure = true;
-            ctx.tm.reply_code = code;
-            run_top(list, &mut ctx);
-            // 0.9 docs: append_branch() alone in a failure route starts the
-            // new branch; forward what the route left in the set.
-            if !ctx.tm.replied && !ctx.dset.is_empty() {
-                crate::tm::relay::forward_dset(&mut ctx);
-            }
-            replied = ctx.tm.replied;
-            added = ctx.tm.branches_added > 0;
-            new_flags = ctx.flags;
-            if ctx.avps != avps {
-                new_avps = Some(crate::route::avp_codec::encode(&ctx.avps));
-            }
-        }
-    }
-    let mut def = Deferred::default();
-    let mut acts = Actions::new();
-    let mut st = cell.lock();
-    st.msg_flags = new_flags;
-    if let Some(bytes) = new_avps {
-        if replace_bytes(region, &mut st.avps, &bytes).is_err() {
-            crate::tm::oom::complain("keeping the AVPs");
-        }
-    }
-    st.tx
-        .after_failure(added, replied, now(), &env.params.timers, &mut acts);
-    execute(env, cell, &mut st, &mut acts, None, &mut def);
-    rearm(cref, &st);
-    def
 }
 
 /// The timer process: a cell's timer fired (the wheel's reference is ours).
@@ -519,7 +457,7 @@ pub fn on_reply(msg: &Msg, src: std::net::SocketAddr, rcv: &crate::net::ListenSo
 
 /// The AVPs kept with the transaction (under its reply lock). A damaged
 /// block is logged and read as none: the routes still run.
-fn stored_avps(region: &Region, st: &CellState) -> Vec<(AvpName, AvpValue)> {
+pub(crate) fn stored_avps(region: &Region, st: &CellState) -> Vec<(AvpName, AvpValue)> {
     if st.avps.is_empty() {
         return Vec::new();
     }

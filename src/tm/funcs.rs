@@ -313,6 +313,7 @@ impl Module for Tm {
             reason: e.to_string(),
         })?;
         crate::tm::ctl_cmds::register_reports();
+        driver::set_failure_runner(crate::tm::failure::run);
         if !driver::init(rt, region, self.params.clone()) {
             return Err(ModInitError {
                 module: "tm",

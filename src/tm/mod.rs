@@ -11,10 +11,12 @@ pub mod branch;
 pub mod callbacks;
 pub mod cell;
 pub mod ctl_cmds;
+pub mod dialog;
 #[cfg(test)]
 mod doc_examples;
 pub mod driver;
 pub mod env;
+pub mod failure;
 pub mod fsm;
 pub mod funcs;
 pub mod key;

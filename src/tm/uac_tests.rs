@@ -13,7 +13,8 @@ use crate::route::Runtime;
 use crate::sip::Msg;
 use crate::tm::stats::snapshot;
 use crate::tm::store::branch_id;
-use crate::tm::uac::{register_report, t_uac, UacOutcome, UacRequest};
+use crate::tm::callbacks::{register_report, UacOutcome};
+use crate::tm::uac::{t_uac, UacRequest};
 
 static REPORTED: Mutex<Vec<(u16, Vec<u8>)>> = Mutex::new(Vec::new());
 
