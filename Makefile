@@ -3,7 +3,7 @@ PREFIX ?= /usr/local
 CARGO  ?= cargo
 SER    := target/release/ser
 
-.PHONY: all build run test test-deps install bench clean
+.PHONY: all build run test test-deps lint install bench clean
 
 all: build
 
@@ -18,6 +18,11 @@ run: build
 test: test-deps build
 	$(CARGO) test --release --workspace
 	scripts/bench --smoke --no-build
+
+# Formatting and clippy, warnings as errors (CI runs this before the tests).
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
 test-deps:
 	@scripts/ensure-test-deps
