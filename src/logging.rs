@@ -217,11 +217,11 @@ pub fn script_log(ser_level: i32, text: &str) {
 struct SerLogger;
 
 impl Log for SerLogger {
-    fn enabled(&self, metadata: &Metadata) -> bool {
+    fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         ser_level_of(metadata.level()) <= level()
     }
 
-    fn log(&self, record: &Record) {
+    fn log(&self, record: &Record<'_>) {
         if !self.enabled(record.metadata()) {
             return;
         }

@@ -78,7 +78,7 @@ fn status_and_header_parsing_edge_cases() {
     );
     assert_eq!(header_value(m, "x-long").as_deref(), Some("one two"));
     let r = b"SIP/2.0 180 R\r\nVia: SIP/2.0/UDP a;branch=1, SIP/2.0/UDP b;x=\"p,q\"\r\nv: SIP/2.0/UDP c\r\n\r\n";
-    let vias = common::sip::via_list(r);
+    let vias = sip::via_list(r);
     assert_eq!(vias.len(), 3, "{vias:?}");
     assert_eq!(vias[1], "SIP/2.0/UDP b;x=\"p,q\"");
 }
@@ -296,7 +296,7 @@ fn sipsak_runner_reads_the_reply() {
 fn malformed_cases_are_sendable_and_arrive_intact() {
     let rx = UdpPeer::bind();
     let tx = UdpPeer::bind();
-    let cases = common::malformed::cases(tx.port(), rx.port());
+    let cases = malformed::cases(tx.port(), rx.port());
     assert!(cases.len() >= 60);
     let mut names = std::collections::HashSet::new();
     for c in &cases {

@@ -265,7 +265,7 @@ fn run_in_netns(name: &str) {
     );
     let dir = TestDir::new();
     let exe = std::env::current_exe().expect("current_exe");
-    let r = common::server::run_bounded(
+    let r = server::run_bounded(
         std::process::Command::new("ip")
             .args(["netns", "exec", &ns.name])
             .arg(exe)

@@ -662,7 +662,7 @@ fn caller_cancel_while_ringing() {
 }
 
 fn via_count(raw: &[u8]) -> usize {
-    common::sip::via_list(raw).len()
+    sip::via_list(raw).len()
 }
 
 // --- 6. t_newtran + t_reply as a UAS ---------------------------------------

@@ -427,8 +427,8 @@ impl Region {
 
     /// Moves `value` into a new block.
     pub fn alloc<T: ShmSafe>(&self, value: T) -> Result<ShmOff<T>, ShmError> {
-        const { assert!(core::mem::align_of::<T>() <= MAX_ALIGN) };
-        let off = self.alloc_bytes(core::mem::size_of::<T>())?.cast::<T>();
+        const { assert!(align_of::<T>() <= MAX_ALIGN) };
+        let off = self.alloc_bytes(size_of::<T>())?.cast::<T>();
         // SAFETY: a fresh block of at least size_of::<T>() bytes, 16-aligned
         // (≥ align_of::<T>() by the assertion), in bounds, known to nobody.
         unsafe { self.base().add(off.get() as usize).cast::<T>().write(value) };
@@ -437,7 +437,7 @@ impl Region {
 
     /// A new all-zero `T` (valid, since `ShmSafe` types are valid zeroed).
     pub fn alloc_zeroed<T: ShmSafe>(&self) -> Result<ShmOff<T>, ShmError> {
-        let requested = core::mem::size_of::<T>();
+        let requested = size_of::<T>();
         self.alloc_slice_zeroed::<T>(1)?
             .start()
             .ok_or(ShmError::OutOfMemory { requested })
@@ -469,7 +469,7 @@ impl Region {
                 core::ptr::write_bytes(
                     self.base().add(start.get() as usize),
                     0,
-                    n * core::mem::size_of::<T>(),
+                    n * size_of::<T>(),
                 );
             }
         }
@@ -477,11 +477,11 @@ impl Region {
     }
 
     fn alloc_slice_raw<T: ShmSafe>(&self, n: usize) -> Result<ShmSlice<T>, ShmError> {
-        const { assert!(core::mem::align_of::<T>() <= MAX_ALIGN) };
+        const { assert!(align_of::<T>() <= MAX_ALIGN) };
         if n == 0 {
             return Ok(ShmSlice::EMPTY);
         }
-        let requested = n.saturating_mul(core::mem::size_of::<T>().max(1));
+        let requested = n.saturating_mul(size_of::<T>().max(1));
         let len = u32::try_from(n).map_err(|_| ShmError::OutOfMemory { requested })?;
         let off = self.alloc_bytes(requested)?;
         Ok(ShmSlice::new(off.get(), len))

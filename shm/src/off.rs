@@ -236,7 +236,7 @@ impl<T> ShmSlice<T> {
         if i >= self.len() {
             return None;
         }
-        let bytes = u32::try_from(i.checked_mul(core::mem::size_of::<T>())?).ok()?;
+        let bytes = u32::try_from(i.checked_mul(size_of::<T>())?).ok()?;
         ShmOff::from_u32(self.start.checked_add(bytes)?)
     }
 }
@@ -280,7 +280,7 @@ mod tests {
 
     #[test]
     fn option_is_four_bytes_and_zero_is_none() {
-        assert_eq!(core::mem::size_of::<Option<ShmOff<u64>>>(), 4);
+        assert_eq!(size_of::<Option<ShmOff<u64>>>(), 4);
         assert!(ShmOff::<u8>::from_u32(0).is_none());
         assert_eq!(AtomicOff::<u8>::none().load(Ordering::Relaxed), None);
     }

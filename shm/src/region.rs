@@ -61,7 +61,7 @@ pub fn min_region_size() -> usize {
 }
 
 fn header_len() -> usize {
-    core::mem::size_of::<Header>()
+    size_of::<Header>()
 }
 
 impl Region {
@@ -158,7 +158,7 @@ impl Region {
     /// Raw pointer to the `T` at `off`, if in bounds and aligned.
     fn ptr_of<T>(&self, off: ShmOff<T>) -> Option<*mut T> {
         let o = off.get() as usize;
-        if !self.check(o, core::mem::size_of::<T>(), core::mem::align_of::<T>()) {
+        if !self.check(o, size_of::<T>(), align_of::<T>()) {
             return None;
         }
         // SAFETY: `o + size_of::<T>() <= size` (checked), so the result stays
@@ -213,10 +213,10 @@ impl Region {
 
     /// The elements of `s` (empty if `s` is out of bounds).
     pub fn slice<T: ShmSafe>(&self, s: ShmSlice<T>) -> &[T] {
-        let Some(bytes) = s.len().checked_mul(core::mem::size_of::<T>()) else {
+        let Some(bytes) = s.len().checked_mul(size_of::<T>()) else {
             return &[];
         };
-        if s.is_empty() || !self.check(s.start as usize, bytes, core::mem::align_of::<T>()) {
+        if s.is_empty() || !self.check(s.start as usize, bytes, align_of::<T>()) {
             return &[];
         }
         // SAFETY: range checked above; elements are ShmSafe (see try_get).
@@ -235,10 +235,10 @@ impl Region {
     /// As for [`Region::get_mut`].
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn slice_mut<T: ShmSafe>(&self, s: ShmSlice<T>) -> &mut [T] {
-        let Some(bytes) = s.len().checked_mul(core::mem::size_of::<T>()) else {
+        let Some(bytes) = s.len().checked_mul(size_of::<T>()) else {
             return &mut [];
         };
-        if s.is_empty() || !self.check(s.start as usize, bytes, core::mem::align_of::<T>()) {
+        if s.is_empty() || !self.check(s.start as usize, bytes, align_of::<T>()) {
             return &mut [];
         }
         // SAFETY: range checked above; uniqueness is the caller's promise.
@@ -256,7 +256,7 @@ impl Region {
         let a = r as *const T as usize;
         let b = self.base.as_ptr() as usize;
         let o = a.checked_sub(b)?;
-        if o.checked_add(core::mem::size_of::<T>())? > self.size {
+        if o.checked_add(size_of::<T>())? > self.size {
             return None;
         }
         ShmOff::from_u32(u32::try_from(o).ok()?)

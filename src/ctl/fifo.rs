@@ -91,7 +91,7 @@ pub fn prepare(
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(io(e)),
     }
-    let m = nix::sys::stat::Mode::from_bits_truncate(mode as nix::libc::mode_t);
+    let m = nix::sys::stat::Mode::from_bits_truncate(mode as libc::mode_t);
     nix::unistd::mkfifo(path, m).map_err(|err| FifoError::Sys {
         path: path.into(),
         err,

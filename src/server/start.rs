@@ -276,7 +276,7 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     let workdir = core.workdir.clone();
     let rt: &'static Runtime = Box::leak(Box::new(Runtime::new(loaded, table)));
     // Before the fork and any chroot: every process shares one resolver view.
-    crate::net::dns::preload();
+    net::dns::preload();
     for m in &rt.modules {
         if let Err(e) = m.mod_init(rt, region) {
             log::error!("{e}");
@@ -555,14 +555,14 @@ fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) 
     let rx_sock = own.unwrap_or(&sock.udp);
     let mut rx = Receiver::new(rt);
     // Arrival stamps tell admission control how far behind we are.
-    if let Err(e) = crate::net::enable_arrival_stamps(rx_sock) {
+    if let Err(e) = net::enable_arrival_stamps(rx_sock) {
         log::warn!("no arrival stamps on {} ({e}): no overload protection", sock.listen.addr);
     }
-    let mut cmsg = crate::net::stamp_space();
+    let mut cmsg = net::stamp_space();
     let mut rbuf = vec![0u8; 65536];
     let mut spare: Vec<u8> = Vec::with_capacity(4096);
     loop {
-        match crate::net::recv_stamped(rx_sock, &mut rbuf, &mut cmsg) {
+        match net::recv_stamped(rx_sock, &mut rbuf, &mut cmsg) {
             Ok(r) => {
                 if let Some(q) = r.queued {
                     rx.overload.observe(q);

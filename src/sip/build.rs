@@ -62,7 +62,7 @@ pub fn build_reply(
     req: &Msg,
     code: u16,
     reason: &[u8],
-    opts: &ReplyOpts,
+    opts: &ReplyOpts<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), BuildError> {
     if !req.is_request() {
@@ -194,7 +194,7 @@ pub fn build_reply_within(
     req: &Msg,
     code: u16,
     reason: &[u8],
-    opts: &ReplyOpts,
+    opts: &ReplyOpts<'_>,
     max: usize,
     out: &mut Vec<u8>,
 ) -> Result<ReplyFit, BuildError> {

@@ -26,7 +26,7 @@ pub enum FirstLine {
 }
 
 /// Everything the tier-1 pass finds.
-pub struct Parts {
+pub(super) struct Parts {
     pub first: FirstLine,
     pub first_span: Span,
     pub headers: Vec<Header>,
@@ -41,7 +41,7 @@ pub struct Parts {
 const HEADERS_CAP: usize = 32;
 
 /// `SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT` (case-insensitive "SIP").
-pub fn version_ok(v: &[u8]) -> bool {
+pub(super) fn version_ok(v: &[u8]) -> bool {
     let Some(rest) = v.get(4..) else { return false };
     if !v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/")) {
         return false;
@@ -119,7 +119,7 @@ fn first_line(b: &[u8], s: usize, e: usize) -> Result<FirstLine, ParseError> {
 }
 
 /// Runs tier 1 over `b`.
-pub fn parse_parts(b: &[u8]) -> Result<Parts, ParseError> {
+pub(super) fn parse_parts(b: &[u8]) -> Result<Parts, ParseError> {
     // RFC 3261 §7.5: ignore CRLFs before the start line
     let mut pos = 0;
     while matches!(at(b, pos), b'\r' | b'\n') {

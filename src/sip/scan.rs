@@ -3,7 +3,7 @@
 
 /// RFC 3261 `token` characters: alphanum and `-.!%*_+` `` ` `` `'~`.
 #[inline]
-pub fn is_token(c: u8) -> bool {
+pub(super) fn is_token(c: u8) -> bool {
     TOKEN[c as usize]
 }
 
@@ -24,18 +24,18 @@ static TOKEN: [bool; 256] = {
 };
 
 /// Linear white space, folding line ends included (values may be folded).
-pub fn is_lws(c: u8) -> bool {
+pub(super) fn is_lws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\r' | b'\n')
 }
 
 /// Byte at `i`, or 0 past the end (0 is never a meaningful SIP character).
 #[inline]
-pub fn at(b: &[u8], i: usize) -> u8 {
+pub(super) fn at(b: &[u8], i: usize) -> u8 {
     b.get(i).copied().unwrap_or(0)
 }
 
 /// First index at or after `i` (below `end`) that is not LWS.
-pub fn skip_lws(b: &[u8], mut i: usize, end: usize) -> usize {
+pub(super) fn skip_lws(b: &[u8], mut i: usize, end: usize) -> usize {
     while i < end && is_lws(at(b, i)) {
         i += 1;
     }
@@ -43,7 +43,7 @@ pub fn skip_lws(b: &[u8], mut i: usize, end: usize) -> usize {
 }
 
 /// First index at or after `i` (below `end`) that is not a token char.
-pub fn skip_token(b: &[u8], mut i: usize, end: usize) -> usize {
+pub(super) fn skip_token(b: &[u8], mut i: usize, end: usize) -> usize {
     while i < end && is_token(at(b, i)) {
         i += 1;
     }
@@ -51,7 +51,7 @@ pub fn skip_token(b: &[u8], mut i: usize, end: usize) -> usize {
 }
 
 /// `start..end` with LWS trimmed from both sides.
-pub fn trim(b: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
+pub(super) fn trim(b: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
     start = skip_lws(b, start, end);
     while end > start && is_lws(at(b, end - 1)) {
         end -= 1;
@@ -61,7 +61,7 @@ pub fn trim(b: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
 
 /// Given `i` at an opening `"`, the index just past the closing quote;
 /// `None` when unterminated. Backslash escapes one character (§25.1).
-pub fn skip_quoted(b: &[u8], i: usize, end: usize) -> Option<usize> {
+pub(super) fn skip_quoted(b: &[u8], i: usize, end: usize) -> Option<usize> {
     let mut j = i + 1;
     while j < end {
         match at(b, j) {
@@ -76,7 +76,7 @@ pub fn skip_quoted(b: &[u8], i: usize, end: usize) -> Option<usize> {
 /// Index of the next comma at the top level of a header value (outside
 /// quoted strings and `<...>`), or `end`. `None` on an unterminated quote
 /// or angle bracket.
-pub fn find_comma(b: &[u8], mut i: usize, end: usize) -> Option<usize> {
+pub(super) fn find_comma(b: &[u8], mut i: usize, end: usize) -> Option<usize> {
     while i < end {
         match at(b, i) {
             b',' => return Some(i),
@@ -93,7 +93,7 @@ pub fn find_comma(b: &[u8], mut i: usize, end: usize) -> Option<usize> {
 
 /// Parses `1*DIGIT` that fits in a `u32`; `None` for empty, non-digits or
 /// overflow.
-pub fn parse_u32(s: &[u8]) -> Option<u32> {
+pub(super) fn parse_u32(s: &[u8]) -> Option<u32> {
     // leading zeros are legal (`0068`) and must not count toward the length
     let nz = s
         .iter()
@@ -114,13 +114,13 @@ pub fn parse_u32(s: &[u8]) -> Option<u32> {
 }
 
 /// Parses a port number (`1*DIGIT` in 0..=65535).
-pub fn parse_u16(s: &[u8]) -> Option<u16> {
+pub(super) fn parse_u16(s: &[u8]) -> Option<u16> {
     parse_u32(s).and_then(|v| u16::try_from(v).ok())
 }
 
 /// One `;name[=value]` parameter found by `next_param`; indices absolute.
 #[derive(Clone, Copy, Debug)]
-pub struct Param {
+pub(super) struct Param {
     /// Index of the `;` that introduces the parameter.
     pub semi: usize,
     pub name: (usize, usize),
@@ -133,7 +133,7 @@ pub struct Param {
 /// `generic-param`: token, host, or quoted-string values, LWS around `;`
 /// and `=`). `None` when malformed (empty name, bad value, unterminated
 /// quote).
-pub fn next_param(b: &[u8], i: usize, end: usize) -> Option<Param> {
+pub(super) fn next_param(b: &[u8], i: usize, end: usize) -> Option<Param> {
     if at(b, i) != b';' {
         return None;
     }

@@ -437,7 +437,7 @@ mod tests {
 
     fn read_from(text: &str) -> Result<UacFrom, Reply> {
         let mut lines = crate::ctl::request::TextLines::new(text);
-        let mut p = Params::new(&mut lines, crate::ctl::Dialect::Fifo);
+        let mut p = Params::new(&mut lines, Dialect::Fifo);
         read_t_uac_from(&mut p, || "<sip:default@ser>".into()).unwrap()
     }
 

@@ -37,7 +37,6 @@ pub fn init(region: &'static Region) -> Result<(), ShmError> {
 }
 
 /// The counters, once [`init`] ran.
-
 pub fn stats() -> Option<&'static TmStats> {
     STATS.get().copied()
 }

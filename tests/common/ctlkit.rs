@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// A config on 127.0.0.1:`port` with `fifo` and `unix_sock` in `dir`, sl
 /// and tm loaded, FR timer 2 s, then `extra` (modparams and routes).
-pub fn ctl_cfg(port: u16, dir: &Path, extra: &str) -> String {
+pub(crate) fn ctl_cfg(port: u16, dir: &Path, extra: &str) -> String {
     format!(
         r#"
 debug=3
@@ -32,7 +32,7 @@ modparam("tm", "wt_timer", 1)
 }
 
 /// Start ser on a ctl config and wait for its FIFO and socket.
-pub fn start(dir: TestDir, port: u16, extra: &str) -> Ser {
+pub(crate) fn start(dir: TestDir, port: u16, extra: &str) -> Ser {
     let cfg = ctl_cfg(port, dir.path(), extra);
     let fifo = dir.join("ser_fifo");
     let sock = dir.join("ser_sock");
@@ -47,22 +47,22 @@ pub fn start(dir: TestDir, port: u16, extra: &str) -> Ser {
     ser
 }
 
-pub fn fifo_of(ser: &Ser) -> PathBuf {
+pub(crate) fn fifo_of(ser: &Ser) -> PathBuf {
     ser.dir().join("ser_fifo")
 }
 
-pub fn sock_of(ser: &Ser) -> PathBuf {
+pub(crate) fn sock_of(ser: &Ser) -> PathBuf {
     ser.dir().join("ser_sock")
 }
 
 /// A reply name for /tmp (no '.', unique per test run) and its path.
-pub struct Report {
+pub(crate) struct Report {
     pub name: String,
     pub path: PathBuf,
 }
 
 impl Report {
-    pub fn new(tag: &str) -> Report {
+    pub(crate) fn new(tag: &str) -> Report {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "sertest_{}_{}_{tag}",
@@ -75,7 +75,7 @@ impl Report {
     }
 
     /// The report's text once it holds a complete first line.
-    pub fn wait(&self, limit: Duration) -> Option<String> {
+    pub(crate) fn wait(&self, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
         loop {
             if let Ok(t) = std::fs::read_to_string(&self.path) {
@@ -100,7 +100,7 @@ impl Drop for Report {
 }
 
 /// `sh -c 'cat <file> > <fifo>'`, the way the tm docs feed the FIFO.
-pub fn shell_cat(file: &Path, fifo: &Path) -> Child {
+pub(crate) fn shell_cat(file: &Path, fifo: &Path) -> Child {
     Command::new("sh")
         .arg("-c")
         .arg(format!("cat '{}' > '{}'", file.display(), fifo.display()))
@@ -110,7 +110,7 @@ pub fn shell_cat(file: &Path, fifo: &Path) -> Child {
 }
 
 /// Wait (bounded) for a shell writer.
-pub fn wait_child(mut c: Child, limit: Duration) -> bool {
+pub(crate) fn wait_child(mut c: Child, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         if let Ok(Some(st)) = c.try_wait() {
@@ -127,7 +127,7 @@ pub fn wait_child(mut c: Child, limit: Duration) -> bool {
 
 /// Run `serctl` with a transport option and arguments (bounded by its own
 /// `-t 5`).
-pub fn serctl(transport: &[&str], args: &[&str]) -> Output {
+pub(crate) fn serctl(transport: &[&str], args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_serctl"))
         .args(transport)
         .args(["-t", "5"])
@@ -137,6 +137,6 @@ pub fn serctl(transport: &[&str], args: &[&str]) -> Output {
         .expect("run serctl")
 }
 
-pub fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }

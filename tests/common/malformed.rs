@@ -5,7 +5,7 @@
 /// The answer a case must get from a server that answers a valid OPTIONS
 /// with 200 itself. The server must also stay up whatever the case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expect {
+pub(crate) enum Expect {
     /// This status code, once: 400 for a request broken beyond use but
     /// with a readable Via (RFC 3261 §8.2, RFC 4475), 505 for another SIP
     /// version, 200 for what is odd but valid.
@@ -18,7 +18,7 @@ pub enum Expect {
     Drop,
 }
 
-pub struct Case {
+pub(crate) struct Case {
     pub name: &'static str,
     pub bytes: Vec<u8>,
     pub expect: Expect,
@@ -72,7 +72,7 @@ fn garbage(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// All cases, numbered so each has its own Call-ID and branch.
-pub fn cases(cport: u16, sport: u16) -> Vec<Case> {
+pub(crate) fn cases(cport: u16, sport: u16) -> Vec<Case> {
     use Expect::*;
     let ruri = format!("sip:ser@127.0.0.1:{sport}");
     let start = format!("OPTIONS {ruri} SIP/2.0");

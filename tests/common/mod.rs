@@ -5,12 +5,12 @@
 //! Not every binary uses every helper, hence the crate-wide dead_code allow.
 #![allow(dead_code)]
 
-pub mod ctlkit;
-pub mod malformed;
-pub mod procfs;
-pub mod server;
-pub mod sip;
-pub mod sipp;
+pub(crate) mod ctlkit;
+pub(crate) mod malformed;
+pub(crate) mod procfs;
+pub(crate) mod server;
+pub(crate) mod sip;
+pub(crate) mod sipp;
 
 use std::collections::HashSet;
 use std::net::UdpSocket;
@@ -20,11 +20,11 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 // Convenience re-exports; each test binary uses a different subset.
 #[allow(unused_imports)]
-pub use server::Ser;
+pub(crate) use server::Ser;
 #[allow(unused_imports)]
-pub use sip::{body_of, header_value, header_values, status_of, Request, UdpPeer};
+pub(crate) use sip::{body_of, header_value, header_values, status_of, Request, UdpPeer};
 #[allow(unused_imports)]
-pub use sipp::{Sipp, SippResult, SippServer};
+pub(crate) use sipp::{Sipp, SippResult, SippServer};
 
 /// Ports already handed out by this test process: the kernel may give the
 /// same ephemeral port twice once we drop the probe socket, and two tests
@@ -43,7 +43,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A loopback UDP port that was free a moment ago and that no other test of
 /// this process has been given. Binding port 0 lets the kernel choose from
 /// the ephemeral range, where no fixed service lives.
-pub fn free_udp_port() -> u16 {
+pub(crate) fn free_udp_port() -> u16 {
     for _ in 0..1000 {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = sock.local_addr().expect("local_addr").port();
@@ -58,7 +58,7 @@ pub fn free_udp_port() -> u16 {
 /// Guard for tests that load the machine (sipp runs, long loops): the box
 /// has two cores and timing-sensitive runs must not overlap inside one test
 /// binary. Hold the returned guard for the whole test.
-pub fn serial() -> MutexGuard<'static, ()> {
+pub(crate) fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     lock(&SERIAL)
 }
@@ -66,12 +66,12 @@ pub fn serial() -> MutexGuard<'static, ()> {
 /// A private directory for one test: `$TMPDIR/ser-test-<pid>-<n>`. Removed
 /// on drop unless the test is panicking, so a failure leaves the server log
 /// and the sipp traces behind for inspection.
-pub struct TestDir {
+pub(crate) struct TestDir {
     path: PathBuf,
 }
 
 impl TestDir {
-    pub fn new() -> TestDir {
+    pub(crate) fn new() -> TestDir {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let path = std::env::temp_dir().join(format!("ser-test-{}-{}", std::process::id(), n));
@@ -82,16 +82,16 @@ impl TestDir {
         TestDir { path }
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
-    pub fn join(&self, name: &str) -> PathBuf {
+    pub(crate) fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
 
     /// Writes `contents` to `name` inside the directory and returns the path.
-    pub fn write(&self, name: &str, contents: &[u8]) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, contents: &[u8]) -> PathBuf {
         let p = self.join(name);
         std::fs::write(&p, contents).expect("write test file");
         p
@@ -115,7 +115,7 @@ impl Drop for TestDir {
 }
 
 /// Path of a file under `tests/` in the source tree.
-pub fn tests_path(rel: &str) -> PathBuf {
+pub(crate) fn tests_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join(rel)
@@ -123,7 +123,7 @@ pub fn tests_path(rel: &str) -> PathBuf {
 
 /// The server binary cargo built for this test run, unless `SER_TEST_BIN`
 /// names another program (used to check the tests against a stand-in).
-pub fn ser_bin() -> PathBuf {
+pub(crate) fn ser_bin() -> PathBuf {
     std::env::var_os("SER_TEST_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ser")))
@@ -133,7 +133,7 @@ pub fn ser_bin() -> PathBuf {
 /// to 15 s. Exit status 0 means a 2xx came back; stdout holds the reply
 /// after `message received:`. (sipsak 0.9.8 mangles a 5-digit port inside
 /// the R-URI it writes, but sends to the right port.)
-pub fn sipsak_options(port: u16, dir: &TestDir) -> server::Finished {
+pub(crate) fn sipsak_options(port: u16, dir: &TestDir) -> server::Finished {
     server::run_bounded(
         std::process::Command::new("sipsak")
             .args(["-vv", "-H", "127.0.0.1", "-s"])
@@ -145,7 +145,7 @@ pub fn sipsak_options(port: u16, dir: &TestDir) -> server::Finished {
 }
 
 /// The reply sipsak printed (from `message received:` to the blank line).
-pub fn sipsak_reply(stdout: &str) -> Option<String> {
+pub(crate) fn sipsak_reply(stdout: &str) -> Option<String> {
     let start = stdout.find("message received:")? + "message received:".len();
     let rest = stdout[start..].trim_start();
     let end = rest.find("\n\n").unwrap_or(rest.len());
@@ -153,4 +153,4 @@ pub fn sipsak_reply(stdout: &str) -> Option<String> {
 }
 
 // Stateful (tm) test helpers, used by tests/tm.rs.
-pub mod tmkit;
+pub(crate) mod tmkit;

@@ -6,7 +6,7 @@ use std::fs;
 /// `(pid, ppid, state)` of one process, or None if it is gone. The comm
 /// field may hold spaces and parentheses, so parsing starts after the last
 /// `)`.
-pub fn stat(pid: i32) -> Option<(i32, i32, char)> {
+pub(crate) fn stat(pid: i32) -> Option<(i32, i32, char)> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace();
@@ -17,12 +17,12 @@ pub fn stat(pid: i32) -> Option<(i32, i32, char)> {
 
 /// True while the process exists and is not a zombie (a zombie has exited;
 /// only its parent has not collected it yet).
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     matches!(stat(pid), Some((_, _, s)) if s != 'Z' && s != 'X')
 }
 
 /// Pids of every live process whose parent is `ppid`, sorted.
-pub fn child_pids(ppid: i32) -> Vec<i32> {
+pub(crate) fn child_pids(ppid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     let Ok(dir) = fs::read_dir("/proc") else {
         return out;
@@ -46,7 +46,7 @@ pub fn child_pids(ppid: i32) -> Vec<i32> {
 }
 
 /// Every live descendant of `root` (children, grandchildren, ...), sorted.
-pub fn descendant_pids(root: i32) -> Vec<i32> {
+pub(crate) fn descendant_pids(root: i32) -> Vec<i32> {
     let mut out = Vec::new();
     let mut todo = vec![root];
     while let Some(p) = todo.pop() {
@@ -63,7 +63,7 @@ pub fn descendant_pids(root: i32) -> Vec<i32> {
 /// 127.0.0.1 or on the IPv4/IPv6 wildcard. Reading the kernel's table
 /// avoids the race of probing by binding the port ourselves (which would
 /// make the server's own bind fail if it came at that instant).
-pub fn udp_port_bound(port: u16) -> bool {
+pub(crate) fn udp_port_bound(port: u16) -> bool {
     let wanted4 = [
         format!("0100007F:{port:04X}"),
         format!("00000000:{port:04X}"),

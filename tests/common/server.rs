@@ -17,7 +17,7 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A running server. It is started in its own process group so that
 /// dropping it can kill every worker even if the supervisor died first.
-pub struct Ser {
+pub(crate) struct Ser {
     child: Option<Child>,
     pid: i32,
     dir: TestDir,
@@ -29,7 +29,7 @@ pub struct Ser {
 
 /// What a bounded command run produced.
 #[derive(Debug)]
-pub struct Finished {
+pub(crate) struct Finished {
     /// None when the command was killed for exceeding its time limit.
     pub status: Option<ExitStatus>,
     pub stdout: String,
@@ -37,7 +37,7 @@ pub struct Finished {
 }
 
 impl Finished {
-    pub fn code(&self) -> Option<i32> {
+    pub(crate) fn code(&self) -> Option<i32> {
         self.status.and_then(|s| s.code())
     }
 }
@@ -45,7 +45,7 @@ impl Finished {
 /// Runs `cmd` to completion with stdout/stderr captured in files of `dir`
 /// (pipes could fill up and deadlock a single-threaded waiter), killing it
 /// if it runs longer than `limit`.
-pub fn run_bounded(cmd: &mut Command, dir: &TestDir, tag: &str, limit: Duration) -> Finished {
+pub(crate) fn run_bounded(cmd: &mut Command, dir: &TestDir, tag: &str, limit: Duration) -> Finished {
     let out_p = dir.join(&format!("{tag}.stdout"));
     let err_p = dir.join(&format!("{tag}.stderr"));
     let out = File::create(&out_p).expect("create stdout file");
@@ -71,7 +71,7 @@ pub fn run_bounded(cmd: &mut Command, dir: &TestDir, tag: &str, limit: Duration)
 }
 
 /// Polls `child` until it exits or `deadline` passes.
-pub fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
     loop {
         match child.try_wait() {
             Ok(Some(st)) => return Some(st),
@@ -83,7 +83,7 @@ pub fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
 }
 
 /// `ser -c -f <file>`: the config check, bounded to 10 s.
-pub fn check_config(file: &Path) -> Finished {
+pub(crate) fn check_config(file: &Path) -> Finished {
     let dir = TestDir::new();
     run_bounded(
         Command::new(ser_bin()).arg("-c").arg("-f").arg(file),
@@ -95,7 +95,7 @@ pub fn check_config(file: &Path) -> Finished {
 
 /// UDP ports a config listens on: `listen=` entries (with or without
 /// `udp:` and port) and `port=`; 5060 if neither names one.
-pub fn udp_ports_in(cfg: &str) -> Vec<u16> {
+pub(crate) fn udp_ports_in(cfg: &str) -> Vec<u16> {
     let mut default_port = 5060u16;
     let mut listens: Vec<Option<u16>> = Vec::new();
     for line in cfg.lines() {
@@ -132,18 +132,18 @@ impl Ser {
     /// Starts `ser -f <cfg> -D -E -P <dir>/ser.pid` and waits until every
     /// UDP port the config names is bound. Panics (with the server log)
     /// if the server exits first or does not bind within 10 s.
-    pub fn start(cfg: &str) -> Ser {
+    pub(crate) fn start(cfg: &str) -> Ser {
         Ser::start_with_args(cfg, &[])
     }
 
     /// Like [`Ser::start`] with extra command-line arguments appended.
-    pub fn start_with_args(cfg: &str, extra: &[&str]) -> Ser {
+    pub(crate) fn start_with_args(cfg: &str, extra: &[&str]) -> Ser {
         Ser::start_in(TestDir::new(), cfg, extra)
     }
 
     /// Like [`Ser::start_with_args`] in a directory the caller made first,
     /// so the config can name paths inside it (`fifo="<dir>/ser_fifo"`).
-    pub fn start_in(dir: TestDir, cfg: &str, extra: &[&str]) -> Ser {
+    pub(crate) fn start_in(dir: TestDir, cfg: &str, extra: &[&str]) -> Ser {
         let cfg_path = dir.write("ser.cfg", cfg.as_bytes());
         let pid_file = dir.join("ser.pid");
         let mut args: Vec<String> = vec![
@@ -167,7 +167,7 @@ impl Ser {
 
     /// Starts any program as if it were the server; the harness's own tests
     /// use this with a stand-in to check the launcher before ser exists.
-    pub fn launch(
+    pub(crate) fn launch(
         dir: TestDir,
         program: &Path,
         args: &[String],
@@ -224,34 +224,34 @@ impl Ser {
         }
     }
 
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.pid
     }
 
     /// First UDP port of the config.
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.ports.first().copied().unwrap_or(5060)
     }
 
-    pub fn dir(&self) -> &TestDir {
+    pub(crate) fn dir(&self) -> &TestDir {
         &self.dir
     }
 
-    pub fn pid_file(&self) -> &Path {
+    pub(crate) fn pid_file(&self) -> &Path {
         &self.pid_file
     }
 
-    pub fn cfg_path(&self) -> &Path {
+    pub(crate) fn cfg_path(&self) -> &Path {
         &self.cfg_path
     }
 
     /// Everything the server wrote to stdout and stderr so far.
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(&self.log_path).unwrap_or_default()).into_owned()
     }
 
     /// Waits up to `d` for the pid file to appear; true if it did.
-    pub fn wait_pid_file(&self, d: Duration) -> bool {
+    pub(crate) fn wait_pid_file(&self, d: Duration) -> bool {
         let deadline = Instant::now() + d;
         while !self.pid_file.exists() {
             if Instant::now() >= deadline {
@@ -263,12 +263,12 @@ impl Ser {
     }
 
     /// Live processes whose parent is the server (workers, timer, ...).
-    pub fn child_pids(&self) -> Vec<i32> {
+    pub(crate) fn child_pids(&self) -> Vec<i32> {
         procfs::child_pids(self.pid)
     }
 
     /// Whether the supervisor is still running (not exited, not a zombie).
-    pub fn is_running(&mut self) -> bool {
+    pub(crate) fn is_running(&mut self) -> bool {
         match self.child.as_mut() {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
@@ -277,7 +277,7 @@ impl Ser {
 
     /// SIGTERM, then wait up to 3 s for the supervisor to exit. Panics
     /// with the log if it does not (after killing the whole group).
-    pub fn stop(&mut self) -> ExitStatus {
+    pub(crate) fn stop(&mut self) -> ExitStatus {
         let Some(mut child) = self.child.take() else {
             panic!("server already stopped");
         };

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// A UDP socket on 127.0.0.1.
-pub struct UdpPeer {
+pub(crate) struct UdpPeer {
     sock: UdpSocket,
 }
 
@@ -15,7 +15,7 @@ impl UdpPeer {
     /// Binds a loopback port handed out by `free_udp_port`, so a peer can
     /// never take a port another test of this process was given but has
     /// not bound yet (binding port 0 could).
-    pub fn bind() -> UdpPeer {
+    pub(crate) fn bind() -> UdpPeer {
         for _ in 0..100 {
             if let Ok(sock) = UdpSocket::bind(("127.0.0.1", super::free_udp_port())) {
                 return UdpPeer { sock };
@@ -24,30 +24,30 @@ impl UdpPeer {
         panic!("no bindable loopback UDP port for a peer");
     }
 
-    pub fn bind_port(port: u16) -> UdpPeer {
+    pub(crate) fn bind_port(port: u16) -> UdpPeer {
         let sock = UdpSocket::bind(("127.0.0.1", port)).expect("bind UdpPeer");
         UdpPeer { sock }
     }
 
-    pub fn addr(&self) -> SocketAddr {
+    pub(crate) fn addr(&self) -> SocketAddr {
         self.sock.local_addr().expect("local_addr")
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.addr().port()
     }
 
-    pub fn send(&self, raw: &[u8], to: SocketAddr) {
+    pub(crate) fn send(&self, raw: &[u8], to: SocketAddr) {
         self.sock.send_to(raw, to).expect("send_to");
     }
 
     /// Sends to 127.0.0.1:port.
-    pub fn send_to_port(&self, raw: &[u8], port: u16) {
+    pub(crate) fn send_to_port(&self, raw: &[u8], port: u16) {
         self.send(raw, SocketAddr::from(([127, 0, 0, 1], port)));
     }
 
     /// One datagram, or None when nothing arrives within `d`.
-    pub fn recv_timeout(&self, d: Duration) -> Option<(Vec<u8>, SocketAddr)> {
+    pub(crate) fn recv_timeout(&self, d: Duration) -> Option<(Vec<u8>, SocketAddr)> {
         let d = d.max(Duration::from_millis(1));
         self.sock
             .set_read_timeout(Some(d))
@@ -64,7 +64,7 @@ impl UdpPeer {
 
     /// Waits up to `d` for a datagram accepted by `pred`, dropping others
     /// (e.g. a 100 Trying before the final reply).
-    pub fn recv_matching(
+    pub(crate) fn recv_matching(
         &self,
         d: Duration,
         mut pred: impl FnMut(&[u8]) -> bool,
@@ -80,18 +80,18 @@ impl UdpPeer {
     }
 
     /// Waits up to `d` for a reply (status line) with a final code >= 200.
-    pub fn recv_final(&self, d: Duration) -> Option<(Vec<u8>, SocketAddr)> {
+    pub(crate) fn recv_final(&self, d: Duration) -> Option<(Vec<u8>, SocketAddr)> {
         self.recv_matching(d, |m| status_of(m).is_some_and(|c| c >= 200))
     }
 
     /// Discards whatever is queued.
-    pub fn drain(&self) {
+    pub(crate) fn drain(&self) {
         while self.recv_timeout(Duration::from_millis(1)).is_some() {}
     }
 }
 
 /// Status code of a reply (`SIP/2.0 NNN ...`), None for anything else.
-pub fn status_of(raw: &[u8]) -> Option<u16> {
+pub(crate) fn status_of(raw: &[u8]) -> Option<u16> {
     let rest = raw.strip_prefix(b"SIP/2.0 ")?;
     let code = std::str::from_utf8(rest.get(..3)?).ok()?.parse().ok()?;
     match rest.get(3) {
@@ -101,7 +101,7 @@ pub fn status_of(raw: &[u8]) -> Option<u16> {
 }
 
 /// First line of a message, lossily decoded.
-pub fn first_line(raw: &[u8]) -> String {
+pub(crate) fn first_line(raw: &[u8]) -> String {
     let end = raw
         .iter()
         .position(|&b| b == b'\r' || b == b'\n')
@@ -134,7 +134,7 @@ fn compact_form(lower: &str) -> Option<&'static str> {
 /// Values of every header line named `name` (case-insensitive, compact
 /// forms included, folded lines joined), in message order. Comma-joined
 /// values on one line are returned as one string.
-pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
+pub(crate) fn header_values(raw: &[u8], name: &str) -> Vec<String> {
     let text = String::from_utf8_lossy(raw);
     let head = text.split("\r\n\r\n").next().unwrap_or("");
     let wanted = canonical(name);
@@ -164,7 +164,7 @@ pub fn header_values(raw: &[u8], name: &str) -> Vec<String> {
 
 /// Every Via value in order, splitting comma-joined lines (SIPp's
 /// `[last_Via:]` writes all Vias as one line; RFC 3261 §7.3.1 allows it).
-pub fn via_list(raw: &[u8]) -> Vec<String> {
+pub(crate) fn via_list(raw: &[u8]) -> Vec<String> {
     header_values(raw, "Via")
         .iter()
         .flat_map(|v| split_commas(v))
@@ -172,7 +172,7 @@ pub fn via_list(raw: &[u8]) -> Vec<String> {
 }
 
 /// Splits a header value at commas that are not inside quotes or `<>`.
-pub fn split_commas(v: &str) -> Vec<String> {
+pub(crate) fn split_commas(v: &str) -> Vec<String> {
     let (mut out, mut cur) = (Vec::new(), String::new());
     let (mut quoted, mut angle) = (false, false);
     for ch in v.chars() {
@@ -196,12 +196,12 @@ pub fn split_commas(v: &str) -> Vec<String> {
 }
 
 /// First value of header `name`.
-pub fn header_value(raw: &[u8], name: &str) -> Option<String> {
+pub(crate) fn header_value(raw: &[u8], name: &str) -> Option<String> {
     header_values(raw, name).into_iter().next()
 }
 
 /// Parameter `p` of a header value (`;p=v` → Some("v"), `;p` → Some("")).
-pub fn param(value: &str, p: &str) -> Option<String> {
+pub(crate) fn param(value: &str, p: &str) -> Option<String> {
     value.split(';').skip(1).find_map(|kv| {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         k.trim()
@@ -211,7 +211,7 @@ pub fn param(value: &str, p: &str) -> Option<String> {
 }
 
 /// The body after the blank line.
-pub fn body_of(raw: &[u8]) -> &[u8] {
+pub(crate) fn body_of(raw: &[u8]) -> &[u8] {
     raw.windows(4)
         .position(|w| w == b"\r\n\r\n")
         .map_or(&[][..], |i| &raw[i + 4..])
@@ -225,7 +225,7 @@ fn unique() -> u64 {
 /// A simple request. Defaults give a well-formed RFC 3261 request from the
 /// peer at `127.0.0.1:<via_port>`; fields are public to make variants easy.
 #[derive(Clone, Debug)]
-pub struct Request {
+pub(crate) struct Request {
     pub method: String,
     pub uri: String,
     pub via_host: String,
@@ -241,7 +241,7 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn new(method: &str, uri: &str, via_port: u16) -> Request {
+    pub(crate) fn new(method: &str, uri: &str, via_port: u16) -> Request {
         let u = unique();
         Request {
             method: method.to_string(),
@@ -259,27 +259,27 @@ impl Request {
         }
     }
 
-    pub fn via_host(mut self, h: &str) -> Request {
+    pub(crate) fn via_host(mut self, h: &str) -> Request {
         self.via_host = h.to_string();
         self
     }
 
-    pub fn rport(mut self) -> Request {
+    pub(crate) fn rport(mut self) -> Request {
         self.rport = true;
         self
     }
 
-    pub fn header(mut self, name: &str, value: &str) -> Request {
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Request {
         self.headers.push((name.to_string(), value.to_string()));
         self
     }
 
-    pub fn body(mut self, b: &[u8]) -> Request {
+    pub(crate) fn body(mut self, b: &[u8]) -> Request {
         self.body = b.to_vec();
         self
     }
 
-    pub fn build(&self) -> Vec<u8> {
+    pub(crate) fn build(&self) -> Vec<u8> {
         let mut s = format!(
             "{m} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP {h}:{p};branch={b}{r}\r\nFrom: {f}\r\nTo: {t}\r\nCall-ID: {c}\r\nCSeq: {n} {m}\r\n",
             m = self.method,
@@ -305,7 +305,7 @@ impl Request {
 
 /// A reply to `req` as a UAS would build it: every Via, From, To (tag
 /// added when `to_tag` is given and To has none), Call-ID, CSeq copied.
-pub fn reply_to(req: &[u8], code: u16, reason: &str, to_tag: Option<&str>) -> Vec<u8> {
+pub(crate) fn reply_to(req: &[u8], code: u16, reason: &str, to_tag: Option<&str>) -> Vec<u8> {
     let mut s = format!("SIP/2.0 {code} {reason}\r\n");
     for v in header_values(req, "Via") {
         s.push_str(&format!("Via: {v}\r\n"));

@@ -16,7 +16,7 @@ const GRACE: Duration = Duration::from_secs(10);
 
 /// A sipp command line under construction.
 #[derive(Clone, Debug)]
-pub struct Sipp {
+pub(crate) struct Sipp {
     name: String,
     scenario: Vec<String>,
     remote: Option<u16>,
@@ -27,7 +27,7 @@ pub struct Sipp {
 
 /// The verdict of one sipp run.
 #[derive(Debug, Clone)]
-pub struct SippResult {
+pub(crate) struct SippResult {
     /// None when the harness had to kill sipp.
     pub exit_code: Option<i32>,
     pub successful: u64,
@@ -41,7 +41,7 @@ pub struct SippResult {
 impl SippResult {
     /// Panics with sipp's own explanation unless `n` calls succeeded and
     /// none failed.
-    pub fn assert_all_ok(&self, n: u64) {
+    pub(crate) fn assert_all_ok(&self, n: u64) {
         assert!(
             self.exit_code == Some(0) && self.successful == n && self.failed == 0,
             "sipp: expected {n} successful calls, got {self:#?}"
@@ -62,12 +62,12 @@ impl Sipp {
     }
 
     /// A built-in scenario (`uac`, `uas`, ...) via `-sn`.
-    pub fn builtin(name: &str) -> Sipp {
+    pub(crate) fn builtin(name: &str) -> Sipp {
         Sipp::new(name, vec!["-sn".into(), name.into()])
     }
 
     /// One of our scenario files via `-sf`.
-    pub fn scenario(path: &Path) -> Sipp {
+    pub(crate) fn scenario(path: &Path) -> Sipp {
         let name = path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -77,49 +77,49 @@ impl Sipp {
     }
 
     /// Remote party: 127.0.0.1:port.
-    pub fn to(mut self, port: u16) -> Sipp {
+    pub(crate) fn to(mut self, port: u16) -> Sipp {
         self.remote = Some(port);
         self
     }
 
-    pub fn local_port(mut self, port: u16) -> Sipp {
+    pub(crate) fn local_port(mut self, port: u16) -> Sipp {
         self.local_port = port;
         self
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.local_port
     }
 
     /// `-m n`: stop after n calls.
-    pub fn calls(self, n: u64) -> Sipp {
+    pub(crate) fn calls(self, n: u64) -> Sipp {
         self.arg("-m").arg(&n.to_string())
     }
 
     /// `-r r` calls per second, with `-l` raised so it never caps the rate.
-    pub fn rate(self, r: u32) -> Sipp {
+    pub(crate) fn rate(self, r: u32) -> Sipp {
         self.arg("-r").arg(&r.to_string()).arg("-l").arg("5000")
     }
 
     /// sipp's `-timeout` (the run fails when reached); the harness kills
     /// it 10 s later in any case.
-    pub fn timeout(mut self, d: Duration) -> Sipp {
+    pub(crate) fn timeout(mut self, d: Duration) -> Sipp {
         self.timeout = d;
         self
     }
 
     /// `-key name value`: a `[name]` keyword for the scenario.
-    pub fn key(self, k: &str, v: &str) -> Sipp {
+    pub(crate) fn key(self, k: &str, v: &str) -> Sipp {
         self.arg("-key").arg(k).arg(v)
     }
 
     /// `-set name value`: a scenario variable.
-    pub fn set(self, k: &str, v: &str) -> Sipp {
+    pub(crate) fn set(self, k: &str, v: &str) -> Sipp {
         self.arg("-set").arg(k).arg(v)
     }
 
     /// Any other sipp argument.
-    pub fn arg(mut self, a: &str) -> Sipp {
+    pub(crate) fn arg(mut self, a: &str) -> Sipp {
         self.extra.push(a.to_string());
         self
     }
@@ -155,7 +155,7 @@ impl Sipp {
     }
 
     /// Runs sipp in the foreground (of this test) until it exits.
-    pub fn run(&self, dir: &TestDir) -> SippResult {
+    pub(crate) fn run(&self, dir: &TestDir) -> SippResult {
         let tag = format!("sipp-{}-{}", self.name, self.local_port);
         let fin = run_bounded(&mut self.command(dir), dir, &tag, self.timeout + GRACE);
         let mut r = self.result_at(dir.path());
@@ -166,7 +166,7 @@ impl Sipp {
 
     /// Starts sipp in the background (typically a UAS) and returns once its
     /// port is bound.
-    pub fn spawn(&self, dir: &TestDir) -> SippServer {
+    pub(crate) fn spawn(&self, dir: &TestDir) -> SippServer {
         let log = dir.join(&format!("sipp-{}-{}.stderr", self.name, self.local_port));
         let err = File::create(&log).expect("create sipp log");
         let child = self
@@ -202,7 +202,7 @@ impl Sipp {
 
 /// Value of column `name` in the last data row of a sipp statistics CSV
 /// (`;`-separated, header in the first line).
-pub fn stat_column(csv: &str, name: &str) -> Option<u64> {
+pub(crate) fn stat_column(csv: &str, name: &str) -> Option<u64> {
     let lines: Vec<&str> = csv.lines().filter(|l| !l.trim().is_empty()).collect();
     let (header, rows) = lines.split_first()?;
     let idx = header.split(';').position(|h| h.trim() == name)?;
@@ -211,7 +211,7 @@ pub fn stat_column(csv: &str, name: &str) -> Option<u64> {
 }
 
 /// A sipp running in the background.
-pub struct SippServer {
+pub(crate) struct SippServer {
     child: Option<Child>,
     sipp: Sipp,
     dir_path: PathBuf,
@@ -219,11 +219,11 @@ pub struct SippServer {
 }
 
 impl SippServer {
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.sipp.local_port
     }
 
-    pub fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
@@ -235,7 +235,7 @@ impl SippServer {
     }
 
     /// Waits (bounded) for sipp to exit by itself, e.g. after `-m N` calls.
-    pub fn wait(mut self, limit: Duration) -> SippResult {
+    pub(crate) fn wait(mut self, limit: Duration) -> SippResult {
         let mut child = self.child.take().expect("sipp child");
         let st = wait_until(&mut child, Instant::now() + limit);
         if st.is_none() {
@@ -247,7 +247,7 @@ impl SippServer {
 
     /// Asks sipp to quit (SIGUSR1 = finish like the `q` key, writing the
     /// final statistics), killing it if it takes more than 5 s.
-    pub fn stop(mut self) -> SippResult {
+    pub(crate) fn stop(mut self) -> SippResult {
         let mut child = self.child.take().expect("sipp child");
         let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGUSR1);
         let st = wait_until(&mut child, Instant::now() + Duration::from_secs(5));

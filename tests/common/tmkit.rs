@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 /// A stateful proxy config on 127.0.0.1:`port`: sl and tm loaded, the
 /// wait timer at 2 s (so finished transactions are freed quickly), extra
 /// `modparams` lines, then the route blocks in `routes`.
-pub fn tm_cfg(port: u16, children: u32, modparams: &str, routes: &str) -> String {
+pub(crate) fn tm_cfg(port: u16, children: u32, modparams: &str, routes: &str) -> String {
     format!(
         r#"
 debug=2
@@ -32,7 +32,7 @@ modparam("tm", "wt_timer", 2)
 
 /// One `tm stats:` line of the server log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TmStats {
+pub(crate) struct TmStats {
     pub current: u64,
     pub waiting: u64,
     pub created: u64,
@@ -42,7 +42,7 @@ pub struct TmStats {
 
 /// Parses `tm stats: current=3 waiting=1 created=10 freed=7 shm used=123456`
 /// (anything may precede `tm stats:`, e.g. a log prefix).
-pub fn parse_tm_stats(line: &str) -> Option<TmStats> {
+pub(crate) fn parse_tm_stats(line: &str) -> Option<TmStats> {
     let rest = &line[line.find("tm stats:")? + "tm stats:".len()..];
     let field = |name: &str| -> Option<u64> {
         let at = rest.find(name)? + name.len();
@@ -75,7 +75,7 @@ fn stats_lines(log: &str) -> Vec<String> {
 
 /// Sends SIGUSR1 to the server and returns the figures of the next
 /// `tm stats:` line it logs (waits up to 5 s).
-pub fn tm_stats(ser: &Ser) -> TmStats {
+pub(crate) fn tm_stats(ser: &Ser) -> TmStats {
     // The pid file is written once the supervisor collects its signals;
     // a SIGUSR1 before that (ports are bound earlier) would kill it.
     assert!(
@@ -103,7 +103,7 @@ pub fn tm_stats(ser: &Ser) -> TmStats {
 /// The hop-by-hop ACK a UAC sends for a non-2xx final reply to `invite`
 /// (RFC 3261 17.1.1.3): same R-URI, Via (branch), From, Call-ID and CSeq
 /// number; To taken from the reply (with its tag).
-pub fn ack_for(invite: &Request, reply: &[u8]) -> Request {
+pub(crate) fn ack_for(invite: &Request, reply: &[u8]) -> Request {
     let mut ack = invite.clone();
     ack.method = "ACK".into();
     if let Some(to) = header_value(reply, "To") {
@@ -117,7 +117,7 @@ pub fn ack_for(invite: &Request, reply: &[u8]) -> Request {
 
 /// The CANCEL for `invite` (RFC 3261 9.1): same R-URI, Via, From, To,
 /// Call-ID and CSeq number.
-pub fn cancel_for(invite: &Request) -> Request {
+pub(crate) fn cancel_for(invite: &Request) -> Request {
     let mut c = invite.clone();
     c.method = "CANCEL".into();
     c.headers
@@ -128,14 +128,14 @@ pub fn cancel_for(invite: &Request) -> Request {
 
 /// `raw` with `;branch=<branch>` removed from its Via: a pre-RFC 3261
 /// request (RFC 2543 had no branch on a UAC's Via).
-pub fn without_branch(raw: &[u8], branch: &str) -> Vec<u8> {
+pub(crate) fn without_branch(raw: &[u8], branch: &str) -> Vec<u8> {
     let text = String::from_utf8_lossy(raw).into_owned();
     text.replacen(&format!(";branch={branch}"), "", 1)
         .into_bytes()
 }
 
 /// The method of a request, None for a reply.
-pub fn method_of(raw: &[u8]) -> Option<String> {
+pub(crate) fn method_of(raw: &[u8]) -> Option<String> {
     if status_of(raw).is_some() {
         return None;
     }
@@ -143,33 +143,33 @@ pub fn method_of(raw: &[u8]) -> Option<String> {
 }
 
 /// The R-URI of a request.
-pub fn ruri_of(raw: &[u8]) -> Option<String> {
+pub(crate) fn ruri_of(raw: &[u8]) -> Option<String> {
     first_line(raw).split(' ').nth(1).map(str::to_string)
 }
 
 /// Branch parameter of the top Via.
-pub fn top_branch(raw: &[u8]) -> Option<String> {
+pub(crate) fn top_branch(raw: &[u8]) -> Option<String> {
     via_list(raw).first().and_then(|v| param(v, "branch"))
 }
 
 /// The CSeq header value, e.g. `1 ACK`.
-pub fn cseq_of(raw: &[u8]) -> String {
+pub(crate) fn cseq_of(raw: &[u8]) -> String {
     header_value(raw, "CSeq").unwrap_or_default()
 }
 
 /// The To tag.
-pub fn to_tag_of(raw: &[u8]) -> Option<String> {
+pub(crate) fn to_tag_of(raw: &[u8]) -> Option<String> {
     header_value(raw, "To").and_then(|v| param(&v, "tag"))
 }
 
 /// Is `raw` a reply to a request of method `m` (by CSeq)?
-pub fn is_reply_for(raw: &[u8], m: &str) -> bool {
+pub(crate) fn is_reply_for(raw: &[u8], m: &str) -> bool {
     status_of(raw).is_some() && cseq_of(raw).split_whitespace().nth(1) == Some(m)
 }
 
 /// One datagram received by peer number `who` of a [`pump`] call.
 #[derive(Debug, Clone)]
-pub struct Heard {
+pub(crate) struct Heard {
     pub who: usize,
     pub at: Instant,
     pub msg: Vec<u8>,
@@ -179,7 +179,7 @@ pub struct Heard {
 /// Serves `peers` round-robin for up to `d`: every datagram is handed to
 /// `f` (which may answer through the peers) and recorded. Stops early when
 /// `f` returns true. Resolution is a few milliseconds, plenty for SIP timers.
-pub fn pump(peers: &[&UdpPeer], d: Duration, mut f: impl FnMut(&Heard) -> bool) -> Vec<Heard> {
+pub(crate) fn pump(peers: &[&UdpPeer], d: Duration, mut f: impl FnMut(&Heard) -> bool) -> Vec<Heard> {
     let deadline = Instant::now() + d;
     let mut log = Vec::new();
     while Instant::now() < deadline {
@@ -205,7 +205,7 @@ pub fn pump(peers: &[&UdpPeer], d: Duration, mut f: impl FnMut(&Heard) -> bool) 
 }
 
 /// Human-readable summary of what a pump heard (for assertion messages).
-pub fn describe(heard: &[Heard], t0: Instant) -> String {
+pub(crate) fn describe(heard: &[Heard], t0: Instant) -> String {
     heard
         .iter()
         .map(|h| {

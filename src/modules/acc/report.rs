@@ -24,7 +24,7 @@ fn emit(cfg: &AccCfg, text: &str) {
 
 /// `acc_log_request("comment")`: the current request, now. 1, or −1 when
 /// the request is a CANCEL that is not to be reported.
-pub fn log_request(cfg: &AccCfg, ctx: &MsgCtx<'_>, comment: &[u8]) -> i32 {
+pub(super) fn log_request(cfg: &AccCfg, ctx: &MsgCtx<'_>, comment: &[u8]) -> i32 {
     if ctx.msg.method() == Method::Cancel && !cfg.report_cancels {
         return 1;
     }
@@ -44,7 +44,7 @@ pub fn log_request(cfg: &AccCfg, ctx: &MsgCtx<'_>, comment: &[u8]) -> i32 {
 
 /// Which lines a transaction's final outcome gives (SER's rules).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Verdict {
+pub(super) struct Verdict {
     pub missed: bool,
     pub answered: bool,
 }
@@ -52,7 +52,7 @@ pub struct Verdict {
 /// Decide from the saved flags, the method and the final code.
 /// `missed_allowed` is false once the missed report was made (the flag
 /// was cleared after the first failed attempt).
-pub fn verdict(cfg: &AccCfg, flags: u32, method: Method, code: u16) -> Verdict {
+pub(super) fn verdict(cfg: &AccCfg, flags: u32, method: Method, code: u16) -> Verdict {
     let missed = method == Method::Invite && code >= 300 && flag_on(flags, cfg.log_missed_flag);
     let answered = flag_on(flags, cfg.log_flag)
         && (code < 300 || cfg.failed_transactions)
@@ -71,7 +71,7 @@ fn status_phrase(reply: Option<&Msg>, code: u16) -> Vec<u8> {
     p
 }
 
-pub fn on_tm_event(p: &CbParams<'_>) {
+pub(super) fn on_tm_event(p: &CbParams<'_>) {
     let Some(cfg) = super::cfg() else { return };
     let Some(region) = crate::tm::store::region() else {
         return;

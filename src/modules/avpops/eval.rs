@@ -305,7 +305,7 @@ mod tests {
         assert!(!check_one(&i(4), Op::And, &i(2), false, None));
         assert!(!check_one(&i(3), Op::Xor, &i(3), false, None));
         assert!(!check_one(&s("x"), Op::Or, &s("y"), false, None));
-        let re = regex::bytes::Regex::new("^sip:.*@bar\\.net$").unwrap();
+        let re = Regex::new("^sip:.*@bar\\.net$").unwrap();
         assert!(check_one(
             &s("sip:a@bar.net"),
             Op::Re,

@@ -45,7 +45,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 /// The block for `key` and `bindings`.
-pub fn encode(key: &[u8], bindings: &[Binding]) -> Vec<u8> {
+pub(super) fn encode(key: &[u8], bindings: &[Binding]) -> Vec<u8> {
     let strings: usize = bindings
         .iter()
         .map(|b| b.contact.len() + b.call_id.len() + b.user_agent.len() + b.received.len())
@@ -117,12 +117,12 @@ fn header(block: &[u8]) -> Result<(Reader<'_>, &[u8]), CodecError> {
 }
 
 /// The key of a block, without decoding its bindings (hash-chain walks).
-pub fn key_of(block: &[u8]) -> Result<&[u8], CodecError> {
+pub(super) fn key_of(block: &[u8]) -> Result<&[u8], CodecError> {
     header(block).map(|(_, k)| k)
 }
 
 /// The key and every binding of a block (expired ones included).
-pub fn decode(block: &[u8]) -> Result<(&[u8], Vec<Binding>), CodecError> {
+pub(super) fn decode(block: &[u8]) -> Result<(&[u8], Vec<Binding>), CodecError> {
     let (mut r, key) = header(block)?;
     let count = r.varint()?;
     // Each binding takes at least 9 bytes, so a count beyond that is damage

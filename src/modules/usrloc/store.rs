@@ -61,7 +61,7 @@ shm::shm_struct! {
 }
 
 /// An AOR as stored and its live bindings (`ul_dump`).
-pub type AorBindings = (Vec<u8>, Vec<Binding>);
+pub(super) type AorBindings = (Vec<u8>, Vec<Binding>);
 
 /// Why a usrloc operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +87,7 @@ struct Domain {
 }
 
 /// The tables of every domain; built before the fork, used by all.
-pub struct Store {
+pub(super) struct Store {
     region: &'static Region,
     domains: Vec<Domain>,
     case_sensitive: bool,
@@ -110,7 +110,7 @@ fn fnv1a(bytes: &[u8], fold: bool) -> u32 {
 
 impl Store {
     /// Tables for `names` with 2^`bits` buckets each.
-    pub fn new(
+    pub(super) fn new(
         region: &'static Region,
         names: &[String],
         bits: u32,
@@ -135,19 +135,19 @@ impl Store {
     }
 
     /// Index of domain `name` (exact, as SER compares table names).
-    pub fn domain(&self, name: &str) -> Result<usize, UlError> {
+    pub(super) fn domain(&self, name: &str) -> Result<usize, UlError> {
         self.domains
             .iter()
             .position(|d| d.name == name)
             .ok_or_else(|| UlError::UnknownDomain(name.to_string()))
     }
 
-    pub fn domain_names(&self) -> impl Iterator<Item = &str> {
+    pub(super) fn domain_names(&self) -> impl Iterator<Item = &str> {
         self.domains.iter().map(|d| d.name.as_str())
     }
 
     /// `(records, bindings dropped on expiry so far)` of domain `d`.
-    pub fn stats(&self, d: usize) -> (u32, u64) {
+    pub(super) fn stats(&self, d: usize) -> (u32, u64) {
         self.domains.get(d).map_or((0, 0), |dom| {
             let s = self.region.get(dom.stats);
             (s.users.load(Relaxed), s.expired.load(Relaxed))
@@ -260,7 +260,7 @@ impl Store {
     /// Under the record's bucket lock: its live bindings (empty when it
     /// does not exist) go to `f`; what `f` leaves is stored, an empty list
     /// removing the record. Atomic against every other process.
-    pub fn update<R>(
+    pub(super) fn update<R>(
         &self,
         d: usize,
         aor: &[u8],
@@ -308,7 +308,7 @@ impl Store {
     }
 
     /// The live bindings of `aor`, or `None` when it has no record.
-    pub fn lookup(
+    pub(super) fn lookup(
         &self,
         d: usize,
         aor: &[u8],
@@ -328,7 +328,7 @@ impl Store {
 
     /// Every record of domain `d` as `(AOR, live bindings)`, read one
     /// bucket at a time (a consistent view per record, not per table).
-    pub fn records(&self, d: usize, now_ms: u64) -> Result<Vec<AorBindings>, UlError> {
+    pub(super) fn records(&self, d: usize, now_ms: u64) -> Result<Vec<AorBindings>, UlError> {
         let dom = self.dom(d)?;
         let mut out = Vec::new();
         for b in self.region.slice(dom.buckets) {
@@ -349,7 +349,7 @@ impl Store {
     /// Drop expired bindings and empty (or undecodable) records from
     /// every domain, at most [`SWEEP_BATCH`] records per lock hold.
     /// Returns the number of bindings dropped.
-    pub fn sweep(&self, now_ms: u64) -> u64 {
+    pub(super) fn sweep(&self, now_ms: u64) -> u64 {
         let mut dropped = 0u64;
         for dom in &self.domains {
             for b in self.region.slice(dom.buckets) {

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 /// Record types we ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QType {
+pub(super) enum QType {
     A = 1,
     Aaaa = 28,
 }
@@ -17,7 +17,7 @@ const HEADER: usize = 12;
 
 /// What an answer said.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Answer {
+pub(super) enum Answer {
     /// Addresses of the asked type (possibly none: the name exists but
     /// has no record of that type).
     Addrs(Vec<IpAddr>),
@@ -29,7 +29,7 @@ pub enum Answer {
 
 /// Why a datagram is not the answer to our query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum WireError {
+pub(super) enum WireError {
     #[error("not a valid host name")]
     BadName,
     #[error("answer too short or malformed")]
@@ -40,7 +40,7 @@ pub enum WireError {
 
 /// A query for `name` (no trailing dot needed) with id `id`, recursion
 /// desired.
-pub fn query(id: u16, name: &str, qtype: QType) -> Result<Vec<u8>, WireError> {
+pub(super) fn query(id: u16, name: &str, qtype: QType) -> Result<Vec<u8>, WireError> {
     let name = name.strip_suffix('.').unwrap_or(name);
     if name.is_empty() || name.len() > 253 {
         return Err(WireError::BadName);
@@ -93,7 +93,7 @@ fn skip_name(b: &[u8], mut at: usize) -> Result<usize, WireError> {
 }
 
 /// Read the answer to `query` (as sent) out of `resp`.
-pub fn parse_answer(query: &[u8], resp: &[u8]) -> Result<Answer, WireError> {
+pub(super) fn parse_answer(query: &[u8], resp: &[u8]) -> Result<Answer, WireError> {
     if resp.len() < HEADER || query.len() < HEADER || resp[..2] != query[..2] {
         return Err(WireError::NotOurs);
     }

@@ -2,7 +2,7 @@
 //! §3.1.2 and §3.3 invalid) — written for this project, not copied.
 
 /// A plain INVITE of the usual shape (12 headers, SDP body).
-pub const INVITE: &[u8] = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+pub(super) const INVITE: &[u8] = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP pc33.atlanta.example.com:5060;branch=z9hG4bK776asdhds;rport\r\n\
 Via: SIP/2.0/TCP proxy.atlanta.example.com;branch=z9hG4bK9a8b7c, SIP/2.0/UDP [2001:db8::5]:5062;branch=z9hG4bKold\r\n\
 Max-Forwards: 70\r\n\
@@ -27,7 +27,7 @@ a=rtpmap:0 PCMU/8000\r\n";
 
 /// Folding everywhere, odd spacing, compact names, unknown headers with
 /// strange values, LWS inside the Via sent-protocol (cf. RFC 4475 §3.1.1.1).
-pub const TORTUOUS: &[u8] = b"INVITE sip:carol@chicago.example.org;odd-param SIP/2.0\r\n\
+pub(super) const TORTUOUS: &[u8] = b"INVITE sip:carol@chicago.example.org;odd-param SIP/2.0\r\n\
 TO :\r\n sip:carol@chicago.example.org ;   tag    = 7a1b2c3d\r\n\
 from   : \"Dave \\\"the Folder\\\"\"       <sip:dave@example.net>\r\n  ;\r\n  tag = f00d\r\n\
 MaX-fOrWaRdS: 0068\r\n\
@@ -47,7 +47,7 @@ folded body\r\n";
 
 /// Every token character in the method and in a header name, and an
 /// unusual but legal R-URI user part (cf. RFC 4475 §3.1.1.2).
-pub const TOKEN_CHARS: &[u8] = b"!odd-Method0123456789_*+`.%really'~ sip:odd_user.name~(really!)&isn't+it$/strange?,/;;*:&pass+word=1,odd!*pa$s~_too.(yes-it-is)@example.org SIP/2.0\r\n\
+pub(super) const TOKEN_CHARS: &[u8] = b"!odd-Method0123456789_*+`.%really'~ sip:odd_user.name~(really!)&isn't+it$/strange?,/;;*:&pass+word=1,odd!*pa$s~_too.(yes-it-is)@example.org SIP/2.0\r\n\
 Via: SIP/2.0/UDP host1.example.org;branch=z9hG4bK-.!%66*_+`'~\r\n\
 To: \"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:odd_user.name~(really!)&isn't+it$/strange?,/;;*@example.org>\r\n\
 From: token1~` token2'+_ token3*%!.- <sip:mallory@example.org>;fromParam''~+*_!.-%=\"\xd1\x80\xd0\xb0\xd0\xb1\xd0\xbe\xd1\x82\xd0\xb0\xd1\x8e\xd1\x89\xd0\xb8\xd0\xb9\";tag=_token~1'+`*%!-.\r\n\
@@ -59,7 +59,7 @@ Content-Length: 0\r\n\
 \r\n";
 
 /// Percent escapes in URIs, `%00` included (cf. RFC 4475 §3.1.1.3-4).
-pub const ESCAPED: &[u8] = b"INVITE sip:sips%3Amary%40example.com@example.net SIP/2.0\r\n\
+pub(super) const ESCAPED: &[u8] = b"INVITE sip:sips%3Amary%40example.com@example.net SIP/2.0\r\n\
 To: sip:%6Dary@example.com\r\n\
 From: <sip:n%75ll-%00-null@example.com>;tag=esc01\r\n\
 Call-ID: esc01.239409asdfakjkn23onasd0-3234\r\n\
@@ -72,7 +72,7 @@ Content-Length: 0\r\n\
 
 /// Escapes in the method and a header name that is NOT Contact:
 /// `C%6Fntact` is an extension header (cf. RFC 4475 §3.1.1.5).
-pub const ESCAPED_METHOD: &[u8] = b"RE%47IST%45R sip:registrar.example.com SIP/2.0\r\n\
+pub(super) const ESCAPED_METHOD: &[u8] = b"RE%47IST%45R sip:registrar.example.com SIP/2.0\r\n\
 To: \"Mary\" <sip:mary@example.com>\r\n\
 From: <sip:mary@example.com>;tag=esc02\r\n\
 Max-Forwards: 70\r\n\
@@ -85,7 +85,7 @@ l: 0\r\n\
 \r\n";
 
 /// No LWS between display name and `<` (cf. RFC 4475 §3.1.1.6).
-pub const LWS_DISPLAY: &[u8] = b"OPTIONS sip:user@example.com SIP/2.0\r\n\
+pub(super) const LWS_DISPLAY: &[u8] = b"OPTIONS sip:user@example.com SIP/2.0\r\n\
 To: sip:user@example.com\r\n\
 From: caller<sip:caller@example.com>;tag=323\r\n\
 Max-Forwards: 70\r\n\
@@ -97,7 +97,7 @@ l: 0\r\n\
 
 /// A REGISTER followed in the same datagram by octets that look like an
 /// INVITE: Content-Length 0 cuts them off (cf. RFC 4475 §3.1.1.8).
-pub const DOUBLE: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\n\
+pub(super) const DOUBLE: &[u8] = b"REGISTER sip:example.com SIP/2.0\r\n\
 To: sip:j.user@example.com\r\n\
 From: sip:j.user@example.com;tag=43251j3j324\r\n\
 Max-Forwards: 8\r\n\
@@ -112,7 +112,7 @@ t: sip:joe@example.com\r\n\
 \r\n";
 
 /// `;` in the user part of the R-URI (cf. RFC 4475 §3.1.1.9).
-pub const SEMI_URI: &[u8] = b"OPTIONS sip:user;par=u%40example.net@example.com SIP/2.0\r\n\
+pub(super) const SEMI_URI: &[u8] = b"OPTIONS sip:user;par=u%40example.net@example.com SIP/2.0\r\n\
 To: sip:j_user@example.com\r\n\
 From: sip:caller@example.org;tag=33242\r\n\
 Max-Forwards: 3\r\n\
@@ -124,7 +124,7 @@ l: 0\r\n\
 \r\n";
 
 /// Unusual transports in Via (cf. RFC 4475 §3.1.1.10), IPv6 and bare LF.
-pub const TRANSPORTS: &[u8] = b"OPTIONS sip:user@[2001:db8::10]:5070 SIP/2.0\n\
+pub(super) const TRANSPORTS: &[u8] = b"OPTIONS sip:user@[2001:db8::10]:5070 SIP/2.0\n\
 To: sip:user@example.com\n\
 From: <sip:caller@example.com>;tag=323\n\
 Max-Forwards: 70\n\
@@ -140,7 +140,7 @@ l: 0\n\
 \n";
 
 /// Unknown R-URI scheme: valid to parse (a proxy answers 416; RFC 4475 §3.3.2).
-pub const UNKNOWN_SCHEME: &[u8] = b"OPTIONS nobodyKnowsThisScheme:totallyopaquecontent SIP/2.0\r\n\
+pub(super) const UNKNOWN_SCHEME: &[u8] = b"OPTIONS nobodyKnowsThisScheme:totallyopaquecontent SIP/2.0\r\n\
 To: sip:user@example.com\r\n\
 From: sip:caller@example.net;tag=384\r\n\
 Max-Forwards: 3\r\n\
@@ -152,7 +152,7 @@ Content-Length: 0\r\n\
 
 /// RFC 2543 style: no branch, no tags, no Max-Forwards, no Content-Length
 /// (cf. RFC 4475 §3.4.1).
-pub const RFC2543: &[u8] = b"INVITE sip:UserB@example.com SIP/2.0\r\n\
+pub(super) const RFC2543: &[u8] = b"INVITE sip:UserB@example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP iftgw.example.com\r\n\
 From: <sip:+13035551111@ift.client.example.net;user=phone>\r\n\
 Record-Route: <sip:UserB@example.com;maddr=ss1.example.com>\r\n\
@@ -162,7 +162,7 @@ CSeq: 56 INVITE\r\n\
 \r\n";
 
 /// Max-Forwards of zero is valid to parse (cf. RFC 4475 §3.3.11).
-pub const ZERO_MF: &[u8] = b"OPTIONS sip:user@example.com SIP/2.0\r\n\
+pub(super) const ZERO_MF: &[u8] = b"OPTIONS sip:user@example.com SIP/2.0\r\n\
 To: sip:user@example.com\r\n\
 From: sip:caller@example.net;tag=3ghsd41\r\n\
 Call-ID: zeromf.jfasdlfnm2o2l43r5u0asdfas\r\n\
@@ -174,7 +174,7 @@ Content-Length: 0\r\n\
 
 /// Replies: UTF-8 reason phrase, empty reason phrase (cf. RFC 4475
 /// §3.1.1.12-13), leading CRLFs before the status line (RFC 3261 §7.5).
-pub const REPLY_UTF8: &[u8] =
+pub(super) const REPLY_UTF8: &[u8] =
     b"\r\n\r\nSIP/2.0 200 = 2**3 * 5**2 \xd0\xbd\xd0\xbe \xd1\x81\xd1\x82\xd0\xbe\r\n\
 Via: SIP/2.0/UDP 192.0.2.198;branch=z9hG4bK1324923\r\n\
 Call-ID: unreason.1234ksdfak3j2erwedfsASdf\r\n\
@@ -184,7 +184,7 @@ To: sip:user@example.edu;tag=2229\r\n\
 Content-Length: 0\r\n\
 \r\n";
 
-pub const REPLY_NO_REASON: &[u8] = b"SIP/2.0 100 \r\n\
+pub(super) const REPLY_NO_REASON: &[u8] = b"SIP/2.0 100 \r\n\
 Via: SIP/2.0/UDP 192.0.2.105;branch=z9hG4bK2398ndaoe\r\n\
 Call-ID: noreason.asndj203insdf99223ndf\r\n\
 CSeq: 35 INVITE\r\n\
@@ -194,7 +194,7 @@ Content-Length: 0\r\n\
 \r\n";
 
 /// Valid fixtures: each must parse and validate.
-pub const VALID: &[(&str, &[u8])] = &[
+pub(super) const VALID: &[(&str, &[u8])] = &[
     ("invite", INVITE),
     ("tortuous", TORTUOUS),
     ("token_chars", TOKEN_CHARS),
@@ -219,14 +219,14 @@ macro_rules! req {
 }
 
 /// Invalid messages: name, bytes, and what must happen.
-pub enum Expect {
+pub(super) enum Expect {
     /// `Msg::parse` fails (dropped).
     Parse,
     /// `validate` fails with this reply code (`None` = drop).
     Validate(Option<u16>),
 }
 
-pub const INVALID: &[(&str, &[u8], Expect)] = &[
+pub(super) const INVALID: &[(&str, &[u8], Expect)] = &[
     (
         "content_length_too_large",
         req!("INVITE sip:user@example.com SIP/2.0",
@@ -429,7 +429,7 @@ pub const INVALID: &[(&str, &[u8], Expect)] = &[
 
 /// A request with very long values and many Vias (cf. RFC 4475 §3.1.1.7),
 /// built at test time.
-pub fn long_request() -> Vec<u8> {
+pub(super) fn long_request() -> Vec<u8> {
     let long = "very".repeat(2500);
     let mut m = format!("INVITE sip:{long}user@example.com SIP/2.0\r\n");
     m += &format!(

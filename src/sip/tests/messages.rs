@@ -260,7 +260,7 @@ fn tortuous_and_odd_accessors() {
     );
 }
 
-fn reply(m: &Msg, code: u16, opts: &ReplyOpts) -> String {
+fn reply(m: &Msg, code: u16, opts: &ReplyOpts<'_>) -> String {
     let mut out = Vec::new();
     build_reply(m, code, b"Reason", opts, &mut out).unwrap();
     // the reply we build must itself parse and validate

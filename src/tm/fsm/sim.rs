@@ -15,11 +15,11 @@ pub(super) struct Sim {
 }
 
 impl Sim {
-    pub fn new(invite: bool) -> Sim {
+    pub(super) fn new(invite: bool) -> Sim {
         Sim::with(Tx::new(invite, false, false))
     }
 
-    pub fn with(tx: Tx) -> Sim {
+    pub(super) fn with(tx: Tx) -> Sim {
         let cfg = TimerCfg {
             fr: 30_000,
             ..TimerCfg::default()
@@ -44,50 +44,50 @@ impl Sim {
         acts
     }
 
-    pub fn at(&mut self, t: u64) -> &mut Sim {
+    pub(super) fn at(&mut self, t: u64) -> &mut Sim {
         self.run_until(t);
         self
     }
 
-    pub fn branch(&mut self) -> u8 {
+    pub(super) fn branch(&mut self) -> u8 {
         self.tx
             .add_branch(self.now, &self.cfg, false, false)
             .expect("branch")
     }
 
-    pub fn reply(&mut self, b: u8, code: u16) -> Vec<Action> {
+    pub(super) fn reply(&mut self, b: u8, code: u16) -> Vec<Action> {
         self.tx
             .on_reply(b, code, self.now, &self.cfg, &mut self.out);
         self.take()
     }
 
-    pub fn local_reply(&mut self, code: u16) -> Vec<Action> {
+    pub(super) fn local_reply(&mut self, code: u16) -> Vec<Action> {
         self.tx
             .on_local_reply(code, self.now, &self.cfg, &mut self.out);
         self.take()
     }
 
-    pub fn cancel(&mut self) -> (usize, Vec<Action>) {
+    pub(super) fn cancel(&mut self) -> (usize, Vec<Action>) {
         let n = self.tx.on_cancel(self.now, &self.cfg, &mut self.out);
         (n, self.take())
     }
 
-    pub fn cancel_reply(&mut self, b: u8) {
+    pub(super) fn cancel_reply(&mut self, b: u8) {
         self.tx.on_cancel_reply(b, self.now);
         self.take();
     }
 
-    pub fn ack(&mut self) -> Vec<Action> {
+    pub(super) fn ack(&mut self) -> Vec<Action> {
         self.tx.on_ack(self.now, &self.cfg, &mut self.out);
         self.take()
     }
 
-    pub fn release(&mut self) -> Vec<Action> {
+    pub(super) fn release(&mut self) -> Vec<Action> {
         self.tx.release(self.now, &self.cfg, &mut self.out);
         self.take()
     }
 
-    pub fn after_failure(&mut self, added: bool, replied: bool) -> Vec<Action> {
+    pub(super) fn after_failure(&mut self, added: bool, replied: bool) -> Vec<Action> {
         self.tx
             .after_failure(added, replied, self.now, &self.cfg, &mut self.out);
         self.take()
@@ -95,7 +95,7 @@ impl Sim {
 
     /// Fire every deadline up to `t` exactly when it is due, then set the
     /// clock to `t`. Returns the timer actions with their times.
-    pub fn run_until(&mut self, t: u64) -> Vec<(u64, Action)> {
+    pub(super) fn run_until(&mut self, t: u64) -> Vec<(u64, Action)> {
         let start = self.log.len();
         while let Some(d) = self.tx.next_deadline() {
             if d > t {
@@ -111,7 +111,7 @@ impl Sim {
     }
 
     /// Times at which `want` was produced.
-    pub fn times(&self, want: Action) -> Vec<u64> {
+    pub(super) fn times(&self, want: Action) -> Vec<u64> {
         self.log
             .iter()
             .filter(|(_, a)| *a == want)
@@ -119,7 +119,7 @@ impl Sim {
             .collect()
     }
 
-    pub fn phase(&self) -> Phase {
+    pub(super) fn phase(&self) -> Phase {
         self.tx.phase()
     }
 }

@@ -77,7 +77,7 @@ fn hdr_err(header: HdrKind) -> impl Fn(ParseError) -> TwriteError {
 }
 
 /// Builds lines 0..=20 of compat spec §3.6 for `msg`.
-pub fn describe_request(msg: &Msg, req: &TwRequest) -> Result<Vec<u8>, TwriteError> {
+pub fn describe_request(msg: &Msg, req: &TwRequest<'_>) -> Result<Vec<u8>, TwriteError> {
     if !msg.is_request() {
         return Err(TwriteError::NotRequest);
     }
