@@ -15,7 +15,9 @@ const LAYERS: &[&str] = &[
 /// Test-only files may reach up (a tm test loads the module catalog).
 fn is_test_file(p: &Path) -> bool {
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name.contains("test") || name == "doc_examples.rs" || p.components().any(|c| c.as_os_str() == "tests")
+    name.contains("test")
+        || name == "doc_examples.rs"
+        || p.components().any(|c| c.as_os_str() == "tests")
 }
 
 /// The source without its trailing `#[cfg(test)] mod tests { … }`.
@@ -103,12 +105,17 @@ fn violations(src_dir: &Path) -> Vec<String> {
 fn every_folder_uses_only_the_layers_below_it() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let bad = violations(&src);
-    assert!(bad.is_empty(), "imports against the layering:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "imports against the layering:\n{}",
+        bad.join("\n")
+    );
 }
 
 #[test]
 fn the_dependency_scan_sees_both_path_forms() {
-    let deps = crate_deps("use crate::tm::store;\nuse crate::{route::x, sip};\nlet a = crate::net::f();");
+    let deps =
+        crate_deps("use crate::tm::store;\nuse crate::{route::x, sip};\nlet a = crate::net::f();");
     assert_eq!(deps, vec!["tm", "route", "sip", "net"]);
 }
 
@@ -118,7 +125,11 @@ fn tm_edges(tm_dir: &Path) -> HashMap<String, Vec<String>> {
     let mut names = Vec::new();
     for e in std::fs::read_dir(tm_dir).unwrap() {
         let p = e.unwrap().path();
-        let name = p.file_stem().and_then(|n| n.to_str()).unwrap_or("").to_string();
+        let name = p
+            .file_stem()
+            .and_then(|n| n.to_str())
+            .unwrap_or("")
+            .to_string();
         if !is_test_file(&p) && name != "mod" {
             names.push((name, p));
         }
@@ -140,7 +151,9 @@ fn tm_edges(tm_dir: &Path) -> HashMap<String, Vec<String>> {
                 for (i, _) in src.match_indices(prefix) {
                     let rest = &src[i + prefix.len()..];
                     let items: Vec<&str> = match rest.strip_prefix('{') {
-                        Some(list) => list[..list.find('}').unwrap_or(list.len())].split(',').collect(),
+                        Some(list) => list[..list.find('}').unwrap_or(list.len())]
+                            .split(',')
+                            .collect(),
                         None => vec![rest],
                     };
                     for item in items {
@@ -172,7 +185,11 @@ fn tm_has_no_import_loop() {
         while let Some(path) = stack.pop() {
             let last = path.last().unwrap();
             for next in edges.get(last).into_iter().flatten() {
-                assert!(next != start, "import loop in src/tm: {} -> {next}", path.join(" -> "));
+                assert!(
+                    next != start,
+                    "import loop in src/tm: {} -> {next}",
+                    path.join(" -> ")
+                );
                 if !path.contains(next) {
                     let mut longer = path.clone();
                     longer.push(next.clone());

@@ -53,7 +53,12 @@ pub enum LogError {
 /// Returns where the lines go. Syslog is asked for but no daemon listens
 /// at `/dev/log` (a container, a minimal system): rather than lose every
 /// line, logging falls back to stderr and says so once.
-pub fn init(ser_level: i32, to_stderr: bool, facility: &str, ident: &str) -> Result<LogSink, LogError> {
+pub fn init(
+    ser_level: i32,
+    to_stderr: bool,
+    facility: &str,
+    ident: &str,
+) -> Result<LogSink, LogError> {
     let fac = syslog::facility_from_name(facility)
         .ok_or_else(|| LogError::UnknownFacility(facility.to_owned()))?;
     log::set_logger(&LOGGER).map_err(|_| LogError::AlreadyInstalled)?;

@@ -83,7 +83,11 @@ fn acc_logs_an_answered_call_and_a_missed_one() {
         ser.log()
     );
     assert_eq!(
-        lines_with(&ser.log(), &["ACC: request accounted:", "method=BYE", "bye seen"]).len(),
+        lines_with(
+            &ser.log(),
+            &["ACC: request accounted:", "method=BYE", "bye seen"]
+        )
+        .len(),
         1,
         "{}",
         ser.log()
@@ -92,7 +96,8 @@ fn acc_logs_an_answered_call_and_a_missed_one() {
     drop(ser);
 
     // Missed: the callee is busy; reported once, as missed, not answered.
-    let busy = Sipp::scenario(&tests_path("scenarios/uas_486.xml")).timeout(Duration::from_secs(20));
+    let busy =
+        Sipp::scenario(&tests_path("scenarios/uas_486.xml")).timeout(Duration::from_secs(20));
     let port = free_udp_port();
     let ser = Ser::start(&acc_cfg(port, busy.port()));
     let callee = busy.spawn(&dir);
@@ -106,8 +111,17 @@ fn acc_logs_an_answered_call_and_a_missed_one() {
     let missed = wait_for_lines(&ser, &["ACC: call missed:", "method=INVITE", "486"], 1);
     assert_eq!(missed.len(), 1, "{}", ser.log());
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(lines_with(&ser.log(), &["ACC: call missed:"]).len(), 1, "{}", ser.log());
-    assert!(lines_with(&ser.log(), &["ACC: transaction answered:"]).is_empty(), "{}", ser.log());
+    assert_eq!(
+        lines_with(&ser.log(), &["ACC: call missed:"]).len(),
+        1,
+        "{}",
+        ser.log()
+    );
+    assert!(
+        lines_with(&ser.log(), &["ACC: transaction answered:"]).is_empty(),
+        "{}",
+        ser.log()
+    );
 }
 
 #[test]
@@ -141,23 +155,43 @@ failure_route[1] {{
     let ser = Ser::start(&cfg);
     let caller = UdpPeer::bind();
 
-    let fast = Request::new("INVITE", &format!("sip:fast@127.0.0.1:{port}"), caller.port());
+    let fast = Request::new(
+        "INVITE",
+        &format!("sip:fast@127.0.0.1:{port}"),
+        caller.port(),
+    );
     let t0 = Instant::now();
     caller.send_to_port(&fast.build(), port);
-    let (inv, _) = silent.recv_timeout(Duration::from_secs(3)).expect("relayed INVITE");
-    assert_eq!(header_value(&inv, "X-Caller").as_deref(), Some("alice"), "{}", text(&inv));
+    let (inv, _) = silent
+        .recv_timeout(Duration::from_secs(3))
+        .expect("relayed INVITE");
+    assert_eq!(
+        header_value(&inv, "X-Caller").as_deref(),
+        Some("alice"),
+        "{}",
+        text(&inv)
+    );
     let (r, _) = caller
         .recv_final(Duration::from_secs(6))
         .unwrap_or_else(|| panic!("no final reply:\n{}", ser.log()));
     let took = t0.elapsed();
-    assert_eq!(first_line(&r), "SIP/2.0 408 Timeout, AVP kept", "{}", text(&r));
+    assert_eq!(
+        first_line(&r),
+        "SIP/2.0 408 Timeout, AVP kept",
+        "{}",
+        text(&r)
+    );
     assert!(
         took >= Duration::from_millis(1500) && took <= Duration::from_millis(4500),
         "callee_fr_timer=2 s, fr_timer=10 s: the 408 came after {took:?}"
     );
 
     // Without the AVP the configured 10 s apply: nothing final in 4 s.
-    let slow = Request::new("INVITE", &format!("sip:slow@127.0.0.1:{port}"), caller.port());
+    let slow = Request::new(
+        "INVITE",
+        &format!("sip:slow@127.0.0.1:{port}"),
+        caller.port(),
+    );
     caller.send_to_port(&slow.build(), port);
     // (The first 408 is retransmitted meanwhile: it was never ACKed.)
     let slow_id = slow.call_id.clone();

@@ -17,11 +17,15 @@ use std::time::{Duration, Instant};
 /// The compat ser.cfg (a verbatim copy; where ../shared exists they must
 /// agree).
 fn ser_09_cfg() -> String {
-    let ours = std::fs::read_to_string(tests_path("data/ser-0.9.cfg")).expect("tests/data/ser-0.9.cfg");
+    let ours =
+        std::fs::read_to_string(tests_path("data/ser-0.9.cfg")).expect("tests/data/ser-0.9.cfg");
     let shared =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/ser-0.9.cfg");
     if let Ok(s) = std::fs::read_to_string(shared) {
-        assert_eq!(s, ours, "tests/data/ser-0.9.cfg drifted from the compat copy");
+        assert_eq!(
+            s, ours,
+            "tests/data/ser-0.9.cfg drifted from the compat copy"
+        );
     }
     ours
 }
@@ -55,7 +59,10 @@ fn start_classic(cfg: impl FnOnce(u16, &TestDir) -> String) -> (Ser, u16) {
 }
 
 fn fifo_arg(ser: &Ser) -> Vec<String> {
-    vec!["-f".into(), ser.dir().join("ser_fifo").display().to_string()]
+    vec![
+        "-f".into(),
+        ser.dir().join("ser_fifo").display().to_string(),
+    ]
 }
 
 fn serctl_on(ser: &Ser, args: &[&str]) -> (bool, String) {
@@ -91,7 +98,13 @@ fn final_for(peer: &UdpPeer, port: u16, req: &Request) -> Vec<u8> {
     r
 }
 
-fn register(peer: &UdpPeer, port: u16, user: &str, contacts: &[&str], expires: Option<u32>) -> Vec<u8> {
+fn register(
+    peer: &UdpPeer,
+    port: u16,
+    user: &str,
+    contacts: &[&str],
+    expires: Option<u32>,
+) -> Vec<u8> {
     let mut r = Request::new("REGISTER", &format!("sip:127.0.0.1:{port}"), peer.port());
     r.to = format!("<sip:{user}@127.0.0.1:{port}>");
     r.from = format!("<sip:{user}@127.0.0.1:{port}>;tag=r{}", peer.port());
@@ -105,7 +118,11 @@ fn register(peer: &UdpPeer, port: u16, user: &str, contacts: &[&str], expires: O
 }
 
 fn invite(peer: &UdpPeer, port: u16, user: &str) -> Request {
-    let mut r = Request::new("INVITE", &format!("sip:{user}@127.0.0.1:{port}"), peer.port());
+    let mut r = Request::new(
+        "INVITE",
+        &format!("sip:{user}@127.0.0.1:{port}"),
+        peer.port(),
+    );
     r.to = format!("<sip:{user}@127.0.0.1:{port}>");
     r.header("Contact", &format!("<sip:alice@127.0.0.1:{}>", peer.port()))
 }
@@ -113,7 +130,12 @@ fn invite(peer: &UdpPeer, port: u16, user: &str) -> Request {
 #[test]
 fn the_compat_cfg_checks_clean() {
     let f = check_config(&tests_path("data/ser-0.9.cfg"));
-    assert_eq!(f.code(), Some(0), "ser -c refused the 0.9 ser.cfg:\n{}", f.stderr);
+    assert_eq!(
+        f.code(),
+        Some(0),
+        "ser -c refused the 0.9 ser.cfg:\n{}",
+        f.stderr
+    );
 }
 
 #[test]
@@ -128,7 +150,8 @@ fn alice_calls_bob_through_usrloc_and_the_record_route() {
     for (user, contact_port) in [("alice", alice_port), ("bob", bob.port())] {
         Sipp::scenario(&tests_path("scenarios/register.xml"))
             .to(port)
-            .arg("-s").arg(user)
+            .arg("-s")
+            .arg(user)
             .key("contact_port", &contact_port.to_string())
             .calls(1)
             .timeout(Duration::from_secs(10))
@@ -136,13 +159,17 @@ fn alice_calls_bob_through_usrloc_and_the_record_route() {
             .assert_all_ok(1);
     }
     let (ok, shown) = serctl_on(&ser, &["ul", "show", "bob"]);
-    assert!(ok && shown.contains(&format!("127.0.0.1:{}", bob.port())), "{shown}");
+    assert!(
+        ok && shown.contains(&format!("127.0.0.1:{}", bob.port())),
+        "{shown}"
+    );
 
     let callee = bob.spawn(&dir);
     let call = Sipp::scenario(&tests_path("scenarios/uac_rr.xml"))
         .to(port)
         .local_port(alice_port)
-        .arg("-s").arg("bob")
+        .arg("-s")
+        .arg("bob")
         .calls(1)
         .timeout(Duration::from_secs(15))
         .run(&dir);
@@ -181,22 +208,38 @@ fn sanity_checks_unknown_users_expiry_and_star() {
     let r = register(&phone, port, "bob", &[&contact], Some(600));
     assert_eq!(status_of(&r), Some(200), "{}", text(&r));
     let listed = header_values(&r, "Contact").join(",");
-    assert!(listed.contains(&contact) && listed.contains("expires=600"), "{listed}");
+    assert!(
+        listed.contains(&contact) && listed.contains("expires=600"),
+        "{listed}"
+    );
 
     // Now bob is found: the INVITE reaches his contact.
     let inv = invite(&phone, port, "bob");
     phone.send_to_port(&inv.build(), port);
-    let (got, _) = bobs.recv_timeout(Duration::from_secs(3)).expect("INVITE reaches bob");
+    let (got, _) = bobs
+        .recv_timeout(Duration::from_secs(3))
+        .expect("INVITE reaches bob");
     assert!(first_line(&got).starts_with(&format!("INVITE sip:bob@127.0.0.1:{}", bobs.port())));
-    assert_eq!(header_value(&got, "P-hint").as_deref(), Some("usrloc applied"));
-    bobs.send(&reply_to(&got, 486, "Busy Here", Some("b1")), ser_addr(port));
+    assert_eq!(
+        header_value(&got, "P-hint").as_deref(),
+        Some("usrloc applied")
+    );
+    bobs.send(
+        &reply_to(&got, 486, "Busy Here", Some("b1")),
+        ser_addr(port),
+    );
     assert_eq!(status_of(&final_for(&phone, port, &inv)), Some(486));
     bobs.recv_matching(Duration::from_secs(2), |m| m.starts_with(b"ACK "))
         .expect("the proxy ACKs the 486");
 
     // An alias (FIFO ul_add into the "aliases" table) leads to bob too.
     let target = format!("sip:bob@127.0.0.1:{port}");
-    let (ok, out) = serctl_on(&ser, &["fifo", "ul_add", "aliases", "robert", &target, "0", "1", "0", "0"]);
+    let (ok, out) = serctl_on(
+        &ser,
+        &[
+            "fifo", "ul_add", "aliases", "robert", &target, "0", "1", "0", "0",
+        ],
+    );
     assert!(ok, "ul_add aliases: {out}");
     let inv = invite(&phone, port, "robert");
     phone.send_to_port(&inv.build(), port);
@@ -204,7 +247,10 @@ fn sanity_checks_unknown_users_expiry_and_star() {
         .recv_matching(Duration::from_secs(3), |m| m.starts_with(b"INVITE "))
         .expect("the alias's INVITE reaches bob");
     assert!(first_line(&got).starts_with(&format!("INVITE sip:bob@127.0.0.1:{}", bobs.port())));
-    bobs.send(&reply_to(&got, 486, "Busy Here", Some("b2")), ser_addr(port));
+    bobs.send(
+        &reply_to(&got, 486, "Busy Here", Some("b2")),
+        ser_addr(port),
+    );
     assert_eq!(status_of(&final_for(&phone, port, &inv)), Some(486));
 
     // Contact: * with Expires: 0 removes every binding of bob.
@@ -250,7 +296,12 @@ fn too_big_is_513_where_the_limit_is_reachable() {
     let phone = UdpPeer::bind();
     let big = invite(&phone, port, "nobody").header("X-Pad", &"p".repeat(5000));
     let r = ask(&phone, port, &big);
-    assert_eq!(first_line(&r), "SIP/2.0 513 Message too big", "{}", text(&r));
+    assert_eq!(
+        first_line(&r),
+        "SIP/2.0 513 Message too big",
+        "{}",
+        text(&r)
+    );
 }
 
 #[test]
@@ -265,22 +316,39 @@ fn two_contacts_fork_in_q_order() {
     let r = register(&phone, port, "bob", &[&c_low, &c_high], Some(600));
     assert_eq!(status_of(&r), Some(200), "{}", text(&r));
     let listed = header_values(&r, "Contact").join(",");
-    assert!(listed.contains("q=0.2") && listed.contains("q=0.9"), "{listed}");
+    assert!(
+        listed.contains("q=0.2") && listed.contains("q=0.9"),
+        "{listed}"
+    );
 
     let inv = invite(&phone, port, "bob");
     phone.send_to_port(&inv.build(), port);
-    let (to_high, _) = high.recv_timeout(Duration::from_secs(3)).expect("high-q branch");
-    let (to_low, _) = low.recv_timeout(Duration::from_secs(3)).expect("low-q branch");
+    let (to_high, _) = high
+        .recv_timeout(Duration::from_secs(3))
+        .expect("high-q branch");
+    let (to_low, _) = low
+        .recv_timeout(Duration::from_secs(3))
+        .expect("low-q branch");
     // Our branch ids end in the branch index: q 0.9 is branch 0.
     let branch_of = |m: &[u8]| {
-        let via = header_values(m, "Via").into_iter().next().unwrap_or_default();
+        let via = header_values(m, "Via")
+            .into_iter()
+            .next()
+            .unwrap_or_default();
         common::sip::param(&via, "branch").unwrap_or_default()
     };
-    assert!(branch_of(&to_high).ends_with(".0"), "{}", branch_of(&to_high));
+    assert!(
+        branch_of(&to_high).ends_with(".0"),
+        "{}",
+        branch_of(&to_high)
+    );
     assert!(branch_of(&to_low).ends_with(".1"), "{}", branch_of(&to_low));
     // The high-q phone rings, the low-q one answers: the call is set up
     // with it, the ringing branch is cancelled.
-    high.send(&reply_to(&to_high, 180, "Ringing", Some("hi")), ser_addr(port));
+    high.send(
+        &reply_to(&to_high, 180, "Ringing", Some("hi")),
+        ser_addr(port),
+    );
     phone
         .recv_matching(Duration::from_secs(3), |m| status_of(m) == Some(180))
         .expect("180 relayed");
@@ -289,7 +357,11 @@ fn two_contacts_fork_in_q_order() {
     let (cancel, _) = high
         .recv_matching(Duration::from_secs(3), |m| !m.starts_with(b"INVITE "))
         .expect("CANCEL to the other");
-    assert!(first_line(&cancel).starts_with("CANCEL "), "{}", text(&cancel));
+    assert!(
+        first_line(&cancel).starts_with("CANCEL "),
+        "{}",
+        text(&cancel)
+    );
     drop(ser);
 }
 
@@ -302,7 +374,11 @@ fn an_unsupported_module_is_refused_with_the_list() {
     );
     let f = check_config(&dir.write("exec.cfg", cfg.as_bytes()));
     assert_ne!(f.code(), Some(0), "exec.so was accepted");
-    assert!(f.stderr.contains("exec.cfg:") && f.stderr.contains("\"exec\""), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("exec.cfg:") && f.stderr.contains("\"exec\""),
+        "{}",
+        f.stderr
+    );
     let listed: Vec<&str> = f
         .stderr
         .split_once("supported modules:")
@@ -311,7 +387,17 @@ fn an_unsupported_module_is_refused_with_the_list() {
         .split(',')
         .map(str::trim)
         .collect();
-    for m in ["sl", "tm", "rr", "maxfwd", "usrloc", "registrar", "textops", "acc", "avpops"] {
+    for m in [
+        "sl",
+        "tm",
+        "rr",
+        "maxfwd",
+        "usrloc",
+        "registrar",
+        "textops",
+        "acc",
+        "avpops",
+    ] {
         assert!(listed.contains(&m), "the list lacks {m}: {}", f.stderr);
     }
 }
@@ -322,11 +408,20 @@ fn fifo_usrloc_commands_see_and_change_what_phones_registered() {
     let (ser, port) = start_classic(classic_cfg);
     let phone = UdpPeer::bind();
     let (c1, c2) = ("sip:bob@127.0.0.1:7001", "sip:bob@127.0.0.1:7002");
-    let r = register(&phone, port, "bob", &[&format!("<{c1}>"), &format!("<{c2}>")], Some(600));
+    let r = register(
+        &phone,
+        port,
+        "bob",
+        &[&format!("<{c1}>"), &format!("<{c2}>")],
+        Some(600),
+    );
     assert_eq!(status_of(&r), Some(200), "{}", text(&r));
 
     let (ok, dump) = serctl_on(&ser, &["fifo", "ul_dump"]);
-    assert!(ok && dump.contains("bob") && dump.contains(c1) && dump.contains(c2), "{dump}");
+    assert!(
+        ok && dump.contains("bob") && dump.contains(c1) && dump.contains(c2),
+        "{dump}"
+    );
 
     let (ok, out) = serctl_on(&ser, &["fifo", "ul_rm_contact", "location", "bob", c1]);
     assert!(ok, "ul_rm_contact: {out}");
@@ -344,7 +439,10 @@ fn fifo_usrloc_commands_see_and_change_what_phones_registered() {
     let again = serctl(&t, &["ul", "rm", "bob"]);
     let err = text(&again.stderr);
     assert_eq!(again.status.code(), Some(1), "{err}");
-    assert!(err.starts_with("404 ") && err.ends_with("not found\n"), "{err:?}");
+    assert!(
+        err.starts_with("404 ") && err.ends_with("not found\n"),
+        "{err:?}"
+    );
     let r = ask(&phone, port, &invite(&phone, port, "bob"));
     assert_eq!(status_of(&r), Some(404), "{}", text(&r));
 
@@ -356,5 +454,10 @@ fn fifo_usrloc_commands_see_and_change_what_phones_registered() {
 #[test]
 fn the_example_cfg_checks_clean() {
     let f = check_config(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ser.cfg.example"));
-    assert_eq!(f.code(), Some(0), "ser -c refused ser.cfg.example:\n{}", f.stderr);
+    assert_eq!(
+        f.code(),
+        Some(0),
+        "ser -c refused ser.cfg.example:\n{}",
+        f.stderr
+    );
 }

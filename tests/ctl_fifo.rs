@@ -22,7 +22,10 @@ fn transaction_fifo(report: &str, dst: &str) -> String {
     let shared =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compat/transaction.fifo");
     if let Ok(s) = std::fs::read_to_string(shared) {
-        assert_eq!(s, orig, "tests/data/transaction.fifo drifted from the compat copy");
+        assert_eq!(
+            s, orig,
+            "tests/data/transaction.fifo drifted from the compat copy"
+        );
     }
     assert!(orig.starts_with(":t_uac_from:hh\n") && orig.contains("sip:gh@iptel.org"));
     orig.replacen(":t_uac_from:hh", &format!(":t_uac_from:{report}"), 1)
@@ -33,12 +36,21 @@ fn transaction_fifo(report: &str, dst: &str) -> String {
 fn transaction_fifo_sends_the_message_retransmits_and_reports_200() {
     let _g = serial();
     let port = free_udp_port();
-    let ser = start(TestDir::new(), port, "route { sl_send_reply(\"403\", \"no\"); }");
+    let ser = start(
+        TestDir::new(),
+        port,
+        "route { sl_send_reply(\"403\", \"no\"); }",
+    );
     let callee = UdpPeer::bind();
     let report = Report::new("t200");
     let dst = format!("sip:gh@127.0.0.1:{}", callee.port());
-    let file = ser.dir().write("t.fifo", transaction_fifo(&report.name, &dst).as_bytes());
-    assert!(wait_child(shell_cat(&file, &fifo_of(&ser)), Duration::from_secs(5)));
+    let file = ser
+        .dir()
+        .write("t.fifo", transaction_fifo(&report.name, &dst).as_bytes());
+    assert!(wait_child(
+        shell_cat(&file, &fifo_of(&ser)),
+        Duration::from_secs(5)
+    ));
 
     let (msg, from) = callee
         .recv_timeout(Duration::from_secs(3))
@@ -52,9 +64,16 @@ fn transaction_fifo_sends_the_message_retransmits_and_reports_200() {
         ("Content-Type", "text/plain; charset=UTF-8"),
         ("CSeq", "10 MESSAGE"),
     ] {
-        assert_eq!(header_value(&msg, h).as_deref(), Some(v), "{h} in\n{}", text(&msg));
+        assert_eq!(
+            header_value(&msg, h).as_deref(),
+            Some(v),
+            "{h} in\n{}",
+            text(&msg)
+        );
     }
-    assert!(header_value(&msg, "From").unwrap().contains("sip:faker@foo.bar"));
+    assert!(header_value(&msg, "From")
+        .unwrap()
+        .contains("sip:faker@foo.bar"));
     assert!(header_value(&msg, "To").unwrap().contains(&dst));
     assert_eq!(body_of(&msg), b"I love you man!!!!\r\n");
     // Unanswered, it is retransmitted (T1 = 500 ms), byte for byte.
@@ -62,7 +81,11 @@ fn transaction_fifo_sends_the_message_retransmits_and_reports_200() {
         .recv_timeout(Duration::from_millis(1500))
         .expect("a retransmission");
     assert_eq!(again, msg);
-    assert_eq!(report.wait(Duration::from_millis(10)), None, "no report before the final");
+    assert_eq!(
+        report.wait(Duration::from_millis(10)),
+        None,
+        "no report before the final"
+    );
     callee.send(&reply_to(&msg, 200, "OK", Some("callee")), from);
     let got = report.wait(Duration::from_secs(3)).expect("report written");
     assert_eq!(got, "200 OK\n");
@@ -78,9 +101,14 @@ fn transaction_fifo_without_listener_reports_408_after_fr_timer() {
     let ser = start(TestDir::new(), port, "route { drop; }");
     let report = Report::new("t408");
     let dst = format!("sip:gh@127.0.0.1:{}", free_udp_port());
-    let file = ser.dir().write("t.fifo", transaction_fifo(&report.name, &dst).as_bytes());
+    let file = ser
+        .dir()
+        .write("t.fifo", transaction_fifo(&report.name, &dst).as_bytes());
     let t0 = Instant::now();
-    assert!(wait_child(shell_cat(&file, &fifo_of(&ser)), Duration::from_secs(5)));
+    assert!(wait_child(
+        shell_cat(&file, &fifo_of(&ser)),
+        Duration::from_secs(5)
+    ));
     let got = report.wait(Duration::from_secs(6)).expect("report written");
     let took = t0.elapsed();
     assert_eq!(got, "408 Request Timeout\n");
@@ -106,9 +134,10 @@ fn twenty_concurrent_shell_writers_make_twenty_transactions() {
         .iter()
         .enumerate()
         .map(|(i, r)| {
-            let f = ser
-                .dir()
-                .write(&format!("w{i}.fifo"), transaction_fifo(&r.name, &dst).as_bytes());
+            let f = ser.dir().write(
+                &format!("w{i}.fifo"),
+                transaction_fifo(&r.name, &dst).as_bytes(),
+            );
             shell_cat(&f, &fifo_of(&ser))
         })
         .collect();
@@ -143,8 +172,20 @@ fn commands_answer_over_fifo_and_unix_socket() {
     for t in [["-f", fifo.as_str()], ["-s", sock.as_str()]] {
         let ps = serctl(&t, &["ps"]);
         let out = text(&ps.stdout);
-        assert_eq!(ps.status.code(), Some(0), "{t:?} {out} {}", text(&ps.stderr));
-        for p in ["attendant", "timer", "receiver child=0", "receiver child=1", "fifo server", "unix domain socket server"] {
+        assert_eq!(
+            ps.status.code(),
+            Some(0),
+            "{t:?} {out} {}",
+            text(&ps.stderr)
+        );
+        for p in [
+            "attendant",
+            "timer",
+            "receiver child=0",
+            "receiver child=1",
+            "fifo server",
+            "unix domain socket server",
+        ] {
             assert!(out.contains(p), "{t:?} ps lacks {p}:\n{out}");
         }
         let up = text(&serctl(&t, &["uptime"]).stdout);
@@ -152,10 +193,24 @@ fn commands_answer_over_fifo_and_unix_socket() {
         let v = text(&serctl(&t, &["version"]).stdout);
         assert!(v.contains("Sip EXpress router"), "{v}");
         let st = text(&serctl(&t, &["stats"]).stdout);
-        assert!(st.contains("Current: 0") && st.contains("Completion status"), "{st}");
+        assert!(
+            st.contains("Current: 0") && st.contains("Completion status"),
+            "{st}"
+        );
         let which = text(&serctl(&t, &["fifo", "which"]).stdout);
-        for c in ["t_uac_dlg", "t_uac_from", "t_reply", "t_stats", "t_hash", "ps", "print"] {
-            assert!(which.lines().any(|l| l == c), "{t:?} which lacks {c}: {which}");
+        for c in [
+            "t_uac_dlg",
+            "t_uac_from",
+            "t_reply",
+            "t_stats",
+            "t_hash",
+            "ps",
+            "print",
+        ] {
+            assert!(
+                which.lines().any(|l| l == c),
+                "{t:?} which lacks {c}: {which}"
+            );
         }
         let p = text(&serctl(&t, &["fifo", "print", "hello there"]).stdout);
         assert!(p.ends_with("hello there\n"), "{p}");
@@ -174,12 +229,34 @@ fn commands_answer_over_fifo_and_unix_socket() {
             "500 Command nosuch not found"
         };
         assert!(text(&bad.stderr).contains(expect), "{}", text(&bad.stderr));
-        let dlg = serctl(&t, &["fifo", "t_uac_dlg", "MESSAGE", "sip:a@127.0.0.1", ".", "From: <sip:x@y>", ".", "."]);
+        let dlg = serctl(
+            &t,
+            &[
+                "fifo",
+                "t_uac_dlg",
+                "MESSAGE",
+                "sip:a@127.0.0.1",
+                ".",
+                "From: <sip:x@y>",
+                ".",
+                ".",
+            ],
+        );
         assert_eq!(dlg.status.code(), Some(1));
-        assert!(text(&dlg.stderr).contains("400 fifo_uac_error"), "{}", text(&dlg.stderr));
-        let r = serctl(&t, &["fifo", "t_reply", "200", "OK", "1:2", "tag", ".", "."]);
+        assert!(
+            text(&dlg.stderr).contains("400 fifo_uac_error"),
+            "{}",
+            text(&dlg.stderr)
+        );
+        let r = serctl(
+            &t,
+            &["fifo", "t_reply", "200", "OK", "1:2", "tag", ".", "."],
+        );
         assert!(text(&r.stderr).starts_with("481 "), "{}", text(&r.stderr));
-        let r = serctl(&t, &["fifo", "t_reply", "2000", "OK", "1:2", "tag", ".", "."]);
+        let r = serctl(
+            &t,
+            &["fifo", "t_reply", "2000", "OK", "1:2", "tag", ".", "."],
+        );
         assert!(text(&r.stderr).starts_with("400 "), "{}", text(&r.stderr));
     }
     // t_hash lists all 65536 buckets over the FIFO.
@@ -203,34 +280,58 @@ fn malformed_and_half_written_requests_do_not_stop_the_fifo() {
     // Junk outside any request is skipped.
     write_now(&fifo, b"hello\n\n:\n::x\n\n");
     let r1 = Report::new("after_junk");
-    write_now(&fifo, format!(":print:{}\nstill here\n\n", r1.name).as_bytes());
-    assert_eq!(r1.wait(Duration::from_secs(3)).as_deref(), Some("200 ok\nstill here\n"));
+    write_now(
+        &fifo,
+        format!(":print:{}\nstill here\n\n", r1.name).as_bytes(),
+    );
+    assert_eq!(
+        r1.wait(Duration::from_secs(3)).as_deref(),
+        Some("200 ok\nstill here\n")
+    );
     // A reply name trying to leave /tmp gets nothing written anywhere.
     write_now(&fifo, b":print:../etc/x\nz\n\n");
 
     // A writer that stalls half-way: answered 400 after the timeout.
     let stalled = Report::new("stalled");
     let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    w.write_all(format!(":t_uac_dlg:{}\nMESSAGE\n", stalled.name).as_bytes()).unwrap();
-    let got = stalled.wait(Duration::from_secs(6)).expect("stalled request answered");
-    assert!(got.starts_with("400 t_uac_dlg: request incomplete"), "{got}");
+    w.write_all(format!(":t_uac_dlg:{}\nMESSAGE\n", stalled.name).as_bytes())
+        .unwrap();
+    let got = stalled
+        .wait(Duration::from_secs(6))
+        .expect("stalled request answered");
+    assert!(
+        got.starts_with("400 t_uac_dlg: request incomplete"),
+        "{got}"
+    );
     drop(w);
     let r2 = Report::new("after_stall");
     write_now(&fifo, format!(":print:{}\nok\n\n", r2.name).as_bytes());
-    assert_eq!(r2.wait(Duration::from_secs(3)).as_deref(), Some("200 ok\nok\n"));
+    assert_eq!(
+        r2.wait(Duration::from_secs(3)).as_deref(),
+        Some("200 ok\nok\n")
+    );
 
     // A stalled request overtaken by another writer's: the newcomer is
     // served at once, the abandoned one told so.
     let abandoned = Report::new("abandoned");
     let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
-    w.write_all(format!(":t_uac_dlg:{}\nMESSAGE\n", abandoned.name).as_bytes()).unwrap();
+    w.write_all(format!(":t_uac_dlg:{}\nMESSAGE\n", abandoned.name).as_bytes())
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let quick = Report::new("quick");
     let t0 = Instant::now();
-    write_now(&fifo, format!(":print:{}\nfirst come\n\n", quick.name).as_bytes());
-    assert_eq!(quick.wait(Duration::from_secs(2)).as_deref(), Some("200 ok\nfirst come\n"));
+    write_now(
+        &fifo,
+        format!(":print:{}\nfirst come\n\n", quick.name).as_bytes(),
+    );
+    assert_eq!(
+        quick.wait(Duration::from_secs(2)).as_deref(),
+        Some("200 ok\nfirst come\n")
+    );
     assert!(t0.elapsed() < Duration::from_secs(2));
-    let got = abandoned.wait(Duration::from_secs(1)).expect("abandoned request answered");
+    let got = abandoned
+        .wait(Duration::from_secs(1))
+        .expect("abandoned request answered");
     assert!(got.starts_with("400 "), "{got}");
     drop(w);
 
@@ -241,7 +342,10 @@ fn malformed_and_half_written_requests_do_not_stop_the_fifo() {
     let r3 = Report::new("after_deaf");
     let t0 = Instant::now();
     write_now(&fifo, format!(":print:{}\nalive\n\n", r3.name).as_bytes());
-    assert_eq!(r3.wait(Duration::from_secs(3)).as_deref(), Some("200 ok\nalive\n"));
+    assert_eq!(
+        r3.wait(Duration::from_secs(3)).as_deref(),
+        Some("200 ok\nalive\n")
+    );
     assert!(t0.elapsed() < Duration::from_secs(2));
     assert!(std::fs::read_dir("/etc").is_ok() && !std::path::Path::new("/tmp/../etc/x").exists());
 }
@@ -257,14 +361,18 @@ fn t_uac_dlg_invite_is_acked_and_reported_to_the_unix_requester() {
     let callee = UdpPeer::bind();
     let client_path = ser.dir().join("client.sock");
     let client = std::os::unix::net::UnixDatagram::bind(&client_path).unwrap();
-    client.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(4)))
+        .unwrap();
     let ruri = format!("sip:bob@127.0.0.1:{}", callee.port());
     let req = format!(
         ":t_uac_dlg:\nINVITE\n{ruri}\n.\nFrom: <sip:alice@127.0.0.1>\nTo: <{ruri}>\n\
 Contact: <sip:alice@!!>\nContent-Type: application/sdp\n.\nv=0\n.\n"
     );
     client.send_to(req.as_bytes(), sock_of(&ser)).unwrap();
-    let (inv, from) = callee.recv_timeout(Duration::from_secs(3)).expect("INVITE arrives");
+    let (inv, from) = callee
+        .recv_timeout(Duration::from_secs(3))
+        .expect("INVITE arrives");
     assert_eq!(first_line(&inv), format!("INVITE {ruri} SIP/2.0"));
     assert_eq!(
         header_value(&inv, "Contact").as_deref(),
@@ -278,17 +386,28 @@ Contact: <sip:alice@!!>\nContent-Type: application/sdp\n.\nv=0\n.\n"
     ok.splice(at..at, format!("Contact: {contact}\r\n").into_bytes());
     callee.send(&ok, from);
     let (ack, _) = callee
-        .recv_matching(Duration::from_secs(3), |m| first_line(m).starts_with("ACK "))
+        .recv_matching(Duration::from_secs(3), |m| {
+            first_line(m).starts_with("ACK ")
+        })
         .expect("our UAC ACKs the 2xx");
-    assert_eq!(first_line(&ack), format!("ACK sip:bob@127.0.0.1:{} SIP/2.0", callee.port()));
+    assert_eq!(
+        first_line(&ack),
+        format!("ACK sip:bob@127.0.0.1:{} SIP/2.0", callee.port())
+    );
     assert!(header_value(&ack, "To").unwrap().contains("tag=bobtag"));
     assert!(header_value(&ack, "CSeq").unwrap().ends_with(" ACK"));
     let mut buf = vec![0u8; 65536];
-    let n = client.recv(&mut buf).expect("the report reaches the requester");
+    let n = client
+        .recv(&mut buf)
+        .expect("the report reaches the requester");
     let report = text(&buf[..n]);
     let lines: Vec<&str> = report.lines().collect();
     assert_eq!(lines[0], "200 OK", "{report}");
-    assert_eq!(lines[1], format!("sip:bob@127.0.0.1:{}", callee.port()), "{report}");
+    assert_eq!(
+        lines[1],
+        format!("sip:bob@127.0.0.1:{}", callee.port()),
+        "{report}"
+    );
     assert_eq!((lines[2], lines[3]), (".", "."), "{report}");
     assert!(report.contains("tag=bobtag"), "{report}");
 }
@@ -305,8 +424,22 @@ fn junk_lines_are_warned_about_rate_limited() {
     let junk = "junk line\n".repeat(1000);
     write_now(&fifo, junk.as_bytes());
     let r = Report::new("after_flood");
-    write_now(&fifo, format!(":print:{}\nstill here\n\n", r.name).as_bytes());
-    assert_eq!(r.wait(Duration::from_secs(5)).as_deref(), Some("200 ok\nstill here\n"));
-    let warned = ser.log().lines().filter(|l| l.contains("\"junk line\" skipped")).count();
-    assert!((1..=10).contains(&warned), "{warned} junk warnings:\n{}", ser.log());
+    write_now(
+        &fifo,
+        format!(":print:{}\nstill here\n\n", r.name).as_bytes(),
+    );
+    assert_eq!(
+        r.wait(Duration::from_secs(5)).as_deref(),
+        Some("200 ok\nstill here\n")
+    );
+    let warned = ser
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"junk line\" skipped"))
+        .count();
+    assert!(
+        (1..=10).contains(&warned),
+        "{warned} junk warnings:\n{}",
+        ser.log()
+    );
 }

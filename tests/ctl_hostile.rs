@@ -23,7 +23,8 @@ fn a_client_that_never_reads_does_not_stop_serctl() {
     let deaf_path = ser.dir().join("deaf.sock");
     let deaf = UnixDatagram::bind(&deaf_path).expect("bind the deaf client");
     let _ = nix::sys::socket::setsockopt(&deaf, nix::sys::socket::sockopt::RcvBuf, &1024usize);
-    deaf.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    deaf.set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
     let sock_arg = sock.display().to_string();
     // Large replies too: queued for the deaf client they fill the server
     // socket's own send buffer, so that replies to anyone would block.
@@ -33,7 +34,11 @@ fn a_client_that_never_reads_does_not_stop_serctl() {
         for _ in 0..burst {
             // The server reads at once; a full server queue is not what
             // is tested, so a send that fails is simply not counted.
-            let req: &[u8] = if round % 2 == 0 { big.as_bytes() } else { b":ps:\n" };
+            let req: &[u8] = if round % 2 == 0 {
+                big.as_bytes()
+            } else {
+                b":ps:\n"
+            };
             let _ = deaf.send_to(req, &sock);
         }
         let out = serctl(&["-s", &sock_arg], &["ps"]);

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::ctlkit::{fifo_of, sock_of, text};
 use common::ctlkit::ctl_cfg;
+use common::ctlkit::{fifo_of, sock_of, text};
 use common::{free_udp_port, serial, Ser, TestDir};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -19,8 +19,14 @@ fn is_root() -> bool {
 
 /// The uid and gid of `nobody` / `nogroup` on this system.
 fn nobody() -> (u32, u32) {
-    let u = nix::unistd::User::from_name("nobody").ok().flatten().expect("user nobody");
-    let g = nix::unistd::Group::from_name("nogroup").ok().flatten().expect("group nogroup");
+    let u = nix::unistd::User::from_name("nobody")
+        .ok()
+        .flatten()
+        .expect("user nobody");
+    let g = nix::unistd::Group::from_name("nogroup")
+        .ok()
+        .flatten()
+        .expect("group nogroup");
     (u.uid.as_raw(), g.gid.as_raw())
 }
 
@@ -97,7 +103,11 @@ fn serctl_as_root_and_as_nobody_manages_a_ser_running_as_nobody() {
     let left: Vec<_> = std::fs::read_dir("/tmp")
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().contains(&format!("serctl_reply_{}", std::process::id())))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .contains(&format!("serctl_reply_{}", std::process::id()))
+        })
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
@@ -114,6 +124,10 @@ fn running_as_root_without_u_is_warned_about_once() {
     let cfg = ctl_cfg(port, dir.path(), "route { drop; }");
     let ser = Ser::start_in(dir, &cfg, &[]);
     std::thread::sleep(Duration::from_millis(200));
-    let n = ser.log().lines().filter(|l| l.contains("running as root")).count();
+    let n = ser
+        .log()
+        .lines()
+        .filter(|l| l.contains("running as root"))
+        .count();
     assert_eq!(n, 1, "{}", ser.log());
 }

@@ -48,7 +48,10 @@ fn check_description(text: &str, proxy_port: u16) -> String {
     let id = lines[16];
     assert!(id.split_once(':').is_some(), "hash:label in {text}");
     assert!(lines[19].starts_with("P-MsgFlags: "), "{text}");
-    assert!(lines.contains(&"Subject: hello app"), "tw_append header in\n{text}");
+    assert!(
+        lines.contains(&"Subject: hello app"),
+        "tw_append header in\n{text}"
+    );
     assert!(text.contains("ping from sipp"), "tw_append body in\n{text}");
     id.to_string()
 }
@@ -96,8 +99,12 @@ fn fake_application_on_a_fifo_answers_through_t_reply() {
         // Open the FIFO for reading before the request comes, as SEMS does.
         let text = read_fifo_until(&app_fifo, Duration::from_secs(8));
         let id = check_description(&text, port);
-        let mut w = std::fs::OpenOptions::new().write(true).open(&ser_fifo).unwrap();
-        w.write_all(t_reply_request(&id, &report_name).as_bytes()).unwrap();
+        let mut w = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&ser_fifo)
+            .unwrap();
+        w.write_all(t_reply_request(&id, &report_name).as_bytes())
+            .unwrap();
     });
     std::thread::sleep(Duration::from_millis(200));
     let tdir = TestDir::new();
@@ -126,7 +133,9 @@ fn fake_application_on_a_unix_socket_answers_through_t_reply() {
     let ser_sock: PathBuf = sock_of(&ser);
     let client_path = ser.dir().join("app_client.sock");
     let app = std::thread::spawn(move || {
-        app_sock.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        app_sock
+            .set_read_timeout(Some(Duration::from_secs(8)))
+            .unwrap();
         let mut buf = vec![0u8; 65536];
         let n = app_sock.recv(&mut buf).expect("the description arrives");
         let text = String::from_utf8_lossy(&buf[..n]).into_owned();
@@ -134,7 +143,8 @@ fn fake_application_on_a_unix_socket_answers_through_t_reply() {
         // Answer over ser's unix socket, from a bound address.
         let c = UnixDatagram::bind(&client_path).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        c.send_to(t_reply_request(&id, "").as_bytes(), &ser_sock).unwrap();
+        c.send_to(t_reply_request(&id, "").as_bytes(), &ser_sock)
+            .unwrap();
         let n = c.recv(&mut buf).expect("t_reply answered");
         String::from_utf8_lossy(&buf[..n]).into_owned()
     });
@@ -178,12 +188,19 @@ route {{
         gone = dir.join("gone.sock").display(),
         nofifo = dir.join("no_reader_fifo").display(),
     );
-    nix::unistd::mkfifo(&dir.join("no_reader_fifo"), nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .unwrap();
+    nix::unistd::mkfifo(
+        &dir.join("no_reader_fifo"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
     let ser = start(dir, port, &cfg_routes);
     let caller = UdpPeer::bind();
     for (user, at_least, at_most) in [
-        ("full", Duration::from_millis(900), Duration::from_millis(2500)),
+        (
+            "full",
+            Duration::from_millis(900),
+            Duration::from_millis(2500),
+        ),
         ("gone", Duration::ZERO, Duration::from_millis(500)),
         ("fifo", Duration::ZERO, Duration::from_millis(500)),
     ] {
@@ -196,7 +213,12 @@ route {{
             .recv_final(Duration::from_secs(4))
             .unwrap_or_else(|| panic!("{user}: no final reply\n{}", ser.log()));
         let took = t0.elapsed();
-        assert_eq!(status_of(&reply), Some(500), "{user}: {}", first_line(&reply));
+        assert_eq!(
+            status_of(&reply),
+            Some(500),
+            "{user}: {}",
+            first_line(&reply)
+        );
         assert!(
             took >= at_least && took <= at_most,
             "{user}: 500 after {took:?}, expected {at_least:?}..{at_most:?}"

@@ -245,7 +245,10 @@ fn launcher_reports_early_death_with_log() {
         .or_else(|| err.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default();
     assert!(msg.contains("server exited early"), "{msg}");
-    assert!(msg.contains("stand-in: refusing to start"), "the log is in the message: {msg}");
+    assert!(
+        msg.contains("stand-in: refusing to start"),
+        "the log is in the message: {msg}"
+    );
 }
 
 #[test]

@@ -58,7 +58,13 @@ fn a_backlog_sheds_new_calls_with_503_and_finishes_admitted_ones() {
     callee.send_to_port(&reply_to(&a_in, 200, "OK", Some("a")), port);
     caller.send_to_port(&a.build(), port);
     let news: Vec<Request> = (0..10)
-        .map(|i| Request::new("INVITE", &format!("sip:new{i}@127.0.0.1:{port}"), caller.port()))
+        .map(|i| {
+            Request::new(
+                "INVITE",
+                &format!("sip:new{i}@127.0.0.1:{port}"),
+                caller.port(),
+            )
+        })
         .collect();
     for r in &news {
         caller.send_to_port(&r.build(), port);
@@ -78,7 +84,12 @@ fn a_backlog_sheds_new_calls_with_503_and_finishes_admitted_ones() {
         match status_of(&m) {
             Some(200) if cid == a.call_id => got_a = true,
             Some(503) => {
-                assert_eq!(header_value(&m, "Retry-After").as_deref(), Some("5"), "{}", text(&m));
+                assert_eq!(
+                    header_value(&m, "Retry-After").as_deref(),
+                    Some("5"),
+                    "{}",
+                    text(&m)
+                );
                 assert_ne!(cid, a.call_id, "the admitted call was refused");
                 refused.push(cid);
             }
@@ -88,10 +99,16 @@ fn a_backlog_sheds_new_calls_with_503_and_finishes_admitted_ones() {
     assert!(got_a, "call A's 200 was not relayed:\n{}", ser.log());
     refused.sort();
     refused.dedup();
-    assert_eq!(refused.len(), news.len(), "503s: {refused:?}\n{}", ser.log());
+    assert_eq!(
+        refused.len(),
+        news.len(),
+        "503s: {refused:?}\n{}",
+        ser.log()
+    );
     assert!(
         callee
-            .recv_matching(Duration::from_millis(300), |m| is_invite(m) && !m.windows(4).any(|w| w == b"a@12"))
+            .recv_matching(Duration::from_millis(300), |m| is_invite(m)
+                && !m.windows(4).any(|w| w == b"a@12"))
             .is_none(),
         "a refused call reached the callee"
     );
@@ -102,7 +119,9 @@ fn a_backlog_sheds_new_calls_with_503_and_finishes_admitted_ones() {
     let c = Request::new("INVITE", &format!("sip:c@127.0.0.1:{port}"), caller.port());
     caller.send_to_port(&c.build(), port);
     let (c_in, _) = callee
-        .recv_matching(Duration::from_secs(3), |m| is_invite(m) && first_line(m).contains("sip:c@"))
+        .recv_matching(Duration::from_secs(3), |m| {
+            is_invite(m) && first_line(m).contains("sip:c@")
+        })
         .unwrap_or_else(|| panic!("call C not admitted:\n{}", ser.log()));
     assert!(first_line(&c_in).starts_with("INVITE sip:c@"));
 }

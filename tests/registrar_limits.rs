@@ -118,8 +118,17 @@ fn a_200_too_large_for_a_datagram_becomes_a_500() {
         last = ask(&attacker, port, &req)
             .unwrap_or_else(|| panic!("REGISTER {batch} not answered\n{}", ser.log()));
     }
-    assert_eq!(status_of(&last), Some(500), "{}", String::from_utf8_lossy(&last));
+    assert_eq!(
+        status_of(&last),
+        Some(500),
+        "{}",
+        String::from_utf8_lossy(&last)
+    );
     assert!(last.len() < 2000 && contacts_in(&last) == 0);
-    let warned = ser.log().lines().filter(|l| l.contains("does not fit a datagram")).count();
+    let warned = ser
+        .log()
+        .lines()
+        .filter(|l| l.contains("does not fit a datagram"))
+        .count();
     assert_eq!(warned, 1, "{}", ser.log());
 }

@@ -187,7 +187,10 @@ fn unixsock_error_reply_exits_1_with_status_on_stderr() {
 #[test]
 fn error_replies_end_with_a_newline() {
     let path = unique("nolf.sock");
-    let server = fake_unix(&path, vec![Some(b"404 Username x in table location not found")]);
+    let server = fake_unix(
+        &path,
+        vec![Some(b"404 Username x in table location not found")],
+    );
     let out = serctl(&["ul", "rm", "x"], &[("SER_UNIXSOCK", &path)]);
     join(server);
     let _ = std::fs::remove_file(&path);
@@ -476,7 +479,12 @@ fn moni_clears_the_screen_on_a_terminal() {
         .unwrap_or_else(|e| panic!("running script: {e}"));
     join(server);
     let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout:?} {}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout:?} {}",
+        text(&out.stderr)
+    );
     assert_eq!(stdout.matches("\x1b[H\x1b[2J").count(), 1, "{stdout:?}");
     assert!(stdout.contains("Up time: 42 [sec]"), "{stdout:?}");
 }

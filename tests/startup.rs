@@ -54,7 +54,8 @@ fn ask(sock: &UdpSocket, to: SocketAddr, ruri: &str) -> Option<String> {
     let mut req = Request::new("OPTIONS", ruri, me.port()).via_host(&host);
     req.to = format!("<{ruri}>");
     sock.send_to(&req.build(), to).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
     let deadline = Instant::now() + Duration::from_secs(3);
     let mut buf = vec![0u8; 65536];
     while Instant::now() < deadline {
@@ -92,10 +93,19 @@ fn run_ser(args: &[&str], dir: &TestDir) -> Finished {
 fn dash_l_accepts_every_documented_form() {
     let cfg_plain = format!("children=1\nfifo=\"\"\n{}", myself_route());
     let p = free_udp_port();
-    for form in [format!("127.0.0.1:{p}"), format!("udp:127.0.0.1:{p}"), format!("UDP:127.0.0.1:{p}")] {
+    for form in [
+        format!("127.0.0.1:{p}"),
+        format!("udp:127.0.0.1:{p}"),
+        format!("UDP:127.0.0.1:{p}"),
+    ] {
         let mut ser = launch(&cfg_plain, &["-DD", "-E", "-l", &form], vec![p]);
         let got = ask(&v4_peer(), local(p), &format!("sip:x@127.0.0.1:{p}"));
-        assert_eq!(got.as_deref(), Some("SIP/2.0 200 myself"), "-l {form}; log:\n{}", ser.log());
+        assert_eq!(
+            got.as_deref(),
+            Some("SIP/2.0 200 myself"),
+            "-l {form}; log:\n{}",
+            ser.log()
+        );
         ser.stop();
     }
     // A bare address or an interface name takes the port from `port=`.
@@ -104,7 +114,12 @@ fn dash_l_accepts_every_documented_form() {
     for form in ["127.0.0.1", "lo"] {
         let mut ser = launch(&cfg_port, &["-DD", "-E", "-l", form], vec![q]);
         let got = ask(&v4_peer(), local(q), &format!("sip:x@127.0.0.1:{q}"));
-        assert_eq!(got.as_deref(), Some("SIP/2.0 200 myself"), "-l {form}; log:\n{}", ser.log());
+        assert_eq!(
+            got.as_deref(),
+            Some("SIP/2.0 200 myself"),
+            "-l {form}; log:\n{}",
+            ser.log()
+        );
         ser.stop();
     }
 }
@@ -125,22 +140,38 @@ fn dash_l_takes_a_bracketed_ipv6_address_with_port() {
     while got.is_none() && Instant::now() < deadline {
         got = ask(&peer, to, &format!("sip:x@[::1]:{p}"));
     }
-    assert_eq!(got.as_deref(), Some("SIP/2.0 200 myself"), "log:\n{}", ser.log());
+    assert_eq!(
+        got.as_deref(),
+        Some("SIP/2.0 200 myself"),
+        "log:\n{}",
+        ser.log()
+    );
     ser.stop();
 }
 
 #[test]
 fn dash_l_with_ser_c_prints_the_socket_and_bad_forms_are_refused() {
     let dir = TestDir::new();
-    let cfg = dir.write("ser.cfg", format!("fifo=\"\"\n{}", myself_route()).as_bytes());
+    let cfg = dir.write(
+        "ser.cfg",
+        format!("fifo=\"\"\n{}", myself_route()).as_bytes(),
+    );
     let cfg = cfg.display().to_string();
     let ok = run_ser(&["-c", "-f", &cfg, "-l", "127.0.0.1:10000"], &dir);
     assert_eq!(ok.code(), Some(0), "{ok:?}");
-    assert!(ok.stdout.contains("udp: 127.0.0.1 [127.0.0.1]:10000"), "{}", ok.stdout);
+    assert!(
+        ok.stdout.contains("udp: 127.0.0.1 [127.0.0.1]:10000"),
+        "{}",
+        ok.stdout
+    );
 
     let bad_port = run_ser(&["-c", "-f", &cfg, "-l", "127.0.0.1:99999"], &dir);
     assert_ne!(bad_port.code(), Some(0), "{bad_port:?}");
-    assert!(bad_port.stderr.contains("-l 127.0.0.1:99999"), "{}", bad_port.stderr);
+    assert!(
+        bad_port.stderr.contains("-l 127.0.0.1:99999"),
+        "{}",
+        bad_port.stderr
+    );
 
     // Only UDP is served: an explicit TCP socket is refused, not dropped.
     let tcp = run_ser(&["-c", "-f", &cfg, "-l", "tcp:127.0.0.1:10000"], &dir);
@@ -176,7 +207,10 @@ fn myself_and_aliases_hold_on_every_port_width() {
     );
     let mut ser = launch(&cfg, &["-DD", "-E"], ports.clone());
     let peer = v4_peer();
-    let not_ours = (1..).map(|d| first.wrapping_add(d)).find(|p| !ports.contains(p)).unwrap();
+    let not_ours = (1..)
+        .map(|d| first.wrapping_add(d))
+        .find(|p| !ports.contains(p))
+        .unwrap();
     for &p in &ports {
         let cases = [
             (format!("sip:x@127.0.0.1:{p}"), true),
@@ -187,18 +221,39 @@ fn myself_and_aliases_hold_on_every_port_width() {
             (format!("sip:x@ANY.Example.Test:{p}"), true),
         ];
         for (ruri, mine) in cases {
-            let want = if mine { "SIP/2.0 200 myself" } else { "SIP/2.0 404 not myself" };
-            assert_eq!(ask(&peer, local(p), &ruri).as_deref(), Some(want), "{ruri} to port {p}");
+            let want = if mine {
+                "SIP/2.0 200 myself"
+            } else {
+                "SIP/2.0 404 not myself"
+            };
+            assert_eq!(
+                ask(&peer, local(p), &ruri).as_deref(),
+                Some(want),
+                "{ruri} to port {p}"
+            );
         }
     }
     // No port means 5060, which is not ours.
-    assert_eq!(ask(&peer, local(first), "sip:x@127.0.0.1").as_deref(), Some("SIP/2.0 404 not myself"));
+    assert_eq!(
+        ask(&peer, local(first), "sip:x@127.0.0.1").as_deref(),
+        Some("SIP/2.0 404 not myself")
+    );
     // An alias with a port is ours on that port only.
     for (ruri, want) in [
-        (format!("sip:x@sip.example.test:{first}"), "SIP/2.0 200 myself"),
-        (format!("sip:x@sip.example.test:{not_ours}"), "SIP/2.0 404 not myself"),
+        (
+            format!("sip:x@sip.example.test:{first}"),
+            "SIP/2.0 200 myself",
+        ),
+        (
+            format!("sip:x@sip.example.test:{not_ours}"),
+            "SIP/2.0 404 not myself",
+        ),
     ] {
-        assert_eq!(ask(&peer, local(first), &ruri).as_deref(), Some(want), "{ruri}");
+        assert_eq!(
+            ask(&peer, local(first), &ruri).as_deref(),
+            Some(want),
+            "{ruri}"
+        );
     }
     ser.stop();
 }
@@ -224,13 +279,23 @@ fn check_via_on_a_five_digit_port_passes_our_replies_and_drops_others() {
         let mut reply = String::from_utf8(reply_to(&fwd, 200, "OK", Some("t1"))).unwrap();
         if !passes {
             // The same reply, but its top Via names a port of someone else.
-            reply = reply.replacen(&format!("127.0.0.1:{p}"), &format!("127.0.0.1:{top_via_port}"), 1);
+            reply = reply.replacen(
+                &format!("127.0.0.1:{p}"),
+                &format!("127.0.0.1:{top_via_port}"),
+                1,
+            );
         }
         callee.send_to_port(reply.as_bytes(), p);
-        let got = caller.recv_matching(Duration::from_millis(if passes { 3000 } else { 1000 }), |m| {
-            header_value(m, "Call-ID").as_deref() == Some(req.call_id.as_str())
-        });
-        assert_eq!(got.is_some(), passes, "top Via port {top_via_port}; log:\n{}", ser.log());
+        let got = caller.recv_matching(
+            Duration::from_millis(if passes { 3000 } else { 1000 }),
+            |m| header_value(m, "Call-ID").as_deref() == Some(req.call_id.as_str()),
+        );
+        assert_eq!(
+            got.is_some(),
+            passes,
+            "top Via port {top_via_port}; log:\n{}",
+            ser.log()
+        );
     }
     ser.stop();
 }
@@ -240,14 +305,21 @@ fn check_via_on_a_five_digit_port_passes_our_replies_and_drops_others() {
 #[test]
 fn a_second_server_on_a_served_address_is_refused() {
     let p = free_udp_port();
-    let cfg = format!("listen=udp:127.0.0.1:{p}\nchildren=2\nfifo=\"\"\n{}", myself_route());
+    let cfg = format!(
+        "listen=udp:127.0.0.1:{p}\nchildren=2\nfifo=\"\"\n{}",
+        myself_route()
+    );
     let mut first = launch(&cfg, &["-DD", "-E"], vec![p]);
     let dir = TestDir::new();
     let cfg2 = dir.write("ser.cfg", cfg.as_bytes()).display().to_string();
     let second = run_ser(&["-f", &cfg2, "-DD", "-E"], &dir);
     assert!(second.status.is_some(), "the second server kept running");
     assert_ne!(second.code(), Some(0), "{second:?}");
-    assert!(second.stderr.contains("already in use"), "{}", second.stderr);
+    assert!(
+        second.stderr.contains("already in use"),
+        "{}",
+        second.stderr
+    );
     // The first one still serves, alone.
     assert!(first.is_running());
     assert_eq!(
@@ -260,12 +332,19 @@ fn a_second_server_on_a_served_address_is_refused() {
     let holder = UdpSocket::bind("127.0.0.1:0").unwrap();
     let q = holder.local_addr().unwrap().port();
     let cfg3 = dir
-        .write("other.cfg", format!("listen=udp:127.0.0.1:{q}\nfifo=\"\"\n{}", myself_route()).as_bytes())
+        .write(
+            "other.cfg",
+            format!("listen=udp:127.0.0.1:{q}\nfifo=\"\"\n{}", myself_route()).as_bytes(),
+        )
         .display()
         .to_string();
     let refused = run_ser(&["-f", &cfg3, "-DD", "-E"], &dir);
     assert_ne!(refused.code(), Some(0), "{refused:?}");
-    assert!(refused.stderr.contains("already in use"), "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("already in use"),
+        "{}",
+        refused.stderr
+    );
 }
 
 // --- -D, -DD, -s, the start-up log -----------------------------------------
@@ -282,7 +361,10 @@ fn settled_children(ser: &Ser, min: usize) -> usize {
         } else if n >= min && last.1.elapsed() > Duration::from_millis(300) {
             return n;
         }
-        assert!(Instant::now() < deadline, "children never settled (last {n})");
+        assert!(
+            Instant::now() < deadline,
+            "children never settled (last {n})"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -291,11 +373,19 @@ fn settled_children(ser: &Ser, min: usize) -> usize {
 fn dash_d_receives_in_one_process_and_dash_dd_forks_the_workers() {
     for (flag, receivers) in [("-D", 1usize), ("-DD", 3)] {
         let p = free_udp_port();
-        let cfg = format!("listen=udp:127.0.0.1:{p}\nchildren=3\nfifo=\"\"\n{}", myself_route());
+        let cfg = format!(
+            "listen=udp:127.0.0.1:{p}\nchildren=3\nfifo=\"\"\n{}",
+            myself_route()
+        );
         let mut ser = launch(&cfg, &[flag, "-E"], vec![p]);
         // Children: the timer plus the receivers. The launched process is
         // the one that stays: neither form goes into the background.
-        assert_eq!(settled_children(&ser, 1 + receivers), 1 + receivers, "{flag}; log:\n{}", ser.log());
+        assert_eq!(
+            settled_children(&ser, 1 + receivers),
+            1 + receivers,
+            "{flag}; log:\n{}",
+            ser.log()
+        );
         assert!(ser.is_running(), "{flag} left the foreground");
         assert_eq!(
             ask(&v4_peer(), local(p), &format!("sip:x@127.0.0.1:{p}")).as_deref(),
@@ -309,10 +399,17 @@ fn dash_d_receives_in_one_process_and_dash_dd_forks_the_workers() {
 #[test]
 fn sigusr1_appends_to_the_statistics_file() {
     let p = free_udp_port();
-    let cfg = format!("listen=udp:127.0.0.1:{p}\nchildren=1\nfifo=\"\"\n{}", myself_route());
+    let cfg = format!(
+        "listen=udp:127.0.0.1:{p}\nchildren=1\nfifo=\"\"\n{}",
+        myself_route()
+    );
     let stats_dir = TestDir::new();
     let stats = stats_dir.join("ser.stats");
-    let mut ser = launch(&cfg, &["-DD", "-E", "-s", &stats.display().to_string()], vec![p]);
+    let mut ser = launch(
+        &cfg,
+        &["-DD", "-E", "-s", &stats.display().to_string()],
+        vec![p],
+    );
     let blocks = |path: &Path| {
         std::fs::read_to_string(path)
             .unwrap_or_default()
@@ -320,8 +417,11 @@ fn sigusr1_appends_to_the_statistics_file() {
             .count()
     };
     for want in 1..=2 {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(ser.pid()), nix::sys::signal::Signal::SIGUSR1)
-            .unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(ser.pid()),
+            nix::sys::signal::Signal::SIGUSR1,
+        )
+        .unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
         while blocks(&stats) < want && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
@@ -329,13 +429,26 @@ fn sigusr1_appends_to_the_statistics_file() {
         assert_eq!(blocks(&stats), want, "log:\n{}", ser.log());
     }
     let text = std::fs::read_to_string(&stats).unwrap();
-    assert!(text.contains("timer"), "the process list is in the file:\n{text}");
+    assert!(
+        text.contains("timer"),
+        "the process list is in the file:\n{text}"
+    );
     ser.stop();
 
     // A file that cannot be written refuses the start.
     let dir = TestDir::new();
     let cfg_path = dir.write("ser.cfg", cfg.as_bytes()).display().to_string();
-    let bad = run_ser(&["-f", &cfg_path, "-DD", "-E", "-s", "/nonexistent-dir/ser.stats"], &dir);
+    let bad = run_ser(
+        &[
+            "-f",
+            &cfg_path,
+            "-DD",
+            "-E",
+            "-s",
+            "/nonexistent-dir/ser.stats",
+        ],
+        &dir,
+    );
     assert_ne!(bad.code(), Some(0), "{bad:?}");
     assert!(bad.stderr.contains("statistics file"), "{}", bad.stderr);
 }
@@ -349,9 +462,15 @@ fn the_log_says_which_version_listens_where() {
     );
     let mut ser = launch(&cfg, &["-DD", "-E"], vec![p, q]);
     let log = ser.log();
-    assert!(log.contains(&format!("ser {} (", env!("CARGO_PKG_VERSION"))), "{log}");
+    assert!(
+        log.contains(&format!("ser {} (", env!("CARGO_PKG_VERSION"))),
+        "{log}"
+    );
     for port in [p, q] {
-        assert!(log.contains(&format!("listening on udp: 127.0.0.1 [127.0.0.1]:{port}")), "{log}");
+        assert!(
+            log.contains(&format!("listening on udp: 127.0.0.1 [127.0.0.1]:{port}")),
+            "{log}"
+        );
     }
     ser.stop();
 }
@@ -359,7 +478,10 @@ fn the_log_says_which_version_listens_where() {
 #[test]
 fn without_a_syslog_daemon_the_log_goes_to_stderr() {
     let p = free_udp_port();
-    let cfg = format!("listen=udp:127.0.0.1:{p}\nchildren=1\nfifo=\"\"\n{}", myself_route());
+    let cfg = format!(
+        "listen=udp:127.0.0.1:{p}\nchildren=1\nfifo=\"\"\n{}",
+        myself_route()
+    );
     let dir = TestDir::new();
     let cfg_path = dir.write("ser.cfg", cfg.as_bytes()).display().to_string();
     let pid_file = dir.join("ser.pid");
@@ -393,7 +515,13 @@ fn without_a_syslog_daemon_the_log_goes_to_stderr() {
     };
     let mut ser = Ser::launch(dir, &program, &args, vec![p], cfg_path.into(), pid_file);
     let log = ser.log();
-    assert!(log.contains("no syslog daemon at /dev/log: logging to stderr"), "{log}");
-    assert!(log.contains(&format!("listening on udp: 127.0.0.1 [127.0.0.1]:{p}")), "{log}");
+    assert!(
+        log.contains("no syslog daemon at /dev/log: logging to stderr"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("listening on udp: 127.0.0.1 [127.0.0.1]:{p}")),
+        "{log}"
+    );
     ser.stop();
 }

@@ -17,7 +17,10 @@ const CALLER: usize = 0;
 /// Parallel forking to the callees' ports (the first through the R-URI,
 /// the others as branches); FR timer 2 s so a silent branch ends in time.
 fn fork_cfg(port: u16, callees: &[u16]) -> String {
-    let mut route = format!("route {{\n    rewritehostport(\"127.0.0.1:{}\");\n", callees[0]);
+    let mut route = format!(
+        "route {{\n    rewritehostport(\"127.0.0.1:{}\");\n",
+        callees[0]
+    );
     for p in &callees[1..] {
         route.push_str(&format!("    append_branch(\"sip:x@127.0.0.1:{p}\");\n"));
     }
@@ -34,8 +37,15 @@ fn finals_for(answers: &[Option<(u16, &str)>]) -> (Vec<u16>, String) {
     let port = free_udp_port();
     let ports: Vec<u16> = callees.iter().map(|c| c.port()).collect();
     let ser = Ser::start(&fork_cfg(port, &ports));
-    let inv = Request::new("INVITE", &format!("sip:bob@127.0.0.1:{port}"), caller.port())
-        .header("Contact", &format!("<sip:alice@127.0.0.1:{}>", caller.port()));
+    let inv = Request::new(
+        "INVITE",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        caller.port(),
+    )
+    .header(
+        "Contact",
+        &format!("<sip:alice@127.0.0.1:{}>", caller.port()),
+    );
     caller.send_to_port(&inv.build(), port);
     let mut peers: Vec<&UdpPeer> = vec![&caller];
     peers.extend(callees.iter());
@@ -88,14 +98,20 @@ fn finals_for(answers: &[Option<(u16, &str)>]) -> (Vec<u16>, String) {
 fn of_486_404_and_a_silent_branch_the_caller_gets_the_404() {
     let (finals, text) = finals_for(&[Some((486, "Busy Here")), Some((404, "Not Found")), None]);
     assert!(!finals.is_empty(), "no final reply:\n{text}");
-    assert!(finals.iter().all(|c| *c == 404), "finals {finals:?}, want 404:\n{text}");
+    assert!(
+        finals.iter().all(|c| *c == 404),
+        "finals {finals:?}, want 404:\n{text}"
+    );
 }
 
 #[test]
 fn of_486_and_603_the_caller_gets_the_603() {
     let (finals, text) = finals_for(&[Some((486, "Busy Here")), Some((603, "Decline"))]);
     assert!(!finals.is_empty(), "no final reply:\n{text}");
-    assert!(finals.iter().all(|c| *c == 603), "finals {finals:?}, want 603:\n{text}");
+    assert!(
+        finals.iter().all(|c| *c == 603),
+        "finals {finals:?}, want 603:\n{text}"
+    );
 }
 
 #[test]
@@ -104,6 +120,12 @@ fn a_6xx_ends_the_call_while_another_branch_still_rings() {
     // cancelled at once (no waiting for the FR timer) and, although its
     // 487 is the lower code, the caller gets the 603.
     let (finals, text) = finals_for(&[Some((180, "Ringing")), Some((603, "Decline"))]);
-    assert!(finals.iter().all(|c| *c == 603) && !finals.is_empty(), "finals {finals:?}:\n{text}");
-    assert!(text.contains("peer1 CANCEL"), "the ringing branch was not cancelled:\n{text}");
+    assert!(
+        finals.iter().all(|c| *c == 603) && !finals.is_empty(),
+        "finals {finals:?}:\n{text}"
+    );
+    assert!(
+        text.contains("peer1 CANCEL"),
+        "the ringing branch was not cancelled:\n{text}"
+    );
 }

@@ -62,7 +62,10 @@ fn secs(t: SystemTime) -> i64 {
 fn uptime(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
     let now = SystemTime::now();
     let started = super::settings().started;
-    let up = now.duration_since(started).map(|d| d.as_secs()).unwrap_or(0);
+    let up = now
+        .duration_since(started)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     Ok(Reply::ok(vec![
         format!("Now: {}", crate::os::time::ctime(secs(now))),
         format!("Up Since: {}", crate::os::time::ctime(secs(started))),

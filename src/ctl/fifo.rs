@@ -76,7 +76,10 @@ pub fn prepare(
             {
                 Ok(_) => return Err(FifoError::Busy { path: path.into() }),
                 Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-                    log::warn!("fifo {}: stale pipe from an earlier run replaced", path.display());
+                    log::warn!(
+                        "fifo {}: stale pipe from an earlier run replaced",
+                        path.display()
+                    );
                     std::fs::remove_file(path).map_err(io)?;
                 }
                 Err(e) => return Err(io(e)),

@@ -21,7 +21,7 @@ use std::time::SystemTime;
 
 pub use registry::{CmdCtx, CtlCmd, Handler, Registry, Served};
 pub use reply::{Outcome, Reply};
-pub use request::{Dialect, Params, ParamError};
+pub use request::{Dialect, ParamError, Params};
 pub use target::{Patience, ReplyTarget};
 
 /// Process-wide facts the commands report, fixed before the fork.
@@ -63,11 +63,7 @@ pub fn settings() -> &'static Settings {
 /// queue.
 pub fn deliver_later(target: &ReplyTarget, reply: &Reply, dialect: Dialect) {
     let s = settings();
-    if let Err(e) = target.deliver(
-        &reply.render(dialect),
-        s.file_mode,
-        Patience::NONE,
-    ) {
+    if let Err(e) = target.deliver(&reply.render(dialect), s.file_mode, Patience::NONE) {
         crate::warn_limited!("ctl: report not delivered: {e}");
     }
 }

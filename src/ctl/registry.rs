@@ -109,7 +109,10 @@ impl Registry {
                     head.command
                 );
                 Served {
-                    reply: Some(Reply::new(400, format!("{}: request incomplete", head.command))),
+                    reply: Some(Reply::new(
+                        400,
+                        format!("{}: request incomplete", head.command),
+                    )),
                     requeue: Some(next),
                 }
             }
@@ -144,7 +147,12 @@ mod tests {
             name: "echo",
             handler: echo,
         }]);
-        let s = r.serve(&head("echo"), &mut TextLines::new("hi\n"), Dialect::Fifo, None);
+        let s = r.serve(
+            &head("echo"),
+            &mut TextLines::new("hi\n"),
+            Dialect::Fifo,
+            None,
+        );
         assert_eq!(s.reply, Some(Reply::ok(vec!["hi".into()])));
         let s = r.serve(&head("nope"), &mut TextLines::new(""), Dialect::Fifo, None);
         assert_eq!(

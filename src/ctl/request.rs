@@ -217,8 +217,14 @@ mod tests {
         assert_eq!(h.reply, "hh");
         assert_eq!(parse_head(":ps:", Dialect::Fifo).unwrap().reply, "");
         assert_eq!(parse_head("ps", Dialect::Fifo), Err(HeadError::NoColon));
-        assert_eq!(parse_head("::x", Dialect::Fifo), Err(HeadError::EmptyCommand));
-        assert_eq!(parse_head(":ps", Dialect::Fifo), Err(HeadError::NoSecondColon));
+        assert_eq!(
+            parse_head("::x", Dialect::Fifo),
+            Err(HeadError::EmptyCommand)
+        );
+        assert_eq!(
+            parse_head(":ps", Dialect::Fifo),
+            Err(HeadError::NoSecondColon)
+        );
         assert!(matches!(
             parse_head(":ps:../etc/passwd", Dialect::Fifo),
             Err(HeadError::BadReplyName(_))

@@ -160,7 +160,12 @@ fn open_reply(path: &Path, mode: u32, patience: Patience) -> Result<std::fs::Fil
     Ok(file)
 }
 
-fn deliver_file(path: &Path, bytes: &[u8], mode: u32, patience: Patience) -> Result<(), DeliverError> {
+fn deliver_file(
+    path: &Path,
+    bytes: &[u8],
+    mode: u32,
+    patience: Patience,
+) -> Result<(), DeliverError> {
     let mut f = open_reply(path, mode, patience)?;
     let deadline = Instant::now() + WRITE_BUDGET;
     let mut rest = bytes;

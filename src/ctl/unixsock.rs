@@ -238,10 +238,7 @@ mod tests {
             answer(&r, b":nosuch:\n", None).unwrap(),
             b"500 Command nosuch not found\n"
         );
-        assert_eq!(
-            answer(&r, b":print:\nhi\n", None).unwrap(),
-            b"200 OK\nhi\n"
-        );
+        assert_eq!(answer(&r, b":print:\nhi\n", None).unwrap(), b"200 OK\nhi\n");
     }
 
     #[test]

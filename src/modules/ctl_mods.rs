@@ -26,7 +26,13 @@ fn text(module: &'static str, param: &str, v: &Literal) -> Result<String, ParamE
     })
 }
 
-fn number(module: &'static str, param: &str, v: &Literal, lo: i64, hi: i64) -> Result<i64, ParamError> {
+fn number(
+    module: &'static str,
+    param: &str,
+    v: &Literal,
+    lo: i64,
+    hi: i64,
+) -> Result<i64, ParamError> {
     let n = match v {
         Literal::Int(n) => Some(*n),
         Literal::Str(s) | Literal::Ident(s) => {
@@ -175,9 +181,11 @@ mod tests {
     #[test]
     fn unixsock_params_reach_the_core() {
         let mut m = UnixSock::default();
-        m.set_param("socket", &Literal::Str("/tmp/s".into())).unwrap();
+        m.set_param("socket", &Literal::Str("/tmp/s".into()))
+            .unwrap();
         m.set_param("children", &Literal::Int(2)).unwrap();
-        m.set_param("socket_mode", &Literal::Str("0600".into())).unwrap();
+        m.set_param("socket_mode", &Literal::Str("0600".into()))
+            .unwrap();
         assert!(m.set_param("nope", &Literal::Int(1)).is_err());
         assert!(m.set_param("children", &Literal::Int(0)).is_err());
         let mut c = CoreCfg::default();
@@ -189,7 +197,8 @@ mod tests {
     #[test]
     fn fifo_params_reach_the_core() {
         let mut m = Fifo::default();
-        m.set_param("fifo_file", &Literal::Str("/tmp/f".into())).unwrap();
+        m.set_param("fifo_file", &Literal::Str("/tmp/f".into()))
+            .unwrap();
         m.set_param("reply_retries", &Literal::Int(4)).unwrap();
         let mut c = CoreCfg::default();
         m.configure_core(&mut c);

@@ -7,15 +7,24 @@ pub mod acc;
 pub mod avpops;
 pub mod ctl_mods;
 pub mod maxfwd;
-pub mod rr;
 pub mod registrar;
+pub mod rr;
 pub mod sl;
 pub mod textops;
 pub mod usrloc;
 
 /// Module names a config may load.
 pub const SUPPORTED: &[&str] = &[
-    "sl", "tm", "rr", "maxfwd", "usrloc", "registrar", "textops", "acc", "avpops", "fifo",
+    "sl",
+    "tm",
+    "rr",
+    "maxfwd",
+    "usrloc",
+    "registrar",
+    "textops",
+    "acc",
+    "avpops",
+    "fifo",
     "unixsock",
 ];
 

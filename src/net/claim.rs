@@ -42,9 +42,8 @@ pub fn claim_listen(proto: Proto, addr: SocketAddr) -> Result<ListenClaim, NetEr
         return Ok(ListenClaim { _lock: None });
     }
     let name = lock_name(proto, addr);
-    let lock_addr = UnixAddr::from_abstract_name(name.as_bytes()).map_err(|source| {
-        NetError::Socket { addr, source }
-    })?;
+    let lock_addr = UnixAddr::from_abstract_name(name.as_bytes())
+        .map_err(|source| NetError::Socket { addr, source })?;
     let lock = match UnixDatagram::bind_addr(&lock_addr) {
         Ok(l) => l,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => return Err(in_use(proto, addr)),
@@ -53,7 +52,9 @@ pub fn claim_listen(proto: Proto, addr: SocketAddr) -> Result<ListenClaim, NetEr
     if proto == Proto::Udp {
         match open_udp(addr, 0, false) {
             Ok(probe) => drop(probe),
-            Err(NetError::Bind { source, .. }) if source.kind() == std::io::ErrorKind::AddrInUse => {
+            Err(NetError::Bind { source, .. })
+                if source.kind() == std::io::ErrorKind::AddrInUse =>
+            {
                 return Err(in_use(proto, addr))
             }
             Err(e) => return Err(e),
@@ -68,7 +69,10 @@ mod tests {
     use std::net::UdpSocket;
 
     fn free_addr() -> SocketAddr {
-        UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+        UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
     }
 
     #[test]

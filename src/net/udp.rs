@@ -119,12 +119,8 @@ pub fn recv_stamped(
     cmsg: &mut Vec<u8>,
 ) -> std::io::Result<Received> {
     let mut iov = [IoSliceMut::new(buf)];
-    let msg = recvmsg::<SockaddrStorage>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(cmsg),
-        MsgFlags::empty(),
-    )?;
+    let msg =
+        recvmsg::<SockaddrStorage>(sock.as_raw_fd(), &mut iov, Some(cmsg), MsgFlags::empty())?;
     let src = msg
         .address
         .as_ref()
@@ -202,11 +198,16 @@ mod tests {
         assert_eq!(&buf[..r.len], b"first");
         assert_eq!(r.src, tx.local_addr().unwrap());
         let q = r.queued.expect("a stamp");
-        assert!(q >= Duration::from_millis(50) && q < Duration::from_secs(5), "{q:?}");
+        assert!(
+            q >= Duration::from_millis(50) && q < Duration::from_secs(5),
+            "{q:?}"
+        );
         // Without stamps enabled there is nothing to read.
         let plain = open_udp(lo0(), 0, false).unwrap();
         send_udp(&tx, b"x", plain.local_addr().unwrap()).unwrap();
-        plain.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        plain
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
         let r = recv_stamped(&plain, &mut buf, &mut cmsg).unwrap();
         assert_eq!(r.queued, None);
     }

@@ -29,7 +29,11 @@ pub enum UnixSendError {
 
 /// Send `bytes` to the socket at `path`, waiting at most `timeout` for
 /// room in its queue (zero: do not wait at all).
-pub fn send_unix_datagram(path: &Path, bytes: &[u8], timeout: Duration) -> Result<(), UnixSendError> {
+pub fn send_unix_datagram(
+    path: &Path,
+    bytes: &[u8],
+    timeout: Duration,
+) -> Result<(), UnixSendError> {
     let sock = UnixDatagram::unbound().map_err(UnixSendError::Io)?;
     if timeout.is_zero() {
         sock.set_nonblocking(true).map_err(UnixSendError::Io)?;

@@ -97,7 +97,10 @@ pub fn list() -> Vec<(i32, String)> {
                 return None;
             }
             let n = usize::from(s.len.load(Ordering::Relaxed)).min(DESC_LEN);
-            let d: Vec<u8> = s.desc[..n].iter().map(|b| b.load(Ordering::Relaxed)).collect();
+            let d: Vec<u8> = s.desc[..n]
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect();
             Some((pid, String::from_utf8_lossy(&d).into_owned()))
         })
         .collect()

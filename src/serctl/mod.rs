@@ -16,9 +16,7 @@ pub mod transport;
 pub mod unixsock;
 
 pub use proto::{build_request, parse_reply, BuildError, Reply, ReplyError};
-pub use run::{
-    run, EnvPaths, OutKind, EXIT_OK, EXIT_SERVER_ERROR, EXIT_UNREACHABLE, EXIT_USAGE,
-};
+pub use run::{run, EnvPaths, OutKind, EXIT_OK, EXIT_SERVER_ERROR, EXIT_UNREACHABLE, EXIT_USAGE};
 pub use transport::{Transport, TransportError};
 
 /// The program with the process's arguments, environment and streams;

@@ -176,7 +176,11 @@ fn moni(
         round = round.saturating_add(1);
         let screen = format!(
             "{}[ser monitor, {t}, refresh #{round}]\n\nTransaction statistics\n{}\nUptime\n{}",
-            if kind == OutKind::Terminal { CLEAR_SCREEN } else { "" },
+            if kind == OutKind::Terminal {
+                CLEAR_SCREEN
+            } else {
+                ""
+            },
             format::body_or_status(&stats),
             format::body_or_status(&uptime),
         );

@@ -121,7 +121,12 @@ pub enum StartError {
 pub fn load_config(opts: &CliOpts) -> Result<Loaded, StartError> {
     let script = crate::cfg::parse_file(&opts.cfg_file)?;
     let file = opts.cfg_file.display().to_string();
-    Ok(route::load(&script, &file, core_from_cli(opts)?, crate::modules::CATALOG)?)
+    Ok(route::load(
+        &script,
+        &file,
+        core_from_cli(opts)?,
+        crate::modules::CATALOG,
+    )?)
 }
 
 fn spec_text(s: &SocketSpec) -> String {
@@ -256,7 +261,13 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     }
     for s in &socks {
         let l = &s.listen;
-        log::info!("listening on {}: {} [{}]:{}", l.proto, l.name, l.addr.ip(), l.addr.port());
+        log::info!(
+            "listening on {}: {} [{}]:{}",
+            l.proto,
+            l.name,
+            l.addr.ip(),
+            l.addr.port()
+        );
     }
     let mut table = SocketTable::from_sockets(socks);
     for a in &core.alias {
@@ -323,7 +334,11 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
     // to; a file we cannot write refuses the start rather than losing
     // every later report.
     let stats_file = match &opts.stats_file {
-        Some(path) => match std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        Some(path) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
             Ok(f) => Some(f),
             Err(e) => {
                 log::error!("statistics file {path}: {e}");
@@ -516,7 +531,11 @@ impl ControlFiles {
         })
     }
 
-    fn spawn_servers(&self, rt: &'static Runtime, sup: &mut Supervisor) -> Result<(), crate::proc::ProcError> {
+    fn spawn_servers(
+        &self,
+        rt: &'static Runtime,
+        sup: &mut Supervisor,
+    ) -> Result<(), crate::proc::ProcError> {
         let registry = self.registry;
         if let Some(pipe) = self.fifo {
             sup.spawn(Rank::Fifo, "fifo server".into(), move || {
@@ -556,7 +575,10 @@ fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) 
     let mut rx = Receiver::new(rt);
     // Arrival stamps tell admission control how far behind we are.
     if let Err(e) = net::enable_arrival_stamps(rx_sock) {
-        log::warn!("no arrival stamps on {} ({e}): no overload protection", sock.listen.addr);
+        log::warn!(
+            "no arrival stamps on {} ({e}): no overload protection",
+            sock.listen.addr
+        );
     }
     let mut cmsg = net::stamp_space();
     let mut rbuf = vec![0u8; 65536];

@@ -120,4 +120,3 @@ pub fn report(kind: u32, outcome: &UacOutcome<'_>) {
         f(outcome);
     }
 }
-

@@ -9,9 +9,9 @@
 
 use crate::ctl::{CmdCtx, CtlCmd, Dialect, Outcome, ParamError, Params, Reply, ReplyTarget};
 use crate::sip::{HdrKind, Msg};
-use crate::tm::reply::build_reply_with;
 use crate::tm::callbacks::{self, UacOutcome};
 use crate::tm::dialog;
+use crate::tm::reply::build_reply_with;
 use crate::tm::uac::{self, UacError, UacRequest};
 use crate::tm::{driver, relay, store};
 
@@ -84,7 +84,11 @@ fn report_dialog(o: &UacOutcome<'_>) {
         reply.body = dialog_lines(o.code, o.reply);
         let text = String::from_utf8_lossy(o.reply);
         let rest = text.split_once('\n').map(|(_, r)| r).unwrap_or("");
-        reply.body.push(rest.replace("\r\n", "\n").trim_end_matches('\n').to_string());
+        reply.body.push(
+            rest.replace("\r\n", "\n")
+                .trim_end_matches('\n')
+                .to_string(),
+        );
     }
     deliver(o, reply);
 }
@@ -421,10 +425,17 @@ mod tests {
 
     #[test]
     fn header_sets_are_classified() {
-        let lines: Vec<String> = ["From: <sip:a@b>", "t: <sip:c@d>", "i: x@y", "CSeq: 5 MESSAGE", "Content-Type: text/plain", "X: !!"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let lines: Vec<String> = [
+            "From: <sip:a@b>",
+            "t: <sip:c@d>",
+            "i: x@y",
+            "CSeq: 5 MESSAGE",
+            "Content-Type: text/plain",
+            "X: !!",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         let hs = classify(&lines).unwrap();
         assert_eq!(hs.from.as_deref(), Some("<sip:a@b>"));
         assert_eq!(hs.to.as_deref(), Some("<sip:c@d>"));
@@ -472,7 +483,11 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n
 Contact: <sip:c@10.0.0.1:5070>\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(
             dialog_lines(200, reply),
-            vec!["sip:c@10.0.0.1:5070", "sip:p1;lr", "Route: <sip:p1;lr>, <sip:p2;lr>"]
+            vec![
+                "sip:c@10.0.0.1:5070",
+                "sip:p1;lr",
+                "Route: <sip:p1;lr>, <sip:p2;lr>"
+            ]
         );
         let msg = b"SIP/2.0 200 OK\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\n\
 Call-ID: x\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n";

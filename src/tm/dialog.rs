@@ -12,7 +12,12 @@ use crate::util::hash::hex128;
 /// set (its Record-Route, reversed), with the 2xx's To-tag, the INVITE's
 /// CSeq number and a fresh branch. `None` when the reply gives no usable
 /// target. Returns the bytes and where they go.
-pub fn dialog_ack(invite: &Msg, ok: &Msg, via_host: &str, via_port: u16) -> Option<(Vec<u8>, std::net::SocketAddr)> {
+pub fn dialog_ack(
+    invite: &Msg,
+    ok: &Msg,
+    via_host: &str,
+    via_port: u16,
+) -> Option<(Vec<u8>, std::net::SocketAddr)> {
     use crate::sip::HdrKind;
     let target = remote_target(ok).unwrap_or_else(|| invite.ruri().to_vec());
     let routes = route_set(ok);
@@ -103,7 +108,10 @@ CSeq: 10 INVITE\r\nContact: <sip:bob@127.0.0.1:5070>\r\nContent-Length: 0\r\n\r\
         let a = parse(&ack);
         assert_eq!(a.ruri(), b"sip:bob@127.0.0.1:5070");
         let text = String::from_utf8_lossy(&ack);
-        assert!(text.contains("To: <sip:bob@example.com>;tag=t9\r\n"), "{text}");
+        assert!(
+            text.contains("To: <sip:bob@example.com>;tag=t9\r\n"),
+            "{text}"
+        );
         assert!(text.contains("CSeq: 10 ACK\r\n"), "{text}");
         assert!(
             text.contains("Route: <sip:127.0.0.1:5090;lr>\r\nRoute: <sip:127.0.0.1:5091;lr>\r\n"),

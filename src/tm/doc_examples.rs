@@ -57,7 +57,9 @@ fn check(name: &str) -> usize {
                 continue;
             }
         };
-        if let Err(e) = crate::route::load(&parsed, name, CoreCfg::default(), crate::modules::CATALOG) {
+        if let Err(e) =
+            crate::route::load(&parsed, name, CoreCfg::default(), crate::modules::CATALOG)
+        {
             failures.push(format!("{label}: {e}"));
         }
     }

@@ -7,21 +7,21 @@
 //! when two processes received them.
 
 use std::borrow::Cow;
-use std::sync::OnceLock;
 use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
 
 use shm::{Region, ShmOff, TimerLink};
 
 use crate::cfg::ast::RouteKind;
+use crate::route::ctx::{AvpName, AvpValue, RETRY_AFTER};
 use crate::route::forward::without_top_via;
 use crate::route::interp::run_top;
-use crate::route::ctx::{AvpName, AvpValue, RETRY_AFTER};
 use crate::route::{MsgCtx, Runtime};
 use crate::sip::{build_ack_cancel, HdrKind, HopRequest, Method, Msg};
 use crate::tm::callbacks::{self, CbEvent};
 use crate::tm::cell::{replace_bytes, Cell, CellRef, CellState, Peer};
-use crate::tm::fsm::{Action, Actions, Phase};
 use crate::tm::env::{env, now, send_peer, Env};
+use crate::tm::fsm::{Action, Actions, Phase};
 use crate::tm::params::TmParams;
 use crate::tm::reply::build_local_reply;
 use crate::tm::store;
@@ -202,7 +202,10 @@ fn ack_local_2xx(env: &Env, cell: &Cell, st: &CellState, reply: &Msg, code: u16)
             let peer = Peer::new(dst, env.rt.sockets.index_of(sock));
             send_peer(env, &peer, &ack);
         }
-        None => log::warn!("tm: no way to ACK the 2xx of local INVITE (hash {})", cell.hash),
+        None => log::warn!(
+            "tm: no way to ACK the 2xx of local INVITE (hash {})",
+            cell.hash
+        ),
     }
 }
 
@@ -216,7 +219,9 @@ fn sync_wait_gauge(st: &mut CellState) {
         return;
     }
     st.wait_counted = u16::from(waiting);
-    let Some(s) = crate::tm::stats::stats() else { return };
+    let Some(s) = crate::tm::stats::stats() else {
+        return;
+    };
     if waiting {
         s.waiting.fetch_add(1, Ordering::Relaxed);
     } else {

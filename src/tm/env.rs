@@ -81,4 +81,3 @@ pub fn init(rt: &'static Runtime, region: &'static Region, params: TmParams) -> 
     })
     .is_ok()
 }
-

@@ -96,4 +96,3 @@ pub fn run(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
     rearm(cref, &st);
     def
 }
-

@@ -128,7 +128,9 @@ fn t_newtran(ctx: &mut MsgCtx<'_>) -> i32 {
 }
 
 fn t_lookup_request(ctx: &mut MsgCtx<'_>) -> i32 {
-    let Some(env) = crate::tm::env::env() else { return -1 };
+    let Some(env) = crate::tm::env::env() else {
+        return -1;
+    };
     let Ok(mk) = MsgKey::of(ctx.msg) else {
         return -1;
     };
@@ -280,7 +282,8 @@ impl Module for Tm {
                 {
                     let mut st = c.cell().lock();
                     let mut acts = Actions::new();
-                    st.tx.release(crate::tm::env::now(), &env.params.timers, &mut acts);
+                    st.tx
+                        .release(crate::tm::env::now(), &env.params.timers, &mut acts);
                     driver::execute(env, c.cell(), &mut st, &mut acts, None, &mut def);
                     driver::rearm(&c, &st);
                 }

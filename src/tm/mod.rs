@@ -28,6 +28,6 @@ pub mod stats;
 pub mod store;
 pub mod twrite;
 pub mod uac;
-pub mod write_fns;
 #[cfg(test)]
 mod uac_tests;
+pub mod write_fns;

@@ -82,4 +82,3 @@ pub fn snapshot() -> StatsSnapshot {
         completed,
     }
 }
-

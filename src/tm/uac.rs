@@ -5,7 +5,6 @@
 //! its kind is called with the status and the caller's parameter (a FIFO
 //! reply file name, say) — in whichever process completed it.
 
-
 use crate::net::{send_udp, Proto};
 use crate::route::forward::destination_of;
 use crate::sip::{push_via, Msg};

@@ -11,9 +11,9 @@ use crate::net::{ListenAddr, ListenSocket, Proto, SocketTable};
 use crate::route::globals::CoreCfg;
 use crate::route::Runtime;
 use crate::sip::Msg;
+use crate::tm::callbacks::{register_report, UacOutcome};
 use crate::tm::stats::snapshot;
 use crate::tm::store::branch_id;
-use crate::tm::callbacks::{register_report, UacOutcome};
 use crate::tm::uac::{t_uac, UacRequest};
 
 static REPORTED: Mutex<Vec<(u16, Vec<u8>)>> = Mutex::new(Vec::new());
@@ -32,7 +32,13 @@ fn header<'a>(raw: &'a str, name: &str) -> &'a str {
 fn uac_sends_retransmits_and_reports_the_final() {
     let region: &'static shm::Region = Box::leak(Box::new(shm::Region::new(8 << 20).unwrap()));
     let script = crate::cfg::parse_str("loadmodule \"tm.so\"\nroute {}\n", "t.cfg").unwrap();
-    let loaded = crate::route::load(&script, "t.cfg", CoreCfg::default(), crate::modules::CATALOG).unwrap();
+    let loaded = crate::route::load(
+        &script,
+        "t.cfg",
+        CoreCfg::default(),
+        crate::modules::CATALOG,
+    )
+    .unwrap();
     let udp = crate::net::open_udp("127.0.0.1:0".parse().unwrap(), 0, false).unwrap();
     let addr = udp.local_addr().unwrap();
     udp.set_read_timeout(Some(Duration::from_secs(2))).unwrap();

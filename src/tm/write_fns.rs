@@ -75,7 +75,9 @@ impl TWrite {
 /// Run `t_write_*`: 1 when the application has the request, −1 otherwise
 /// (then the caller has been answered 500), 0 for a retransmission.
 pub fn t_write(ctx: &mut MsgCtx<'_>, w: &TWrite) -> i32 {
-    let Some(env) = crate::tm::env::env() else { return -1 };
+    let Some(env) = crate::tm::env::env() else {
+        return -1;
+    };
     if ctx.msg.method() == Method::Ack {
         return -1;
     }
@@ -108,11 +110,7 @@ pub fn t_write(ctx: &mut MsgCtx<'_>, w: &TWrite) -> i32 {
         ),
     });
     if let Err(e) = sent {
-        log::error!(
-            "tm: {} for '{}' failed: {e}",
-            w.path.display(),
-            w.action
-        );
+        log::error!("tm: {} for '{}' failed: {e}", w.path.display(), w.action);
         ctx.last_error = ScriptError::Exec;
         let (code, _) = ScriptError::Exec.reply();
         let reason = ScriptError::Exec.reason_with_tag("TM");
@@ -122,7 +120,10 @@ pub fn t_write(ctx: &mut MsgCtx<'_>, w: &TWrite) -> i32 {
     // The blind branch: nothing is sent, but its FR timer runs, so a
     // silent application ends in 408.
     let mut st = cell.lock();
-    let ok = st.tx.add_branch(now(), &env.params.timers, false, true).is_ok();
+    let ok = st
+        .tx
+        .add_branch(now(), &env.params.timers, false, true)
+        .is_ok();
     driver::rearm(&cref, &st);
     if ok {
         1

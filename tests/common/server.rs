@@ -45,7 +45,12 @@ impl Finished {
 /// Runs `cmd` to completion with stdout/stderr captured in files of `dir`
 /// (pipes could fill up and deadlock a single-threaded waiter), killing it
 /// if it runs longer than `limit`.
-pub(crate) fn run_bounded(cmd: &mut Command, dir: &TestDir, tag: &str, limit: Duration) -> Finished {
+pub(crate) fn run_bounded(
+    cmd: &mut Command,
+    dir: &TestDir,
+    tag: &str,
+    limit: Duration,
+) -> Finished {
     let out_p = dir.join(&format!("{tag}.stdout"));
     let err_p = dir.join(&format!("{tag}.stderr"));
     let out = File::create(&out_p).expect("create stdout file");

@@ -179,7 +179,11 @@ pub(crate) struct Heard {
 /// Serves `peers` round-robin for up to `d`: every datagram is handed to
 /// `f` (which may answer through the peers) and recorded. Stops early when
 /// `f` returns true. Resolution is a few milliseconds, plenty for SIP timers.
-pub(crate) fn pump(peers: &[&UdpPeer], d: Duration, mut f: impl FnMut(&Heard) -> bool) -> Vec<Heard> {
+pub(crate) fn pump(
+    peers: &[&UdpPeer],
+    d: Duration,
+    mut f: impl FnMut(&Heard) -> bool,
+) -> Vec<Heard> {
     let deadline = Instant::now() + d;
     let mut log = Vec::new();
     while Instant::now() < deadline {

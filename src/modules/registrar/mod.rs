@@ -31,12 +31,12 @@ use crate::sip::Msg;
 pub use aor::{aor_of, AorError, AorRule};
 pub use config::RegCfg;
 pub use lookup::{Dest, LookupOpts};
+#[cfg(test)]
+pub use mem_location::MemLocation;
 pub use reply::RegReply;
 pub use request::{Origin, RegRequest};
 pub use save::{RegError, SaveOutcome, FL_NAT};
 pub use store::{LocError, Location, UpdateFn};
-#[cfg(test)]
-pub use mem_location::MemLocation;
 
 /// The store the registrar uses: usrloc's shared-memory table.
 pub fn default_location() -> &'static dyn Location {

@@ -84,7 +84,10 @@ impl Binding {
     /// below an explicit 1.0, then the most recently refreshed first.
     pub fn order_key(&self) -> (std::cmp::Reverse<i32>, std::cmp::Reverse<u64>) {
         let q = if self.q == Q_UNSPECIFIED { 999 } else { self.q };
-        (std::cmp::Reverse(q), std::cmp::Reverse(self.last_modified_ms))
+        (
+            std::cmp::Reverse(q),
+            std::cmp::Reverse(self.last_modified_ms),
+        )
     }
 }
 

@@ -140,7 +140,8 @@ l: 0\n\
 \n";
 
 /// Unknown R-URI scheme: valid to parse (a proxy answers 416; RFC 4475 §3.3.2).
-pub(super) const UNKNOWN_SCHEME: &[u8] = b"OPTIONS nobodyKnowsThisScheme:totallyopaquecontent SIP/2.0\r\n\
+pub(super) const UNKNOWN_SCHEME: &[u8] =
+    b"OPTIONS nobodyKnowsThisScheme:totallyopaquecontent SIP/2.0\r\n\
 To: sip:user@example.com\r\n\
 From: sip:caller@example.net;tag=384\r\n\
 Max-Forwards: 3\r\n\
