@@ -13,11 +13,9 @@
 //! (see [`rate`]), so that no peer can fill the disk with them.
 pub mod rate;
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
 
@@ -236,39 +234,6 @@ impl Log for SerLogger {
     fn flush(&self) {}
 }
 
-/// Rate limit for repetitive complaints (malformed packets, out of shm):
-/// each kind is allowed at most once per second in this process. For a
-/// single call site, [`warn_limited!`](crate::warn_limited) does the same
-/// and also reports how many lines it held back.
-#[derive(Debug, Default)]
-pub struct LogLimiter {
-    last: HashMap<&'static str, Instant>,
-}
-
-impl LogLimiter {
-    /// An empty limiter: every kind is allowed once straight away.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// True when a message of `kind` may be logged now.
-    pub fn allow(&mut self, kind: &'static str) -> bool {
-        self.allow_at(kind, Instant::now())
-    }
-
-    /// `allow` with an explicit clock, for tests and callers that already
-    /// read the time.
-    pub fn allow_at(&mut self, kind: &'static str, now: Instant) -> bool {
-        match self.last.get(kind) {
-            Some(prev) if now.saturating_duration_since(*prev) < Duration::from_secs(1) => false,
-            _ => {
-                self.last.insert(kind, now);
-                true
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,18 +283,6 @@ mod tests {
             " 42(timer) ERROR: boom\n"
         );
         assert_eq!(format_line(7, "", 2, "x\n"), " 7() NOTICE: x\n");
-    }
-
-    #[test]
-    fn limiter_allows_once_per_second_per_kind() {
-        let mut l = LogLimiter::new();
-        let t0 = Instant::now();
-        assert!(l.allow_at("bad_msg", t0));
-        assert!(!l.allow_at("bad_msg", t0 + Duration::from_millis(500)));
-        assert!(l.allow_at("no_shm", t0 + Duration::from_millis(500)));
-        assert!(!l.allow_at("bad_msg", t0 + Duration::from_millis(999)));
-        assert!(l.allow_at("bad_msg", t0 + Duration::from_millis(1000)));
-        assert!(!l.allow_at("bad_msg", t0 + Duration::from_millis(1500)));
     }
 
     #[test]

@@ -8,7 +8,6 @@
 use std::net::SocketAddr;
 
 use crate::cfg::ast::RouteKind;
-use crate::logging::LogLimiter;
 use crate::modules::sl::{send_reply, LocalReply};
 use crate::net::send_udp;
 use crate::net::ListenSocket;
@@ -20,7 +19,6 @@ use crate::sip::{salvage, HdrKind, Method, Msg};
 /// Per-process state of a receiving worker.
 pub struct Receiver<'a> {
     pub rt: &'a Runtime,
-    pub limiter: LogLimiter,
     /// This worker's backlog and whether it refuses new requests now.
     pub overload: Overload,
 }
@@ -29,7 +27,6 @@ impl<'a> Receiver<'a> {
     pub fn new(rt: &'a Runtime) -> Self {
         Receiver {
             rt,
-            limiter: LogLimiter::default(),
             overload: Overload::default(),
         }
     }
@@ -37,17 +34,13 @@ impl<'a> Receiver<'a> {
     /// Handle one datagram; hands the buffer back for reuse.
     pub fn handle(&mut self, buf: Vec<u8>, src: SocketAddr, rcv: &ListenSocket) -> Vec<u8> {
         if is_keepalive(&buf) {
-            if self.limiter.allow("keepalive") {
-                log::debug!("keep-alive from {src}");
-            }
+            crate::log_limited!(log::Level::Debug, "keep-alive from {src}");
             return buf;
         }
         let msg = match Msg::parse(buf) {
             Ok(m) => m,
             Err(f) => {
-                if self.limiter.allow(f.error.kind()) {
-                    log::warn!("unparsable message from {src}: {}", f.error);
-                }
+                crate::warn_limited!("unparsable message from {src}: {}", f.error);
                 let tag = format!("{}.bad", self.rt.sl_tag);
                 if let Some(out) = salvage::bad_request(&f.buf, &f.error, &tag) {
                     if let Err(e) = send_udp(&rcv.udp, &out, src) {
@@ -58,9 +51,7 @@ impl<'a> Receiver<'a> {
             }
         };
         if let Err(e) = msg.validate() {
-            if self.limiter.allow(e.kind()) {
-                log::warn!("bad message from {src}: {e}");
-            }
+            crate::warn_limited!("bad message from {src}: {e}");
             let reason = match e.reply_code() {
                 Some(505) => "Version Not Supported".to_string(),
                 _ => format!("Bad Request ({e})"),
@@ -132,13 +123,11 @@ impl<'a> Receiver<'a> {
             log::debug!("503 while overloaded not sent: {e}");
         }
         self.overload.shed += 1;
-        if self.limiter.allow("overload") {
-            log::warn!(
-                "overloaded (requests wait over {} ms): new requests refused with 503, {} so far",
-                crate::server::overload::ENTER_QUEUED.as_millis(),
-                self.overload.shed
-            );
-        }
+        crate::warn_limited!(
+            "overloaded (requests wait over {} ms): new requests refused with 503, {} so far",
+            crate::server::overload::ENTER_QUEUED.as_millis(),
+            self.overload.shed
+        );
         true
     }
 
@@ -185,14 +174,10 @@ impl<'a> Receiver<'a> {
             Ok(()) => {}
             // Anyone can send these; at debug only, so they cannot fill the log.
             Err(e @ forward::ReplyRouteError::NotNumeric) => {
-                if self.limiter.allow("reply-route-name") {
-                    log::debug!("reply from {src} dropped: {e}");
-                }
+                crate::log_limited!(log::Level::Debug, "reply from {src} dropped: {e}");
             }
             Err(e) => {
-                if self.limiter.allow("reply-route") {
-                    log::info!("reply from {src} not forwarded: {e}");
-                }
+                crate::log_limited!(log::Level::Info, "reply from {src} not forwarded: {e}");
             }
         }
     }

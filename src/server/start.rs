@@ -595,9 +595,7 @@ fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) 
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                if rx.limiter.allow("recv") {
-                    log::error!("recvfrom on {}: {e}", sock.listen.addr);
-                }
+                crate::log_limited!(log::Level::Error, "recvfrom on {}: {e}", sock.listen.addr);
             }
         }
     }
