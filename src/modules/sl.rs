@@ -9,13 +9,13 @@
 use std::net::SocketAddr;
 
 use crate::cfg::ast::Literal;
+use crate::fwd::{answer_destination, build_local_reply, ReplySpec};
 use crate::net::{send_udp, ListenSocket};
 use crate::route::export::{
     arg_int_range, arg_str, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask,
 };
-use crate::route::forward::{resolve_bounded, via1_received_params, via1_replaced_spans};
 use crate::route::{MsgCtx, Runtime};
-use crate::sip::{build_reply_within, BuildError, Method, Msg, ReplyFit, ReplyOpts, MAX_REPLY_LEN};
+use crate::sip::{BuildError, Method, Msg};
 use crate::util::hash::hex16;
 
 pub struct Sl;
@@ -38,29 +38,6 @@ pub fn to_tag(rt: &Runtime, msg: &Msg) -> String {
         Err(_) => hex16(&[]),
     };
     format!("{}.{}", rt.sl_tag, digest)
-}
-
-/// Where a local reply goes: the packet source, or with `reply_to_via`
-/// the top Via's received/rport/sent-by.
-fn reply_destination(rt: &Runtime, msg: &Msg, src: SocketAddr) -> SocketAddr {
-    if !rt.core.reply_to_via {
-        return src;
-    }
-    let buf = msg.buf();
-    match msg.via1() {
-        Ok(v) => {
-            let host = v
-                .received
-                .map(|r| r.get(buf))
-                .unwrap_or_else(|| v.host.get(buf));
-            let port = match v.rport {
-                Some(Some(p)) => p,
-                _ => v.port.unwrap_or(5060),
-            };
-            resolve_bounded(host, port).unwrap_or(src)
-        }
-        Err(_) => src,
-    }
 }
 
 /// Everything a stateless reply needs besides the request.
@@ -90,36 +67,27 @@ pub fn send_reply(
     } else {
         None
     };
-    let via_extra = via1_received_params(msg, src, r.force_rport);
-    let via_drop = via1_replaced_spans(msg, src, r.force_rport);
     let mut extra = r.extra.to_vec();
     if rt.core.sip_warning {
         extra.extend_from_slice(warning_line(msg, src, rcv, r.new_uri).as_bytes());
     }
-    let opts = ReplyOpts {
+    let spec = ReplySpec {
+        code: r.code,
+        reason: r.reason,
         to_tag: tag.as_deref().map(str::as_bytes),
-        via1_extra: &via_extra,
-        via1_drop: &via_drop,
         extra_headers: &extra,
         body: b"",
-        server_header: if rt.server_hdr.is_empty() {
-            None
-        } else {
-            Some(&rt.server_hdr)
-        },
+        force_rport: r.force_rport,
+        server_header: (!rt.server_hdr.is_empty()).then_some(&rt.server_hdr[..]),
+        who: "sl",
     };
-    let mut out = Vec::with_capacity(msg.buf().len() + 256);
-    match build_reply_within(msg, r.code, r.reason, &opts, MAX_REPLY_LEN, &mut out) {
-        Ok(ReplyFit::AsAsked) => {}
-        Ok(ReplyFit::Replaced { len }) => crate::warn_limited!(
-            "sl: a {} reply of {len} bytes does not fit a datagram; 500 sent instead",
-            r.code
-        ),
+    let built = match build_local_reply(msg, src, &spec) {
+        Ok(b) => b,
         Err(BuildError::TooLarge { len }) => return Err(SendReplyError::TooLarge { len }),
         Err(_) => return Err(SendReplyError::Build),
-    }
-    let dst = reply_destination(rt, msg, src);
-    send_udp(&rcv.udp, &out, dst).map_err(|_| SendReplyError::Send)
+    };
+    let dst = answer_destination(msg, src, rt.core.reply_to_via);
+    send_udp(&rcv.udp, &built.bytes, dst).map_err(|_| SendReplyError::Send)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -3,12 +3,13 @@
 use std::net::SocketAddr;
 
 use crate::cfg::ast::Literal;
+use crate::fwd::resolve;
 use crate::net::Proto;
 use crate::route::ctx::{Branch, MsgCtx, ScriptError, MAX_BRANCHES};
 use crate::route::export::{
     arg_int, arg_int_range, arg_str, BoxedFn, FixupEnv, FixupError, FnDef, RouteMask as M,
 };
-use crate::route::forward::{forward_request, resolve, uri_destination};
+use crate::route::forward::{forward_request, uri_destination};
 use crate::route::globals::MAX_LEN;
 use crate::route::uri_ops::{rewrite, UriEdit};
 

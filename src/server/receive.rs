@@ -173,7 +173,7 @@ impl<'a> Receiver<'a> {
         match forward::forward_reply(rt, msg) {
             Ok(()) => {}
             // Anyone can send these; at debug only, so they cannot fill the log.
-            Err(e @ forward::ReplyRouteError::NotNumeric) => {
+            Err(e @ crate::fwd::ReplyRouteError::NotNumeric) => {
                 crate::log_limited!(log::Level::Debug, "reply from {src} dropped: {e}");
             }
             Err(e) => {

@@ -2,8 +2,8 @@
 //! (RFC 3261 13.2.2.4), the remote target and the route set a reply sets
 //! up (12.1.2). Pure message work plus the next hop's address.
 
+use crate::fwd::destination_of;
 use crate::net::Proto;
-use crate::route::forward::destination_of;
 use crate::sip::{push_via, Msg};
 use crate::util::hash::hex128;
 

@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 use shm::{Region, ShmOff, TimerLink};
 
 use crate::cfg::ast::RouteKind;
+use crate::fwd::without_top_via;
 use crate::route::ctx::{AvpName, AvpValue, RETRY_AFTER};
-use crate::route::forward::without_top_via;
 use crate::route::interp::run_top;
 use crate::route::{MsgCtx, Runtime};
 use crate::sip::{build_ack_cancel, HdrKind, HopRequest, Method, Msg};

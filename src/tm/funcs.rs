@@ -2,13 +2,13 @@
 //! 0.8/0.9 (`t_on_negative`, `t_relay_to` from 0.8 included).
 
 use crate::cfg::ast::{Literal, RouteKind};
+use crate::fwd::resolve;
 use crate::net::Proto;
 use crate::route::ctx::{MsgCtx, ScriptError};
 use crate::route::export::{
     arg_int_range, arg_str, compile_regex, BoxedFn, FixupEnv, FixupError, FnDef, ModInitError,
     Module, ParamError, RouteMask as M,
 };
-use crate::route::forward::resolve;
 use crate::tm::fsm::{flags, Actions};
 use crate::tm::key::{MatchKind, MatchOpts, MsgKey};
 use crate::tm::params::TmParams;

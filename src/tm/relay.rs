@@ -6,9 +6,10 @@ use std::net::SocketAddr;
 
 use shm::ShmOff;
 
+use crate::fwd::{destination_of, edit_via1};
 use crate::net::{send_udp, Proto};
 use crate::route::ctx::{AvpName, AvpValue, MsgCtx, ScriptError, MAX_BRANCHES};
-use crate::route::forward::{destination_of, edit_via1, forward_request, via_host_port};
+use crate::route::forward::{forward_request, via_host_port};
 use crate::sip::{push_via, HdrKind, Method};
 use crate::tm::callbacks::{self, CbEvent};
 use crate::tm::cell::{replace_bytes, CellRef, Peer};
@@ -408,7 +409,7 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
                 Dest::Uri => match destination_of(dst_uri.as_deref().unwrap_or(&uri), None) {
                     Ok(d) => d,
                     Err(e) => {
-                        ctx.last_error = e;
+                        ctx.last_error = e.into();
                         continue;
                     }
                 },

@@ -4,8 +4,8 @@
 
 use std::net::SocketAddr;
 
-use crate::route::forward::{via1_received_params, via1_replaced_spans};
-use crate::sip::{build_reply_within, BuildError, Msg, ReplyFit, ReplyOpts, MAX_REPLY_LEN};
+use crate::fwd::{build_local_reply as build_local_reply_spec, ReplySpec};
+use crate::sip::{BuildError, Msg};
 use crate::tm::env::Env;
 use crate::util::hash::hex16;
 
@@ -23,14 +23,7 @@ pub fn to_tag(env: &Env, req: &Msg) -> String {
     format!("{}-{}", env.tag, digest)
 }
 
-/// A reply built here: its bytes and the status they carry — `500` when
-/// the reply asked for would not fit a datagram (see
-/// `sip::build_reply_within`); the transaction must record that one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Built {
-    pub bytes: Vec<u8>,
-    pub code: u16,
-}
+pub use crate::fwd::Built;
 
 /// The bytes of a reply to `req` (received from `src`).
 pub fn build_local_reply(
@@ -61,29 +54,15 @@ pub fn build_reply_with(
         Some(t) => Some(t.to_string()),
         None => (code >= 180).then(|| to_tag(env, req)),
     };
-    let via_extra = via1_received_params(req, src, false);
-    let via_drop = via1_replaced_spans(req, src, false);
-    let opts = ReplyOpts {
+    let spec = ReplySpec {
+        code,
+        reason,
         to_tag: tag.as_deref().map(str::as_bytes),
-        via1_extra: &via_extra,
-        via1_drop: &via_drop,
         extra_headers: extra,
         body,
-        server_header: if env.rt.server_hdr.is_empty() {
-            None
-        } else {
-            Some(&env.rt.server_hdr)
-        },
+        force_rport: false,
+        server_header: (!env.rt.server_hdr.is_empty()).then_some(&env.rt.server_hdr[..]),
+        who: "tm",
     };
-    let mut out = Vec::with_capacity(req.buf().len() + 256);
-    let code = match build_reply_within(req, code, reason, &opts, MAX_REPLY_LEN, &mut out)? {
-        ReplyFit::AsAsked => code,
-        ReplyFit::Replaced { len } => {
-            crate::warn_limited!(
-                "tm: a {code} reply of {len} bytes does not fit a datagram; 500 sent instead"
-            );
-            500
-        }
-    };
-    Ok(Built { bytes: out, code })
+    build_local_reply_spec(req, src, &spec)
 }

@@ -5,8 +5,8 @@
 //! its kind is called with the status and the caller's parameter (a FIFO
 //! reply file name, say) — in whichever process completed it.
 
+use crate::fwd::destination_of;
 use crate::net::{send_udp, Proto};
-use crate::route::forward::destination_of;
 use crate::sip::{push_via, Msg};
 use crate::tm::cell::{replace_bytes, store_bytes, CellRef, Peer};
 use crate::tm::driver::{self, finish, rearm, Deferred};
