@@ -12,7 +12,7 @@ use crate::cfg::ast::Literal;
 use crate::fwd::{answer_destination, build_local_reply, ReplySpec};
 use crate::net::{send_udp, ListenSocket};
 use crate::route::export::{
-    arg_int_range, arg_str, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask,
+    arg_int_range, arg_str, BoxedFn, FixupEnv, FixupError, FnDef, Module, RouteMask,
 };
 use crate::route::{MsgCtx, Runtime};
 use crate::sip::{BuildError, Method, Msg};
@@ -148,10 +148,6 @@ impl Module for Sl {
 
     fn functions(&self) -> &'static [FnDef] {
         FUNCS
-    }
-
-    fn set_param(&mut self, param: &str, _value: &Literal) -> Result<(), ParamError> {
-        Err(super::no_params("sl", param))
     }
 
     fn fixup(

@@ -5,7 +5,7 @@ use regex::bytes::Regex;
 
 use crate::cfg::ast::Literal;
 use crate::route::export::{
-    arg_str, compile_regex, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask,
+    arg_str, compile_regex, BoxedFn, FixupEnv, FixupError, FnDef, Module, RouteMask,
 };
 use crate::route::MsgCtx;
 use crate::sip::{HdrKind, Span};
@@ -165,10 +165,6 @@ impl Module for TextOps {
 
     fn functions(&self) -> &'static [FnDef] {
         FUNCS
-    }
-
-    fn set_param(&mut self, param: &str, _value: &Literal) -> Result<(), ParamError> {
-        Err(super::no_params("textops", param))
     }
 
     fn fixup(

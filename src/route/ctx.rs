@@ -8,8 +8,7 @@ use crate::net::ListenSocket;
 use crate::route::runtime::Runtime;
 use crate::sip::{Lumps, Msg};
 
-/// SER's MAX_BRANCHES: the R-URI plus 11 appended branches.
-pub const MAX_BRANCHES: usize = 12;
+pub use crate::sip::MAX_BRANCHES;
 
 /// One entry of the destination set (`append_branch`, `lookup`).
 #[derive(Debug, Clone, PartialEq, Eq)]

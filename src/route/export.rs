@@ -154,7 +154,14 @@ impl FixupEnv<'_> {
 pub trait Module: Send + Sync {
     fn name(&self) -> &'static str;
     fn functions(&self) -> &'static [FnDef];
-    fn set_param(&mut self, param: &str, value: &Literal) -> Result<(), ParamError>;
+    /// A `modparam`. The default refuses every name: a module takes only
+    /// the parameters it honours (nothing accepted and ignored).
+    fn set_param(&mut self, param: &str, _value: &Literal) -> Result<(), ParamError> {
+        Err(ParamError::Unknown {
+            module: self.name(),
+            param: param.to_string(),
+        })
+    }
     fn fixup(&self, f: &FnDef, args: &[Literal], env: &FixupEnv<'_>)
         -> Result<BoxedFn, FixupError>;
     /// Runs before the request route; `Some(ret)` consumes the message

@@ -39,4 +39,9 @@ pub use msg::{FirstLine, Msg, ParseFailure};
 pub use nameaddr::{parse_contacts, parse_name_addr, Contact, NameAddr};
 pub use span::Span;
 pub use uri::{parse_uri, Scheme, Uri};
+
+/// SER's MAX_BRANCHES: the R-URI plus 11 appended branches, so at most 12
+/// destinations of one request (the script's destination set and tm's
+/// forks both count against it). One definition for both.
+pub const MAX_BRANCHES: usize = 12;
 pub use via::{Transport, Via};

@@ -28,8 +28,7 @@ mod timers;
 
 pub use select::{best_final, class_rank};
 
-/// SER's MAX_BRANCHES: the R-URI plus 11 forks.
-pub const MAX_BRANCHES: usize = 12;
+pub use crate::sip::MAX_BRANCHES;
 
 /// Timer settings in milliseconds (converted from SER's params by the tm
 /// module: 0.9 seconds or 2.x ms).
