@@ -27,6 +27,14 @@ route {
 "#
 }
 
+/// A config listening on 127.0.0.1:`p` only, answering with [`myself_route`].
+fn one_socket_cfg(p: u16, children: u32) -> String {
+    format!(
+        "listen=udp:127.0.0.1:{p}\nchildren={children}\nfifo=\"\"\n{}",
+        myself_route()
+    )
+}
+
 /// Starts ser with `args` after `-f <cfg>`, waiting for `ports` (IPv4)
 /// to be bound.
 fn launch(cfg: &str, args: &[&str], ports: Vec<u16>) -> Ser {
@@ -305,10 +313,7 @@ fn check_via_on_a_five_digit_port_passes_our_replies_and_drops_others() {
 #[test]
 fn a_second_server_on_a_served_address_is_refused() {
     let p = free_udp_port();
-    let cfg = format!(
-        "listen=udp:127.0.0.1:{p}\nchildren=2\nfifo=\"\"\n{}",
-        myself_route()
-    );
+    let cfg = one_socket_cfg(p, 2);
     let mut first = launch(&cfg, &["-DD", "-E"], vec![p]);
     let dir = TestDir::new();
     let cfg2 = dir.write("ser.cfg", cfg.as_bytes()).display().to_string();
@@ -373,10 +378,7 @@ fn settled_children(ser: &Ser, min: usize) -> usize {
 fn dash_d_receives_in_one_process_and_dash_dd_forks_the_workers() {
     for (flag, receivers) in [("-D", 1usize), ("-DD", 3)] {
         let p = free_udp_port();
-        let cfg = format!(
-            "listen=udp:127.0.0.1:{p}\nchildren=3\nfifo=\"\"\n{}",
-            myself_route()
-        );
+        let cfg = one_socket_cfg(p, 3);
         let mut ser = launch(&cfg, &[flag, "-E"], vec![p]);
         // Children: the timer plus the receivers. The launched process is
         // the one that stays: neither form goes into the background.
@@ -399,10 +401,7 @@ fn dash_d_receives_in_one_process_and_dash_dd_forks_the_workers() {
 #[test]
 fn sigusr1_appends_to_the_statistics_file() {
     let p = free_udp_port();
-    let cfg = format!(
-        "listen=udp:127.0.0.1:{p}\nchildren=1\nfifo=\"\"\n{}",
-        myself_route()
-    );
+    let cfg = one_socket_cfg(p, 1);
     let stats_dir = TestDir::new();
     let stats = stats_dir.join("ser.stats");
     let mut ser = launch(
@@ -478,10 +477,7 @@ fn the_log_says_which_version_listens_where() {
 #[test]
 fn without_a_syslog_daemon_the_log_goes_to_stderr() {
     let p = free_udp_port();
-    let cfg = format!(
-        "listen=udp:127.0.0.1:{p}\nchildren=1\nfifo=\"\"\n{}",
-        myself_route()
-    );
+    let cfg = one_socket_cfg(p, 1);
     let dir = TestDir::new();
     let cfg_path = dir.write("ser.cfg", cfg.as_bytes()).display().to_string();
     let pid_file = dir.join("ser.pid");
