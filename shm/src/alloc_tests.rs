@@ -2,20 +2,7 @@
 
 use super::*;
 use crate::testbuf;
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use crate::TestRng as Rng;
 
 fn fill(r: &Region, off: ShmOff<u8>, len: usize, tag: u8) {
     // SAFETY: test: the block is live and owned by this test alone.
@@ -70,7 +57,7 @@ fn blocks_are_aligned_with_small_overhead() {
 fn random_sequence_matches_model() {
     let t = testbuf::region(4 << 20);
     let r = &t.r;
-    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let mut rng = Rng::new(0x1234_5678_9abc_def1);
     let mut live: Vec<(ShmOff<u8>, usize, u8)> = Vec::new();
     let mut model_allocs = 0u64;
     for step in 0..30_000u32 {

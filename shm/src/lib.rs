@@ -24,6 +24,7 @@ pub mod refcount;
 pub mod region;
 pub mod safe;
 pub mod table;
+pub mod test_rng;
 pub mod wheel;
 
 pub use alloc::{AllocStats, MAX_ALIGN};
@@ -37,6 +38,7 @@ pub use refcount::ShmRefCount;
 pub use region::{global, init_global, try_global, Region, DEFAULT_SIZE, MAX_REGION, ROOT_SLOTS};
 pub use safe::ShmSafe;
 pub use table::{BucketGuard, Linked, ListLink, ShmHashTable};
+pub use test_rng::TestRng;
 pub use wheel::{ShmTimerWheel, TimerLink};
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use shm::TestRng as Rng;
 use shm::{
     monotonic_ms, shm_container, Linked, ListLink, Region, ShmHashTable, ShmLocked, ShmMutex,
     ShmOff, ShmSafe, ShmSlice, ShmTimerWheel, TimerLink,
@@ -61,16 +62,6 @@ fn check(cond: bool, what: impl FnOnce() -> String) -> Outcome {
     }
 }
 
-struct Rng(u64);
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 /// (a) A plain, non-atomic counter behind one ShmMutex.
 fn mutex_counter(r: &Region) -> Outcome {
     const N: u64 = 100_000;
@@ -100,7 +91,7 @@ fn mutex_counter(r: &Region) -> Outcome {
 fn alloc_free(r: &Region) -> Outcome {
     let before = r.stats();
     in_children(CHILDREN, |i| {
-        let mut rng = Rng(0x9E37_79B9 + i as u64 * 7919);
+        let mut rng = Rng::new(0x9E37_79B9 + i as u64 * 7919);
         let mut live: Vec<(ShmSlice<u8>, u8)> = Vec::new();
         let mut ok = true;
         for step in 0..20_000u32 {
@@ -154,7 +145,7 @@ fn timers(r: &Region) -> Outcome {
         .map_err(|e| e.to_string())?;
     in_children(CHILDREN, |i| {
         let wheel = r.get(w);
-        let mut rng = Rng(12345 + i as u64);
+        let mut rng = Rng::new(12345 + i as u64);
         let fire = |o: ShmOff<TimerLink>| {
             if let Some(t) = shm_container!(o, Timed, link) {
                 r.get(t).fired.fetch_add(1, Ordering::Relaxed);

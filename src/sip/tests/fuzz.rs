@@ -4,25 +4,7 @@
 
 use super::fixtures::{long_request, VALID};
 use crate::sip::*;
-
-/// xorshift64*: deterministic, so a failure reproduces.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        if n == 0 {
-            0
-        } else {
-            (self.next() % n as u64) as usize
-        }
-    }
-}
+use shm::TestRng as Rng;
 
 /// Bytes that steer the parsers into their corner cases.
 const SPICE: &[&[u8]] = &[
@@ -65,53 +47,53 @@ const SPICE: &[&[u8]] = &[
 
 fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
     let mut m = base.to_vec();
-    for _ in 0..1 + rng.below(4) {
+    for _ in 0..1 + rng.index(4) {
         let len = m.len();
-        let at = rng.below(len + 1);
-        match rng.below(9) {
+        let at = rng.index(len + 1);
+        match rng.index(9) {
             0 => m.truncate(at),
             1 => {
                 if let Some(b) = m.get_mut(at) {
-                    *b ^= 1 << rng.below(8);
+                    *b ^= 1 << rng.index(8);
                 }
             }
             2 => {
                 if let Some(b) = m.get_mut(at) {
-                    *b = rng.next() as u8;
+                    *b = rng.next_u64() as u8;
                 }
             }
             3 => {
-                let s = SPICE[rng.below(SPICE.len())];
+                let s = SPICE[rng.index(SPICE.len())];
                 m.splice(at..at, s.iter().copied());
             }
             4 => {
-                let end = (at + rng.below(40)).min(len);
+                let end = (at + rng.index(40)).min(len);
                 m.drain(at..end);
             }
             5 => {
                 // a 10 KB header line, sometimes of structured junk
-                let fill = SPICE[rng.below(SPICE.len())];
+                let fill = SPICE[rng.index(SPICE.len())];
                 let mut line = b"X-Long: ".to_vec();
                 while line.len() < 10_000 {
-                    line.extend_from_slice(if rng.below(2) == 0 { b"a" } else { fill });
+                    line.extend_from_slice(if rng.index(2) == 0 { b"a" } else { fill });
                 }
                 line.extend_from_slice(b"\r\n");
                 m.splice(at..at, line);
             }
             6 => {
-                let n = rng.below(64);
-                let junk: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+                let n = rng.index(64);
+                let junk: Vec<u8> = (0..n).map(|_| rng.next_u64() as u8).collect();
                 m.splice(at..at, junk);
             }
             7 => {
                 // duplicate a slice (duplicate headers, repeated params)
-                let end = (at + rng.below(120)).min(len);
+                let end = (at + rng.index(120)).min(len);
                 let dup: Vec<u8> = m.get(at..end).unwrap_or(&[]).to_vec();
                 m.splice(at..at, dup);
             }
             _ => {
-                let n = 1 + rng.below(8);
-                let s = SPICE[rng.below(SPICE.len())];
+                let n = 1 + rng.index(8);
+                let s = SPICE[rng.index(SPICE.len())];
                 for _ in 0..n {
                     m.splice(at..at, s.iter().copied());
                 }
@@ -224,7 +206,7 @@ fn exercise(buf: Vec<u8>) {
 fn mutations_never_panic() {
     let mut seeds: Vec<Vec<u8>> = VALID.iter().map(|(_, b)| b.to_vec()).collect();
     seeds.extend(super::fixtures::INVALID.iter().map(|(_, b, _)| b.to_vec()));
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     for i in 0..6000 {
         let base = &seeds[i % seeds.len()];
         exercise(mutate(&mut rng, base));
@@ -238,10 +220,10 @@ fn mutations_never_panic() {
 
 #[test]
 fn pure_binary_and_degenerate_inputs() {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     for n in 0..2000 {
-        let len = rng.below(300) + n % 3;
-        let b: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let len = rng.index(300) + n % 3;
+        let b: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         exercise(b);
     }
     for b in [

@@ -1,5 +1,6 @@
 //! The sip layer depends on nothing else in the crate and does no I/O
-//! (style.md, "Layers run one way"): checked on the source text.
+//! (style.md, "Layers run one way"): checked on the source text of every
+//! non-test file.
 
 #[test]
 fn sip_uses_nothing_outside_itself() {
@@ -10,12 +11,11 @@ fn sip_uses_nothing_outside_itself() {
         for e in std::fs::read_dir(&d).unwrap() {
             let p = e.unwrap().path();
             if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            if p.file_name()
-                .is_some_and(|n| n == "layering.rs" || n == "bench.rs")
-            {
+                // Test code may use what it likes (the fuzz run takes the
+                // tests' seeded generator from shm).
+                if !p.ends_with("tests") {
+                    stack.push(p);
+                }
                 continue;
             }
             let src = std::fs::read_to_string(&p).unwrap();

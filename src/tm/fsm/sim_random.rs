@@ -2,25 +2,9 @@
 //! the way the driver drives it (failure route answered at once, timers
 //! at each deadline), checking invariants after every call.
 
+use shm::TestRng as Rng;
+
 use super::{flags, Action, Actions, Phase, TimerCfg, Tx, MAX_BRANCHES};
-
-/// xorshift64*: deterministic, no dependency, good enough to shuffle events.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-    fn chance(&mut self, pct: u64) -> bool {
-        self.below(100) < pct
-    }
-}
 
 const CODES: &[u16] = &[
     100, 180, 183, 200, 202, 302, 401, 404, 407, 408, 480, 486, 487, 500, 503, 603,
@@ -205,7 +189,7 @@ impl Run {
 #[test]
 fn random_event_sequences_keep_the_invariants_and_terminate() {
     for seed in 1..=3000u64 {
-        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut rng = Rng::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
         let mut tx = Tx::new(rng.chance(70), rng.chance(15), rng.chance(20));
         for bit in [flags::FAILURE_ROUTE, flags::NOISY_FORCED, flags::NO_RELAY] {
             if rng.chance(if bit == flags::FAILURE_ROUTE { 40 } else { 10 }) {
