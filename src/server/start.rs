@@ -192,75 +192,111 @@ fn print_sockets(listen: &[ListenAddr], core: &CoreCfg) {
 }
 
 fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
-    if let Err(e) = crate::proc::hold_supervised_signals() {
-        eprintln!("ser: signals: {e}");
-        return EXIT_BAD_CONFIG;
+    match prepare(&opts, loaded, listen) {
+        Ok(ready) => ready.launch(),
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("ser: {e}");
+            EXIT_BAD_CONFIG
+        }
     }
+}
+
+/// Why the server could not be set up before its first fork.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("signals: {0}")]
+    Signals(crate::proc::ProcError),
+    #[error("logging: {0}")]
+    Logging(#[from] crate::logging::LogError),
+    #[error("cannot listen: {0}")]
+    Claim(net::NetError),
+    #[error("cannot listen on {addr}: {source}")]
+    Open {
+        addr: std::net::SocketAddr,
+        source: net::NetError,
+    },
+    #[error("shared memory: {0}")]
+    Shm(#[from] shm::ShmError),
+    #[error("timers: {0}")]
+    Timer(#[from] crate::timer::TimerError),
+    #[error("{0}")]
+    ModInit(#[from] route::export::ModInitError),
+    #[error("process table: {0}")]
+    Procs(shm::ShmError),
+    #[error("cannot daemonize: {0}")]
+    Daemon(crate::os::OsError),
+    #[error("chroot {0}: {1}")]
+    Chroot(String, crate::os::OsError),
+    #[error("{0}")]
+    Control(#[from] ControlError),
+    #[error("statistics file {0}: {1}")]
+    StatsFile(String, std::io::Error),
+    #[error("supervisor: {0}")]
+    Supervisor(crate::proc::ProcError),
+    #[error("cannot drop privileges: {0}")]
+    Privileges(crate::os::OsError),
+}
+
+/// Everything set up before the first fork, in the one order that works:
+/// signals held, logging, listen addresses claimed and bound, shared memory,
+/// timers, the runtime and every module's `mod_init`, the process table,
+/// ctl settings, daemon/chroot, control files, statistics file, supervisor
+/// (pid file), privileges dropped. Only [`prepare`] makes one and only
+/// [`Ready::launch`] forks, so no process can run with a half-initialised
+/// module or shared state.
+struct Ready {
+    rt: &'static Runtime,
+    /// Receive sockets of workers 1.. of each listen address.
+    rx_extra: &'static [Vec<std::net::UdpSocket>],
+    children: u32,
+    mode: ProcessMode,
+    control: ControlFiles,
+    sup: Supervisor,
+    /// Held for the server's life: they keep a second server off our
+    /// addresses (children inherit them).
+    _claims: Vec<net::ListenClaim>,
+}
+
+fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Ready, RunError> {
+    crate::proc::hold_supervised_signals().map_err(RunError::Signals)?;
     let core = &loaded.core;
-    let stderr = match crate::logging::init(
+    let stderr = crate::logging::init(
         core.debug,
         core.log_stderror || opts.log_stderr,
         &core.log_facility,
         "ser",
-    ) {
-        Ok(sink) => sink.is_stderr(),
-        Err(e) => {
-            eprintln!("ser: logging: {e}");
-            return EXIT_BAD_CONFIG;
-        }
-    };
+    )?
+    .is_stderr();
     log::info!("ser {} starting", crate::util::version::version_tag());
     for name in &core.ignored {
         log::info!("global parameter {name} has no effect in this build");
     }
-    // One SO_REUSEPORT socket per worker: the kernel then hands every
-    // datagram of one peer address to the same worker, so a peer's 180 and
-    // 200 can never be reordered between two workers (with one shared
-    // socket they were, measurably). Worker 0 of each address uses the
-    // socket in the table, which also serves for sending.
     let mode = ProcessMode::of(opts.no_fork, core.fork);
     let children = match mode {
         ProcessMode::SingleReceiver => 1,
         ProcessMode::Daemon | ProcessMode::Foreground => core.children.max(1),
     };
-    let per_addr = children as usize;
-    // Held until we return: the claims keep a second server off our
-    // addresses (children inherit them, so they outlive a dead supervisor
-    // only as long as its workers do).
-    let mut claims = Vec::with_capacity(listen.len());
-    for l in &listen {
-        match net::claim_listen(l.proto, l.addr) {
-            Ok(c) => claims.push(c),
-            Err(e) => {
-                log::error!("cannot listen: {e}");
-                eprintln!("ser: cannot listen: {e}");
-                return EXIT_BAD_CONFIG;
-            }
-        }
-    }
+    let claims = listen
+        .iter()
+        .map(|l| net::claim_listen(l.proto, l.addr).map_err(RunError::Claim))
+        .collect::<Result<Vec<_>, _>>()?;
+    // One SO_REUSEPORT socket per worker: the kernel then hands every
+    // datagram of one peer address to the same worker, so a peer's 180 and
+    // 200 can never be reordered between two workers (with one shared
+    // socket they were, measurably). Worker 0 of each address uses the
+    // socket in the table, which also serves for sending.
     let mut socks = Vec::with_capacity(listen.len());
     let mut rx_extra: Vec<Vec<std::net::UdpSocket>> = Vec::with_capacity(listen.len());
     for l in listen {
-        let mut group = Vec::with_capacity(per_addr);
-        for _ in 0..per_addr {
-            match net::open_udp(l.addr, core.maxbuffer, true) {
-                Ok(udp) => group.push(udp),
-                Err(e) => {
-                    log::error!("cannot listen on {}: {e}", l.addr);
-                    eprintln!("ser: cannot listen on {}: {e}", l.addr);
-                    return EXIT_BAD_CONFIG;
-                }
-            }
-        }
+        let mut group = (0..children)
+            .map(|_| net::open_udp(l.addr, core.maxbuffer, true))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| RunError::Open {
+                addr: l.addr,
+                source,
+            })?;
         let first = group.remove(0);
-        socks.push(net::ListenSocket {
-            listen: l,
-            udp: first,
-        });
-        rx_extra.push(group);
-    }
-    for s in &socks {
-        let l = &s.listen;
         log::info!(
             "listening on {}: {} [{}]:{}",
             l.proto,
@@ -268,148 +304,141 @@ fn run(opts: CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> i32 {
             l.addr.ip(),
             l.addr.port()
         );
+        socks.push(net::ListenSocket {
+            listen: l,
+            udp: first,
+        });
+        rx_extra.push(group);
     }
     let mut table = SocketTable::from_sockets(socks);
     for a in &core.alias {
         table.add_alias(&a.host, a.port.filter(|p| *p != 0));
     }
-    let region = match shm::init_global(core.shm_mb as usize * 1024 * 1024) {
-        Ok(r) => r,
-        Err(e) => {
-            log::error!("shared memory: {e}");
-            return EXIT_BAD_CONFIG;
-        }
-    };
-    if let Err(e) = crate::timer::init(region) {
-        log::error!("timers: {e}");
-        return EXIT_BAD_CONFIG;
-    }
-    let workdir = core.workdir.clone();
+    let region = shm::init_global(core.shm_mb as usize * 1024 * 1024)?;
+    crate::timer::init(region)?;
     let rt: &'static Runtime = Box::leak(Box::new(Runtime::new(loaded, table)));
     // Before the fork and any chroot: every process shares one resolver view.
     net::dns::preload();
     for m in &rt.modules {
-        if let Err(e) = m.mod_init(rt, region) {
-            log::error!("{e}");
-            eprintln!("ser: {e}");
-            return EXIT_BAD_CONFIG;
-        }
+        m.mod_init(rt, region)?;
     }
-    let rx_extra: &'static Vec<Vec<std::net::UdpSocket>> = Box::leak(Box::new(rx_extra));
-    if let Err(e) = crate::proc::shared::init(region) {
-        log::error!("process table: {e}");
-        return EXIT_BAD_CONFIG;
-    }
+    let rx_extra: &'static [Vec<std::net::UdpSocket>] = Box::leak(rx_extra.into_boxed_slice());
+    crate::proc::shared::init(region).map_err(RunError::Procs)?;
     crate::ctl::configure(crate::ctl::Settings {
         started: std::time::SystemTime::now(),
         argv: std::env::args().collect(),
         file_mode: rt.core.fifo_mode,
         reply_dir: rt.core.fifo_dir.clone().into(),
     });
-
     if mode == ProcessMode::Daemon {
-        if let Err(e) = crate::os::daemonize(workdir.as_deref().map(Path::new), stderr) {
-            eprintln!("ser: cannot daemonize: {e}");
-            return EXIT_BAD_CONFIG;
-        }
+        crate::os::daemonize(rt.core.workdir.as_deref().map(Path::new), stderr)
+            .map_err(RunError::Daemon)?;
     }
     if let Some(dir) = &rt.core.chroot {
-        if let Err(e) = crate::os::chroot_to(Path::new(dir)) {
-            log::error!("chroot {dir}: {e}");
-            return EXIT_BAD_CONFIG;
-        }
+        crate::os::chroot_to(Path::new(dir)).map_err(|e| RunError::Chroot(dir.clone(), e))?;
     }
     // The control files are made before privileges are dropped, so that
     // they can be given to fifo_user / fifo_group, or by default to the
-    // user ser runs as.
-    let control = match ControlFiles::open(rt) {
-        Ok(c) => c,
+    // user ser runs as. Past this point a failure removes them again.
+    let control = ControlFiles::open(rt)?;
+    match finish_privileged(opts, rt) {
+        Ok(sup) => Ok(Ready {
+            rt,
+            rx_extra,
+            children,
+            mode,
+            control,
+            sup,
+            _claims: claims,
+        }),
         Err(e) => {
-            log::error!("{e}");
-            eprintln!("ser: {e}");
-            return EXIT_BAD_CONFIG;
+            control.remove();
+            Err(e)
         }
-    };
-    // `-s`: opened now, while we may still create it where we are allowed
-    // to; a file we cannot write refuses the start rather than losing
-    // every later report.
+    }
+}
+
+/// The last steps that need the rights we started with: the `-s` file
+/// (a file we cannot write refuses the start rather than losing every
+/// later report), the supervisor with its pid file (written with root's
+/// rights, as SER does, so it may live where only root writes), then
+/// privileges are dropped.
+fn finish_privileged(opts: &CliOpts, rt: &'static Runtime) -> Result<Supervisor, RunError> {
     let stats_file = match &opts.stats_file {
-        Some(path) => match std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-        {
-            Ok(f) => Some(f),
-            Err(e) => {
-                log::error!("statistics file {path}: {e}");
-                eprintln!("ser: statistics file {path}: {e}");
-                control.remove();
-                return EXIT_BAD_CONFIG;
-            }
-        },
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| RunError::StatsFile(path.clone(), e))?,
+        ),
         None => None,
     };
-    // The pid file too is written with root's rights (as SER does), so
-    // that it may live in a directory only root writes.
-    let mut sup = match Supervisor::new(opts.pid_file.clone(), opts.pgid_file.clone()) {
-        Ok(s) => s,
-        Err(e) => {
-            log::error!("supervisor: {e}");
-            control.remove();
-            return EXIT_BAD_CONFIG;
-        }
-    };
-    if let Err(e) = crate::os::drop_privileges(rt.core.user.as_deref(), rt.core.group.as_deref()) {
-        log::error!("cannot drop privileges: {e}");
-        return EXIT_BAD_CONFIG;
-    }
+    let mut sup = Supervisor::new(opts.pid_file.clone(), opts.pgid_file.clone())
+        .map_err(RunError::Supervisor)?;
+    crate::os::drop_privileges(rt.core.user.as_deref(), rt.core.group.as_deref())
+        .map_err(RunError::Privileges)?;
     if nix::unistd::geteuid().is_root() {
         log::warn!(
             "running as root: workers parse hostile input with every privilege; \
              start with -u/-g (user=/group=) to drop them"
         );
     }
-    if mode == ProcessMode::SingleReceiver {
-        log::info!("-D / fork=no: one receiving process per listen socket, in the foreground");
-    }
     sup.set_status_report(crate::tm::funcs::stats_line);
     if let Some(f) = stats_file {
         sup.set_stats_file(f);
     }
-    if let Err(e) = sup.spawn(Rank::Timer, "timer".into(), crate::timer::run) {
-        log::error!("cannot fork the timer: {e}");
-        return EXIT_BAD_CONFIG;
+    Ok(sup)
+}
+
+impl Ready {
+    /// Fork the timer, the UDP workers and the control servers, then
+    /// supervise them until told to stop; returns the exit status.
+    fn launch(mut self) -> i32 {
+        if self.mode == ProcessMode::SingleReceiver {
+            log::info!("-D / fork=no: one receiving process per listen socket, in the foreground");
+        }
+        let code = match self.spawn_all() {
+            Ok(()) => self.sup.run(),
+            Err(e) => {
+                log::error!("cannot fork {e}");
+                EXIT_BAD_CONFIG
+            }
+        };
+        self.control.remove();
+        code
     }
-    for (si, s) in rt.sockets.all().iter().enumerate() {
-        for idx in 0..children {
-            let desc = format!(
-                "receiver child={idx} sock= {}:{}",
-                s.listen.addr.ip(),
-                s.listen.addr.port()
-            );
-            let rank = Rank::Udp {
-                sock: si as u16,
-                idx: idx as u16,
-            };
-            let own = if idx == 0 {
-                None
-            } else {
-                rx_extra.get(si).and_then(|g| g.get(idx as usize - 1))
-            };
-            if let Err(e) = sup.spawn(rank, desc, move || udp_worker(rt, si, own)) {
-                log::error!("cannot fork a UDP worker: {e}");
-                return EXIT_BAD_CONFIG;
+
+    fn spawn_all(&mut self) -> Result<(), String> {
+        let rt = self.rt;
+        self.sup
+            .spawn(Rank::Timer, "timer".into(), crate::timer::run)
+            .map_err(|e| format!("the timer: {e}"))?;
+        for (si, s) in rt.sockets.all().iter().enumerate() {
+            for idx in 0..self.children {
+                let desc = format!(
+                    "receiver child={idx} sock= {}:{}",
+                    s.listen.addr.ip(),
+                    s.listen.addr.port()
+                );
+                let rank = Rank::Udp {
+                    sock: si as u16,
+                    idx: idx as u16,
+                };
+                let own = if idx == 0 {
+                    None
+                } else {
+                    self.rx_extra.get(si).and_then(|g| g.get(idx as usize - 1))
+                };
+                self.sup
+                    .spawn(rank, desc, move || udp_worker(rt, si, own))
+                    .map_err(|e| format!("a UDP worker: {e}"))?;
             }
         }
+        self.control
+            .spawn_servers(rt, &mut self.sup)
+            .map_err(|e| format!("a control server: {e}"))
     }
-    if let Err(e) = control.spawn_servers(rt, &mut sup) {
-        log::error!("cannot fork a control server: {e}");
-        control.remove();
-        return EXIT_BAD_CONFIG;
-    }
-    let code = sup.run();
-    control.remove();
-    code
 }
 
 /// How the processes are laid out, from `-D` and `fork=`.
