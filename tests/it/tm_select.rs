@@ -5,11 +5,9 @@
 //! end to end, because a proxy that picked the worst reply passed every
 //! other black-box test.
 
-mod common;
-
-use common::sip::reply_to;
-use common::tmkit::*;
-use common::*;
+use crate::common::sip::reply_to;
+use crate::common::tmkit::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 const CALLER: usize = 0;

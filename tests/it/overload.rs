@@ -5,13 +5,11 @@
 //! "Behind" is made deterministic by stopping the server's processes
 //! (SIGSTOP) while messages queue in the socket, then letting them go.
 
-mod common;
-
-use common::ctlkit::text;
-use common::server::Ser;
-use common::sip::{first_line, header_value, reply_to, status_of, Request, UdpPeer};
-use common::tmkit::tm_cfg;
-use common::{free_udp_port, serial};
+use crate::common::ctlkit::text;
+use crate::common::server::Ser;
+use crate::common::sip::{first_line, header_value, reply_to, status_of, Request, UdpPeer};
+use crate::common::tmkit::tm_cfg;
+use crate::common::{free_udp_port, serial};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::time::Duration;

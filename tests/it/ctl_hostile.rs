@@ -2,10 +2,8 @@
 //! sends requests over the unix socket and never reads its replies must
 //! not keep anyone else from being answered.
 
-mod common;
-
-use common::ctlkit::{serctl, sock_of, start, text};
-use common::{free_udp_port, serial, TestDir};
+use crate::common::ctlkit::{serctl, sock_of, start, text};
+use crate::common::{free_udp_port, serial, TestDir};
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 

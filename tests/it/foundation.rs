@@ -3,12 +3,10 @@
 //! datagrams, clean shutdown. They start the real `ser` binary on loopback
 //! ports of their own.
 
-mod common;
-
-use common::malformed::{self, Expect};
-use common::server::check_config;
-use common::sip::{first_line, param, reply_to, via_list};
-use common::*;
+use crate::common::malformed::{self, Expect};
+use crate::common::server::check_config;
+use crate::common::sip::{first_line, param, reply_to, via_list};
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 /// A stateless proxy: OPTIONS answered locally, everything else forwarded

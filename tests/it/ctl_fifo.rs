@@ -4,12 +4,10 @@
 //! requests; every command over the FIFO and the unix socket, through
 //! `serctl`.
 
-mod common;
-
-use common::ctlkit::{fifo_of, serctl, shell_cat, sock_of, start, text, wait_child, Report};
-use common::sip::{body_of, first_line, header_value, reply_to, UdpPeer};
-use common::sipp::Sipp;
-use common::{free_udp_port, serial, tests_path, TestDir};
+use crate::common::ctlkit::{fifo_of, serctl, shell_cat, sock_of, start, text, wait_child, Report};
+use crate::common::sip::{body_of, first_line, header_value, reply_to, UdpPeer};
+use crate::common::sipp::Sipp;
+use crate::common::{free_udp_port, serial, tests_path, TestDir};
 use std::io::Write;
 use std::time::{Duration, Instant};
 

@@ -4,10 +4,8 @@
 //! a 200 too large for a datagram becomes a `500` the client does hear,
 //! instead of silence.
 
-mod common;
-
-use common::sip::{header_value, header_values, status_of, Request, UdpPeer};
-use common::{free_udp_port, serial, Ser};
+use crate::common::sip::{header_value, header_values, status_of, Request, UdpPeer};
+use crate::common::{free_udp_port, serial, Ser};
 use std::time::Duration;
 
 fn cfg(port: u16, extra: &str) -> String {

@@ -3,11 +3,9 @@
 //! as nobody, over the FIFO and over the unix socket. Needs root (CI runs
 //! as root); skipped with a printed reason otherwise.
 
-mod common;
-
-use common::ctlkit::ctl_cfg;
-use common::ctlkit::{fifo_of, sock_of, text};
-use common::{free_udp_port, serial, Ser, TestDir};
+use crate::common::ctlkit::ctl_cfg;
+use crate::common::ctlkit::{fifo_of, sock_of, text};
+use crate::common::{free_udp_port, serial, Ser, TestDir};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -4,14 +4,14 @@
 //! and 513; bindings expire; `Contact: *` clears them; two contacts fork
 //! in q order.
 
-mod common;
-
-use common::ctlkit::{serctl, text};
-use common::server::{check_config, Ser};
-use common::sip::{first_line, header_value, header_values, reply_to, status_of, Request, UdpPeer};
-use common::sipp::Sipp;
-use common::tmkit::ack_for;
-use common::{free_udp_port, serial, tests_path, TestDir};
+use crate::common::ctlkit::{serctl, text};
+use crate::common::server::{check_config, Ser};
+use crate::common::sip::{
+    first_line, header_value, header_values, reply_to, status_of, Request, UdpPeer,
+};
+use crate::common::sipp::Sipp;
+use crate::common::tmkit::ack_for;
+use crate::common::{free_udp_port, serial, tests_path, TestDir};
 use std::time::{Duration, Instant};
 
 /// The compat ser.cfg (a verbatim copy; where ../shared exists they must
@@ -335,7 +335,7 @@ fn two_contacts_fork_in_q_order() {
             .into_iter()
             .next()
             .unwrap_or_default();
-        common::sip::param(&via, "branch").unwrap_or_default()
+        crate::common::sip::param(&via, "branch").unwrap_or_default()
     };
     assert!(
         branch_of(&to_high).ends_with(".0"),

@@ -2,12 +2,10 @@
 //! port picking, the UDP peer, the sipp runner (sipp against sipp), the
 //! launcher (against a stand-in program) and the /proc helpers.
 
-mod common;
-
-use common::server::{run_bounded, udp_ports_in, Ser};
-use common::sip::{body_of, first_line, param, reply_to};
-use common::sipp::stat_column;
-use common::*;
+use crate::common::server::{run_bounded, udp_ports_in, Ser};
+use crate::common::sip::{body_of, first_line, param, reply_to};
+use crate::common::sipp::stat_column;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};

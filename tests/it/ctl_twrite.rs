@@ -5,12 +5,10 @@
 //! answer. An application that cannot take the request gets the caller a
 //! 500 (after `unix_tx_timeout` when its socket is full).
 
-mod common;
-
-use common::ctlkit::{fifo_of, sock_of, start, Report};
-use common::sip::{first_line, status_of, Request, UdpPeer};
-use common::sipp::Sipp;
-use common::{free_udp_port, serial, tests_path, TestDir};
+use crate::common::ctlkit::{fifo_of, sock_of, start, Report};
+use crate::common::sip::{first_line, status_of, Request, UdpPeer};
+use crate::common::sipp::Sipp;
+use crate::common::{free_udp_port, serial, tests_path, TestDir};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;

@@ -3,11 +3,9 @@
 //! second server on a served address, `-D`/`-DD`, `-s`, and what the log
 //! says at start (with or without a syslog daemon).
 
-mod common;
-
-use common::server::{run_bounded, Finished};
-use common::sip::{first_line, reply_to};
-use common::*;
+use crate::common::server::{run_bounded, Finished};
+use crate::common::sip::{first_line, reply_to};
+use crate::common::*;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;

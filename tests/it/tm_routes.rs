@@ -3,12 +3,10 @@
 //! from a failure route, and re-arming the failure route from an onreply
 //! route (SER's 183 example).
 
-mod common;
-
-use common::server::check_config;
-use common::sip::reply_to;
-use common::tmkit::*;
-use common::*;
+use crate::common::server::check_config;
+use crate::common::sip::reply_to;
+use crate::common::tmkit::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 const CALLER: usize = 0;

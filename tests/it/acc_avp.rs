@@ -3,14 +3,12 @@
 //! shortens the FR timer, the failure route still sees what the request
 //! route wrote.
 
-mod common;
-
-use common::ctlkit::text;
-use common::server::Ser;
-use common::sip::{first_line, header_value, Request, UdpPeer};
-use common::sipp::Sipp;
-use common::tmkit::tm_cfg;
-use common::{free_udp_port, serial, tests_path, TestDir};
+use crate::common::ctlkit::text;
+use crate::common::server::Ser;
+use crate::common::sip::{first_line, header_value, Request, UdpPeer};
+use crate::common::sipp::Sipp;
+use crate::common::tmkit::tm_cfg;
+use crate::common::{free_udp_port, serial, tests_path, TestDir};
 use std::time::{Duration, Instant};
 
 fn acc_cfg(port: u16, uas: u16) -> String {
@@ -198,7 +196,7 @@ failure_route[1] {{
     assert!(
         caller
             .recv_matching(Duration::from_secs(4), |m| {
-                common::sip::status_of(m).is_some_and(|c| c >= 200)
+                crate::common::sip::status_of(m).is_some_and(|c| c >= 200)
                     && header_value(m, "Call-ID").as_deref() == Some(slow_id.as_str())
             })
             .is_none(),

@@ -7,11 +7,9 @@
 //! The peers are Rust `UdpPeer`s driven by `pump` (one thread plays the
 //! caller and every callee) or SIPp for the call-volume tests.
 
-mod common;
-
-use common::sip::reply_to;
-use common::tmkit::*;
-use common::*;
+use crate::common::sip::reply_to;
+use crate::common::tmkit::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 const CALLER: usize = 0;

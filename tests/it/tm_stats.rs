@@ -2,12 +2,10 @@
 //! runs out: the `waiting` figure of `tm stats` / `t_stats`, and `503` +
 //! `Retry-After` (never a 500) when no transaction fits in shm.
 
-mod common;
-
-use common::ctlkit::{self, fifo_of, serctl, text};
-use common::sip::{header_value, reply_to};
-use common::tmkit::*;
-use common::*;
+use crate::common::ctlkit::{self, fifo_of, serctl, text};
+use crate::common::sip::{header_value, reply_to};
+use crate::common::tmkit::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 /// Polls the SIGUSR1 figures until `ok` holds (or `limit` passes).

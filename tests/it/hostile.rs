@@ -3,11 +3,9 @@
 //! stray replies and requests naming hosts whose nameserver never answers
 //! (item 8, in a network namespace of the test's own).
 
-mod common;
-
-use common::sip::reply_to;
-use common::tmkit::*;
-use common::*;
+use crate::common::sip::reply_to;
+use crate::common::tmkit::*;
+use crate::common::*;
 use std::time::{Duration, Instant};
 
 const CALLER: usize = 0;
@@ -265,11 +263,16 @@ fn run_in_netns(name: &str) {
     );
     let dir = TestDir::new();
     let exe = std::env::current_exe().expect("current_exe");
+    // libtest names a test by its path below the crate: `hostile::name`.
+    let name = match module_path!().split_once("::") {
+        Some((_, module)) => format!("{module}::{name}"),
+        None => name.to_string(),
+    };
     let r = server::run_bounded(
         std::process::Command::new("ip")
             .args(["netns", "exec", &ns.name])
             .arg(exe)
-            .args(["--exact", name, "--nocapture", "--test-threads=1"])
+            .args(["--exact", &name, "--nocapture", "--test-threads=1"])
             .env(IN_NETNS, "1"),
         &dir,
         "in-netns",

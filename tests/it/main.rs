@@ -1,0 +1,27 @@
+//! The black-box tests: one test binary (one compile of the shared
+//! harness in `common/`), one module per suite. Each suite starts the real
+//! `ser` on loopback ports of its own; suites that load the machine or
+//! measure time hold `common::serial()`, which now spans every suite.
+//!
+//! Run one suite with `cargo test --release --test it tm::` (module path
+//! as the filter), one test with its name.
+
+mod common;
+
+mod acc_avp;
+mod classic;
+mod ctl_fifo;
+mod ctl_hostile;
+mod ctl_privs;
+mod ctl_twrite;
+mod foundation;
+mod harness;
+mod hostile;
+mod overload;
+mod registrar_limits;
+mod serctl;
+mod startup;
+mod tm;
+mod tm_routes;
+mod tm_select;
+mod tm_stats;
