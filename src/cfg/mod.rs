@@ -12,11 +12,11 @@ mod parser;
 mod stmt;
 
 #[cfg(test)]
-mod tests_errors;
+mod error_tests;
 #[cfg(test)]
-mod tests_lexer;
+mod lexer_tests;
 #[cfg(test)]
-mod tests_parse;
+mod parser_tests;
 
 pub use error::CfgError;
 
