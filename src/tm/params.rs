@@ -44,30 +44,65 @@ impl Default for TmParams {
     }
 }
 
-/// 2.x parameters accepted for compatibility whose behaviour is built in.
-const ACCEPTED_2X: &[&str] = &[
-    "max_inv_lifetime",
-    "max_noninv_lifetime",
-    "pass_provisional_replies",
-    "aggregate_challenges",
-    "unmatched_cancel",
-    "default_code",
-    "default_reason",
-    "reparse_invite",
-    "ac_extra_hdrs",
-    "blst_503",
-    "blst_503_def_timeout",
-    "blst_503_min_timeout",
-    "blst_503_max_timeout",
-    "blst_methods_add",
-    "blst_methods_lookup",
-    "cancel_b_method",
-    "reparse_on_dns_failover",
-    "on_sl_reply",
-    "contacts_avp",
-    "fr_timer_next",
-    "tm_blst_503",
+/// What ser does where SER 2.1's tm has a feature ser does not (yet).
+#[derive(Debug, Clone, Copy)]
+enum BuiltIn {
+    /// The integer value that describes ser's behaviour.
+    Int(i64),
+    /// The string value that describes ser's behaviour.
+    Str(&'static str),
+    /// No value describes it: every setting is refused.
+    Nothing,
+}
+
+/// SER 2.1 tm parameters of features ser does not have yet. A config may
+/// spell out the value ser behaves as (often 2.1's own default); any other
+/// value is refused at load, never accepted and ignored.
+const NOT_YET_2_1: &[(&str, BuiltIn)] = &[
+    // No merging of 401/407 challenges from several branches.
+    ("aggregate_challenges", BuiltIn::Int(0)),
+    // Local CANCELs and ACKs are built from the request each branch sent.
+    ("reparse_invite", BuiltIn::Int(1)),
+    ("ac_extra_hdrs", BuiltIn::Str("")),
+    // No destination blacklist.
+    ("blst_503", BuiltIn::Int(0)),
+    ("blst_503_def_timeout", BuiltIn::Int(0)),
+    ("blst_503_min_timeout", BuiltIn::Int(0)),
+    ("blst_503_max_timeout", BuiltIn::Int(3600)),
+    ("blst_methods_add", BuiltIn::Int(1)),
+    ("blst_methods_lookup", BuiltIn::Int(4_294_967_287)),
+    // ser's handling of an unanswered branch is none of 2.1's three.
+    ("cancel_b_method", BuiltIn::Nothing),
 ];
+
+/// Accepts `v` for a [`NOT_YET_2_1`] parameter only when it is ser's own
+/// behaviour.
+fn not_yet(param: &str, built_in: BuiltIn, v: &Literal) -> Result<(), ParamError> {
+    let refuse = |is: String| ParamError::BadValue {
+        module: "tm",
+        param: param.into(),
+        reason: format!("this feature of SER 2.1's tm is not supported yet{is}"),
+    };
+    match built_in {
+        BuiltIn::Int(want) => {
+            let got = int(param, v)?;
+            if got == want {
+                Ok(())
+            } else {
+                Err(refuse(format!(" (ser behaves as {param}={want})")))
+            }
+        }
+        BuiltIn::Str(want) => {
+            let got = string(param, v)?;
+            if got == want {
+                Ok(())
+            } else {
+                Err(refuse(format!(" (ser behaves as {param}=\"{want}\")")))
+            }
+        }
+        BuiltIn::Nothing => Err(refuse(String::new())),
+    }
+}
 
 fn int(param: &str, v: &Literal) -> Result<i64, ParamError> {
     crate::route::export::param_int("tm", param, v)
@@ -134,13 +169,15 @@ impl TmParams {
             "fr_inv_timer_avp" => self.fr_inv_timer_avp = string(param, v)?,
             "uac_from" => self.uac_from = string(param, v)?,
             "tw_append" => self.tw_append.push(string(param, v)?),
-            p if ACCEPTED_2X.contains(&p) => {}
-            _ => {
-                return Err(ParamError::Unknown {
-                    module: "tm",
-                    param: param.into(),
-                })
-            }
+            p => match NOT_YET_2_1.iter().find(|(n, _)| *n == p) {
+                Some((_, built_in)) => not_yet(param, *built_in, v)?,
+                None => {
+                    return Err(ParamError::Unknown {
+                        module: "tm",
+                        param: param.into(),
+                    })
+                }
+            },
         }
         // The retransmission steps never exceed T2.
         let t2 = self.timers.t2;
@@ -175,5 +212,104 @@ mod tests {
         p.set("tw_append", &Literal::Str("b:msg[body]".into()))
             .unwrap();
         assert_eq!(p.tw_append.len(), 2);
+    }
+
+    /// The parameters SER 2.1's tm document lists (tm-doc-ser-2.1.txt,
+    /// "Parameters"), each with a value that is not SER's default.
+    const DOC_2_1: &[(&str, Lit)] = &[
+        ("fr_timer", Lit::I(5000)),
+        ("fr_inv_timer", Lit::I(60000)),
+        ("wt_timer", Lit::I(3000)),
+        ("delete_timer", Lit::I(300)),
+        ("retr_timer1", Lit::I(400)),
+        ("retr_timer2", Lit::I(3000)),
+        ("noisy_ctimer", Lit::I(1)),
+        ("unix_tx_timeout", Lit::I(1000)),
+        ("aggregate_challenges", Lit::I(1)),
+        ("reparse_invite", Lit::I(0)),
+        ("ac_extra_hdrs", Lit::S("X-Foo")),
+        ("blst_503", Lit::I(1)),
+        ("blst_503_def_timeout", Lit::I(30)),
+        ("blst_503_min_timeout", Lit::I(5)),
+        ("blst_503_max_timeout", Lit::I(60)),
+        ("blst_methods_add", Lit::I(3)),
+        ("blst_methods_lookup", Lit::I(1)),
+        ("cancel_b_method", Lit::I(2)),
+    ];
+
+    /// Those ser honours, with where that is shown.
+    const HONOURED: &[(&str, &str)] = &[
+        (
+            "fr_timer",
+            "tm::silent_callee_gets_retransmissions_and_caller_gets_408_after_fr_timer",
+        ),
+        (
+            "fr_inv_timer",
+            "tm::after_180_fr_inv_timer_applies_and_noisy_ctimer_gives_408_and_cancel",
+        ),
+        (
+            "wt_timer",
+            "tm::sipp_5000_calls_at_300_cps_then_no_transaction_and_no_shm_left",
+        ),
+        // Cells are freed by reference count: there is no delete retry for
+        // it to tune (ARCHITECTURE.md, tm).
+        ("delete_timer", "by design"),
+        (
+            "retr_timer1",
+            "tm::silent_callee_gets_retransmissions_and_caller_gets_408_after_fr_timer",
+        ),
+        ("retr_timer2", "tm::fsm tests (T2 cap)"),
+        (
+            "noisy_ctimer",
+            "tm::after_180_fr_inv_timer_applies_and_noisy_ctimer_gives_408_and_cancel",
+        ),
+        ("unix_tx_timeout", "ctl_twrite"),
+    ];
+
+    #[derive(Clone, Copy)]
+    enum Lit {
+        I(i64),
+        S(&'static str),
+    }
+
+    fn lit(l: Lit) -> Literal {
+        match l {
+            Lit::I(n) => Literal::Int(n),
+            Lit::S(s) => Literal::Str(s.into()),
+        }
+    }
+
+    #[test]
+    fn every_2_1_parameter_is_honoured_or_refused() {
+        for (name, value) in DOC_2_1 {
+            let mut p = TmParams::default();
+            let r = p.set(name, &lit(*value));
+            if HONOURED.iter().any(|(n, _)| n == name) {
+                assert!(r.is_ok(), "{name}: {r:?}");
+            } else {
+                let e = r.expect_err(name);
+                assert!(e.to_string().contains("not supported yet"), "{name}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_2_1_parameter_may_spell_out_what_ser_does() {
+        let mut p = TmParams::default();
+        for (name, v) in [
+            ("aggregate_challenges", Literal::Int(0)),
+            ("reparse_invite", Literal::Int(1)),
+            ("ac_extra_hdrs", Literal::Str(String::new())),
+            ("blst_503", Literal::Int(0)),
+            ("blst_503_max_timeout", Literal::Int(3600)),
+        ] {
+            assert!(p.set(name, &v).is_ok(), "{name}");
+        }
+        // Type-checked all the same; cancel_b_method has no such value.
+        assert!(p.set("ac_extra_hdrs", &Literal::Int(5)).is_err());
+        assert!(p.set("cancel_b_method", &Literal::Int(0)).is_err());
+        // Later releases' names are not SER 2.1's: unknown.
+        let e = p.set("max_inv_lifetime", &Literal::Int(180)).unwrap_err();
+        assert!(matches!(e, ParamError::Unknown { .. }), "{e}");
     }
 }
