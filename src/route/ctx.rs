@@ -160,6 +160,8 @@ pub struct TmCtx {
     pub replied: bool,
     /// The status `t_check_status` tests in a failure route.
     pub reply_code: u16,
+    /// The branch whose failure the failure route handles (the picked one).
+    pub picked: u8,
 }
 
 /// What rr already did to this request: its functions must act once per

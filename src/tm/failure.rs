@@ -67,6 +67,7 @@ pub fn run(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
             ctx.tm.cell = cref.off().get();
             ctx.tm.in_failure = true;
             ctx.tm.reply_code = code;
+            ctx.tm.picked = picked;
             run_top(list, &mut ctx);
             // 0.9 docs: append_branch() alone in a failure route starts the
             // new branch; forward what the route left in the set.

@@ -9,7 +9,7 @@ use crate::route::export::{
     arg_int_range, arg_str, compile_regex, BoxedFn, FixupEnv, FixupError, FnDef, ModInitError,
     Module, ParamError, RouteMask as M,
 };
-use crate::tm::fsm::{flags, Actions};
+use crate::tm::fsm::{bflags, flags, Actions, Branch};
 use crate::tm::key::{MatchKind, MatchOpts, MsgKey};
 use crate::tm::params::TmParams;
 use crate::tm::relay::{self, current, reply_local, Dest, NewTran};
@@ -27,6 +27,7 @@ pub struct Tm {
 const R: M = M::REQUEST;
 const RF: M = M::REQ_FAIL;
 const RFO: M = M::REQ_FAIL_ONREPLY;
+const F: M = M::FAILURE;
 
 /// Where each function may be called: the route masks of SER's own tm
 /// exports (0.9 and 2.x agree on these). Re-arming `t_on_failure` from an
@@ -52,6 +53,12 @@ static FUNCS: &[FnDef] = &[
     FnDef::new("t_on_negative", 1, 1, RFO),
     FnDef::new("t_on_reply", 1, 1, RFO),
     FnDef::new("t_check_status", 1, 1, RFO),
+    // SER 2.1: about the failed branch (failure route only) or any branch.
+    FnDef::new("t_branch_timeout", 0, 0, F),
+    FnDef::new("t_branch_replied", 0, 0, F),
+    FnDef::new("t_any_timeout", 0, 0, RFO),
+    FnDef::new("t_grep_status", 1, 1, RFO),
+    FnDef::new("t_is_canceled", 0, 0, RFO),
     FnDef::new("t_newtran", 0, 0, R),
     FnDef::new("t_reply", 2, 2, RF),
     FnDef::new("t_lookup_request", 0, 0, R),
@@ -164,6 +171,34 @@ fn status_for_check(ctx: &MsgCtx<'_>) -> u16 {
         .unwrap_or(0)
 }
 
+/// Script truth: 1 for true, -1 for false.
+fn truth(b: bool) -> i32 {
+    if b {
+        1
+    } else {
+        -1
+    }
+}
+
+/// Whether some branch of the current transaction satisfies `pred`; only
+/// the failure route's picked branch with `picked_only`.
+fn branch_test(ctx: &MsgCtx<'_>, picked_only: bool, pred: impl Fn(&Branch) -> bool) -> i32 {
+    let Some(c) = current(ctx) else { return -1 };
+    let st = c.cell().lock();
+    let n = st.tx.branch_count();
+    let hit = if picked_only {
+        ctx.tm.in_failure
+            && st
+                .tx
+                .branches
+                .get(usize::from(ctx.tm.picked))
+                .is_some_and(&pred)
+    } else {
+        st.tx.branches.iter().take(n).any(&pred)
+    };
+    truth(hit)
+}
+
 impl Module for Tm {
     fn name(&self) -> &'static str {
         "tm"
@@ -240,6 +275,31 @@ impl Module for Tm {
                     }
                 })
             }
+            "t_branch_timeout" => Box::new(|ctx: &mut MsgCtx<'_>| {
+                branch_test(ctx, true, |b| b.flags & bflags::LOCAL_FINAL != 0)
+            }),
+            // A reply "in the past": for a branch that timed out, any reply
+            // it got; for one failed by a reply, one before that reply.
+            "t_branch_replied" => Box::new(|ctx: &mut MsgCtx<'_>| {
+                branch_test(ctx, true, |b| {
+                    let past = if b.flags & bflags::LOCAL_FINAL != 0 {
+                        bflags::REPLIED
+                    } else {
+                        bflags::PAST_REPLY
+                    };
+                    b.flags & past != 0
+                })
+            }),
+            "t_any_timeout" => Box::new(|ctx: &mut MsgCtx<'_>| {
+                branch_test(ctx, false, |b| b.flags & bflags::LOCAL_FINAL != 0)
+            }),
+            "t_grep_status" => {
+                let code = arg_int_range(name, args, 0, 100, 699, "a status code")? as u16;
+                Box::new(move |ctx: &mut MsgCtx<'_>| branch_test(ctx, false, |b| b.status == code))
+            }
+            "t_is_canceled" => Box::new(|ctx: &mut MsgCtx<'_>| {
+                truth(current(ctx).is_some_and(|c| c.cell().lock().tx.has(flags::CANCELED)))
+            }),
             "t_newtran" => Box::new(t_newtran),
             "t_reply" => {
                 let code = arg_int_range(name, args, 0, 100, 999, "a 3-digit status code")? as u16;

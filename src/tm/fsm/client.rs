@@ -118,9 +118,13 @@ impl Tx {
             // RFC 17.1.1.3: every negative final, retransmissions too, is ACKed.
             out.push(Action::SendAck(b));
         }
-        let Some(br) = self.branches.get(bi) else {
+        let Some(br) = self.branches.get_mut(bi) else {
             return;
         };
+        if br.flags & bflags::REPLIED != 0 {
+            br.flags |= bflags::PAST_REPLY;
+        }
+        br.flags |= bflags::REPLIED;
         if br.is_final() {
             // RFC 16.7 step 5 / 13.2.2.4: 2xx retransmissions and forks of an
             // INVITE always reach the caller; anything else is a duplicate.

@@ -139,8 +139,15 @@ pub mod bflags {
     pub const CANCEL_DONE: u8 = 1 << 3;
     /// No request was sent (t_write_req's waiting branch): no retransmission.
     pub const BLIND: u8 = 1 << 4;
-    /// The final on this branch was generated locally (FR 408).
+    /// The final on this branch was generated locally (FR 408): the
+    /// branch timed out (`t_branch_timeout`).
     pub const LOCAL_FINAL: u8 = 1 << 5;
+    /// At least one reply arrived on this branch.
+    pub const REPLIED: u8 = 1 << 6;
+    /// A reply arrived before the latest one received on this branch (so a
+    /// failure route can tell "replied in the past" from "the reply that
+    /// failed it", `t_branch_replied`).
+    pub const PAST_REPLY: u8 = 1 << 7;
 }
 
 shm::shm_struct! {

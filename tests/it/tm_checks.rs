@@ -1,0 +1,189 @@
+//! SER 2.1's branch checks in a failure route, end to end: which branch
+//! failed how (`t_branch_timeout`, `t_branch_replied`), whether any did
+//! (`t_any_timeout`), which codes the branches ended with
+//! (`t_grep_status`), and whether the caller cancelled (`t_is_canceled`).
+//! The failure route answers with a code that names what it saw.
+
+use crate::common::sip::reply_to;
+use crate::common::tmkit::*;
+use crate::common::*;
+use std::time::{Duration, Instant};
+
+/// Forks to the callees (the first through the R-URI); FR and FR-INV at
+/// 2 s so silent branches end in time.
+fn checks_cfg(port: u16, callees: &[u16]) -> String {
+    let mut route = format!(
+        "route {{\n    t_on_failure(\"1\");\n    rewritehostport(\"127.0.0.1:{}\");\n",
+        callees[0]
+    );
+    for p in &callees[1..] {
+        route.push_str(&format!("    append_branch(\"sip:x@127.0.0.1:{p}\");\n"));
+    }
+    route.push_str(
+        r#"    t_relay();
+}
+failure_route[1] {
+    if (t_is_canceled()) {
+        log(1, "FAILURE-ROUTE: canceled\n");
+        break;
+    };
+    if (t_branch_timeout()) {
+        if (t_branch_replied()) {
+            t_reply("591", "timeout after a reply");
+        } else {
+            t_reply("592", "timeout, never answered");
+        };
+        break;
+    };
+    if (t_any_timeout()) {
+        t_reply("595", "another branch timed out");
+        break;
+    };
+    if (t_grep_status("486")) {
+        if (t_branch_replied()) {
+            t_reply("596", "busy after a provisional");
+        } else {
+            t_reply("593", "busy seen");
+        };
+        break;
+    };
+    t_reply("594", "other failure");
+}
+"#,
+    );
+    tm_cfg(
+        port,
+        1,
+        "modparam(\"tm\", \"fr_timer\", 2)\nmodparam(\"tm\", \"fr_inv_timer\", 2)",
+        &route,
+    )
+}
+
+/// What a callee does with the INVITE.
+#[derive(Clone, Copy)]
+enum Callee {
+    Silent,
+    Rings,
+    Answers(u16),
+    RingsThen(u16),
+}
+
+/// One call; returns the caller's final code and a description.
+fn call(callees: &[Callee], cancel_after_ring: bool) -> (Option<u16>, String, Ser) {
+    let caller = UdpPeer::bind();
+    let peers_c: Vec<UdpPeer> = callees.iter().map(|_| UdpPeer::bind()).collect();
+    let port = free_udp_port();
+    let ports: Vec<u16> = peers_c.iter().map(|c| c.port()).collect();
+    let ser = Ser::start(&checks_cfg(port, &ports));
+    let inv = Request::new(
+        "INVITE",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        caller.port(),
+    )
+    .header(
+        "Contact",
+        &format!("<sip:alice@127.0.0.1:{}>", caller.port()),
+    );
+    caller.send_to_port(&inv.build(), port);
+    let mut peers: Vec<&UdpPeer> = vec![&caller];
+    peers.extend(peers_c.iter());
+    let t0 = Instant::now();
+    let mut invites: Vec<Option<Vec<u8>>> = vec![None; callees.len()];
+    let mut final_code = None;
+    let mut cancelled = false;
+    let heard = pump(&peers, Duration::from_secs(6), |h| {
+        if h.who == 0 {
+            if !is_reply_for(&h.msg, "INVITE") {
+                return false;
+            }
+            if let Some(code) = status_of(&h.msg) {
+                if code >= 200 {
+                    final_code = Some(code);
+                    caller.send_to_port(&ack_for(&inv, &h.msg).build(), port);
+                    return true;
+                }
+                if code == 180 && cancel_after_ring && !cancelled {
+                    cancelled = true;
+                    caller.send_to_port(&cancel_for(&inv).build(), port);
+                }
+            }
+            return false;
+        }
+        let i = h.who - 1;
+        let callee = &peers_c[i];
+        match method_of(&h.msg).as_deref() {
+            Some("INVITE") => {
+                invites[i] = Some(h.msg.clone());
+                match callees[i] {
+                    Callee::Silent => {}
+                    Callee::Rings => {
+                        callee.send(&reply_to(&h.msg, 180, "Ringing", Some("t")), h.from)
+                    }
+                    Callee::Answers(code) => {
+                        callee.send(&reply_to(&h.msg, code, "Failed", Some("t")), h.from)
+                    }
+                    Callee::RingsThen(code) => {
+                        callee.send(&reply_to(&h.msg, 180, "Ringing", Some("t")), h.from);
+                        callee.send(&reply_to(&h.msg, code, "Failed", Some("t")), h.from);
+                    }
+                }
+            }
+            Some("CANCEL") => {
+                callee.send(&reply_to(&h.msg, 200, "OK", Some("t")), h.from);
+                if let Some(i) = &invites[i] {
+                    callee.send(&reply_to(i, 487, "Request Terminated", Some("t")), h.from);
+                }
+            }
+            _ => {}
+        }
+        false
+    });
+    let text = format!("{}\nser log:\n{}", describe(&heard, t0), ser.log());
+    (final_code, text, ser)
+}
+
+#[test]
+fn branch_checks_tell_how_the_branches_failed() {
+    let _g = serial();
+    for (callees, want) in [
+        (vec![Callee::Silent], 592),
+        (vec![Callee::Rings], 591),
+        (vec![Callee::Answers(486)], 593),
+        (vec![Callee::RingsThen(486)], 596),
+        (vec![Callee::Answers(404)], 594),
+        // The 404 is picked; the other branch timed out.
+        (vec![Callee::Answers(404), Callee::Silent], 595),
+    ] {
+        let (code, text, _ser) = call(&callees, false);
+        assert_eq!(code, Some(want), "{text}");
+    }
+}
+
+#[test]
+fn t_is_canceled_is_true_only_for_a_cancelled_call() {
+    let _g = serial();
+    let (code, text, ser) = call(&[Callee::Rings], true);
+    assert_eq!(code, Some(487), "{text}");
+    assert!(ser.log().contains("FAILURE-ROUTE: canceled"), "{text}");
+    let (code, text, ser) = call(&[Callee::Answers(486)], false);
+    assert_eq!(code, Some(593), "{text}");
+    assert!(!ser.log().contains("FAILURE-ROUTE: canceled"), "{text}");
+}
+
+#[test]
+fn the_checks_load_only_where_ser_2_1_allows_them() {
+    let dir = TestDir::new();
+    for (body, ok) in [
+        ("failure_route[1] { if (t_branch_timeout()) { drop; }; }\nroute { t_on_failure(\"1\"); t_relay(); }", true),
+        ("route { if (t_branch_timeout()) { drop; }; }", false),
+        ("route { if (t_branch_replied()) { drop; }; }", false),
+        ("route { if (t_any_timeout()) { drop; }; }", true),
+        ("onreply_route[1] { if (t_grep_status(\"486\")) { drop; }; }\nroute { t_on_reply(\"1\"); t_relay(); }", true),
+        ("route { if (t_is_canceled()) { drop; }; }", true),
+        ("route { if (t_grep_status(\"busy\")) { drop; }; }", false),
+    ] {
+        let cfg = format!("loadmodule \"sl.so\"\nloadmodule \"tm.so\"\n{body}\n");
+        let f = server::check_config(&dir.write("c.cfg", cfg.as_bytes()));
+        assert_eq!(f.code() == Some(0), ok, "{body}\n{}", f.stderr);
+    }
+}
