@@ -4,25 +4,15 @@
 //! (`t_grep_status`), and whether the caller cancelled (`t_is_canceled`).
 //! The failure route answers with a code that names what it saw.
 
-use crate::common::sip::reply_to;
 use crate::common::tmkit::*;
 use crate::common::*;
-use std::time::{Duration, Instant};
 
 /// Forks to the callees (the first through the R-URI); FR and FR-INV at
 /// 2 s so silent branches end in time.
 fn checks_cfg(port: u16, callees: &[u16]) -> String {
-    let mut route = format!(
-        "route {{\n    t_on_failure(\"1\");\n    rewritehostport(\"127.0.0.1:{}\");\n",
-        callees[0]
-    );
-    for p in &callees[1..] {
-        route.push_str(&format!("    append_branch(\"sip:x@127.0.0.1:{p}\");\n"));
-    }
+    let mut route = fork_route(callees, "    t_on_failure(\"1\");\n");
     route.push_str(
-        r#"    t_relay();
-}
-failure_route[1] {
+        r#"failure_route[1] {
     if (t_is_canceled()) {
         log(1, "FAILURE-ROUTE: canceled\n");
         break;
@@ -59,87 +49,10 @@ failure_route[1] {
     )
 }
 
-/// What a callee does with the INVITE.
-#[derive(Clone, Copy)]
-enum Callee {
-    Silent,
-    Rings,
-    Answers(u16),
-    RingsThen(u16),
-}
-
-/// One call; returns the caller's final code and a description.
+/// One call with the checking failure route; the caller's first final.
 fn call(callees: &[Callee], cancel_after_ring: bool) -> (Option<u16>, String, Ser) {
-    let caller = UdpPeer::bind();
-    let peers_c: Vec<UdpPeer> = callees.iter().map(|_| UdpPeer::bind()).collect();
-    let port = free_udp_port();
-    let ports: Vec<u16> = peers_c.iter().map(|c| c.port()).collect();
-    let ser = Ser::start(&checks_cfg(port, &ports));
-    let inv = Request::new(
-        "INVITE",
-        &format!("sip:bob@127.0.0.1:{port}"),
-        caller.port(),
-    )
-    .header(
-        "Contact",
-        &format!("<sip:alice@127.0.0.1:{}>", caller.port()),
-    );
-    caller.send_to_port(&inv.build(), port);
-    let mut peers: Vec<&UdpPeer> = vec![&caller];
-    peers.extend(peers_c.iter());
-    let t0 = Instant::now();
-    let mut invites: Vec<Option<Vec<u8>>> = vec![None; callees.len()];
-    let mut final_code = None;
-    let mut cancelled = false;
-    let heard = pump(&peers, Duration::from_secs(6), |h| {
-        if h.who == 0 {
-            if !is_reply_for(&h.msg, "INVITE") {
-                return false;
-            }
-            if let Some(code) = status_of(&h.msg) {
-                if code >= 200 {
-                    final_code = Some(code);
-                    caller.send_to_port(&ack_for(&inv, &h.msg).build(), port);
-                    return true;
-                }
-                if code == 180 && cancel_after_ring && !cancelled {
-                    cancelled = true;
-                    caller.send_to_port(&cancel_for(&inv).build(), port);
-                }
-            }
-            return false;
-        }
-        let i = h.who - 1;
-        let callee = &peers_c[i];
-        match method_of(&h.msg).as_deref() {
-            Some("INVITE") => {
-                invites[i] = Some(h.msg.clone());
-                match callees[i] {
-                    Callee::Silent => {}
-                    Callee::Rings => {
-                        callee.send(&reply_to(&h.msg, 180, "Ringing", Some("t")), h.from)
-                    }
-                    Callee::Answers(code) => {
-                        callee.send(&reply_to(&h.msg, code, "Failed", Some("t")), h.from)
-                    }
-                    Callee::RingsThen(code) => {
-                        callee.send(&reply_to(&h.msg, 180, "Ringing", Some("t")), h.from);
-                        callee.send(&reply_to(&h.msg, code, "Failed", Some("t")), h.from);
-                    }
-                }
-            }
-            Some("CANCEL") => {
-                callee.send(&reply_to(&h.msg, 200, "OK", Some("t")), h.from);
-                if let Some(i) = &invites[i] {
-                    callee.send(&reply_to(i, 487, "Request Terminated", Some("t")), h.from);
-                }
-            }
-            _ => {}
-        }
-        false
-    });
-    let text = format!("{}\nser log:\n{}", describe(&heard, t0), ser.log());
-    (final_code, text, ser)
+    let c = fork_call(checks_cfg, callees, cancel_after_ring);
+    (c.finals.first().copied(), c.text, c.ser)
 }
 
 #[test]

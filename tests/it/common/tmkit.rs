@@ -223,3 +223,138 @@ pub(crate) fn describe(heard: &[Heard], t0: Instant) -> String {
         })
         .collect()
 }
+
+// --- a forked call played by one thread ---------------------------------
+
+/// What a callee of [`fork_call`] does with the INVITE.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Callee {
+    Silent,
+    Rings,
+    Answers(u16),
+    RingsThen(u16),
+}
+
+/// A route block that forks to `callees`' ports on 127.0.0.1 (the first
+/// through the R-URI, the others as branches) after the lines `before`.
+pub(crate) fn fork_route(callees: &[u16], before: &str) -> String {
+    let mut route = format!(
+        "route {{\n{before}    rewritehostport(\"127.0.0.1:{}\");\n",
+        callees[0]
+    );
+    for p in &callees[1..] {
+        route.push_str(&format!("    append_branch(\"sip:x@127.0.0.1:{p}\");\n"));
+    }
+    route.push_str("    t_relay();\n}\n");
+    route
+}
+
+/// What [`fork_call`] saw.
+pub(crate) struct ForkCall {
+    /// Final replies to the INVITE the caller got, in order.
+    pub(crate) finals: Vec<u16>,
+    /// Every datagram heard, then the server log (for assertion messages).
+    pub(crate) text: String,
+    pub(crate) ser: Ser,
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        180 => "Ringing",
+        404 => "Not Found",
+        486 => "Busy Here",
+        603 => "Decline",
+        _ => "Failed",
+    }
+}
+
+/// One call through ser started on `cfg(port, callee ports)`: the caller
+/// ACKs every final and, with `cancel_after_ring`, CANCELs at its first
+/// 180; each callee acts as `callees` says and answers a CANCEL as a UAS
+/// does (200, then 487 for the INVITE, RFC 3261 9.2). Runs until half a
+/// second after the first final (a second final, or a CANCEL the final
+/// set off, shows in that time), 6 s at most. Hold [`super::serial`].
+pub(crate) fn fork_call(
+    cfg: impl FnOnce(u16, &[u16]) -> String,
+    callees: &[Callee],
+    cancel_after_ring: bool,
+) -> ForkCall {
+    let caller = UdpPeer::bind();
+    let peers_c: Vec<UdpPeer> = callees.iter().map(|_| UdpPeer::bind()).collect();
+    let port = super::free_udp_port();
+    let ports: Vec<u16> = peers_c.iter().map(|c| c.port()).collect();
+    let ser = Ser::start(&cfg(port, &ports));
+    let inv = Request::new(
+        "INVITE",
+        &format!("sip:bob@127.0.0.1:{port}"),
+        caller.port(),
+    )
+    .header(
+        "Contact",
+        &format!("<sip:alice@127.0.0.1:{}>", caller.port()),
+    );
+    caller.send_to_port(&inv.build(), port);
+    let mut peers: Vec<&UdpPeer> = vec![&caller];
+    peers.extend(peers_c.iter());
+    let t0 = Instant::now();
+    let mut invites: Vec<Option<Vec<u8>>> = vec![None; callees.len()];
+    let mut finals = Vec::new();
+    let mut cancelled = false;
+    let mut serve = |h: &Heard, finals: &mut Vec<u16>| {
+        if h.who == 0 {
+            let Some(code) = status_of(&h.msg).filter(|_| is_reply_for(&h.msg, "INVITE")) else {
+                return false;
+            };
+            if code >= 200 {
+                finals.push(code);
+                caller.send_to_port(&ack_for(&inv, &h.msg).build(), port);
+                return true;
+            }
+            if code == 180 && cancel_after_ring && !cancelled {
+                cancelled = true;
+                caller.send_to_port(&cancel_for(&inv).build(), port);
+            }
+            return false;
+        }
+        let i = h.who - 1;
+        let callee = &peers_c[i];
+        let answer = |code: u16| {
+            callee.send(
+                &super::sip::reply_to(&h.msg, code, reason(code), Some("t")),
+                h.from,
+            )
+        };
+        match method_of(&h.msg).as_deref() {
+            Some("INVITE") => {
+                invites[i] = Some(h.msg.clone());
+                match callees[i] {
+                    Callee::Silent => {}
+                    Callee::Rings => answer(180),
+                    Callee::Answers(code) => answer(code),
+                    Callee::RingsThen(code) => {
+                        answer(180);
+                        answer(code);
+                    }
+                }
+            }
+            Some("CANCEL") => {
+                answer(200);
+                if let Some(inv) = &invites[i] {
+                    callee.send(
+                        &super::sip::reply_to(inv, 487, "Request Terminated", Some("t")),
+                        h.from,
+                    );
+                }
+            }
+            _ => {}
+        }
+        false
+    };
+    let mut heard = pump(&peers, Duration::from_secs(6), |h| serve(h, &mut finals));
+    heard.extend(pump(&peers, Duration::from_millis(500), |h| {
+        serve(h, &mut finals);
+        false
+    }));
+    let text = format!("{}\nser log:\n{}", describe(&heard, t0), ser.log());
+    ForkCall { finals, text, ser }
+}
