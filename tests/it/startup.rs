@@ -75,6 +75,11 @@ fn ask(sock: &UdpSocket, to: SocketAddr, ruri: &str) -> Option<String> {
     None
 }
 
+/// An OPTIONS to `sip:x@127.0.0.1:<port>` at that port: is it ours?
+fn ask_own_port(port: u16) -> Option<String> {
+    ask(&v4_peer(), local(port), &format!("sip:x@127.0.0.1:{port}"))
+}
+
 fn v4_peer() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").unwrap()
 }
@@ -105,7 +110,7 @@ fn dash_l_accepts_every_documented_form() {
         format!("UDP:127.0.0.1:{p}"),
     ] {
         let mut ser = launch(&cfg_plain, &["-DD", "-E", "-l", &form], vec![p]);
-        let got = ask(&v4_peer(), local(p), &format!("sip:x@127.0.0.1:{p}"));
+        let got = ask_own_port(p);
         assert_eq!(
             got.as_deref(),
             Some("SIP/2.0 200 myself"),
@@ -119,7 +124,7 @@ fn dash_l_accepts_every_documented_form() {
     let cfg_port = format!("port={q}\n{cfg_plain}");
     for form in ["127.0.0.1", "lo"] {
         let mut ser = launch(&cfg_port, &["-DD", "-E", "-l", form], vec![q]);
-        let got = ask(&v4_peer(), local(q), &format!("sip:x@127.0.0.1:{q}"));
+        let got = ask_own_port(q);
         assert_eq!(
             got.as_deref(),
             Some("SIP/2.0 200 myself"),
@@ -325,10 +330,7 @@ fn a_second_server_on_a_served_address_is_refused() {
     );
     // The first one still serves, alone.
     assert!(first.is_running());
-    assert_eq!(
-        ask(&v4_peer(), local(p), &format!("sip:x@127.0.0.1:{p}")).as_deref(),
-        Some("SIP/2.0 200 myself")
-    );
+    assert_eq!(ask_own_port(p).as_deref(), Some("SIP/2.0 200 myself"));
     first.stop();
 
     // Any other program holding the address counts too.
@@ -388,7 +390,7 @@ fn dash_d_receives_in_one_process_and_dash_dd_forks_the_workers() {
         );
         assert!(ser.is_running(), "{flag} left the foreground");
         assert_eq!(
-            ask(&v4_peer(), local(p), &format!("sip:x@127.0.0.1:{p}")).as_deref(),
+            ask_own_port(p).as_deref(),
             Some("SIP/2.0 200 myself"),
             "{flag}"
         );
