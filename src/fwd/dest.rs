@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use crate::net::Proto;
-use crate::sip::{parse_uri, Msg, Scheme};
+use crate::sip::{parse_uri, Msg, Scheme, Via};
 
 /// Why a URI gives no destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -108,20 +108,27 @@ pub enum ReplyRouteError {
 /// host name here would let anyone stall a worker on a dead nameserver
 /// (or use us to reflect replies to a name they control).
 pub fn reply_destination(msg: &Msg) -> Result<SocketAddr, ReplyRouteError> {
-    let buf = msg.buf();
     let v2 = match msg.via2() {
         Ok(Some(v)) => v,
         _ => return Err(ReplyRouteError::NoVia2),
     };
-    let host = v2
+    let (host, port) = via_return(v2, msg.buf());
+    numeric(host, port).ok_or(ReplyRouteError::NotNumeric)
+}
+
+/// The host and port a Via says to answer to (RFC 3261 18.2.2, RFC 3581):
+/// `received` over the sent-by host, a filled `rport` over the sent-by
+/// port, 5060 when neither gives one (a port of 0 counts as none).
+fn via_return<'m>(v: &Via, buf: &'m [u8]) -> (&'m [u8], u16) {
+    let host = v
         .received
         .map(|r| r.get(buf))
-        .unwrap_or_else(|| v2.host.get(buf));
-    let port = match v2.rport {
+        .unwrap_or_else(|| v.host.get(buf));
+    let port = match v.rport {
         Some(Some(p)) if p != 0 => p,
-        _ => v2.port.filter(|p| *p != 0).unwrap_or(5060),
+        _ => v.port.filter(|p| *p != 0).unwrap_or(5060),
     };
-    numeric(host, port).ok_or(ReplyRouteError::NotNumeric)
+    (host, port)
 }
 
 /// Where a reply built here for a request goes: the packet's source, or
@@ -131,17 +138,9 @@ pub fn answer_destination(msg: &Msg, src: SocketAddr, reply_to_via: bool) -> Soc
     if !reply_to_via {
         return src;
     }
-    let buf = msg.buf();
     match msg.via1() {
         Ok(v) => {
-            let host = v
-                .received
-                .map(|r| r.get(buf))
-                .unwrap_or_else(|| v.host.get(buf));
-            let port = match v.rport {
-                Some(Some(p)) => p,
-                _ => v.port.unwrap_or(5060),
-            };
+            let (host, port) = via_return(v, msg.buf());
             resolve_bounded(host, port).unwrap_or(src)
         }
         Err(_) => src,
