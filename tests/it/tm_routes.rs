@@ -78,6 +78,12 @@ const ALLOWED: &[(&str, u8)] = &[
     ("t_on_negative(\"1\")", REQ | FAIL | ONREPLY),
     ("t_on_reply(\"1\")", REQ | FAIL | ONREPLY),
     ("t_check_status(\"2[0-9][0-9]\")", REQ | FAIL | ONREPLY),
+    // SER 2.1's checks: about the failed branch, or any branch.
+    ("t_branch_timeout()", FAIL),
+    ("t_branch_replied()", FAIL),
+    ("t_any_timeout()", REQ | FAIL | ONREPLY),
+    ("t_grep_status(\"486\")", REQ | FAIL | ONREPLY),
+    ("t_is_canceled()", REQ | FAIL | ONREPLY),
     ("t_newtran()", REQ),
     ("t_reply(\"404\", \"Not Here\")", REQ | FAIL),
     ("t_lookup_request()", REQ),
