@@ -162,6 +162,19 @@ pub struct TmCtx {
     pub reply_code: u16,
     /// The branch whose failure the failure route handles (the picked one).
     pub picked: u8,
+    /// `t_set_fr`/`t_set_retr` before the transaction has branches.
+    pub timers: TmTimers,
+    /// `t_set_auto_inv_100`: None = the module parameter decides.
+    pub auto_inv_100: Option<bool>,
+}
+
+/// Timer values (ms) the script asked for; 0 = leave as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TmTimers {
+    pub fr: u32,
+    pub fr_inv: u32,
+    pub t1: u32,
+    pub t2: u32,
 }
 
 /// What rr already did to this request: its functions must act once per

@@ -28,6 +28,11 @@ const R: M = M::REQUEST;
 const RF: M = M::REQ_FAIL;
 const RFO: M = M::REQ_FAIL_ONREPLY;
 const F: M = M::FAILURE;
+/// Every route that handles a transaction's messages, branch routes too.
+const RFOB: M = M::REQ_FAIL_ONREPLY.or(M::BRANCH);
+
+/// Longest timer a script may set: a day, in milliseconds.
+const MAX_TIMER_MS: i64 = 86_400_000;
 
 /// Where each function may be called: the route masks of SER's own tm
 /// exports (0.9 and 2.x agree on these). Re-arming `t_on_failure` from an
@@ -52,11 +57,19 @@ static FUNCS: &[FnDef] = &[
     FnDef::new("t_on_failure", 1, 1, RFO),
     FnDef::new("t_on_negative", 1, 1, RFO),
     FnDef::new("t_on_reply", 1, 1, RFO),
+    // SER 2.1: a route run for each new branch, and per-transaction timers.
+    FnDef::new("t_on_branch", 1, 1, RF),
+    FnDef::new("t_set_fr", 1, 2, RFOB),
+    FnDef::new("t_reset_fr", 0, 0, RFOB),
+    FnDef::new("t_set_retr", 2, 2, RFOB),
+    FnDef::new("t_reset_retr", 0, 0, RFOB),
+    FnDef::new("t_set_auto_inv_100", 1, 1, R),
     FnDef::new("t_check_status", 1, 1, RFO),
     // SER 2.1: about the failed branch (failure route only) or any branch.
     FnDef::new("t_branch_timeout", 0, 0, F),
     FnDef::new("t_branch_replied", 0, 0, F),
     FnDef::new("t_any_timeout", 0, 0, RFO),
+    FnDef::new("t_any_replied", 0, 0, RFO),
     FnDef::new("t_grep_status", 1, 1, RFO),
     FnDef::new("t_is_canceled", 0, 0, RFO),
     FnDef::new("t_newtran", 0, 0, R),
@@ -109,6 +122,11 @@ fn route_arg(
 fn arm(ctx: &mut MsgCtx<'_>, which: RouteKind, idx: u16) -> i32 {
     match which {
         RouteKind::Failure => ctx.tm.on_failure = idx,
+        RouteKind::Branch => {
+            // Consumed by the branches this script invocation creates.
+            ctx.tm.on_branch = idx;
+            return 1;
+        }
         _ => ctx.tm.on_reply = idx,
     }
     if let Some(c) = current(ctx) {
@@ -199,6 +217,74 @@ fn branch_test(ctx: &MsgCtx<'_>, picked_only: bool, pred: impl Fn(&Branch) -> bo
     truth(hit)
 }
 
+/// Whether branch `b` got a reply before the one being handled now: for a
+/// branch that timed out, any reply; for one failed by a reply, one before
+/// it (SER 2.1's "the current reply is not taken into account").
+fn replied_in_past(b: &Branch) -> bool {
+    let past = if b.flags & bflags::LOCAL_FINAL != 0 {
+        bflags::REPLIED
+    } else {
+        bflags::PAST_REPLY
+    };
+    b.flags & past != 0
+}
+
+/// `t_any_replied`: some branch got a reply, not counting the one being
+/// handled. An onreply route runs before its reply is recorded, so there
+/// every recorded reply is a past one; a failure route's picked branch
+/// has recorded the reply that failed it.
+fn any_replied(ctx: &mut MsgCtx<'_>) -> i32 {
+    let Some(c) = current(ctx) else { return -1 };
+    let st = c.cell().lock();
+    let picked = ctx.tm.in_failure.then_some(usize::from(ctx.tm.picked));
+    truth(st.tx.live_branches().iter().enumerate().any(|(i, b)| {
+        if Some(i) == picked {
+            replied_in_past(b)
+        } else {
+            b.flags & bflags::REPLIED != 0
+        }
+    }))
+}
+
+/// What a timer function does to (fr, fr_inv, t1, t2): `Some(v)` sets v
+/// (0 = back to the config's value), `None` leaves it.
+type TimerEdit = [Option<u32>; 4];
+
+/// A nonzero value sets, 0 leaves unchanged (`t_set_fr`, `t_set_retr`).
+fn nonzero(v: u32) -> Option<u32> {
+    (v != 0).then_some(v)
+}
+
+fn edit(values: [&mut u32; 4], e: TimerEdit) {
+    for (v, change) in values.into_iter().zip(e) {
+        if let Some(n) = change {
+            *v = n;
+        }
+    }
+}
+
+/// `t_set_fr`/`t_set_retr` and resets: for transactions this script
+/// invocation creates, and on the fly for the current one.
+fn edit_timers(ctx: &mut MsgCtx<'_>, e: TimerEdit) -> i32 {
+    let t = &mut ctx.tm.timers;
+    edit([&mut t.fr, &mut t.fr_inv, &mut t.t1, &mut t.t2], e);
+    if let (Some(env), Some(c)) = (crate::tm::env::env(), current(ctx)) {
+        let mut st = c.cell().lock();
+        let mut o = st.tx.overrides();
+        edit([&mut o.fr, &mut o.fr_inv, &mut o.t1, &mut o.t2], e);
+        st.tx.set_overrides(o, &env.params.timers);
+        driver::rearm(&c, &st);
+    }
+    1
+}
+
+fn timer_arg(def: &FnDef, args: &[Literal], i: usize, max: i64) -> Result<u32, FixupError> {
+    if i >= args.len() {
+        return Ok(0);
+    }
+    Ok(arg_int_range(def.name, args, i, 0, max, "milliseconds")? as u32)
+}
+
 impl Module for Tm {
     fn name(&self) -> &'static str {
         "tm"
@@ -280,16 +366,39 @@ impl Module for Tm {
             }),
             // A reply "in the past": for a branch that timed out, any reply
             // it got; for one failed by a reply, one before that reply.
-            "t_branch_replied" => Box::new(|ctx: &mut MsgCtx<'_>| {
-                branch_test(ctx, true, |b| {
-                    let past = if b.flags & bflags::LOCAL_FINAL != 0 {
-                        bflags::REPLIED
-                    } else {
-                        bflags::PAST_REPLY
-                    };
-                    b.flags & past != 0
+            "t_branch_replied" => {
+                Box::new(|ctx: &mut MsgCtx<'_>| branch_test(ctx, true, replied_in_past))
+            }
+            "t_any_replied" => Box::new(any_replied),
+            "t_on_branch" => {
+                let idx = route_arg(f, args, env, RouteKind::Branch)?;
+                Box::new(move |ctx: &mut MsgCtx<'_>| arm(ctx, RouteKind::Branch, idx))
+            }
+            "t_set_fr" => {
+                let inv = timer_arg(f, args, 0, MAX_TIMER_MS)?;
+                let fr = timer_arg(f, args, 1, MAX_TIMER_MS)?;
+                let e = [nonzero(fr), nonzero(inv), None, None];
+                Box::new(move |ctx: &mut MsgCtx<'_>| edit_timers(ctx, e))
+            }
+            "t_reset_fr" => {
+                Box::new(|ctx: &mut MsgCtx<'_>| edit_timers(ctx, [Some(0), Some(0), None, None]))
+            }
+            "t_set_retr" => {
+                let t1 = timer_arg(f, args, 0, MAX_TIMER_MS)?;
+                let t2 = timer_arg(f, args, 1, MAX_TIMER_MS)?;
+                let e = [None, None, nonzero(t1), nonzero(t2)];
+                Box::new(move |ctx: &mut MsgCtx<'_>| edit_timers(ctx, e))
+            }
+            "t_reset_retr" => {
+                Box::new(|ctx: &mut MsgCtx<'_>| edit_timers(ctx, [None, None, Some(0), Some(0)]))
+            }
+            "t_set_auto_inv_100" => {
+                let on = arg_int_range(name, args, 0, 0, 1, "0 or 1")? != 0;
+                Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    ctx.tm.auto_inv_100 = Some(on);
+                    1
                 })
-            }),
+            }
             "t_any_timeout" => Box::new(|ctx: &mut MsgCtx<'_>| {
                 branch_test(ctx, false, |b| b.flags & bflags::LOCAL_FINAL != 0)
             }),

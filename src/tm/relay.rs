@@ -6,10 +6,12 @@ use std::net::SocketAddr;
 
 use shm::ShmOff;
 
+use crate::cfg::ast::RouteKind;
 use crate::fwd::{destination_of, edit_via1};
 use crate::net::{send_udp, Proto};
-use crate::route::ctx::{AvpName, AvpValue, MsgCtx, ScriptError, MAX_BRANCHES};
+use crate::route::ctx::{AvpName, AvpValue, MsgCtx, ScriptError, TmTimers, MAX_BRANCHES};
 use crate::route::forward::{forward_request, via_host_port};
+use crate::route::interp::run_top;
 use crate::sip::{push_via, HdrKind, Method};
 use crate::tm::callbacks::{self, CbEvent};
 use crate::tm::cell::{replace_bytes, CellRef, Peer};
@@ -271,7 +273,8 @@ pub fn relay(ctx: &mut MsgCtx<'_>, dest: Dest, replicate: bool) -> i32 {
             c.cell().lock().tx.flags |= flags::NO_RELAY;
         }
     }
-    if method == Method::Invite && env.params.auto_inv_100 && !replicate {
+    let auto_100 = ctx.tm.auto_inv_100.unwrap_or(env.params.auto_inv_100);
+    if method == Method::Invite && auto_100 && !replicate {
         let sent = current(ctx)
             .map(|c| c.cell().lock().tx.uas_status)
             .unwrap_or(0);
@@ -353,8 +356,22 @@ pub fn forward_dset(ctx: &mut MsgCtx<'_>) -> i32 {
     forward_all(ctx, Dest::Uri, false)
 }
 
+/// A branch ready to go: its request built, its next hop chosen.
+struct Prepared {
+    /// The branch index its Via's branch id was built for.
+    index: u8,
+    bytes: Vec<u8>,
+    addr: SocketAddr,
+    sock_idx: usize,
+}
+
 /// Create and send branches: the R-URI (first relay only) and every
 /// destination-set entry. Returns how many went out.
+///
+/// Branch requests are built without the cell's lock held: the branch
+/// route runs script functions that take it (`t_set_fr`). Only the
+/// process handling the request (or its failure route) adds branches, so
+/// the indices read before building are still free when they are added.
 pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
     let (Some(env), Some(cref)) = (env(), current(ctx)) else {
         return 0;
@@ -365,83 +382,48 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
         targets.push((ctx.ruri().to_vec(), ctx.dst_uri.clone()));
     }
     targets.extend(ctx.dset.drain(..).map(|b| (b.uri, b.dst_uri)));
-    let mut sent = 0;
-    let mut def = Deferred::default();
-    {
+    let first_index = {
         let mut st = cell.lock();
         if with_ruri && st.relay_uri.is_empty() {
-            // First relay: what the transaction keeps from the script.
-            let _ = replace_bytes(env.region, &mut st.relay_uri, ctx.ruri());
-            st.msg_flags = ctx.flags;
-            apply_timer_avps(ctx, env, &mut st.tx);
-            if !ctx.avps.is_empty() {
-                let bytes = crate::route::avp_codec::encode(&ctx.avps);
-                if replace_bytes(env.region, &mut st.avps, &bytes).is_err() {
-                    crate::tm::oom::complain("keeping the AVPs");
-                }
-            }
-            if ctx.tm.on_reply != 0 {
-                st.on_reply = ctx.tm.on_reply;
-            }
-            if ctx.tm.on_failure != 0 {
-                st.on_failure = ctx.tm.on_failure;
-                st.tx.flags |= flags::FAILURE_ROUTE;
-                if !ctx.lumps.is_empty() {
-                    let mut base = Vec::with_capacity(ctx.msg.buf().len() + 128);
-                    if ctx.lumps.apply(ctx.msg.buf(), &mut base).is_ok() {
-                        let _ = replace_bytes(env.region, &mut st.fwd_base, &base);
-                    }
-                }
-            }
+            first_relay(ctx, env, &mut st);
         }
         if ctx.tm.in_failure && ctx.tm.on_failure != 0 {
             st.on_failure = ctx.tm.on_failure;
             st.tx.flags |= flags::FAILURE_ROUTE;
         }
-        for (uri, dst_uri) in targets {
-            let b = st.tx.nbranches;
-            if usize::from(b) >= MAX_BRANCHES {
-                ctx.last_error = ScriptError::Branches;
+        st.tx.nbranches
+    };
+    let mut ready = Vec::with_capacity(targets.len());
+    let mut dropped = false;
+    for (uri, dst_uri) in targets {
+        let index = first_index.saturating_add(ready.len() as u8);
+        if usize::from(index) >= MAX_BRANCHES {
+            ctx.last_error = ScriptError::Branches;
+            break;
+        }
+        match prepare_branch(ctx, env, cell, dest, index, uri, dst_uri) {
+            Ok(Some(p)) => ready.push(p),
+            Ok(None) => dropped = true,
+            Err(e) => ctx.last_error = e,
+        }
+    }
+    let mut sent = 0;
+    let mut def = Deferred::default();
+    {
+        let mut st = cell.lock();
+        for p in ready {
+            if st.tx.nbranches != p.index {
+                log::error!("tm: branch {} was added elsewhere meanwhile", p.index);
+                ctx.last_error = ScriptError::Server;
                 break;
             }
-            let (addr, proto) = match dest {
-                Dest::Fixed(a, p) => (a, p),
-                Dest::Uri => match destination_of(dst_uri.as_deref().unwrap_or(&uri), None) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        ctx.last_error = e.into();
-                        continue;
-                    }
-                },
-            };
-            if !matches!(proto, Proto::Udp) {
-                log::error!("tm: only UDP is available (TCP/TLS transports are not built yet)");
-                ctx.last_error = ScriptError::Send;
-                continue;
-            }
-            let Some(sock) = env.rt.sockets.udp_for(&addr) else {
-                ctx.last_error = ScriptError::Send;
-                continue;
-            };
-            let Some(bytes) = branch_request(
-                ctx,
-                cell.hash,
-                cell.label.load(std::sync::atomic::Ordering::Relaxed),
-                b,
-                &uri,
-                sock,
-            ) else {
-                ctx.last_error = ScriptError::Server;
-                continue;
-            };
-            let i = usize::from(b);
-            if replace_bytes(env.region, &mut st.br[i].request, &bytes).is_err() {
+            let (b, i) = (p.index, usize::from(p.index));
+            if replace_bytes(env.region, &mut st.br[i].request, &p.bytes).is_err() {
                 crate::tm::oom::complain("for a branch");
                 ctx.last_error = ScriptError::OutOfMemory;
                 break;
             }
-            let sock_idx = env.rt.sockets.index_of(sock);
-            st.br[i].dst = Peer::new(addr, sock_idx);
+            st.br[i].dst = Peer::new(p.addr, p.sock_idx);
             // Registered before the send: the reply may beat sendto() back
             // (it waits for this lock).
             if st
@@ -451,8 +433,11 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
             {
                 break;
             }
-            if let Err(e) = send_udp(&sock.udp, &bytes, addr) {
-                log::warn!("tm: sending branch {b} to {addr} failed: {e}");
+            let Some(sock) = env.rt.sockets.all().get(p.sock_idx) else {
+                break;
+            };
+            if let Err(e) = send_udp(&sock.udp, &p.bytes, p.addr) {
+                log::warn!("tm: sending branch {b} to {} failed: {e}", p.addr);
                 // Counts as a local 503 on that branch, as SER's faked reply.
                 let mut acts = Actions::new();
                 st.tx.on_reply(b, 503, now(), &env.params.timers, &mut acts);
@@ -466,8 +451,104 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
         rearm(&cref, &st);
     }
     finish(env, &cref, def);
+    if sent == 0 && dropped && ctx.last_error == ScriptError::None {
+        // Every branch was dropped by the branch route: nothing to relay.
+        ctx.last_error = ScriptError::Server;
+    }
     ctx.tm.branches_added = ctx.tm.branches_added.saturating_add(sent as u8);
     sent
+}
+
+/// The first relay of a transaction: what it keeps from the script (the
+/// R-URI, flags, AVPs, timers, armed routes and, for the failure route,
+/// the request as the script edited it).
+fn first_relay(ctx: &MsgCtx<'_>, env: &Env, st: &mut crate::tm::cell::CellState) {
+    let _ = replace_bytes(env.region, &mut st.relay_uri, ctx.ruri());
+    st.msg_flags = ctx.flags;
+    apply_timer_avps(ctx, env, &mut st.tx);
+    apply_script_timers(ctx, env, &mut st.tx);
+    if !ctx.avps.is_empty() {
+        let bytes = crate::route::avp_codec::encode(&ctx.avps);
+        if replace_bytes(env.region, &mut st.avps, &bytes).is_err() {
+            crate::tm::oom::complain("keeping the AVPs");
+        }
+    }
+    if ctx.tm.on_reply != 0 {
+        st.on_reply = ctx.tm.on_reply;
+    }
+    if ctx.tm.on_failure != 0 {
+        st.on_failure = ctx.tm.on_failure;
+        st.tx.flags |= flags::FAILURE_ROUTE;
+        if !ctx.lumps.is_empty() {
+            let mut base = Vec::with_capacity(ctx.msg.buf().len() + 128);
+            if ctx.lumps.apply(ctx.msg.buf(), &mut base).is_ok() {
+                let _ = replace_bytes(env.region, &mut st.fwd_base, &base);
+            }
+        }
+    }
+}
+
+/// Build branch `index` towards `uri`: run the armed branch route on a
+/// copy of the script's state (its edits belong to this branch only),
+/// then choose the next hop and build the request. `Ok(None)`: the
+/// branch route dropped the branch.
+fn prepare_branch(
+    ctx: &MsgCtx<'_>,
+    env: &Env,
+    cell: &crate::tm::cell::Cell,
+    dest: Dest,
+    index: u8,
+    uri: Vec<u8>,
+    dst_uri: Option<Vec<u8>>,
+) -> Result<Option<Prepared>, ScriptError> {
+    let route = usize::from(ctx.tm.on_branch)
+        .checked_sub(1)
+        .and_then(|i| env.rt.routes.branch.get(i));
+    let mut bctx;
+    let (bx, uri, dst_uri) = match route {
+        None => (ctx, uri, dst_uri),
+        Some(list) => {
+            bctx = MsgCtx::new(ctx.rt, ctx.msg, ctx.src, ctx.rcv, RouteKind::Branch);
+            bctx.new_uri = Some(uri);
+            bctx.dst_uri = dst_uri;
+            bctx.flags = ctx.flags;
+            bctx.lumps = ctx.lumps.clone();
+            bctx.force_rport = ctx.force_rport;
+            bctx.send_sock = ctx.send_sock;
+            bctx.adv_addr = ctx.adv_addr.clone();
+            bctx.adv_port = ctx.adv_port;
+            bctx.avps = ctx.avps.clone();
+            bctx.tm.cell = ctx.tm.cell;
+            bctx.tm.in_failure = ctx.tm.in_failure;
+            bctx.rr = ctx.rr;
+            if run_top(list, &mut bctx) == 0 {
+                return Ok(None);
+            }
+            let uri = bctx.ruri().to_vec();
+            let dst_uri = bctx.dst_uri.clone();
+            (&bctx, uri, dst_uri)
+        }
+    };
+    let (addr, proto) = match dest {
+        Dest::Fixed(a, p) => (a, p),
+        Dest::Uri => {
+            destination_of(dst_uri.as_deref().unwrap_or(&uri), None).map_err(ScriptError::from)?
+        }
+    };
+    if !matches!(proto, Proto::Udp) {
+        log::error!("tm: only UDP is available (TCP/TLS transports are not built yet)");
+        return Err(ScriptError::Send);
+    }
+    let sock = env.rt.sockets.udp_for(&addr).ok_or(ScriptError::Send)?;
+    let label = cell.label.load(std::sync::atomic::Ordering::Relaxed);
+    let bytes =
+        branch_request(bx, cell.hash, label, index, &uri, sock).ok_or(ScriptError::Server)?;
+    Ok(Some(Prepared {
+        index,
+        bytes,
+        addr,
+        sock_idx: env.rt.sockets.index_of(sock),
+    }))
 }
 
 /// Seconds in an FR AVP → milliseconds (tm docs: the AVPs stay seconds
@@ -478,6 +559,27 @@ pub fn fr_from_avp(v: Option<&AvpValue>) -> Option<u32> {
         .ok()
         .filter(|s| *s > 0)
         .map(|s| s.saturating_mul(1000))
+}
+
+/// `t_set_fr`/`t_set_retr` called before the transaction had a branch:
+/// they override the AVPs (the script said so last).
+fn apply_script_timers(ctx: &MsgCtx<'_>, env: &Env, tx: &mut crate::tm::fsm::Tx) {
+    let want = ctx.tm.timers;
+    if want == TmTimers::default() {
+        return;
+    }
+    let mut o = tx.overrides();
+    for (to, from) in [
+        (&mut o.fr, want.fr),
+        (&mut o.fr_inv, want.fr_inv),
+        (&mut o.t1, want.t1),
+        (&mut o.t2, want.t2),
+    ] {
+        if from != 0 {
+            *to = from;
+        }
+    }
+    tx.set_overrides(o, &env.params.timers);
 }
 
 /// `fr_timer_avp`/`fr_inv_timer_avp`: per-transaction FR timers, read

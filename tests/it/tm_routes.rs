@@ -78,6 +78,15 @@ const ALLOWED: &[(&str, u8)] = &[
     ("t_on_negative(\"1\")", REQ | FAIL | ONREPLY),
     ("t_on_reply(\"1\")", REQ | FAIL | ONREPLY),
     ("t_check_status(\"2[0-9][0-9]\")", REQ | FAIL | ONREPLY),
+    // SER 2.1: branch routes and per-transaction timers.
+    ("t_on_branch(\"1\")", REQ | FAIL),
+    ("t_set_fr(10000)", REQ | FAIL | ONREPLY | BRANCH),
+    ("t_set_fr(50000, 2000)", REQ | FAIL | ONREPLY | BRANCH),
+    ("t_reset_fr()", REQ | FAIL | ONREPLY | BRANCH),
+    ("t_set_retr(500, 2000)", REQ | FAIL | ONREPLY | BRANCH),
+    ("t_reset_retr()", REQ | FAIL | ONREPLY | BRANCH),
+    ("t_set_auto_inv_100(0)", REQ),
+    ("t_any_replied()", REQ | FAIL | ONREPLY),
     // SER 2.1's checks: about the failed branch, or any branch.
     ("t_branch_timeout()", FAIL),
     ("t_branch_replied()", FAIL),

@@ -68,16 +68,13 @@ impl Tx {
         reliable: bool,
         blind: bool,
     ) -> Result<u8, TxError> {
+        let cfg = &self.timers(cfg);
         let settled = !matches!(self.phase(), Phase::Proceeding | Phase::Completed);
         if settled || (!self.has(flags::LOCAL) && self.uas_status >= 200) {
             return Err(TxError::AlreadyFinal);
         }
         let b = self.branch_count();
-        let fr = if self.fr_override != 0 {
-            self.fr_override
-        } else {
-            cfg.fr
-        };
+        let fr = cfg.fr;
         let br = self.branches.get_mut(b).ok_or(TxError::TooManyBranches)?;
         let mut bf = 0;
         if reliable {
@@ -106,6 +103,7 @@ impl Tx {
     /// Codes outside 100..=699 are ignored (the parser never produces
     /// them; the machine does not guess what they mean).
     pub fn on_reply(&mut self, b: u8, code: u16, now: u64, cfg: &TimerCfg, out: &mut Actions) {
+        let cfg = &self.timers(cfg);
         let bi = usize::from(b);
         if bi >= self.branch_count() || !(100..=699).contains(&code) {
             return;
@@ -160,11 +158,7 @@ impl Tx {
     ) {
         let invite = self.is_invite();
         let proceeding = self.phase() == Phase::Proceeding;
-        let fr_inv = if self.fr_inv_override != 0 {
-            self.fr_inv_override
-        } else {
-            cfg.fr_inv
-        };
+        let fr_inv = cfg.fr_inv;
         let Some(br) = self.branches.get_mut(bi) else {
             return;
         };
@@ -314,6 +308,7 @@ impl Tx {
         cfg: &TimerCfg,
         out: &mut Actions,
     ) {
+        let cfg = &self.timers(cfg);
         self.flags &= !flags::IN_FAILURE;
         if self.phase() != Phase::Proceeding {
             // t_reply in the route already answered (on_local_reply).
@@ -332,6 +327,7 @@ impl Tx {
     /// Returns how many CANCELs go out now. No local reply: the callee's
     /// 487 comes back as an ordinary final.
     pub fn on_cancel(&mut self, now: u64, cfg: &TimerCfg, out: &mut Actions) -> usize {
+        let cfg = &self.timers(cfg);
         self.flags |= flags::CANCELED;
         self.cancel_pending_branches(now, cfg, out)
     }

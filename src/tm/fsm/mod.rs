@@ -70,11 +70,15 @@ impl Default for TimerCfg {
     }
 }
 
-/// Per-transaction overrides (`fr_timer_avp`, `t_set_fr`): 0 = use the config.
+/// Per-transaction timer overrides (`fr_timer_avp`, `t_set_fr`,
+/// `t_set_retr`), in milliseconds; 0 = the config's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct TxTimers {
     pub fr: u32,
     pub fr_inv: u32,
+    /// T1: the first retransmission interval, doubling up to T2.
+    pub t1: u32,
+    pub t2: u32,
 }
 
 /// Where the transaction stands, seen from upstream.
@@ -198,9 +202,12 @@ shm::shm_struct! {
         pub uas_giveup_at: u64,
         /// When the wait phase ends, 0 = not waiting.
         pub wait_until: u64,
-        /// Per-transaction FR overrides.
+        /// Per-transaction FR overrides (0 = the config's).
         pub fr_override: u32,
         pub fr_inv_override: u32,
+        /// Per-transaction T1/T2 overrides (`t_set_retr`, 0 = the config's).
+        pub t1_override: u32,
+        pub t2_override: u32,
         pub branches: [Branch; MAX_BRANCHES],
     }
 }

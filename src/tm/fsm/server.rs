@@ -18,9 +18,19 @@ pub(super) fn deadline(now: u64, d: u32) -> u64 {
 }
 
 /// The retransmission interval after `step` sends: the three configured
-/// steps (T1, 2T1, 4T1 in 2.x; the 0.9 fixed list), then T2 forever.
+/// steps (T1, 2T1, 4T1 in 2.x; the 0.9 fixed list), then doubling on
+/// from the third until T2, and T2 forever (RFC 3261 17.1.1.2: a small
+/// T1 set by `t_set_retr` or `retr_timer1` must not jump from 4T1 to T2).
 pub(super) fn retr_interval(cfg: &TimerCfg, step: u8) -> u32 {
-    cfg.retr.get(usize::from(step)).copied().unwrap_or(cfg.t2)
+    match cfg.retr.get(usize::from(step)) {
+        Some(r) => *r,
+        None => {
+            let last = cfg.retr[cfg.retr.len() - 1];
+            let doublings = u32::from(step).saturating_sub(cfg.retr.len() as u32 - 1);
+            let doubled = u64::from(last) << doublings.min(32);
+            u32::try_from(doubled.min(u64::from(cfg.t2))).unwrap_or(cfg.t2)
+        }
+    }
 }
 
 /// Who produced the final that goes upstream: it decides whether an
@@ -85,6 +95,7 @@ impl Tx {
     /// second final (of any class) is generated once one went out, and a
     /// released or silently expired transaction stays quiet.
     pub fn on_local_reply(&mut self, code: u16, now: u64, cfg: &TimerCfg, out: &mut Actions) {
+        let cfg = &self.timers(cfg);
         if self.phase() != Phase::Proceeding {
             return;
         }
@@ -108,6 +119,7 @@ impl Tx {
     /// A hop-by-hop ACK for our negative final (or local 2xx) arrived:
     /// RFC 17.2.1 Confirmed, which we spend in Wait.
     pub fn on_ack(&mut self, now: u64, cfg: &TimerCfg, _out: &mut Actions) {
+        let cfg = &self.timers(cfg);
         if self.phase() == Phase::Completed {
             self.go_wait(now, cfg);
         }
@@ -115,6 +127,7 @@ impl Tx {
 
     /// Release (t_release) / nothing forwarded or replied: go to wait.
     pub fn release(&mut self, now: u64, cfg: &TimerCfg, _out: &mut Actions) {
+        let cfg = &self.timers(cfg);
         if matches!(self.phase(), Phase::Proceeding | Phase::Completed) {
             self.go_wait(now, cfg);
         }

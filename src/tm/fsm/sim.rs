@@ -500,3 +500,68 @@ fn the_machine_does_no_io_and_depends_on_nothing_above_it() {
         }
     }
 }
+
+#[test]
+fn t_set_fr_on_the_fly_moves_running_timers_from_their_start() {
+    // Two INVITE branches: one rang (FR_INV), one is silent (FR).
+    let mut s = Sim::new(true);
+    s.cfg.noisy_ctimer = true;
+    s.branch();
+    s.branch();
+    s.at(1000).reply(0, 180);
+    assert_eq!(s.tx.branches[0].fr_at, 121_000);
+    assert_eq!(s.tx.branches[1].fr_at, 30_000);
+    // At 2 s the script says: FR_INV 5 s, FR 3 s (t_set_fr(5000, 3000)).
+    s.run_until(2000);
+    let mut o = s.tx.overrides();
+    o.fr_inv = 5000;
+    o.fr = 3000;
+    let cfg = s.cfg;
+    s.tx.set_overrides(o, &cfg);
+    assert_eq!(s.tx.branches[0].fr_at, 6000, "180 at 1 s + 5 s");
+    assert_eq!(s.tx.branches[1].fr_at, 3000, "sent at 0 + 3 s");
+    s.run_until(7000);
+    assert_eq!(
+        s.times(StoreLocalReply {
+            branch: 1,
+            code: 408
+        }),
+        [3000]
+    );
+    assert_eq!(
+        s.times(StoreLocalReply {
+            branch: 0,
+            code: 408
+        }),
+        [6000]
+    );
+    // A new branch starts with the overrides; t_reset_fr goes back.
+    let mut t = Sim::new(false);
+    t.tx.set_overrides(o, &cfg);
+    t.branch();
+    assert_eq!(t.tx.branches[0].fr_at, 3000);
+    t.tx.set_overrides(Default::default(), &cfg);
+    assert_eq!(t.tx.branches[0].fr_at, 30_000);
+}
+
+#[test]
+fn t_set_retr_changes_intervals_from_the_next_one() {
+    let mut s = Sim::new(true);
+    let cfg = s.cfg;
+    let mut o = s.tx.overrides();
+    o.t1 = 250;
+    s.tx.set_overrides(o, &cfg);
+    s.branch();
+    s.run_until(2000);
+    // T1 250 doubling: 250, 750, 1750 (the next is 2000 later).
+    assert_eq!(s.times(RetransmitRequest(0)), [250, 750, 1750]);
+    // T2 lowered to 600 now: the interval scheduled (2000, due at 3750)
+    // stands, the ones after it are capped.
+    o.t2 = 600;
+    s.tx.set_overrides(o, &cfg);
+    s.run_until(5000);
+    assert_eq!(
+        s.times(RetransmitRequest(0)),
+        [250, 750, 1750, 3750, 4350, 4950]
+    );
+}

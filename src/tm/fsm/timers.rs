@@ -4,11 +4,12 @@
 //! A late tick catches up without a burst: each due deadline fires once
 //! and its successor is scheduled from `now`.
 
-use super::{Actions, Phase, TimerCfg, Tx};
+use super::{Actions, BranchPhase, Phase, TimerCfg, Tx, TxTimers};
 
 impl Tx {
     /// Timers: everything due at `now`.
     pub fn on_timer(&mut self, now: u64, cfg: &TimerCfg, out: &mut Actions) {
+        let cfg = &self.timers(cfg);
         if matches!(self.phase(), Phase::Unused | Phase::Terminated) {
             return;
         }
@@ -30,5 +31,70 @@ impl Tx {
             .chain(branch_deadlines)
             .filter(|&t| t != 0)
             .min()
+    }
+}
+
+impl Tx {
+    /// This transaction's timer settings: `cfg` with the per-transaction
+    /// overrides. Every event handler works from these, so an override
+    /// set by the script reaches every timer the transaction arms.
+    pub fn timers(&self, cfg: &TimerCfg) -> TimerCfg {
+        let mut c = *cfg;
+        if self.fr_override != 0 {
+            c.fr = self.fr_override;
+        }
+        if self.fr_inv_override != 0 {
+            c.fr_inv = self.fr_inv_override;
+        }
+        if self.t2_override != 0 {
+            c.t2 = self.t2_override;
+        }
+        if self.t1_override != 0 {
+            // A T1 given alone doubles as RFC 3261's Timer A/E does; the
+            // 0.9 per-step list only describes the config's own T1.
+            let t1 = self.t1_override;
+            c.retr = [t1, t1.saturating_mul(2), t1.saturating_mul(4)];
+        }
+        for r in &mut c.retr {
+            *r = (*r).min(c.t2);
+        }
+        c
+    }
+
+    /// The overrides in force (0 = the config's value).
+    pub fn overrides(&self) -> TxTimers {
+        TxTimers {
+            fr: self.fr_override,
+            fr_inv: self.fr_inv_override,
+            t1: self.t1_override,
+            t2: self.t2_override,
+        }
+    }
+
+    /// Replace the overrides (`t_set_fr`, `t_set_retr` and their resets on
+    /// a live transaction). Running FR timers move with their timeout:
+    /// a branch's deadline stays "when its timer started + the timeout in
+    /// force", as SER 2.1 changes them on the fly. Retransmission
+    /// intervals change from the next one scheduled.
+    pub fn set_overrides(&mut self, new: TxTimers, cfg: &TimerCfg) {
+        let old = self.timers(cfg);
+        self.fr_override = new.fr;
+        self.fr_inv_override = new.fr_inv;
+        self.t1_override = new.t1;
+        self.t2_override = new.t2;
+        let now_cfg = self.timers(cfg);
+        let invite = self.is_invite();
+        for br in self.live_branches_mut() {
+            if br.fr_at == 0 || br.is_final() {
+                continue;
+            }
+            let (was, is) = if invite && br.phase() == BranchPhase::Proceeding {
+                (old.fr_inv, now_cfg.fr_inv)
+            } else {
+                (old.fr, now_cfg.fr)
+            };
+            let started = br.fr_at.saturating_sub(u64::from(was));
+            br.fr_at = started.saturating_add(u64::from(is)).max(1);
+        }
     }
 }

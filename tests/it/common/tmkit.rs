@@ -253,6 +253,10 @@ pub(crate) fn fork_route(callees: &[u16], before: &str) -> String {
 pub(crate) struct ForkCall {
     /// Final replies to the INVITE the caller got, in order.
     pub(crate) finals: Vec<u16>,
+    /// Every message the caller (0) and the callees (1..) received.
+    pub(crate) heard: Vec<Heard>,
+    /// When the INVITE was sent.
+    pub(crate) t0: Instant,
     /// Every datagram heard, then the server log (for assertion messages).
     pub(crate) text: String,
     pub(crate) ser: Ser,
@@ -356,5 +360,11 @@ pub(crate) fn fork_call(
         false
     }));
     let text = format!("{}\nser log:\n{}", describe(&heard, t0), ser.log());
-    ForkCall { finals, text, ser }
+    ForkCall {
+        finals,
+        heard,
+        t0,
+        text,
+        ser,
+    }
 }
