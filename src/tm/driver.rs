@@ -248,7 +248,7 @@ pub(crate) fn reason_of(code: u16) -> &'static [u8] {
 
 /// A reply built here from the cell's request (FR timeouts, 503 → 500).
 /// A 503 made here is the overload answer, so it says when to retry.
-fn local_reply_bytes(env: &Env, cell: &Cell, code: u16, reason: &[u8]) -> Vec<u8> {
+pub(crate) fn local_reply_bytes(env: &Env, cell: &Cell, code: u16, reason: &[u8]) -> Vec<u8> {
     let Ok(req) = Msg::parse(env.region.slice(cell.req).to_vec()) else {
         return Vec::new();
     };

@@ -73,7 +73,8 @@ static FUNCS: &[FnDef] = &[
     FnDef::new("t_grep_status", 1, 1, RFO),
     FnDef::new("t_is_canceled", 0, 0, RFO),
     FnDef::new("t_newtran", 0, 0, R),
-    FnDef::new("t_reply", 2, 2, RF),
+    // SER 2.1 answers from an onreply route too (its t_grep_status example).
+    FnDef::new("t_reply", 2, 2, RFO),
     FnDef::new("t_lookup_request", 0, 0, R),
     FnDef::new("t_retransmit_reply", 0, 0, R),
     FnDef::new("t_release", 0, 0, R),

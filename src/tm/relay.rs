@@ -169,6 +169,15 @@ fn reply_local_with(ctx: &mut MsgCtx<'_>, code: u16, reason: &[u8], more: &[u8])
     let (Some(env), Some(cref)) = (env(), current(ctx)) else {
         return -1;
     };
+    if !ctx.msg.is_request() {
+        // An onreply route (SER 2.1's t_grep_status example): answer from
+        // the transaction's own request, not from the reply at hand.
+        let bytes = driver::local_reply_bytes(env, cref.cell(), code, reason);
+        if bytes.is_empty() || !send_local_reply(env, &cref, code, &bytes) {
+            return -1;
+        }
+        return 1;
+    }
     if ctx.msg.method() == Method::Ack {
         return -1;
     }

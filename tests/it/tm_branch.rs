@@ -283,3 +283,45 @@ fn t_set_fr_zero_leaves_a_timeout_unchanged() {
         "{t:?}\n{text}"
     );
 }
+
+/// Example 37's move: `t_reply` from an onreply route answers the caller
+/// at once (from the transaction's request, not from the reply being
+/// handled) and the ringing branch is cancelled.
+#[test]
+fn t_reply_in_an_onreply_route_answers_the_caller_and_cancels_the_branch() {
+    let _g = serial();
+    let c = fork_call(
+        |port, ports| {
+            let mut r = fork_route(&ports[..1], "    t_on_reply(\"1\");\n");
+            r.push_str(
+                "onreply_route[1] {\n    if (status==180) {\n        \
+                 t_reply(\"486\", \"Busy\");\n    }\n}\n",
+            );
+            tm_cfg(port, 1, "", &r)
+        },
+        &[Callee::Rings],
+        false,
+    );
+    assert_eq!(c.finals, [486], "{}", c.text);
+    let to_caller: Vec<u16> = c
+        .heard
+        .iter()
+        .filter(|h| h.who == 0)
+        .filter_map(|h| status_of(&h.msg))
+        .collect();
+    assert!(!to_caller.contains(&180), "{to_caller:?}\n{}", c.text);
+    let reply = c
+        .heard
+        .iter()
+        .find(|h| h.who == 0 && status_of(&h.msg) == Some(486))
+        .map(|h| h.msg.clone())
+        .unwrap_or_default();
+    assert!(is_reply_for(&reply, "INVITE"), "{}", c.text);
+    assert!(
+        c.heard
+            .iter()
+            .any(|h| h.who == 1 && method_of(&h.msg).as_deref() == Some("CANCEL")),
+        "{}",
+        c.text
+    );
+}

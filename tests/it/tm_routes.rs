@@ -94,7 +94,7 @@ const ALLOWED: &[(&str, u8)] = &[
     ("t_grep_status(\"486\")", REQ | FAIL | ONREPLY),
     ("t_is_canceled()", REQ | FAIL | ONREPLY),
     ("t_newtran()", REQ),
-    ("t_reply(\"404\", \"Not Here\")", REQ | FAIL),
+    ("t_reply(\"404\", \"Not Here\")", REQ | FAIL | ONREPLY),
     ("t_lookup_request()", REQ),
     ("t_retransmit_reply()", REQ),
     ("t_release()", REQ),
