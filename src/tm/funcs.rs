@@ -4,7 +4,7 @@
 use crate::cfg::ast::{Literal, RouteKind};
 use crate::fwd::resolve;
 use crate::net::Proto;
-use crate::route::ctx::{MsgCtx, ScriptError};
+use crate::route::ctx::{AvpName, MsgCtx, ScriptError};
 use crate::route::export::{
     arg_int_range, arg_str, compile_regex, BoxedFn, FixupEnv, FixupError, FnDef, ModInitError,
     Module, ParamError, RouteMask as M,
@@ -54,6 +54,10 @@ static FUNCS: &[FnDef] = &[
     FnDef::new("t_forward_nonack_udp", 2, 2, R),
     FnDef::new("t_forward_nonack_tcp", 2, 2, R),
     FnDef::new("t_forward_nonack_tls", 2, 2, R),
+    // SER 2.x: the next hop as (protocol, "host[:port]"), or both in AVPs.
+    FnDef::new("t_replicate_to", 2, 2, R),
+    FnDef::new("t_forward_nonack_to", 2, 2, R),
+    FnDef::new("t_relay_to_avp", 2, 2, R),
     FnDef::new("t_on_failure", 1, 1, RFO),
     FnDef::new("t_on_negative", 1, 1, RFO),
     FnDef::new("t_on_reply", 1, 1, RFO),
@@ -89,6 +93,98 @@ fn fixed(def: &FnDef, args: &[Literal]) -> Result<std::net::SocketAddr, FixupErr
         host,
         reason: "no address found".into(),
     })
+}
+
+/// A protocol named in a script or an AVP: `udp`, `tcp`, `tls` (any
+/// case), or SER's numbers for them (1, 2, 3).
+fn proto_named(text: &str) -> Option<Proto> {
+    match text.to_ascii_lowercase().as_str() {
+        "udp" | "1" => Some(Proto::Udp),
+        "tcp" | "2" => Some(Proto::Tcp),
+        "tls" | "3" => Some(Proto::Tls),
+        _ => None,
+    }
+}
+
+/// `"host[:port]"` (port 5060 when absent, as SER 2.x).
+fn host_port(text: &str) -> Option<(&str, u16)> {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') || h.ends_with(']') => (h, p.parse().ok()?),
+        _ => (text, 5060),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty() && port != 0).then_some((host, port))
+}
+
+/// The 2.x `(proto, "host[:port]")` pair given as literals, resolved at
+/// load like every fixed next hop.
+fn fixed_to(def: &FnDef, args: &[Literal]) -> Result<Dest, FixupError> {
+    let proto_text = arg_str(def.name, args, 0)?;
+    let proto = proto_named(&proto_text).ok_or(FixupError::BadArg {
+        func: def.name,
+        index: 1,
+        expected: "udp, tcp or tls",
+        found: proto_text,
+    })?;
+    let hp = arg_str(def.name, args, 1)?;
+    let (host, port) = host_port(&hp).ok_or_else(|| FixupError::BadArg {
+        func: def.name,
+        index: 2,
+        expected: "host[:port]",
+        found: hp.clone(),
+    })?;
+    let addr = resolve(host.as_bytes(), port).ok_or(FixupError::Resolve {
+        host: host.to_string(),
+        reason: "no address found".into(),
+    })?;
+    Ok(Dest::Fixed(addr, proto))
+}
+
+/// An AVP named in a script argument: `$name`, `$avp(name)` or the
+/// avpops spelling (`s:name`, `i:N`).
+fn avp_arg(def: &FnDef, args: &[Literal], i: usize) -> Result<AvpName, FixupError> {
+    let text = arg_str(def.name, args, i)?;
+    let bare = text.strip_prefix('$').unwrap_or(&text);
+    let bare = bare
+        .strip_prefix("avp(")
+        .and_then(|b| b.strip_suffix(')'))
+        .unwrap_or(bare);
+    if bare.is_empty() {
+        return Err(FixupError::BadArg {
+            func: def.name,
+            index: i + 1,
+            expected: "an AVP name",
+            found: text,
+        });
+    }
+    Ok(AvpName::parse(bare))
+}
+
+/// `t_relay_to_avp`: the next hop from two AVPs, resolved now with the
+/// bounded resolver (a name in an AVP may come from the message).
+fn relay_to_avp(ctx: &mut MsgCtx<'_>, proto: &AvpName, addr: &AvpName) -> i32 {
+    let text = |v: Option<&crate::route::ctx::AvpValue>| {
+        v.map(|v| match v {
+            crate::route::ctx::AvpValue::Int(n) => n.to_string(),
+            crate::route::ctx::AvpValue::Str(s) => String::from_utf8_lossy(s).into_owned(),
+        })
+    };
+    let proto = text(ctx.avp(proto))
+        .as_deref()
+        .map_or(Some(Proto::Udp), proto_named);
+    let Some(proto) = proto else {
+        return ctx.fail(ScriptError::Uri);
+    };
+    let Some(hp) = text(ctx.avp(addr)) else {
+        return ctx.fail(ScriptError::Uri);
+    };
+    let Some((host, port)) = host_port(&hp) else {
+        return ctx.fail(ScriptError::Uri);
+    };
+    let Some(a) = crate::fwd::resolve_bounded(host.as_bytes(), port) else {
+        return ctx.fail(ScriptError::Resolve);
+    };
+    relay::relay(ctx, Dest::Fixed(a, proto), false)
 }
 
 fn proto_of(name: &str) -> Proto {
@@ -342,6 +438,18 @@ impl Module for Tm {
             | "t_forward_nonack_tls" => {
                 let dest = Dest::Fixed(fixed(f, args)?, proto_of(name));
                 Box::new(move |ctx: &mut MsgCtx<'_>| forward_nonack(ctx, dest))
+            }
+            "t_replicate_to" => {
+                let dest = fixed_to(f, args)?;
+                Box::new(move |ctx: &mut MsgCtx<'_>| relay::relay(ctx, dest, true))
+            }
+            "t_forward_nonack_to" => {
+                let dest = fixed_to(f, args)?;
+                Box::new(move |ctx: &mut MsgCtx<'_>| forward_nonack(ctx, dest))
+            }
+            "t_relay_to_avp" => {
+                let (proto, addr) = (avp_arg(f, args, 0)?, avp_arg(f, args, 1)?);
+                Box::new(move |ctx: &mut MsgCtx<'_>| relay_to_avp(ctx, &proto, &addr))
             }
             "t_on_failure" | "t_on_negative" => {
                 let idx = route_arg(f, args, env, RouteKind::Failure)?;

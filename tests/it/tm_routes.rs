@@ -74,6 +74,9 @@ const ALLOWED: &[(&str, u8)] = &[
     ("t_forward_nonack_udp(\"127.0.0.1\", \"5060\")", REQ),
     ("t_forward_nonack_tcp(\"127.0.0.1\", \"5060\")", REQ),
     ("t_forward_nonack_tls(\"127.0.0.1\", \"5061\")", REQ),
+    ("t_replicate_to(\"udp\", \"127.0.0.1:5060\")", REQ),
+    ("t_forward_nonack_to(\"tcp\", \"127.0.0.1\")", REQ),
+    ("t_relay_to_avp(\"$proto\", \"$dst\")", REQ),
     ("t_on_failure(\"1\")", REQ | FAIL | ONREPLY),
     ("t_on_negative(\"1\")", REQ | FAIL | ONREPLY),
     ("t_on_reply(\"1\")", REQ | FAIL | ONREPLY),
@@ -261,6 +264,75 @@ fn t_relay_to_with_address_goes_there_from_request_and_failure_route() {
 #[test]
 fn t_relay_with_address_goes_there_from_request_and_failure_route() {
     explicit_next_hop_case("t_relay");
+}
+
+/// SER 2.x's next hops as `(proto, "host:port")`: `route` (with `{c1}`
+/// for the callee's port) sends the INVITE to c1 alone, never to the
+/// R-URI's host; c1 answers 486, which reaches the caller unless the
+/// function only replicates.
+fn proto_host_port_case(route: &str, relayed: bool) {
+    let _g = serial();
+    let (caller, c1, decoy) = (UdpPeer::bind(), UdpPeer::bind(), UdpPeer::bind());
+    let port = free_udp_port();
+    let routes = format!(
+        "route {{\n{}\n}}\n",
+        route.replace("{c1}", &c1.port().to_string())
+    );
+    let modparams = "loadmodule \"/usr/local/lib/ser/modules/avpops.so\"";
+    let ser = Ser::start(&tm_cfg(port, 1, modparams, &routes));
+    caller.send_to_port(&invite(&caller, decoy.port()).build(), port);
+    let t0 = Instant::now();
+    let heard = pump(&[&caller, &c1, &decoy], Duration::from_millis(1500), |h| {
+        if h.who == 1 && method_of(&h.msg).as_deref() == Some("INVITE") {
+            c1.send(&reply_to(&h.msg, 486, "Busy Here", Some("c1")), h.from);
+        }
+        h.who == CALLER && status_of(&h.msg) == Some(486)
+    });
+    let text = format!(
+        "{route}:\n{}\nser log:\n{}",
+        describe(&heard, t0),
+        ser.log()
+    );
+    assert!(
+        heard.iter().all(|h| h.who != 2),
+        "the R-URI's host got a request:\n{text}"
+    );
+    assert_eq!(invites_to(&heard, 1).len(), 1, "c1 INVITEs:\n{text}");
+    assert_eq!(codes_for(&heard, CALLER).contains(&486), relayed, "{text}");
+}
+
+#[test]
+fn t_relay_to_avp_takes_protocol_and_address_from_avps() {
+    proto_host_port_case(
+        "    avp_write(\"s:udp\", \"s:proto\");\n    \
+         avp_write(\"s:127.0.0.1:{c1}\", \"s:dst\");\n    \
+         t_relay_to_avp(\"$proto\", \"$dst\");",
+        true,
+    );
+}
+
+#[test]
+fn t_forward_nonack_to_and_t_replicate_to_take_protocol_and_host_port() {
+    proto_host_port_case(
+        "    t_newtran();\n    t_forward_nonack_to(\"udp\", \"127.0.0.1:{c1}\");",
+        true,
+    );
+    proto_host_port_case("    t_replicate_to(\"UDP\", \"127.0.0.1:{c1}\");", false);
+}
+
+/// The protocol is checked at load.
+#[test]
+fn an_unknown_protocol_is_refused_at_load() {
+    let dir = TestDir::new();
+    let cfg = "loadmodule \"sl.so\"\nloadmodule \"tm.so\"\n\
+               route {\n    t_replicate_to(\"sctp\", \"127.0.0.1:5060\");\n}\n";
+    let f = check_config(&dir.write("p.cfg", cfg.as_bytes()));
+    assert_ne!(f.code(), Some(0), "{}", f.stderr);
+    assert!(
+        f.stderr.contains("p.cfg:4:") && f.stderr.contains("udp, tcp or tls"),
+        "{}",
+        f.stderr
+    );
 }
 
 // --- re-arming the failure route from an onreply route ------------------
