@@ -24,6 +24,7 @@ mod startup;
 mod tm;
 mod tm_aggregate;
 mod tm_checks;
+mod tm_known_issues;
 mod tm_routes;
 mod tm_select;
 mod tm_stats;
