@@ -20,6 +20,7 @@ mod hostile;
 mod overload;
 mod registrar_limits;
 mod serctl;
+mod sl_stats;
 mod startup;
 mod tm;
 mod tm_aggregate;
