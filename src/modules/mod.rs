@@ -10,6 +10,7 @@ pub mod maxfwd;
 pub mod registrar;
 pub mod rr;
 pub mod sl;
+pub mod sl_stats;
 pub mod textops;
 pub mod usrloc;
 

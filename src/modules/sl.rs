@@ -1,4 +1,5 @@
-//! sl — stateless replies (`sl_send_reply`, `sl_reply_error`).
+//! sl — stateless replies (`sl_send_reply`, `sl_reply_error`), counted
+//! for `sl_stats` (`sl_stats`).
 //!
 //! Replies are built from the request's parsed Via/From/To/Call-ID/CSeq
 //! and sent from the receiving socket to the packet's source (or to the
@@ -12,7 +13,7 @@ use crate::cfg::ast::Literal;
 use crate::fwd::{answer_destination, build_local_reply, ReplySpec};
 use crate::net::{send_udp, ListenSocket};
 use crate::route::export::{
-    arg_int_range, arg_str, BoxedFn, FixupEnv, FixupError, FnDef, Module, RouteMask,
+    arg_int_range, arg_str, BoxedFn, FixupEnv, FixupError, FnDef, ModInitError, Module, RouteMask,
 };
 use crate::route::{MsgCtx, Runtime};
 use crate::sip::{BuildError, Method, Msg};
@@ -87,7 +88,11 @@ pub fn send_reply(
         Err(_) => return Err(SendReplyError::Build),
     };
     let dst = answer_destination(msg, src, rt.core.reply_to_via);
-    send_udp(&rcv.udp, &built.bytes, dst).map_err(|_| SendReplyError::Send)
+    send_udp(&rcv.udp, &built.bytes, dst).map_err(|_| SendReplyError::Send)?;
+    // Counted by the status that went out (a 500 in place of a reply too
+    // large for a datagram), once it went out, as SER's sl counted.
+    crate::modules::sl_stats::note_sent(built.code);
+    Ok(())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -172,6 +177,22 @@ impl Module for Sl {
                 reply_from_script(ctx, code, reason.as_bytes(), err.reply_headers())
             })),
         }
+    }
+
+    fn ctl_commands(&self) -> &'static [crate::ctl::CtlCmd] {
+        crate::modules::sl_stats::COMMANDS
+    }
+
+    /// The `sl_stats` counters go in shm before the fork.
+    fn mod_init(
+        &self,
+        _rt: &'static Runtime,
+        region: &'static shm::Region,
+    ) -> Result<(), ModInitError> {
+        crate::modules::sl_stats::init(region).map_err(|e| ModInitError {
+            module: "sl",
+            reason: format!("no shared memory for the reply counters: {e}"),
+        })
     }
 
     /// An ACK carrying our stateless To-tag acknowledges a reply we built:

@@ -17,9 +17,10 @@ use crate::fwd::without_top_via;
 use crate::route::ctx::{AvpName, AvpValue, RETRY_AFTER};
 use crate::route::interp::run_top;
 use crate::route::{MsgCtx, Runtime};
-use crate::sip::{build_ack_cancel, HdrKind, HopRequest, Method, Msg};
+use crate::sip::{build_ack_cancel, HdrKind, HopRequest, Method, Msg, MAX_REPLY_LEN};
 use crate::tm::callbacks::{self, CbEvent};
 use crate::tm::cell::{replace_bytes, Cell, CellRef, CellState, Peer};
+use crate::tm::challenge::{is_challenge, merge_challenges};
 use crate::tm::env::{env, now, send_peer, Env};
 use crate::tm::fsm::{Action, Actions, Phase};
 use crate::tm::params::TmParams;
@@ -151,6 +152,8 @@ pub fn execute(
                     .unwrap_or(0);
                 let bytes = if as_code != code || stored.is_empty() {
                     local_reply_bytes(env, cell, as_code, reason_of(as_code))
+                } else if env.params.aggregate_challenges && is_challenge(code) {
+                    with_all_challenges(env, st, branch, stored)
                 } else {
                     stored
                 };
@@ -179,6 +182,37 @@ pub fn execute(
                 }
             }
             Action::Terminate => def.terminate = true,
+        }
+    }
+}
+
+/// The picked 401/407 (`stored`, from branch `picked`) with the
+/// challenges of every other branch that ended in 401/407 (RFC 3261 16.7
+/// step 7). With no other such branch it goes as it is; a merge that
+/// would not fit a datagram falls back to it too, since one challenge
+/// the caller can answer beats a reply that cannot be sent.
+fn with_all_challenges(env: &Env, st: &CellState, picked: u8, stored: Vec<u8>) -> Vec<u8> {
+    let others: Vec<&[u8]> = st
+        .tx
+        .branches
+        .iter()
+        .take(usize::from(st.tx.nbranches))
+        .enumerate()
+        .filter(|(i, b)| *i != usize::from(picked) && b.is_final() && is_challenge(b.status))
+        .filter_map(|(i, _)| st.br.get(i).map(|br| env.region.slice(br.reply)))
+        .filter(|r| !r.is_empty())
+        .collect();
+    if others.is_empty() {
+        return stored;
+    }
+    match merge_challenges(&stored, &others, MAX_REPLY_LEN) {
+        Ok(merged) => merged,
+        Err(e) => {
+            crate::warn_limited!(
+                "tm: challenges of {} branches not merged: {e}",
+                others.len() + 1
+            );
+            stored
         }
     }
 }

@@ -4,12 +4,15 @@
 //! (`cell`), matching (`key`), our signed branch ids (`branch`), the
 //! table (`store`), the driver that carries out the machine's actions
 //! (`driver`), relaying from the script (`relay`), local replies
-//! (`reply`), the script functions (`funcs`) and callbacks for other
+//! (`reply`), challenge aggregation (`challenge`), the script functions (`funcs`) and callbacks for other
 //! modules (`callbacks`), the UAC (`uac`), the FIFO / unix socket
 //! commands (`ctl_cmds`) and hand-off to applications (`twrite`).
 pub mod branch;
 pub mod callbacks;
 pub mod cell;
+pub mod challenge;
+#[cfg(test)]
+mod challenge_tests;
 pub mod ctl_cmds;
 pub mod dialog;
 #[cfg(test)]

@@ -23,6 +23,9 @@ pub struct TmParams {
     pub tw_append: Vec<String>,
     /// 2.x `auto_inv_100`: answer INVITEs with 100 Trying when relaying.
     pub auto_inv_100: bool,
+    /// 2.1 `aggregate_challenges`: a picked 401/407 goes upstream with the
+    /// challenges of every other 401/407 branch added (RFC 3261 16.7).
+    pub aggregate_challenges: bool,
     /// Names given in seconds, reported once at start-up.
     pub seconds_notes: Vec<String>,
 }
@@ -39,6 +42,7 @@ impl Default for TmParams {
             unix_tx_timeout_ms: 2000,
             tw_append: Vec::new(),
             auto_inv_100: true,
+            aggregate_challenges: true,
             seconds_notes: Vec::new(),
         }
     }
@@ -59,8 +63,6 @@ enum BuiltIn {
 /// spell out the value ser behaves as (often 2.1's own default); any other
 /// value is refused at load, never accepted and ignored.
 const NOT_YET_2_1: &[(&str, BuiltIn)] = &[
-    // No merging of 401/407 challenges from several branches.
-    ("aggregate_challenges", BuiltIn::Int(0)),
     // Local CANCELs and ACKs are built from the request each branch sent.
     ("reparse_invite", BuiltIn::Int(1)),
     ("ac_extra_hdrs", BuiltIn::Str("")),
@@ -165,6 +167,7 @@ impl TmParams {
             "ruri_matching" => self.ruri_matching = int(param, v)? != 0,
             "via1_matching" => self.via1_matching = int(param, v)? != 0,
             "auto_inv_100" => self.auto_inv_100 = int(param, v)? != 0,
+            "aggregate_challenges" => self.aggregate_challenges = int(param, v)? != 0,
             "fr_timer_avp" => self.fr_timer_avp = string(param, v)?,
             "fr_inv_timer_avp" => self.fr_inv_timer_avp = string(param, v)?,
             "uac_from" => self.uac_from = string(param, v)?,
@@ -264,6 +267,10 @@ mod tests {
             "tm::after_180_fr_inv_timer_applies_and_noisy_ctimer_gives_408_and_cancel",
         ),
         ("unix_tx_timeout", "ctl_twrite"),
+        (
+            "aggregate_challenges",
+            "tm_aggregate::a_401_and_a_407_reach_the_caller_as_one_401_with_both_challenges",
+        ),
     ];
 
     #[derive(Clone, Copy)]
@@ -294,10 +301,22 @@ mod tests {
     }
 
     #[test]
+    fn aggregate_challenges_is_on_by_default_and_type_checked() {
+        let mut p = TmParams::default();
+        assert!(p.aggregate_challenges, "2.1's default, RFC 3261 16.7");
+        p.set("aggregate_challenges", &Literal::Int(0)).unwrap();
+        assert!(!p.aggregate_challenges);
+        p.set("aggregate_challenges", &Literal::Int(1)).unwrap();
+        assert!(p.aggregate_challenges);
+        assert!(p
+            .set("aggregate_challenges", &Literal::Str("yes".into()))
+            .is_err());
+    }
+
+    #[test]
     fn a_2_1_parameter_may_spell_out_what_ser_does() {
         let mut p = TmParams::default();
         for (name, v) in [
-            ("aggregate_challenges", Literal::Int(0)),
             ("reparse_invite", Literal::Int(1)),
             ("ac_extra_hdrs", Literal::Str(String::new())),
             ("blst_503", Literal::Int(0)),

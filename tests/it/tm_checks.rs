@@ -103,8 +103,11 @@ fn t_grep_status_wants_a_status_code() {
 fn unsupported_2_1_parameters_are_refused_at_load() {
     let dir = TestDir::new();
     for (param, ok) in [
-        ("\"aggregate_challenges\", 1", false),
-        ("\"aggregate_challenges\", 0", true),
+        // Implemented (tm_aggregate), still type-checked.
+        ("\"aggregate_challenges\", 1", true),
+        ("\"aggregate_challenges\", \"on\"", false),
+        ("\"reparse_invite\", 0", false),
+        ("\"reparse_invite\", 1", true),
         ("\"blst_503\", 1", false),
         ("\"cancel_b_method\", 0", false),
         ("\"ac_extra_hdrs\", \"X-\"", false),

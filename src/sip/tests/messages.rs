@@ -433,3 +433,19 @@ fn stream_framing_and_expires() {
     let c = m.clone();
     assert_eq!(c.buf(), m.buf());
 }
+
+/// SER 0.9 tm's "known issue": replies had their CSeq parsed before the
+/// branch was matched. Here tier 1 only indexes headers; a reply whose
+/// CSeq is damaged still yields its top Via's branch (what tm matches a
+/// reply by, `tm::driver::on_reply`), and the CSeq fails only when asked.
+#[test]
+fn a_reply_is_matched_by_its_branch_before_its_cseq_is_parsed() {
+    let m = parse(
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKx1\r\n\
+From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: c\r\nCSeq: not a cseq\r\n\
+Content-Length: 0\r\n\r\n",
+    );
+    let v = m.via1().expect("via1");
+    assert_eq!(v.branch.map(|b| b.get(m.buf())), Some(&b"z9hG4bKx1"[..]));
+    assert!(m.cseq().is_err());
+}

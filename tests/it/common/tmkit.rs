@@ -233,6 +233,9 @@ pub(crate) enum Callee {
     Rings,
     Answers(u16),
     RingsThen(u16),
+    /// Answers with this final carrying these extra header lines (each
+    /// ending in CRLF).
+    AnswersWith(u16, &'static str),
 }
 
 /// A route block that forks to `callees`' ports on 127.0.0.1 (the first
@@ -253,7 +256,9 @@ pub(crate) fn fork_route(callees: &[u16], before: &str) -> String {
 pub(crate) struct ForkCall {
     /// Final replies to the INVITE the caller got, in order.
     pub(crate) finals: Vec<u16>,
-    /// Every message the caller (0) and the callees (1..) received.
+    /// Those final replies as the caller received them.
+    pub(crate) replies: Vec<Vec<u8>>,
+    /// Every datagram heard, by peer (0 = caller, then the callees).
     pub(crate) heard: Vec<Heard>,
     /// When the INVITE was sent.
     pub(crate) t0: Instant,
@@ -266,6 +271,8 @@ fn reason(code: u16) -> &'static str {
     match code {
         180 => "Ringing",
         404 => "Not Found",
+        401 => "Unauthorized",
+        407 => "Proxy Authentication Required",
         486 => "Busy Here",
         603 => "Decline",
         _ => "Failed",
@@ -283,6 +290,18 @@ pub(crate) fn fork_call(
     callees: &[Callee],
     cancel_after_ring: bool,
 ) -> ForkCall {
+    fork_call_with(cfg, callees, cancel_after_ring, &[])
+}
+
+/// [`fork_call`] with extra headers in the caller's INVITE (its ACK and
+/// CANCEL carry them too); `invite_headers` may name the callee ports as
+/// `{c0}`, `{c1}`, … and ser's port as `{ser}`.
+pub(crate) fn fork_call_with(
+    cfg: impl FnOnce(u16, &[u16]) -> String,
+    callees: &[Callee],
+    cancel_after_ring: bool,
+    invite_headers: &[(&str, &str)],
+) -> ForkCall {
     let caller = UdpPeer::bind();
     let peers_c: Vec<UdpPeer> = callees.iter().map(|_| UdpPeer::bind()).collect();
     let port = super::free_udp_port();
@@ -297,20 +316,30 @@ pub(crate) fn fork_call(
         "Contact",
         &format!("<sip:alice@127.0.0.1:{}>", caller.port()),
     );
+    let mut inv = inv;
+    for (name, value) in invite_headers {
+        let mut v = value.replace("{ser}", &port.to_string());
+        for (i, p) in ports.iter().enumerate() {
+            v = v.replace(&format!("{{c{i}}}"), &p.to_string());
+        }
+        inv = inv.header(name, &v);
+    }
     caller.send_to_port(&inv.build(), port);
     let mut peers: Vec<&UdpPeer> = vec![&caller];
     peers.extend(peers_c.iter());
     let t0 = Instant::now();
     let mut invites: Vec<Option<Vec<u8>>> = vec![None; callees.len()];
     let mut finals = Vec::new();
+    let mut replies = Vec::new();
     let mut cancelled = false;
-    let mut serve = |h: &Heard, finals: &mut Vec<u16>| {
+    let mut serve = |h: &Heard, finals: &mut Vec<u16>, replies: &mut Vec<Vec<u8>>| {
         if h.who == 0 {
             let Some(code) = status_of(&h.msg).filter(|_| is_reply_for(&h.msg, "INVITE")) else {
                 return false;
             };
             if code >= 200 {
                 finals.push(code);
+                replies.push(h.msg.clone());
                 caller.send_to_port(&ack_for(&inv, &h.msg).build(), port);
                 return true;
             }
@@ -339,6 +368,15 @@ pub(crate) fn fork_call(
                         answer(180);
                         answer(code);
                     }
+                    Callee::AnswersWith(code, extra) => {
+                        let r = super::sip::reply_to(&h.msg, code, reason(code), Some("t"));
+                        let text = String::from_utf8_lossy(&r).replacen(
+                            "Content-Length:",
+                            &format!("{extra}Content-Length:"),
+                            1,
+                        );
+                        callee.send(text.as_bytes(), h.from);
+                    }
                 }
             }
             Some("CANCEL") => {
@@ -354,14 +392,17 @@ pub(crate) fn fork_call(
         }
         false
     };
-    let mut heard = pump(&peers, Duration::from_secs(6), |h| serve(h, &mut finals));
+    let mut heard = pump(&peers, Duration::from_secs(6), |h| {
+        serve(h, &mut finals, &mut replies)
+    });
     heard.extend(pump(&peers, Duration::from_millis(500), |h| {
-        serve(h, &mut finals);
+        serve(h, &mut finals, &mut replies);
         false
     }));
     let text = format!("{}\nser log:\n{}", describe(&heard, t0), ser.log());
     ForkCall {
         finals,
+        replies,
         heard,
         t0,
         text,
