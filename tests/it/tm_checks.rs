@@ -106,8 +106,6 @@ fn unsupported_2_1_parameters_are_refused_at_load() {
         ("\"aggregate_challenges\", 1", false),
         ("\"aggregate_challenges\", 0", true),
         ("\"blst_503\", 1", false),
-        ("\"cancel_b_method\", 0", false),
-        ("\"ac_extra_hdrs\", \"X-\"", false),
         ("\"max_inv_lifetime\", 180", false),
     ] {
         let cfg = format!("loadmodule \"sl.so\"\nloadmodule \"tm.so\"\nmodparam(\"tm\", {param})\nroute {{ drop; }}\n");
