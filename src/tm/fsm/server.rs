@@ -179,8 +179,8 @@ impl Tx {
     /// CANCEL branch `b` (an index below `branch_count`): returns whether a
     /// SendCancel was pushed.
     ///
-    /// A branch with no reply yet is handled as `cfg.cancel_b_method`
-    /// says: ended at once with a 487 made here (0), left retransmitting
+    /// A branch of an INVITE with no reply yet is handled as
+    /// `cfg.cancel_b_method` says: ended at once with a 487 made here (0), left retransmitting
     /// with the CANCEL held until a provisional arrives (1, RFC 3261 §9.1),
     /// or CANCELed at once (2). With 0 the branch may now be final, so a
     /// caller in Proceeding must see whether a pick is due.
@@ -191,6 +191,13 @@ impl Tx {
         cfg: &TimerCfg,
         out: &mut Actions,
     ) -> bool {
+        // CANCEL has no business with a non-INVITE (RFC 3261 §9.1): an
+        // unanswered one is never ended or CANCELed early.
+        let method = if self.is_invite() {
+            cfg.cancel_b_method
+        } else {
+            UnrepliedCancel::OnProvisional
+        };
         let Some(br) = self.branches.get_mut(b) else {
             return false;
         };
@@ -204,7 +211,7 @@ impl Tx {
                 start_cancel(br, b, now, cfg, out);
                 true
             }
-            BranchPhase::Calling => match cfg.cancel_b_method {
+            BranchPhase::Calling => match method {
                 UnrepliedCancel::Fake487 => {
                     // The callee never answered, so it is told nothing;
                     // the branch ends as if it had answered 487.

@@ -210,3 +210,15 @@ fn an_fr_timeout_that_was_not_cancelled_stays_408() {
         assert_eq!(s.times(Completed { code: 408 }), [30_000], "{m:?}");
     }
 }
+
+#[test]
+fn a_non_invite_is_never_ended_or_cancelled_early() {
+    for m in [UnrepliedCancel::Fake487, UnrepliedCancel::Immediate] {
+        let mut s = Sim::new(false);
+        s.cfg.cancel_b_method = m;
+        s.branch();
+        let (n, acts) = s.at(100).cancel();
+        assert_eq!((n, acts.as_slice()), (0, &[][..]), "{m:?}");
+        assert_eq!(s.phase(), Phase::Proceeding, "{m:?}");
+    }
+}
