@@ -1,5 +1,6 @@
 //! tm's management commands (FIFO and unix socket): starting UAC
-//! transactions (`t_uac_from` of SER 0.8, `t_uac_dlg` of 0.9), answering
+//! transactions (`t_uac_from` of SER 0.8, `t_uac_dlg` of 0.9) and
+//! cancelling them (`t_uac_cancel`), answering
 //! transactions handed to applications by `t_write_*` (`t_reply`), and
 //! the counters (`t_stats`, `t_hash`).
 //!
@@ -23,6 +24,10 @@ pub static COMMANDS: &[CtlCmd] = &[
     CtlCmd {
         name: "t_uac_dlg",
         handler: t_uac_dlg,
+    },
+    CtlCmd {
+        name: "t_uac_cancel",
+        handler: t_uac_cancel,
     },
     CtlCmd {
         name: "t_reply",
@@ -325,6 +330,30 @@ fn t_uac_dlg(p: &mut Params<'_>, ctx: &CmdCtx<'_>) -> R {
         cseq,
     };
     Ok(run_uac(ctx, &req, REPORT_DIALOG))
+}
+
+/// `t_uac_cancel` (SER 0.9): cancel the INVITE transaction named by its
+/// Call-ID and CSeq number (one `t_uac_dlg` started, typically). Its
+/// pending branches are CANCELed as `cancel_b_method` says; the end of
+/// the INVITE is reported to whoever started it, as usual.
+fn t_uac_cancel(p: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    let call_id = p.nonempty("Call-ID")?;
+    let cseq = p.nonempty("CSeq number")?;
+    let Ok(cseq) = cseq.trim().parse::<u32>() else {
+        return Ok(Reply::new(
+            400,
+            format!("fifo_uac_cancel: CSeq must be a number, not {cseq:?}"),
+        )
+        .into());
+    };
+    let Some(env) = crate::tm::env::env() else {
+        return Ok(Reply::new(500, "fifo_uac_cancel: tm is not loaded").into());
+    };
+    let Some(cref) = store::lookup_invite(call_id.trim().as_bytes(), cseq) else {
+        return Ok(Reply::new(481, "fifo_uac_cancel: no such transaction").into());
+    };
+    relay::cancel_cell(env, &cref);
+    Ok(Reply::new(200, "fifo_uac_cancel succeeded").into())
 }
 
 /// The application's answer to a transaction `t_write_*` handed to it:

@@ -18,6 +18,7 @@ use crate::route::ctx::{AvpName, AvpValue, RETRY_AFTER};
 use crate::route::interp::run_top;
 use crate::route::{MsgCtx, Runtime};
 use crate::sip::{build_ack_cancel, HdrKind, HopRequest, Method, Msg, MAX_REPLY_LEN};
+use crate::tm::ac_hdrs::copy_prefixed;
 use crate::tm::callbacks::{self, CbEvent};
 use crate::tm::cell::{replace_bytes, Cell, CellRef, CellState, Peer};
 use crate::tm::challenge::{is_challenge, merge_challenges};
@@ -118,6 +119,7 @@ pub fn execute(
                 };
                 let mut out = Vec::with_capacity(512);
                 if build_ack_cancel(&req, HopRequest::Ack, to, user_agent(env), &mut out).is_ok() {
+                    copy_prefixed(&req, &env.params.ac_extra_hdrs, &mut out);
                     send_peer(env, &st.br[i].dst, &out);
                 }
             }
@@ -274,6 +276,7 @@ fn user_agent(env: &Env) -> Option<&'static [u8]> {
 pub(crate) fn reason_of(code: u16) -> &'static [u8] {
     match code {
         408 => b"Request Timeout",
+        487 => b"Request Terminated",
         500 => b"Server Internal Error",
         503 => b"Service Unavailable",
         _ => b"Unknown",
@@ -292,11 +295,13 @@ pub(crate) fn local_reply_bytes(env: &Env, cell: &Cell, code: u16, reason: &[u8]
         .unwrap_or_default()
 }
 
-/// The CANCEL for branch `i`, built from the request that branch sent.
+/// The CANCEL for branch `i`, built from the request that branch sent
+/// (with its `ac_extra_hdrs` fields).
 fn cancel_of(env: &Env, st: &CellState, i: usize) -> Option<Vec<u8>> {
     let req = Msg::parse(env.region.slice(st.br[i].request).to_vec()).ok()?;
     let mut out = Vec::with_capacity(512);
     build_ack_cancel(&req, HopRequest::Cancel, None, user_agent(env), &mut out).ok()?;
+    copy_prefixed(&req, &env.params.ac_extra_hdrs, &mut out);
     Some(out)
 }
 

@@ -84,6 +84,9 @@ static FUNCS: &[FnDef] = &[
     FnDef::new("t_release", 0, 0, R),
     FnDef::new("t_write_req", 2, 2, RF),
     FnDef::new("t_write_unix", 2, 2, RF),
+    // SER 2.1 / 2.x: CANCELs found by their INVITE (request route only).
+    FnDef::new("t_relay_cancel", 0, 0, R),
+    FnDef::new("t_lookup_cancel", 0, 1, R),
 ];
 
 fn fixed(def: &FnDef, args: &[Literal]) -> Result<std::net::SocketAddr, FixupError> {
@@ -525,6 +528,15 @@ impl Module for Tm {
                 Box::new(move |ctx: &mut MsgCtx<'_>| reply_local(ctx, code, &reason))
             }
             "t_lookup_request" => Box::new(t_lookup_request),
+            "t_relay_cancel" => Box::new(relay::relay_cancel),
+            "t_lookup_cancel" => {
+                let inherit = if args.is_empty() {
+                    false
+                } else {
+                    arg_int_range(name, args, 0, 0, 1, "0 or 1")? == 1
+                };
+                Box::new(move |ctx: &mut MsgCtx<'_>| relay::lookup_cancel(ctx, inherit))
+            }
             "t_write_req" | "t_write_unix" => {
                 let channel = if name == "t_write_req" {
                     Channel::Fifo

@@ -7,6 +7,7 @@
 //! (`reply`), challenge aggregation (`challenge`), the script functions (`funcs`) and callbacks for other
 //! modules (`callbacks`), the UAC (`uac`), the FIFO / unix socket
 //! commands (`ctl_cmds`) and hand-off to applications (`twrite`).
+pub mod ac_hdrs;
 pub mod branch;
 pub mod callbacks;
 pub mod cell;

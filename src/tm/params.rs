@@ -7,7 +7,7 @@
 
 use crate::cfg::ast::Literal;
 use crate::route::export::ParamError;
-use crate::tm::fsm::TimerCfg;
+use crate::tm::fsm::{TimerCfg, UnrepliedCancel};
 
 #[derive(Debug, Clone)]
 pub struct TmParams {
@@ -28,6 +28,10 @@ pub struct TmParams {
     pub aggregate_challenges: bool,
     /// Names given in seconds, reported once at start-up.
     pub seconds_notes: Vec<String>,
+    /// 2.1 `ac_extra_hdrs`: header fields of the sent INVITE whose name
+    /// starts with this (any case) are copied into our CANCELs and
+    /// negative ACKs; empty copies none.
+    pub ac_extra_hdrs: String,
 }
 
 impl Default for TmParams {
@@ -44,6 +48,7 @@ impl Default for TmParams {
             auto_inv_100: true,
             aggregate_challenges: true,
             seconds_notes: Vec::new(),
+            ac_extra_hdrs: String::new(),
         }
     }
 }
@@ -53,19 +58,12 @@ impl Default for TmParams {
 enum BuiltIn {
     /// The integer value that describes ser's behaviour.
     Int(i64),
-    /// The string value that describes ser's behaviour.
-    Str(&'static str),
-    /// No value describes it: every setting is refused.
-    Nothing,
 }
 
 /// SER 2.1 tm parameters of features ser does not have yet. A config may
 /// spell out the value ser behaves as (often 2.1's own default); any other
 /// value is refused at load, never accepted and ignored.
 const NOT_YET_2_1: &[(&str, BuiltIn)] = &[
-    // Local CANCELs and ACKs are built from the request each branch sent.
-    ("reparse_invite", BuiltIn::Int(1)),
-    ("ac_extra_hdrs", BuiltIn::Str("")),
     // No destination blacklist.
     ("blst_503", BuiltIn::Int(0)),
     ("blst_503_def_timeout", BuiltIn::Int(0)),
@@ -73,9 +71,13 @@ const NOT_YET_2_1: &[(&str, BuiltIn)] = &[
     ("blst_503_max_timeout", BuiltIn::Int(3600)),
     ("blst_methods_add", BuiltIn::Int(1)),
     ("blst_methods_lookup", BuiltIn::Int(4_294_967_287)),
-    // ser's handling of an unanswered branch is none of 2.1's three.
-    ("cancel_b_method", BuiltIn::Nothing),
 ];
+
+/// Why `reparse_invite=0` is refused.
+const REPARSE_INVITE_ONLY: &str = "ser always builds its CANCELs and negative ACKs from the \
+INVITE each branch sent (same Via branch, R-URI and Route set as that INVITE, as RFC 3261 \
+9.1 and 17.1.1.3 require); building them from the received request is not available, so \
+only reparse_invite=1 is accepted";
 
 /// Accepts `v` for a [`NOT_YET_2_1`] parameter only when it is ser's own
 /// behaviour.
@@ -94,15 +96,6 @@ fn not_yet(param: &str, built_in: BuiltIn, v: &Literal) -> Result<(), ParamError
                 Err(refuse(format!(" (ser behaves as {param}={want})")))
             }
         }
-        BuiltIn::Str(want) => {
-            let got = string(param, v)?;
-            if got == want {
-                Ok(())
-            } else {
-                Err(refuse(format!(" (ser behaves as {param}=\"{want}\")")))
-            }
-        }
-        BuiltIn::Nothing => Err(refuse(String::new())),
     }
 }
 
@@ -172,6 +165,25 @@ impl TmParams {
             "fr_inv_timer_avp" => self.fr_inv_timer_avp = string(param, v)?,
             "uac_from" => self.uac_from = string(param, v)?,
             "tw_append" => self.tw_append.push(string(param, v)?),
+            "cancel_b_method" => {
+                let n = int(param, v)?;
+                self.timers.cancel_b_method =
+                    UnrepliedCancel::from_int(n).ok_or_else(|| ParamError::BadValue {
+                        module: "tm",
+                        param: param.into(),
+                        reason: format!("{n} is not one of 0, 1, 2"),
+                    })?;
+            }
+            "ac_extra_hdrs" => self.ac_extra_hdrs = string(param, v)?,
+            "reparse_invite" => {
+                if int(param, v)? != 1 {
+                    return Err(ParamError::BadValue {
+                        module: "tm",
+                        param: param.into(),
+                        reason: REPARSE_INVITE_ONLY.into(),
+                    });
+                }
+            }
             p => match NOT_YET_2_1.iter().find(|(n, _)| *n == p) {
                 Some((_, built_in)) => not_yet(param, *built_in, v)?,
                 None => {
@@ -271,7 +283,18 @@ mod tests {
             "aggregate_challenges",
             "tm_aggregate::a_401_and_a_407_reach_the_caller_as_one_401_with_both_challenges",
         ),
+        (
+            "cancel_b_method",
+            "tm_cancel::cancel_b_method_0_answers_487_at_once_and_never_cancels_a_silent_callee",
+        ),
+        (
+            "ac_extra_hdrs",
+            "tm_cancel::ac_extra_hdrs_are_copied_into_cancel_and_negative_ack",
+        ),
     ];
+
+    /// Refused on purpose (not "yet"), with the reason.
+    const BY_DESIGN: &[(&str, &str)] = &[("reparse_invite", "ser always builds")];
 
     #[derive(Clone, Copy)]
     enum Lit {
@@ -293,6 +316,9 @@ mod tests {
             let r = p.set(name, &lit(*value));
             if HONOURED.iter().any(|(n, _)| n == name) {
                 assert!(r.is_ok(), "{name}: {r:?}");
+            } else if let Some((_, why)) = BY_DESIGN.iter().find(|(n, _)| n == name) {
+                let e = r.expect_err(name);
+                assert!(e.to_string().contains(why), "{name}: {e}");
             } else {
                 let e = r.expect_err(name);
                 assert!(e.to_string().contains("not supported yet"), "{name}: {e}");
@@ -324,11 +350,30 @@ mod tests {
         ] {
             assert!(p.set(name, &v).is_ok(), "{name}");
         }
-        // Type-checked all the same; cancel_b_method has no such value.
+        // Type-checked all the same.
         assert!(p.set("ac_extra_hdrs", &Literal::Int(5)).is_err());
-        assert!(p.set("cancel_b_method", &Literal::Int(0)).is_err());
         // Later releases' names are not SER 2.1's: unknown.
         let e = p.set("max_inv_lifetime", &Literal::Int(180)).unwrap_err();
         assert!(matches!(e, ParamError::Unknown { .. }), "{e}");
+    }
+
+    #[test]
+    fn cancel_b_method_takes_0_1_2_only() {
+        let mut p = TmParams::default();
+        assert_eq!(p.timers.cancel_b_method, UnrepliedCancel::Fake487);
+        p.set("cancel_b_method", &Literal::Int(2)).unwrap();
+        assert_eq!(p.timers.cancel_b_method, UnrepliedCancel::Immediate);
+        p.set("cancel_b_method", &Literal::Int(1)).unwrap();
+        assert_eq!(p.timers.cancel_b_method, UnrepliedCancel::OnProvisional);
+        for bad in [Literal::Int(3), Literal::Int(-1), Literal::Str("x".into())] {
+            assert!(p.set("cancel_b_method", &bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(p.timers.cancel_b_method, UnrepliedCancel::OnProvisional);
+        p.set("ac_extra_hdrs", &Literal::Str("X-Foo-".into()))
+            .unwrap();
+        assert_eq!(p.ac_extra_hdrs, "X-Foo-");
+        assert!(p.set("reparse_invite", &Literal::Int(1)).is_ok());
+        let e = p.set("reparse_invite", &Literal::Int(0)).unwrap_err();
+        assert!(e.to_string().contains("ser always builds"), "{e}");
     }
 }

@@ -302,33 +302,40 @@ pub fn relay(ctx: &mut MsgCtx<'_>, dest: Dest, replicate: bool) -> i32 {
 
 /// A CANCEL: find its INVITE; `None` means "no INVITE, handle as usual".
 fn cancel(ctx: &mut MsgCtx<'_>, env: &'static Env, dest: Dest) -> Option<i32> {
-    let mk = MsgKey::of(ctx.msg).ok()?;
-    let inv = match store::lookup(&mk, opts(env), Some(MatchKind::CancelTarget)) {
-        Found::Cell(c, _) => c,
+    match cancel_target(ctx.msg) {
+        Some(inv) => Some(cancel_invite(ctx, env, &inv)),
         // Unknown CANCEL: relayed statelessly (ser-compat-spec §2.2.4).
-        Found::None => return Some(stateless(ctx, dest)),
-    };
+        None if MsgKey::of(ctx.msg).is_ok() => Some(stateless(ctx, dest)),
+        None => None,
+    }
+}
+
+/// The INVITE transaction the CANCEL `msg` refers to, if there is one.
+pub fn cancel_target(msg: &crate::sip::Msg) -> Option<CellRef> {
+    let env = env()?;
+    let mk = MsgKey::of(msg).ok()?;
+    match store::lookup(&mk, opts(env), Some(MatchKind::CancelTarget)) {
+        Found::Cell(c, _) => Some(c),
+        Found::None => None,
+    }
+}
+
+/// CANCEL the transaction `inv` for the CANCEL being processed and answer
+/// that CANCEL 200: 1 when done (or a retransmitted CANCEL was answered
+/// again), negative on error.
+fn cancel_invite(ctx: &mut MsgCtx<'_>, env: &'static Env, inv: &CellRef) -> i32 {
     // With shm full the CANCEL gets no transaction of its own, yet it
     // still ends the call: ending calls is what gives the memory back.
     // Its 200 then goes out statelessly; a retransmitted CANCEL comes
     // through here again and gets another.
     let stateful = match newtran(ctx) {
-        Ok(NewTran::Retransmission) => return Some(1),
+        Ok(NewTran::Retransmission) => return 1,
         Ok(NewTran::Created) | Ok(NewTran::Exists) => true,
-        Ok(_) => return Some(1),
+        Ok(_) => return 1,
         Err(ScriptError::OutOfMemory) => false,
-        Err(e) => return Some(ctx.fail(e)),
+        Err(e) => return ctx.fail(e),
     };
-    let mut def = Deferred::default();
-    let n = {
-        let mut st = inv.cell().lock();
-        let mut acts = Actions::new();
-        let n = st.tx.on_cancel(now(), &env.params.timers, &mut acts);
-        execute(env, inv.cell(), &mut st, &mut acts, None, &mut def);
-        rearm(&inv, &st);
-        n
-    };
-    finish(env, &inv, def);
+    let n = cancel_cell(env, inv);
     let reason: &[u8] = if n > 0 {
         b"canceling"
     } else {
@@ -344,7 +351,61 @@ fn cancel(ctx: &mut MsgCtx<'_>, env: &'static Env, dest: Dest) -> Option<i32> {
             Err(e) => log::error!("tm: cannot build the 200 for a CANCEL: {e}"),
         }
     }
-    Some(1)
+    1
+}
+
+/// Cancel the INVITE transaction `inv` (an upstream CANCEL, the FIFO's
+/// `t_uac_cancel`): its pending branches are CANCELed as
+/// `cancel_b_method` says. Returns how many CANCELs went out now.
+pub fn cancel_cell(env: &'static Env, inv: &CellRef) -> usize {
+    let mut def = Deferred::default();
+    let n = {
+        let mut st = inv.cell().lock();
+        let mut acts = Actions::new();
+        let n = st.tx.on_cancel(now(), &env.params.timers, &mut acts);
+        execute(env, inv.cell(), &mut st, &mut acts, None, &mut def);
+        rearm(inv, &st);
+        n
+    };
+    finish(env, inv, def);
+    n
+}
+
+/// `t_relay_cancel()` (SER 2.1): for a CANCEL whose INVITE transaction
+/// exists, cancel it, answer the CANCEL and return 0 so the script ends
+/// there; 1 (go on with the script) when there is no such transaction or
+/// the request is no CANCEL; negative on error.
+pub fn relay_cancel(ctx: &mut MsgCtx<'_>) -> i32 {
+    let Some(env) = env() else {
+        return ctx.fail(ScriptError::Server);
+    };
+    if ctx.msg.method() != Method::Cancel {
+        return 1;
+    }
+    match cancel_target(ctx.msg) {
+        Some(inv) => match cancel_invite(ctx, env, &inv) {
+            r if r > 0 => 0,
+            r => r,
+        },
+        None => 1,
+    }
+}
+
+/// `t_lookup_cancel([1])` (SER 2.x): whether the INVITE transaction a
+/// CANCEL refers to exists; with `inherit`, the CANCEL takes the script
+/// flags the INVITE was relayed with (so a script that handles the
+/// CANCEL itself treats it as its INVITE).
+pub fn lookup_cancel(ctx: &mut MsgCtx<'_>, inherit: bool) -> i32 {
+    if ctx.msg.method() != Method::Cancel {
+        return -1;
+    }
+    let Some(inv) = cancel_target(ctx.msg) else {
+        return -1;
+    };
+    if inherit {
+        ctx.flags = inv.cell().lock().msg_flags;
+    }
+    1
 }
 
 /// Pass a request on without a transaction.

@@ -118,6 +118,20 @@ pub fn lookup_id(hash: u32, label: u32) -> Option<CellRef> {
     Some(CellRef::acquire(g.region, off))
 }
 
+/// Find an INVITE transaction by its Call-ID and CSeq number (how SER
+/// 0.9's `t_uac_cancel` names the transaction to cancel).
+pub fn lookup_invite(call_id: &[u8], cseq_num: u32) -> Option<CellRef> {
+    let g = g()?;
+    let table = g.region.get(g.table);
+    let bucket = table.lock_bucket(g.region, crate::tm::key::hash(call_id, cseq_num))?;
+    let off = bucket.find(|c| {
+        c.method == Method::Invite as u32
+            && c.key.cseq_num == cseq_num
+            && c.key.call_id.get(c.req_bytes(g.region)) == call_id
+    })?;
+    Some(CellRef::acquire(g.region, off))
+}
+
 /// Outcome of [`create`].
 pub enum Created {
     New(CellRef),

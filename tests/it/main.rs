@@ -25,6 +25,7 @@ mod startup;
 mod tm;
 mod tm_aggregate;
 mod tm_branch;
+mod tm_cancel;
 mod tm_checks;
 mod tm_known_issues;
 mod tm_routes;

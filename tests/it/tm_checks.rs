@@ -109,8 +109,6 @@ fn unsupported_2_1_parameters_are_refused_at_load() {
         ("\"reparse_invite\", 0", false),
         ("\"reparse_invite\", 1", true),
         ("\"blst_503\", 1", false),
-        ("\"cancel_b_method\", 0", false),
-        ("\"ac_extra_hdrs\", \"X-\"", false),
         ("\"max_inv_lifetime\", 180", false),
     ] {
         let cfg = format!("loadmodule \"sl.so\"\nloadmodule \"tm.so\"\nmodparam(\"tm\", {param})\nroute {{ drop; }}\n");

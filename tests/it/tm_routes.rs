@@ -99,6 +99,9 @@ const ALLOWED: &[(&str, u8)] = &[
     ("t_newtran()", REQ),
     ("t_reply(\"404\", \"Not Here\")", REQ | FAIL | ONREPLY),
     ("t_lookup_request()", REQ),
+    ("t_relay_cancel()", REQ),
+    ("t_lookup_cancel()", REQ),
+    ("t_lookup_cancel(\"1\")", REQ),
     ("t_retransmit_reply()", REQ),
     ("t_release()", REQ),
     (

@@ -5,7 +5,7 @@
 //! response, and SER's tm rules where SER differs (FR/FR_INV timers,
 //! silent FR expiry, failure route).
 
-use super::server::{deadline, retr_interval, Origin};
+use super::server::{deadline, retr_interval, start_cancel, Origin};
 use super::{
     bflags, flags, select, Action, Actions, Branch, BranchPhase, Phase, TimerCfg, Tx, TxError,
     MAX_BRANCHES,
@@ -27,7 +27,7 @@ impl Branch {
 
     /// The branch has a final: no more request retransmission or FR, and
     /// no CANCEL left to send (one already sent keeps its own timers).
-    fn set_final(&mut self, code: u16) {
+    pub(super) fn set_final(&mut self, code: u16) {
         self.phase = BranchPhase::Final as u8;
         self.status = code;
         self.retr_at = 0;
@@ -119,10 +119,20 @@ impl Tx {
         let Some(br) = self.branches.get_mut(bi) else {
             return;
         };
+        // Ended here by cancel_b_method 0 before the callee ever answered.
+        let fake_487 = br.is_final()
+            && br.status == 487
+            && br.flags & (bflags::REPLIED | bflags::LOCAL_FINAL | bflags::BLIND) == 0;
         if br.flags & bflags::REPLIED != 0 {
             br.flags |= bflags::PAST_REPLY;
         }
         br.flags |= bflags::REPLIED;
+        if fake_487 && code < 200 {
+            // The callee turned out to be alive and is ringing a call that
+            // is over here: now it may be CANCELed (RFC 3261 §9.1).
+            start_cancel(br, bi, now, cfg, out);
+            return;
+        }
         if br.is_final() {
             // RFC 16.7 step 5 / 13.2.2.4: 2xx retransmissions and forks of an
             // INVITE always reach the caller; anything else is a duplicate.
@@ -326,10 +336,15 @@ impl Tx {
     /// Upstream CANCELed: which branches to cancel (pushes SendCancel).
     /// Returns how many CANCELs go out now. No local reply: the callee's
     /// 487 comes back as an ordinary final.
+    ///
+    /// Branches with no reply yet go as `cancel_b_method` says; when that
+    /// ended them here (487s made locally), the pick may be due at once.
     pub fn on_cancel(&mut self, now: u64, cfg: &TimerCfg, out: &mut Actions) -> usize {
         let cfg = &self.timers(cfg);
         self.flags |= flags::CANCELED;
-        self.cancel_pending_branches(now, cfg, out)
+        let sent = self.cancel_pending_branches(now, cfg, out);
+        self.maybe_pick(now, cfg, out);
+        sent
     }
 
     /// A reply to our CANCEL on branch `b` arrived: that CANCEL is done.
@@ -385,6 +400,12 @@ impl Tx {
             return;
         };
         let had_provisional = br.phase() == BranchPhase::Proceeding;
+        // A branch we were cancelling (or whose caller CANCELed) that
+        // times out ends as cancelled: the caller is owed a 487, not a 408.
+        let canceled = self.is_invite()
+            && (self.has(flags::CANCELED)
+                || br.flags & (bflags::CANCEL_PENDING | bflags::CANCEL_SENT) != 0);
+        let code = if canceled { 487 } else { 408 };
         // SER's quiet ring-out: a lone INVITE branch that rang and nobody
         // asked for a failure answer ends without a reply upstream
         // (noisy_ctimer=0); the caller gives up on its own.
@@ -394,7 +415,8 @@ impl Tx {
             && !self.has(flags::FAILURE_ROUTE)
             && had_provisional
             && !cfg.noisy_ctimer
-            && !self.has(flags::NOISY_FORCED);
+            && !self.has(flags::NOISY_FORCED)
+            && !canceled;
         if had_provisional {
             self.cancel_branch(bi, now, cfg, out);
         }
@@ -408,12 +430,12 @@ impl Tx {
         }
         out.push(Action::StoreLocalReply {
             branch: bi as u8,
-            code: 408,
+            code,
         });
         if let Some(br) = self.branches.get_mut(bi) {
-            br.set_final(408);
+            br.set_final(code);
             br.flags |= bflags::LOCAL_FINAL;
         }
-        self.branch_negative(bi, 408, now, cfg, out);
+        self.branch_negative(bi, code, now, cfg, out);
     }
 }

@@ -21,6 +21,8 @@ mod server;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
+mod sim_cancel;
+#[cfg(test)]
 mod sim_fork;
 #[cfg(test)]
 mod sim_random;
@@ -53,6 +55,37 @@ pub struct TimerCfg {
     pub noisy_ctimer: bool,
     /// `restart_fr_on_each_reply`: every INVITE provisional restarts FR_INV.
     pub restart_fr_on_each_reply: bool,
+    /// `cancel_b_method`: how a branch with no reply yet is cancelled.
+    pub cancel_b_method: UnrepliedCancel,
+}
+
+/// SER 2.1's `cancel_b_method`: what cancelling a branch that has had no
+/// reply (nothing >= 100) does. RFC 3261 §9.1 forbids a CANCEL before a
+/// provisional, and the callee may be unreachable, so there is a choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnrepliedCancel {
+    /// 0: stop its retransmissions and end it at once with a 487 made
+    /// here; nothing is sent (a 2xx may still arrive later and is relayed).
+    #[default]
+    Fake487 = 0,
+    /// 1: keep retransmitting; the CANCEL goes out on its first
+    /// provisional (RFC 3261 §9.1). Its FR expiry then ends it.
+    OnProvisional = 1,
+    /// 2: send (and retransmit) the CANCEL at once, stop the request's
+    /// retransmissions; the callee's 487 or the FR expiry ends it.
+    Immediate = 2,
+}
+
+impl UnrepliedCancel {
+    /// The method for `cancel_b_method`'s integer value.
+    pub fn from_int(n: i64) -> Option<UnrepliedCancel> {
+        match n {
+            0 => Some(UnrepliedCancel::Fake487),
+            1 => Some(UnrepliedCancel::OnProvisional),
+            2 => Some(UnrepliedCancel::Immediate),
+            _ => None,
+        }
+    }
 }
 
 impl Default for TimerCfg {
@@ -66,6 +99,7 @@ impl Default for TimerCfg {
             delete: 200,
             noisy_ctimer: false,
             restart_fr_on_each_reply: true,
+            cancel_b_method: UnrepliedCancel::Fake487,
         }
     }
 }
@@ -227,8 +261,8 @@ pub enum Action {
     /// Keep the reply just received on branch `b` as that branch's final
     /// (it may be picked later).
     StoreReply(u8),
-    /// Branch `b` timed out: store a locally generated reply `code` (408)
-    /// as its final.
+    /// Branch `b` ended here: store a locally generated reply `code` as
+    /// its final (408 on FR expiry, 487 when it was cancelled).
     StoreLocalReply { branch: u8, code: u16 },
     /// Run the armed `onreply_route` for the reply just received on `b`.
     RunOnReply(u8),

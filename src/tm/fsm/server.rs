@@ -8,7 +8,8 @@
 //! retransmissions for `wt_timer`).
 
 use super::{
-    bflags, flags, Action, Actions, BranchPhase, Phase, RetransmissionVerdict, TimerCfg, Tx,
+    bflags, flags, Action, Actions, Branch, BranchPhase, Phase, RetransmissionVerdict, TimerCfg,
+    Tx, UnrepliedCancel,
 };
 
 /// `now + d`, never 0: a deadline of 0 means "none", so a zero-length
@@ -171,8 +172,8 @@ impl Tx {
     }
 
     /// CANCEL every branch that has no final yet: SendCancel where a
-    /// provisional came back, CANCEL_PENDING where none did (RFC 9.1).
-    /// Returns how many CANCELs go out now.
+    /// provisional came back; where none did, what `cancel_b_method` says
+    /// (see [`Tx::cancel_branch`]). Returns how many CANCELs go out now.
     pub(super) fn cancel_pending_branches(
         &mut self,
         now: u64,
@@ -190,6 +191,12 @@ impl Tx {
 
     /// CANCEL branch `b` (an index below `branch_count`): returns whether a
     /// SendCancel was pushed.
+    ///
+    /// A branch of an INVITE with no reply yet is handled as
+    /// `cfg.cancel_b_method` says: ended at once with a 487 made here (0), left retransmitting
+    /// with the CANCEL held until a provisional arrives (1, RFC 3261 §9.1),
+    /// or CANCELed at once (2). With 0 the branch may now be final, so a
+    /// caller in Proceeding must see whether a pick is due.
     pub(super) fn cancel_branch(
         &mut self,
         b: usize,
@@ -197,6 +204,13 @@ impl Tx {
         cfg: &TimerCfg,
         out: &mut Actions,
     ) -> bool {
+        // CANCEL has no business with a non-INVITE (RFC 3261 §9.1): an
+        // unanswered one is never ended or CANCELed early.
+        let method = if self.is_invite() {
+            cfg.cancel_b_method
+        } else {
+            UnrepliedCancel::OnProvisional
+        };
         let Some(br) = self.branches.get_mut(b) else {
             return false;
         };
@@ -207,21 +221,31 @@ impl Tx {
         }
         match br.phase() {
             BranchPhase::Proceeding => {
-                br.flags = (br.flags | bflags::CANCEL_SENT) & !bflags::CANCEL_PENDING;
-                br.cancel_step = 0;
-                br.cancel_retr_at = if br.flags & bflags::RELIABLE != 0 {
-                    0
-                } else {
-                    deadline(now, retr_interval(cfg, 0))
-                };
-                br.cancel_fr_at = deadline(now, cfg.fr);
-                out.push(Action::SendCancel(b as u8));
+                start_cancel(br, b, now, cfg, out);
                 true
             }
-            BranchPhase::Calling => {
-                br.flags |= bflags::CANCEL_PENDING;
-                false
-            }
+            BranchPhase::Calling => match method {
+                UnrepliedCancel::Fake487 => {
+                    // The callee never answered, so it is told nothing;
+                    // the branch ends as if it had answered 487.
+                    br.set_final(487);
+                    out.push(Action::StoreLocalReply {
+                        branch: b as u8,
+                        code: 487,
+                    });
+                    false
+                }
+                UnrepliedCancel::OnProvisional => {
+                    br.flags |= bflags::CANCEL_PENDING;
+                    false
+                }
+                UnrepliedCancel::Immediate => {
+                    // The CANCEL takes over: the request is not repeated.
+                    br.retr_at = 0;
+                    start_cancel(br, b, now, cfg, out);
+                    true
+                }
+            },
             BranchPhase::Final | BranchPhase::Unused => false,
         }
     }
@@ -271,4 +295,18 @@ impl Tx {
         }
         out.push(Action::Terminate);
     }
+}
+
+/// Send the CANCEL of branch `b` now and arm its retransmission (none
+/// over a reliable transport) and give-up timers.
+pub(super) fn start_cancel(br: &mut Branch, b: usize, now: u64, cfg: &TimerCfg, out: &mut Actions) {
+    br.flags = (br.flags | bflags::CANCEL_SENT) & !bflags::CANCEL_PENDING;
+    br.cancel_step = 0;
+    br.cancel_retr_at = if br.flags & bflags::RELIABLE != 0 {
+        0
+    } else {
+        deadline(now, retr_interval(cfg, 0))
+    };
+    br.cancel_fr_at = deadline(now, cfg.fr);
+    out.push(Action::SendCancel(b as u8));
 }

@@ -3,7 +3,7 @@
 //! [`Tx::next_deadline`], so retransmission schedules can be checked to
 //! the millisecond.
 
-use super::{flags, Action, Actions, Phase, TimerCfg, Tx};
+use super::{flags, Action, Actions, Phase, TimerCfg, Tx, UnrepliedCancel};
 use Action::*;
 
 pub(super) struct Sim {
@@ -20,8 +20,11 @@ impl Sim {
     }
 
     pub(super) fn with(tx: Tx) -> Sim {
+        // The scenarios here hold unreplied branches' CANCELs until a
+        // provisional (cancel_b_method 1); sim_cancel covers all three.
         let cfg = TimerCfg {
             fr: 30_000,
+            cancel_b_method: UnrepliedCancel::OnProvisional,
             ..TimerCfg::default()
         };
         Sim {

@@ -203,6 +203,8 @@ fn random_event_sequences_keep_the_invariants_and_terminate() {
         let cfg = TimerCfg {
             noisy_ctimer: rng.chance(50),
             restart_fr_on_each_reply: rng.chance(50),
+            cancel_b_method: super::UnrepliedCancel::from_int(rng.below(3) as i64)
+                .unwrap_or_default(),
             ..TimerCfg::default()
         };
         let mut run = Run {
