@@ -6,7 +6,9 @@
 //! (`driver`), relaying from the script (`relay`), local replies
 //! (`reply`), the script functions (`funcs`) and callbacks for other
 //! modules (`callbacks`), the UAC (`uac`), the FIFO / unix socket
-//! commands (`ctl_cmds`) and hand-off to applications (`twrite`).
+//! commands (`ctl_cmds`), hand-off to applications (`twrite`) and the
+//! destination blacklist's feeding and consulting (`blst`).
+pub mod blst;
 pub mod branch;
 pub mod callbacks;
 pub mod cell;

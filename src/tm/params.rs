@@ -25,6 +25,49 @@ pub struct TmParams {
     pub auto_inv_100: bool,
     /// Names given in seconds, reported once at start-up.
     pub seconds_notes: Vec<String>,
+    /// SER 2.1's `blst_*`: what feeds and consults the destination
+    /// blacklist (`tm::blst`).
+    pub blst: BlstParams,
+}
+
+/// The `blst_*` parameters. They act only when the core's
+/// `use_dst_blacklist=yes` made the table; otherwise they are still
+/// type-checked (SER 2.1 accepts them either way) and a start-up line says
+/// they have no effect. Refusing them would reject configs SER loads, and
+/// flipping one core switch should be all it takes to turn the feature on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlstParams {
+    /// `blst_503`: a 503 blacklists its source.
+    pub on_503: bool,
+    /// `blst_503_def_timeout`: seconds for a 503 without Retry-After; 0 =
+    /// such a 503 does not blacklist (RFC behaviour, SER's default).
+    pub def_503_s: u32,
+    /// `blst_503_min_timeout`, `blst_503_max_timeout`: Retry-After is
+    /// clamped to these (the maximum wins if they cross).
+    pub min_503_s: u32,
+    pub max_503_s: u32,
+    /// `blst_methods_add`: methods whose unanswered branches blacklist the
+    /// next hop (SER 2.1's method bits, INVITE=1 … OTHER=256; see `blst`).
+    pub methods_add: u32,
+    /// `blst_methods_lookup`: methods not sent to a blacklisted next hop.
+    pub methods_lookup: u32,
+    /// Some `blst_*` parameter was set (for the start-up note).
+    pub given: bool,
+}
+
+impl Default for BlstParams {
+    fn default() -> Self {
+        BlstParams {
+            on_503: false,
+            def_503_s: 0,
+            min_503_s: 0,
+            max_503_s: 3600,
+            methods_add: 1,
+            // Every method but BYE (8): a BYE is tried whatever happened.
+            methods_lookup: 4_294_967_287,
+            given: false,
+        }
+    }
 }
 
 impl Default for TmParams {
@@ -40,6 +83,7 @@ impl Default for TmParams {
             tw_append: Vec::new(),
             auto_inv_100: true,
             seconds_notes: Vec::new(),
+            blst: BlstParams::default(),
         }
     }
 }
@@ -64,13 +108,6 @@ const NOT_YET_2_1: &[(&str, BuiltIn)] = &[
     // Local CANCELs and ACKs are built from the request each branch sent.
     ("reparse_invite", BuiltIn::Int(1)),
     ("ac_extra_hdrs", BuiltIn::Str("")),
-    // No destination blacklist.
-    ("blst_503", BuiltIn::Int(0)),
-    ("blst_503_def_timeout", BuiltIn::Int(0)),
-    ("blst_503_min_timeout", BuiltIn::Int(0)),
-    ("blst_503_max_timeout", BuiltIn::Int(3600)),
-    ("blst_methods_add", BuiltIn::Int(1)),
-    ("blst_methods_lookup", BuiltIn::Int(4_294_967_287)),
     // ser's handling of an unanswered branch is none of 2.1's three.
     ("cancel_b_method", BuiltIn::Nothing),
 ];
@@ -130,6 +167,16 @@ fn positive(param: &str, n: i64) -> Result<u32, ParamError> {
         })
 }
 
+/// A count of seconds or a method bitmap: 0..=u32::MAX.
+fn unsigned(param: &str, v: &Literal) -> Result<u32, ParamError> {
+    let n = int(param, v)?;
+    u32::try_from(n).map_err(|_| ParamError::BadValue {
+        module: "tm",
+        param: param.into(),
+        reason: format!("{n} is not in 0..{}", u32::MAX),
+    })
+}
+
 impl TmParams {
     /// A 0.9-or-2.x time: below 1000 it is seconds.
     fn sec_or_ms(&mut self, param: &str, v: &Literal) -> Result<u32, ParamError> {
@@ -169,6 +216,12 @@ impl TmParams {
             "fr_inv_timer_avp" => self.fr_inv_timer_avp = string(param, v)?,
             "uac_from" => self.uac_from = string(param, v)?,
             "tw_append" => self.tw_append.push(string(param, v)?),
+            "blst_503" => self.blst.on_503 = int(param, v)? != 0,
+            "blst_503_def_timeout" => self.blst.def_503_s = unsigned(param, v)?,
+            "blst_503_min_timeout" => self.blst.min_503_s = unsigned(param, v)?,
+            "blst_503_max_timeout" => self.blst.max_503_s = unsigned(param, v)?,
+            "blst_methods_add" => self.blst.methods_add = unsigned(param, v)?,
+            "blst_methods_lookup" => self.blst.methods_lookup = unsigned(param, v)?,
             p => match NOT_YET_2_1.iter().find(|(n, _)| *n == p) {
                 Some((_, built_in)) => not_yet(param, *built_in, v)?,
                 None => {
@@ -178,6 +231,9 @@ impl TmParams {
                     })
                 }
             },
+        }
+        if param.starts_with("blst_") {
+            self.blst.given = true;
         }
         // The retransmission steps never exceed T2.
         let t2 = self.timers.t2;
@@ -264,6 +320,24 @@ mod tests {
             "tm::after_180_fr_inv_timer_applies_and_noisy_ctimer_gives_408_and_cancel",
         ),
         ("unix_tx_timeout", "ctl_twrite"),
+        (
+            "blst_503",
+            "tm_blacklist::a_503_with_retry_after_blacklists_the_callee_until_it_expires",
+        ),
+        ("blst_503_def_timeout", "tm::blst::tests::timeout_of_a_503"),
+        ("blst_503_min_timeout", "tm::blst::tests::timeout_of_a_503"),
+        (
+            "blst_503_max_timeout",
+            "tm_blacklist::a_503_with_retry_after_blacklists_the_callee_until_it_expires",
+        ),
+        (
+            "blst_methods_add",
+            "tm_blacklist::an_unanswered_invite_blacklists_its_next_hop",
+        ),
+        (
+            "blst_methods_lookup",
+            "tm_blacklist::a_503_with_retry_after_blacklists_the_callee_until_it_expires",
+        ),
     ];
 
     #[derive(Clone, Copy)]
@@ -305,6 +379,15 @@ mod tests {
         ] {
             assert!(p.set(name, &v).is_ok(), "{name}");
         }
+        assert!(p.set("blst_503", &Literal::Str("x".into())).is_err());
+        assert!(p.set("blst_503_min_timeout", &Literal::Int(-1)).is_err());
+        assert!(p
+            .set("blst_methods_lookup", &Literal::Int(1 << 32))
+            .is_err());
+        p.set("blst_methods_lookup", &Literal::Int(4_294_967_295))
+            .unwrap();
+        assert_eq!(p.blst.methods_lookup, u32::MAX);
+        assert!(p.blst.given);
         // Type-checked all the same; cancel_b_method has no such value.
         assert!(p.set("ac_extra_hdrs", &Literal::Int(5)).is_err());
         assert!(p.set("cancel_b_method", &Literal::Int(0)).is_err());

@@ -451,8 +451,18 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
             {
                 break;
             }
-            if let Err(e) = send_udp(&sock.udp, &bytes, addr) {
-                log::warn!("tm: sending branch {b} to {addr} failed: {e}");
+            // A blacklisted next hop is not sent to; its branch ends as a
+            // send failure does, with a local 503 a failure route sees.
+            let outcome = if crate::tm::blst::blocks(env, ctx.msg.method(), addr) {
+                log::debug!("tm: branch {b} not sent: {addr} is blacklisted");
+                Err(())
+            } else {
+                send_udp(&sock.udp, &bytes, addr).map_err(|e| {
+                    log::warn!("tm: sending branch {b} to {addr} failed: {e}");
+                    crate::tm::blst::on_send_failure(addr);
+                })
+            };
+            if outcome.is_err() {
                 // Counts as a local 503 on that branch, as SER's faked reply.
                 let mut acts = Actions::new();
                 st.tx.on_reply(b, 503, now(), &env.params.timers, &mut acts);

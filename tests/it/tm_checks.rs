@@ -105,7 +105,7 @@ fn unsupported_2_1_parameters_are_refused_at_load() {
     for (param, ok) in [
         ("\"aggregate_challenges\", 1", false),
         ("\"aggregate_challenges\", 0", true),
-        ("\"blst_503\", 1", false),
+        ("\"reparse_invite\", 0", false),
         ("\"cancel_b_method\", 0", false),
         ("\"ac_extra_hdrs\", \"X-\"", false),
         ("\"max_inv_lifetime\", 180", false),
