@@ -22,6 +22,7 @@ mod registrar_limits;
 mod serctl;
 mod startup;
 mod tm;
+mod tm_blacklist;
 mod tm_checks;
 mod tm_routes;
 mod tm_select;
