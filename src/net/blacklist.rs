@@ -48,26 +48,58 @@ pub struct Entry {
     pub expires: u64,
 }
 
-/// Fixed-capacity storage the logic works on.
+/// Fixed-capacity storage the logic works on. Slots at and past `used`
+/// are free, so an empty or small blacklist costs a lookup next to
+/// nothing however large `dst_blacklist_mem` made the table.
 pub trait Slots {
     fn capacity(&self) -> usize;
     /// Slot `i` (< capacity); `None` when free.
     fn get(&self, i: usize) -> Option<Entry>;
     fn set(&mut self, i: usize, e: Option<Entry>);
+    /// The high-water mark: slots below it may be taken.
+    fn used(&self) -> usize;
+    fn set_used(&mut self, n: usize);
 }
 
-impl Slots for Vec<Option<Entry>> {
+/// Plain storage (unit tests, and what the shm slots mirror).
+#[derive(Debug, Clone, Default)]
+pub struct VecSlots {
+    pub v: Vec<Option<Entry>>,
+    pub used: usize,
+}
+
+impl VecSlots {
+    pub fn new(capacity: usize) -> VecSlots {
+        VecSlots {
+            v: vec![None; capacity],
+            used: 0,
+        }
+    }
+}
+
+impl Slots for VecSlots {
     fn capacity(&self) -> usize {
-        self.len()
+        self.v.len()
     }
     fn get(&self, i: usize) -> Option<Entry> {
-        self.as_slice().get(i).copied().flatten()
+        self.v.get(i).copied().flatten()
     }
     fn set(&mut self, i: usize, e: Option<Entry>) {
-        if let Some(s) = self.get_mut(i) {
+        if let Some(s) = self.v.get_mut(i) {
             *s = e;
         }
     }
+    fn used(&self) -> usize {
+        self.used
+    }
+    fn set_used(&mut self, n: usize) {
+        self.used = n;
+    }
+}
+
+/// Indices worth looking at: below the high-water mark.
+fn span(s: &impl Slots) -> std::ops::Range<usize> {
+    0..s.used().min(s.capacity())
 }
 
 /// What an insert did.
@@ -91,7 +123,7 @@ fn live_at(s: &impl Slots, i: usize, now: u64) -> Option<Entry> {
 pub fn insert(s: &mut impl Slots, dest: Dest, expires: u64, now: u64) -> Added {
     let mut free = None;
     let mut soonest: Option<(usize, Entry)> = None;
-    for i in 0..s.capacity() {
+    for i in span(s) {
         match s.get(i) {
             Some(e) if e.dest == dest => {
                 let keep = if e.expires > now { e.expires } else { 0 };
@@ -121,6 +153,11 @@ pub fn insert(s: &mut impl Slots, dest: Dest, expires: u64, now: u64) -> Added {
         }
     }
     let new = Some(Entry { dest, expires });
+    let top = span(s).end;
+    if free.is_none() && top < s.capacity() {
+        free = Some(top);
+        s.set_used(top + 1);
+    }
     match (free, soonest) {
         (Some(i), _) => {
             s.set(i, new);
@@ -137,7 +174,7 @@ pub fn insert(s: &mut impl Slots, dest: Dest, expires: u64, now: u64) -> Added {
 
 /// The expiry of `dest` if it is blacklisted at `now`.
 pub fn lookup(s: &impl Slots, dest: Dest, now: u64) -> Option<u64> {
-    (0..s.capacity())
+    span(s)
         .filter_map(|i| live_at(s, i, now))
         .find(|e| e.dest == dest)
         .map(|e| e.expires)
@@ -147,23 +184,26 @@ pub fn lookup(s: &impl Slots, dest: Dest, now: u64) -> Option<u64> {
 /// returns how many live ones went.
 pub fn remove(s: &mut impl Slots, now: u64, pick: impl Fn(&Dest) -> bool) -> usize {
     let mut n = 0;
-    for i in 0..s.capacity() {
+    let mut top = 0;
+    for i in span(s) {
         if let Some(e) = s.get(i) {
             let live = e.expires > now;
             if pick(&e.dest) || !live {
                 s.set(i, None);
                 n += usize::from(live);
+            } else {
+                top = i + 1;
             }
         }
     }
+    // Free slots at the top are given back to the high-water mark.
+    s.set_used(top);
     n
 }
 
 /// The live entries, soonest expiry first.
 pub fn live(s: &impl Slots, now: u64) -> Vec<Entry> {
-    let mut v: Vec<Entry> = (0..s.capacity())
-        .filter_map(|i| live_at(s, i, now))
-        .collect();
+    let mut v: Vec<Entry> = span(s).filter_map(|i| live_at(s, i, now)).collect();
     v.sort_by_key(|e| e.expires);
     v
 }
@@ -186,8 +226,8 @@ shm::shm_struct! {
 shm::shm_struct! {
     #[derive(Debug, Default)]
     struct Head {
-        /// Changes of the table, for nothing but `Debug` of the lock's data.
-        writes: u64,
+        /// The slots' high-water mark ([`Slots::used`]).
+        used: u64,
     }
 }
 
@@ -220,10 +260,19 @@ fn v6_of(ip: IpAddr) -> Ipv6Addr {
 
 /// The slots of the shm table, seen through its (held) lock.
 struct Locked<'a> {
+    head: &'a mut Head,
     slots: &'a [ShmSlot],
 }
 
 impl Slots for Locked<'_> {
+    fn used(&self) -> usize {
+        usize::try_from(self.head.used).unwrap_or(usize::MAX)
+    }
+
+    fn set_used(&mut self, n: usize) {
+        self.head.used = n as u64;
+    }
+
     fn capacity(&self) -> usize {
         self.slots.len()
     }
@@ -288,8 +337,10 @@ impl std::fmt::Debug for Blacklist {
 impl Blacklist {
     fn with<R>(&self, f: impl FnOnce(&mut Locked<'_>) -> R) -> R {
         let mut g = self.lock.lock();
-        g.writes = g.writes.wrapping_add(1);
-        f(&mut Locked { slots: self.slots })
+        f(&mut Locked {
+            head: &mut g,
+            slots: self.slots,
+        })
     }
 
     pub fn capacity(&self) -> usize {

@@ -9,8 +9,8 @@ fn d(s: &str) -> Dest {
     Dest::udp(s.parse::<SocketAddr>().expect("address"))
 }
 
-fn slots(n: usize) -> Vec<Option<Entry>> {
-    vec![None; n]
+fn slots(n: usize) -> VecSlots {
+    VecSlots::new(n)
 }
 
 #[test]
@@ -74,7 +74,7 @@ fn many_distinct_sources_never_grow_it_past_its_capacity() {
         let a = SocketAddr::from(([10, (i >> 16) as u8, (i >> 8) as u8, i as u8], 5060));
         insert(&mut t, Dest::udp(a), 60_000 + u64::from(i), u64::from(i));
     }
-    assert_eq!(t.len(), 16);
+    assert_eq!((t.v.len(), t.used), (16, 16));
     let l = live(&t, 10_000);
     assert_eq!(l.len(), 16);
     // What stayed are the latest (they expire last).
@@ -97,9 +97,27 @@ fn remove_one_or_all_and_view_lists_live_ones_soonest_first() {
     // The expired one is reclaimed on the way but not counted.
     assert_eq!(remove(&mut t, 100, |x| x.addr.ip() == ip2), 2);
     assert_eq!(live(&t, 100).len(), 1);
-    assert_eq!(t.iter().flatten().count(), 1);
+    assert_eq!(t.v.iter().flatten().count(), 1);
     assert_eq!(remove(&mut t, 100, |_| true), 1);
     assert!(live(&t, 0).is_empty());
+    // Emptied, the table is scanned no further than its first slot again.
+    assert_eq!(t.used, 0);
+}
+
+#[test]
+fn only_slots_below_the_high_water_mark_are_scanned() {
+    let mut t = slots(1000);
+    insert(&mut t, d("10.0.0.1:1"), 100, 0);
+    insert(&mut t, d("10.0.0.2:1"), 5000, 0);
+    assert_eq!(t.used, 2);
+    // An expired slot below the mark is reused before the mark grows.
+    insert(&mut t, d("10.0.0.3:1"), 5000, 200);
+    assert_eq!(t.used, 2);
+    // Removing the top entry lowers the mark past free slots.
+    remove(&mut t, 300, |x| {
+        *x == d("10.0.0.3:1") || *x == d("10.0.0.2:1")
+    });
+    assert_eq!(t.used, 0);
 }
 
 #[test]

@@ -273,6 +273,11 @@ fn dst_blacklist_delete_clears_one_or_all_at_once() {
         ser.log()
     );
 
+    // The unix socket serves the same command table.
+    let sock = ctlkit::sock_of(&ser).display().to_string();
+    let over_sock = text(&serctl(&["-s", &sock], &["fifo", "dst_blacklist.view"]).stdout);
+    assert!(entry(&over_sock, b.port()).is_some(), "{over_sock}");
+
     let all = fifo_cmd(&ser, &["dst_blacklist.delete"]);
     assert!(all.contains("1 deleted"), "{all}");
     assert!(entry(&view(&ser), b.port()).is_none());
