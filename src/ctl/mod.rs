@@ -7,6 +7,7 @@
 //! command that answers later (a UAC transaction) keeps its
 //! [`ReplyTarget`] and delivers from whichever process completes it.
 
+pub mod blacklist_cmds;
 pub mod core_cmds;
 pub mod fifo;
 pub mod outbox;

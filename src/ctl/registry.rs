@@ -48,6 +48,7 @@ impl Registry {
     pub fn with_core() -> Registry {
         let mut r = Registry::default();
         r.add(super::core_cmds::COMMANDS);
+        r.add(super::blacklist_cmds::COMMANDS);
         r
     }
 

@@ -1,6 +1,10 @@
 //! Network I/O: listen addresses (`listen=`/`-l`), UDP sockets opened before
 //! the fork, and the table workers use to pick a sending socket and to
-//! answer "is this host myself?".
+//! answer "is this host myself?"; the destination blacklist in shared
+//! memory (`blacklist`).
+pub mod blacklist;
+#[cfg(test)]
+mod blacklist_tests;
 mod claim;
 pub mod dns;
 mod error;

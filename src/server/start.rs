@@ -316,6 +316,19 @@ fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Re
     }
     let region = shm::init_global(core.shm_mb as usize * 1024 * 1024)?;
     crate::timer::init(region)?;
+    if core.use_dst_blacklist {
+        let s = net::blacklist::Settings {
+            expire_s: core.dst_blacklist_expire,
+            mem_kb: core.dst_blacklist_mem,
+        };
+        net::blacklist::init(region, s)?;
+        log::info!(
+            "dst blacklist on: {} entries ({} KB), {} s per timeout or send failure",
+            net::blacklist::capacity_for(s.mem_kb),
+            s.mem_kb,
+            s.expire_s
+        );
+    }
     let rt: &'static Runtime = Box::leak(Box::new(Runtime::new(loaded, table)));
     // Before the fork and any chroot: every process shares one resolver view.
     net::dns::preload();

@@ -137,6 +137,11 @@ pub fn execute(
                     crate::tm::oom::complain("storing a local reply");
                 }
             }
+            Action::Unanswered(b) => {
+                if let Some(br) = st.br.get(usize::from(b)) {
+                    crate::tm::blst::on_unanswered(env, cell.method, br.dst.addr());
+                }
+            }
             Action::RunOnReply(_) => {}
             Action::RelayReceived(_) => {
                 if let Some(r) = reply {
@@ -457,6 +462,11 @@ pub fn on_reply(msg: &Msg, src: std::net::SocketAddr, rcv: &crate::net::ListenSo
         return false;
     }
     let code = msg.status();
+    if code == 503 {
+        // SER 2.1 blacklists the 503's source (`blst_503`); a reply only
+        // gets here with our signed branch id, so it cannot be forged blindly.
+        crate::tm::blst::on_503(env, msg, src);
+    }
     callbacks::fire(CbEvent::ResponseIn, cell, code);
     // onreply_route runs before the decision, unlocked (as SER).
     let (on_reply, flags, avps) = {

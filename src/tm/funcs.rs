@@ -601,6 +601,9 @@ impl Module for Tm {
         for note in &self.params.seconds_notes {
             log::info!("tm: {note}");
         }
+        if self.params.blst.given && !rt.core.use_dst_blacklist {
+            log::info!("tm: the blst_* parameters have no effect until use_dst_blacklist=yes");
+        }
         store::init(region).map_err(|e| ModInitError {
             module: "tm",
             reason: e.to_string(),

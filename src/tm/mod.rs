@@ -6,8 +6,11 @@
 //! (`driver`), relaying from the script (`relay`), local replies
 //! (`reply`), challenge aggregation (`challenge`), the script functions (`funcs`) and callbacks for other
 //! modules (`callbacks`), the UAC (`uac`), the FIFO / unix socket
-//! commands (`ctl_cmds`) and hand-off to applications (`twrite`).
+//! commands (`ctl_cmds`), hand-off to applications (`twrite`), the
+//! INVITE's headers copied into local CANCELs and ACKs (`ac_hdrs`) and the
+//! destination blacklist's feeding and consulting (`blst`).
 pub mod ac_hdrs;
+pub mod blst;
 pub mod branch;
 pub mod callbacks;
 pub mod cell;

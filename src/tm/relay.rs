@@ -506,8 +506,18 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
             let Some(sock) = env.rt.sockets.all().get(p.sock_idx) else {
                 break;
             };
-            if let Err(e) = send_udp(&sock.udp, &p.bytes, p.addr) {
-                log::warn!("tm: sending branch {b} to {} failed: {e}", p.addr);
+            // A blacklisted next hop is not sent to; its branch ends as a
+            // send failure does, with a local 503 a failure route sees.
+            let outcome = if crate::tm::blst::blocks(env, ctx.msg.method(), p.addr) {
+                log::debug!("tm: branch {b} not sent: {} is blacklisted", p.addr);
+                Err(())
+            } else {
+                send_udp(&sock.udp, &p.bytes, p.addr).map_err(|e| {
+                    log::warn!("tm: sending branch {b} to {} failed: {e}", p.addr);
+                    crate::tm::blst::on_send_failure(p.addr);
+                })
+            };
+            if outcome.is_err() {
                 // Counts as a local 503 on that branch, as SER's faked reply.
                 let mut acts = Actions::new();
                 st.tx.on_reply(b, 503, now(), &env.params.timers, &mut acts);

@@ -24,6 +24,7 @@ mod sl_stats;
 mod startup;
 mod tm;
 mod tm_aggregate;
+mod tm_blacklist;
 mod tm_branch;
 mod tm_cancel;
 mod tm_checks;

@@ -103,12 +103,17 @@ fn t_grep_status_wants_a_status_code() {
 fn unsupported_2_1_parameters_are_refused_at_load() {
     let dir = TestDir::new();
     for (param, ok) in [
-        // Implemented (tm_aggregate), still type-checked.
+        // Implemented (tm_aggregate, tm_cancel, tm_blacklist), still type-checked.
         ("\"aggregate_challenges\", 1", true),
         ("\"aggregate_challenges\", \"on\"", false),
         ("\"reparse_invite\", 0", false),
         ("\"reparse_invite\", 1", true),
-        ("\"blst_503\", 1", false),
+        ("\"cancel_b_method\", 2", true),
+        ("\"cancel_b_method\", 3", false),
+        ("\"ac_extra_hdrs\", \"X-\"", true),
+        ("\"ac_extra_hdrs\", 5", false),
+        ("\"blst_503\", 1", true),
+        ("\"blst_503_min_timeout\", -1", false),
         ("\"max_inv_lifetime\", 180", false),
     ] {
         let cfg = format!("loadmodule \"sl.so\"\nloadmodule \"tm.so\"\nmodparam(\"tm\", {param})\nroute {{ drop; }}\n");

@@ -36,6 +36,12 @@ impl Branch {
     }
 }
 
+/// Nothing came back on a branch whose request really went out (a blind
+/// branch sent nothing, so its silence says nothing about the next hop).
+fn br_unanswered(br: Option<&Branch>) -> bool {
+    br.is_some_and(|b| b.flags & (bflags::REPLIED | bflags::BLIND) == 0)
+}
+
 impl Tx {
     /// Branches created so far, clamped to the array (the count is plain
     /// data in shared memory, so it is not trusted blindly).
@@ -427,6 +433,9 @@ impl Tx {
             }
             self.go_wait(now, cfg);
             return;
+        }
+        if br_unanswered(self.branches.get(bi)) {
+            out.push(Action::Unanswered(bi as u8));
         }
         out.push(Action::StoreLocalReply {
             branch: bi as u8,

@@ -26,6 +26,8 @@ mod sim_cancel;
 mod sim_fork;
 #[cfg(test)]
 mod sim_random;
+#[cfg(test)]
+mod sim_unanswered;
 mod timers;
 
 pub use select::{best_final, class_rank};
@@ -264,6 +266,10 @@ pub enum Action {
     /// Branch `b` ended here: store a locally generated reply `code` as
     /// its final (408 on FR expiry, 487 when it was cancelled).
     StoreLocalReply { branch: u8, code: u16 },
+    /// Branch `b`'s FR timer expired and nothing at all came back on it,
+    /// not even a 100: its next hop may be down (SER 2.1 blacklists it,
+    /// `blst_methods_add`). Comes before the branch's local 408.
+    Unanswered(u8),
     /// Run the armed `onreply_route` for the reply just received on `b`.
     RunOnReply(u8),
     /// Relay the reply just received on branch `b` upstream now

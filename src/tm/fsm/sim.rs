@@ -142,6 +142,7 @@ fn invite_to_a_silent_callee_times_out_with_408() {
     assert_eq!(
         acts,
         [
+            Unanswered(0),
             StoreLocalReply {
                 branch: 0,
                 code: 408

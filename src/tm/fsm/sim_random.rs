@@ -60,6 +60,7 @@ impl Run {
                 | Action::SendAck(b)
                 | Action::StoreReply(b)
                 | Action::RunOnReply(b)
+                | Action::Unanswered(b)
                 | Action::StoreLocalReply { branch: b, .. } => assert!(b < n),
                 Action::ResendUasReply => {}
             }
