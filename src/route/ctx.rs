@@ -175,6 +175,9 @@ pub struct TmTimers {
     pub fr_inv: u32,
     pub t1: u32,
     pub t2: u32,
+    /// Maximum lifetimes of an INVITE / other transaction.
+    pub life_inv: u32,
+    pub life_noninv: u32,
 }
 
 /// What rr already did to this request: its functions must act once per

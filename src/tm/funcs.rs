@@ -67,15 +67,19 @@ static FUNCS: &[FnDef] = &[
     FnDef::new("t_reset_fr", 0, 0, RFOB),
     FnDef::new("t_set_retr", 2, 2, RFOB),
     FnDef::new("t_reset_retr", 0, 0, RFOB),
+    // Later 2.x releases: the longest a transaction may wait for a final.
+    FnDef::new("t_set_max_lifetime", 2, 2, RFOB),
+    FnDef::new("t_reset_max_lifetime", 0, 0, RFOB),
     FnDef::new("t_set_auto_inv_100", 1, 1, R),
     FnDef::new("t_check_status", 1, 1, RFO),
-    // SER 2.1: about the failed branch (failure route only) or any branch.
+    // SER 2.1: about the failed branch (failure route only) or any branch
+    // (from every route of the transaction, branch routes too).
     FnDef::new("t_branch_timeout", 0, 0, F),
     FnDef::new("t_branch_replied", 0, 0, F),
-    FnDef::new("t_any_timeout", 0, 0, RFO),
-    FnDef::new("t_any_replied", 0, 0, RFO),
-    FnDef::new("t_grep_status", 1, 1, RFO),
-    FnDef::new("t_is_canceled", 0, 0, RFO),
+    FnDef::new("t_any_timeout", 0, 0, RFOB),
+    FnDef::new("t_any_replied", 0, 0, RFOB),
+    FnDef::new("t_grep_status", 1, 1, RFOB),
+    FnDef::new("t_is_canceled", 0, 0, RFOB),
     FnDef::new("t_newtran", 0, 0, R),
     // SER 2.1 answers from an onreply route too (its t_grep_status example).
     FnDef::new("t_reply", 2, 2, RFO),
@@ -346,16 +350,17 @@ fn any_replied(ctx: &mut MsgCtx<'_>) -> i32 {
     }))
 }
 
-/// What a timer function does to (fr, fr_inv, t1, t2): `Some(v)` sets v
-/// (0 = back to the config's value), `None` leaves it.
-type TimerEdit = [Option<u32>; 4];
+/// What a timer function does to (fr, fr_inv, t1, t2, INVITE lifetime,
+/// other lifetime): `Some(v)` sets v (0 = back to the config's value),
+/// `None` leaves it.
+type TimerEdit = [Option<u32>; 6];
 
 /// A nonzero value sets, 0 leaves unchanged (`t_set_fr`, `t_set_retr`).
 fn nonzero(v: u32) -> Option<u32> {
     (v != 0).then_some(v)
 }
 
-fn edit(values: [&mut u32; 4], e: TimerEdit) {
+fn edit(values: [&mut u32; 6], e: TimerEdit) {
     for (v, change) in values.into_iter().zip(e) {
         if let Some(n) = change {
             *v = n;
@@ -367,11 +372,34 @@ fn edit(values: [&mut u32; 4], e: TimerEdit) {
 /// invocation creates, and on the fly for the current one.
 fn edit_timers(ctx: &mut MsgCtx<'_>, e: TimerEdit) -> i32 {
     let t = &mut ctx.tm.timers;
-    edit([&mut t.fr, &mut t.fr_inv, &mut t.t1, &mut t.t2], e);
+    edit(
+        [
+            &mut t.fr,
+            &mut t.fr_inv,
+            &mut t.t1,
+            &mut t.t2,
+            &mut t.life_inv,
+            &mut t.life_noninv,
+        ],
+        e,
+    );
     if let (Some(env), Some(c)) = (crate::tm::env::env(), current(ctx)) {
         let mut st = c.cell().lock();
         let mut o = st.tx.overrides();
-        edit([&mut o.fr, &mut o.fr_inv, &mut o.t1, &mut o.t2], e);
+        // A live transaction has one lifetime: that of its kind.
+        let (mut inv, mut noninv) = (o.life, o.life);
+        edit(
+            [
+                &mut o.fr,
+                &mut o.fr_inv,
+                &mut o.t1,
+                &mut o.t2,
+                &mut inv,
+                &mut noninv,
+            ],
+            e,
+        );
+        o.life = if st.tx.is_invite() { inv } else { noninv };
         st.tx.set_overrides(o, &env.params.timers);
         driver::rearm(&c, &st);
     }
@@ -489,21 +517,30 @@ impl Module for Tm {
             "t_set_fr" => {
                 let inv = timer_arg(f, args, 0, MAX_TIMER_MS)?;
                 let fr = timer_arg(f, args, 1, MAX_TIMER_MS)?;
-                let e = [nonzero(fr), nonzero(inv), None, None];
+                let e = [nonzero(fr), nonzero(inv), None, None, None, None];
                 Box::new(move |ctx: &mut MsgCtx<'_>| edit_timers(ctx, e))
             }
-            "t_reset_fr" => {
-                Box::new(|ctx: &mut MsgCtx<'_>| edit_timers(ctx, [Some(0), Some(0), None, None]))
-            }
+            "t_reset_fr" => Box::new(|ctx: &mut MsgCtx<'_>| {
+                edit_timers(ctx, [Some(0), Some(0), None, None, None, None])
+            }),
             "t_set_retr" => {
                 let t1 = timer_arg(f, args, 0, MAX_TIMER_MS)?;
                 let t2 = timer_arg(f, args, 1, MAX_TIMER_MS)?;
-                let e = [None, None, nonzero(t1), nonzero(t2)];
+                let e = [None, None, nonzero(t1), nonzero(t2), None, None];
                 Box::new(move |ctx: &mut MsgCtx<'_>| edit_timers(ctx, e))
             }
-            "t_reset_retr" => {
-                Box::new(|ctx: &mut MsgCtx<'_>| edit_timers(ctx, [None, None, Some(0), Some(0)]))
+            "t_reset_retr" => Box::new(|ctx: &mut MsgCtx<'_>| {
+                edit_timers(ctx, [None, None, Some(0), Some(0), None, None])
+            }),
+            "t_set_max_lifetime" => {
+                let inv = timer_arg(f, args, 0, MAX_TIMER_MS)?;
+                let noninv = timer_arg(f, args, 1, MAX_TIMER_MS)?;
+                let e = [None, None, None, None, nonzero(inv), nonzero(noninv)];
+                Box::new(move |ctx: &mut MsgCtx<'_>| edit_timers(ctx, e))
             }
+            "t_reset_max_lifetime" => Box::new(|ctx: &mut MsgCtx<'_>| {
+                edit_timers(ctx, [None, None, None, None, Some(0), Some(0)])
+            }),
             "t_set_auto_inv_100" => {
                 let on = arg_int_range(name, args, 0, 0, 1, "0 or 1")? != 0;
                 Box::new(move |ctx: &mut MsgCtx<'_>| {

@@ -140,6 +140,14 @@ fn unsigned(param: &str, v: &Literal) -> Result<u32, ParamError> {
 }
 
 impl TmParams {
+    /// A maximum lifetime: 0 is none, anything else a [`Self::sec_or_ms`].
+    fn lifetime(&mut self, param: &str, v: &Literal) -> Result<u32, ParamError> {
+        if int(param, v)? == 0 {
+            return Ok(0);
+        }
+        self.sec_or_ms(param, v)
+    }
+
     /// A 0.9-or-2.x time: below 1000 it is seconds.
     fn sec_or_ms(&mut self, param: &str, v: &Literal) -> Result<u32, ParamError> {
         let n = positive(param, int(param, v)?)?;
@@ -168,6 +176,8 @@ impl TmParams {
             }
             "retr_timer2" => self.timers.t2 = positive(param, int(param, v)?)?,
             "noisy_ctimer" => self.timers.noisy_ctimer = int(param, v)? != 0,
+            "max_inv_lifetime" => self.timers.max_inv_lifetime = self.lifetime(param, v)?,
+            "max_noninv_lifetime" => self.timers.max_noninv_lifetime = self.lifetime(param, v)?,
             "restart_fr_on_each_reply" => {
                 self.timers.restart_fr_on_each_reply = int(param, v)? != 0
             }
@@ -398,9 +408,25 @@ mod tests {
         assert!(p.blst.given);
         // Type-checked all the same.
         assert!(p.set("ac_extra_hdrs", &Literal::Int(5)).is_err());
-        // Later releases' names are not SER 2.1's: unknown.
-        let e = p.set("max_inv_lifetime", &Literal::Int(180)).unwrap_err();
+        // Names tm never had: unknown.
+        let e = p.set("max_lifetime", &Literal::Int(180)).unwrap_err();
         assert!(matches!(e, ParamError::Unknown { .. }), "{e}");
+    }
+
+    #[test]
+    fn lifetimes_take_ms_or_seconds_and_0_for_none() {
+        let mut p = TmParams::default();
+        assert_eq!(p.timers.max_inv_lifetime, 0, "no limit unless asked");
+        p.set("max_inv_lifetime", &Literal::Int(180_000)).unwrap();
+        p.set("max_noninv_lifetime", &Literal::Int(32)).unwrap();
+        assert_eq!(p.timers.max_inv_lifetime, 180_000);
+        assert_eq!(p.timers.max_noninv_lifetime, 32_000);
+        p.set("max_inv_lifetime", &Literal::Int(0)).unwrap();
+        assert_eq!(p.timers.max_inv_lifetime, 0);
+        assert!(p.set("max_inv_lifetime", &Literal::Int(-1)).is_err());
+        assert!(p
+            .set("max_noninv_lifetime", &Literal::Str("1".into()))
+            .is_err());
     }
 
     #[test]

@@ -641,7 +641,8 @@ pub fn fr_from_avp(v: Option<&AvpValue>) -> Option<u32> {
         .map(|s| s.saturating_mul(1000))
 }
 
-/// `t_set_fr`/`t_set_retr` called before the transaction had a branch:
+/// `t_set_fr`/`t_set_retr`/`t_set_max_lifetime` called before the
+/// transaction had a branch:
 /// they override the AVPs (the script said so last).
 fn apply_script_timers(ctx: &MsgCtx<'_>, env: &Env, tx: &mut crate::tm::fsm::Tx) {
     let want = ctx.tm.timers;
@@ -649,11 +650,17 @@ fn apply_script_timers(ctx: &MsgCtx<'_>, env: &Env, tx: &mut crate::tm::fsm::Tx)
         return;
     }
     let mut o = tx.overrides();
+    let life = if tx.is_invite() {
+        want.life_inv
+    } else {
+        want.life_noninv
+    };
     for (to, from) in [
         (&mut o.fr, want.fr),
         (&mut o.fr_inv, want.fr_inv),
         (&mut o.t1, want.t1),
         (&mut o.t2, want.t2),
+        (&mut o.life, life),
     ] {
         if from != 0 {
             *to = from;

@@ -2,8 +2,9 @@
 //! `t_on_branch` with `branch_route` (edits and `drop` for one branch
 //! only), `t_set_fr`/`t_reset_fr`, `t_set_retr`/`t_reset_retr` (before the
 //! transaction exists and from a branch route), `t_any_replied` in an
-//! onreply route and `t_set_auto_inv_100`. Scripts are the 2.1 document's
-//! examples where it has one.
+//! onreply route, `t_set_auto_inv_100` and the maximum lifetime
+//! (`max_inv_lifetime`, `t_set_max_lifetime`). Scripts are the 2.1
+//! document's examples where it has one.
 
 use crate::common::sip::{first_line, header_value, status_of, Request, UdpPeer};
 use crate::common::tmkit::*;
@@ -324,4 +325,48 @@ fn t_reply_in_an_onreply_route_answers_the_caller_and_cancels_the_branch() {
         "{}",
         c.text
     );
+}
+
+/// `max_inv_lifetime` (later 2.x) ends a call ringing under a long
+/// FR_INV, even with `noisy_ctimer` off: the caller gets 408 and the
+/// callee a CANCEL at the end of the life; `t_set_max_lifetime` sets it
+/// for one transaction when the config has none.
+#[test]
+fn max_lifetime_ends_a_ringing_call_from_the_config_or_the_script() {
+    let _g = serial();
+    let quiet = "modparam(\"tm\", \"fr_inv_timer\", 120)\nmodparam(\"tm\", \"noisy_ctimer\", 0)";
+    let from_cfg = |port: u16, ports: &[u16]| {
+        tm_cfg(
+            port,
+            1,
+            &format!("{quiet}\nmodparam(\"tm\", \"max_inv_lifetime\", 2000)"),
+            &fork_route(&ports[..1], ""),
+        )
+    };
+    let from_script = |port: u16, ports: &[u16]| {
+        tm_cfg(
+            port,
+            1,
+            quiet,
+            &fork_route(&ports[..1], "    t_set_max_lifetime(1500, 0);\n"),
+        )
+    };
+    for (route, life) in [
+        (&from_cfg as &dyn Fn(u16, &[u16]) -> String, 2000),
+        (&from_script, 1500),
+    ] {
+        let c = fork_call(route, &[Callee::Rings], false);
+        assert_eq!(c.finals, [408], "{}", c.text);
+        let t = final_after(&c);
+        assert!(
+            t >= Duration::from_millis(life - 200) && t < Duration::from_millis(life + 1500),
+            "{t:?}\n{}",
+            c.text
+        );
+        let cancelled = c
+            .heard
+            .iter()
+            .any(|h| h.who == 1 && method_of(&h.msg).as_deref() == Some("CANCEL"));
+        assert!(cancelled, "no CANCEL at the callee\n{}", c.text);
+    }
 }

@@ -97,10 +97,11 @@ fn t_grep_status_wants_a_status_code() {
     }
 }
 
-/// SER 2.1's tm parameters for features ser lacks are refused by `ser -c`
-/// (naming the line), unless set to the value ser behaves as.
+/// SER 2.1's tm parameters (and later releases' lifetimes) are
+/// type-checked by `ser -c`, a bad value refused naming the line;
+/// `reparse_invite=0` is refused by design.
 #[test]
-fn unsupported_2_1_parameters_are_refused_at_load() {
+fn tm_2_1_parameters_are_checked_at_load() {
     let dir = TestDir::new();
     for (param, ok) in [
         // Implemented (tm_aggregate, tm_cancel, tm_blacklist), still type-checked.
@@ -114,7 +115,9 @@ fn unsupported_2_1_parameters_are_refused_at_load() {
         ("\"ac_extra_hdrs\", 5", false),
         ("\"blst_503\", 1", true),
         ("\"blst_503_min_timeout\", -1", false),
-        ("\"max_inv_lifetime\", 180", false),
+        ("\"max_inv_lifetime\", 180", true),
+        ("\"max_inv_lifetime\", -1", false),
+        ("\"max_noninv_lifetime\", \"x\"", false),
     ] {
         let cfg = format!("loadmodule \"sl.so\"\nloadmodule \"tm.so\"\nmodparam(\"tm\", {param})\nroute {{ drop; }}\n");
         let f = server::check_config(&dir.write("p.cfg", cfg.as_bytes()));

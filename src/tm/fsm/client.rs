@@ -6,6 +6,7 @@
 //! silent FR expiry, failure route).
 
 use super::server::{deadline, retr_interval, start_cancel, Origin};
+use super::timers::capped;
 use super::{
     bflags, flags, select, Action, Actions, Branch, BranchPhase, Phase, TimerCfg, Tx, TxError,
     MAX_BRANCHES,
@@ -81,6 +82,10 @@ impl Tx {
         }
         let b = self.branch_count();
         let fr = cfg.fr;
+        if b == 0 {
+            self.born = now;
+        }
+        let life_end = self.life_from_birth(cfg);
         let br = self.branches.get_mut(b).ok_or(TxError::TooManyBranches)?;
         let mut bf = 0;
         if reliable {
@@ -97,7 +102,7 @@ impl Tx {
             } else {
                 deadline(now, retr_interval(cfg, 0))
             },
-            fr_at: deadline(now, fr),
+            fr_at: capped(deadline(now, fr), life_end).max(deadline(now, 1)),
             ..Branch::default()
         };
         self.nbranches = (b + 1) as u8;
@@ -175,6 +180,7 @@ impl Tx {
         let invite = self.is_invite();
         let proceeding = self.phase() == Phase::Proceeding;
         let fr_inv = cfg.fr_inv;
+        let life_end = self.life_end(cfg);
         let Some(br) = self.branches.get_mut(bi) else {
             return;
         };
@@ -188,7 +194,7 @@ impl Tx {
             let restart = first || cfg.restart_fr_on_each_reply || (code > prev && code >= 180);
             // Timers were stopped when a final went upstream; keep them so.
             if restart && proceeding {
-                br.fr_at = deadline(now, fr_inv);
+                br.fr_at = capped(deadline(now, fr_inv), life_end).max(deadline(now, 1));
             }
         } else {
             // RFC 17.1.2.2: in Proceeding, Timer E runs at T2.
@@ -412,6 +418,8 @@ impl Tx {
             && (self.has(flags::CANCELED)
                 || br.flags & (bflags::CANCEL_PENDING | bflags::CANCEL_SENT) != 0);
         let code = if canceled { 487 } else { 408 };
+        // The end of the transaction's life is never the quiet ring-out.
+        let life_over = self.life_end(cfg).is_some_and(|end| now >= end);
         // SER's quiet ring-out: a lone INVITE branch that rang and nobody
         // asked for a failure answer ends without a reply upstream
         // (noisy_ctimer=0); the caller gives up on its own.
@@ -422,7 +430,8 @@ impl Tx {
             && had_provisional
             && !cfg.noisy_ctimer
             && !self.has(flags::NOISY_FORCED)
-            && !canceled;
+            && !canceled
+            && !life_over;
         if had_provisional {
             self.cancel_branch(bi, now, cfg, out);
         }

@@ -25,6 +25,8 @@ mod sim_cancel;
 #[cfg(test)]
 mod sim_fork;
 #[cfg(test)]
+mod sim_lifetime;
+#[cfg(test)]
 mod sim_random;
 #[cfg(test)]
 mod sim_unanswered;
@@ -59,6 +61,12 @@ pub struct TimerCfg {
     pub restart_fr_on_each_reply: bool,
     /// `cancel_b_method`: how a branch with no reply yet is cancelled.
     pub cancel_b_method: UnrepliedCancel,
+    /// `max_inv_lifetime` / `max_noninv_lifetime` (later 2.x releases):
+    /// the longest an INVITE / other transaction waits for its final
+    /// reply, counted from its first branch, whatever its FR timers say;
+    /// 0 = no limit (SER 0.9 and 2.1 had none, so none by default).
+    pub max_inv_lifetime: u32,
+    pub max_noninv_lifetime: u32,
 }
 
 /// SER 2.1's `cancel_b_method`: what cancelling a branch that has had no
@@ -102,6 +110,8 @@ impl Default for TimerCfg {
             noisy_ctimer: false,
             restart_fr_on_each_reply: true,
             cancel_b_method: UnrepliedCancel::Fake487,
+            max_inv_lifetime: 0,
+            max_noninv_lifetime: 0,
         }
     }
 }
@@ -115,6 +125,8 @@ pub struct TxTimers {
     /// T1: the first retransmission interval, doubling up to T2.
     pub t1: u32,
     pub t2: u32,
+    /// The transaction's maximum lifetime (`t_set_max_lifetime`).
+    pub life: u32,
 }
 
 /// Where the transaction stands, seen from upstream.
@@ -244,6 +256,13 @@ shm::shm_struct! {
         /// Per-transaction T1/T2 overrides (`t_set_retr`, 0 = the config's).
         pub t1_override: u32,
         pub t2_override: u32,
+        /// Per-transaction maximum lifetime (`t_set_max_lifetime`, 0 = the
+        /// config's).
+        pub life_override: u32,
+        pub _pad2: [u8; 4],
+        /// When the first branch was added: the start of the maximum
+        /// lifetime (meaningless while there is no branch).
+        pub born: u64,
         pub branches: [Branch; MAX_BRANCHES],
     }
 }

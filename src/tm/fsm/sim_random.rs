@@ -206,6 +206,16 @@ fn random_event_sequences_keep_the_invariants_and_terminate() {
             restart_fr_on_each_reply: rng.chance(50),
             cancel_b_method: super::UnrepliedCancel::from_int(rng.below(3) as i64)
                 .unwrap_or_default(),
+            max_inv_lifetime: if rng.chance(20) {
+                1 + rng.below(90_000) as u32
+            } else {
+                0
+            },
+            max_noninv_lifetime: if rng.chance(20) {
+                1 + rng.below(30_000) as u32
+            } else {
+                0
+            },
             ..TimerCfg::default()
         };
         let mut run = Run {

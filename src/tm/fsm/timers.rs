@@ -49,6 +49,11 @@ impl Tx {
         if self.t2_override != 0 {
             c.t2 = self.t2_override;
         }
+        if self.life_override != 0 {
+            // Only the one for this transaction's kind is ever read.
+            c.max_inv_lifetime = self.life_override;
+            c.max_noninv_lifetime = self.life_override;
+        }
         if self.t1_override != 0 {
             // A T1 given alone doubles as RFC 3261's Timer A/E does; the
             // 0.9 per-step list only describes the config's own T1.
@@ -68,6 +73,7 @@ impl Tx {
             fr_inv: self.fr_inv_override,
             t1: self.t1_override,
             t2: self.t2_override,
+            life: self.life_override,
         }
     }
 
@@ -82,7 +88,9 @@ impl Tx {
         self.fr_inv_override = new.fr_inv;
         self.t1_override = new.t1;
         self.t2_override = new.t2;
+        self.life_override = new.life;
         let now_cfg = self.timers(cfg);
+        let life_end = self.life_end(&now_cfg);
         let invite = self.is_invite();
         for br in self.live_branches_mut() {
             if br.fr_at == 0 || br.is_final() {
@@ -94,7 +102,38 @@ impl Tx {
                 (old.fr, now_cfg.fr)
             };
             let started = br.fr_at.saturating_sub(u64::from(was));
-            br.fr_at = started.saturating_add(u64::from(is)).max(1);
+            br.fr_at = capped(started.saturating_add(u64::from(is)).max(1), life_end);
         }
+    }
+
+    /// When this transaction's maximum lifetime ends, if it has one and
+    /// has started (its first branch).
+    pub fn life_end(&self, cfg: &TimerCfg) -> Option<u64> {
+        if self.nbranches == 0 {
+            return None;
+        }
+        self.life_from_birth(cfg)
+    }
+
+    /// [`Tx::life_end`] once `born` is set (the first branch is being added).
+    pub(super) fn life_from_birth(&self, cfg: &TimerCfg) -> Option<u64> {
+        let life = if self.is_invite() {
+            cfg.max_inv_lifetime
+        } else {
+            cfg.max_noninv_lifetime
+        };
+        (life != 0).then(|| self.born.saturating_add(u64::from(life)))
+    }
+}
+
+/// An FR deadline no later than the end of the transaction's life: the
+/// lifetime acts through the FR timers, so its expiry ends a branch just
+/// as FR does (408 or 487, CANCEL after a provisional, failure route).
+/// A lifetime lengthened on the fly does not give back what it cut; a
+/// branch added after the end (from a failure route) gets the next tick.
+pub(super) fn capped(fr_at: u64, life_end: Option<u64>) -> u64 {
+    match life_end {
+        Some(end) => fr_at.min(end.max(1)),
+        None => fr_at,
     }
 }
