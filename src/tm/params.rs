@@ -12,6 +12,8 @@ use crate::tm::fsm::{TimerCfg, UnrepliedCancel};
 #[derive(Debug, Clone)]
 pub struct TmParams {
     pub timers: TimerCfg,
+    /// `unmatched_cancel` (later 2.x): a CANCEL whose INVITE is not here.
+    pub unmatched_cancel: UnmatchedCancel,
     pub ruri_matching: bool,
     pub via1_matching: bool,
     /// AVP names holding per-transaction FR timers (seconds).
@@ -77,9 +79,24 @@ impl Default for BlstParams {
     }
 }
 
+/// What `t_relay` does with a CANCEL that matches no INVITE transaction
+/// (the INVITE went elsewhere, or its transaction is long gone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UnmatchedCancel {
+    /// 0: relayed like any request, in a transaction of its own (SER 0.9's
+    /// t_relay, ser-compat-spec 2.2.4).
+    #[default]
+    Stateful = 0,
+    /// 1: forwarded statelessly, no transaction kept.
+    Stateless = 1,
+    /// 2: dropped; t_relay returns 0 and the script ends.
+    Drop = 2,
+}
+
 impl Default for TmParams {
     fn default() -> Self {
         TmParams {
+            unmatched_cancel: UnmatchedCancel::Stateful,
             timers: TimerCfg::default(),
             ruri_matching: true,
             via1_matching: true,
@@ -199,6 +216,22 @@ impl TmParams {
                     })?;
             }
             "ac_extra_hdrs" => self.ac_extra_hdrs = string(param, v)?,
+            "unmatched_cancel" => {
+                self.unmatched_cancel = match int(param, v)? {
+                    0 => UnmatchedCancel::Stateful,
+                    1 => UnmatchedCancel::Stateless,
+                    2 => UnmatchedCancel::Drop,
+                    n => {
+                        return Err(ParamError::BadValue {
+                            module: "tm",
+                            param: param.into(),
+                            reason: format!(
+                                "{n} is not one of 0 (stateful), 1 (stateless), 2 (drop)"
+                            ),
+                        })
+                    }
+                }
+            }
             "reparse_invite" => {
                 if int(param, v)? != 1 {
                     return Err(ParamError::BadValue {

@@ -19,6 +19,7 @@ use crate::tm::driver::{self, execute, finish, rearm, Deferred};
 use crate::tm::env::{env, now, Env};
 use crate::tm::fsm::{flags, Actions};
 use crate::tm::key::{MatchKind, MatchOpts, MsgKey};
+use crate::tm::params::UnmatchedCancel;
 use crate::tm::reply::{build_local_reply, to_tag};
 use crate::tm::store::{self, branch_id, Created, Found};
 
@@ -300,13 +301,19 @@ pub fn relay(ctx: &mut MsgCtx<'_>, dest: Dest, replicate: bool) -> i32 {
     0
 }
 
-/// A CANCEL: find its INVITE; `None` means "no INVITE, handle as usual".
+/// A CANCEL: find its INVITE; `None` means "relay it as any request"
+/// (`unmatched_cancel=0`, SER 0.9's t_relay: ser-compat-spec §2.2.4).
 fn cancel(ctx: &mut MsgCtx<'_>, env: &'static Env, dest: Dest) -> Option<i32> {
-    match cancel_target(ctx.msg) {
-        Some(inv) => Some(cancel_invite(ctx, env, &inv)),
-        // Unknown CANCEL: relayed statelessly (ser-compat-spec §2.2.4).
-        None if MsgKey::of(ctx.msg).is_ok() => Some(stateless(ctx, dest)),
-        None => None,
+    if let Some(inv) = cancel_target(ctx.msg) {
+        return Some(cancel_invite(ctx, env, &inv));
+    }
+    match env.params.unmatched_cancel {
+        UnmatchedCancel::Stateful => None,
+        UnmatchedCancel::Stateless => Some(stateless(ctx, dest)),
+        UnmatchedCancel::Drop => {
+            log::debug!("tm: dropping a CANCEL that matches no INVITE (unmatched_cancel=2)");
+            Some(0)
+        }
     }
 }
 

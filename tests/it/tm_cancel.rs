@@ -598,3 +598,66 @@ Call-ID: uac-cancel-1@test\nCSeq: 7 INVITE\nContact: <sip:alice@!!>\n.\n.\n"
         text(&bad.stderr)
     );
 }
+
+/// `unmatched_cancel`: a CANCEL whose INVITE ser never saw is relayed in
+/// a transaction of its own (0, the default: a silent callee hears it
+/// again, and the caller gets the callee's 481), statelessly (1: heard
+/// once, the 481 still passes), or dropped (2: the callee hears nothing).
+#[test]
+fn unmatched_cancel_is_relayed_statefully_statelessly_or_dropped() {
+    let _g = serial();
+    // (value, CANCELs a silent callee hears, at most, those an answering
+    // one hears, the caller gets the 481)
+    for (value, silent_hears, most, answered_hears, relayed_481) in [
+        (None, 2, usize::MAX, 1, true),
+        (Some(0), 2, usize::MAX, 1, true),
+        (Some(1), 1, 1, 1, true),
+        (Some(2), 0, 0, 0, false),
+    ] {
+        for (silent, range) in [
+            (true, silent_hears..=most),
+            (false, answered_hears..=answered_hears),
+        ] {
+            let caller = UdpPeer::bind();
+            let callee = UdpPeer::bind();
+            let port = free_udp_port();
+            let param = value
+                .map(|v| format!("modparam(\"tm\", \"unmatched_cancel\", {v})"))
+                .unwrap_or_default();
+            let ser = Ser::start(&tm_cfg(port, 1, &param, &fork_route(&[callee.port()], "")));
+            let c = Request::new(
+                "CANCEL",
+                &format!("sip:bob@127.0.0.1:{port}"),
+                caller.port(),
+            );
+            caller.send_to_port(&c.build(), port);
+            let heard = pump(&[&caller, &callee], Duration::from_millis(1800), |h| {
+                if h.who == 1 && !silent {
+                    callee.send(&reply_to(&h.msg, 481, "Call Does Not Exist", None), h.from);
+                }
+                false
+            });
+            let text = format!(
+                "{value:?} silent={silent}\n{}\n{}",
+                describe(&heard, Instant::now()),
+                ser.log()
+            );
+            let cancels = heard.iter().filter(|h| h.who == 1).count();
+            assert!(range.contains(&cancels), "{cancels} CANCELs\n{text}");
+            if !silent {
+                let got_481 = heard
+                    .iter()
+                    .any(|h| h.who == 0 && status_of(&h.msg) == Some(481));
+                assert_eq!(got_481, relayed_481, "{text}");
+            }
+        }
+    }
+    let cfg = "loadmodule \"sl.so\"\nloadmodule \"tm.so\"\nmodparam(\"tm\", \"unmatched_cancel\", 3)\nroute { drop; }\n";
+    let dir = TestDir::new();
+    let f = server::check_config(&dir.write("u.cfg", cfg.as_bytes()));
+    assert!(
+        f.code() != Some(0) && f.stderr.contains("u.cfg:3:"),
+        "{}",
+        f.stderr
+    );
+}
