@@ -166,6 +166,9 @@ pub struct TmCtx {
     pub timers: TmTimers,
     /// `t_set_auto_inv_100`: None = the module parameter decides.
     pub auto_inv_100: Option<bool>,
+    /// `t_save_lumps` kept the edits so far for failure-route branches:
+    /// the first relay must not replace them with later ones.
+    pub lumps_saved: bool,
 }
 
 /// Timer values (ms) the script asked for; 0 = leave as it is.

@@ -205,7 +205,9 @@ fn with_all_challenges(env: &Env, st: &CellState, picked: u8, stored: Vec<u8>) -
         .iter()
         .take(usize::from(st.tx.nbranches))
         .enumerate()
-        .filter(|(i, b)| *i != usize::from(picked) && b.is_final() && is_challenge(b.status))
+        .filter(|(i, b)| {
+            *i != usize::from(picked) && b.is_final() && b.dropped == 0 && is_challenge(b.status)
+        })
         .filter_map(|(i, _)| st.br.get(i).map(|br| env.region.slice(br.reply)))
         .filter(|r| !r.is_empty())
         .collect();

@@ -71,11 +71,15 @@ static FUNCS: &[FnDef] = &[
     FnDef::new("t_set_max_lifetime", 2, 2, RFOB),
     FnDef::new("t_reset_max_lifetime", 0, 0, RFOB),
     FnDef::new("t_set_auto_inv_100", 1, 1, R),
+    // Later 2.x: fix the edits failure-route branches carry.
+    FnDef::new("t_save_lumps", 0, 0, R),
     FnDef::new("t_check_status", 1, 1, RFO),
     // SER 2.1: about the failed branch (failure route only) or any branch
     // (from every route of the transaction, branch routes too).
     FnDef::new("t_branch_timeout", 0, 0, F),
     FnDef::new("t_branch_replied", 0, 0, F),
+    // Later 2.x: the failed replies are not picked again.
+    FnDef::new("t_drop_replies", 0, 1, F),
     FnDef::new("t_any_timeout", 0, 0, RFOB),
     FnDef::new("t_any_replied", 0, 0, RFOB),
     FnDef::new("t_grep_status", 1, 1, RFOB),
@@ -532,6 +536,36 @@ impl Module for Tm {
             "t_reset_retr" => Box::new(|ctx: &mut MsgCtx<'_>| {
                 edit_timers(ctx, [None, None, Some(0), Some(0), None, None])
             }),
+            "t_save_lumps" => Box::new(relay::save_lumps),
+            "t_drop_replies" => {
+                // "a" (the default): every reply so far; "l": the round
+                // that just failed; "n": none.
+                let mode = if args.is_empty() {
+                    "a".to_string()
+                } else {
+                    arg_str(name, args, 0)?
+                };
+                let all = match mode.as_str() {
+                    "a" => Some(true),
+                    "l" => Some(false),
+                    "n" => None,
+                    _ => {
+                        return Err(FixupError::BadArg {
+                            func: name,
+                            index: 1,
+                            expected: "\"a\", \"l\" or \"n\"",
+                            found: mode,
+                        })
+                    }
+                };
+                Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let (Some(all), Some(c)) = (all, current(ctx)) else {
+                        return 1;
+                    };
+                    c.cell().lock().tx.drop_replies(all);
+                    1
+                })
+            }
             "t_set_max_lifetime" => {
                 let inv = timer_arg(f, args, 0, MAX_TIMER_MS)?;
                 let noninv = timer_arg(f, args, 1, MAX_TIMER_MS)?;

@@ -566,13 +566,39 @@ fn first_relay(ctx: &MsgCtx<'_>, env: &Env, st: &mut crate::tm::cell::CellState)
     if ctx.tm.on_failure != 0 {
         st.on_failure = ctx.tm.on_failure;
         st.tx.flags |= flags::FAILURE_ROUTE;
-        if !ctx.lumps.is_empty() {
-            let mut base = Vec::with_capacity(ctx.msg.buf().len() + 128);
-            if ctx.lumps.apply(ctx.msg.buf(), &mut base).is_ok() {
-                let _ = replace_bytes(env.region, &mut st.fwd_base, &base);
-            }
+        if !ctx.tm.lumps_saved {
+            keep_edits(ctx, env, st);
         }
     }
+}
+
+/// The request as the script has edited it so far becomes the base of
+/// branches a failure route adds (none kept = the received request).
+fn keep_edits(ctx: &MsgCtx<'_>, env: &Env, st: &mut crate::tm::cell::CellState) {
+    if ctx.lumps.is_empty() {
+        return;
+    }
+    let mut base = Vec::with_capacity(ctx.msg.buf().len() + 128);
+    if ctx.lumps.apply(ctx.msg.buf(), &mut base).is_ok()
+        && replace_bytes(env.region, &mut st.fwd_base, &base).is_err()
+    {
+        crate::tm::oom::complain("keeping the edited request");
+    }
+}
+
+/// `t_save_lumps()` (later 2.x): the edits made so far are what
+/// failure-route branches will carry; edits after it reach only the
+/// branches t_relay sends from this route. Needs the transaction
+/// (`t_newtran` first): -1 without one.
+pub fn save_lumps(ctx: &mut MsgCtx<'_>) -> i32 {
+    let (Some(env), Some(cref)) = (env(), current(ctx)) else {
+        log::warn!("tm: t_save_lumps() without a transaction (call t_newtran() first)");
+        return -1;
+    };
+    let mut st = cref.cell().lock();
+    keep_edits(ctx, env, &mut st);
+    ctx.tm.lumps_saved = true;
+    1
 }
 
 /// Build branch `index` towards `uri`: run the armed branch route on a

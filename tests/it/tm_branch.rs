@@ -370,3 +370,58 @@ fn max_lifetime_ends_a_ringing_call_from_the_config_or_the_script() {
         assert!(cancelled, "no CANCEL at the callee\n{}", c.text);
     }
 }
+
+/// `t_save_lumps()`: the branch a failure route adds carries the edits
+/// made before it (X-A), not those after (X-B); the first branch has both.
+#[test]
+fn t_save_lumps_fixes_what_failure_route_branches_carry() {
+    let _g = serial();
+    let cfg = |port: u16, ports: &[u16]| {
+        tm_cfg(
+            port,
+            1,
+            "loadmodule \"/usr/local/lib/ser/modules/textops.so\"",
+            &format!(
+                "route {{\n    t_newtran();\n    append_hf(\"X-A: 1\\r\\n\");\n    \
+                 t_save_lumps();\n    append_hf(\"X-B: 2\\r\\n\");\n    \
+                 t_on_failure(\"1\");\n    rewritehostport(\"127.0.0.1:{}\");\n    t_relay();\n}}\n\
+                 failure_route[1] {{\n    rewritehostport(\"127.0.0.1:{}\");\n    append_branch();\n    t_relay();\n}}\n",
+                ports[0], ports[1]
+            ),
+        )
+    };
+    let c = fork_call(cfg, &[Callee::Answers(486), Callee::Answers(200)], false);
+    assert_eq!(c.finals, [200], "{}", c.text);
+    let has = |who: usize, h: &str| {
+        invites_to(&c, who)
+            .first()
+            .and_then(|m| header_value(&m.msg, h))
+            .is_some()
+    };
+    assert!(has(1, "X-A") && has(1, "X-B"), "{}", c.text);
+    assert!(has(2, "X-A") && !has(2, "X-B"), "{}", c.text);
+}
+
+/// `t_drop_replies()` in a failure route: the 404 of the failed branch is
+/// no longer picked, so the caller gets the 480 of the branch the route
+/// added (404 would win otherwise); without it, the 404.
+#[test]
+fn t_drop_replies_lets_the_new_branch_decide() {
+    let _g = serial();
+    for (drop, want) in [("t_drop_replies();", 480), ("", 404)] {
+        let cfg = |port: u16, ports: &[u16]| {
+            tm_cfg(
+                port,
+                1,
+                "",
+                &format!(
+                    "route {{\n    t_on_failure(\"1\");\n    rewritehostport(\"127.0.0.1:{}\");\n    t_relay();\n}}\n\
+                     failure_route[1] {{\n    {drop}\n    rewritehostport(\"127.0.0.1:{}\");\n    append_branch();\n    t_relay();\n}}\n",
+                    ports[0], ports[1]
+                ),
+            )
+        };
+        let c = fork_call(cfg, &[Callee::Answers(404), Callee::Answers(480)], false);
+        assert_eq!(c.finals, [want], "{drop}\n{}", c.text);
+    }
+}

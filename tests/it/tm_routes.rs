@@ -94,10 +94,13 @@ const ALLOWED: &[(&str, u8)] = &[
     ),
     ("t_reset_max_lifetime()", REQ | FAIL | ONREPLY | BRANCH),
     ("t_set_auto_inv_100(0)", REQ),
+    ("t_save_lumps()", REQ),
     ("t_any_replied()", REQ | FAIL | ONREPLY | BRANCH),
     // SER 2.1's checks: about the failed branch, or any branch.
     ("t_branch_timeout()", FAIL),
     ("t_branch_replied()", FAIL),
+    ("t_drop_replies()", FAIL),
+    ("t_drop_replies(\"l\")", FAIL),
     ("t_any_timeout()", REQ | FAIL | ONREPLY | BRANCH),
     ("t_grep_status(\"486\")", REQ | FAIL | ONREPLY | BRANCH),
     ("t_is_canceled()", REQ | FAIL | ONREPLY | BRANCH),

@@ -286,6 +286,8 @@ impl Tx {
             // The armed route is consumed; the script re-arms it with
             // t_on_failure for further serial forks.
             self.flags = (self.flags & !flags::FAILURE_ROUTE) | flags::IN_FAILURE;
+            self.failed_round = self.round_start;
+            self.round_start = self.nbranches;
             out.push(Action::RunFailure { picked });
             return;
         }
@@ -342,6 +344,24 @@ impl Tx {
             self.maybe_pick(now, cfg, out);
         } else if !replied {
             self.relay_picked(now, cfg, out);
+        }
+    }
+
+    /// `t_drop_replies` in a failure route: the finals of every branch
+    /// (`all`) or of the round that just failed are no longer picked, so
+    /// the branches the route adds decide what goes upstream. If nothing
+    /// else ends up final, the dropped ones still answer the caller.
+    pub fn drop_replies(&mut self, all: bool) {
+        let from = if all {
+            0
+        } else {
+            usize::from(self.failed_round)
+        };
+        let n = self.branch_count();
+        for br in self.branches.iter_mut().take(n).skip(from) {
+            if br.is_final() {
+                br.dropped = 1;
+            }
         }
     }
 

@@ -215,7 +215,10 @@ shm::shm_struct! {
         /// Current request retransmission step (index into the schedule).
         pub retr_step: u8,
         pub cancel_step: u8,
-        pub _pad: [u8; 2],
+        /// Its reply was dropped by `t_drop_replies`: not picked while a
+        /// branch that was not dropped has a final.
+        pub dropped: u8,
+        pub _pad: [u8; 1],
         /// Next request retransmission, 0 = none.
         pub retr_at: u64,
         /// FR expiry of the branch, 0 = none.
@@ -243,7 +246,11 @@ shm::shm_struct! {
         pub flags: u32,
         /// Status of the last reply sent upstream (0 = none yet).
         pub uas_status: u16,
-        pub _pad: [u8; 6],
+        /// First branch of the forking round in progress, and of the one
+        /// a running failure route handles (`t_drop_replies("l")`).
+        pub round_start: u8,
+        pub failed_round: u8,
+        pub _pad: [u8; 4],
         /// Next retransmission of our final reply upstream, 0 = none.
         pub uas_retr_at: u64,
         /// When retransmitting our final gives up (timer H), 0 = none.

@@ -21,14 +21,19 @@ pub fn class_rank(code: u16) -> u8 {
 }
 
 /// The best final among the final branches: best [`class_rank`], then the
-/// lowest code, then the lowest branch index. `None` if no branch is final.
+/// lowest code, then the lowest branch index; branches whose reply was
+/// dropped (`t_drop_replies`) only when no other is final. `None` if no
+/// branch is final.
 pub fn best_final(branches: &[Branch]) -> Option<u8> {
-    branches
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| b.is_final())
-        .min_by_key(|(i, b)| (class_rank(b.status), b.status, *i))
-        .and_then(|(i, _)| u8::try_from(i).ok())
+    let best = |with_dropped: bool| {
+        branches
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.is_final() && (with_dropped || b.dropped == 0))
+            .min_by_key(|(i, b)| (class_rank(b.status), b.status, *i))
+            .and_then(|(i, _)| u8::try_from(i).ok())
+    };
+    best(false).or_else(|| best(true))
 }
 
 #[cfg(test)]
@@ -70,6 +75,15 @@ mod tests {
         let mut bs = finals(&[486, 486, 404]);
         assert_eq!(best_final(&bs), Some(2));
         bs[2].phase = BranchPhase::Proceeding as u8;
+        assert_eq!(best_final(&bs), Some(0));
+    }
+
+    #[test]
+    fn dropped_replies_lose_to_any_other_and_answer_when_alone() {
+        let mut bs = finals(&[404, 486]);
+        bs[0].dropped = 1;
+        assert_eq!(best_final(&bs), Some(1));
+        bs[1].dropped = 1;
         assert_eq!(best_final(&bs), Some(0));
     }
 

@@ -247,3 +247,67 @@ fn late_2xx_is_relayed_and_duplicates_only_acked() {
     );
     assert_eq!(s.tx.uas_status, 486);
 }
+
+/// `t_drop_replies()`: the failed round's 404 no longer beats the 480 of
+/// the branch the failure route added; `t_drop_replies("l")` in a second
+/// failure route drops only that round, so the first round's 404 wins;
+/// with nothing added, the dropped pick still answers the caller.
+#[test]
+fn drop_replies_all_or_the_last_round() {
+    let fail = |s: &mut Sim, b: u8, code: u16| {
+        s.tx.flags |= flags::FAILURE_ROUTE;
+        let acts = s.reply(b, code);
+        assert!(matches!(acts.last(), Some(RunFailure { .. })), "{acts:?}");
+    };
+    let mut s = Sim::new(true);
+    s.branch();
+    fail(&mut s, 0, 404);
+    s.tx.drop_replies(true);
+    s.branch();
+    s.after_failure(true, false);
+    assert_eq!(
+        s.reply(1, 480)[3..],
+        [
+            RelayStored {
+                branch: 1,
+                as_code: 480
+            },
+            Completed { code: 480 }
+        ]
+    );
+
+    let mut s = Sim::new(true);
+    s.branch();
+    fail(&mut s, 0, 404);
+    s.branch();
+    s.after_failure(true, false);
+    fail(&mut s, 1, 403);
+    s.tx.drop_replies(false);
+    s.branch();
+    s.after_failure(true, false);
+    assert_eq!(
+        s.reply(2, 480)[3..],
+        [
+            RelayStored {
+                branch: 0,
+                as_code: 404
+            },
+            Completed { code: 404 }
+        ]
+    );
+
+    let mut s = Sim::new(true);
+    s.branch();
+    fail(&mut s, 0, 486);
+    s.tx.drop_replies(true);
+    assert_eq!(
+        s.after_failure(false, false),
+        [
+            RelayStored {
+                branch: 0,
+                as_code: 486
+            },
+            Completed { code: 486 }
+        ]
+    );
+}
