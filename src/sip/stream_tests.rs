@@ -644,3 +644,30 @@ fn fuzz_entry_accepts_anything() {
         assert!(fuzz_feed(&data));
     }
 }
+
+#[test]
+fn refused_header_blocks_can_be_answered() {
+    use crate::sip::{build_reply, Msg, ReplyOpts};
+    let limits = Limits {
+        max_header: 4096,
+        max_msg: 4096,
+    };
+    let missing = format!("{INVITE_HEAD}\r\n").into_bytes();
+    let bad = format!("{INVITE_HEAD}Content-Length: -1\r\n\r\n").into_bytes();
+    let large = format!("{INVITE_HEAD}Content-Length: 90000\r\n\r\n").into_bytes();
+    for (s, code) in [(missing, 400), (bad, 400), (large, 513)] {
+        let mut f = Framer::new(limits);
+        f.push(&s);
+        let err = f.next().unwrap_err();
+        assert_eq!(err.reply_code(), Some(code));
+        let req = Msg::parse(err.header().unwrap().to_vec()).expect("header block parses");
+        let mut out = Vec::new();
+        build_reply(&req, code, b"Bad Request", &ReplyOpts::default(), &mut out).unwrap();
+        let reply = Msg::parse(out).unwrap();
+        assert_eq!(reply.status(), code);
+        assert_eq!(
+            reply.call_id(),
+            Ok(&b"3848276298220188511@client.example.com"[..])
+        );
+    }
+}
