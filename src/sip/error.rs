@@ -1,5 +1,5 @@
 //! Errors of the sip layer: parsing (with the reply each implies),
-//! edit-list application and reply building.
+//! stream framing, edit-list application and reply building.
 
 use super::hdr::HdrKind;
 use thiserror::Error;
@@ -134,6 +134,88 @@ impl ParseError {
             ParseError::BadRequestUri => "bad_request_uri",
             ParseError::BadStatus => "bad_status",
             ParseError::BadExpires => "bad_expires",
+        }
+    }
+}
+
+/// Why a TCP/TLS byte stream could not be cut into messages (see
+/// `stream::Framer`). Every one of them loses the frame boundary, so the
+/// framer is poisoned and the connection must be closed, after answering
+/// `reply_code` when there is one.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum StreamError {
+    /// Where a message must start there is neither a request line nor a
+    /// status line: a byte that cannot begin a method or `SIP/`, or a
+    /// complete first line the message parser would refuse. Typically the
+    /// rest of a body whose Content-Length was too small, or another
+    /// protocol on the port.
+    #[error("no SIP start line where a message must begin")]
+    BadStartLine,
+    /// The header block (start line through the empty line) does not end
+    /// within `limit` bytes.
+    #[error("header block longer than {limit} bytes")]
+    HeaderTooLarge { limit: usize },
+    /// A complete header block without Content-Length (RFC 3261 §18.3:
+    /// mandatory on streams). `header` is that block, for building a 400.
+    #[error("missing Content-Length on a stream")]
+    MissingContentLength { header: Vec<u8> },
+    /// Content-Length is not `1*DIGIT` below 2^32 (negative and overflowing
+    /// values included), is folded, or two of them disagree. `header` is the
+    /// header block, for building a 400.
+    #[error("malformed or conflicting Content-Length on a stream")]
+    BadContentLength { header: Vec<u8> },
+    /// Header block plus Content-Length would be `len` bytes, more than the
+    /// `limit` a message may have; found before any of the body is
+    /// buffered. `header` is the header block, for building a 513.
+    #[error("message of {len} bytes exceeds the limit of {limit}")]
+    MessageTooLarge {
+        header: Vec<u8>,
+        len: u64,
+        limit: usize,
+    },
+    /// `next` was called again after it returned one of the errors above.
+    #[error("stream framer used after an error")]
+    Poisoned,
+}
+
+impl StreamError {
+    /// The reply the offending request deserves before the connection is
+    /// closed, or `None` to close silently (no complete header block to
+    /// answer from). Whether the block holds a request, and the Via, From,
+    /// To, Call-ID and CSeq a reply copies, is for the caller to parse.
+    pub fn reply_code(&self) -> Option<u16> {
+        match self {
+            StreamError::MissingContentLength { .. } | StreamError::BadContentLength { .. } => {
+                Some(400)
+            }
+            StreamError::MessageTooLarge { .. } => Some(513),
+            StreamError::BadStartLine
+            | StreamError::HeaderTooLarge { .. }
+            | StreamError::Poisoned => None,
+        }
+    }
+
+    /// The complete header block of the refused message, when there is one.
+    pub fn header(&self) -> Option<&[u8]> {
+        match self {
+            StreamError::MissingContentLength { header }
+            | StreamError::BadContentLength { header }
+            | StreamError::MessageTooLarge { header, .. } => Some(header),
+            StreamError::BadStartLine
+            | StreamError::HeaderTooLarge { .. }
+            | StreamError::Poisoned => None,
+        }
+    }
+
+    /// A short stable name, used to rate-limit log lines per kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StreamError::BadStartLine => "bad_start_line",
+            StreamError::HeaderTooLarge { .. } => "header_too_large",
+            StreamError::MissingContentLength { .. } => "missing_content_length",
+            StreamError::BadContentLength { .. } => "bad_content_length",
+            StreamError::MessageTooLarge { .. } => "message_too_large",
+            StreamError::Poisoned => "poisoned",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! first line, header lines and body in one pass; typed headers (Via, CSeq,
 //! From/To, Contact, URIs) are parsed on first access and cached, and
 //! `Msg::validate` runs the checks a message must pass before it is acted on.
+//! On TCP and TLS, `stream::Framer` first cuts the byte stream into messages.
 
 pub mod build;
 pub mod cseq;
@@ -19,6 +20,7 @@ mod parse;
 pub mod salvage;
 mod scan;
 pub mod span;
+pub mod stream;
 pub mod uri;
 mod validate;
 pub mod via;
@@ -31,13 +33,14 @@ pub use build::{
     MAX_REPLY_LEN,
 };
 pub use cseq::{parse_cseq, CSeq};
-pub use error::{BuildError, LumpError, ParseError};
+pub use error::{BuildError, LumpError, ParseError, StreamError};
 pub use hdr::{HdrKind, Header};
 pub use lump::Lumps;
 pub use method::Method;
 pub use msg::{FirstLine, Msg, ParseFailure};
 pub use nameaddr::{parse_contacts, parse_name_addr, Contact, NameAddr};
 pub use span::Span;
+pub use stream::{Frame, Framer};
 pub use uri::{parse_uri, Scheme, Uri};
 
 /// SER's MAX_BRANCHES: the R-URI plus 11 appended branches, so at most 12

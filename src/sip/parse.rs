@@ -56,8 +56,9 @@ pub(super) fn version_ok(v: &[u8]) -> bool {
     !maj.is_empty() && !min.is_empty() && maj.iter().chain(min).all(u8::is_ascii_digit)
 }
 
-/// Parses the first line occupying `s..e` (line end excluded).
-fn first_line(b: &[u8], s: usize, e: usize) -> Result<FirstLine, ParseError> {
+/// Parses the first line occupying `s..e` (line end excluded). The stream
+/// framer uses it too, to tell a lost frame boundary from a message start.
+pub(super) fn first_line(b: &[u8], s: usize, e: usize) -> Result<FirstLine, ParseError> {
     let line = b.get(s..e).unwrap_or(&[]);
     if line.len() >= 4
         && line
