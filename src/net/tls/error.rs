@@ -1,5 +1,7 @@
 //! Errors of the TLS layer, one enum per stage: a setting from the config,
 //! building the rustls configs at startup, and a live session.
+use std::fmt;
+use std::path::PathBuf;
 
 /// A `tls_*` config line the settings refuse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -28,4 +30,93 @@ pub enum TlsSettingError {
     /// A timeout that is zero or negative.
     #[error("{name} = {value}: a timeout is a number of seconds, at least 1")]
     BadTimeout { name: String, value: i64 },
+}
+
+/// Which setting names a PEM file, so an error says which line to fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PemRole {
+    Certificate,
+    PrivateKey,
+    CaList,
+}
+
+impl fmt::Display for PemRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PemRole::Certificate => "tls_certificate",
+            PemRole::PrivateKey => "tls_private_key",
+            PemRole::CaList => "tls_ca_list",
+        })
+    }
+}
+
+/// Why the TLS settings cannot become a rustls config. Raised at startup,
+/// before the fork, so the config is refused with this message.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    /// The file cannot be opened or read.
+    #[error("{role} {path:?}: cannot read: {source}")]
+    Read {
+        role: PemRole,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The file is not well-formed PEM (bad base64, a section without end).
+    #[error("{role} {path:?}: not valid PEM: {source}")]
+    BadPem {
+        role: PemRole,
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    /// The file holds no `CERTIFICATE` section.
+    #[error("{role} {path:?}: no certificate in it (expected a \"BEGIN CERTIFICATE\" section)")]
+    NoCertificate { role: PemRole, path: PathBuf },
+    /// The file holds no `PRIVATE KEY`, `RSA PRIVATE KEY` or
+    /// `EC PRIVATE KEY` section.
+    #[error(
+        "tls_private_key {path:?}: no private key in it (expected PKCS#8 \"PRIVATE KEY\", \
+         PKCS#1 \"RSA PRIVATE KEY\" or SEC1 \"EC PRIVATE KEY\")"
+    )]
+    NoPrivateKey { path: PathBuf },
+    /// The key parses as PEM but rustls cannot use it (unknown algorithm,
+    /// corrupt DER).
+    #[error("tls_private_key {path:?}: unusable key: {source}")]
+    BadKey {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    /// The key is not the one the certificate was issued for.
+    #[error("tls_private_key {key:?} does not match the certificate in tls_certificate {cert:?}")]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    /// The certificate cannot be used with the key (rustls cannot parse
+    /// the leaf certificate, or refuses the pair for another reason).
+    #[error("tls_certificate {cert:?} with tls_private_key {key:?}: {source}")]
+    BadCertificate {
+        cert: PathBuf,
+        key: PathBuf,
+        source: rustls::Error,
+    },
+    /// A CA certificate is not a usable trust anchor.
+    #[error("tls_ca_list {path:?}: certificate #{index} is not a usable CA: {source}")]
+    BadCa {
+        path: PathBuf,
+        index: usize,
+        source: rustls::Error,
+    },
+    /// Verification is on and there is nothing to verify against.
+    #[error("{setting} is on but tls_ca_list is not set: no peer certificate could be verified")]
+    NoCaList { setting: &'static str },
+    /// rustls refused the verifier built from the CA list.
+    #[error("tls_ca_list {path:?}: {source}")]
+    Verifier {
+        path: PathBuf,
+        source: rustls::server::VerifierBuilderError,
+    },
+    /// rustls refused the protocol versions (cannot happen with the
+    /// methods we accept; kept typed rather than unwrapped).
+    #[error("tls_method {method}: {source}")]
+    Method {
+        method: &'static str,
+        source: rustls::Error,
+    },
 }
