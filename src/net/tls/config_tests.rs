@@ -21,7 +21,7 @@ fn configs_build_from_the_test_pki() {
     let mut v = s.clone();
     v.set("tls_verify", TlsValue::Int(1)).unwrap();
     v.set("tls_require_certificate", TlsValue::Int(1)).unwrap();
-    v.server_config().unwrap();
+    v.context().unwrap();
 }
 
 #[test]

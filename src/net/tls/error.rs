@@ -2,6 +2,9 @@
 //! building the rustls configs at startup, and a live session.
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
+
+use rustls::AlertDescription;
 
 /// A `tls_*` config line the settings refuse.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -119,4 +122,62 @@ pub enum TlsError {
         method: &'static str,
         source: rustls::Error,
     },
+}
+
+/// Why a TLS session ended. Every variant is fatal to the connection:
+/// the caller writes out what [`super::TlsSession::pending_ciphertext`]
+/// still holds (it may carry the alert telling the peer why), then
+/// closes. Sorted by who is to blame.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSessionError {
+    /// The peer's certificate was refused (unknown CA, expired, wrong
+    /// name, bad signature, …).
+    #[error("peer certificate refused: {0}")]
+    BadCertificate(rustls::CertificateError),
+    /// We require a client certificate and the client sent none.
+    #[error("peer sent no certificate and one is required")]
+    NoCertificate,
+    /// The peer refused us with a fatal alert (it did not like our
+    /// certificate, or shares no version or cipher with us).
+    #[error("peer sent alert: {0:?}")]
+    AlertReceived(AlertDescription),
+    /// The peer sent something that is not TLS, or broke the protocol.
+    #[error("TLS protocol error: {0}")]
+    Protocol(rustls::Error),
+    /// The peer closed the TCP connection before the handshake ended
+    /// (often how a peer says it did not like our certificate).
+    #[error("peer closed the connection during the TLS handshake")]
+    ClosedDuringHandshake,
+    /// The handshake did not finish within `tls_handshake_timeout`.
+    #[error("TLS handshake not finished after {0:?}")]
+    HandshakeTimeout(Duration),
+    /// The peer does not read: the queue to it is over its limit.
+    #[error("send queue full ({queued} bytes queued, limit {limit})")]
+    SendQueueFull { queued: usize, limit: usize },
+    /// Data queued after [`super::TlsSession::close`].
+    #[error("send on a closed TLS session")]
+    Closed,
+    /// The socket failed ([`super::TlsSession::drive`]), or rustls
+    /// refused to buffer more input from the peer.
+    #[error("TLS connection I/O: {0}")]
+    Io(std::io::Error),
+}
+
+impl TlsSessionError {
+    /// Whether the connection must be closed. Only a full send queue
+    /// leaves the session usable: the refused data was not queued at all.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, TlsSessionError::SendQueueFull { .. })
+    }
+}
+
+impl From<rustls::Error> for TlsSessionError {
+    fn from(e: rustls::Error) -> Self {
+        match e {
+            rustls::Error::InvalidCertificate(c) => TlsSessionError::BadCertificate(c),
+            rustls::Error::NoCertificatesPresented => TlsSessionError::NoCertificate,
+            rustls::Error::AlertReceived(a) => TlsSessionError::AlertReceived(a),
+            other => TlsSessionError::Protocol(other),
+        }
+    }
 }
