@@ -1,7 +1,7 @@
 //! Network I/O: listen addresses (`listen=`/`-l`), UDP sockets opened before
 //! the fork, and the table workers use to pick a sending socket and to
 //! answer "is this host myself?"; the destination blacklist in shared
-//! memory (`blacklist`).
+//! memory (`blacklist`); the TLS building block (`tls`).
 pub mod blacklist;
 #[cfg(test)]
 mod blacklist_tests;
@@ -11,6 +11,7 @@ mod error;
 mod iface;
 mod listen;
 mod table;
+pub mod tls;
 mod udp;
 mod unix_dgram;
 
