@@ -10,6 +10,7 @@ pub mod dns;
 mod error;
 mod iface;
 mod listen;
+pub mod stream;
 mod table;
 pub mod tls;
 mod udp;

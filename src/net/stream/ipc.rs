@@ -1,0 +1,404 @@
+//! What the processes tell each other about stream (TCP/TLS) traffic.
+//!
+//! The TCP main process owns every connection (listening, accepting,
+//! connecting, reading, writing, closing); no other process ever holds a
+//! connection's socket. Instead of passing file descriptors around (SER's
+//! way, which needs a per-process fd cache and a round trip to the owner
+//! on every miss), messages travel as datagrams over unix socketpairs made
+//! before the fork:
+//!
+//! - any process → main: "send these bytes to this peer" ([`SendReq`]),
+//!   one shared socketpair whose reading end only the main process uses;
+//! - main → reader `i`: "this message arrived on connection c from peer p"
+//!   ([`Delivery`]), one socketpair per reader. A connection always goes
+//!   to the same reader (`conn % readers`), so its messages are handled in
+//!   the order they arrived, as a UDP peer's are on its SO_REUSEPORT worker.
+//!
+//! A datagram holds a whole SIP message (up to the framer's cap, 64 KB)
+//! plus a fixed header, so nothing is ever split or reassembled here.
+
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{sendmsg, MsgFlags, UnixAddr};
+
+use crate::net::Proto;
+
+/// Largest SIP message carried (the stream framer's cap and more).
+pub const MAX_PAYLOAD: usize = 65_535;
+
+/// Bytes of an encoded socket address: family, 16 address bytes, port.
+const ADDR_LEN: usize = 19;
+/// Header of a [`SendReq`]: kind, proto, socket, flags, dest, hint.
+const SEND_HDR: usize = 4 + 2 * ADDR_LEN;
+/// Header of a [`Delivery`]: kind, proto, socket, pad, conn, peer.
+const DELIVERY_HDR: usize = 8 + ADDR_LEN;
+/// Room for the largest datagram either way.
+pub const MAX_DATAGRAM: usize = MAX_PAYLOAD + SEND_HDR + DELIVERY_HDR;
+
+const KIND_SEND: u8 = b'S';
+const KIND_DELIVERY: u8 = b'D';
+
+/// How long a sender waits for room in the main process's queue before
+/// the send fails: long enough for a burst to drain, short enough that a
+/// stuck main process never stalls a worker.
+const SEND_WAIT: Duration = Duration::from_millis(20);
+
+/// Why a datagram could not be read or sent.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("stream link datagram too short ({0} bytes)")]
+    Short(usize),
+    #[error("stream link datagram of unknown kind {0:#04x}")]
+    Kind(u8),
+    #[error("stream link datagram with bad protocol {0}")]
+    Proto(u8),
+    #[error("stream link datagram with bad address family {0}")]
+    Family(u8),
+    #[error("message of {0} bytes is larger than a stream link datagram may carry")]
+    TooLarge(usize),
+    #[error("the TCP main process's queue stayed full")]
+    Busy,
+    #[error("stream link: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// "Send `bytes` over `proto` to `dest`": a request to the main process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendReq {
+    /// Tcp or Tls.
+    pub proto: Proto,
+    /// Where to connect if no connection serves the peer (for a reply:
+    /// the Via's sent-by, RFC 3261 18.2.2).
+    pub dest: SocketAddr,
+    /// The remote address of the connection to use first if it is still
+    /// open (the one a request arrived on, for its replies).
+    pub hint: Option<SocketAddr>,
+    /// Index of our listen socket the message is sent "from" (its address
+    /// is in our Via): a new connection is bound to its IP.
+    pub sock: u8,
+}
+
+/// "This message arrived": from the main process to a reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub proto: Proto,
+    /// Index of the listen socket the connection belongs to.
+    pub sock: u8,
+    /// The main process's id of the connection.
+    pub conn: u32,
+    /// The connection's remote address.
+    pub peer: SocketAddr,
+}
+
+fn proto_byte(p: Proto) -> u8 {
+    match p {
+        Proto::Udp => 1,
+        Proto::Tcp => 2,
+        Proto::Tls => 3,
+    }
+}
+
+fn proto_of(b: u8) -> Result<Proto, LinkError> {
+    match b {
+        1 => Ok(Proto::Udp),
+        2 => Ok(Proto::Tcp),
+        3 => Ok(Proto::Tls),
+        other => Err(LinkError::Proto(other)),
+    }
+}
+
+fn put_addr(out: &mut [u8], a: SocketAddr) {
+    let (fam, ip) = match a.ip() {
+        IpAddr::V4(v4) => (4, v4.to_ipv6_mapped().octets()),
+        IpAddr::V6(v6) => (6, v6.octets()),
+    };
+    out[0] = fam;
+    out[1..17].copy_from_slice(&ip);
+    out[17..19].copy_from_slice(&a.port().to_le_bytes());
+}
+
+fn get_addr(b: &[u8]) -> Result<SocketAddr, LinkError> {
+    let mut ip = [0u8; 16];
+    ip.copy_from_slice(&b[1..17]);
+    let port = u16::from_le_bytes([b[17], b[18]]);
+    let v6 = Ipv6Addr::from(ip);
+    let ip = match b[0] {
+        4 => IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED)),
+        6 => IpAddr::V6(v6),
+        other => return Err(LinkError::Family(other)),
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+impl SendReq {
+    /// The fixed header that precedes the message bytes.
+    pub fn header(&self) -> [u8; SEND_HDR] {
+        let mut h = [0u8; SEND_HDR];
+        h[0] = KIND_SEND;
+        h[1] = proto_byte(self.proto);
+        h[2] = self.sock;
+        h[3] = u8::from(self.hint.is_some());
+        put_addr(&mut h[4..4 + ADDR_LEN], self.dest);
+        if let Some(hint) = self.hint {
+            put_addr(&mut h[4 + ADDR_LEN..SEND_HDR], hint);
+        }
+        h
+    }
+
+    /// Splits a received datagram into the request and its message.
+    pub fn decode(d: &[u8]) -> Result<(SendReq, &[u8]), LinkError> {
+        if d.len() < SEND_HDR {
+            return Err(LinkError::Short(d.len()));
+        }
+        if d[0] != KIND_SEND {
+            return Err(LinkError::Kind(d[0]));
+        }
+        let hint = if d[3] & 1 != 0 {
+            Some(get_addr(&d[4 + ADDR_LEN..SEND_HDR])?)
+        } else {
+            None
+        };
+        let req = SendReq {
+            proto: proto_of(d[1])?,
+            sock: d[2],
+            dest: get_addr(&d[4..4 + ADDR_LEN])?,
+            hint,
+        };
+        Ok((req, &d[SEND_HDR..]))
+    }
+}
+
+impl Delivery {
+    pub fn header(&self) -> [u8; DELIVERY_HDR] {
+        let mut h = [0u8; DELIVERY_HDR];
+        h[0] = KIND_DELIVERY;
+        h[1] = proto_byte(self.proto);
+        h[2] = self.sock;
+        h[4..8].copy_from_slice(&self.conn.to_le_bytes());
+        put_addr(&mut h[8..DELIVERY_HDR], self.peer);
+        h
+    }
+
+    pub fn decode(d: &[u8]) -> Result<(Delivery, &[u8]), LinkError> {
+        if d.len() < DELIVERY_HDR {
+            return Err(LinkError::Short(d.len()));
+        }
+        if d[0] != KIND_DELIVERY {
+            return Err(LinkError::Kind(d[0]));
+        }
+        let del = Delivery {
+            proto: proto_of(d[1])?,
+            sock: d[2],
+            conn: u32::from_le_bytes([d[4], d[5], d[6], d[7]]),
+            peer: get_addr(&d[8..DELIVERY_HDR])?,
+        };
+        Ok((del, &d[DELIVERY_HDR..]))
+    }
+}
+
+/// Header and message as one datagram, without copying the message;
+/// waits at most `wait` for room in the receiver's queue.
+pub fn send_parts(
+    sock: &UnixDatagram,
+    header: &[u8],
+    bytes: &[u8],
+    wait: Duration,
+) -> Result<(), LinkError> {
+    if bytes.len() > MAX_PAYLOAD {
+        return Err(LinkError::TooLarge(bytes.len()));
+    }
+    let iov = [IoSlice::new(header), IoSlice::new(bytes)];
+    let mut waited = false;
+    loop {
+        match sendmsg::<UnixAddr>(sock.as_raw_fd(), &iov, &[], MsgFlags::MSG_DONTWAIT, None) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) if !waited && !wait.is_zero() => {
+                waited = true;
+                let mut fds = [PollFd::new(
+                    std::os::fd::AsFd::as_fd(sock),
+                    PollFlags::POLLOUT,
+                )];
+                let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+                let _ = poll(&mut fds, PollTimeout::from(ms));
+            }
+            Err(Errno::EAGAIN) => return Err(LinkError::Busy),
+            Err(e) => return Err(LinkError::Io(io::Error::from(e))),
+        }
+    }
+}
+
+/// The socketpairs, made by the supervisor before the fork.
+#[derive(Debug)]
+pub struct Channels {
+    /// Read by the main process only: every [`SendReq`].
+    pub to_main_rx: UnixDatagram,
+    /// Written by anyone who sends over a stream.
+    pub to_main_tx: UnixDatagram,
+    /// Per reader: (its reading end, the main process's writing end).
+    pub readers: Vec<(UnixDatagram, UnixDatagram)>,
+}
+
+/// Large enough for a burst of full-size messages; the kernel caps it at
+/// net.core.{r,w}mem_max.
+const LINK_BUF: usize = 4 << 20;
+
+fn pair() -> io::Result<(UnixDatagram, UnixDatagram)> {
+    let (a, b) = UnixDatagram::pair()?;
+    for s in [&a, &b] {
+        let s2 = socket2::SockRef::from(s);
+        let _ = s2.set_send_buffer_size(LINK_BUF);
+        let _ = s2.set_recv_buffer_size(LINK_BUF);
+    }
+    Ok((a, b))
+}
+
+impl Channels {
+    pub fn new(readers: usize) -> io::Result<Channels> {
+        let (to_main_rx, to_main_tx) = pair()?;
+        to_main_rx.set_nonblocking(true)?;
+        let mut rs = Vec::with_capacity(readers);
+        for _ in 0..readers {
+            let (rx, tx) = pair()?;
+            tx.set_nonblocking(true)?;
+            rs.push((rx, tx));
+        }
+        Ok(Channels {
+            to_main_rx,
+            to_main_tx,
+            readers: rs,
+        })
+    }
+
+    /// Ask the main process to send `bytes` (any process).
+    pub fn send(&self, req: &SendReq, bytes: &[u8]) -> Result<(), LinkError> {
+        send_parts(&self.to_main_tx, &req.header(), bytes, SEND_WAIT)
+    }
+
+    /// The reader a connection's messages go to.
+    pub fn reader_of(&self, conn: u32) -> Option<usize> {
+        let n = self.readers.len();
+        (n != 0).then(|| conn as usize % n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addrs() -> [SocketAddr; 3] {
+        [
+            "127.0.0.1:5060".parse().unwrap(),
+            "[2001:db8::1]:65535".parse().unwrap(),
+            "10.1.2.3:0".parse().unwrap(),
+        ]
+    }
+
+    #[test]
+    fn send_requests_round_trip() {
+        for dest in addrs() {
+            for hint in [None, Some(addrs()[1]), Some(addrs()[0])] {
+                for proto in [Proto::Tcp, Proto::Tls] {
+                    let req = SendReq {
+                        proto,
+                        dest,
+                        hint,
+                        sock: 7,
+                    };
+                    let mut d = req.header().to_vec();
+                    d.extend_from_slice(b"INVITE");
+                    let (back, msg) = SendReq::decode(&d).unwrap();
+                    assert_eq!(back, req);
+                    assert_eq!(msg, b"INVITE");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deliveries_round_trip() {
+        for peer in addrs() {
+            let del = Delivery {
+                proto: Proto::Tls,
+                sock: 3,
+                conn: 0xdead_beef,
+                peer,
+            };
+            let d = del.header();
+            let (back, msg) = Delivery::decode(&d).unwrap();
+            assert_eq!(back, del);
+            assert!(msg.is_empty());
+        }
+    }
+
+    #[test]
+    fn bad_datagrams_are_errors() {
+        assert!(matches!(SendReq::decode(b"S"), Err(LinkError::Short(1))));
+        let mut h = SendReq {
+            proto: Proto::Tcp,
+            dest: addrs()[0],
+            hint: None,
+            sock: 0,
+        }
+        .header();
+        h[0] = b'D';
+        assert!(matches!(SendReq::decode(&h), Err(LinkError::Kind(b'D'))));
+        h[0] = KIND_SEND;
+        h[1] = 9;
+        assert!(matches!(SendReq::decode(&h), Err(LinkError::Proto(9))));
+        h[1] = 2;
+        h[4] = 5;
+        assert!(matches!(SendReq::decode(&h), Err(LinkError::Family(5))));
+        // Every prefix of a valid datagram is refused or decodes, never panics.
+        let full = Delivery {
+            proto: Proto::Tcp,
+            sock: 0,
+            conn: 1,
+            peer: addrs()[1],
+        }
+        .header();
+        for n in 0..full.len() {
+            assert!(Delivery::decode(&full[..n]).is_err());
+        }
+    }
+
+    #[test]
+    fn a_request_crosses_the_link_whole_and_a_full_queue_is_busy() {
+        let ch = Channels::new(2).unwrap();
+        let req = SendReq {
+            proto: Proto::Tcp,
+            dest: addrs()[0],
+            hint: Some(addrs()[2]),
+            sock: 1,
+        };
+        let body = vec![b'x'; 60_000];
+        ch.send(&req, &body).unwrap();
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let n = ch.to_main_rx.recv(&mut buf).unwrap();
+        let (back, msg) = SendReq::decode(&buf[..n]).unwrap();
+        assert_eq!(back, req);
+        assert_eq!(msg, &body[..]);
+        assert!(matches!(
+            ch.send(&req, &vec![0; MAX_PAYLOAD + 1]),
+            Err(LinkError::TooLarge(_))
+        ));
+        // Nobody reads: the queue fills and the sender gives up, bounded.
+        let mut busy = false;
+        for _ in 0..100_000 {
+            if let Err(e) = ch.send(&req, &body) {
+                assert!(matches!(e, LinkError::Busy), "{e}");
+                busy = true;
+                break;
+            }
+        }
+        assert!(busy);
+        assert_eq!(ch.reader_of(5), Some(1));
+        assert_eq!(Channels::new(0).unwrap().reader_of(5), None);
+    }
+}

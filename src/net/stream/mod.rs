@@ -1,0 +1,41 @@
+//! Stream transports (TCP, TLS) across processes: the TCP main process
+//! owns every connection; other processes reach it through the link of
+//! [`ipc`] (see there for why bytes travel, not file descriptors).
+
+pub mod ipc;
+
+use std::sync::OnceLock;
+
+pub use ipc::{Channels, Delivery, LinkError, SendReq, MAX_DATAGRAM, MAX_PAYLOAD};
+
+/// The link, set by the supervisor before the fork (every child inherits
+/// it); unset when no TCP or TLS socket is served.
+static LINK: OnceLock<Channels> = OnceLock::new();
+
+/// Make `ch` the link of this process and of the children it forks.
+/// False if one was already installed.
+pub fn install(ch: Channels) -> bool {
+    LINK.set(ch).is_ok()
+}
+
+/// The installed link, if streams are served.
+pub fn link() -> Option<&'static Channels> {
+    LINK.get()
+}
+
+/// Why a message could not be handed over for a stream send.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamSendError {
+    #[error("TCP/TLS is not served (no tcp: or tls: listen address)")]
+    NotServed,
+    #[error(transparent)]
+    Link(#[from] LinkError),
+}
+
+/// Hand `bytes` to the TCP main process for sending as `req` says; never
+/// waits more than the link's short bound. Success means handed over:
+/// a connection that then fails is the main process's to log.
+pub fn send(req: &SendReq, bytes: &[u8]) -> Result<(), StreamSendError> {
+    let link = link().ok_or(StreamSendError::NotServed)?;
+    Ok(link.send(req, bytes)?)
+}
