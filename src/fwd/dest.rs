@@ -8,7 +8,7 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use crate::net::Proto;
-use crate::sip::{parse_uri, Msg, Scheme, Via};
+use crate::sip::{parse_uri, Msg, Scheme, Transport, Via};
 
 /// Why a URI gives no destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -114,6 +114,18 @@ pub fn reply_destination(msg: &Msg) -> Result<SocketAddr, ReplyRouteError> {
     };
     let (host, port) = via_return(v2, msg.buf());
     numeric(host, port).ok_or(ReplyRouteError::NotNumeric)
+}
+
+/// The transport a reply goes back over: that of the Via it follows.
+pub fn reply_transport(msg: &Msg) -> Proto {
+    match msg.via2() {
+        Ok(Some(v)) => match v.transport {
+            Transport::Tcp => Proto::Tcp,
+            Transport::Tls => Proto::Tls,
+            _ => Proto::Udp,
+        },
+        _ => Proto::Udp,
+    }
 }
 
 /// The host and port a Via says to answer to (RFC 3261 18.2.2, RFC 3581):

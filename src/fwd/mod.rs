@@ -13,7 +13,7 @@ mod send;
 mod via;
 
 pub use dest::{
-    answer_destination, destination_of, numeric, reply_destination, resolve, resolve_bounded,
+    answer_destination, destination_of, numeric, reply_destination, reply_transport, resolve, resolve_bounded,
     DestError, ReplyRouteError,
 };
 pub use reply::{build_local_reply, Built, ReplySpec};

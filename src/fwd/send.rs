@@ -2,14 +2,14 @@
 
 use std::net::SocketAddr;
 
-use crate::net::{send_udp, ListenSocket, NetError, Proto, SocketTable};
+use crate::net::{ListenSocket, NetError, Proto, SocketTable};
 
 /// Why a message was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// TCP and TLS are not served yet (`ser -c` refuses their listen
-    /// addresses; a URI may still ask for them).
-    #[error("{0} is not served by this build")]
+    /// No listen socket of that transport (a URI or function asked for
+    /// TCP or TLS on a server listening on UDP only).
+    #[error("{0} is not served (no listen address of that transport)")]
     TransportNotServed(Proto),
     #[error("no socket to send to {0}")]
     NoSocket(SocketAddr),
@@ -17,17 +17,19 @@ pub enum SendError {
     Net(#[from] NetError),
 }
 
-/// The socket to send to `dst` from: the one the script forced
-/// (`force_send_socket`), else the table's choice for the address.
+/// The socket to send to `dst` over `proto` from: the one the script
+/// forced (`force_send_socket`) when it has that transport, else the
+/// table's choice for the address.
 pub fn pick_socket<'t>(
     table: &'t SocketTable,
     forced: Option<usize>,
+    proto: Proto,
     dst: &SocketAddr,
 ) -> Option<&'t ListenSocket> {
-    match forced {
-        Some(i) => table.all().get(i),
-        None => table.udp_for(dst),
-    }
+    forced
+        .and_then(|i| table.all().get(i))
+        .filter(|s| s.proto() == proto)
+        .or_else(|| table.for_dest(proto, dst))
 }
 
 /// Send `bytes` to `dst` over `proto` from `sock`; never blocks.
@@ -37,8 +39,8 @@ pub fn send_to(
     bytes: &[u8],
     dst: SocketAddr,
 ) -> Result<(), SendError> {
-    match proto {
-        Proto::Udp => Ok(send_udp(&sock.udp, bytes, dst)?),
-        other => Err(SendError::TransportNotServed(other)),
+    if sock.proto() != proto {
+        return Err(SendError::TransportNotServed(proto));
     }
+    Ok(sock.send(bytes, dst, None)?)
 }

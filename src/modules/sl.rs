@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use crate::cfg::ast::Literal;
 use crate::fwd::{answer_destination, build_local_reply, ReplySpec};
-use crate::net::{send_udp, ListenSocket};
+use crate::net::ListenSocket;
 use crate::route::export::{
     arg_int_range, arg_str, BoxedFn, FixupEnv, FixupError, FnDef, ModInitError, Module, RouteMask,
 };
@@ -88,7 +88,10 @@ pub fn send_reply(
         Err(_) => return Err(SendReplyError::Build),
     };
     let dst = answer_destination(msg, src, rt.core.reply_to_via);
-    send_udp(&rcv.udp, &built.bytes, dst).map_err(|_| SendReplyError::Send)?;
+    // Over TCP/TLS the connection the request came on carries it (RFC
+    // 3261 18.2.2); `dst` is where to connect if it is gone.
+    rcv.send(&built.bytes, dst, Some(src))
+        .map_err(|_| SendReplyError::Send)?;
     // Counted by the status that went out (a 500 in place of a reply too
     // large for a datagram), once it went out, as SER's sl counted.
     crate::modules::sl_stats::note_sent(built.code);

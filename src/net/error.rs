@@ -53,4 +53,10 @@ pub enum NetError {
         sent: usize,
         len: usize,
     },
+    /// A TCP/TLS message could not be handed to the TCP main process.
+    #[error("stream send to {dst}: {source}")]
+    Stream {
+        dst: SocketAddr,
+        source: crate::net::stream::StreamSendError,
+    },
 }

@@ -19,6 +19,22 @@ pub enum Proto {
     Tls,
 }
 
+impl Proto {
+    /// The transport as a Via names it (`SIP/2.0/TCP`).
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Proto::Udp => "UDP",
+            Proto::Tcp => "TCP",
+            Proto::Tls => "TLS",
+        }
+    }
+
+    /// A reliable transport: no retransmissions (RFC 3261 17.1.1.2).
+    pub fn is_stream(self) -> bool {
+        self != Proto::Udp
+    }
+}
+
 impl fmt::Display for Proto {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -157,11 +173,23 @@ fn resolve_host(host: &str, port: u16) -> Result<Vec<(IpAddr, String)>, NetError
     }
 }
 
+/// [`resolve_listen_for`] with a bare spec meaning UDP only.
+pub fn resolve_listen(specs: &[String], default_port: u16) -> Result<Vec<ListenAddr>, NetError> {
+    resolve_listen_for(specs, default_port, DEFAULT_TLS_PORT, &[Proto::Udp])
+}
+
 /// Resolves listen specs (from `-l` or `listen=`). With no specs, every
 /// IPv4 interface address (127.0.0.1 included) on `default_port`. A spec
-/// without protocol (or `*`) yields a UDP entry only: TCP is not served
-/// yet. Duplicates are dropped.
-pub fn resolve_listen(specs: &[String], default_port: u16) -> Result<Vec<ListenAddr>, NetError> {
+/// without protocol (or `*`) yields one entry per transport of `bare`
+/// (SER: UDP and TCP, TLS too when enabled); its TLS entry always takes
+/// `tls_port`, so it never collides with the TCP one. Duplicates are
+/// dropped.
+pub fn resolve_listen_for(
+    specs: &[String],
+    default_port: u16,
+    tls_port: u16,
+    bare: &[Proto],
+) -> Result<Vec<ListenAddr>, NetError> {
     let parsed: Vec<ListenSpec> = if specs.is_empty() {
         vec![ListenSpec {
             proto: None,
@@ -175,10 +203,19 @@ pub fn resolve_listen(specs: &[String], default_port: u16) -> Result<Vec<ListenA
             .collect::<Result<_, _>>()?
     };
     let mut out: Vec<ListenAddr> = Vec::new();
-    for spec in parsed {
-        let proto = spec.proto.unwrap_or(Proto::Udp);
-        let port = spec.port.unwrap_or(if proto == Proto::Tls {
-            DEFAULT_TLS_PORT
+    let expanded = parsed.into_iter().flat_map(|spec| {
+        let protos: Vec<(Proto, Option<u16>)> = match spec.proto {
+            Some(p) => vec![(p, spec.port)],
+            None => bare
+                .iter()
+                .map(|&p| (p, if p == Proto::Tls { Some(tls_port) } else { spec.port }))
+                .collect(),
+        };
+        protos.into_iter().map(move |(p, port)| (spec.clone(), p, port))
+    });
+    for (spec, proto, port) in expanded {
+        let port = port.unwrap_or(if proto == Proto::Tls {
+            tls_port
         } else {
             default_port
         });
@@ -316,6 +353,16 @@ mod tests {
             .iter()
             .any(|l| l.addr == "127.0.0.1:5060".parse().unwrap()));
         assert!(v.iter().all(|l| l.addr.is_ipv4() && l.proto == Proto::Udp));
+    }
+
+    #[test]
+    fn a_bare_spec_opens_every_transport_asked_for() {
+        let all = [Proto::Udp, Proto::Tcp, Proto::Tls];
+        let v = resolve_listen_for(&["127.0.0.1:5070".into()], 5060, 5071, &all).unwrap();
+        let got: Vec<(Proto, u16)> = v.iter().map(|l| (l.proto, l.addr.port())).collect();
+        assert_eq!(got, [(Proto::Udp, 5070), (Proto::Tcp, 5070), (Proto::Tls, 5071)]);
+        let v = resolve_listen_for(&["tcp:127.0.0.1".into()], 5060, 5071, &all).unwrap();
+        assert_eq!(v.len(), 1);
     }
 
     #[test]

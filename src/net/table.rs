@@ -1,8 +1,18 @@
 //! The listen sockets, opened in the supervisor before the fork and shared
 //! by every worker: which one to send from, and which hosts are "myself".
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 
 use super::{open_udp, ListenAddr, NetError, Proto, DEFAULT_SIP_PORT};
+
+/// The socket behind a listen address.
+#[derive(Debug)]
+pub enum SockIo {
+    /// Received and sent on by the UDP workers.
+    Udp(UdpSocket),
+    /// A TCP listener (TCP or TLS): only the TCP main process accepts on
+    /// it; everybody else sends through that process (`net::stream`).
+    Stream(TcpListener),
+}
 
 /// One open listen socket and the address it was configured as.
 #[derive(Debug)]
@@ -10,10 +20,60 @@ pub struct ListenSocket {
     /// The configured address; the port is the bound one (so `:0` in a
     /// spec shows the kernel's choice).
     pub listen: ListenAddr,
-    pub udp: UdpSocket,
+    pub io: SockIo,
+    /// Position in the [`SocketTable`] (how other processes name it).
+    pub index: u8,
 }
 
 impl ListenSocket {
+    pub fn udp(listen: ListenAddr, udp: UdpSocket) -> ListenSocket {
+        ListenSocket {
+            listen,
+            io: SockIo::Udp(udp),
+            index: 0,
+        }
+    }
+
+    pub fn stream(listen: ListenAddr, l: TcpListener) -> ListenSocket {
+        ListenSocket {
+            listen,
+            io: SockIo::Stream(l),
+            index: 0,
+        }
+    }
+
+    /// The UDP socket, if this is a UDP address.
+    pub fn udp_socket(&self) -> Option<&UdpSocket> {
+        match &self.io {
+            SockIo::Udp(u) => Some(u),
+            SockIo::Stream(_) => None,
+        }
+    }
+
+    pub fn proto(&self) -> Proto {
+        self.listen.proto
+    }
+
+    /// Send `bytes` to `dst` from this socket's address and transport:
+    /// a datagram, or a hand-over to the TCP main process, which uses the
+    /// connection from `hint` if it is still open (the one a request came
+    /// on, for its replies), else one to `dst`, else connects. Never
+    /// blocks beyond the stream link's short bound.
+    pub fn send(&self, bytes: &[u8], dst: SocketAddr, hint: Option<SocketAddr>) -> Result<(), NetError> {
+        match &self.io {
+            SockIo::Udp(u) => super::send_udp(u, bytes, dst),
+            SockIo::Stream(_) => {
+                let req = super::stream::SendReq {
+                    proto: self.listen.proto,
+                    dest: dst,
+                    hint,
+                    sock: self.index,
+                };
+                super::stream::send(&req, bytes).map_err(|e| NetError::Stream { dst, source: e })
+            }
+        }
+    }
+
     /// The address as written in a Via or URI host (IPv6 in brackets).
     pub fn host_text(&self) -> String {
         match self.listen.addr.ip() {
@@ -49,36 +109,43 @@ impl SocketTable {
     ) -> Result<SocketTable, NetError> {
         let mut socks = Vec::new();
         for l in addrs {
-            if l.proto != Proto::Udp {
-                log::warn!(
-                    "listen {}:{}: {} is not supported yet, entry ignored",
-                    l.proto,
-                    l.addr,
-                    l.proto
-                );
-                continue;
-            }
-            let udp = open_udp(l.addr, rcvbuf_max, reuseport)?;
-            let bound = udp.local_addr().map_err(|source| NetError::Socket {
-                addr: l.addr,
-                source,
-            })?;
-            socks.push(ListenSocket {
-                listen: ListenAddr {
-                    addr: bound,
-                    ..l.clone()
-                },
-                udp,
-            });
+            let sock = if l.proto == Proto::Udp {
+                let udp = open_udp(l.addr, rcvbuf_max, reuseport)?;
+                let bound = udp.local_addr().map_err(|source| NetError::Socket {
+                    addr: l.addr,
+                    source,
+                })?;
+                ListenSocket::udp(
+                    ListenAddr {
+                        addr: bound,
+                        ..l.clone()
+                    },
+                    udp,
+                )
+            } else {
+                let tcp = super::open_tcp_listener(l.addr)?;
+                let bound = tcp.local_addr().map_err(|source| NetError::Socket {
+                    addr: l.addr,
+                    source,
+                })?;
+                ListenSocket::stream(
+                    ListenAddr {
+                        addr: bound,
+                        ..l.clone()
+                    },
+                    tcp,
+                )
+            };
+            socks.push(sock);
         }
-        Ok(SocketTable {
-            socks,
-            aliases: Vec::new(),
-        })
+        Ok(SocketTable::from_sockets(socks))
     }
 
-    /// A table over sockets opened elsewhere.
-    pub fn from_sockets(socks: Vec<ListenSocket>) -> SocketTable {
+    /// A table over sockets opened elsewhere; each learns its index.
+    pub fn from_sockets(mut socks: Vec<ListenSocket>) -> SocketTable {
+        for (i, s) in socks.iter_mut().enumerate() {
+            s.index = u8::try_from(i).unwrap_or(u8::MAX);
+        }
         SocketTable {
             socks,
             aliases: Vec::new(),
@@ -103,15 +170,25 @@ impl SocketTable {
             .unwrap_or(0)
     }
 
-    /// The socket to send to `dst` from: same address family; for a
-    /// loopback destination a loopback socket, otherwise a non-loopback
-    /// one; failing that, any socket of the family.
+    /// The UDP socket to send to `dst` from ([`Self::for_dest`]).
     pub fn udp_for(&self, dst: &SocketAddr) -> Option<&ListenSocket> {
+        self.for_dest(Proto::Udp, dst)
+    }
+
+    /// Whether some listen socket serves `proto`.
+    pub fn serves(&self, proto: Proto) -> bool {
+        self.socks.iter().any(|s| s.listen.proto == proto)
+    }
+
+    /// The socket of transport `proto` to send to `dst` from: same address
+    /// family; for a loopback destination a loopback socket, otherwise a
+    /// non-loopback one; failing that, any socket of the family.
+    pub fn for_dest(&self, proto: Proto, dst: &SocketAddr) -> Option<&ListenSocket> {
         let want_lo = dst.ip().is_loopback();
         let mut family = self
             .socks
             .iter()
-            .filter(|s| s.listen.addr.is_ipv4() == dst.is_ipv4());
+            .filter(|s| s.listen.proto == proto && s.listen.addr.is_ipv4() == dst.is_ipv4());
         let first = family.clone().next();
         family
             .find(|s| s.listen.addr.ip().is_loopback() == want_lo)
@@ -162,12 +239,23 @@ mod tests {
     }
 
     #[test]
-    fn open_skips_tcp_and_records_bound_port() {
+    fn open_opens_udp_and_tcp_and_records_bound_ports() {
         let t = table();
-        assert_eq!(t.all().len(), 1);
+        assert_eq!(t.all().len(), 2);
         let s = &t.all()[0];
         assert_ne!(s.listen.addr.port(), 0);
-        assert_eq!(s.udp.local_addr().unwrap(), s.listen.addr);
+        assert_eq!(s.udp_socket().unwrap().local_addr().unwrap(), s.listen.addr);
+        let tcp = &t.all()[1];
+        assert_eq!(tcp.proto(), Proto::Tcp);
+        assert_eq!(tcp.index, 1);
+        assert!(tcp.udp_socket().is_none());
+        assert!(std::net::TcpStream::connect(tcp.listen.addr).is_ok());
+        assert_eq!(
+            t.for_dest(Proto::Tcp, &"127.0.0.1:5060".parse().unwrap())
+                .map(|s| s.index),
+            Some(1)
+        );
+        assert!(t.serves(Proto::Tcp) && !t.serves(Proto::Tls));
     }
 
     #[test]
@@ -193,14 +281,8 @@ mod tests {
         // address to exercise the preference without needing one.
         let bind = || open_udp("127.0.0.1:0".parse().unwrap(), 0, false).unwrap();
         let t = SocketTable::from_sockets(vec![
-            ListenSocket {
-                listen: entry(Proto::Udp, "127.0.0.1:5060", "127.0.0.1"),
-                udp: bind(),
-            },
-            ListenSocket {
-                listen: entry(Proto::Udp, "192.0.2.10:5060", "192.0.2.10"),
-                udp: bind(),
-            },
+            ListenSocket::udp(entry(Proto::Udp, "127.0.0.1:5060", "127.0.0.1"), bind()),
+            ListenSocket::udp(entry(Proto::Udp, "192.0.2.10:5060", "192.0.2.10"), bind()),
         ]);
         assert_eq!(
             t.udp_for(&"198.51.100.1:5060".parse().unwrap())

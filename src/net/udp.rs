@@ -60,6 +60,26 @@ pub fn open_udp(addr: SocketAddr, rcvbuf_max: u32, reuseport: bool) -> Result<Ud
     Ok(sock.into())
 }
 
+/// A TCP listening socket for `listen=tcp:`/`tls:` (SO_REUSEADDR so a
+/// restart does not wait for TIME_WAIT; never SO_REUSEPORT, which would
+/// let a second server take half of the connections), non-blocking for
+/// the TCP main process's event loop.
+pub fn open_tcp_listener(addr: SocketAddr) -> Result<std::net::TcpListener, NetError> {
+    let sock_err = |source| NetError::Socket { addr, source };
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))
+        .map_err(sock_err)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(true).map_err(sock_err)?;
+    }
+    sock.set_reuse_address(true).map_err(sock_err)?;
+    sock.bind(&addr.into())
+        .map_err(|source| NetError::Bind { addr, source })?;
+    sock.listen(1024)
+        .map_err(|source| NetError::Bind { addr, source })?;
+    sock.set_nonblocking(true).map_err(sock_err)?;
+    Ok(sock.into())
+}
+
 /// The receive buffer size of a socket (for logging and tests).
 pub fn rcvbuf_size(sock: &UdpSocket) -> std::io::Result<usize> {
     SockRef::from(sock).recv_buffer_size()

@@ -118,7 +118,7 @@ fn send_fn(dest: Dest) -> BoxedFn {
         let Some(sock) = ctx.rt.sockets.udp_for(&addr) else {
             return ctx.fail(ScriptError::Send);
         };
-        match crate::net::send_udp(&sock.udp, ctx.msg.buf(), addr) {
+        match sock.send(ctx.msg.buf(), addr, None) {
             Ok(()) => 1,
             Err(_) => ctx.fail(ScriptError::Send),
         }

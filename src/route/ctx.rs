@@ -232,6 +232,14 @@ pub struct MsgCtx<'a> {
 }
 
 impl<'a> MsgCtx<'a> {
+    /// Whether our edit of the sender's Via adds `received`/`rport` as
+    /// `force_rport()` does: asked by the script, or always for a request
+    /// that came over TCP/TLS, so that its replies, routed by that Via,
+    /// find the connection by its remote address (SER's TCP aliasing).
+    pub fn marks_rport(&self) -> bool {
+        self.force_rport || self.rcv.proto().is_stream()
+    }
+
     pub fn new(
         rt: &'a Runtime,
         msg: &'a Msg,

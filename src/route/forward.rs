@@ -10,7 +10,7 @@
 use std::net::SocketAddr;
 
 use crate::fwd::{
-    destination_of, edit_via1, pick_socket, reply_destination, send_to, without_top_via, DestError,
+    destination_of, edit_via1, pick_socket, reply_destination, reply_transport, send_to, without_top_via, DestError,
     ReplyRouteError, SendError,
 };
 use crate::net::{ListenSocket, Proto};
@@ -86,13 +86,9 @@ pub fn via_host_port(ctx: &MsgCtx<'_>, sock: &ListenSocket) -> (String, u16) {
 
 /// Forward the current request statelessly to `dst` over `proto`.
 pub fn forward_request(ctx: &mut MsgCtx<'_>, dst: SocketAddr, proto: Proto) -> i32 {
-    if !matches!(proto, Proto::Udp) {
-        log::error!("forward: {}", SendError::TransportNotServed(proto));
-        return ctx.fail(ScriptError::Send);
-    }
     let rt = ctx.rt;
-    let Some(sock) = pick_socket(&rt.sockets, ctx.send_sock, &dst) else {
-        log::error!("forward: no socket to send to {dst}");
+    let Some(sock) = pick_socket(&rt.sockets, ctx.send_sock, proto, &dst) else {
+        crate::warn_limited!("forward: {}", SendError::TransportNotServed(proto));
         return ctx.fail(ScriptError::Send);
     };
     let msg = ctx.msg;
@@ -103,11 +99,11 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, dst: SocketAddr, proto: Proto) -> i
         return ctx.fail(ScriptError::BadRequest);
     };
     let mut lumps = ctx.lumps.clone();
-    edit_via1(msg, via1, ctx.src, ctx.force_rport, &mut lumps);
+    edit_via1(msg, via1, ctx.src, ctx.marks_rport(), &mut lumps);
     let (host, port) = via_host_port(ctx, sock);
     let branch = stateless_branch(ctx, dst);
     let mut via = Vec::with_capacity(96);
-    push_via(&mut via, "UDP", &host, port, &branch, b"");
+    push_via(&mut via, sock.proto().via_name(), &host, port, &branch, b"");
     lumps.insert(first_via.line.start as usize, &via);
     if let Some(u) = &ctx.new_uri {
         lumps.replace(msg.ruri_span(), u);
@@ -146,8 +142,12 @@ pub fn forward_reply(rt: &Runtime, msg: &Msg) -> Result<(), ReplyRouteError> {
         return Err(ReplyRouteError::NotOurVia);
     }
     let dst = reply_destination(msg)?;
-    let sock = rt.sockets.udp_for(&dst).ok_or(ReplyRouteError::NoSocket)?;
+    let proto = reply_transport(msg);
+    let sock = rt
+        .sockets
+        .for_dest(proto, &dst)
+        .ok_or(ReplyRouteError::NoSocket)?;
     let mut out = Vec::with_capacity(msg.buf().len());
     without_top_via(msg, &mut out)?;
-    send_to(sock, Proto::Udp, &out, dst).map_err(|_| ReplyRouteError::Send)
+    send_to(sock, proto, &out, dst).map_err(|_| ReplyRouteError::Send)
 }

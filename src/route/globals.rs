@@ -60,6 +60,21 @@ pub struct CoreCfg {
     pub tcp_accept_aliases: bool,
     pub tcp_connect_timeout: u32,
     pub tcp_send_timeout: u32,
+    /// Most connections open at once (SER's default 2048); past it the
+    /// one idle the longest is closed.
+    pub tcp_max_connections: u32,
+    /// Seconds a connection may stay idle (SER's default 120).
+    pub tcp_connection_lifetime: u32,
+    /// Seconds a started message may take to arrive whole before its
+    /// connection is closed (slowloris; Kamailio's name, default 20).
+    pub tcp_msg_read_timeout: u32,
+    /// `enable_tls` (2.x) / `disable_tls` (0.9): whether a bare listen
+    /// address also opens TLS; an explicit `tls:` entry needs no switch.
+    pub enable_tls: bool,
+    /// `tls_port_no`: the port of `tls:` entries that name none (5061).
+    pub tls_port_no: u16,
+    /// The `tls_*` settings: certificates, verification, method, timeouts.
+    pub tls: crate::net::tls::TlsSettings,
     pub advertised_address: Option<String>,
     pub advertised_port: Option<u16>,
     pub disable_core_dump: bool,
@@ -123,6 +138,12 @@ impl Default for CoreCfg {
             tcp_accept_aliases: false,
             tcp_connect_timeout: 10,
             tcp_send_timeout: 10,
+            tcp_max_connections: 2048,
+            tcp_connection_lifetime: 120,
+            tcp_msg_read_timeout: 20,
+            enable_tls: false,
+            tls_port_no: crate::net::DEFAULT_TLS_PORT,
+            tls: crate::net::tls::TlsSettings::default(),
             advertised_address: None,
             advertised_port: None,
             disable_core_dump: false,
@@ -149,6 +170,8 @@ pub enum GlobalError {
         name: String,
         expected: &'static str,
     },
+    #[error("parameter {name:?}: {reason}")]
+    Tls { name: String, reason: String },
     #[error("parameter {name:?}: value {value} out of range ({expected})")]
     Range {
         name: String,
@@ -159,18 +182,9 @@ pub enum GlobalError {
 
 /// 2.x and build-option names accepted without effect.
 const IGNORED: &[&str] = &[
-    "disable_tls",
-    "enable_tls",
+    // SER 0.9's TLS debug level: rustls logs through `log` at ser's own
+    // `debug=` level instead.
     "tlslog",
-    "tls_port_no",
-    "tls_method",
-    "tls_verify",
-    "tls_require_certificate",
-    "tls_certificate",
-    "tls_private_key",
-    "tls_ca_list",
-    "tls_handshake_timeout",
-    "tls_send_timeout",
     "phone2tel",
     "server_id",
     "description",
@@ -206,8 +220,6 @@ const IGNORED: &[&str] = &[
     // Expired blacklist entries are reclaimed when met (`net::blacklist`):
     // there is no sweep whose interval this would set.
     "dst_blacklist_gc_interval",
-    "tcp_max_connections",
-    "tcp_connection_lifetime",
     "tcp_poll_method",
     "tcp_source_ipv4",
     "tcp_source_ipv6",
@@ -331,6 +343,36 @@ impl CoreCfg {
             "tcp_accept_aliases" => self.tcp_accept_aliases = boolean(name, v)?,
             "tcp_connect_timeout" => {
                 self.tcp_connect_timeout = ranged(name, v, 0, 3600, "seconds")? as u32
+            }
+            "enable_tls" => self.enable_tls = boolean(name, v)?,
+            "disable_tls" => self.enable_tls = !boolean(name, v)?,
+            "tls_port_no" => self.tls_port_no = ranged(name, v, 1, 65535, "a port")? as u16,
+            n if crate::net::tls::TLS_SETTING_NAMES.contains(&n) => {
+                let value = match v {
+                    GlobalValue::Int(i) => crate::net::tls::TlsValue::Int(*i),
+                    GlobalValue::Str(s) | GlobalValue::Ident(s) => {
+                        crate::net::tls::TlsValue::Str(s)
+                    }
+                    GlobalValue::Sockets(_) => {
+                        return Err(GlobalError::BadType {
+                            name: name.into(),
+                            expected: "a number, yes/no or a string",
+                        })
+                    }
+                };
+                self.tls.set(n, value).map_err(|e| GlobalError::Tls {
+                    name: name.into(),
+                    reason: e.to_string(),
+                })?
+            }
+            "tcp_max_connections" => {
+                self.tcp_max_connections = ranged(name, v, 1, 1 << 20, "1..1048576")? as u32
+            }
+            "tcp_connection_lifetime" => {
+                self.tcp_connection_lifetime = ranged(name, v, 1, 86_400, "seconds")? as u32
+            }
+            "tcp_msg_read_timeout" => {
+                self.tcp_msg_read_timeout = ranged(name, v, 1, 3600, "seconds")? as u32
             }
             "tcp_send_timeout" => {
                 self.tcp_send_timeout = ranged(name, v, 0, 3600, "seconds")? as u32

@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 
 use crate::cfg::ast::RouteKind;
 use crate::modules::sl::{send_reply, LocalReply};
-use crate::net::send_udp;
 use crate::net::ListenSocket;
 use crate::route::interp::run_top;
 use crate::route::{forward, MsgCtx, Runtime};
@@ -43,7 +42,7 @@ impl<'a> Receiver<'a> {
                 crate::warn_limited!("unparsable message from {src}: {}", f.error);
                 let tag = format!("{}.bad", self.rt.sl_tag);
                 if let Some(out) = salvage::bad_request(&f.buf, &f.error, &tag) {
-                    if let Err(e) = send_udp(&rcv.udp, &out, src) {
+                    if let Err(e) = rcv.send(&out, src, Some(src)) {
                         log::debug!("400 for unparsable request not sent: {e}");
                     }
                 }

@@ -16,6 +16,10 @@ use crate::server::receive::Receiver;
 const EXIT_BAD_CONFIG: i32 = 255;
 
 /// The whole program; returns the process exit status.
+/// The TLS context, built (files read) while the config is checked, before
+/// any fork: the TCP main process serves TLS with it.
+static TLS: std::sync::OnceLock<net::tls::TlsContext> = std::sync::OnceLock::new();
+
 pub fn main_entry(args: Vec<String>) -> i32 {
     let opts = match cli::parse(&args) {
         Ok(CliAction::Run(o)) => o,
@@ -108,11 +112,14 @@ pub enum StartError {
     Load(#[from] route::LoadError),
     #[error("listen: {0}")]
     Net(#[from] net::NetError),
-    #[error("no UDP socket to listen on")]
+    #[error("no socket to listen on")]
     NoSockets,
-    /// `listen=tcp:…`/`tls:…` or `-l tcp:…`: only UDP is served.
-    #[error("listen {0}: only UDP is served by this build (TCP and TLS are not yet), remove the entry or make it udp:")]
-    TransportNotServed(String),
+    /// A TLS socket whose certificate, key or CA list does not load.
+    #[error("listen {0}: {1}")]
+    Tls(String, #[source] net::tls::TlsError),
+    /// `listen=tcp:…` with `disable_tcp=yes` or `-T`.
+    #[error("listen {0}: TCP is disabled (disable_tcp / -T), remove the entry or enable TCP")]
+    TcpDisabled(String),
     /// A `-l` value that is not `[proto:]addr[:port]`.
     #[error("-l {0}: {1}")]
     CliListen(String, #[source] net::NetError),
@@ -149,31 +156,49 @@ fn spec_text(s: &SocketSpec) -> String {
 
 fn resolve_sockets(core: &CoreCfg) -> Result<Vec<ListenAddr>, StartError> {
     let specs: Vec<String> = core.listen.iter().map(spec_text).collect();
-    // An explicit TCP or TLS socket would be a promise we cannot keep:
-    // refuse it rather than start without it.
-    if let Some(s) = core
-        .listen
-        .iter()
-        .find(|s| matches!(s.proto, Some(CfgProto::Tcp | CfgProto::Tls)))
-    {
-        return Err(StartError::TransportNotServed(spec_text(s)));
+    // A TCP socket with TCP disabled contradicts itself: refuse it rather
+    // than start without it.
+    if core.disable_tcp {
+        if let Some(s) = core
+            .listen
+            .iter()
+            .find(|s| matches!(s.proto, Some(CfgProto::Tcp)))
+        {
+            return Err(StartError::TcpDisabled(spec_text(s)));
+        }
     }
-    let all = net::resolve_listen(&specs, core.port)?;
-    let udp: Vec<ListenAddr> = all
-        .into_iter()
-        .filter(|l| matches!(l.proto, Proto::Udp))
-        .collect();
-    if udp.is_empty() {
+    // A listen address without transport opens UDP and TCP as SER's did
+    // (unless disable_tcp / -T), and TLS too with enable_tls.
+    let mut bare = vec![Proto::Udp];
+    if !core.disable_tcp {
+        bare.push(Proto::Tcp);
+    }
+    if core.enable_tls {
+        bare.push(Proto::Tls);
+    }
+    let all = net::resolve_listen_for(&specs, core.port, core.tls_port_no, &bare)?;
+    if all.is_empty() {
         return Err(StartError::NoSockets);
     }
-    Ok(udp)
+    // TLS sockets need our certificate, key and CA list: a file that does
+    // not load refuses the config here (`ser -c` included), not at the
+    // first handshake.
+    if let Some(l) = all.iter().find(|l| l.proto == Proto::Tls) {
+        let ctx = core
+            .tls
+            .context()
+            .map_err(|e| StartError::Tls(format!("tls:{}", l.addr), e))?;
+        TLS.get_or_init(|| ctx);
+    }
+    Ok(all)
 }
 
 fn print_sockets(listen: &[ListenAddr], core: &CoreCfg) {
     println!("Listening on ");
     for l in listen {
         println!(
-            "             udp: {} [{}]:{}",
+            "             {}: {} [{}]:{}",
+            l.proto,
             l.name,
             l.addr.ip(),
             l.addr.port()
@@ -236,6 +261,8 @@ enum RunError {
     Supervisor(crate::proc::ProcError),
     #[error("cannot drop privileges: {0}")]
     Privileges(crate::os::OsError),
+    #[error("TCP process link: {0}")]
+    StreamLink(std::io::Error),
 }
 
 /// Everything set up before the first fork, in the one order that works:
@@ -250,6 +277,8 @@ struct Ready {
     /// Receive sockets of workers 1.. of each listen address.
     rx_extra: &'static [Vec<std::net::UdpSocket>],
     children: u32,
+    /// TCP reader processes (0 when no TCP/TLS address is served).
+    tcp_readers: u32,
     mode: ProcessMode,
     control: ControlFiles,
     sup: Supervisor,
@@ -289,6 +318,22 @@ fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Re
     let mut socks = Vec::with_capacity(listen.len());
     let mut rx_extra: Vec<Vec<std::net::UdpSocket>> = Vec::with_capacity(listen.len());
     for l in listen {
+        log::info!(
+            "listening on {}: {} [{}]:{}",
+            l.proto,
+            l.name,
+            l.addr.ip(),
+            l.addr.port()
+        );
+        if l.proto.is_stream() {
+            let tcp = net::open_tcp_listener(l.addr).map_err(|source| RunError::Open {
+                addr: l.addr,
+                source,
+            })?;
+            socks.push(net::ListenSocket::stream(l, tcp));
+            rx_extra.push(Vec::new());
+            continue;
+        }
         let mut group = (0..children)
             .map(|_| net::open_udp(l.addr, core.maxbuffer, true))
             .collect::<Result<Vec<_>, _>>()
@@ -297,20 +342,19 @@ fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Re
                 source,
             })?;
         let first = group.remove(0);
-        log::info!(
-            "listening on {}: {} [{}]:{}",
-            l.proto,
-            l.name,
-            l.addr.ip(),
-            l.addr.port()
-        );
-        socks.push(net::ListenSocket {
-            listen: l,
-            udp: first,
-        });
+        socks.push(net::ListenSocket::udp(l, first));
         rx_extra.push(group);
     }
     let mut table = SocketTable::from_sockets(socks);
+    let tcp_readers = if mode == ProcessMode::SingleReceiver {
+        1
+    } else {
+        core.tcp_children.unwrap_or(children).max(1)
+    };
+    if table.serves(Proto::Tcp) || table.serves(Proto::Tls) {
+        let ch = net::stream::Channels::new(tcp_readers as usize).map_err(RunError::StreamLink)?;
+        net::stream::install(ch);
+    }
     for a in &core.alias {
         table.add_alias(&a.host, a.port.filter(|p| *p != 0));
     }
@@ -359,6 +403,11 @@ fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Re
             rt,
             rx_extra,
             children,
+            tcp_readers: if net::stream::link().is_some() {
+                tcp_readers
+            } else {
+                0
+            },
             mode,
             control,
             sup,
@@ -428,6 +477,9 @@ impl Ready {
             .spawn(Rank::Timer, "timer".into(), crate::timer::run)
             .map_err(|e| format!("the timer: {e}"))?;
         for (si, s) in rt.sockets.all().iter().enumerate() {
+            if s.proto().is_stream() {
+                continue;
+            }
             for idx in 0..self.children {
                 let desc = format!(
                     "receiver child={idx} sock= {}:{}",
@@ -446,6 +498,22 @@ impl Ready {
                 self.sup
                     .spawn(rank, desc, move || udp_worker(rt, si, own))
                     .map_err(|e| format!("a UDP worker: {e}"))?;
+            }
+        }
+        if self.tcp_readers > 0 {
+            self.sup
+                .spawn(Rank::TcpMain, "tcp main process".into(), move || {
+                    tcp_main(rt)
+                })
+                .map_err(|e| format!("the TCP main process: {e}"))?;
+            for i in 0..self.tcp_readers {
+                self.sup
+                    .spawn(
+                        Rank::TcpReader(i as u16),
+                        format!("tcp receiver child={i}"),
+                        move || tcp_reader(rt, i as usize),
+                    )
+                    .map_err(|e| format!("a TCP reader: {e}"))?;
             }
         }
         self.control
@@ -613,7 +681,9 @@ fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) 
     let Some(sock) = rt.sockets.all().get(sock_idx) else {
         return 1;
     };
-    let rx_sock = own.unwrap_or(&sock.udp);
+    let Some(rx_sock) = own.or(sock.udp_socket()) else {
+        return 1;
+    };
     let mut rx = Receiver::new(rt);
     // Arrival stamps tell admission control how far behind we are.
     if let Err(e) = net::enable_arrival_stamps(rx_sock) {
@@ -641,4 +711,52 @@ fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) 
             }
         }
     }
+}
+
+/// A TCP reader: the messages the TCP main process framed for it, each
+/// handled as a UDP worker handles a datagram (`Receiver::handle`), with
+/// the connection's remote address as the source.
+fn tcp_reader(rt: &Runtime, idx: usize) -> i32 {
+    let Some((rx_sock, _)) = net::stream::link().and_then(|l| l.readers.get(idx)) else {
+        log::error!("tcp reader {idx}: no link to the TCP main process");
+        return 1;
+    };
+    let mut rx = Receiver::new(rt);
+    let mut rbuf = vec![0u8; net::stream::MAX_DATAGRAM];
+    let mut spare: Vec<u8> = Vec::with_capacity(4096);
+    loop {
+        let n = match rx_sock.recv(&mut rbuf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                crate::log_limited!(log::Level::Error, "tcp reader {idx}: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+        };
+        let (d, msg) = match net::stream::Delivery::decode(rbuf.get(..n).unwrap_or_default()) {
+            Ok(x) => x,
+            Err(e) => {
+                crate::log_limited!(log::Level::Error, "tcp reader {idx}: {e}");
+                continue;
+            }
+        };
+        let Some(sock) = rt.sockets.all().get(usize::from(d.sock)) else {
+            continue;
+        };
+        spare.clear();
+        spare.extend_from_slice(msg);
+        spare = rx.handle(std::mem::take(&mut spare), d.peer, sock);
+    }
+}
+
+/// The TCP main process: every connection of every TCP/TLS listen
+/// address (`net::stream`).
+fn tcp_main(rt: &Runtime) -> i32 {
+    let Some(link) = net::stream::link() else {
+        return 1;
+    };
+    let _ = (rt, link);
+    log::error!("tcp main process: not built yet");
+    1
 }

@@ -8,7 +8,6 @@ use std::sync::OnceLock;
 
 use shm::Region;
 
-use crate::net::send_udp;
 use crate::route::Runtime;
 use crate::tm::cell::Peer;
 use crate::tm::fsm::TimerCfg;
@@ -53,7 +52,8 @@ pub fn send_peer(env: &Env, peer: &Peer, bytes: &[u8]) -> bool {
         .get(usize::from(peer.sock))
         .or_else(|| env.rt.sockets.udp_for(&addr));
     match sock {
-        Some(s) => match send_udp(&s.udp, bytes, addr) {
+        // Over TCP/TLS: the connection to (or from) that address.
+        Some(s) => match s.send(bytes, addr, Some(addr)) {
             Ok(()) => true,
             Err(e) => {
                 log::warn!("tm: send to {addr} failed: {e}");

@@ -8,7 +8,7 @@ use shm::ShmOff;
 
 use crate::cfg::ast::RouteKind;
 use crate::fwd::{destination_of, edit_via1};
-use crate::net::{send_udp, Proto};
+use crate::net::Proto;
 use crate::route::ctx::{AvpName, AvpValue, MsgCtx, ScriptError, TmTimers, MAX_BRANCHES};
 use crate::route::forward::{forward_request, via_host_port};
 use crate::route::interp::run_top;
@@ -91,7 +91,7 @@ pub fn newtran(ctx: &mut MsgCtx<'_>) -> Result<NewTran, ScriptError> {
         });
     }
     let src = Peer::new(ctx.src, rcv_index(ctx));
-    match store::create(msg, src, false, opts(env)) {
+    match store::create(msg, src, false, ctx.rcv.proto().is_stream(), opts(env)) {
         Ok(Created::New(cref)) => {
             callbacks::fire(CbEvent::RequestIn, cref.cell(), 0);
             ctx.tm.cell = cref.into_raw().get();
@@ -440,6 +440,8 @@ struct Prepared {
     bytes: Vec<u8>,
     addr: SocketAddr,
     sock_idx: usize,
+    /// Sent over TCP/TLS: the branch is not retransmitted.
+    reliable: bool,
 }
 
 /// Create and send branches: the R-URI (first relay only) and every
@@ -505,7 +507,7 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
             // (it waits for this lock).
             if st
                 .tx
-                .add_branch(now(), &env.params.timers, false, false)
+                .add_branch(now(), &env.params.timers, p.reliable, false)
                 .is_err()
             {
                 break;
@@ -519,7 +521,7 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
                 log::debug!("tm: branch {b} not sent: {} is blacklisted", p.addr);
                 Err(())
             } else {
-                send_udp(&sock.udp, &p.bytes, p.addr).map_err(|e| {
+                sock.send(&p.bytes, p.addr, None).map_err(|e| {
                     log::warn!("tm: sending branch {b} to {} failed: {e}", p.addr);
                     crate::tm::blst::on_send_failure(p.addr);
                 })
@@ -648,11 +650,10 @@ fn prepare_branch(
             destination_of(dst_uri.as_deref().unwrap_or(&uri), None).map_err(ScriptError::from)?
         }
     };
-    if !matches!(proto, Proto::Udp) {
-        log::error!("tm: only UDP is available (TCP/TLS transports are not built yet)");
+    let Some(sock) = crate::fwd::pick_socket(&env.rt.sockets, bx.send_sock, proto, &addr) else {
+        crate::warn_limited!("tm: {proto} is not served (no listen address of that transport)");
         return Err(ScriptError::Send);
-    }
-    let sock = env.rt.sockets.udp_for(&addr).ok_or(ScriptError::Send)?;
+    };
     let label = cell.label.load(std::sync::atomic::Ordering::Relaxed);
     let bytes =
         branch_request(bx, cell.hash, label, index, &uri, sock).ok_or(ScriptError::Server)?;
@@ -661,6 +662,7 @@ fn prepare_branch(
         bytes,
         addr,
         sock_idx: env.rt.sockets.index_of(sock),
+        reliable: proto.is_stream(),
     }))
 }
 
@@ -734,12 +736,12 @@ fn branch_request(
     let via1 = msg.via1().ok()?;
     let first_via = msg.header(HdrKind::Via)?;
     let mut lumps = ctx.lumps.clone();
-    edit_via1(msg, via1, ctx.src, ctx.force_rport, &mut lumps);
+    edit_via1(msg, via1, ctx.src, ctx.marks_rport(), &mut lumps);
     let (host, port) = via_host_port(ctx, sock);
     let mut via = Vec::with_capacity(96);
     push_via(
         &mut via,
-        "UDP",
+        sock.proto().via_name(),
         &host,
         port,
         branch_id(hash, label, b).as_bytes(),

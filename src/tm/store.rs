@@ -140,8 +140,15 @@ pub enum Created {
 }
 
 /// Clone `msg` into a new cell and link it, unless an equal transaction
-/// appeared meanwhile (checked under the bucket lock).
-pub fn create(msg: &Msg, src: Peer, local: bool, o: MatchOpts) -> Result<Created, StoreError> {
+/// appeared meanwhile (checked under the bucket lock). `reliable`: it came
+/// over TCP/TLS, so our final reply upstream is not retransmitted.
+pub fn create(
+    msg: &Msg,
+    src: Peer,
+    local: bool,
+    reliable: bool,
+    o: MatchOpts,
+) -> Result<Created, StoreError> {
     let g = g().ok_or(StoreError::NotInit)?;
     let region = g.region;
     let key = key_of(msg).map_err(|_| StoreError::Tuple)?;
@@ -149,7 +156,7 @@ pub fn create(msg: &Msg, src: Peer, local: bool, o: MatchOpts) -> Result<Created
     let hash = mk.hash();
     let req = store_bytes(region, msg.buf())?;
     let invite = msg.method() == Method::Invite;
-    let tx = Tx::new(invite, local, false);
+    let tx = Tx::new(invite, local, reliable);
     let cell = Cell {
         link: shm::ListLink::new(),
         timer: Default::default(),

@@ -6,7 +6,7 @@
 //! reply file name, say) — in whichever process completed it.
 
 use crate::fwd::destination_of;
-use crate::net::{send_udp, Proto};
+use crate::net::Proto;
 use crate::sip::{push_via, Msg};
 use crate::tm::cell::{replace_bytes, store_bytes, CellRef, Peer};
 use crate::tm::driver::{self, finish, rearm, Deferred};
@@ -135,7 +135,7 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
         ruri_matching: env.params.ruri_matching,
         via1_matching: env.params.via1_matching,
     };
-    let cref: CellRef = match store::create(&msg, Peer::new(sock.listen.addr, sock_idx), true, o) {
+    let cref: CellRef = match store::create(&msg, Peer::new(sock.listen.addr, sock_idx), true, false, o) {
         Ok(Created::New(c)) => c,
         Ok(Created::Existing(..)) => return Err(UacError::BadRequest("duplicate transaction")),
         Err(_) => return Err(UacError::NoMemory),
@@ -167,7 +167,7 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
             st.tx
                 .add_branch(now(), &env.params.timers, false, false)
                 .map_err(|_| UacError::BadRequest("branch"))?;
-            send_udp(&sock.udp, &bytes, addr).map_err(|_| UacError::Send)
+            sock.send(&bytes, addr, None).map_err(|_| UacError::Send)
         });
         if r.is_err() {
             // Nothing will ever answer: settle the transaction now.

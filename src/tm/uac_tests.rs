@@ -47,7 +47,7 @@ fn uac_sends_retransmits_and_reports_the_final() {
         addr,
         name: "127.0.0.1".into(),
     };
-    let table = SocketTable::from_sockets(vec![ListenSocket { listen, udp }]);
+    let table = SocketTable::from_sockets(vec![ListenSocket::udp(listen, udp)]);
     let rt: &'static Runtime = Box::leak(Box::new(Runtime::new(loaded, table)));
     for m in &rt.modules {
         m.mod_init(rt, region).unwrap();
@@ -95,7 +95,7 @@ fn uac_sends_retransmits_and_reports_the_final() {
     );
     peer.send_to(reply.as_bytes(), addr).unwrap();
     let rcv = &rt.sockets.all()[0];
-    let (n, src) = rcv.udp.recv_from(&mut buf).unwrap();
+    let (n, src) = rcv.udp_socket().unwrap().recv_from(&mut buf).unwrap();
     let msg = Msg::parse(buf[..n].to_vec()).map_err(|f| f.error).unwrap();
     assert!(
         crate::tm::driver::on_reply(&msg, src, rcv),
@@ -111,7 +111,7 @@ fn uac_sends_retransmits_and_reports_the_final() {
     assert_eq!(s.current(), 1);
     // A second reply (retransmitted 200) is absorbed, not reported twice.
     peer.send_to(reply.as_bytes(), addr).unwrap();
-    let (n, src) = rcv.udp.recv_from(&mut buf).unwrap();
+    let (n, src) = rcv.udp_socket().unwrap().recv_from(&mut buf).unwrap();
     let msg = Msg::parse(buf[..n].to_vec()).map_err(|f| f.error).unwrap();
     assert!(crate::tm::driver::on_reply(&msg, src, rcv));
     assert_eq!(REPORTED.lock().unwrap().len(), 1);

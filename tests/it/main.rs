@@ -22,6 +22,7 @@ mod registrar_limits;
 mod serctl;
 mod sl_stats;
 mod startup;
+mod tcp;
 mod tm;
 mod tm_aggregate;
 mod tm_blacklist;

@@ -170,11 +170,15 @@ fn dash_l_with_ser_c_prints_the_socket_and_bad_forms_are_refused() {
     let cfg = cfg.display().to_string();
     let ok = run_ser(&["-c", "-f", &cfg, "-l", "127.0.0.1:10000"], &dir);
     assert_eq!(ok.code(), Some(0), "{ok:?}");
-    assert!(
-        ok.stdout.contains("udp: 127.0.0.1 [127.0.0.1]:10000"),
-        "{}",
-        ok.stdout
-    );
+    // No transport: UDP and TCP, as SER 0.9 opened both.
+    for proto in ["udp", "tcp"] {
+        assert!(
+            ok.stdout
+                .contains(&format!("{proto}: 127.0.0.1 [127.0.0.1]:10000")),
+            "{}",
+            ok.stdout
+        );
+    }
 
     let bad_port = run_ser(&["-c", "-f", &cfg, "-l", "127.0.0.1:99999"], &dir);
     assert_ne!(bad_port.code(), Some(0), "{bad_port:?}");
@@ -184,10 +188,22 @@ fn dash_l_with_ser_c_prints_the_socket_and_bad_forms_are_refused() {
         bad_port.stderr
     );
 
-    // Only UDP is served: an explicit TCP socket is refused, not dropped.
+    // TCP is served and listed with its protocol; with -T it is refused,
+    // and TLS (not served yet) is refused, never dropped.
     let tcp = run_ser(&["-c", "-f", &cfg, "-l", "tcp:127.0.0.1:10000"], &dir);
-    assert_ne!(tcp.code(), Some(0), "{tcp:?}");
-    assert!(tcp.stderr.contains("only UDP"), "{}", tcp.stderr);
+    assert_eq!(tcp.code(), Some(0), "{tcp:?}");
+    assert!(
+        tcp.stdout.contains("tcp: 127.0.0.1 [127.0.0.1]:10000"),
+        "{}",
+        tcp.stdout
+    );
+    let off = run_ser(&["-c", "-T", "-f", &cfg, "-l", "tcp:127.0.0.1:10000"], &dir);
+    assert_ne!(off.code(), Some(0), "{off:?}");
+    assert!(off.stderr.contains("TCP is disabled"), "{}", off.stderr);
+    // TLS without the certificate file is refused, naming the setting.
+    let tls = run_ser(&["-c", "-f", &cfg, "-l", "tls:127.0.0.1:10001"], &dir);
+    assert_ne!(tls.code(), Some(0), "{tls:?}");
+    assert!(tls.stderr.contains("tls_certificate"), "{}", tls.stderr);
 }
 
 // --- myself, alias=, check_via over ports of every width -------------------

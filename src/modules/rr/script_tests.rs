@@ -32,7 +32,7 @@ fn runtime(script: &str) -> Result<Runtime, crate::route::LoadError> {
         addr: udp.local_addr().unwrap(),
         name: "127.0.0.1".into(),
     };
-    let table = SocketTable::from_sockets(vec![ListenSocket { listen, udp }]);
+    let table = SocketTable::from_sockets(vec![ListenSocket::udp(listen, udp)]);
     Ok(Runtime::new(loaded, table))
 }
 

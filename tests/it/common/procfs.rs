@@ -64,6 +64,17 @@ pub(crate) fn descendant_pids(root: i32) -> Vec<i32> {
 /// avoids the race of probing by binding the port ourselves (which would
 /// make the server's own bind fail if it came at that instant).
 pub(crate) fn udp_port_bound(port: u16) -> bool {
+    port_bound("udp", port, false)
+}
+
+/// Whether some TCP socket listens on `port` (127.0.0.1 or a wildcard).
+pub(crate) fn tcp_port_listening(port: u16) -> bool {
+    port_bound("tcp", port, true)
+}
+
+/// [`udp_port_bound`] for `/proc/net/<proto>`; with `listening`, only
+/// sockets in the LISTEN state (0A) count.
+fn port_bound(proto: &str, port: u16, listening: bool) -> bool {
     let wanted4 = [
         format!("0100007F:{port:04X}"),
         format!("00000000:{port:04X}"),
@@ -72,12 +83,14 @@ pub(crate) fn udp_port_bound(port: u16) -> bool {
     let hit = |file: &str, keys: &[String]| {
         fs::read_to_string(file)
             .map(|t| {
-                t.lines()
-                    .skip(1)
-                    .filter_map(|l| l.split_whitespace().nth(1))
-                    .any(|local| keys.iter().any(|k| k == local))
+                t.lines().skip(1).any(|l| {
+                    let mut f = l.split_whitespace();
+                    let local = f.nth(1).unwrap_or("");
+                    let state = f.nth(1).unwrap_or("");
+                    keys.iter().any(|k| k == local) && (!listening || state == "0A")
+                })
             })
             .unwrap_or(false)
     };
-    hit("/proc/net/udp", &wanted4) || hit("/proc/net/udp6", &[any6])
+    hit(&format!("/proc/net/{proto}"), &wanted4) || hit(&format!("/proc/net/{proto}6"), &[any6])
 }

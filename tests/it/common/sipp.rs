@@ -23,6 +23,8 @@ pub(crate) struct Sipp {
     local_port: u16,
     extra: Vec<String>,
     timeout: Duration,
+    /// `-t t1`: one TCP connection instead of UDP.
+    tcp: bool,
 }
 
 /// The verdict of one sipp run.
@@ -58,6 +60,7 @@ impl Sipp {
             local_port: free_udp_port(),
             extra: Vec::new(),
             timeout: Duration::from_secs(30),
+            tcp: false,
         }
     }
 
@@ -116,6 +119,12 @@ impl Sipp {
     /// `-set name value`: a scenario variable.
     pub(crate) fn set(self, k: &str, v: &str) -> Sipp {
         self.arg("-set").arg(k).arg(v)
+    }
+
+    /// Over TCP (`-t t1`, one connection for every call).
+    pub(crate) fn tcp(mut self) -> Sipp {
+        self.tcp = true;
+        self.arg("-t").arg("t1")
     }
 
     /// Any other sipp argument.
@@ -183,7 +192,14 @@ impl Sipp {
             log,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !super::procfs::udp_port_bound(self.local_port) {
+        let bound = |p| {
+            if self.tcp {
+                super::procfs::tcp_port_listening(p)
+            } else {
+                super::procfs::udp_port_bound(p)
+            }
+        };
+        while !bound(self.local_port) {
             if let Some(c) = srv.child.as_mut() {
                 if let Ok(Some(st)) = c.try_wait() {
                     panic!("sipp {} exited early ({st}): {}", self.name, srv.stderr());

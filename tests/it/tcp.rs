@@ -1,0 +1,154 @@
+//! TCP (issue 15): sipp over TCP as caller and callee through ser, UDP ↔
+//! TCP in both directions, and what a hostile stream gets (400 and close
+//! for a missing Content-Length, 513 for a message over the cap, a
+//! connection that never completes a message closed by the timeout).
+
+use crate::common::server::Ser;
+use crate::common::sipp::Sipp;
+use crate::common::{free_udp_port, serial, TestDir};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// ser on UDP and TCP at `port`, relaying every request to the callee at
+/// `uas` over `to` ("udp" or "tcp").
+fn relay_cfg(port: u16, to: &str, uas: u16, extra: &str) -> String {
+    format!(
+        r#"
+debug=2
+log_stderror=yes
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+children=2
+fifo=""
+{extra}
+loadmodule "/usr/local/lib/ser/modules/sl.so"
+loadmodule "/usr/local/lib/ser/modules/tm.so"
+route {{
+    if (!t_relay_to_{to}("127.0.0.1", "{uas}")) {{
+        sl_reply_error();
+    }};
+}}
+"#
+    )
+}
+
+/// `calls` sipp calls at `rate`, caller over `from`, callee over `to`.
+fn call_through(from: &str, to: &str, calls: u64, rate: u32) {
+    let dir = TestDir::new();
+    let mut uas = Sipp::builtin("uas").timeout(Duration::from_secs(60));
+    if to == "tcp" {
+        uas = uas.tcp();
+    }
+    let uas = uas.spawn(&dir);
+    let port = free_udp_port();
+    let ser = Ser::start(&relay_cfg(port, to, uas.port(), ""));
+    let mut uac = Sipp::builtin("uac")
+        .to(port)
+        .calls(calls)
+        .rate(rate)
+        .timeout(Duration::from_secs(40));
+    if from == "tcp" {
+        uac = uac.tcp();
+    }
+    let r = uac.run(&dir);
+    let s = uas.stop();
+    assert!(
+        r.exit_code == Some(0) && r.successful == calls && r.failed == 0,
+        "{from} -> {to}\nuac: {r:#?}\nuas: {s:#?}\nser log:\n{}",
+        ser.log()
+    );
+    assert_eq!(s.failed, 0, "uas: {s:#?}");
+}
+
+#[test]
+fn sipp_calls_over_tcp_as_caller_and_callee() {
+    let _g = serial();
+    call_through("tcp", "tcp", 2000, 200);
+}
+
+#[test]
+fn udp_caller_to_tcp_callee_and_tcp_caller_to_udp_callee() {
+    let _g = serial();
+    call_through("udp", "tcp", 500, 200);
+    call_through("tcp", "udp", 500, 200);
+}
+
+/// Everything the peer got until the server closed (or `limit` passed:
+/// then the connection was still open).
+fn read_until_closed(s: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
+    s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let end = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < end {
+        match s.read(&mut buf) {
+            Ok(0) => return (got, true),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return (got, true),
+        }
+    }
+    (got, false)
+}
+
+fn options(port: u16, content_length: &str) -> String {
+    format!(
+        "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKtcp1\r\n\
+         From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.1>\r\n\
+         Call-ID: tcp-{port}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n{content_length}\r\n"
+    )
+}
+
+#[test]
+fn a_stream_without_content_length_gets_400_and_is_closed() {
+    let _g = serial();
+    let port = free_udp_port();
+    let ser = Ser::start(&relay_cfg(port, "udp", 9, ""));
+    for cl in ["", "Content-Length: ten\r\n"] {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(options(port, cl).as_bytes()).unwrap();
+        let (got, closed) = read_until_closed(&mut s, Duration::from_secs(5));
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("SIP/2.0 400 "), "{cl:?}: {text}\n{}", ser.log());
+        assert!(closed, "{cl:?}: still open\n{}", ser.log());
+    }
+    // Over the cap: 513, decided from Content-Length before any body.
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(options(port, "Content-Length: 70000\r\n").as_bytes())
+        .unwrap();
+    let (got, closed) = read_until_closed(&mut s, Duration::from_secs(5));
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("SIP/2.0 513 "), "{text}\n{}", ser.log());
+    assert!(closed);
+}
+
+#[test]
+fn a_message_never_completed_is_closed_and_others_are_served() {
+    let _g = serial();
+    let port = free_udp_port();
+    let ser = Ser::start(&relay_cfg(port, "udp", 9, "tcp_msg_read_timeout=1"));
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    slow.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP 1.2.3.4")
+        .unwrap();
+    // Another connection is answered meanwhile (no callee: a 4xx/5xx).
+    let mut ok = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    ok.write_all(options(port, "Content-Length: 0\r\n").as_bytes())
+        .unwrap();
+    ok.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = ok.read(&mut buf).unwrap_or(0);
+    assert!(
+        buf[..n].starts_with(b"SIP/2.0 "),
+        "{}\n{}",
+        String::from_utf8_lossy(&buf[..n]),
+        ser.log()
+    );
+    let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(5));
+    assert!(closed, "slowloris still open\n{}", ser.log());
+}
