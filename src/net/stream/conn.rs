@@ -284,7 +284,13 @@ impl Conn {
             let r = self.frame(&plain, now, deliver);
             self.plain = plain;
             self.plain.clear();
-            return r;
+            r?;
+            if self.tls().is_some_and(TlsSession::peer_closed) {
+                // close_notify: nothing more will come, even if the TCP
+                // connection stays open.
+                return Err(self.end_reason());
+            }
+            return Ok(());
         }
         if let Phase::Closing { .. } = self.phase {
             // Read and dropped, so that closing later does not reset the
@@ -318,6 +324,11 @@ impl Conn {
                 return reason;
             }
         }
+        self.end_reason()
+    }
+
+    /// Why the connection ends now that the peer has finished sending.
+    fn end_reason(&mut self) -> CloseReason {
         if let Phase::Closing { reason, .. } = &mut self.phase {
             return reason.take().unwrap_or(CloseReason::PeerClosed);
         }
