@@ -1,12 +1,31 @@
 //! Stream transports (TCP, TLS) across processes: the TCP main process
 //! owns every connection; other processes reach it through the link of
 //! [`ipc`] (see there for why bytes travel, not file descriptors).
+//!
+//! The main process runs [`run`]: a mio loop (`main_loop`) around two
+//! sans-io parts, [`Conn`] (one connection: framing, the reply to a
+//! refused message, the send queue, every timer) and [`ConnTable`] (ids,
+//! lookup by peer and alias, eviction under `max_connections`, the
+//! [`StreamStats`] counters).
 
+mod conn;
+mod deliver;
 pub mod ipc;
+mod main_loop;
+mod table;
+
+#[cfg(test)]
+mod conn_tests;
+#[cfg(test)]
+mod main_loop_tests;
 
 use std::sync::OnceLock;
 
+pub use conn::{CloseReason, Conn, ConnInfo, QueueError, Timeouts, CONN_QUEUE_MAX, LINGER};
+pub use deliver::{BACKLOG_BYTES, BACKLOG_MSGS};
 pub use ipc::{Channels, Delivery, LinkError, SendReq, MAX_DATAGRAM, MAX_PAYLOAD};
+pub use main_loop::{run, run_observed, Listener, MainLoopError, Observer, StreamCfg, TICK};
+pub use table::{ConnTable, Slot, StreamStats, MAX_CONN_ID};
 
 /// The link, set by the supervisor before the fork (every child inherits
 /// it); unset when no TCP or TLS socket is served.

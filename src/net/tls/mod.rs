@@ -55,7 +55,7 @@ mod session_tests;
 #[cfg(test)]
 mod settings_tests;
 #[cfg(test)]
-mod test_pki;
+pub(crate) mod test_pki;
 
 pub use context::TlsContext;
 pub use drive::DriveStatus;

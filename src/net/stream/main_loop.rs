@@ -1,0 +1,782 @@
+//! The TCP main process's event loop: the thin mio glue around
+//! [`Conn`] (one connection's rules) and [`ConnTable`] (ids, lookup,
+//! eviction, counters).
+//!
+//! One thread, one `Poll`, everything non-blocking and edge-triggered:
+//! listeners are accepted until they would block; a connection is read
+//! until it would block (or its read budget is spent, then it is served
+//! again before the next wait, so one busy peer cannot starve the
+//! others) and written whenever it has something queued; the link from
+//! the other processes ([`SendReq`]) is drained the same way; each framed
+//! message goes to the reader [`Channels::reader_of`] names, through a
+//! bounded backlog when that reader is behind. Timers are swept at least
+//! every [`TICK`], which is also how often `stop` is asked.
+use std::io::{self, ErrorKind, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream, UnixDatagram};
+use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use super::conn::{CloseReason, Conn, ConnInfo, QueueError, Timeouts};
+use super::deliver::Deliverer;
+use super::ipc::{Channels, Delivery, SendReq, MAX_DATAGRAM, MAX_PAYLOAD};
+use super::table::{ConnTable, Slot, StreamStats, MAX_CONN_ID};
+use crate::net::tls::{ServerName, TlsContext};
+use crate::net::Proto;
+
+/// The longest the loop waits before checking `stop` and the timers.
+pub const TICK: Duration = Duration::from_millis(100);
+
+/// Bytes read from one connection per readiness event before the others
+/// get their turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// Send requests taken from the link per pass of the loop.
+const LINK_BUDGET: usize = 256;
+/// One read from a connection.
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Tokens above every connection id.
+const LINK: Token = Token(MAX_CONN_ID as usize + 1);
+const READER_BASE: usize = MAX_CONN_ID as usize + 2;
+const LISTENER_BASE: usize = READER_BASE + (1 << 20);
+
+/// The TCP/TLS settings the loop runs with (SER's `tcp_*` parameters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamCfg {
+    /// `tcp_connection_lifetime`: a connection with no traffic for this
+    /// long is closed.
+    pub connection_lifetime: Duration,
+    /// `tcp_connect_timeout`: an outgoing connect not done by then fails.
+    pub connect_timeout: Duration,
+    /// `tcp_send_timeout`: a queue to a peer that does not move for this
+    /// long closes the connection (TLS uses `tls_send_timeout`).
+    pub send_timeout: Duration,
+    /// `tcp_max_connections`: past it the longest idle connection is
+    /// closed for the new one (0 is taken as 1).
+    pub max_connections: usize,
+    /// Largest message the framer takes (at most [`MAX_PAYLOAD`], what a
+    /// reader's datagram carries).
+    pub max_msg: usize,
+    /// A message begun and not finished for this long closes the
+    /// connection: a peer trickling bytes holds no buffer for ever.
+    pub incomplete_timeout: Duration,
+    /// `tcp_accept_aliases`: record extra addresses a connection's peer
+    /// is known by ([`ConnTable::alias`]).
+    pub accept_aliases: bool,
+}
+
+impl Default for StreamCfg {
+    /// SER 0.9's defaults where it had the parameter.
+    fn default() -> Self {
+        StreamCfg {
+            connection_lifetime: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(10),
+            max_connections: 2048,
+            max_msg: MAX_PAYLOAD,
+            incomplete_timeout: Duration::from_secs(30),
+            accept_aliases: false,
+        }
+    }
+}
+
+/// A listening socket, opened by the supervisor before the fork.
+#[derive(Debug)]
+pub struct Listener {
+    /// Index in the server's socket table ([`SendReq::sock`]).
+    pub sock: u8,
+    /// Tcp or Tls.
+    pub proto: Proto,
+    /// Bound and listening.
+    pub listener: std::net::TcpListener,
+    pub local: SocketAddr,
+}
+
+/// Why the loop could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum MainLoopError {
+    /// The poller could not be made or failed while waiting.
+    #[error("tcp main: poll: {0}")]
+    Poll(io::Error),
+    /// A socket could not be made non-blocking or registered.
+    #[error("tcp main: cannot watch {what}: {source}")]
+    Register { what: String, source: io::Error },
+    /// A `tls:` listener and no TLS context to accept with.
+    #[error("tcp main: TLS listener {local} but no TLS configuration")]
+    TlsWithoutContext { local: SocketAddr },
+    /// A listener that is neither TCP nor TLS.
+    #[error("tcp main: listener {local} is {proto}, not tcp or tls")]
+    NotStream { local: SocketAddr, proto: Proto },
+}
+
+/// What the loop asks its caller and tells it.
+pub trait Observer {
+    /// True when the loop must return (asked at least every [`TICK`]).
+    fn stop(&mut self) -> bool;
+    /// True when the counters should be logged (one info line).
+    fn dump_requested(&mut self) -> bool {
+        false
+    }
+    /// The counters, whenever they changed.
+    fn stats(&mut self, _stats: &StreamStats) {}
+}
+
+struct StopOnly<'a>(&'a dyn Fn() -> bool);
+
+impl Observer for StopOnly<'_> {
+    fn stop(&mut self) -> bool {
+        (self.0)()
+    }
+}
+
+/// Runs the TCP main process until `stop()` turns true.
+pub fn run(
+    cfg: &StreamCfg,
+    listeners: Vec<Listener>,
+    ch: &Channels,
+    tls: Option<&TlsContext>,
+    stop: &dyn Fn() -> bool,
+) -> Result<(), MainLoopError> {
+    run_observed(cfg, listeners, ch, tls, &mut StopOnly(stop))
+}
+
+/// [`run`] with an [`Observer`] for the counters and the dump.
+pub fn run_observed(
+    cfg: &StreamCfg,
+    listeners: Vec<Listener>,
+    ch: &Channels,
+    tls: Option<&TlsContext>,
+    obs: &mut dyn Observer,
+) -> Result<(), MainLoopError> {
+    let mut l = Loop::new(cfg, listeners, ch, tls)?;
+    let mut events = Events::with_capacity(1024);
+    let mut last_stats = None;
+    while !obs.stop() {
+        l.turn(&mut events)?;
+        if obs.dump_requested() {
+            log::info!("tcp: {}", l.table.stats());
+        }
+        let s = l.table.stats();
+        if last_stats != Some(s) {
+            obs.stats(&s);
+            last_stats = Some(s);
+        }
+    }
+    l.close_all();
+    obs.stats(&l.table.stats());
+    Ok(())
+}
+
+struct Lst {
+    sock: u8,
+    proto: Proto,
+    local: SocketAddr,
+    inner: TcpListener,
+    /// An accept failed for lack of resources: try again at the sweep
+    /// (edge-triggered readiness will not say so again).
+    retry: bool,
+}
+
+struct Loop<'a> {
+    cfg: &'a StreamCfg,
+    ch: &'a Channels,
+    tls: Option<&'a TlsContext>,
+    poll: Poll,
+    listeners: Vec<Lst>,
+    /// A second handle on the link's reading end, registered with mio.
+    link: UnixDatagram,
+    /// Second handles on the readers' writing ends, for writability.
+    _reader_watch: Vec<UnixDatagram>,
+    table: ConnTable<TcpStream>,
+    deliverer: Deliverer,
+    /// Connections whose read budget ran out, to read again first.
+    again: Vec<u32>,
+    link_again: bool,
+    next_sweep: Instant,
+    scratch: Vec<u8>,
+    dgram: Vec<u8>,
+    max_msg: usize,
+}
+
+fn register_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> MainLoopError {
+    let what = what.into();
+    move |source| MainLoopError::Register { what, source }
+}
+
+impl<'a> Loop<'a> {
+    fn new(
+        cfg: &'a StreamCfg,
+        listeners: Vec<Listener>,
+        ch: &'a Channels,
+        tls: Option<&'a TlsContext>,
+    ) -> Result<Self, MainLoopError> {
+        let poll = Poll::new().map_err(MainLoopError::Poll)?;
+        let reg = poll.registry();
+        let mut lsts = Vec::with_capacity(listeners.len());
+        for (i, l) in listeners.into_iter().enumerate() {
+            match l.proto {
+                Proto::Tcp => {}
+                Proto::Tls if tls.is_some() => {}
+                Proto::Tls => return Err(MainLoopError::TlsWithoutContext { local: l.local }),
+                Proto::Udp => {
+                    return Err(MainLoopError::NotStream {
+                        local: l.local,
+                        proto: l.proto,
+                    })
+                }
+            }
+            let what = format!("listener {}", l.local);
+            l.listener
+                .set_nonblocking(true)
+                .map_err(register_err(what.clone()))?;
+            let mut inner = TcpListener::from_std(l.listener);
+            reg.register(&mut inner, Token(LISTENER_BASE + i), Interest::READABLE)
+                .map_err(register_err(what))?;
+            lsts.push(Lst {
+                sock: l.sock,
+                proto: l.proto,
+                local: l.local,
+                inner,
+                retry: false,
+            });
+        }
+        let link_std = ch.to_main_rx.try_clone().map_err(register_err("link"))?;
+        link_std
+            .set_nonblocking(true)
+            .map_err(register_err("link"))?;
+        let mut link = UnixDatagram::from_std(link_std);
+        reg.register(&mut link, LINK, Interest::READABLE)
+            .map_err(register_err("link"))?;
+        let mut reader_watch = Vec::with_capacity(ch.readers.len());
+        for (i, (_, tx)) in ch.readers.iter().enumerate() {
+            let what = format!("reader {i}");
+            let dup = tx.try_clone().map_err(register_err(what.clone()))?;
+            dup.set_nonblocking(true)
+                .map_err(register_err(what.clone()))?;
+            let mut w = UnixDatagram::from_std(dup);
+            reg.register(&mut w, Token(READER_BASE + i), Interest::WRITABLE)
+                .map_err(register_err(what))?;
+            reader_watch.push(w);
+        }
+        Ok(Loop {
+            cfg,
+            ch,
+            tls,
+            poll,
+            listeners: lsts,
+            link,
+            _reader_watch: reader_watch,
+            table: ConnTable::new(cfg.accept_aliases),
+            deliverer: Deliverer::new(ch.readers.len()),
+            again: Vec::new(),
+            link_again: false,
+            next_sweep: Instant::now(),
+            scratch: vec![0; READ_CHUNK],
+            dgram: vec![0; MAX_DATAGRAM],
+            max_msg: cfg.max_msg.min(MAX_PAYLOAD),
+        })
+    }
+
+    /// One wait for readiness and everything it brings.
+    fn turn(&mut self, events: &mut Events) -> Result<(), MainLoopError> {
+        let now = Instant::now();
+        let timeout = if !self.again.is_empty() || self.link_again {
+            Duration::ZERO
+        } else {
+            self.next_sweep.saturating_duration_since(now).min(TICK)
+        };
+        match self.poll.poll(events, Some(timeout)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(MainLoopError::Poll(e)),
+        }
+        let now = Instant::now();
+        for ev in events.iter() {
+            let Token(t) = ev.token();
+            if ev.token() == LINK {
+                self.serve_link(now);
+            } else if t >= LISTENER_BASE {
+                self.accept(t - LISTENER_BASE, now);
+            } else if t >= READER_BASE {
+                // A reader made room: its backlog is flushed below.
+            } else if let Ok(id) = u32::try_from(t) {
+                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                self.conn_event(id, readable, writable, now);
+            }
+        }
+        for id in std::mem::take(&mut self.again) {
+            self.conn_event(id, true, false, now);
+        }
+        if self.link_again {
+            self.serve_link(now);
+        }
+        if self.deliverer.has_backlog() {
+            self.deliverer
+                .flush(self.ch.readers.iter().map(|(_, tx)| tx));
+        }
+        if now >= self.next_sweep {
+            self.sweep(now);
+        }
+        Ok(())
+    }
+
+    /// Closes what timed out; retries listeners that failed.
+    fn sweep(&mut self, now: Instant) {
+        let mut next = now + TICK;
+        let mut expired = Vec::new();
+        for (id, slot) in self.table.iter_mut() {
+            match slot.conn.handle_timeout(now) {
+                Some(why) => expired.push((*id, why)),
+                None => {
+                    if let Some(d) = slot.conn.deadline() {
+                        next = next.min(d);
+                    }
+                }
+            }
+        }
+        for (id, why) in expired {
+            self.close(id, why);
+        }
+        for i in 0..self.listeners.len() {
+            if self.listeners.get(i).is_some_and(|l| l.retry) {
+                self.accept(i, now);
+            }
+        }
+        self.next_sweep = next;
+    }
+
+    fn accept(&mut self, i: usize, now: Instant) {
+        loop {
+            let Some(l) = self.listeners.get_mut(i) else {
+                return;
+            };
+            let (stream, peer) = match l.inner.accept() {
+                Ok(x) => x,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    l.retry = false;
+                    return;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        ErrorKind::Interrupted
+                            | ErrorKind::ConnectionAborted
+                            | ErrorKind::ConnectionReset
+                    ) =>
+                {
+                    continue
+                }
+                Err(e) => {
+                    // EMFILE and friends: the connection waits in the
+                    // kernel's queue until the sweep tries again.
+                    crate::warn_limited!("tcp: accept on {}: {e}", l.local);
+                    l.retry = true;
+                    return;
+                }
+            };
+            let (sock, proto, local) = (l.sock, l.proto, l.local);
+            self.admit(stream, peer, sock, proto, local, now);
+        }
+    }
+
+    fn admit(
+        &mut self,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        sock: u8,
+        proto: Proto,
+        local: SocketAddr,
+        now: Instant,
+    ) {
+        self.make_room();
+        let Some(id) = self.table.next_id() else {
+            return;
+        };
+        let session = match (proto, self.tls) {
+            (Proto::Tls, Some(ctx)) => match ctx.accept(now) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    crate::warn_limited!("tls: connection from {peer} on {local} refused: {e}");
+                    return;
+                }
+            },
+            _ => None,
+        };
+        let _ = stream.set_nodelay(true);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(id as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            crate::warn_limited!("tcp: connection from {peer} on {local} dropped: {e}");
+            return;
+        }
+        let info = ConnInfo {
+            id,
+            peer,
+            sock,
+            proto,
+            outbound: false,
+        };
+        let conn = Conn::new(info, session, self.max_msg, self.timeouts(proto), None, now);
+        log::debug!("tcp: connection {id} from {peer} on {local} ({proto})");
+        self.table.insert(conn, stream);
+    }
+
+    fn timeouts(&self, proto: Proto) -> Timeouts {
+        let send = match (proto, self.tls) {
+            (Proto::Tls, Some(ctx)) => ctx.send_timeout(),
+            _ => self.cfg.send_timeout,
+        };
+        Timeouts {
+            idle: self.cfg.connection_lifetime,
+            send,
+            incomplete: self.cfg.incomplete_timeout,
+        }
+    }
+
+    /// Under `max_connections`, closes connections until one more fits.
+    fn make_room(&mut self) {
+        let max = self.cfg.max_connections.max(1);
+        while self.table.len() >= max {
+            let Some(victim) = self.table.eviction_candidate() else {
+                return;
+            };
+            self.close(victim, CloseReason::Evicted);
+        }
+    }
+
+    /// Readiness on a connection.
+    fn conn_event(&mut self, id: u32, readable: bool, writable: bool, now: Instant) {
+        let Some(slot) = self.table.get_mut(id) else {
+            return;
+        };
+        if slot.conn.is_connecting() {
+            if !(readable || writable) {
+                return;
+            }
+            match connect_result(&slot.io) {
+                ConnectState::Pending => return,
+                ConnectState::Failed(e) => return self.close(id, CloseReason::ConnectFailed(e)),
+                ConnectState::Done => {
+                    slot.conn.on_connected(now);
+                    log::debug!(
+                        "tcp: connection {id} to {} established",
+                        slot.conn.info.peer
+                    );
+                    self.table.count_connected();
+                }
+            }
+        }
+        if readable {
+            match self.read(id, now) {
+                ReadOutcome::Done => {}
+                ReadOutcome::Again => self.again.push(id),
+                ReadOutcome::Close(why) => return self.close(id, why),
+            }
+        }
+        self.flush(id, now);
+    }
+
+    /// Reads until the socket would block or the budget is spent,
+    /// delivering what the connection frames.
+    fn read(&mut self, id: u32, now: Instant) -> ReadOutcome {
+        let Loop {
+            table,
+            deliverer,
+            ch,
+            scratch,
+            ..
+        } = self;
+        let Some(slot) = table.get_mut(id) else {
+            return ReadOutcome::Done;
+        };
+        let mut sink = |info: &ConnInfo, bytes: &[u8]| deliver(deliverer, ch, info, bytes);
+        let mut budget = READ_BUDGET;
+        loop {
+            if budget == 0 {
+                return ReadOutcome::Again;
+            }
+            match slot.io.read(scratch) {
+                Ok(0) => return ReadOutcome::Close(slot.conn.on_eof(now, &mut sink)),
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    let data = scratch.get(..n).unwrap_or(&[]);
+                    if let Err(why) = slot.conn.on_data(data, now, &mut sink) {
+                        // Best effort: a TLS alert tells the peer why.
+                        let _ = write_out(slot, now);
+                        return ReadOutcome::Close(why);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return ReadOutcome::Done,
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return ReadOutcome::Close(CloseReason::Io(e)),
+            }
+        }
+    }
+
+    /// Writes what the connection has queued, as far as the socket takes.
+    fn flush(&mut self, id: u32, now: Instant) {
+        let Some(slot) = self.table.get_mut(id) else {
+            return;
+        };
+        if let Err(why) = write_out(slot, now) {
+            self.close(id, why);
+        }
+    }
+
+    /// Takes send requests off the link.
+    fn serve_link(&mut self, now: Instant) {
+        let mut dgram = std::mem::take(&mut self.dgram);
+        self.link_again = true;
+        for _ in 0..LINK_BUDGET {
+            match self.link.recv(&mut dgram) {
+                Ok(n) => self.send_req(dgram.get(..n).unwrap_or(&[]), now),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.link_again = false;
+                    break;
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => {
+                    crate::warn_limited!("tcp: reading the send link: {e}");
+                    self.link_again = false;
+                    break;
+                }
+            }
+        }
+        self.dgram = dgram;
+    }
+
+    fn send_req(&mut self, d: &[u8], now: Instant) {
+        let (req, bytes) = match SendReq::decode(d) {
+            Ok(x) => x,
+            Err(e) => {
+                crate::warn_limited!("tcp: send request refused: {e}");
+                return;
+            }
+        };
+        if !matches!(req.proto, Proto::Tcp | Proto::Tls) {
+            crate::warn_limited!(
+                "tcp: send request for {} to {} refused",
+                req.proto,
+                req.dest
+            );
+            return;
+        }
+        let id = match self.table.find(req.proto, req.dest, req.hint) {
+            Some(id) => id,
+            None => match self.connect(&req, now) {
+                Some(id) => id,
+                None => return,
+            },
+        };
+        let Some(slot) = self.table.get_mut(id) else {
+            return;
+        };
+        match slot.conn.queue(bytes, now) {
+            Ok(()) => self.flush(id, now),
+            Err(QueueError::Tls(e)) if e.is_fatal() => {
+                crate::warn_limited!("tls: message to {} dropped: {e}", req.dest);
+                self.close(id, CloseReason::Tls(e));
+            }
+            Err(e) => {
+                crate::warn_limited!(
+                    "{}: message of {} bytes to {} dropped: {e}",
+                    req.proto,
+                    bytes.len(),
+                    req.dest
+                );
+            }
+        }
+    }
+
+    /// Starts a connection to `req.dest`; its id, or `None` (logged).
+    fn connect(&mut self, req: &SendReq, now: Instant) -> Option<u32> {
+        let session = match (req.proto, self.tls) {
+            (Proto::Tls, None) => {
+                crate::warn_limited!("tls: no TLS configuration: message to {} dropped", req.dest);
+                return None;
+            }
+            (Proto::Tls, Some(ctx)) => match ctx.connect(ServerName::from(req.dest.ip()), now) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    crate::warn_limited!("tls: connection to {} not started: {e}", req.dest);
+                    return None;
+                }
+            },
+            _ => None,
+        };
+        self.make_room();
+        let id = self.table.next_id()?;
+        let bind = self
+            .listeners
+            .iter()
+            .find(|l| l.sock == req.sock)
+            .map(|l| l.local.ip());
+        let mut stream = match start_connect(req.dest, bind) {
+            Ok(s) => s,
+            Err(e) => {
+                crate::warn_limited!("{}: connect to {} failed: {e}", req.proto, req.dest);
+                self.table.count_failed_connect();
+                return None;
+            }
+        };
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(id as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            crate::warn_limited!("{}: connect to {} failed: {e}", req.proto, req.dest);
+            self.table.count_failed_connect();
+            return None;
+        }
+        let info = ConnInfo {
+            id,
+            peer: req.dest,
+            sock: req.sock,
+            proto: req.proto,
+            outbound: true,
+        };
+        let timeouts = self.timeouts(req.proto);
+        let conn = Conn::new(
+            info,
+            session,
+            self.max_msg,
+            timeouts,
+            Some(self.cfg.connect_timeout),
+            now,
+        );
+        log::debug!("tcp: connection {id} to {} started", req.dest);
+        self.table.insert(conn, stream);
+        Some(id)
+    }
+
+    fn close(&mut self, id: u32, why: CloseReason) {
+        let Some(mut slot) = self.table.remove(id, &why) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut slot.io);
+        log_close(&slot.conn.info, &why);
+        // Dropping the stream closes the socket.
+    }
+
+    fn close_all(&mut self) {
+        for id in self.table.ids() {
+            self.close(id, CloseReason::Shutdown);
+        }
+    }
+}
+
+enum ReadOutcome {
+    Done,
+    /// Budget spent: more may wait.
+    Again,
+    Close(CloseReason),
+}
+
+/// Hands one framed message to its connection's reader.
+fn deliver(deliverer: &mut Deliverer, ch: &Channels, info: &ConnInfo, bytes: &[u8]) {
+    let del = Delivery {
+        proto: info.proto,
+        sock: info.sock,
+        conn: info.id,
+        peer: info.peer,
+    };
+    let target = ch
+        .reader_of(info.id)
+        .and_then(|i| ch.readers.get(i).map(|(_, tx)| (i, tx)));
+    match target {
+        Some((i, tx)) => {
+            deliverer.deliver(i, tx, &del, bytes);
+        }
+        None => crate::warn_limited!("tcp: no reader: message from {} dropped", info.peer),
+    }
+}
+
+/// Writes until the queue is empty or the socket would block; then, for
+/// a connection being closed, shuts our side.
+fn write_out(slot: &mut Slot<TcpStream>, now: Instant) -> Result<(), CloseReason> {
+    loop {
+        let out = slot.conn.pending_out();
+        if out.is_empty() {
+            break;
+        }
+        match slot.io.write(out) {
+            Ok(0) => return Err(CloseReason::Io(ErrorKind::WriteZero.into())),
+            Ok(n) => slot.conn.wrote(n, now),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(CloseReason::Io(e)),
+        }
+    }
+    if slot.conn.should_shut() {
+        // The peer reads our reply, then its end of stream; the socket
+        // stays open to drain what the peer still sends, so the close
+        // later does not turn into a reset that could destroy the reply.
+        let _ = slot.io.shutdown(Shutdown::Write);
+        slot.conn.shut_done();
+    }
+    Ok(())
+}
+
+enum ConnectState {
+    Pending,
+    Done,
+    Failed(io::Error),
+}
+
+/// Whether a non-blocking connect has finished (mio's recipe: an error
+/// pending on the socket, or a peer address once connected).
+fn connect_result(s: &TcpStream) -> ConnectState {
+    match s.take_error() {
+        Ok(Some(e)) | Err(e) => return ConnectState::Failed(e),
+        Ok(None) => {}
+    }
+    match s.peer_addr() {
+        Ok(_) => ConnectState::Done,
+        Err(e) if e.kind() == ErrorKind::NotConnected => ConnectState::Pending,
+        Err(e) => ConnectState::Failed(e),
+    }
+}
+
+/// A non-blocking connect to `dest`, from `bind`'s IP (port 0) when it is
+/// a specific address of the same family.
+fn start_connect(dest: SocketAddr, bind: Option<IpAddr>) -> io::Result<TcpStream> {
+    let s = Socket::new(Domain::for_address(dest), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_nonblocking(true)?;
+    let _ = s.set_nodelay(true);
+    if let Some(ip) = bind {
+        if !ip.is_unspecified() && ip.is_ipv4() == dest.is_ipv4() {
+            s.bind(&SocketAddr::new(ip, 0).into())?;
+        }
+    }
+    match s.connect(&dest.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        // Interrupted, the connect goes on in the background.
+        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(s.into()))
+}
+
+/// The one log line of every close.
+fn log_close(info: &ConnInfo, why: &CloseReason) {
+    let dir = if info.outbound { "to" } else { "from" };
+    let (id, peer, proto) = (info.id, info.peer, info.proto);
+    match why {
+        CloseReason::PeerClosed | CloseReason::Shutdown => {
+            log::debug!("{proto}: connection {id} {dir} {peer} closed: {why}");
+        }
+        CloseReason::Idle(_) | CloseReason::Evicted | CloseReason::PeerClosedMidMessage { .. } => {
+            crate::log_limited!(
+                log::Level::Info,
+                "{proto}: connection {id} {dir} {peer} closed: {why}"
+            );
+        }
+        _ => crate::warn_limited!("{proto}: connection {id} {dir} {peer} closed: {why}"),
+    }
+}
