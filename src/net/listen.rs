@@ -208,10 +208,21 @@ pub fn resolve_listen_for(
             Some(p) => vec![(p, spec.port)],
             None => bare
                 .iter()
-                .map(|&p| (p, if p == Proto::Tls { Some(tls_port) } else { spec.port }))
+                .map(|&p| {
+                    (
+                        p,
+                        if p == Proto::Tls {
+                            Some(tls_port)
+                        } else {
+                            spec.port
+                        },
+                    )
+                })
                 .collect(),
         };
-        protos.into_iter().map(move |(p, port)| (spec.clone(), p, port))
+        protos
+            .into_iter()
+            .map(move |(p, port)| (spec.clone(), p, port))
     });
     for (spec, proto, port) in expanded {
         let port = port.unwrap_or(if proto == Proto::Tls {
@@ -360,7 +371,10 @@ mod tests {
         let all = [Proto::Udp, Proto::Tcp, Proto::Tls];
         let v = resolve_listen_for(&["127.0.0.1:5070".into()], 5060, 5071, &all).unwrap();
         let got: Vec<(Proto, u16)> = v.iter().map(|l| (l.proto, l.addr.port())).collect();
-        assert_eq!(got, [(Proto::Udp, 5070), (Proto::Tcp, 5070), (Proto::Tls, 5071)]);
+        assert_eq!(
+            got,
+            [(Proto::Udp, 5070), (Proto::Tcp, 5070), (Proto::Tls, 5071)]
+        );
         let v = resolve_listen_for(&["tcp:127.0.0.1".into()], 5060, 5071, &all).unwrap();
         assert_eq!(v.len(), 1);
     }

@@ -20,12 +20,13 @@ pub use claim::{claim_listen, ListenClaim};
 pub use error::NetError;
 pub use iface::{interface_addrs, interface_named};
 pub use listen::{
-    parse_spec, resolve_listen, resolve_listen_for, ListenAddr, ListenSpec, Proto, DEFAULT_SIP_PORT, DEFAULT_TLS_PORT,
+    parse_spec, resolve_listen, resolve_listen_for, ListenAddr, ListenSpec, Proto,
+    DEFAULT_SIP_PORT, DEFAULT_TLS_PORT,
 };
-pub use table::{ListenSocket, SocketTable};
 pub use table::SockIo;
+pub use table::{ListenSocket, SocketTable};
 pub use udp::{
-    enable_arrival_stamps, open_tcp_listener, open_udp, rcvbuf_size, recv_stamped, send_udp, stamp_space, Received,
-    DEFAULT_RCVBUF_MAX,
+    enable_arrival_stamps, open_tcp_listener, open_udp, rcvbuf_size, recv_stamped, send_udp,
+    stamp_space, Received, DEFAULT_RCVBUF_MAX,
 };
 pub use unix_dgram::{send_unix_datagram, UnixSendError};

@@ -59,7 +59,12 @@ impl ListenSocket {
     /// connection from `hint` if it is still open (the one a request came
     /// on, for its replies), else one to `dst`, else connects. Never
     /// blocks beyond the stream link's short bound.
-    pub fn send(&self, bytes: &[u8], dst: SocketAddr, hint: Option<SocketAddr>) -> Result<(), NetError> {
+    pub fn send(
+        &self,
+        bytes: &[u8],
+        dst: SocketAddr,
+        hint: Option<SocketAddr>,
+    ) -> Result<(), NetError> {
         match &self.io {
             SockIo::Udp(u) => super::send_udp(u, bytes, dst),
             SockIo::Stream(_) => {

@@ -10,8 +10,8 @@
 use std::net::SocketAddr;
 
 use crate::fwd::{
-    destination_of, edit_via1, pick_socket, reply_destination, reply_transport, send_to, without_top_via, DestError,
-    ReplyRouteError, SendError,
+    destination_of, edit_via1, pick_socket, reply_destination, reply_transport, send_to,
+    without_top_via, DestError, ReplyRouteError, SendError,
 };
 use crate::net::{ListenSocket, Proto};
 use crate::route::ctx::{MsgCtx, ScriptError};

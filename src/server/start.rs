@@ -116,7 +116,7 @@ pub enum StartError {
     NoSockets,
     /// A TLS socket whose certificate, key or CA list does not load.
     #[error("listen {0}: {1}")]
-    Tls(String, #[source] net::tls::TlsError),
+    Tls(String, #[source] Box<net::tls::TlsError>),
     /// `listen=tcp:…` with `disable_tcp=yes` or `-T`.
     #[error("listen {0}: TCP is disabled (disable_tcp / -T), remove the entry or enable TCP")]
     TcpDisabled(String),
@@ -187,7 +187,7 @@ fn resolve_sockets(core: &CoreCfg) -> Result<Vec<ListenAddr>, StartError> {
         let ctx = core
             .tls
             .context()
-            .map_err(|e| StartError::Tls(format!("tls:{}", l.addr), e))?;
+            .map_err(|e| StartError::Tls(format!("tls:{}", l.addr), Box::new(e)))?;
         TLS.get_or_init(|| ctx);
     }
     Ok(all)
@@ -753,10 +753,45 @@ fn tcp_reader(rt: &Runtime, idx: usize) -> i32 {
 /// The TCP main process: every connection of every TCP/TLS listen
 /// address (`net::stream`).
 fn tcp_main(rt: &Runtime) -> i32 {
+    use std::time::Duration;
     let Some(link) = net::stream::link() else {
         return 1;
     };
-    let _ = (rt, link);
-    log::error!("tcp main process: not built yet");
-    1
+    let core = &rt.core;
+    let secs = |s: u32| Duration::from_secs(u64::from(s));
+    let cfg = net::stream::StreamCfg {
+        connection_lifetime: secs(core.tcp_connection_lifetime),
+        connect_timeout: secs(core.tcp_connect_timeout.max(1)),
+        send_timeout: secs(core.tcp_send_timeout.max(1)),
+        max_connections: core.tcp_max_connections as usize,
+        max_msg: net::stream::MAX_PAYLOAD,
+        incomplete_timeout: secs(core.tcp_msg_read_timeout),
+        accept_aliases: core.tcp_accept_aliases,
+    };
+    let mut listeners = Vec::new();
+    for s in rt.sockets.all() {
+        if let net::SockIo::Stream(l) = &s.io {
+            match l.try_clone() {
+                Ok(listener) => listeners.push(net::stream::Listener {
+                    sock: s.index,
+                    proto: s.proto(),
+                    listener,
+                    local: s.listen.addr,
+                }),
+                Err(e) => {
+                    log::error!("tcp main: listen socket {}: {e}", s.listen.addr);
+                    return 1;
+                }
+            }
+        }
+    }
+    // SIGTERM ends this process by its default action, as every child;
+    // the loop itself never needs to stop.
+    match net::stream::run(&cfg, listeners, link, TLS.get(), &|| false) {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("tcp main: {e}");
+            1
+        }
+    }
 }

@@ -135,11 +135,12 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
         ruri_matching: env.params.ruri_matching,
         via1_matching: env.params.via1_matching,
     };
-    let cref: CellRef = match store::create(&msg, Peer::new(sock.listen.addr, sock_idx), true, false, o) {
-        Ok(Created::New(c)) => c,
-        Ok(Created::Existing(..)) => return Err(UacError::BadRequest("duplicate transaction")),
-        Err(_) => return Err(UacError::NoMemory),
-    };
+    let cref: CellRef =
+        match store::create(&msg, Peer::new(sock.listen.addr, sock_idx), true, false, o) {
+            Ok(Created::New(c)) => c,
+            Ok(Created::Existing(..)) => return Err(UacError::BadRequest("duplicate transaction")),
+            Err(_) => return Err(UacError::NoMemory),
+        };
     let cell = cref.cell();
     let label = cell.label.load(std::sync::atomic::Ordering::Relaxed);
     let mut via = Vec::new();
