@@ -161,3 +161,143 @@ fn a_message_never_completed_is_closed_and_others_are_served() {
     let (_, closed) = read_until_closed(&mut slow, Duration::from_secs(5));
     assert!(closed, "slowloris still open\n{}", ser.log());
 }
+
+/// One SIP message from a stream: the header block, then exactly
+/// Content-Length bytes of body.
+fn read_message(s: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    s.set_read_timeout(Some(Duration::from_millis(100))).ok()?;
+    let end = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while Instant::now() < end {
+        if let Some(h) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..h]).to_ascii_lowercase();
+            let cl: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            if got.len() >= h + 4 + cl {
+                got.truncate(h + 4 + cl);
+                return Some(got);
+            }
+        }
+        match s.read(&mut buf) {
+            Ok(0) => return None,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+fn message(port: u16, call: &str, transport: &str, body_len: usize) -> Vec<u8> {
+    let mut m = format!(
+        "MESSAGE sip:bob@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/{transport} 127.0.0.1:9;branch=z9hG4bK{call}\r\n\
+         From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\n\
+         Call-ID: {call}\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\n\
+         Content-Type: text/plain\r\nContent-Length: {body_len}\r\n\r\n"
+    )
+    .into_bytes();
+    m.extend(std::iter::repeat(b'x').take(body_len));
+    m
+}
+
+/// A TCP callee: answers every request it reads with 200 (its Via, From,
+/// To, Call-ID and CSeq copied) and reports the size of each.
+fn tcp_callee() -> (u16, std::sync::mpsc::Receiver<usize>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        while let Some(m) = read_message(&mut s, Duration::from_secs(20)) {
+            let _ = tx.send(m.len());
+            let text = String::from_utf8_lossy(&m).to_string();
+            let keep: String = text
+                .split("\r\n")
+                .filter(|l| {
+                    let l = l.to_ascii_lowercase();
+                    ["via:", "from:", "to:", "call-id:", "cseq:"]
+                        .iter()
+                        .any(|h| l.starts_with(h))
+                })
+                .map(|l| format!("{l}\r\n"))
+                .collect();
+            let r = format!("SIP/2.0 200 OK\r\n{keep}Content-Length: 0\r\n\r\n");
+            if s.write_all(r.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    (port, rx)
+}
+
+/// A 60 KB MESSAGE is relayed over TCP whole, from a TCP caller and from
+/// a UDP one, and each caller gets the callee's 200.
+#[test]
+fn a_60_kb_message_crosses_tcp_from_tcp_and_from_udp() {
+    let _g = serial();
+    let (callee, sizes) = tcp_callee();
+    let port = free_udp_port();
+    let ser = Ser::start(&relay_cfg(port, "tcp", callee, ""));
+    let body = 60 * 1024;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(&message(port, "big-tcp", "TCP", body)).unwrap();
+    let r = read_message(&mut s, Duration::from_secs(10)).unwrap_or_default();
+    assert!(
+        r.starts_with(b"SIP/2.0 200 "),
+        "{}\n{}",
+        String::from_utf8_lossy(&r),
+        ser.log()
+    );
+    let got = sizes
+        .recv_timeout(Duration::from_secs(5))
+        .expect("callee got it");
+    assert!(got > body, "{got}");
+
+    let peer = crate::common::sip::UdpPeer::bind();
+    peer.send_to_port(&message(port, "big-udp", "UDP", body), port);
+    let r = peer
+        .recv_timeout(Duration::from_secs(10))
+        .map(|(m, _)| m)
+        .unwrap_or_default();
+    assert!(
+        r.starts_with(b"SIP/2.0 200 "),
+        "{}\n{}",
+        String::from_utf8_lossy(&r),
+        ser.log()
+    );
+    let got = sizes
+        .recv_timeout(Duration::from_secs(5))
+        .expect("callee got it");
+    assert!(got > body, "{got}");
+}
+
+/// 1000 idle TCP connections held open, then a call over TCP completes.
+#[test]
+fn a_call_completes_beside_1000_idle_connections() {
+    let _g = serial();
+    let port = free_udp_port();
+    let ser = Ser::start(&relay_cfg(port, "udp", 9, ""));
+    let idle: Vec<TcpStream> = (0..1000)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).expect("connect"))
+        .collect();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(options(port, "Content-Length: 0\r\n").as_bytes())
+        .unwrap();
+    let r = read_message(&mut s, Duration::from_secs(10)).unwrap_or_default();
+    assert!(
+        r.starts_with(b"SIP/2.0 200 Alive"),
+        "{}\n{}",
+        String::from_utf8_lossy(&r),
+        ser.log()
+    );
+    drop(idle);
+}
