@@ -205,7 +205,7 @@ fn message(port: u16, call: &str, transport: &str, body_len: usize) -> Vec<u8> {
          Content-Type: text/plain\r\nContent-Length: {body_len}\r\n\r\n"
     )
     .into_bytes();
-    m.extend(std::iter::repeat(b'x').take(body_len));
+    m.extend(std::iter::repeat_n(b'x', body_len));
     m
 }
 

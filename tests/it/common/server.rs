@@ -133,6 +133,20 @@ pub(crate) fn udp_ports_in(cfg: &str) -> Vec<u16> {
         .collect()
 }
 
+/// TCP ports a config listens on with explicit `tcp:` entries.
+pub(crate) fn tcp_ports_in(cfg: &str) -> Vec<u16> {
+    cfg.lines()
+        .filter_map(|l| l.trim().strip_prefix("listen="))
+        .flat_map(|v| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .filter_map(|item| {
+            let item = item.trim_matches('"');
+            item.strip_prefix("tcp:")
+                .and_then(|a| a.rsplit_once(':'))
+                .and_then(|(_, p)| p.parse().ok())
+        })
+        .collect()
+}
+
 impl Ser {
     /// Starts `ser -f <cfg> -D -E -P <dir>/ser.pid` and waits until every
     /// UDP port the config names is bound. Panics (with the server log)
@@ -160,14 +174,29 @@ impl Ser {
             pid_file.display().to_string(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        Ser::launch(
+        let mut ser = Ser::launch(
             dir,
             &ser_bin(),
             &args,
             udp_ports_in(cfg),
             cfg_path,
             pid_file,
-        )
+        );
+        // The TCP listeners open after the first UDP socket: wait for them
+        // too, or a test's first connect may be refused.
+        let deadline = Instant::now() + START_TIMEOUT;
+        for p in tcp_ports_in(cfg) {
+            while !procfs::tcp_port_listening(p) {
+                assert!(ser.is_running(), "server exited; log:\n{}", ser.log());
+                assert!(
+                    Instant::now() < deadline,
+                    "server did not listen on TCP {p}; log:\n{}",
+                    ser.log()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        ser
     }
 
     /// Starts any program as if it were the server; the harness's own tests
