@@ -256,7 +256,13 @@ impl Cond {
                 truth(num_cmp(v, *op, *val))
             }
             Cond::Proto { proto, negate } => {
-                let is = matches!(proto, Proto::Udp | Proto::Any);
+                // The transport the message arrived over.
+                let is = match proto {
+                    Proto::Any => true,
+                    Proto::Udp => ctx.rcv.proto() == crate::net::Proto::Udp,
+                    Proto::Tcp => ctx.rcv.proto() == crate::net::Proto::Tcp,
+                    Proto::Tls => ctx.rcv.proto() == crate::net::Proto::Tls,
+                };
                 truth(is != *negate)
             }
             Cond::Af { af, negate } => {

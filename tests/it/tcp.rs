@@ -301,3 +301,168 @@ fn a_call_completes_beside_1000_idle_connections() {
     );
     drop(idle);
 }
+
+/// The header lines a reply copies from its request.
+fn reply_for(req: &[u8], code: u16, reason: &str, to_tag: bool) -> Vec<u8> {
+    let text = String::from_utf8_lossy(req);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    let mut keep = String::new();
+    for l in head.split("\r\n").skip(1) {
+        let low = l.to_ascii_lowercase();
+        if ["via:", "from:", "call-id:", "cseq:"]
+            .iter()
+            .any(|h| low.starts_with(h))
+        {
+            keep.push_str(l);
+            keep.push_str("\r\n");
+        } else if low.starts_with("to:") {
+            keep.push_str(l);
+            if to_tag && !low.contains("tag=") {
+                keep.push_str(";tag=callee");
+            }
+            keep.push_str("\r\n");
+        }
+    }
+    format!("SIP/2.0 {code} {reason}\r\n{keep}Content-Length: 0\r\n\r\n").into_bytes()
+}
+
+fn first_line(m: &[u8]) -> String {
+    String::from_utf8_lossy(m)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// A TCP callee run by `answer`: for each request, the replies to send.
+fn scripted_tcp_callee(
+    answer: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + 'static,
+) -> (u16, std::sync::mpsc::Receiver<String>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = l.accept() else { return };
+        while let Some(m) = read_message(&mut s, Duration::from_secs(20)) {
+            let _ = tx.send(first_line(&m));
+            for r in answer(&m) {
+                if s.write_all(&r).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    (port, rx)
+}
+
+fn invite(port: u16, call: &str) -> Vec<u8> {
+    format!(
+        "INVITE sip:bob@127.0.0.1:{port} SIP/2.0\r\n\
+         Via: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK{call}\r\n\
+         From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\n\
+         Call-ID: {call}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n\
+         Contact: <sip:a@127.0.0.1:9;transport=tcp>\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// Over TCP end to end: a 486 from the first callee runs the failure
+/// route, whose second branch (over TCP) rings; the caller's CANCEL is
+/// answered 200 and reaches that callee, and the caller gets one final;
+/// `proto` in the script is the transport the request came over.
+#[test]
+fn a_486_then_a_cancelled_second_branch_all_over_tcp() {
+    let _g = serial();
+    let (busy, busy_heard) = scripted_tcp_callee(|m| match first_line(m).split(' ').next() {
+        Some("INVITE") => vec![reply_for(m, 486, "Busy Here", true)],
+        _ => vec![],
+    });
+    let (ring, ring_heard) = scripted_tcp_callee(|m| match first_line(m).split(' ').next() {
+        Some("INVITE") => vec![reply_for(m, 180, "Ringing", true)],
+        Some("CANCEL") => vec![
+            reply_for(m, 200, "OK", true),
+            // The INVITE's 487: same headers but the CSeq method.
+            String::from_utf8_lossy(&reply_for(m, 487, "Request Terminated", true))
+                .replace(" CANCEL\r\n", " INVITE\r\n")
+                .into_bytes(),
+        ],
+        _ => vec![],
+    });
+    let port = free_udp_port();
+    let cfg = format!(
+        r#"
+debug=2
+log_stderror=yes
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+children=1
+fifo=""
+loadmodule "/usr/local/lib/ser/modules/sl.so"
+loadmodule "/usr/local/lib/ser/modules/tm.so"
+route {{
+    if (proto != TCP) {{
+        sl_send_reply("403", "TCP only");
+        break;
+    }};
+    t_on_failure("1");
+    t_relay_to_tcp("127.0.0.1", "{busy}");
+}}
+failure_route[1] {{
+    append_branch();
+    t_relay_to_tcp("127.0.0.1", "{ring}");
+}}
+"#
+    );
+    let ser = Ser::start(&cfg);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(&invite(port, "fail-cancel")).unwrap();
+    let mut got = Vec::new();
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut cancelled = false;
+    while Instant::now() < end {
+        let Some(m) = read_message(&mut s, Duration::from_millis(500)) else {
+            continue;
+        };
+        let line = first_line(&m);
+        got.push(line.clone());
+        if line.starts_with("SIP/2.0 180") && !cancelled {
+            cancelled = true;
+            let c = String::from_utf8_lossy(&invite(port, "fail-cancel"))
+                .replace("INVITE sip:", "CANCEL sip:")
+                .replace("1 INVITE", "1 CANCEL");
+            s.write_all(c.as_bytes()).unwrap();
+        }
+        if cancelled && (line.starts_with("SIP/2.0 487") || line.starts_with("SIP/2.0 486")) {
+            break;
+        }
+    }
+    let text = format!("caller got {got:?}\n{}", ser.log());
+    // The CANCEL's 200, then one final for the INVITE: the best of the
+    // first branch's 486 and the cancelled branch's 487 (RFC 3261 16.7).
+    assert!(got.iter().any(|l| l.starts_with("SIP/2.0 200")), "{text}");
+    let finals = got
+        .iter()
+        .filter(|l| l.starts_with("SIP/2.0 486") || l.starts_with("SIP/2.0 487"))
+        .count();
+    assert_eq!(finals, 1, "{text}");
+    let heard = |rx: &std::sync::mpsc::Receiver<String>| rx.try_iter().collect::<Vec<_>>();
+    let b = heard(&busy_heard);
+    assert!(
+        b.iter().any(|l| l.starts_with("INVITE")),
+        "busy: {b:?}\n{text}"
+    );
+    let r = heard(&ring_heard);
+    assert!(
+        r.iter().any(|l| l.starts_with("CANCEL")),
+        "ringing: {r:?}\n{text}"
+    );
+
+    // The same script refuses a request that came over UDP.
+    let peer = crate::common::sip::UdpPeer::bind();
+    peer.send_to_port(&message(port, "udp-refused", "UDP", 0), port);
+    let r = peer
+        .recv_timeout(Duration::from_secs(5))
+        .map(|(m, _)| m)
+        .unwrap_or_default();
+    assert!(r.starts_with(b"SIP/2.0 403 TCP only"), "{}", first_line(&r));
+}
