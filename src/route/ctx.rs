@@ -183,6 +183,44 @@ pub struct TmTimers {
     pub life_noninv: u32,
 }
 
+/// A Record-Route entry for our receiving socket (rr's `record_route`),
+/// kept so the request can carry two when it leaves from another socket:
+/// SER's `enable_double_rr`, needed when the transport changes, so that
+/// each side's in-dialog requests reach us on the socket facing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketRr {
+    /// The inserted line.
+    pub lump: crate::sip::LumpId,
+    /// What follows the target in the URI (`;ftag=…;lr`).
+    pub params: Vec<u8>,
+}
+
+impl SocketRr {
+    /// The one line for `target`, or the two (outbound first, both
+    /// marked `r2` so `loose_route` takes them as a pair) when the request
+    /// leaves from `out` rather than the receiving socket `rcv`.
+    pub fn lines(&self, rcv: &str, out: Option<&str>) -> Vec<u8> {
+        let one = |t: &str, r2: bool| {
+            let mut l = b"Record-Route: <sip:".to_vec();
+            l.extend_from_slice(t.as_bytes());
+            if r2 {
+                l.extend_from_slice(b";r2=on");
+            }
+            l.extend_from_slice(&self.params);
+            l.extend_from_slice(b">\r\n");
+            l
+        };
+        match out {
+            Some(o) if o != rcv => {
+                let mut l = one(o, true);
+                l.extend(one(rcv, true));
+                l
+            }
+            _ => one(rcv, false),
+        }
+    }
+}
+
 /// What rr already did to this request: its functions must act once per
 /// request however often a script calls them (a second Record-Route
 /// would be a duplicate, a second Route removal a conflicting edit).
@@ -229,6 +267,9 @@ pub struct MsgCtx<'a> {
     /// reads `fr_timer_avp`/`fr_inv_timer_avp`). Newest last.
     pub avps: Vec<(AvpName, AvpValue)>,
     pub rr: RrState,
+    /// rr's Record-Route naming the receiving socket, to be doubled when
+    /// the request leaves from another socket (a transport change).
+    pub socket_rr: Option<SocketRr>,
 }
 
 impl<'a> MsgCtx<'a> {
@@ -268,6 +309,7 @@ impl<'a> MsgCtx<'a> {
             tm: TmCtx::default(),
             avps: Vec::new(),
             rr: RrState::default(),
+            socket_rr: None,
         }
     }
 

@@ -84,6 +84,27 @@ pub fn via_host_port(ctx: &MsgCtx<'_>, sock: &ListenSocket) -> (String, u16) {
     (host, port)
 }
 
+/// rr's entry for the receiving socket becomes two (the sending socket's
+/// first) when the request leaves from another socket, so in-dialog
+/// requests from either side come in on the socket facing that side.
+pub fn double_record_route(ctx: &MsgCtx<'_>, out: &ListenSocket, lumps: &mut crate::sip::Lumps) {
+    let Some(rr) = &ctx.socket_rr else {
+        return;
+    };
+    if out.index == ctx.rcv.index {
+        return;
+    }
+    let target = |s: &ListenSocket| {
+        let (host, port) = via_host_port(ctx, s);
+        match s.proto() {
+            Proto::Udp => format!("{host}:{port}"),
+            p => format!("{host}:{port};transport={p}"),
+        }
+    };
+    let lines = rr.lines(&target(ctx.rcv), Some(&target(out)));
+    lumps.rewrite(rr.lump, &lines);
+}
+
 /// Forward the current request statelessly to `dst` over `proto`.
 pub fn forward_request(ctx: &mut MsgCtx<'_>, dst: SocketAddr, proto: Proto) -> i32 {
     let rt = ctx.rt;
@@ -100,6 +121,7 @@ pub fn forward_request(ctx: &mut MsgCtx<'_>, dst: SocketAddr, proto: Proto) -> i
     };
     let mut lumps = ctx.lumps.clone();
     edit_via1(msg, via1, ctx.src, ctx.marks_rport(), &mut lumps);
+    double_record_route(ctx, sock, &mut lumps);
     let (host, port) = via_host_port(ctx, sock);
     let branch = stateless_branch(ctx, dst);
     let mut via = Vec::with_capacity(96);

@@ -14,6 +14,11 @@ struct Edit {
     ins_len: u32,
 }
 
+/// Names one insertion so that a copy of the list can change what it
+/// inserts (`Lumps::rewrite`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LumpId(u32);
+
 /// Insertions, deletions and replacements against one original buffer.
 #[doc(alias = "lump")]
 #[derive(Clone, Debug, Default)]
@@ -41,6 +46,28 @@ impl Lumps {
     /// and before a deletion/replacement starting there.
     pub fn insert(&mut self, at: usize, bytes: &[u8]) {
         self.push(at, 0, bytes);
+    }
+
+    /// [`Self::insert`], returning the insertion's name.
+    pub fn insert_named(&mut self, at: usize, bytes: &[u8]) -> LumpId {
+        let id = LumpId(self.edits.len() as u32);
+        self.push(at, 0, bytes);
+        id
+    }
+
+    /// Make insertion `id` insert `bytes` instead (same place, same
+    /// order); false if there is no such insertion (the list was cleared).
+    pub fn rewrite(&mut self, id: LumpId, bytes: &[u8]) -> bool {
+        let ins_start = self.data.len() as u32;
+        match self.edits.get_mut(id.0 as usize) {
+            Some(e) if e.del == 0 => {
+                e.ins_start = ins_start;
+                e.ins_len = bytes.len() as u32;
+                self.data.extend_from_slice(bytes);
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Replaces the original bytes of `span`.
@@ -102,6 +129,21 @@ mod tests {
     fn run(l: &Lumps, b: &[u8]) -> Result<Vec<u8>, LumpError> {
         let mut out = Vec::new();
         l.apply(b, &mut out).map(|_| out)
+    }
+
+    #[test]
+    fn a_copy_rewrites_a_named_insertion_in_place() {
+        let b = b"0123456789";
+        let mut l = Lumps::default();
+        l.insert(3, b"a");
+        let id = l.insert_named(3, b"b");
+        l.insert(3, b"c");
+        let mut copy = l.clone();
+        assert!(copy.rewrite(id, b"BB"));
+        assert_eq!(run(&copy, b).unwrap(), b"012aBBc3456789");
+        assert_eq!(run(&l, b).unwrap(), b"012abc3456789");
+        l.clear();
+        assert!(!l.rewrite(id, b"x"));
     }
 
     #[test]

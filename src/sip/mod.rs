@@ -35,7 +35,7 @@ pub use build::{
 pub use cseq::{parse_cseq, CSeq};
 pub use error::{BuildError, LumpError, ParseError, StreamError};
 pub use hdr::{HdrKind, Header};
-pub use lump::Lumps;
+pub use lump::{LumpId, Lumps};
 pub use method::Method;
 pub use msg::{FirstLine, Msg, ParseFailure};
 pub use nameaddr::{parse_contacts, parse_name_addr, Contact, NameAddr};

@@ -636,6 +636,7 @@ fn prepare_branch(
             bctx.tm.cell = ctx.tm.cell;
             bctx.tm.in_failure = ctx.tm.in_failure;
             bctx.rr = ctx.rr;
+            bctx.socket_rr = ctx.socket_rr.clone();
             if run_top(list, &mut bctx) == 0 {
                 return Ok(None);
             }
@@ -737,6 +738,7 @@ fn branch_request(
     let first_via = msg.header(HdrKind::Via)?;
     let mut lumps = ctx.lumps.clone();
     edit_via1(msg, via1, ctx.src, ctx.marks_rport(), &mut lumps);
+    crate::route::forward::double_record_route(ctx, sock, &mut lumps);
     let (host, port) = via_host_port(ctx, sock);
     let mut via = Vec::with_capacity(96);
     push_via(

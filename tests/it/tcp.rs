@@ -334,7 +334,8 @@ fn first_line(m: &[u8]) -> String {
         .to_string()
 }
 
-/// A TCP callee run by `answer`: for each request, the replies to send.
+/// A TCP callee run by `answer`: for each request, the replies to send;
+/// reports each request it read.
 fn scripted_tcp_callee(
     answer: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + 'static,
 ) -> (u16, std::sync::mpsc::Receiver<String>) {
@@ -344,7 +345,7 @@ fn scripted_tcp_callee(
     std::thread::spawn(move || {
         let Ok((mut s, _)) = l.accept() else { return };
         while let Some(m) = read_message(&mut s, Duration::from_secs(20)) {
-            let _ = tx.send(first_line(&m));
+            let _ = tx.send(String::from_utf8_lossy(&m).to_string());
             for r in answer(&m) {
                 if s.write_all(&r).is_err() {
                     return;
@@ -465,4 +466,52 @@ failure_route[1] {{
         .map(|(m, _)| m)
         .unwrap_or_default();
     assert!(r.starts_with(b"SIP/2.0 403 TCP only"), "{}", first_line(&r));
+}
+
+/// record_route on a request that changes transport (UDP in, TCP out)
+/// gives the callee two entries, the TCP socket's first, both `r2` (rr's
+/// enable_double_rr); a request staying on UDP keeps one.
+#[test]
+fn record_route_is_doubled_on_a_transport_change() {
+    let _g = serial();
+    let (callee, heard) = scripted_tcp_callee(|m| match first_line(m).split(' ').next() {
+        Some("MESSAGE") => vec![reply_for(m, 200, "OK", true)],
+        _ => vec![],
+    });
+    let port = free_udp_port();
+    let cfg = format!(
+        r#"
+debug=2
+log_stderror=yes
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+children=1
+fifo=""
+loadmodule "/usr/local/lib/ser/modules/sl.so"
+loadmodule "/usr/local/lib/ser/modules/tm.so"
+loadmodule "/usr/local/lib/ser/modules/rr.so"
+route {{
+    record_route();
+    t_relay_to_tcp("127.0.0.1", "{callee}");
+}}
+"#
+    );
+    let ser = Ser::start(&cfg);
+    let peer = crate::common::sip::UdpPeer::bind();
+    peer.send_to_port(&message(port, "rr-double", "UDP", 0), port);
+    let m = heard
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| panic!("callee heard nothing\n{}", ser.log()));
+    let rr: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("Record-Route:"))
+        .collect();
+    assert_eq!(
+        rr,
+        [
+            format!("Record-Route: <sip:127.0.0.1:{port};transport=tcp;r2=on;ftag=1;lr>").as_str(),
+            format!("Record-Route: <sip:127.0.0.1:{port};r2=on;ftag=1;lr>").as_str(),
+        ],
+        "{m}"
+    );
 }

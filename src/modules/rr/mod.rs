@@ -67,8 +67,11 @@ static FUNCS: &[FnDef] = &[
 /// What follows `sip:` in our entry.
 #[derive(Debug, Clone)]
 enum Target {
-    /// The receiving socket as advertised.
-    Socket,
+    /// The receiving socket as advertised; with `double`, two entries
+    /// when the request leaves from another socket (`enable_double_rr`).
+    Socket {
+        double: bool,
+    },
     Preset(Vec<u8>),
 }
 
@@ -87,15 +90,26 @@ fn record(ctx: &mut MsgCtx<'_>, style: RrStyle, target: &Target) -> i32 {
             return -1;
         }
     };
-    let target = match target {
-        Target::Socket => {
+    let (target, double) = match target {
+        Target::Socket { double } => {
             let (host, port) = via_host_port(ctx, ctx.rcv);
-            socket_target(&host, port, ctx.rcv.listen.proto).into_bytes()
+            (
+                socket_target(&host, port, ctx.rcv.listen.proto).into_bytes(),
+                *double,
+            )
         }
-        Target::Preset(p) => p.clone(),
+        Target::Preset(p) => (p.clone(), false),
     };
     let line = rr_line(&target, ftag, style);
-    ctx.lumps.insert(rr_insert_at(msg), &line);
+    let lump = ctx.lumps.insert_named(rr_insert_at(msg), &line);
+    if double {
+        // The part after the target, as rr_line writes it.
+        let params = line
+            .get(b"Record-Route: <sip:".len() + target.len()..line.len().saturating_sub(3))
+            .unwrap_or_default()
+            .to_vec();
+        ctx.socket_rr = Some(crate::route::ctx::SocketRr { lump, params });
+    }
     ctx.rr.recorded = true;
     1
 }
@@ -159,9 +173,14 @@ impl Module for Rr {
     ) -> Result<BoxedFn, FixupError> {
         let style = self.style;
         match f.name {
-            "record_route" => Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
-                record(ctx, style, &Target::Socket)
-            })),
+            "record_route" => {
+                let target = Target::Socket {
+                    double: self.double_rr,
+                };
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    record(ctx, style, &target)
+                }))
+            }
             "record_route_preset" => {
                 let s = arg_str(f.name, args, 0)?;
                 let t = preset_target(&s);

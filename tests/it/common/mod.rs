@@ -48,6 +48,19 @@ pub(crate) fn free_udp_port() -> u16 {
         let sock = UdpSocket::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let port = sock.local_addr().expect("local_addr").port();
         drop(sock);
+        // The same TCP port must be free too: ser listens on both, and
+        // sipp over TCP binds it; ports of closed test connections linger
+        // in TIME_WAIT (std's TcpListener sets SO_REUSEADDR, which
+        // would hide them: bind a bare socket).
+        let tcp_free = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .and_then(|s| {
+                let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+                s.bind(&addr.into())
+            })
+            .is_ok();
+        if !tcp_free {
+            continue;
+        }
         if lock(handed_out()).insert(port) {
             return port;
         }
