@@ -23,6 +23,7 @@ mod serctl;
 mod sl_stats;
 mod startup;
 mod tcp;
+mod tls;
 mod tm;
 mod tm_aggregate;
 mod tm_blacklist;
