@@ -177,34 +177,58 @@ def pss_kb(pids):
     return total
 
 
-def free_udp_ports(n):
-    """`n` distinct UDP ports free on 127.0.0.1 right now (held open
-    together so they differ, then released)."""
+def free_ports(n):
+    """`n` distinct ports free on 127.0.0.1 right now for both UDP and TCP
+    (a server listens on both at one port; held open together so they
+    differ, then released)."""
     socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
+    while len(ports) < n:
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        socks.append(u)
+        port = u.getsockname()[1]
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        socks.append(t)
+        try:
+            t.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        ports.append(port)
     for s in socks:
         s.close()
     return ports
 
 
-def udp_bound(port):
-    """Whether something listens on UDP `port` (any address)."""
+def _bound(paths, port, state=None):
+    """Whether a socket in /proc/net/`paths` has local `port` (and, for
+    TCP, the given state: 0A is LISTEN)."""
     hexport = f":{port:04X}"
-    for path in ("/proc/net/udp", "/proc/net/udp6"):
+    for path in paths:
         try:
             with open(path) as f:
                 next(f)
                 for line in f:
-                    local = line.split()[1]
-                    if local.endswith(hexport):
+                    cols = line.split()
+                    if cols[1].endswith(hexport) and (state is None or cols[3] == state):
                         return True
         except OSError:
             continue
     return False
+
+
+def udp_bound(port):
+    """Whether something listens on UDP `port` (any address)."""
+    return _bound(("/proc/net/udp", "/proc/net/udp6"), port)
+
+
+def tcp_listening(port):
+    """Whether something listens on TCP `port` (any address)."""
+    return _bound(("/proc/net/tcp", "/proc/net/tcp6"), port, "0A")
+
+
+def bound(port, transport):
+    """`udp_bound` or `tcp_listening` by `transport` ("udp" or "tcp")."""
+    return tcp_listening(port) if transport == "tcp" else udp_bound(port)
 
 
 CGROUP_V1 = "/sys/fs/cgroup/cpu"

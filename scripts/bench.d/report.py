@@ -109,7 +109,9 @@ def markdown(res):
              "CPU µs/call: user+system time of all server processes over the step, per offered "
              "call. failed = offered − successful. retrans: sipp's retransmissions. p50/p95/p99: "
              "sipp -trace_rtt response times (INVITE→200 for relay/stateless, OPTIONS→200 for "
-             "uas), in sipp's clock ticks, so 0 means under one tick.\n"]
+             "uas), in sipp's clock ticks, so 0 means under one tick. relay-tcp: relay with "
+             "both sipp legs on TCP (-t t1, one connection each way) and the servers "
+             "relaying over TCP.\n"]
     parts += [mode_table(res, m) for m in res["modes"]]
     parts.append(summary(res))
     return "\n".join(p for p in parts if p)
@@ -132,7 +134,7 @@ def plot(res, png, tmp):
                     ok_pct = 100.0 * st["ok"] / st["calls"] if st["calls"] else 0
                     f.write(f"{st['rate']} {st['cpu_us']:.1f} {ok_pct:.2f}\n")
             series.append((path, f"{s} {mode}", 1 if s == "ser" else 2,
-                           {"relay": 1, "stateless": 2, "uas": 3}.get(mode, 4)))
+                           {"relay": 1, "stateless": 2, "uas": 3, "relay-tcp": 4}.get(mode, 5)))
     if not series:
         return None
 

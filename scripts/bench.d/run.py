@@ -9,7 +9,8 @@ import procs
 import servers
 import sipp
 
-# Which sipp scenarios each mode uses: (uac, uas or None).
+# Which sipp scenarios each kind of mode (servers.MODES) uses: (uac, uas
+# or None).
 SCENARIOS = {
     "relay": ("uac", "uas"),
     "stateless": ("uac", "uas_no180"),
@@ -51,7 +52,7 @@ class Bench:
     def make_server(self, name, mode):
         self.seq += 1
         d = os.path.join(self.tmp, f"{self.seq:03d}-{name}-{mode}")
-        port, uas_port = procs.free_udp_ports(2)
+        port, uas_port = procs.free_ports(2)
         args = (d, port, uas_port, mode, self.o.children, self.o.shm)
         if name == "ser":
             srv = servers.Ser(self.o.ser_bin, self.o.serctl_bin, *args)
@@ -62,17 +63,18 @@ class Bench:
 
     def step(self, srv, mode, rate, calls, uac=None, uas=None, tag=""):
         """One rate step against a running server. Returns a result dict."""
-        d_uac, d_uas = SCENARIOS[mode]
+        d_uac, d_uas = SCENARIOS[servers.kind(mode)]
+        tr = servers.transport(mode)
         uac = uac or d_uac
         uas = uas if uas is not None else d_uas
         self.seq += 1
         wd = os.path.join(srv.dir, f"step-{self.seq:03d}-{rate}{tag}")
-        ua = sipp.start_uas(uas, srv.uas_port, wd, calls / rate + 60) if uas else None
-        (local,) = procs.free_udp_ports(1)
+        ua = sipp.start_uas(uas, srv.uas_port, wd, calls / rate + 60, tr) if uas else None
+        (local,) = procs.free_ports(1)
         pids = srv.pids()
         cpu0 = procs.cpu_us(pids)
         t0 = time.time()
-        r = sipp.run_uac(uac, srv.port, local, rate, calls, wd)
+        r = sipp.run_uac(uac, srv.port, local, rate, calls, wd, transport=tr)
         if ua:
             ua.stop()
         time.sleep(SETTLE)

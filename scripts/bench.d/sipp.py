@@ -18,29 +18,38 @@ def _scenario(name):
     return ["-sf", os.path.join(SCEN, f"{name}.xml")]
 
 
-def start_uas(scenario, port, workdir, limit=600):
-    """A sipp UAS on 127.0.0.1:`port`, running until stopped."""
+def _transport(transport):
+    """sipp's -t for "udp" (its default, u1: one socket) or "tcp" (t1: one
+    connection carrying every call, as a proxy's peer would)."""
+    return {"udp": [], "tcp": ["-t", "t1"]}[transport]
+
+
+def start_uas(scenario, port, workdir, limit=600, transport="udp"):
+    """A sipp UAS on 127.0.0.1:`port` over `transport`, running until
+    stopped."""
     os.makedirs(workdir, exist_ok=True)
-    cmd = ["sipp", *_scenario(scenario), "-i", "127.0.0.1", "-p", str(port),
+    cmd = ["sipp", *_scenario(scenario), *_transport(transport),
+           "-i", "127.0.0.1", "-p", str(port),
            "-nostdin", "-buff_size", "4194304", "-max_recv_loops", "10000",
            "-trace_err", "-error_file", os.path.join(workdir, "uas_errors.log")]
     g = procs.Group(cmd, workdir, os.path.join(workdir, "uas.out"), "sipp-uas", limit)
     end = time.time() + 5
-    while time.time() < end and not procs.udp_bound(port):
+    while time.time() < end and not procs.bound(port, transport):
         if not g.alive():
             break
         time.sleep(0.05)
     return g
 
 
-def run_uac(scenario, target_port, local_port, rate, calls, workdir, slack=8):
-    """Offer `calls` calls at `rate`/s to 127.0.0.1:`target_port`; at most
+def run_uac(scenario, target_port, local_port, rate, calls, workdir, slack=8, transport="udp"):
+    """Offer `calls` calls at `rate`/s to 127.0.0.1:`target_port` over
+    `transport`; at most
     calls/rate + `slack` seconds (sipp -timeout), enforced again from
     outside. Returns a dict of figures (see parse_stat) plus rtt list."""
     os.makedirs(workdir, exist_ok=True)
     secs = calls / rate + slack
     stat = os.path.join(workdir, "stat.csv")
-    cmd = ["sipp", *_scenario(scenario), f"127.0.0.1:{target_port}",
+    cmd = ["sipp", *_scenario(scenario), *_transport(transport), f"127.0.0.1:{target_port}",
            "-i", "127.0.0.1", "-p", str(local_port),
            "-r", str(rate), "-m", str(calls), "-l", str(max(1000, rate * 30)),
            "-timeout", f"{int(secs)}s", "-timeout_error",
