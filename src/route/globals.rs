@@ -172,6 +172,8 @@ pub enum GlobalError {
     },
     #[error("parameter {name:?}: {reason}")]
     Tls { name: String, reason: String },
+    #[error("parameter {name:?}: {reason}")]
+    Unsupported { name: String, reason: &'static str },
     #[error("parameter {name:?}: value {value} out of range ({expected})")]
     Range {
         name: String,
@@ -340,7 +342,18 @@ impl CoreCfg {
             }
             "disable_tcp" => self.disable_tcp = boolean(name, v)?,
             "tcp_children" => self.tcp_children = Some(ranged(name, v, 1, 1024, "1..1024")? as u32),
-            "tcp_accept_aliases" => self.tcp_accept_aliases = boolean(name, v)?,
+            "tcp_accept_aliases" => {
+                // Via `;alias` is not read yet; a request over TCP gets
+                // received/rport instead, which finds its connection.
+                if boolean(name, v)? {
+                    return Err(GlobalError::Unsupported {
+                        name: name.into(),
+                        reason: "Via ;alias (RFC 5923) is not supported yet; replies find their \
+                                 connection by the received/rport ser adds to the Via",
+                    });
+                }
+                self.tcp_accept_aliases = false;
+            }
             "tcp_connect_timeout" => {
                 self.tcp_connect_timeout = ranged(name, v, 0, 3600, "seconds")? as u32
             }
@@ -428,6 +441,40 @@ mod tests {
         ));
         c.set("fifo", &GlobalValue::Str(String::new())).unwrap();
         assert_eq!(c.fifo, None);
+    }
+
+    #[test]
+    fn tcp_and_tls_settings_are_honoured_or_refused() {
+        let mut c = CoreCfg::default();
+        c.set("tcp_accept_aliases", &GlobalValue::Int(0)).unwrap();
+        assert!(matches!(
+            c.set("tcp_accept_aliases", &GlobalValue::Int(1)),
+            Err(GlobalError::Unsupported { .. })
+        ));
+        c.set("tcp_connection_lifetime", &GlobalValue::Int(30))
+            .unwrap();
+        c.set("tcp_max_connections", &GlobalValue::Int(10)).unwrap();
+        c.set("tcp_msg_read_timeout", &GlobalValue::Int(5)).unwrap();
+        assert_eq!(
+            (
+                c.tcp_connection_lifetime,
+                c.tcp_max_connections,
+                c.tcp_msg_read_timeout
+            ),
+            (30, 10, 5)
+        );
+        c.set("tls_method", &GlobalValue::Ident("tlsv1".into()))
+            .unwrap();
+        assert!(matches!(
+            c.set("tls_method", &GlobalValue::Ident("sslv2".into())),
+            Err(GlobalError::Tls { .. })
+        ));
+        c.set("tls_certificate", &GlobalValue::Str("/x/cert.pem".into()))
+            .unwrap();
+        c.set("enable_tls", &GlobalValue::Int(1)).unwrap();
+        assert!(c.enable_tls);
+        c.set("disable_tls", &GlobalValue::Int(1)).unwrap();
+        assert!(!c.enable_tls);
     }
 
     #[test]
