@@ -23,6 +23,25 @@ pub enum Method {
 }
 
 impl Method {
+    /// Every method, the extension bucket `Other` last.
+    pub const ALL: [Method; 15] = [
+        Method::Invite,
+        Method::Ack,
+        Method::Cancel,
+        Method::Bye,
+        Method::Register,
+        Method::Options,
+        Method::Info,
+        Method::Message,
+        Method::Subscribe,
+        Method::Notify,
+        Method::Prack,
+        Method::Update,
+        Method::Refer,
+        Method::Publish,
+        Method::Other,
+    ];
+
     pub fn from_bytes(b: &[u8]) -> Method {
         match b {
             b"INVITE" => Method::Invite,
@@ -71,22 +90,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_case() {
-        for m in [
-            Method::Invite,
-            Method::Ack,
-            Method::Cancel,
-            Method::Bye,
-            Method::Register,
-            Method::Options,
-            Method::Info,
-            Method::Message,
-            Method::Subscribe,
-            Method::Notify,
-            Method::Prack,
-            Method::Update,
-            Method::Refer,
-            Method::Publish,
-        ] {
+        for m in Method::ALL.into_iter().filter(|m| *m != Method::Other) {
             assert_eq!(Method::from_bytes(m.as_str().as_bytes()), m);
         }
         assert_eq!(Method::from_bytes(b"invite"), Method::Other);

@@ -42,24 +42,8 @@ pub fn method_bit(m: Method) -> u32 {
 
 /// The bit of a cell's method (stored as `Method as u32`).
 pub fn cell_method_bit(code: u32) -> u32 {
-    const ALL: [Method; 15] = [
-        Method::Invite,
-        Method::Ack,
-        Method::Cancel,
-        Method::Bye,
-        Method::Register,
-        Method::Options,
-        Method::Info,
-        Method::Message,
-        Method::Subscribe,
-        Method::Notify,
-        Method::Prack,
-        Method::Update,
-        Method::Refer,
-        Method::Publish,
-        Method::Other,
-    ];
-    ALL.iter()
+    Method::ALL
+        .iter()
         .find(|m| **m as u32 == code)
         .map_or(256, |m| method_bit(*m))
 }

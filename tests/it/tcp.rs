@@ -13,18 +13,12 @@ use std::time::{Duration, Instant};
 /// ser on UDP and TCP at `port`, relaying every request to the callee at
 /// `uas` over `to` ("udp" or "tcp").
 fn relay_cfg(port: u16, to: &str, uas: u16, extra: &str) -> String {
-    format!(
-        r#"
-debug=2
-log_stderror=yes
-listen=udp:127.0.0.1:{port}
-listen=tcp:127.0.0.1:{port}
-children=2
-fifo=""
-{extra}
-loadmodule "/usr/local/lib/ser/modules/sl.so"
-loadmodule "/usr/local/lib/ser/modules/tm.so"
-route {{
+    stream_cfg(
+        port,
+        2,
+        extra,
+        &format!(
+            r#"route {{
     if (method == OPTIONS) {{
         sl_send_reply("200", "Alive");
         break;
@@ -32,7 +26,26 @@ route {{
     if (!t_relay_to_{to}("127.0.0.1", "{uas}")) {{
         sl_reply_error();
     }};
-}}
+}}"#
+        ),
+    )
+}
+
+/// ser on UDP and TCP at `port` with sl and tm, `extra` lines (settings,
+/// more modules) and `routes`.
+fn stream_cfg(port: u16, children: u32, extra: &str, routes: &str) -> String {
+    format!(
+        r#"
+debug=2
+log_stderror=yes
+listen=udp:127.0.0.1:{port}
+listen=tcp:127.0.0.1:{port}
+children={children}
+fifo=""
+loadmodule "/usr/local/lib/ser/modules/sl.so"
+loadmodule "/usr/local/lib/ser/modules/tm.so"
+{extra}
+{routes}
 "#
     )
 }
@@ -390,17 +403,12 @@ fn a_486_then_a_cancelled_second_branch_all_over_tcp() {
         _ => vec![],
     });
     let port = free_udp_port();
-    let cfg = format!(
-        r#"
-debug=2
-log_stderror=yes
-listen=udp:127.0.0.1:{port}
-listen=tcp:127.0.0.1:{port}
-children=1
-fifo=""
-loadmodule "/usr/local/lib/ser/modules/sl.so"
-loadmodule "/usr/local/lib/ser/modules/tm.so"
-route {{
+    let cfg = stream_cfg(
+        port,
+        1,
+        "",
+        &format!(
+            r#"route {{
     if (proto != TCP) {{
         sl_send_reply("403", "TCP only");
         break;
@@ -411,8 +419,8 @@ route {{
 failure_route[1] {{
     append_branch();
     t_relay_to_tcp("127.0.0.1", "{ring}");
-}}
-"#
+}}"#
+        ),
     );
     let ser = Ser::start(&cfg);
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -479,22 +487,13 @@ fn record_route_is_doubled_on_a_transport_change() {
         _ => vec![],
     });
     let port = free_udp_port();
-    let cfg = format!(
-        r#"
-debug=2
-log_stderror=yes
-listen=udp:127.0.0.1:{port}
-listen=tcp:127.0.0.1:{port}
-children=1
-fifo=""
-loadmodule "/usr/local/lib/ser/modules/sl.so"
-loadmodule "/usr/local/lib/ser/modules/tm.so"
-loadmodule "/usr/local/lib/ser/modules/rr.so"
-route {{
-    record_route();
-    t_relay_to_tcp("127.0.0.1", "{callee}");
-}}
-"#
+    let cfg = stream_cfg(
+        port,
+        1,
+        "loadmodule \"/usr/local/lib/ser/modules/rr.so\"",
+        &format!(
+            "route {{\n    record_route();\n    t_relay_to_tcp(\"127.0.0.1\", \"{callee}\");\n}}"
+        ),
     );
     let ser = Ser::start(&cfg);
     let peer = crate::common::sip::UdpPeer::bind();
