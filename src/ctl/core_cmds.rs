@@ -1,5 +1,5 @@
 //! SER's core management commands: `print`, `uptime`, `version`, `pwd`,
-//! `arg`, `which`, `ps`, `kill`, `meminfo`.
+//! `arg`, `which`, `ps`, `kill`, `meminfo`, and 2.x's `core.tcp_info`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -11,6 +11,10 @@ pub static COMMANDS: &[CtlCmd] = &[
     CtlCmd {
         name: "print",
         handler: print,
+    },
+    CtlCmd {
+        name: "core.tcp_info",
+        handler: tcp_info,
     },
     CtlCmd {
         name: "uptime",
@@ -57,6 +61,23 @@ fn secs(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The TCP main process's connection counters (`name: value` lines, as
+/// SER 2.x's RPC printed them); 500 when no TCP/TLS address is served.
+fn tcp_info(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    let Some(s) = crate::net::stream::shared::snapshot() else {
+        return Ok(Reply::new(500, "tcp support disabled (no tcp: or tls: listen address)").into());
+    };
+    Ok(Reply::ok(vec![
+        format!("opened_connections: {}", s.open),
+        format!("accepted: {}", s.accepted),
+        format!("connected: {}", s.connected),
+        format!("closed: {}", s.closed),
+        format!("idle_closed: {}", s.idle_closed),
+        format!("errors: {}", s.errors),
+    ])
+    .into())
 }
 
 fn uptime(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {

@@ -360,6 +360,9 @@ fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Re
     }
     let region = shm::init_global(core.shm_mb as usize * 1024 * 1024)?;
     crate::timer::init(region)?;
+    if net::stream::link().is_some() {
+        net::stream::shared::init(region)?;
+    }
     if core.use_dst_blacklist {
         let s = net::blacklist::Settings {
             expire_s: core.dst_blacklist_expire,
@@ -786,8 +789,18 @@ fn tcp_main(rt: &Runtime) -> i32 {
         }
     }
     // SIGTERM ends this process by its default action, as every child;
-    // the loop itself never needs to stop.
-    match net::stream::run(&cfg, listeners, link, TLS.get(), &|| false) {
+    // the loop itself never needs to stop. Its counters go to shm for
+    // `core.tcp_info`.
+    struct Publish;
+    impl net::stream::Observer for Publish {
+        fn stop(&mut self) -> bool {
+            false
+        }
+        fn stats(&mut self, s: &net::stream::StreamStats) {
+            net::stream::shared::publish(s);
+        }
+    }
+    match net::stream::run_observed(&cfg, listeners, link, TLS.get(), &mut Publish) {
         Ok(()) => 0,
         Err(e) => {
             log::error!("tcp main: {e}");

@@ -514,3 +514,51 @@ fn record_route_is_doubled_on_a_transport_change() {
         "{m}"
     );
 }
+
+/// `core.tcp_info` over the FIFO: connections counted as accepted, closed
+/// by their peer or by `tcp_connection_lifetime`, and the table back to no
+/// open connection afterwards.
+#[test]
+fn tcp_info_shows_the_connection_table_return_to_idle() {
+    let _g = serial();
+    let dir = TestDir::new();
+    let fifo = dir.join("ser_fifo");
+    let port = free_udp_port();
+    let extra = format!("fifo=\"{}\"\ntcp_connection_lifetime=1", fifo.display());
+    let ser = Ser::start_in(dir, &relay_cfg(port, "udp", 9, &extra), &[]);
+    let info = || {
+        let f = fifo.display().to_string();
+        let out = crate::common::ctlkit::serctl(&["-f", &f], &["fifo", "core.tcp_info"]);
+        crate::common::ctlkit::text(&out.stdout)
+    };
+    let value = |text: &str, name: &str| -> Option<u64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(options(port, "Content-Length: 0\r\n").as_bytes())
+            .unwrap();
+        let r = read_message(&mut s, Duration::from_secs(5)).unwrap_or_default();
+        assert!(r.starts_with(b"SIP/2.0 200"), "{}", ser.log());
+    }
+    // One more stays open without a word: the lifetime closes it.
+    let _idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let end = Instant::now() + Duration::from_secs(8);
+    let mut last = String::new();
+    while Instant::now() < end {
+        last = info();
+        if value(&last, "accepted") == Some(3)
+            && value(&last, "opened_connections") == Some(0)
+            && value(&last, "idle_closed").is_some_and(|n| n >= 1)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "tcp_info never showed the table idle:\n{last}\n{}",
+        ser.log()
+    );
+}

@@ -12,6 +12,7 @@ mod conn;
 mod deliver;
 pub mod ipc;
 mod main_loop;
+pub mod shared;
 mod table;
 
 #[cfg(test)]
