@@ -6,7 +6,6 @@
 //! reply file name, say) — in whichever process completed it.
 
 use crate::fwd::destination_of;
-use crate::net::Proto;
 use crate::sip::{push_via, Msg};
 use crate::tm::cell::{replace_bytes, store_bytes, CellRef, Peer};
 use crate::tm::driver::{self, finish, rearm, Deferred};
@@ -81,10 +80,7 @@ fn render(r: &UacRequest<'_>, via: &[u8], call_id: &str, from_tag: &str, cseq: u
 pub fn outgoing_socket(hop: &str) -> Option<&'static crate::net::ListenSocket> {
     let env = env()?;
     let (addr, proto) = destination_of(hop.as_bytes(), None).ok()?;
-    if !matches!(proto, Proto::Udp) {
-        return None;
-    }
-    env.rt.sockets.udp_for(&addr)
+    env.rt.sockets.for_dest(proto, &addr)
 }
 
 /// Start a local transaction; `report_kind`/`param` say who hears its end.
@@ -98,10 +94,12 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
     }
     let hop = r.next_hop.unwrap_or(r.ruri);
     let (addr, proto) = destination_of(hop.as_bytes(), None).map_err(|_| UacError::Destination)?;
-    if !matches!(proto, Proto::Udp) {
-        return Err(UacError::Destination);
-    }
-    let sock = env.rt.sockets.udp_for(&addr).ok_or(UacError::NoSocket)?;
+    // Over TCP/TLS when the next hop says so and we serve that transport.
+    let sock = env
+        .rt
+        .sockets
+        .for_dest(proto, &addr)
+        .ok_or(UacError::NoSocket)?;
     let sock_idx = env.rt.sockets.index_of(sock);
     // Unique per request even for many in the same millisecond: pid,
     // time and a per-process sequence number.
@@ -121,7 +119,7 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
     let mut via = Vec::new();
     push_via(
         &mut via,
-        "UDP",
+        proto.via_name(),
         &host,
         port,
         format!("z9hG4bKuac{}", &from_tag).as_bytes(),
@@ -146,7 +144,7 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
     let mut via = Vec::new();
     push_via(
         &mut via,
-        "UDP",
+        proto.via_name(),
         &host,
         port,
         branch_id(cell.hash, label, 0).as_bytes(),
@@ -166,7 +164,7 @@ pub fn t_uac(r: &UacRequest<'_>, report_kind: u32, param: &[u8]) -> Result<UacSt
         let r = stored.and_then(|()| {
             st.br[0].dst = Peer::new(addr, sock_idx);
             st.tx
-                .add_branch(now(), &env.params.timers, false, false)
+                .add_branch(now(), &env.params.timers, proto.is_stream(), false)
                 .map_err(|_| UacError::BadRequest("branch"))?;
             sock.send(&bytes, addr, None).map_err(|_| UacError::Send)
         });

@@ -562,3 +562,50 @@ fn tcp_info_shows_the_connection_table_return_to_idle() {
         ser.log()
     );
 }
+
+/// The FIFO's t_uac_dlg to a `;transport=tcp` URI leaves over TCP (our
+/// Via says so) and reports the callee's 200.
+#[test]
+fn fifo_t_uac_dlg_over_tcp() {
+    let _g = serial();
+    let (callee, heard) = scripted_tcp_callee(|m| match first_line(m).split(' ').next() {
+        Some("MESSAGE") => vec![reply_for(m, 200, "Delivered", true)],
+        _ => vec![],
+    });
+    let dir = TestDir::new();
+    let fifo = dir.join("ser_fifo");
+    let port = free_udp_port();
+    let extra = format!("fifo=\"{}\"", fifo.display());
+    let ser = Ser::start_in(dir, &relay_cfg(port, "udp", 9, &extra), &[]);
+    let f = fifo.display().to_string();
+    let uri = format!("sip:bob@127.0.0.1:{callee};transport=tcp");
+    let out = crate::common::ctlkit::serctl(
+        &["-f", &f],
+        &[
+            "fifo",
+            "t_uac_dlg",
+            "MESSAGE",
+            &uri,
+            ".",
+            "From: <sip:ser@127.0.0.1>;tag=fifo1",
+            "To: <sip:bob@127.0.0.1>",
+            "Content-Type: text/plain",
+            ".",
+            "hello over tcp",
+            ".",
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        crate::common::ctlkit::text(&out.stdout),
+        crate::common::ctlkit::text(&out.stderr)
+    );
+    assert!(text.contains("200 Delivered"), "{text}\n{}", ser.log());
+    let m = heard
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_default();
+    assert!(
+        m.starts_with("MESSAGE ") && m.contains("Via: SIP/2.0/TCP 127.0.0.1:"),
+        "{m}"
+    );
+}
