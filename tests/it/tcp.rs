@@ -59,7 +59,12 @@ fn call_through(from: &str, to: &str, calls: u64, rate: u32) {
     }
     let uas = uas.spawn(&dir);
     let port = free_udp_port();
-    let ser = Ser::start(&relay_cfg(port, to, uas.port(), ""));
+    let ser = Ser::start(&relay_cfg(
+        port,
+        to,
+        uas.port(),
+        "modparam(\"tm\", \"wt_timer\", 1)",
+    ));
     let mut uac = Sipp::builtin("uac")
         .to(port)
         .calls(calls)
@@ -76,6 +81,16 @@ fn call_through(from: &str, to: &str, calls: u64, rate: u32) {
         ser.log()
     );
     assert_eq!(s.failed, 0, "uas: {s:#?}");
+    // Every transaction freed afterwards (none left behind by a stream).
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let t = crate::common::tmkit::tm_stats(&ser);
+        if t.current == 0 && t.created == t.freed && t.created >= 2 * calls {
+            break;
+        }
+        assert!(Instant::now() < end, "{from} -> {to}: {t:?}\n{}", ser.log());
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
 
 #[test]
