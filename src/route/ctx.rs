@@ -195,20 +195,28 @@ pub struct SocketRr {
     pub params: Vec<u8>,
 }
 
+/// One complete header line: `Record-Route: <sip:TARGET PARAMS>` + CRLF,
+/// `target` what follows `sip:`, `params` the URI parameters after it.
+pub fn record_route_line(target: &[u8], params: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(24 + target.len() + params.len());
+    out.extend_from_slice(b"Record-Route: <sip:");
+    out.extend_from_slice(target);
+    out.extend_from_slice(params);
+    out.extend_from_slice(b">\r\n");
+    out
+}
+
 impl SocketRr {
     /// The one line for `target`, or the two (outbound first, both
     /// marked `r2` so `loose_route` takes them as a pair) when the request
     /// leaves from `out` rather than the receiving socket `rcv`.
     pub fn lines(&self, rcv: &str, out: Option<&str>) -> Vec<u8> {
         let one = |t: &str, r2: bool| {
-            let mut l = b"Record-Route: <sip:".to_vec();
-            l.extend_from_slice(t.as_bytes());
+            let mut target = t.as_bytes().to_vec();
             if r2 {
-                l.extend_from_slice(b";r2=on");
+                target.extend_from_slice(b";r2=on");
             }
-            l.extend_from_slice(&self.params);
-            l.extend_from_slice(b">\r\n");
-            l
+            record_route_line(&target, &self.params)
         };
         match out {
             Some(o) if o != rcv => {

@@ -84,6 +84,21 @@ pub fn via_host_port(ctx: &MsgCtx<'_>, sock: &ListenSocket) -> (String, u16) {
     (host, port)
 }
 
+/// The `host:port[;transport=x]` naming a socket in a URI. UDP is the SIP
+/// default and gets no transport parameter; IPv6 hosts come bracketed.
+pub fn transport_target(host: &str, port: u16, proto: Proto) -> String {
+    match proto {
+        Proto::Udp => format!("{host}:{port}"),
+        Proto::Tcp | Proto::Tls => format!("{host}:{port};transport={proto}"),
+    }
+}
+
+/// [`transport_target`] for `sock` as this request advertises it.
+pub fn socket_target(ctx: &MsgCtx<'_>, sock: &ListenSocket) -> String {
+    let (host, port) = via_host_port(ctx, sock);
+    transport_target(&host, port, sock.proto())
+}
+
 /// rr's entry for the receiving socket becomes two (the sending socket's
 /// first) when the request leaves from another socket, so in-dialog
 /// requests from either side come in on the socket facing that side.
@@ -94,14 +109,7 @@ pub fn double_record_route(ctx: &MsgCtx<'_>, out: &ListenSocket, lumps: &mut cra
     if out.index == ctx.rcv.index {
         return;
     }
-    let target = |s: &ListenSocket| {
-        let (host, port) = via_host_port(ctx, s);
-        match s.proto() {
-            Proto::Udp => format!("{host}:{port}"),
-            p => format!("{host}:{port};transport={p}"),
-        }
-    };
-    let lines = rr.lines(&target(ctx.rcv), Some(&target(out)));
+    let lines = rr.lines(&socket_target(ctx, ctx.rcv), Some(&socket_target(ctx, out)));
     lumps.rewrite(rr.lump, &lines);
 }
 

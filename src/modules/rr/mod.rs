@@ -16,15 +16,16 @@ mod script_tests;
 mod tests;
 
 use crate::cfg::ast::Literal;
+use crate::route::ctx::record_route_line;
 use crate::route::export::{
     arg_str, BoxedFn, FixupEnv, FixupError, FnDef, Module, ParamError, RouteMask,
 };
-use crate::route::forward::via_host_port;
+use crate::route::forward::socket_target;
 use crate::route::MsgCtx;
 
 use direction::Direction;
 use loose::plan_loose_route;
-use record::{from_tag, preset_target, rr_insert_at, rr_line, socket_target, RrStyle};
+use record::{from_tag, preset_target, rr_insert_at, rr_params, RrStyle};
 
 /// The module and its parameters.
 #[derive(Debug, Clone)]
@@ -91,23 +92,13 @@ fn record(ctx: &mut MsgCtx<'_>, style: RrStyle, target: &Target) -> i32 {
         }
     };
     let (target, double) = match target {
-        Target::Socket { double } => {
-            let (host, port) = via_host_port(ctx, ctx.rcv);
-            (
-                socket_target(&host, port, ctx.rcv.listen.proto).into_bytes(),
-                *double,
-            )
-        }
+        Target::Socket { double } => (socket_target(ctx, ctx.rcv).into_bytes(), *double),
         Target::Preset(p) => (p.clone(), false),
     };
-    let line = rr_line(&target, ftag, style);
+    let params = rr_params(ftag, style);
+    let line = record_route_line(&target, &params);
     let lump = ctx.lumps.insert_named(rr_insert_at(msg), &line);
     if double {
-        // The part after the target, as rr_line writes it.
-        let params = line
-            .get(b"Record-Route: <sip:".len() + target.len()..line.len().saturating_sub(3))
-            .unwrap_or_default()
-            .to_vec();
         ctx.socket_rr = Some(crate::route::ctx::SocketRr { lump, params });
     }
     ctx.rr.recorded = true;

@@ -2,7 +2,7 @@
 //! (RFC 3261 §16.6 step 4): our URI with `lr`, and the From tag as `ftag`
 //! so later requests tell caller from callee (`is_direction`).
 
-use crate::net::Proto;
+use crate::route::ctx::record_route_line;
 use crate::sip::{Msg, ParseError};
 
 /// How the URI of our Record-Route entry is written.
@@ -25,16 +25,6 @@ impl Default for RrStyle {
     }
 }
 
-/// The `host:port[;transport=x]` part naming a socket. UDP is the SIP
-/// default and gets no transport parameter; IPv6 hosts come bracketed
-/// from the caller (`via_host_port` already writes them so).
-pub fn socket_target(host: &str, port: u16, proto: Proto) -> String {
-    match proto {
-        Proto::Udp => format!("{host}:{port}"),
-        Proto::Tcp | Proto::Tls => format!("{host}:{port};transport={proto}"),
-    }
-}
-
 /// The tag the entry carries: `Ok(None)` when not wanted or the From has
 /// none; an error when it is wanted and the From cannot be parsed.
 pub fn from_tag(msg: &Msg, style: RrStyle) -> Result<Option<&[u8]>, ParseError> {
@@ -49,15 +39,17 @@ pub fn from_tag(msg: &Msg, style: RrStyle) -> Result<Option<&[u8]>, ParseError> 
 /// CRLF. `target` is what follows `sip:` (a socket's `host:port`, or the
 /// literal string of `record_route_preset`).
 pub fn rr_line(target: &[u8], ftag: Option<&[u8]>, style: RrStyle) -> Vec<u8> {
-    let mut out = Vec::with_capacity(48 + target.len() + ftag.map_or(0, <[u8]>::len));
-    out.extend_from_slice(b"Record-Route: <sip:");
-    out.extend_from_slice(target);
+    record_route_line(target, &rr_params(ftag, style))
+}
+
+/// The URI parameters after the target: `[;ftag=T];lr` (or `;lr=on`).
+pub fn rr_params(ftag: Option<&[u8]>, style: RrStyle) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 + ftag.map_or(0, <[u8]>::len));
     if let Some(tag) = ftag {
         out.extend_from_slice(b";ftag=");
         out.extend_from_slice(tag);
     }
     out.extend_from_slice(if style.full_lr { b";lr=on" } else { b";lr" });
-    out.extend_from_slice(b">\r\n");
     out
 }
 
@@ -83,6 +75,8 @@ pub fn preset_target(preset: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::net::Proto;
+    use crate::route::forward::transport_target;
 
     fn msg(from: &str) -> Msg {
         let raw = format!(
@@ -108,14 +102,20 @@ mod tests {
             rr_line(b"10.0.0.1:5060", None, full),
             b"Record-Route: <sip:10.0.0.1:5060;lr=on>\r\n"
         );
-        let t = socket_target("[2001:db8::1]", 5070, Proto::Tcp);
+        let t = transport_target("[2001:db8::1]", 5070, Proto::Tcp);
         assert_eq!(t, "[2001:db8::1]:5070;transport=tcp");
         assert_eq!(
             rr_line(t.as_bytes(), Some(b"x"), full),
             b"Record-Route: <sip:[2001:db8::1]:5070;transport=tcp;ftag=x;lr=on>\r\n".to_vec()
         );
-        assert_eq!(socket_target("1.2.3.4", 5060, Proto::Udp), "1.2.3.4:5060");
-        assert_eq!(socket_target("h", 5061, Proto::Tls), "h:5061;transport=tls");
+        assert_eq!(
+            transport_target("1.2.3.4", 5060, Proto::Udp),
+            "1.2.3.4:5060"
+        );
+        assert_eq!(
+            transport_target("h", 5061, Proto::Tls),
+            "h:5061;transport=tls"
+        );
     }
 
     #[test]
