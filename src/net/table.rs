@@ -73,6 +73,7 @@ impl ListenSocket {
                     dest: dst,
                     hint,
                     sock: self.index,
+                    direct: Default::default(),
                 };
                 super::stream::send(&req, bytes).map_err(|e| NetError::Stream { dst, source: e })
             }

@@ -9,6 +9,7 @@
 
 mod daemon;
 mod error;
+mod fdpass;
 mod limits;
 mod privs;
 pub mod random;
@@ -18,5 +19,6 @@ pub mod time;
 
 pub use daemon::{chroot_to, daemonize, fork_child, set_parent_death_signal, ForkResult};
 pub use error::OsError;
+pub use fdpass::{recv_with_fd, send_with_fd};
 pub use limits::{open_files_limit, set_core_dump, set_open_files_limit};
 pub use privs::{drop_privileges, resolve_group, resolve_user};

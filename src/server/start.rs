@@ -800,7 +800,14 @@ fn tcp_main(rt: &Runtime) -> i32 {
             net::stream::shared::publish(s);
         }
     }
-    match net::stream::run_observed(&cfg, listeners, link, TLS.get(), &mut Publish) {
+    match net::stream::run_observed(
+        &cfg,
+        listeners,
+        link,
+        TLS.get(),
+        net::stream::slots::shared(),
+        &mut Publish,
+    ) {
         Ok(()) => 0,
         Err(e) => {
             log::error!("tcp main: {e}");

@@ -238,6 +238,12 @@ impl Conn {
         self.last_activity
     }
 
+    /// Traffic the connection's owner did not see itself (a message
+    /// written directly by another process) keeps it from idling out.
+    pub fn touch(&mut self, now: Instant) {
+        self.last_activity = self.last_activity.max(now);
+    }
+
     pub fn is_connecting(&self) -> bool {
         matches!(self.phase, Phase::Connecting { .. })
     }

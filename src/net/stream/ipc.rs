@@ -1,11 +1,10 @@
 //! What the processes tell each other about stream (TCP/TLS) traffic.
 //!
 //! The TCP main process owns every connection (listening, accepting,
-//! connecting, reading, writing, closing); no other process ever holds a
-//! connection's socket. Instead of passing file descriptors around (SER's
-//! way, which needs a per-process fd cache and a round trip to the owner
-//! on every miss), messages travel as datagrams over unix socketpairs made
-//! before the fork:
+//! connecting, reading, closing). Messages travel as datagrams over unix
+//! socketpairs made before the fork; the only descriptors that travel are
+//! plain TCP sockets lent for direct writes ([`DirectTag::WantFd`],
+//! [`FdNote`], `super::slots`):
 //!
 //! - any process → main: "send these bytes to this peer" ([`SendReq`]),
 //!   one shared socketpair whose reading end only the main process uses;
@@ -19,7 +18,7 @@
 
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
@@ -34,8 +33,9 @@ pub const MAX_PAYLOAD: usize = 65_535;
 
 /// Bytes of an encoded socket address: family, 16 address bytes, port.
 const ADDR_LEN: usize = 19;
-/// Header of a [`SendReq`]: kind, proto, socket, flags, dest, hint.
-const SEND_HDR: usize = 4 + 2 * ADDR_LEN;
+/// Header of a [`SendReq`]: kind, proto, socket, flags, dest, hint, and
+/// the [`DirectTag`]'s number.
+const SEND_HDR: usize = 4 + 2 * ADDR_LEN + 4;
 /// Header of a [`Delivery`]: kind, proto, socket, pad, conn, peer.
 const DELIVERY_HDR: usize = 8 + ADDR_LEN;
 /// Room for the largest datagram either way.
@@ -43,6 +43,17 @@ pub const MAX_DATAGRAM: usize = MAX_PAYLOAD + SEND_HDR + DELIVERY_HDR;
 
 const KIND_SEND: u8 = b'S';
 const KIND_DELIVERY: u8 = b'D';
+/// "Here is the socket I want connections' sockets sent to" (with the
+/// socket attached), from a process to the main process.
+const KIND_REGISTER: u8 = b'R';
+/// "Here is connection `conn`'s socket" (attached), the answer to a
+/// [`DirectTag::WantFd`].
+const KIND_FD: u8 = b'F';
+
+const FLAG_HINT: u8 = 1;
+const FLAG_WANT_FD: u8 = 2;
+const FLAG_BEHIND: u8 = 4;
+const FLAG_REST: u8 = 8;
 
 /// How long a sender waits for room in the main process's queue before
 /// the send fails: long enough for a burst to drain, short enough that a
@@ -82,6 +93,26 @@ pub struct SendReq {
     /// Index of our listen socket the message is sent "from" (its address
     /// is in our Via): a new connection is bound to its IP.
     pub sock: u8,
+    /// What the sender has to do with direct writes (`super::slots`).
+    pub direct: DirectTag,
+}
+
+/// A send request's part in direct writes (`super::slots`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirectTag {
+    /// Nothing.
+    #[default]
+    None,
+    /// "And send me the socket of the connection you use" (to the
+    /// channel the process with this pid registered).
+    WantFd(u32),
+    /// Sent by a holder of connection `conn`'s socket that could not
+    /// write it directly: counted in the slot's `pending`, and meant for
+    /// that connection.
+    Behind(u32),
+    /// As `Behind`, but the rest of a message whose start is already on
+    /// the wire: for that connection only, never another one.
+    Rest(u32),
 }
 
 /// "This message arrived": from the main process to a reader.
@@ -136,6 +167,16 @@ fn get_addr(b: &[u8]) -> Result<SocketAddr, LinkError> {
     Ok(SocketAddr::new(ip, port))
 }
 
+impl DirectTag {
+    /// The connection a `Behind` or `Rest` message is counted against.
+    pub fn counted_on(self) -> Option<u32> {
+        match self {
+            DirectTag::Behind(c) | DirectTag::Rest(c) => Some(c),
+            DirectTag::None | DirectTag::WantFd(_) => None,
+        }
+    }
+}
+
 impl SendReq {
     /// The fixed header that precedes the message bytes.
     pub fn header(&self) -> [u8; SEND_HDR] {
@@ -143,11 +184,18 @@ impl SendReq {
         h[0] = KIND_SEND;
         h[1] = proto_byte(self.proto);
         h[2] = self.sock;
-        h[3] = u8::from(self.hint.is_some());
+        let (flag, n) = match self.direct {
+            DirectTag::None => (0, 0),
+            DirectTag::WantFd(pid) => (FLAG_WANT_FD, pid),
+            DirectTag::Behind(conn) => (FLAG_BEHIND, conn),
+            DirectTag::Rest(conn) => (FLAG_REST, conn),
+        };
+        h[3] = flag | if self.hint.is_some() { FLAG_HINT } else { 0 };
         put_addr(&mut h[4..4 + ADDR_LEN], self.dest);
         if let Some(hint) = self.hint {
-            put_addr(&mut h[4 + ADDR_LEN..SEND_HDR], hint);
+            put_addr(&mut h[4 + ADDR_LEN..4 + 2 * ADDR_LEN], hint);
         }
+        h[4 + 2 * ADDR_LEN..SEND_HDR].copy_from_slice(&n.to_le_bytes());
         h
     }
 
@@ -159,16 +207,32 @@ impl SendReq {
         if d[0] != KIND_SEND {
             return Err(LinkError::Kind(d[0]));
         }
-        let hint = if d[3] & 1 != 0 {
-            Some(get_addr(&d[4 + ADDR_LEN..SEND_HDR])?)
+        let hint = if d[3] & FLAG_HINT != 0 {
+            Some(get_addr(&d[4 + ADDR_LEN..4 + 2 * ADDR_LEN])?)
         } else {
             None
+        };
+        let n = u32::from_le_bytes([
+            d[SEND_HDR - 4],
+            d[SEND_HDR - 3],
+            d[SEND_HDR - 2],
+            d[SEND_HDR - 1],
+        ]);
+        let direct = if d[3] & FLAG_WANT_FD != 0 {
+            DirectTag::WantFd(n)
+        } else if d[3] & FLAG_BEHIND != 0 {
+            DirectTag::Behind(n)
+        } else if d[3] & FLAG_REST != 0 {
+            DirectTag::Rest(n)
+        } else {
+            DirectTag::None
         };
         let req = SendReq {
             proto: proto_of(d[1])?,
             sock: d[2],
             dest: get_addr(&d[4..4 + ADDR_LEN])?,
             hint,
+            direct,
         };
         Ok((req, &d[SEND_HDR..]))
     }
@@ -202,6 +266,92 @@ impl Delivery {
     }
 }
 
+/// The answer to a [`DirectTag::WantFd`]: sent with the connection's
+/// socket attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FdNote {
+    pub conn: u32,
+    /// The connection's remote address.
+    pub peer: SocketAddr,
+    /// The address the request named, when the connection was found by
+    /// it as an alias of the peer.
+    pub alias: Option<SocketAddr>,
+}
+
+const FD_NOTE_LEN: usize = 8 + 2 * ADDR_LEN;
+const REGISTER_LEN: usize = 8;
+
+impl FdNote {
+    pub fn encode(&self) -> [u8; FD_NOTE_LEN] {
+        let mut h = [0u8; FD_NOTE_LEN];
+        h[0] = KIND_FD;
+        h[1] = u8::from(self.alias.is_some());
+        h[4..8].copy_from_slice(&self.conn.to_le_bytes());
+        put_addr(&mut h[8..8 + ADDR_LEN], self.peer);
+        if let Some(a) = self.alias {
+            put_addr(&mut h[8 + ADDR_LEN..], a);
+        }
+        h
+    }
+
+    pub fn decode(d: &[u8]) -> Result<FdNote, LinkError> {
+        if d.len() < FD_NOTE_LEN {
+            return Err(LinkError::Short(d.len()));
+        }
+        if d[0] != KIND_FD {
+            return Err(LinkError::Kind(d[0]));
+        }
+        let alias = if d[1] & 1 != 0 {
+            Some(get_addr(&d[8 + ADDR_LEN..FD_NOTE_LEN])?)
+        } else {
+            None
+        };
+        Ok(FdNote {
+            conn: u32::from_le_bytes([d[4], d[5], d[6], d[7]]),
+            peer: get_addr(&d[8..8 + ADDR_LEN])?,
+            alias,
+        })
+    }
+}
+
+/// What arrives on the main process's end of the link.
+#[derive(Debug)]
+pub enum LinkMsg<'a> {
+    Send(SendReq, &'a [u8]),
+    /// Process `pid` wants [`FdNote`]s on `chan`.
+    Register {
+        pid: u32,
+        chan: OwnedFd,
+    },
+}
+
+impl<'a> LinkMsg<'a> {
+    /// A datagram and the descriptor that came with it.
+    pub fn decode(d: &'a [u8], fd: Option<OwnedFd>) -> Result<LinkMsg<'a>, LinkError> {
+        match d.first() {
+            Some(&KIND_REGISTER) if d.len() >= REGISTER_LEN => {
+                let pid = u32::from_le_bytes([d[4], d[5], d[6], d[7]]);
+                match fd {
+                    Some(chan) => Ok(LinkMsg::Register { pid, chan }),
+                    None => Err(LinkError::Short(d.len())),
+                }
+            }
+            Some(&KIND_REGISTER) => Err(LinkError::Short(d.len())),
+            // A descriptor on anything else is dropped (closed) here.
+            _ => SendReq::decode(d).map(|(r, b)| LinkMsg::Send(r, b)),
+        }
+    }
+}
+
+/// Tells the main process (over `link`) to send this process's
+/// [`FdNote`]s to `chan`'s peer.
+pub fn send_register(link: &UnixDatagram, pid: u32, chan: BorrowedFd<'_>) -> Result<(), LinkError> {
+    let mut h = [0u8; REGISTER_LEN];
+    h[0] = KIND_REGISTER;
+    h[4..8].copy_from_slice(&pid.to_le_bytes());
+    crate::os::send_with_fd(link.as_fd(), &[&h], Some(chan)).map_err(LinkError::Io)
+}
+
 /// Header and message as one datagram, without copying the message;
 /// waits at most `wait` for room in the receiver's queue.
 pub fn send_parts(
@@ -221,10 +371,7 @@ pub fn send_parts(
             Err(Errno::EINTR) => continue,
             Err(Errno::EAGAIN) if !waited && !wait.is_zero() => {
                 waited = true;
-                let mut fds = [PollFd::new(
-                    std::os::fd::AsFd::as_fd(sock),
-                    PollFlags::POLLOUT,
-                )];
+                let mut fds = [PollFd::new(AsFd::as_fd(sock), PollFlags::POLLOUT)];
                 let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
                 let _ = poll(&mut fds, PollTimeout::from(ms));
             }
@@ -303,13 +450,19 @@ mod tests {
     #[test]
     fn send_requests_round_trip() {
         for dest in addrs() {
-            for hint in [None, Some(addrs()[1]), Some(addrs()[0])] {
+            for (hint, direct) in [
+                (None, DirectTag::None),
+                (Some(addrs()[1]), DirectTag::WantFd(4242)),
+                (Some(addrs()[0]), DirectTag::Behind(0x7fff_fffe)),
+                (None, DirectTag::Rest(1)),
+            ] {
                 for proto in [Proto::Tcp, Proto::Tls] {
                     let req = SendReq {
                         proto,
                         dest,
                         hint,
                         sock: 7,
+                        direct,
                     };
                     let mut d = req.header().to_vec();
                     d.extend_from_slice(b"INVITE");
@@ -345,6 +498,7 @@ mod tests {
             dest: addrs()[0],
             hint: None,
             sock: 0,
+            direct: Default::default(),
         }
         .header();
         h[0] = b'D';
@@ -376,6 +530,7 @@ mod tests {
             dest: addrs()[0],
             hint: Some(addrs()[2]),
             sock: 1,
+            direct: Default::default(),
         };
         let body = vec![b'x'; 60_000];
         ch.send(&req, &body).unwrap();

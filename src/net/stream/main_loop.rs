@@ -11,8 +11,10 @@
 //! message goes to the reader [`Channels::reader_of`] names, through a
 //! bounded backlog when that reader is behind. Timers are swept at least
 //! every [`TICK`], which is also how often `stop` is asked.
+use std::collections::HashMap;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream, UnixDatagram};
@@ -21,7 +23,10 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use super::conn::{CloseReason, Conn, ConnInfo, QueueError, Timeouts};
 use super::deliver::Deliverer;
-use super::ipc::{Channels, Delivery, SendReq, MAX_DATAGRAM, MAX_PAYLOAD};
+use super::ipc::{
+    Channels, Delivery, DirectTag, FdNote, LinkMsg, SendReq, MAX_DATAGRAM, MAX_PAYLOAD,
+};
+use super::slots::{Held, Slots, BROKEN, OPEN, QUEUED};
 use super::table::{ConnTable, Slot, StreamStats, MAX_CONN_ID};
 use crate::net::tls::{ServerName, TlsContext};
 use crate::net::Proto;
@@ -37,10 +42,15 @@ const LINK_BUDGET: usize = 256;
 /// One read from a connection.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// How soon messages waiting for a reader that was full are tried again.
+const BACKLOG_RETRY: Duration = Duration::from_millis(1);
+
+/// Processes that may register a channel for sockets ([`FdNote`]).
+const MAX_CHANNELS: usize = 1024;
+
 /// Tokens above every connection id.
 const LINK: Token = Token(MAX_CONN_ID as usize + 1);
-const READER_BASE: usize = MAX_CONN_ID as usize + 2;
-const LISTENER_BASE: usize = READER_BASE + (1 << 20);
+const LISTENER_BASE: usize = MAX_CONN_ID as usize + 2;
 
 /// The TCP/TLS settings the loop runs with (SER's `tcp_*` parameters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,18 +149,21 @@ pub fn run(
     tls: Option<&TlsContext>,
     stop: &dyn Fn() -> bool,
 ) -> Result<(), MainLoopError> {
-    run_observed(cfg, listeners, ch, tls, &mut StopOnly(stop))
+    run_observed(cfg, listeners, ch, tls, None, &mut StopOnly(stop))
 }
 
-/// [`run`] with an [`Observer`] for the counters and the dump.
+/// [`run`] with an [`Observer`] for the counters and the dump, and the
+/// direct-write slots when other processes may write to connections.
 pub fn run_observed(
     cfg: &StreamCfg,
     listeners: Vec<Listener>,
     ch: &Channels,
     tls: Option<&TlsContext>,
+    slots: Option<Slots>,
     obs: &mut dyn Observer,
 ) -> Result<(), MainLoopError> {
     let mut l = Loop::new(cfg, listeners, ch, tls)?;
+    l.slots = slots;
     let mut events = Events::with_capacity(1024);
     let mut last_stats = None;
     while !obs.stop() {
@@ -187,8 +200,6 @@ struct Loop<'a> {
     listeners: Vec<Lst>,
     /// A second handle on the link's reading end, registered with mio.
     link: UnixDatagram,
-    /// Second handles on the readers' writing ends, for writability.
-    _reader_watch: Vec<UnixDatagram>,
     table: ConnTable<TcpStream>,
     deliverer: Deliverer,
     /// Connections whose read budget ran out, to read again first.
@@ -198,6 +209,10 @@ struct Loop<'a> {
     scratch: Vec<u8>,
     dgram: Vec<u8>,
     max_msg: usize,
+    /// Direct writes by other processes (plain TCP only).
+    slots: Option<Slots>,
+    /// Where each process wants sockets sent, by pid.
+    chans: HashMap<u32, std::os::unix::net::UnixDatagram>,
 }
 
 fn register_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> MainLoopError {
@@ -249,17 +264,6 @@ impl<'a> Loop<'a> {
         let mut link = UnixDatagram::from_std(link_std);
         reg.register(&mut link, LINK, Interest::READABLE)
             .map_err(register_err("link"))?;
-        let mut reader_watch = Vec::with_capacity(ch.readers.len());
-        for (i, (_, tx)) in ch.readers.iter().enumerate() {
-            let what = format!("reader {i}");
-            let dup = tx.try_clone().map_err(register_err(what.clone()))?;
-            dup.set_nonblocking(true)
-                .map_err(register_err(what.clone()))?;
-            let mut w = UnixDatagram::from_std(dup);
-            reg.register(&mut w, Token(READER_BASE + i), Interest::WRITABLE)
-                .map_err(register_err(what))?;
-            reader_watch.push(w);
-        }
         Ok(Loop {
             cfg,
             ch,
@@ -267,7 +271,6 @@ impl<'a> Loop<'a> {
             poll,
             listeners: lsts,
             link,
-            _reader_watch: reader_watch,
             table: ConnTable::new(cfg.accept_aliases),
             deliverer: Deliverer::new(ch.readers.len()),
             again: Vec::new(),
@@ -276,6 +279,8 @@ impl<'a> Loop<'a> {
             scratch: vec![0; READ_CHUNK],
             dgram: vec![0; MAX_DATAGRAM],
             max_msg: cfg.max_msg.min(MAX_PAYLOAD),
+            slots: None,
+            chans: HashMap::new(),
         })
     }
 
@@ -284,6 +289,11 @@ impl<'a> Loop<'a> {
         let now = Instant::now();
         let timeout = if !self.again.is_empty() || self.link_again {
             Duration::ZERO
+        } else if self.deliverer.has_backlog() {
+            // A reader is behind: try it again soon. Not by watching its
+            // socket for room, which would wake the loop at every message
+            // any reader takes.
+            BACKLOG_RETRY
         } else {
             self.next_sweep.saturating_duration_since(now).min(TICK)
         };
@@ -299,16 +309,15 @@ impl<'a> Loop<'a> {
                 self.serve_link(now);
             } else if t >= LISTENER_BASE {
                 self.accept(t - LISTENER_BASE, now);
-            } else if t >= READER_BASE {
-                // A reader made room: its backlog is flushed below.
             } else if let Ok(id) = u32::try_from(t) {
-                let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                let ends = ev.is_read_closed() || ev.is_error();
+                let readable = ev.is_readable() || ends;
                 let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
-                self.conn_event(id, readable, writable, now);
+                self.conn_event(id, readable, writable, !ends, now);
             }
         }
         for id in std::mem::take(&mut self.again) {
-            self.conn_event(id, true, false, now);
+            self.conn_event(id, true, false, false, now);
         }
         if self.link_again {
             self.serve_link(now);
@@ -328,6 +337,22 @@ impl<'a> Loop<'a> {
         let mut next = now + TICK;
         let mut expired = Vec::new();
         for (id, slot) in self.table.iter_mut() {
+            if let (Some(slots), true) = (self.slots, slot.direct) {
+                let w = slots.writes(*id);
+                if w != slot.writes_seen {
+                    slot.writes_seen = w;
+                    slot.conn.touch(now);
+                }
+                if slots.is_broken(*id) {
+                    expired.push((
+                        *id,
+                        CloseReason::Io(io::Error::other(
+                            "a message written directly by another process was cut short",
+                        )),
+                    ));
+                    continue;
+                }
+            }
             match slot.conn.handle_timeout(now) {
                 Some(why) => expired.push((*id, why)),
                 None => {
@@ -406,11 +431,11 @@ impl<'a> Loop<'a> {
             _ => None,
         };
         let _ = stream.set_nodelay(true);
-        if let Err(e) = self.poll.registry().register(
-            &mut stream,
-            Token(id as usize),
-            Interest::READABLE | Interest::WRITABLE,
-        ) {
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut stream, Token(id as usize), Interest::READABLE)
+        {
             crate::warn_limited!("tcp: connection from {peer} on {local} dropped: {e}");
             return;
         }
@@ -424,6 +449,18 @@ impl<'a> Loop<'a> {
         let conn = Conn::new(info, session, self.max_msg, self.timeouts(proto), None, now);
         log::debug!("tcp: connection {id} from {peer} on {local} ({proto})");
         self.table.insert(conn, stream);
+        self.claim(id, proto, OPEN);
+    }
+
+    /// Gives a plain TCP connection a direct-write slot if one is free.
+    fn claim(&mut self, id: u32, proto: Proto, flags: u32) {
+        let (Some(slots), Proto::Tcp) = (self.slots, proto) else {
+            return;
+        };
+        if let Some(slot) = self.table.get_mut(id) {
+            slot.direct = slots.claim(id, flags);
+            slot.writes_seen = slots.writes(id);
+        }
     }
 
     fn timeouts(&self, proto: Proto) -> Timeouts {
@@ -450,7 +487,14 @@ impl<'a> Loop<'a> {
     }
 
     /// Readiness on a connection.
-    fn conn_event(&mut self, id: u32, readable: bool, writable: bool, now: Instant) {
+    fn conn_event(
+        &mut self,
+        id: u32,
+        readable: bool,
+        writable: bool,
+        short_ok: bool,
+        now: Instant,
+    ) {
         let Some(slot) = self.table.get_mut(id) else {
             return;
         };
@@ -472,7 +516,7 @@ impl<'a> Loop<'a> {
             }
         }
         if readable {
-            match self.read(id, now) {
+            match self.read(id, short_ok, now) {
                 ReadOutcome::Done => {}
                 ReadOutcome::Again => self.again.push(id),
                 ReadOutcome::Close(why) => return self.close(id, why),
@@ -482,8 +526,12 @@ impl<'a> Loop<'a> {
     }
 
     /// Reads until the socket would block or the budget is spent,
-    /// delivering what the connection frames.
-    fn read(&mut self, id: u32, now: Instant) -> ReadOutcome {
+    /// delivering what the connection frames. With `short_ok`, a read
+    /// that did not fill the buffer ends it: the socket was empty then,
+    /// and edge-triggered readiness reports any byte that comes later
+    /// (one `recv` per message less). Not when the peer's end of stream
+    /// or an error was reported: that is only seen by reading on.
+    fn read(&mut self, id: u32, short_ok: bool, now: Instant) -> ReadOutcome {
         let Loop {
             table,
             deliverer,
@@ -510,6 +558,9 @@ impl<'a> Loop<'a> {
                         let _ = write_out(slot, now);
                         return ReadOutcome::Close(why);
                     }
+                    if short_ok && n < scratch.len() {
+                        return ReadOutcome::Done;
+                    }
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return ReadOutcome::Done,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -520,11 +571,59 @@ impl<'a> Loop<'a> {
 
     /// Writes what the connection has queued, as far as the socket takes.
     fn flush(&mut self, id: u32, now: Instant) {
+        // The slot is locked only when the flags may change: nothing
+        // queued and nothing new to say leaves it to the writers.
+        let quiet = self.table.get(id).is_some_and(|s| {
+            !s.direct || (s.conn.queued_len() == 0 && flags_for(&s.conn) == Some(s.synced))
+        });
+        let held = if quiet { None } else { self.hold(id) };
+        self.flush_holding(id, held, now);
+    }
+
+    /// The direct-write slot of `id`, locked, if it has one: our writes
+    /// and the flags change under it.
+    fn hold(&self, id: u32) -> Option<Held<'static>> {
+        let slots = self.slots?;
+        self.table.get(id).filter(|s| s.direct)?;
+        slots.hold(id)
+    }
+
+    /// [`Loop::flush`] with the slot already held.
+    fn flush_holding(&mut self, id: u32, held: Option<Held<'static>>, now: Instant) {
         let Some(slot) = self.table.get_mut(id) else {
             return;
         };
-        if let Err(why) = write_out(slot, now) {
-            self.close(id, why);
+        let r = write_out(slot, now);
+        if let Some(h) = held {
+            match flags_for(&slot.conn) {
+                Some(f) => {
+                    h.set_flags(f | (h.flags() & BROKEN));
+                    slot.synced = f;
+                }
+                None => {
+                    h.release();
+                    slot.direct = false;
+                }
+            }
+        }
+        if let Err(why) = r {
+            return self.close(id, why);
+        }
+        let want = slot.conn.is_connecting() || slot.conn.queued_len() > 0;
+        if want != slot.want_write {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            match self
+                .poll
+                .registry()
+                .reregister(&mut slot.io, Token(id as usize), interest)
+            {
+                Ok(()) => slot.want_write = want,
+                Err(e) => self.close(id, CloseReason::Io(e)),
+            }
         }
     }
 
@@ -533,8 +632,12 @@ impl<'a> Loop<'a> {
         let mut dgram = std::mem::take(&mut self.dgram);
         self.link_again = true;
         for _ in 0..LINK_BUDGET {
-            match self.link.recv(&mut dgram) {
-                Ok(n) => self.send_req(dgram.get(..n).unwrap_or(&[]), now),
+            match crate::os::recv_with_fd(self.link.as_fd(), &mut dgram) {
+                Ok((n, fd)) => match LinkMsg::decode(dgram.get(..n).unwrap_or(&[]), fd) {
+                    Ok(LinkMsg::Send(req, bytes)) => self.send_req(req, bytes, now),
+                    Ok(LinkMsg::Register { pid, chan }) => self.register(pid, chan),
+                    Err(e) => crate::warn_limited!("tcp: send request refused: {e}"),
+                },
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {
                     self.link_again = false;
                     break;
@@ -550,15 +653,61 @@ impl<'a> Loop<'a> {
         self.dgram = dgram;
     }
 
-    fn send_req(&mut self, d: &[u8], now: Instant) {
-        let (req, bytes) = match SendReq::decode(d) {
-            Ok(x) => x,
-            Err(e) => {
-                crate::warn_limited!("tcp: send request refused: {e}");
-                return;
-            }
+    /// Process `pid` takes sockets on `chan` from now on.
+    fn register(&mut self, pid: u32, chan: std::os::fd::OwnedFd) {
+        if self.chans.len() >= MAX_CHANNELS && !self.chans.contains_key(&pid) {
+            // Channels of processes gone (a failed send removes them)
+            // make room; if none went, this process writes via the link.
+            crate::warn_limited!("tcp: {MAX_CHANNELS} processes take direct writes: {pid} refused");
+            return;
+        }
+        self.chans.insert(pid, chan.into());
+    }
+
+    /// Sends the socket of `id` to process `pid` (a [`DirectTag::WantFd`]).
+    fn hand_out(&mut self, id: u32, pid: u32, req: &SendReq) {
+        let Some(slot) = self.table.get_mut(id).filter(|s| s.direct) else {
+            return;
         };
+        let Some(chan) = self.chans.get(&pid) else {
+            return;
+        };
+        let peer = slot.conn.info.peer;
+        let note = FdNote {
+            conn: id,
+            peer,
+            alias: (req.dest != peer && req.hint != Some(peer)).then_some(req.dest),
+        };
+        match crate::os::send_with_fd(chan.as_fd(), &[&note.encode()], Some(slot.io.as_fd())) {
+            Ok(()) => slot.shared = true,
+            // Full: it will ask again.
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(_) => {
+                // The process is gone.
+                self.chans.remove(&pid);
+            }
+        }
+    }
+
+    fn send_req(&mut self, req: SendReq, bytes: &[u8], now: Instant) {
+        // A message counted against a connection's slot is queued under
+        // the slot's lock, and the count drops with it.
+        let counted = req.direct.counted_on();
+        let mut held = counted.and_then(|c| self.hold(c));
+        let rest_only = matches!(req.direct, DirectTag::Rest(_));
+        let own = counted.filter(|c| self.table.get(*c).is_some_and(|s| !s.conn.is_closing()));
+        if rest_only && own.is_none() {
+            // The start went out on a connection now gone: the rest is
+            // worth nothing elsewhere.
+            if let Some(h) = held {
+                h.sub_pending();
+            }
+            return;
+        }
         if !matches!(req.proto, Proto::Tcp | Proto::Tls) {
+            if let Some(h) = held {
+                h.sub_pending();
+            }
             crate::warn_limited!(
                 "tcp: send request for {} to {} refused",
                 req.proto,
@@ -566,7 +715,14 @@ impl<'a> Loop<'a> {
             );
             return;
         }
-        let id = match self.table.find(req.proto, req.dest, req.hint) {
+        if own.is_none() {
+            // Not for its own connection after all: the count drops now.
+            if let Some(h) = held.take() {
+                h.sub_pending();
+            }
+        }
+        let found = own.or_else(|| self.table.find(req.proto, req.dest, req.hint));
+        let id = match found {
             Some(id) => id,
             None => match self.connect(&req, now) {
                 Some(id) => id,
@@ -576,8 +732,22 @@ impl<'a> Loop<'a> {
         let Some(slot) = self.table.get_mut(id) else {
             return;
         };
-        match slot.conn.queue(bytes, now) {
-            Ok(()) => self.flush(id, now),
+        let queued = slot.conn.queue(bytes, now);
+        if let Some(h) = &held {
+            h.sub_pending();
+        }
+        if queued.is_err() {
+            // Unlocked before any close, which takes the slot again.
+            drop(held.take());
+        }
+        match queued {
+            Ok(()) => {
+                let held = held.or_else(|| self.hold(id));
+                self.flush_holding(id, held, now);
+                if let DirectTag::WantFd(pid) = req.direct {
+                    self.hand_out(id, pid, &req);
+                }
+            }
             Err(QueueError::Tls(e)) if e.is_fatal() => {
                 crate::warn_limited!("tls: message to {} dropped: {e}", req.dest);
                 self.close(id, CloseReason::Tls(e));
@@ -651,15 +821,25 @@ impl<'a> Loop<'a> {
         );
         log::debug!("tcp: connection {id} to {} started", req.dest);
         self.table.insert(conn, stream);
+        // Not open for direct writes until connected (`sync_flags`).
+        self.claim(id, req.proto, 0);
         Some(id)
     }
 
     fn close(&mut self, id: u32, why: CloseReason) {
+        if let Some(h) = self.hold(id) {
+            h.release();
+        }
         let Some(mut slot) = self.table.remove(id, &why) else {
             return;
         };
         let _ = self.poll.registry().deregister(&mut slot.io);
         log_close(&slot.conn.info, &why);
+        if slot.shared {
+            // Other processes hold the socket too: closing ours alone
+            // would leave the connection up. They fail their next write.
+            let _ = slot.io.shutdown(Shutdown::Both);
+        }
         // Dropping the stream closes the socket.
     }
 
@@ -694,6 +874,22 @@ fn deliver(deliverer: &mut Deliverer, ch: &Channels, info: &ConnInfo, bytes: &[u
         }
         None => crate::warn_limited!("tcp: no reader: message from {} dropped", info.peer),
     }
+}
+
+/// The slot's flags from the connection's state: open once connected,
+/// queued while bytes wait; `None`: closing, the slot is given up.
+fn flags_for(conn: &Conn) -> Option<u32> {
+    if conn.is_closing() {
+        return None;
+    }
+    let mut f = 0;
+    if !conn.is_connecting() {
+        f |= OPEN;
+    }
+    if conn.queued_len() > 0 {
+        f |= QUEUED;
+    }
+    Some(f)
 }
 
 /// Writes until the queue is empty or the socket would block; then, for

@@ -8,8 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::direct::Sender;
 use super::ipc::{Channels, Delivery, SendReq, MAX_DATAGRAM};
 use super::main_loop::{run_observed, Listener, MainLoopError, Observer, StreamCfg};
+use super::slots::{self, Slots};
 use super::table::StreamStats;
 use crate::net::tls::{TlsContext, TlsSettings};
 use crate::net::Proto;
@@ -45,6 +47,15 @@ struct Harness {
 
 impl Harness {
     fn start(cfg: StreamCfg, protos: &[Proto], tls: Option<TlsContext>) -> Harness {
+        Harness::start_with(cfg, protos, tls, None)
+    }
+
+    fn start_with(
+        cfg: StreamCfg,
+        protos: &[Proto],
+        tls: Option<TlsContext>,
+        slots: Option<Slots>,
+    ) -> Harness {
         let ch = Arc::new(Channels::new(2).unwrap());
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
@@ -66,8 +77,9 @@ impl Harness {
             stats: stats.clone(),
         };
         let ch2 = ch.clone();
-        let thread =
-            std::thread::spawn(move || run_observed(&cfg, listeners, &ch2, tls.as_ref(), &mut obs));
+        let thread = std::thread::spawn(move || {
+            run_observed(&cfg, listeners, &ch2, tls.as_ref(), slots, &mut obs)
+        });
         Harness {
             ch,
             addrs,
@@ -262,6 +274,7 @@ fn sends_use_the_hinted_connection() {
             dest: "127.0.0.1:9".parse().unwrap(),
             hint: Some(d.peer),
             sock: 0,
+            direct: Default::default(),
         },
         reply,
     );
@@ -278,6 +291,7 @@ fn sends_connect_out_and_replies_come_back_on_that_connection() {
         dest,
         hint: None,
         sock: 0,
+        direct: Default::default(),
     };
     h.send(req, &msg(1));
     let (mut s, from) = accept_within(&far);
@@ -308,6 +322,7 @@ fn a_failed_connect_is_counted_and_dropped() {
         dest,
         hint: None,
         sock: 0,
+        direct: Default::default(),
     };
     h.send(req, &msg(1));
     h.wait_stats("connect error", |s| s.errors == 1 && s.open == 0);
@@ -418,6 +433,7 @@ fn a_peer_that_does_not_read_is_closed_and_others_are_served() {
         dest: d.peer,
         hint: Some(d.peer),
         sock: 0,
+        direct: Default::default(),
     };
     // 12 MB: the kernel's buffers on both sides absorb a few MB even
     // with the small window, our queue 1 MB; the rest is dropped.
@@ -502,6 +518,7 @@ fn tls_messages_and_replies() {
             dest: d.peer,
             hint: Some(d.peer),
             sock: 1,
+            direct: Default::default(),
         },
         reply,
     );
@@ -534,6 +551,7 @@ fn tls_connects_out() {
         dest,
         hint: None,
         sock: 0,
+        direct: Default::default(),
     };
     h.send(req, &msg(1));
     let (tcp, _) = accept_within(&far);
@@ -546,4 +564,202 @@ fn tls_connects_out() {
     let (_, d, m) = h.delivery();
     assert_eq!((d.proto, d.peer, m), (Proto::Tls, dest, msg(2)));
     h.wait_stats("connected", |s| s.connected == 1);
+}
+
+/// A sender that holds the connection's socket writes to it itself; the
+/// main process sees those writes only through the slot's counter.
+#[test]
+fn direct_writes_go_out_after_the_first_message_and_in_order() {
+    let slots = slots::for_test(64);
+    let h = Harness::start_with(fast_cfg(), &[Proto::Tcp], None, Some(slots));
+    let far = TcpListener::bind("127.0.0.1:0").unwrap();
+    let req = SendReq {
+        proto: Proto::Tcp,
+        dest: far.local_addr().unwrap(),
+        hint: None,
+        sock: 0,
+        direct: Default::default(),
+    };
+    let mut tx = Sender::default();
+    let now = Instant::now();
+    tx.send(&h.ch, slots, &req, &msg(0), now).unwrap();
+    let (mut s, _) = accept_within(&far);
+    assert_eq!(read_exact_timed(&mut s, msg(0).len()), msg(0));
+    // The socket comes on the sender's channel after that first message.
+    let deadline = Instant::now() + WAIT;
+    let mut n = 1;
+    while tx.held() == 0 {
+        assert!(Instant::now() < deadline, "no socket handed out");
+        tx.send(&h.ch, slots, &req, &msg(n), now).unwrap();
+        assert_eq!(read_exact_timed(&mut s, msg(n).len()), msg(n));
+        n += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let conn = slots::for_test_id(slots, &req.dest, &tx);
+    let before = slots.writes(conn);
+    for i in n..n + 50 {
+        tx.send(&h.ch, slots, &req, &msg(i), now).unwrap();
+    }
+    for i in n..n + 50 {
+        assert_eq!(
+            read_exact_timed(&mut s, msg(i).len()),
+            msg(i),
+            "message {i}"
+        );
+    }
+    assert_eq!(
+        slots.writes(conn).wrapping_sub(before),
+        50,
+        "all written directly"
+    );
+}
+
+/// A peer that stops reading fills the socket: the rest of a message and
+/// every later one go through the main process, and nothing overtakes,
+/// interleaves or is cut.
+#[test]
+fn a_full_socket_hands_the_rest_to_the_main_process_in_order() {
+    let slots = slots::for_test(64);
+    let h = Harness::start_with(fast_cfg(), &[Proto::Tcp], None, Some(slots));
+    let far = TcpListener::bind("127.0.0.1:0").unwrap();
+    let req = SendReq {
+        proto: Proto::Tcp,
+        dest: far.local_addr().unwrap(),
+        hint: None,
+        sock: 0,
+        direct: Default::default(),
+    };
+    socket2::SockRef::from(&far)
+        .set_recv_buffer_size(4096)
+        .unwrap();
+    let mut tx = Sender::default();
+    let big = |n: u32| {
+        let mut m =
+            format!("MESSAGE sip:a@b SIP/2.0\r\nCSeq: {n} MESSAGE\r\nContent-Length: 2000\r\n\r\n")
+                .into_bytes();
+        m.resize(m.len() + 2_000, b'a' + (n % 26) as u8);
+        m
+    };
+    tx.send(&h.ch, slots, &req, &big(0), Instant::now())
+        .unwrap();
+    let (mut s, _) = accept_within(&far);
+    assert_eq!(read_exact_timed(&mut s, big(0).len()), big(0));
+    let deadline = Instant::now() + WAIT;
+    while tx.held() == 0 {
+        assert!(Instant::now() < deadline, "no socket handed out");
+        std::thread::sleep(Duration::from_millis(5));
+        tx.send(&h.ch, slots, &req, b"\r\n\r\n", Instant::now())
+            .unwrap();
+    }
+    // 200 messages of 2 KB in bursts of 10, more than the socket holds
+    // (its buffer is made small), while the peer reads slowly: room keeps
+    // appearing while the main process still holds the rest of an
+    // earlier message, and a direct write then must not take it.
+    let sent = 200u32;
+    let sock = tx.socket_for(&req.dest).expect("socket held");
+    socket2::SockRef::from(&sock)
+        .set_send_buffer_size(8192)
+        .unwrap();
+    let conn = slots::for_test_id(slots, &req.dest, &tx);
+    let before = slots.writes(conn);
+    let want_len: usize = (1..=sent).map(|n| big(n).len()).sum();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+                    break
+                }
+                Err(e) => panic!("{e}"),
+            }
+            let lead = got
+                .iter()
+                .position(|&b| b != b'\r' && b != b'\n')
+                .unwrap_or(got.len());
+            if got.len() - lead >= want_len {
+                break;
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        got
+    });
+    for n in 1..=sent {
+        tx.send(&h.ch, slots, &req, &big(n), Instant::now())
+            .unwrap();
+        // Now and then the peer catches up, and writes go direct again.
+        if n % 10 == 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let direct = slots.writes(conn).wrapping_sub(before);
+    assert!(
+        direct < sent,
+        "the socket never filled: {direct} written directly"
+    );
+    let got = reader.join().unwrap();
+    // Skip the keepalives, then every message whole and in order.
+    let start = got
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .expect("messages");
+    let mut rest = &got[start..];
+    for n in 1..=sent {
+        let m = big(n);
+        assert!(
+            rest.len() >= m.len(),
+            "message {n} missing ({} bytes left)",
+            rest.len()
+        );
+        assert_eq!(
+            &rest[..m.len()],
+            &m[..],
+            "message {n} whole and in its place"
+        );
+        rest = &rest[m.len()..];
+    }
+    assert!(rest.is_empty());
+    assert!(direct > 0, "none written directly");
+}
+
+/// When the main process closes a connection, a process holding its
+/// socket notices at its next message, which then goes over a new
+/// connection.
+#[test]
+fn a_closed_connection_is_not_written_and_the_message_is_not_lost() {
+    let slots = slots::for_test(64);
+    let h = Harness::start_with(fast_cfg(), &[Proto::Tcp], None, Some(slots));
+    let far = TcpListener::bind("127.0.0.1:0").unwrap();
+    let req = SendReq {
+        proto: Proto::Tcp,
+        dest: far.local_addr().unwrap(),
+        hint: None,
+        sock: 0,
+        direct: Default::default(),
+    };
+    let mut tx = Sender::default();
+    tx.send(&h.ch, slots, &req, &msg(0), Instant::now())
+        .unwrap();
+    let (mut s, _) = accept_within(&far);
+    assert_eq!(read_exact_timed(&mut s, msg(0).len()), msg(0));
+    let deadline = Instant::now() + WAIT;
+    let mut n = 1;
+    while tx.held() == 0 {
+        assert!(Instant::now() < deadline, "no socket handed out");
+        std::thread::sleep(Duration::from_millis(5));
+        tx.send(&h.ch, slots, &req, &msg(n), Instant::now())
+            .unwrap();
+        assert_eq!(read_exact_timed(&mut s, msg(n).len()), msg(n));
+        n += 1;
+    }
+    // The peer closes; the main process reads the end and closes too.
+    drop(s);
+    h.wait_stats("closed", |st| st.closed == 1);
+    tx.send(&h.ch, slots, &req, &msg(99), Instant::now())
+        .unwrap();
+    let (mut s2, _) = accept_within(&far);
+    assert_eq!(read_exact_timed(&mut s2, msg(99).len()), msg(99));
 }

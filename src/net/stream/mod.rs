@@ -2,6 +2,10 @@
 //! owns every connection; other processes reach it through the link of
 //! [`ipc`] (see there for why bytes travel, not file descriptors).
 //!
+//! Plain TCP messages skip that hand-over when they can: the main
+//! process lends a connection's socket to a process that sends on it,
+//! and [`slots`] keeps their writes in order ([`direct`] is the sender).
+//!
 //! The main process runs [`run`]: a mio loop (`main_loop`) around two
 //! sans-io parts, [`Conn`] (one connection: framing, the reply to a
 //! refused message, the send queue, every timer) and [`ConnTable`] (ids,
@@ -10,9 +14,11 @@
 
 mod conn;
 mod deliver;
+pub mod direct;
 pub mod ipc;
 mod main_loop;
 pub mod shared;
+pub mod slots;
 mod table;
 
 #[cfg(test)]
@@ -24,7 +30,7 @@ use std::sync::OnceLock;
 
 pub use conn::{CloseReason, Conn, ConnInfo, QueueError, Timeouts, CONN_QUEUE_MAX, LINGER};
 pub use deliver::{BACKLOG_BYTES, BACKLOG_MSGS};
-pub use ipc::{Channels, Delivery, LinkError, SendReq, MAX_DATAGRAM, MAX_PAYLOAD};
+pub use ipc::{Channels, Delivery, DirectTag, LinkError, SendReq, MAX_DATAGRAM, MAX_PAYLOAD};
 pub use main_loop::{run, run_observed, Listener, MainLoopError, Observer, StreamCfg, TICK};
 pub use table::{ConnTable, Slot, StreamStats, MAX_CONN_ID};
 
@@ -55,7 +61,12 @@ pub enum StreamSendError {
 /// Hand `bytes` to the TCP main process for sending as `req` says; never
 /// waits more than the link's short bound. Success means handed over:
 /// a connection that then fails is the main process's to log.
+/// A plain TCP message goes straight into the connection's socket when
+/// this process holds it and may ([`slots`]).
 pub fn send(req: &SendReq, bytes: &[u8]) -> Result<(), StreamSendError> {
     let link = link().ok_or(StreamSendError::NotServed)?;
-    Ok(link.send(req, bytes)?)
+    match slots::shared() {
+        Some(s) => Ok(direct::send(link, s, req, bytes)?),
+        None => Ok(link.send(req, bytes)?),
+    }
 }

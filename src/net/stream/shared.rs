@@ -24,11 +24,13 @@ shm::shm_struct! {
 
 static SHARED: OnceLock<&'static SharedStats> = OnceLock::new();
 
-/// Allocate the counters. Once, before the fork.
+/// Allocate the counters and the direct-write slots. Once, before the
+/// fork.
 pub fn init(region: &'static Region) -> Result<(), ShmError> {
     if SHARED.get().is_some() {
         return Ok(());
     }
+    super::slots::init(region)?;
     let off = region.alloc(SharedStats::default())?;
     let _ = SHARED.set(region.get(off));
     Ok(())

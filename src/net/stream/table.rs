@@ -47,6 +47,17 @@ pub struct Slot<T> {
     pub io: T,
     /// Extra addresses the peer is known by (RFC 5923 aliases).
     aliases: Vec<SocketAddr>,
+    /// The connection holds a direct-write slot (`super::slots`).
+    pub direct: bool,
+    /// Its socket has been handed to another process.
+    pub shared: bool,
+    /// The slot's direct-write count at the last sweep.
+    pub writes_seen: u32,
+    /// The slot flags this process last set (`super::slots`).
+    pub synced: u32,
+    /// Watched for writability (connecting, or bytes waiting): only
+    /// then, so that writes by others do not wake the loop.
+    pub want_write: bool,
 }
 
 /// Every connection of the process; see the module doc.
@@ -119,6 +130,11 @@ impl<T> ConnTable<T> {
                 conn,
                 io,
                 aliases: Vec::new(),
+                direct: false,
+                shared: false,
+                writes_seen: 0,
+                want_write: info.outbound,
+                synced: 0,
             },
         ) {
             // Cannot happen with ids from `next_id`; keep the maps right
