@@ -64,17 +64,17 @@ class Bench:
     def step(self, srv, mode, rate, calls, uac=None, uas=None, tag=""):
         """One rate step against a running server. Returns a result dict."""
         d_uac, d_uas = SCENARIOS[servers.kind(mode)]
-        tr = servers.transport(mode)
+        caller, callee = servers.caller_transport(mode), servers.callee_transport(mode)
         uac = uac or d_uac
         uas = uas if uas is not None else d_uas
         self.seq += 1
         wd = os.path.join(srv.dir, f"step-{self.seq:03d}-{rate}{tag}")
-        ua = sipp.start_uas(uas, srv.uas_port, wd, calls / rate + 60, tr) if uas else None
+        ua = sipp.start_uas(uas, srv.uas_port, wd, calls / rate + 60, callee) if uas else None
         (local,) = procs.free_ports(1)
         pids = srv.pids()
         cpu0 = procs.cpu_us(pids)
         t0 = time.time()
-        r = sipp.run_uac(uac, srv.port, local, rate, calls, wd, transport=tr)
+        r = sipp.run_uac(uac, srv.port, local, rate, calls, wd, transport=caller)
         if ua:
             ua.stop()
         time.sleep(SETTLE)

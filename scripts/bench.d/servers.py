@@ -9,16 +9,17 @@ import time
 
 import procs
 
-# Every mode: (kind, transport). The kind picks the route block below and
-# the sipp scenarios (run.SCENARIOS); the transport is that of both sipp
-# legs, UAC -> server -> UAS, and of the server's relay. The servers
-# listen on UDP in every mode and on TCP at the same port too when the
-# mode's transport is TCP.
+# Every mode: (kind, caller transport, callee transport). The kind picks
+# the route block below and the sipp scenarios (run.SCENARIOS). The caller
+# leg is sipp UAC -> server, the callee leg server -> sipp UAS and the
+# servers' relay (t_relay_to_<callee>). The servers listen on UDP in every
+# mode, and on TCP at the same port number too when the caller's
+# transport is TCP.
 MODES = {
-    "relay": ("relay", "udp"),
-    "relay-tcp": ("relay", "tcp"),
-    "stateless": ("stateless", "udp"),
-    "uas": ("uas", "udp"),
+    "relay": ("relay", "udp", "udp"),
+    "relay-tcp": ("relay", "tcp", "tcp"),
+    "stateless": ("stateless", "udp", "udp"),
+    "uas": ("uas", "udp", "udp"),
 }
 
 
@@ -26,12 +27,16 @@ def kind(mode):
     return MODES[mode][0]
 
 
-def transport(mode):
+def caller_transport(mode):
     return MODES[mode][1]
 
 
+def callee_transport(mode):
+    return MODES[mode][2]
+
+
 # Route blocks per kind. {uas} is the port of the sipp UAS behind the proxy,
-# {proto} the mode's transport. No record-route: the built-in sipp
+# {proto} the mode's callee transport. No record-route: the built-in sipp
 # scenarios send ACK/BYE to the proxy with the UAS as R-URI-less target,
 # so every request is relayed the same.
 SER_ROUTE = {
@@ -70,10 +75,11 @@ class Server:
 
     @property
     def transport(self):
-        return transport(self.mode)
+        """What the server listens on besides UDP: the caller's transport."""
+        return caller_transport(self.mode)
 
     def route(self, table):
-        return table[kind(self.mode)].format(uas=self.uas_port, proto=self.transport)
+        return table[kind(self.mode)].format(uas=self.uas_port, proto=callee_transport(self.mode))
 
     def start(self):
         cfg = os.path.join(self.dir, f"{self.name}.cfg")
