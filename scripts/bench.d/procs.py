@@ -227,8 +227,9 @@ def tcp_listening(port):
 
 
 def bound(port, transport):
-    """`udp_bound` or `tcp_listening` by `transport` ("udp" or "tcp")."""
-    return tcp_listening(port) if transport == "tcp" else udp_bound(port)
+    """`udp_bound` or `tcp_listening` by `transport` ("udp", or "tcp" and
+    "tls", which listen on TCP)."""
+    return tcp_listening(port) if transport in ("tcp", "tls") else udp_bound(port)
 
 
 CGROUP_V1 = "/sys/fs/cgroup/cpu"

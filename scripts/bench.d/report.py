@@ -89,6 +89,19 @@ def summary(res):
             if x and not x.get("saturated"):
                 out.append(f"  - {s} lost no call on the whole ladder: its saturation is "
                            f"above {x.get('saturation')} cps, so this is not yet overload")
+    if "relay-tls" in res["modes"]:
+        neg = []
+        for s in names:
+            seen = sorted({st.get("tls") or "no handshake logged"
+                           for st in res["ladder"].get(s, {}).get("relay-tls", [])
+                           if not st.get("skipped")})
+            if seen:
+                neg.append(f"{s} {', '.join(seen)}")
+        if neg:
+            out.append("- relay-tls, TLS version and cipher suite negotiated (stunnel's log): "
+                       + "; ".join(neg))
+    for note in res.get("notes", []):
+        out.append(f"- {note}")
     logs = res.get("log_errors", {})
     if logs:
         out.append("- server log lines at error level or worse: "
@@ -112,6 +125,18 @@ def markdown(res):
              "uas), in sipp's clock ticks, so 0 means under one tick. relay-tcp: relay with "
              "both sipp legs on TCP (-t t1, one connection each way) and the servers "
              "relaying over TCP.\n"]
+    if "relay-tls" in res["modes"]:
+        parts.append(
+            "relay-tls: relay with the caller leg over TLS and the callee leg over UDP. sipp "
+            "(-t t1) connects over plain TCP to a stunnel client on 127.0.0.1, which opens one "
+            "TLS connection to the server's TLS port (self-signed EC P-256 certificate, no client "
+            "certificate asked for, TLS 1.2 or 1.3 as negotiated — see the summary); the servers "
+            "relay statefully with t_relay_to_udp to the sipp UAS over UDP. CPU µs/call counts "
+            "the server processes only: the TLS handshake (one per step, amortised over its "
+            "calls), decrypting the caller's requests and encrypting the replies to it, parsing, "
+            "the transaction, and the UDP leg. stunnel's CPU (the TLS client) and sipp's are the "
+            "caller's and not counted. Compare with relay-tcp, whose callee leg is TCP too, and "
+            "relay, all UDP.\n")
     parts += [mode_table(res, m) for m in res["modes"]]
     parts.append(summary(res))
     return "\n".join(p for p in parts if p)
@@ -134,7 +159,7 @@ def plot(res, png, tmp):
                     ok_pct = 100.0 * st["ok"] / st["calls"] if st["calls"] else 0
                     f.write(f"{st['rate']} {st['cpu_us']:.1f} {ok_pct:.2f}\n")
             series.append((path, f"{s} {mode}", 1 if s == "ser" else 2,
-                           {"relay": 1, "stateless": 2, "uas": 3, "relay-tcp": 4}.get(mode, 5)))
+                           {"relay": 1, "stateless": 2, "uas": 3, "relay-tcp": 4, "relay-tls": 6}.get(mode, 5)))
     if not series:
         return None
 

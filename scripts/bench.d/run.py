@@ -3,11 +3,13 @@ transaction, and goodput under overload. Results are plain dicts so the
 report (and a later re-plot from the JSON) need nothing else."""
 import os
 import re
+import subprocess
 import time
 
 import procs
 import servers
 import sipp
+import stunnel
 
 # Which sipp scenarios each kind of mode (servers.MODES) uses: (uac, uas
 # or None).
@@ -33,6 +35,8 @@ class Bench:
         self.o = opts
         self.tmp = tmp
         self.seq = 0
+        # (certificate, key) for the TLS modes, made on first use
+        self.tls_files = None
         # per server: log lines at error level or worse, and a sample
         self.log_errors = {}
 
@@ -59,24 +63,47 @@ class Bench:
         else:
             srv = servers.Kamailio(*args)
         srv.cpu_cap = self.o.server_cpu
+        if servers.caller_transport(mode) == "tls":
+            if self.tls_files is None:
+                try:
+                    self.tls_files = stunnel.make_cert(os.path.join(self.tmp, "tls"))
+                except (OSError, subprocess.SubprocessError) as e:
+                    raise servers.ServerError(f"test certificate: {e}")
+            srv.tls_files = self.tls_files
         return srv
 
     def step(self, srv, mode, rate, calls, uac=None, uas=None, tag=""):
         """One rate step against a running server. Returns a result dict."""
         d_uac, d_uas = SCENARIOS[servers.kind(mode)]
-        tr = servers.transport(mode)
+        caller, callee = servers.caller_transport(mode), servers.callee_transport(mode)
         uac = uac or d_uac
         uas = uas if uas is not None else d_uas
         self.seq += 1
         wd = os.path.join(srv.dir, f"step-{self.seq:03d}-{rate}{tag}")
-        ua = sipp.start_uas(uas, srv.uas_port, wd, calls / rate + 60, tr) if uas else None
-        (local,) = procs.free_ports(1)
+        limit = calls / rate + 60
+        ua = sipp.start_uas(uas, srv.uas_port, wd, limit, callee) if uas else None
+        local, tunnel_port = procs.free_ports(2)
+        # sipp's caller leg: straight to the server, or for TLS plain TCP
+        # to a stunnel client that opens the one TLS connection to it
+        target, sipp_tr, tunnel = srv.port, caller, None
+        if caller == "tls":
+            try:
+                tunnel = stunnel.Client(tunnel_port, srv.port, wd, limit)
+            except OSError as e:
+                if ua:
+                    ua.stop()
+                raise servers.ServerError(str(e))
+            target, sipp_tr = tunnel_port, "tcp"
         pids = srv.pids()
         cpu0 = procs.cpu_us(pids)
         t0 = time.time()
-        r = sipp.run_uac(uac, srv.port, local, rate, calls, wd, transport=tr)
+        r = sipp.run_uac(uac, target, local, rate, calls, wd, transport=sipp_tr)
         if ua:
             ua.stop()
+        if tunnel:
+            # sipp has closed its connection: the TLS one's teardown
+            # counts to this step, like its handshake
+            tunnel.stop()
         time.sleep(SETTLE)
         # children forked later (none expected) are counted from now on
         cpu1 = procs.cpu_us(srv.pids())
@@ -91,9 +118,12 @@ class Bench:
             "alive": srv.alive(), "elapsed": round(time.time() - t0, 2),
             "offer_ok": r.get("offer_ok"), "offer_secs": r.get("offer_secs"),
         }
+        if tunnel:
+            res["tls"] = tunnel.negotiated()
         log(f"  {srv.name:8s} {mode:9s} {rate:5d} cps: ok {res['ok']}/{calls} "
             f"retrans {res['retrans']} cpu {res['cpu_us']:.0f} us/call "
-            f"p50 {res['p50']} p95 {res['p95']} ms ({res['elapsed']} s)")
+            f"p50 {res['p50']} p95 {res['p95']} ms ({res['elapsed']} s)"
+            + (f" [{res['tls']}]" if tunnel else ""))
         if not res["alive"]:
             log(f"  !! {srv.name} died during this step; see {srv.group.log.name}")
         return res
