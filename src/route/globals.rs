@@ -342,18 +342,7 @@ impl CoreCfg {
             }
             "disable_tcp" => self.disable_tcp = boolean(name, v)?,
             "tcp_children" => self.tcp_children = Some(ranged(name, v, 1, 1024, "1..1024")? as u32),
-            "tcp_accept_aliases" => {
-                // Via `;alias` is not read yet; a request over TCP gets
-                // received/rport instead, which finds its connection.
-                if boolean(name, v)? {
-                    return Err(GlobalError::Unsupported {
-                        name: name.into(),
-                        reason: "Via ;alias (RFC 5923) is not supported yet; replies find their \
-                                 connection by the received/rport ser adds to the Via",
-                    });
-                }
-                self.tcp_accept_aliases = false;
-            }
+            "tcp_accept_aliases" => self.tcp_accept_aliases = boolean(name, v)?,
             "tcp_connect_timeout" => {
                 self.tcp_connect_timeout = ranged(name, v, 0, 3600, "seconds")? as u32
             }
@@ -446,11 +435,10 @@ mod tests {
     #[test]
     fn tcp_and_tls_settings_are_honoured_or_refused() {
         let mut c = CoreCfg::default();
+        c.set("tcp_accept_aliases", &GlobalValue::Int(1)).unwrap();
+        assert!(c.tcp_accept_aliases);
         c.set("tcp_accept_aliases", &GlobalValue::Int(0)).unwrap();
-        assert!(matches!(
-            c.set("tcp_accept_aliases", &GlobalValue::Int(1)),
-            Err(GlobalError::Unsupported { .. })
-        ));
+        assert!(!c.tcp_accept_aliases);
         c.set("tcp_connection_lifetime", &GlobalValue::Int(30))
             .unwrap();
         c.set("tcp_max_connections", &GlobalValue::Int(10)).unwrap();

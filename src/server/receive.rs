@@ -76,6 +76,9 @@ impl<'a> Receiver<'a> {
             if self.refuse_extensions(&msg, src, rcv) {
                 return msg.into_buf();
             }
+            if self.rt.core.tcp_accept_aliases && rcv.proto().is_stream() {
+                note_alias(&msg, src, rcv.proto());
+            }
             self.request(&msg, src, rcv);
         } else {
             self.reply(&msg, src, rcv);
@@ -201,6 +204,31 @@ fn proxy_require_tags(msg: &Msg) -> Vec<&[u8]> {
         }
     }
     tags
+}
+
+/// SER's `tcp_accept_aliases`: a request whose top Via carries `;alias`
+/// makes its connection the way to the Via's port at the source's IP too,
+/// so requests to that address reuse it instead of connecting (the peer
+/// may not even accept connections: it is behind NAT).
+fn note_alias(msg: &Msg, src: SocketAddr, proto: crate::net::Proto) {
+    let Ok(via) = msg.via1() else {
+        return;
+    };
+    let params = via.params.get(msg.buf());
+    let has_alias = params.split(|&b| b == b';').any(|p| {
+        let name = p.split(|&b| b == b'=').next().unwrap_or_default();
+        name.trim_ascii().eq_ignore_ascii_case(b"alias")
+    });
+    if !has_alias {
+        return;
+    }
+    let port = via.port.unwrap_or(match proto {
+        crate::net::Proto::Tls => 5061,
+        _ => 5060,
+    });
+    if port != src.port() {
+        crate::net::stream::alias(proto, src, SocketAddr::new(src.ip(), port));
+    }
 }
 
 #[cfg(test)]

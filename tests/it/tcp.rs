@@ -624,3 +624,86 @@ fn fifo_t_uac_dlg_over_tcp() {
         "{m}"
     );
 }
+
+/// `tcp_accept_aliases=yes`: a TCP peer whose Via says `;alias` with a
+/// port nobody listens on (it is behind NAT, say) gets requests for that
+/// port over the connection it opened; without the setting ser tries to
+/// connect there and the request fails.
+#[test]
+fn via_alias_makes_the_connection_the_way_to_the_via_port() {
+    let _g = serial();
+    let routes = r#"route {
+    if (method == OPTIONS) {
+        sl_send_reply("200", "Alive");
+        break;
+    };
+    if (!t_relay()) {
+        sl_reply_error();
+    };
+}"#;
+    for accept in [true, false] {
+        let port = free_udp_port();
+        // The port the phone says it listens on, and does not.
+        let nat_port = free_udp_port();
+        let extra = format!(
+            "tcp_accept_aliases={}\nmodparam(\"tm\", \"fr_timer\", 2)",
+            if accept { "yes" } else { "no" }
+        );
+        let ser = Ser::start(&stream_cfg(port, 2, &extra, routes));
+        let mut phone = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let hello = options(port, "Content-Length: 0\r\n").replacen(
+            "SIP/2.0/TCP 127.0.0.1:9;",
+            &format!("SIP/2.0/TCP 127.0.0.1:{nat_port};alias;"),
+            1,
+        );
+        assert!(hello.contains(";alias;"), "{hello}");
+        phone.write_all(hello.as_bytes()).unwrap();
+        let r = read_message(&mut phone, Duration::from_secs(5)).unwrap_or_default();
+        assert!(r.starts_with(b"SIP/2.0 200"), "{}", ser.log());
+        // A request from elsewhere to the phone's advertised address.
+        let caller = crate::common::sip::UdpPeer::bind();
+        let mut m = message(port, "to-alias", "UDP", 5);
+        let uri = format!("sip:bob@127.0.0.1:{nat_port};transport=tcp");
+        m = String::from_utf8(m)
+            .unwrap()
+            .replacen(&format!("sip:bob@127.0.0.1:{port}"), &uri, 1)
+            .into_bytes();
+        caller.send_to_port(&m, port);
+        let got = read_message(&mut phone, Duration::from_secs(3));
+        if accept {
+            let got =
+                got.unwrap_or_else(|| panic!("nothing on the phone's connection\n{}", ser.log()));
+            assert!(
+                got.starts_with(b"MESSAGE "),
+                "{}",
+                String::from_utf8_lossy(&got)
+            );
+            phone.write_all(&reply_for(&got, 200, "OK", true)).unwrap();
+            let r = caller
+                .recv_timeout(Duration::from_secs(5))
+                .map(|(m, _)| m)
+                .unwrap_or_default();
+            assert!(
+                r.starts_with(b"SIP/2.0 200"),
+                "{}",
+                String::from_utf8_lossy(&r)
+            );
+        } else {
+            assert!(
+                got.is_none(),
+                "sent over the connection without the setting"
+            );
+            // ser connected to the advertised port, was refused, and the
+            // branch ends without an answer from there.
+            let r = caller
+                .recv_timeout(Duration::from_secs(6))
+                .map(|(m, _)| m)
+                .unwrap_or_default();
+            assert!(
+                !r.starts_with(b"SIP/2.0 200"),
+                "{}",
+                String::from_utf8_lossy(&r)
+            );
+        }
+    }
+}

@@ -49,6 +49,10 @@ const KIND_REGISTER: u8 = b'R';
 /// "Here is connection `conn`'s socket" (attached), the answer to a
 /// [`DirectTag::WantFd`].
 const KIND_FD: u8 = b'F';
+/// "The peer of this connection is also reachable at this address"
+/// (a Via `;alias`, `tcp_accept_aliases`).
+const KIND_ALIAS: u8 = b'A';
+const ALIAS_LEN: usize = 4 + 2 * ADDR_LEN;
 
 const FLAG_HINT: u8 = 1;
 const FLAG_WANT_FD: u8 = 2;
@@ -323,6 +327,12 @@ pub enum LinkMsg<'a> {
         pid: u32,
         chan: OwnedFd,
     },
+    /// The connection from `peer` is also the way to `alias`.
+    Alias {
+        proto: Proto,
+        peer: SocketAddr,
+        alias: SocketAddr,
+    },
 }
 
 impl<'a> LinkMsg<'a> {
@@ -337,10 +347,27 @@ impl<'a> LinkMsg<'a> {
                 }
             }
             Some(&KIND_REGISTER) => Err(LinkError::Short(d.len())),
+            Some(&KIND_ALIAS) if d.len() >= ALIAS_LEN => Ok(LinkMsg::Alias {
+                proto: proto_of(d[1])?,
+                peer: get_addr(&d[4..4 + ADDR_LEN])?,
+                alias: get_addr(&d[4 + ADDR_LEN..ALIAS_LEN])?,
+            }),
+            Some(&KIND_ALIAS) => Err(LinkError::Short(d.len())),
             // A descriptor on anything else is dropped (closed) here.
             _ => SendReq::decode(d).map(|(r, b)| LinkMsg::Send(r, b)),
         }
     }
+}
+
+/// "The connection from `peer` also reaches `alias`", for the main
+/// process.
+pub fn alias_header(proto: Proto, peer: SocketAddr, alias: SocketAddr) -> [u8; ALIAS_LEN] {
+    let mut h = [0u8; ALIAS_LEN];
+    h[0] = KIND_ALIAS;
+    h[1] = proto_byte(proto);
+    put_addr(&mut h[4..4 + ADDR_LEN], peer);
+    put_addr(&mut h[4 + ADDR_LEN..], alias);
+    h
 }
 
 /// Tells the main process (over `link`) to send this process's
@@ -428,6 +455,22 @@ impl Channels {
         send_parts(&self.to_main_tx, &req.header(), bytes, SEND_WAIT)
     }
 
+    /// Tell the main process that the connection from `peer` also
+    /// reaches `alias` (any process; never waits).
+    pub fn alias(
+        &self,
+        proto: Proto,
+        peer: SocketAddr,
+        alias: SocketAddr,
+    ) -> Result<(), LinkError> {
+        send_parts(
+            &self.to_main_tx,
+            &alias_header(proto, peer, alias),
+            &[],
+            Duration::ZERO,
+        )
+    }
+
     /// The reader a connection's messages go to.
     pub fn reader_of(&self, conn: u32) -> Option<usize> {
         let n = self.readers.len();
@@ -488,6 +531,21 @@ mod tests {
             assert_eq!(back, del);
             assert!(msg.is_empty());
         }
+    }
+
+    #[test]
+    fn aliases_round_trip_and_short_ones_are_refused() {
+        let [peer, alias, _] = addrs();
+        let h = alias_header(Proto::Tls, peer, alias);
+        match LinkMsg::decode(&h, None) {
+            Ok(LinkMsg::Alias {
+                proto: Proto::Tls,
+                peer: p,
+                alias: a,
+            }) => assert_eq!((p, a), (peer, alias)),
+            other => panic!("{other:?}"),
+        }
+        assert!(LinkMsg::decode(&h[..h.len() - 1], None).is_err());
     }
 
     #[test]

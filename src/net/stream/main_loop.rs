@@ -636,6 +636,13 @@ impl<'a> Loop<'a> {
                 Ok((n, fd)) => match LinkMsg::decode(dgram.get(..n).unwrap_or(&[]), fd) {
                     Ok(LinkMsg::Send(req, bytes)) => self.send_req(req, bytes, now),
                     Ok(LinkMsg::Register { pid, chan }) => self.register(pid, chan),
+                    Ok(LinkMsg::Alias { proto, peer, alias }) => {
+                        if let Some(id) = self.table.find(proto, peer, None) {
+                            if self.table.alias(id, alias) {
+                                log::debug!("{proto}: connection {id} from {peer} is also {alias}");
+                            }
+                        }
+                    }
                     Err(e) => crate::warn_limited!("tcp: send request refused: {e}"),
                 },
                 Err(e) if e.kind() == ErrorKind::WouldBlock => {

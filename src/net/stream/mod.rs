@@ -61,6 +61,16 @@ pub enum StreamSendError {
 /// Hand `bytes` to the TCP main process for sending as `req` says; never
 /// waits more than the link's short bound. Success means handed over:
 /// a connection that then fails is the main process's to log.
+/// The connection from `peer` also reaches `alias` (a Via `;alias` with
+/// `tcp_accept_aliases`): sends there will use it. Best effort.
+pub fn alias(proto: crate::net::Proto, peer: std::net::SocketAddr, alias: std::net::SocketAddr) {
+    if let Some(link) = link() {
+        if let Err(e) = link.alias(proto, peer, alias) {
+            log::debug!("{proto}: alias {alias} of {peer} not recorded: {e}");
+        }
+    }
+}
+
 /// A plain TCP message goes straight into the connection's socket when
 /// this process holds it and may ([`slots`]).
 pub fn send(req: &SendReq, bytes: &[u8]) -> Result<(), StreamSendError> {
