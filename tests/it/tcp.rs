@@ -65,15 +65,24 @@ fn call_through(from: &str, to: &str, calls: u64, rate: u32) {
         uas.port(),
         "modparam(\"tm\", \"wt_timer\", 1)",
     ));
-    let mut uac = Sipp::builtin("uac")
-        .to(port)
-        .calls(calls)
-        .rate(rate)
-        .timeout(Duration::from_secs(40));
-    if from == "tcp" {
-        uac = uac.tcp();
-    }
-    let r = uac.run(&dir);
+    let uac = |calls: u64, rate: u32| {
+        let u = Sipp::builtin("uac")
+            .to(port)
+            .calls(calls)
+            .rate(rate)
+            .timeout(Duration::from_secs(40));
+        if from == "tcp" {
+            u.tcp()
+        } else {
+            u
+        }
+    };
+    // Warm-up: what is allocated once, on first use, is allocated now, so
+    // the idle figure after it is exact.
+    let w = uac(10, 50).run(&dir);
+    assert!(w.successful == 10, "warm-up: {w:#?}\n{}", ser.log());
+    let idle = settled(&ser, 0, None, from, to);
+    let r = uac(calls, rate).run(&dir);
     let s = uas.stop();
     assert!(
         r.exit_code == Some(0) && r.successful == calls && r.failed == 0,
@@ -81,14 +90,35 @@ fn call_through(from: &str, to: &str, calls: u64, rate: u32) {
         ser.log()
     );
     assert_eq!(s.failed, 0, "uas: {s:#?}");
-    // Every transaction freed afterwards (none left behind by a stream).
+    // Every transaction freed afterwards (none left behind by a stream),
+    // and shm back to the idle figure to the byte.
+    settled(&ser, idle.created + 2 * calls, Some(idle.shm_used), from, to);
+}
+
+/// Waits (15 s at most) until no transaction is left, at least `created`
+/// were made, and shm is back to `shm` when given; the figures then.
+fn settled(
+    ser: &Ser,
+    created: u64,
+    shm: Option<u64>,
+    from: &str,
+    to: &str,
+) -> crate::common::tmkit::TmStats {
     let end = Instant::now() + Duration::from_secs(15);
     loop {
-        let t = crate::common::tmkit::tm_stats(&ser);
-        if t.current == 0 && t.created == t.freed && t.created >= 2 * calls {
-            break;
+        let t = crate::common::tmkit::tm_stats(ser);
+        if t.current == 0
+            && t.created == t.freed
+            && t.created >= created
+            && shm.is_none_or(|s| s == t.shm_used)
+        {
+            return t;
         }
-        assert!(Instant::now() < end, "{from} -> {to}: {t:?}\n{}", ser.log());
+        assert!(
+            Instant::now() < end,
+            "{from} -> {to}: {t:?}, shm idle {shm:?}\n{}",
+            ser.log()
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
 }
@@ -705,5 +735,30 @@ fn via_alias_makes_the_connection_the_way_to_the_via_port() {
                 String::from_utf8_lossy(&r)
             );
         }
+    }
+}
+
+/// `-N` on the command line (ser -h: "Number of tcp child processes")
+/// starts that many TCP readers, and they serve.
+#[test]
+fn dash_n_sets_the_number_of_tcp_readers() {
+    let _g = serial();
+    let dir = TestDir::new();
+    let fifo = dir.join("ser_fifo");
+    let port = free_udp_port();
+    let extra = format!("fifo=\"{}\"", fifo.display());
+    let ser = Ser::start_in(dir, &relay_cfg(port, "udp", 9, &extra), &["-N", "3"]);
+    let f = fifo.display().to_string();
+    let out = crate::common::ctlkit::serctl(&["-f", &f], &["ps"]);
+    let text = crate::common::ctlkit::text(&out.stdout);
+    let readers = text.lines().filter(|l| l.contains("tcp receiver")).count();
+    assert_eq!(readers, 3, "{text}");
+    // Connections land on readers by id: three in a row reach all three.
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.write_all(options(port, "Content-Length: 0\r\n").as_bytes())
+            .unwrap();
+        let r = read_message(&mut s, Duration::from_secs(5)).unwrap_or_default();
+        assert!(r.starts_with(b"SIP/2.0 200"), "{}", ser.log());
     }
 }
