@@ -34,6 +34,25 @@ fn header_lines(buf: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
 /// `400` for the broken request in `buf` that failed with `why`, or None
 /// when it cannot (or must not) be answered.
 pub fn bad_request(buf: &[u8], why: &ParseError, to_tag: &str) -> Option<Vec<u8>> {
+    let reason = format!("Bad Request ({why})");
+    reply_to(buf, 400, reason.as_bytes(), to_tag)
+}
+
+/// `503` for the request in `buf` that could not be sent: the transport
+/// failed (a refused connect, a TLS handshake that failed), which RFC 3261
+/// 8.1.3.1 asks a client transaction to take as a 503. None for a reply,
+/// an ACK (never answered), or what cannot be addressed.
+pub fn service_unavailable(buf: &[u8], reason: &[u8], to_tag: &str) -> Option<Vec<u8>> {
+    let first = header_lines(buf).next()?.1;
+    if first.len() >= 4 && first[..4].eq_ignore_ascii_case(b"ACK ") {
+        return None;
+    }
+    reply_to(buf, 503, reason, to_tag)
+}
+
+/// A `code` reply with `reason` to the request in `buf`, built from its
+/// raw header lines; None when it cannot (or must not) be answered.
+fn reply_to(buf: &[u8], code: u16, reason: &[u8], to_tag: &str) -> Option<Vec<u8>> {
     let mut lines = header_lines(buf);
     let (_, first) = lines.next()?;
     // A status line, or nothing that looks like `METHOD SP`: no answer.
@@ -76,9 +95,9 @@ pub fn bad_request(buf: &[u8], why: &ParseError, to_tag: &str) -> Option<Vec<u8>
         return None;
     }
     let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(b"SIP/2.0 400 Bad Request (");
-    out.extend_from_slice(why.to_string().as_bytes());
-    out.extend_from_slice(b")\r\n");
+    out.extend_from_slice(format!("SIP/2.0 {code} ").as_bytes());
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
     for v in vias {
         out.extend_from_slice(v);
         out.extend_from_slice(b"\r\n");
@@ -159,5 +178,24 @@ mod tests {
                 String::from_utf8_lossy(b)
             );
         }
+    }
+
+    #[test]
+    fn a_request_that_could_not_be_sent_gets_a_503_and_an_ack_nothing() {
+        let inv = b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/TCP p;branch=z9hG4bKa\r\n\
+                    Via: SIP/2.0/UDP u;branch=z9hG4bKb\r\nFrom: <sip:a@h>;tag=1\r\n\
+                    To: <sip:b@h>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let r = service_unavailable(inv, b"Service Unavailable (connect refused)", "z").unwrap();
+        assert_eq!(
+            String::from_utf8(r).unwrap(),
+            "SIP/2.0 503 Service Unavailable (connect refused)\r\n\
+             Via: SIP/2.0/TCP p;branch=z9hG4bKa\r\nVia: SIP/2.0/UDP u;branch=z9hG4bKb\r\n\
+             From: <sip:a@h>;tag=1\r\nTo: <sip:b@h>;tag=z\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let ack = b"ACK sip:b@h SIP/2.0\r\nVia: SIP/2.0/TCP p;branch=z9hG4bKa\r\n\r\n";
+        assert_eq!(service_unavailable(ack, b"x", "z"), None);
+        let reply = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/TCP p;branch=z9hG4bKa\r\n\r\n";
+        assert_eq!(service_unavailable(reply, b"x", "z"), None);
     }
 }

@@ -92,7 +92,13 @@ fn call_through(from: &str, to: &str, calls: u64, rate: u32) {
     assert_eq!(s.failed, 0, "uas: {s:#?}");
     // Every transaction freed afterwards (none left behind by a stream),
     // and shm back to the idle figure to the byte.
-    settled(&ser, idle.created + 2 * calls, Some(idle.shm_used), from, to);
+    settled(
+        &ser,
+        idle.created + 2 * calls,
+        Some(idle.shm_used),
+        from,
+        to,
+    );
 }
 
 /// Waits (15 s at most) until no transaction is left, at least `created`
@@ -761,4 +767,71 @@ fn dash_n_sets_the_number_of_tcp_readers() {
         let r = read_message(&mut s, Duration::from_secs(5)).unwrap_or_default();
         assert!(r.starts_with(b"SIP/2.0 200"), "{}", ser.log());
     }
+}
+
+/// A TCP next hop that refuses the connection: the branch fails at once
+/// with a 503 (RFC 3261 8.1.3.1), so the failure route tries the next
+/// hop without waiting for fr_timer; with no failure route the caller
+/// gets a 500 (a proxy turns a 503 it picked into 500, RFC 3261 16.7).
+#[test]
+fn a_refused_tcp_connect_fails_the_branch_at_once() {
+    let _g = serial();
+    // A port nobody listens on (refused at once on loopback).
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let (callee, sizes) = tcp_callee();
+    let port = free_udp_port();
+    let cfg = stream_cfg(
+        port,
+        2,
+        "modparam(\"tm\", \"fr_timer\", 20)",
+        &format!(
+            r#"route {{
+    if (uri =~ "^sip:retry@") {{
+        t_on_failure("1");
+    }};
+    t_relay_to_tcp("127.0.0.1", "{dead_port}");
+}}
+failure_route[1] {{
+    append_branch();
+    t_relay_to_tcp("127.0.0.1", "{callee}");
+}}"#
+        ),
+    );
+    let ser = Ser::start(&cfg);
+    let caller = crate::common::sip::UdpPeer::bind();
+    for (user, want) in [("plain", "SIP/2.0 500"), ("retry", "SIP/2.0 200")] {
+        let m = String::from_utf8(message(port, user, "UDP", 3))
+            .unwrap()
+            .replacen("sip:bob@", &format!("sip:{user}@"), 1);
+        let t0 = Instant::now();
+        caller.send_to_port(m.as_bytes(), port);
+        let r = loop {
+            let r = caller
+                .recv_timeout(Duration::from_secs(5))
+                .map(|(m, _)| m)
+                .unwrap_or_default();
+            // Skip a 100 Trying.
+            if !r.starts_with(b"SIP/2.0 100") {
+                break r;
+            }
+        };
+        assert!(
+            r.starts_with(want.as_bytes()),
+            "{user}: {}\n{}",
+            String::from_utf8_lossy(&r),
+            ser.log()
+        );
+        // Long before fr_timer (20 s) could have ended the branch.
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "{user}: {:?}",
+            t0.elapsed()
+        );
+    }
+    assert!(
+        sizes.recv_timeout(Duration::from_secs(1)).is_ok(),
+        "callee reached"
+    );
 }

@@ -42,6 +42,10 @@ const LINK_BUDGET: usize = 256;
 /// One read from a connection.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Requests remembered per connection being established (see
+/// `Slot::unsent`); more are sent all the same, unanswered if it fails.
+const MAX_UNSENT: usize = 64;
+
 /// How soon messages waiting for a reader that was full are tried again.
 const BACKLOG_RETRY: Duration = Duration::from_millis(1);
 
@@ -594,6 +598,9 @@ impl<'a> Loop<'a> {
             return;
         };
         let r = write_out(slot, now);
+        if !slot.unsent.is_empty() && established(&slot.conn) {
+            slot.unsent = Vec::new();
+        }
         if let Some(h) = held {
             match flags_for(&slot.conn) {
                 Some(f) => {
@@ -743,6 +750,13 @@ impl<'a> Loop<'a> {
         if let Some(h) = &held {
             h.sub_pending();
         }
+        if queued.is_ok()
+            && slot.conn.info.outbound
+            && !established(&slot.conn)
+            && slot.unsent.len() < MAX_UNSENT
+        {
+            slot.unsent.push(bytes.to_vec());
+        }
         if queued.is_err() {
             // Unlocked before any close, which takes the slot again.
             drop(held.take());
@@ -842,12 +856,45 @@ impl<'a> Loop<'a> {
         };
         let _ = self.poll.registry().deregister(&mut slot.io);
         log_close(&slot.conn.info, &why);
+        if !matches!(why, CloseReason::Shutdown) {
+            self.answer_unsent(&slot.conn.info, std::mem::take(&mut slot.unsent), &why);
+        }
         if slot.shared {
             // Other processes hold the socket too: closing ours alone
             // would leave the connection up. They fail their next write.
             let _ = slot.io.shutdown(Shutdown::Both);
         }
         // Dropping the stream closes the socket.
+    }
+
+    /// The requests of a connection that never got established, answered
+    /// 503 as if by the peer: each transaction learns at once that its
+    /// branch failed (and may try the next one) instead of waiting for
+    /// its FR timer; an ACK or a reply is just lost, as it would be.
+    fn answer_unsent(&mut self, info: &ConnInfo, unsent: Vec<Vec<u8>>, why: &CloseReason) {
+        if unsent.is_empty() {
+            return;
+        }
+        let reason = format!(
+            "Service Unavailable ({} {} unreachable)",
+            info.proto, info.peer
+        );
+        let tag = format!("{:x}.{:x}", std::process::id(), info.id);
+        let mut n = 0;
+        for m in unsent {
+            if let Some(r) = crate::sip::salvage::service_unavailable(&m, reason.as_bytes(), &tag) {
+                deliver(&mut self.deliverer, self.ch, info, &r);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            crate::log_limited!(
+                log::Level::Info,
+                "{}: {n} request(s) to {} answered 503 locally: {why}",
+                info.proto,
+                info.peer
+            );
+        }
     }
 
     fn close_all(&mut self) {
@@ -881,6 +928,12 @@ fn deliver(deliverer: &mut Deliverer, ch: &Channels, info: &ConnInfo, bytes: &[u
         }
         None => crate::warn_limited!("tcp: no reader: message from {} dropped", info.peer),
     }
+}
+
+/// Connected, and past the TLS handshake if there is one: what is queued
+/// now can reach the peer.
+fn established(conn: &Conn) -> bool {
+    !conn.is_connecting() && conn.tls().is_none_or(|s| !s.is_handshaking())
 }
 
 /// The slot's flags from the connection's state: open once connected,

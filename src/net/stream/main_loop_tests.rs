@@ -311,7 +311,7 @@ fn sends_connect_out_and_replies_come_back_on_that_connection() {
 }
 
 #[test]
-fn a_failed_connect_is_counted_and_dropped() {
+fn a_failed_connect_is_counted_and_its_requests_answered_503() {
     let h = Harness::start(fast_cfg(), &[Proto::Tcp], None);
     // A port nobody listens on: refused at once on loopback.
     let dead = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -325,7 +325,25 @@ fn a_failed_connect_is_counted_and_dropped() {
         direct: Default::default(),
     };
     h.send(req, &msg(1));
+    h.send(
+        req,
+        b"ACK sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bKa\r\nContent-Length: 0\r\n\r\n",
+    );
     h.wait_stats("connect error", |s| s.errors == 1 && s.open == 0);
+    // The OPTIONS comes back as a 503 from the peer that could not be
+    // reached (RFC 3261 8.1.3.1); the ACK gets nothing.
+    let (_, d, m) = h.delivery();
+    assert_eq!((d.peer, d.proto), (dest, Proto::Tcp));
+    let text = String::from_utf8_lossy(&m);
+    assert!(text.starts_with("SIP/2.0 503 "), "{text}");
+    assert!(text.contains("Call-ID: c1\r\n"), "{text}");
+    assert!(
+        h.ch.readers.iter().all(|(rx, _)| {
+            rx.set_nonblocking(true).unwrap();
+            rx.recv(&mut [0u8; 64]).is_err()
+        }),
+        "nothing for the ACK"
+    );
 }
 
 #[test]

@@ -55,6 +55,10 @@ pub struct Slot<T> {
     pub writes_seen: u32,
     /// The slot flags this process last set (`super::slots`).
     pub synced: u32,
+    /// Requests queued on an outgoing connection not yet established: if
+    /// it fails, each is answered 503 (RFC 3261 8.1.3.1) at once instead
+    /// of its transaction waiting for the FR timer.
+    pub unsent: Vec<Vec<u8>>,
     /// Watched for writability (connecting, or bytes waiting): only
     /// then, so that writes by others do not wake the loop.
     pub want_write: bool,
@@ -135,6 +139,7 @@ impl<T> ConnTable<T> {
                 writes_seen: 0,
                 want_write: info.outbound,
                 synced: 0,
+                unsent: Vec::new(),
             },
         ) {
             // Cannot happen with ids from `next_id`; keep the maps right
