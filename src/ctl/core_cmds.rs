@@ -1,5 +1,6 @@
 //! SER's core management commands: `print`, `uptime`, `version`, `pwd`,
-//! `arg`, `which`, `ps`, `kill`, `meminfo`, and 2.x's `core.tcp_info`.
+//! `arg`, `which`, `ps`, `kill`, `meminfo`, 2.x's `core.tcp_info`, and
+//! `core.tcp_list` (the connections, as Kamailio's RPC of that name).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -15,6 +16,10 @@ pub static COMMANDS: &[CtlCmd] = &[
     CtlCmd {
         name: "core.tcp_info",
         handler: tcp_info,
+    },
+    CtlCmd {
+        name: "core.tcp_list",
+        handler: tcp_list,
     },
     CtlCmd {
         name: "uptime",
@@ -78,6 +83,41 @@ fn tcp_info(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
         format!("errors: {}", s.errors),
     ])
     .into())
+}
+
+/// Every open TCP/TLS connection, one line each, from the TCP main
+/// process (asked over the stream link, answered within a second).
+fn tcp_list(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    use crate::net::stream::{list_connections, StreamSendError};
+    let rows = match list_connections(std::time::Duration::from_secs(1)) {
+        Ok(r) => r,
+        Err(StreamSendError::NotServed) => {
+            return Ok(
+                Reply::new(500, "tcp support disabled (no tcp: or tls: listen address)").into(),
+            )
+        }
+        Err(e) => {
+            return Ok(Reply::new(500, format!("tcp main process did not answer: {e}")).into())
+        }
+    };
+    let lines = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "id={} proto={} dir={} peer={} local={} age={} idle={} queued={} aliases={}",
+                r.id,
+                r.proto,
+                if r.outbound { "out" } else { "in" },
+                r.peer,
+                r.local,
+                r.age_s,
+                r.idle_s,
+                r.queued,
+                r.aliases
+            )
+        })
+        .collect();
+    Ok(Reply::ok(lines).into())
 }
 
 fn uptime(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {

@@ -594,8 +594,24 @@ fn tcp_info_shows_the_connection_table_return_to_idle() {
         let r = read_message(&mut s, Duration::from_secs(5)).unwrap_or_default();
         assert!(r.starts_with(b"SIP/2.0 200"), "{}", ser.log());
     }
-    // One more stays open without a word: the lifetime closes it.
-    let _idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // One more stays open without a word: core.tcp_list shows it, with
+    // its peer and age, until the lifetime closes it.
+    let idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let list = || {
+        let f = fifo.display().to_string();
+        let out = crate::common::ctlkit::serctl(&["-f", &f], &["fifo", "core.tcp_list"]);
+        crate::common::ctlkit::text(&out.stdout)
+    };
+    let me = format!("peer={} local=127.0.0.1:{port}", idle.local_addr().unwrap());
+    let end = Instant::now() + Duration::from_secs(3);
+    let mut shown = String::new();
+    while Instant::now() < end && !shown.contains(&me) {
+        shown = list();
+    }
+    assert!(
+        shown.contains("proto=tcp dir=in") && shown.contains(&me) && shown.contains(" age="),
+        "{shown}"
+    );
     let end = Instant::now() + Duration::from_secs(8);
     let mut last = String::new();
     while Instant::now() < end {
@@ -604,6 +620,8 @@ fn tcp_info_shows_the_connection_table_return_to_idle() {
             && value(&last, "opened_connections") == Some(0)
             && value(&last, "idle_closed").is_some_and(|n| n >= 1)
         {
+            let left = list();
+            assert!(!left.contains("id="), "{left}");
             return;
         }
         std::thread::sleep(Duration::from_millis(200));

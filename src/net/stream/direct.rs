@@ -358,7 +358,7 @@ mod tests {
                 match LinkMsg::decode(&self.buf[..n], fd).unwrap() {
                     LinkMsg::Send(r, m) => return Some((r, m.to_vec())),
                     LinkMsg::Register { chan, .. } => self.chan = Some(chan),
-                    LinkMsg::Alias { .. } => {}
+                    LinkMsg::Alias { .. } | LinkMsg::List { .. } => {}
                 }
             }
         }

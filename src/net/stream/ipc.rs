@@ -53,6 +53,14 @@ const KIND_FD: u8 = b'F';
 /// (a Via `;alias`, `tcp_accept_aliases`).
 const KIND_ALIAS: u8 = b'A';
 const ALIAS_LEN: usize = 4 + 2 * ADDR_LEN;
+/// "List your connections on the socket attached" (`core.tcp_list`).
+const KIND_LIST: u8 = b'L';
+/// Rows of that list, on that socket.
+const KIND_ROWS: u8 = b'T';
+const ROWS_HDR: usize = 8;
+const ROW_LEN: usize = 8 + 2 * ADDR_LEN + 4 * 3 + 2;
+/// Rows per datagram of the list.
+pub const ROWS_PER_DATAGRAM: usize = 1000;
 
 const FLAG_HINT: u8 = 1;
 const FLAG_WANT_FD: u8 = 2;
@@ -327,6 +335,10 @@ pub enum LinkMsg<'a> {
         pid: u32,
         chan: OwnedFd,
     },
+    /// Send the list of connections ([`ConnRow`]s) on `reply`.
+    List {
+        reply: OwnedFd,
+    },
     /// The connection from `peer` is also the way to `alias`.
     Alias {
         proto: Proto,
@@ -353,10 +365,110 @@ impl<'a> LinkMsg<'a> {
                 alias: get_addr(&d[4 + ADDR_LEN..ALIAS_LEN])?,
             }),
             Some(&KIND_ALIAS) => Err(LinkError::Short(d.len())),
+            Some(&KIND_LIST) => match fd {
+                Some(reply) => Ok(LinkMsg::List { reply }),
+                None => Err(LinkError::Short(d.len())),
+            },
             // A descriptor on anything else is dropped (closed) here.
             _ => SendReq::decode(d).map(|(r, b)| LinkMsg::Send(r, b)),
         }
     }
+}
+
+/// One open connection, as `core.tcp_list` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnRow {
+    pub id: u32,
+    pub proto: Proto,
+    /// We opened it.
+    pub outbound: bool,
+    /// The address of the listen socket it belongs to.
+    pub local: SocketAddr,
+    pub peer: SocketAddr,
+    /// Seconds since it was accepted or its connect started.
+    pub age_s: u32,
+    /// Seconds since a byte went either way.
+    pub idle_s: u32,
+    /// Bytes waiting for the peer.
+    pub queued: u32,
+    /// Other addresses it serves (Via `;alias`).
+    pub aliases: u16,
+}
+
+impl ConnRow {
+    fn put(&self, out: &mut Vec<u8>) {
+        let mut r = [0u8; ROW_LEN];
+        r[0..4].copy_from_slice(&self.id.to_le_bytes());
+        r[4] = proto_byte(self.proto);
+        r[5] = u8::from(self.outbound);
+        put_addr(&mut r[8..8 + ADDR_LEN], self.peer);
+        put_addr(&mut r[8 + ADDR_LEN..8 + 2 * ADDR_LEN], self.local);
+        let mut at = 8 + 2 * ADDR_LEN;
+        for v in [self.age_s, self.idle_s, self.queued] {
+            r[at..at + 4].copy_from_slice(&v.to_le_bytes());
+            at += 4;
+        }
+        r[at..at + 2].copy_from_slice(&self.aliases.to_le_bytes());
+        out.extend_from_slice(&r);
+    }
+
+    fn get(r: &[u8]) -> Result<ConnRow, LinkError> {
+        if r.len() < ROW_LEN {
+            return Err(LinkError::Short(r.len()));
+        }
+        let u32_at = |i: usize| u32::from_le_bytes([r[i], r[i + 1], r[i + 2], r[i + 3]]);
+        let at = 8 + 2 * ADDR_LEN;
+        Ok(ConnRow {
+            id: u32_at(0),
+            proto: proto_of(r[4])?,
+            outbound: r[5] != 0,
+            peer: get_addr(&r[8..8 + ADDR_LEN])?,
+            local: get_addr(&r[8 + ADDR_LEN..8 + 2 * ADDR_LEN])?,
+            age_s: u32_at(at),
+            idle_s: u32_at(at + 4),
+            queued: u32_at(at + 8),
+            aliases: u16::from_le_bytes([r[at + 12], r[at + 13]]),
+        })
+    }
+
+    /// One datagram of the list: at most [`ROWS_PER_DATAGRAM`] rows, and
+    /// whether it is the last.
+    pub fn encode(rows: &[ConnRow], last: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ROWS_HDR + rows.len() * ROW_LEN);
+        out.extend_from_slice(&[KIND_ROWS, u8::from(last), 0, 0]);
+        out.extend_from_slice(&u32::try_from(rows.len()).unwrap_or(0).to_le_bytes());
+        for r in rows {
+            r.put(&mut out);
+        }
+        out
+    }
+
+    /// The rows of one datagram, and whether more follow.
+    pub fn decode(d: &[u8]) -> Result<(Vec<ConnRow>, bool), LinkError> {
+        if d.len() < ROWS_HDR {
+            return Err(LinkError::Short(d.len()));
+        }
+        if d[0] != KIND_ROWS {
+            return Err(LinkError::Kind(d[0]));
+        }
+        let n = u32::from_le_bytes([d[4], d[5], d[6], d[7]]) as usize;
+        let body = &d[ROWS_HDR..];
+        if body.len() < n.saturating_mul(ROW_LEN) {
+            return Err(LinkError::Short(d.len()));
+        }
+        let rows = body
+            .chunks_exact(ROW_LEN)
+            .take(n)
+            .map(ConnRow::get)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((rows, d[1] == 0))
+    }
+}
+
+/// Asks the main process for its connections, to be sent on `reply`.
+pub fn send_list_request(link: &UnixDatagram, reply: BorrowedFd<'_>) -> Result<(), LinkError> {
+    crate::os::send_with_fd(link.as_fd(), &[&[KIND_LIST, 0, 0, 0]], Some(reply))
+        .map_err(LinkError::Io)
 }
 
 /// "The connection from `peer` also reaches `alias`", for the main
@@ -531,6 +643,32 @@ mod tests {
             assert_eq!(back, del);
             assert!(msg.is_empty());
         }
+    }
+
+    #[test]
+    fn connection_rows_round_trip() {
+        let rows: Vec<ConnRow> = addrs()
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ConnRow {
+                id: i as u32 + 1,
+                proto: if i == 1 { Proto::Tls } else { Proto::Tcp },
+                outbound: i == 2,
+                local: addrs()[0],
+                peer: *a,
+                age_s: 100 + i as u32,
+                idle_s: i as u32,
+                queued: 7,
+                aliases: 2,
+            })
+            .collect();
+        let d = ConnRow::encode(&rows, false);
+        assert_eq!(ConnRow::decode(&d).unwrap(), (rows.clone(), true));
+        let d = ConnRow::encode(&rows[..1], true);
+        assert_eq!(ConnRow::decode(&d).unwrap(), (rows[..1].to_vec(), false));
+        assert!(ConnRow::decode(&d[..d.len() - 1]).is_err());
+        let full = ConnRow::encode(&vec![rows[1]; ROWS_PER_DATAGRAM], true);
+        assert!(full.len() <= MAX_DATAGRAM);
     }
 
     #[test]

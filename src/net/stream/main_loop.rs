@@ -24,7 +24,8 @@ use socket2::{Domain, Protocol, Socket, Type};
 use super::conn::{CloseReason, Conn, ConnInfo, QueueError, Timeouts};
 use super::deliver::Deliverer;
 use super::ipc::{
-    Channels, Delivery, DirectTag, FdNote, LinkMsg, SendReq, MAX_DATAGRAM, MAX_PAYLOAD,
+    Channels, ConnRow, Delivery, DirectTag, FdNote, LinkMsg, SendReq, MAX_DATAGRAM, MAX_PAYLOAD,
+    ROWS_PER_DATAGRAM,
 };
 use super::slots::{Held, Slots, BROKEN, OPEN, QUEUED};
 use super::table::{ConnTable, Slot, StreamStats, MAX_CONN_ID};
@@ -643,6 +644,7 @@ impl<'a> Loop<'a> {
                 Ok((n, fd)) => match LinkMsg::decode(dgram.get(..n).unwrap_or(&[]), fd) {
                     Ok(LinkMsg::Send(req, bytes)) => self.send_req(req, bytes, now),
                     Ok(LinkMsg::Register { pid, chan }) => self.register(pid, chan),
+                    Ok(LinkMsg::List { reply }) => self.list(&reply, now),
                     Ok(LinkMsg::Alias { proto, peer, alias }) => {
                         if let Some(id) = self.table.find(proto, peer, None) {
                             if self.table.alias(id, alias) {
@@ -665,6 +667,44 @@ impl<'a> Loop<'a> {
             }
         }
         self.dgram = dgram;
+    }
+
+    /// Every connection, as rows on `reply` (`core.tcp_list`); never
+    /// waits: an asker too slow to read gets a short list and says so.
+    fn list(&self, reply: &std::os::fd::OwnedFd, now: Instant) {
+        let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        let mut rows: Vec<ConnRow> = self
+            .table
+            .iter()
+            .map(|(id, s)| ConnRow {
+                id: *id,
+                proto: s.conn.info.proto,
+                outbound: s.conn.info.outbound,
+                local: self
+                    .listeners
+                    .iter()
+                    .find(|l| l.sock == s.conn.info.sock)
+                    .map_or(unspecified, |l| l.local),
+                peer: s.conn.info.peer,
+                age_s: secs(now.saturating_duration_since(s.opened)),
+                idle_s: secs(now.saturating_duration_since(s.conn.last_activity())),
+                queued: u32::try_from(s.conn.queued_len()).unwrap_or(u32::MAX),
+                aliases: u16::try_from(s.aliases().len()).unwrap_or(u16::MAX),
+            })
+            .collect();
+        rows.sort_by_key(|r| r.id);
+        let mut chunks = rows.chunks(ROWS_PER_DATAGRAM).peekable();
+        if chunks.peek().is_none() {
+            let _ = crate::os::send_with_fd(reply.as_fd(), &[&ConnRow::encode(&[], true)], None);
+            return;
+        }
+        while let Some(c) = chunks.next() {
+            let d = ConnRow::encode(c, chunks.peek().is_none());
+            if crate::os::send_with_fd(reply.as_fd(), &[&d], None).is_err() {
+                return;
+            }
+        }
     }
 
     /// Process `pid` takes sockets on `chan` from now on.

@@ -30,7 +30,9 @@ use std::sync::OnceLock;
 
 pub use conn::{CloseReason, Conn, ConnInfo, QueueError, Timeouts, CONN_QUEUE_MAX, LINGER};
 pub use deliver::{BACKLOG_BYTES, BACKLOG_MSGS};
-pub use ipc::{Channels, Delivery, DirectTag, LinkError, SendReq, MAX_DATAGRAM, MAX_PAYLOAD};
+pub use ipc::{
+    Channels, ConnRow, Delivery, DirectTag, LinkError, SendReq, MAX_DATAGRAM, MAX_PAYLOAD,
+};
 pub use main_loop::{run, run_observed, Listener, MainLoopError, Observer, StreamCfg, TICK};
 pub use table::{ConnTable, Slot, StreamStats, MAX_CONN_ID};
 
@@ -61,6 +63,44 @@ pub enum StreamSendError {
 /// Hand `bytes` to the TCP main process for sending as `req` says; never
 /// waits more than the link's short bound. Success means handed over:
 /// a connection that then fails is the main process's to log.
+/// The TCP main process's connections, asked over the link and answered
+/// on a socketpair of our own; `wait` bounds the whole exchange.
+pub fn list_connections(wait: std::time::Duration) -> Result<Vec<ConnRow>, StreamSendError> {
+    use std::os::fd::AsFd;
+    let link = link().ok_or(StreamSendError::NotServed)?;
+    let (ours, theirs) = std::os::unix::net::UnixDatagram::pair().map_err(LinkError::Io)?;
+    ipc::send_list_request(&link.to_main_tx, theirs.as_fd())?;
+    drop(theirs);
+    let end = std::time::Instant::now() + wait;
+    let mut rows = Vec::new();
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let left = end.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Err(LinkError::Busy.into());
+        }
+        ours.set_read_timeout(Some(left)).map_err(LinkError::Io)?;
+        let n = match ours.recv(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return Err(LinkError::Busy.into())
+            }
+            Err(e) => return Err(LinkError::Io(e).into()),
+        };
+        let (mut part, more) = ConnRow::decode(buf.get(..n).unwrap_or_default())?;
+        rows.append(&mut part);
+        if !more {
+            return Ok(rows);
+        }
+    }
+}
+
 /// The connection from `peer` also reaches `alias` (a Via `;alias` with
 /// `tcp_accept_aliases`): sends there will use it. Best effort.
 pub fn alias(proto: crate::net::Proto, peer: std::net::SocketAddr, alias: std::net::SocketAddr) {

@@ -47,6 +47,8 @@ pub struct Slot<T> {
     pub io: T,
     /// Extra addresses the peer is known by (RFC 5923 aliases).
     aliases: Vec<SocketAddr>,
+    /// When it was accepted or its connect started.
+    pub opened: std::time::Instant,
     /// The connection holds a direct-write slot (`super::slots`).
     pub direct: bool,
     /// Its socket has been handed to another process.
@@ -62,6 +64,13 @@ pub struct Slot<T> {
     /// Watched for writability (connecting, or bytes waiting): only
     /// then, so that writes by others do not wake the loop.
     pub want_write: bool,
+}
+
+impl<T> Slot<T> {
+    /// Extra addresses the peer is known by.
+    pub fn aliases(&self) -> &[SocketAddr] {
+        &self.aliases
+    }
 }
 
 /// Every connection of the process; see the module doc.
@@ -134,6 +143,7 @@ impl<T> ConnTable<T> {
                 conn,
                 io,
                 aliases: Vec::new(),
+                opened: std::time::Instant::now(),
                 direct: false,
                 shared: false,
                 writes_seen: 0,
@@ -172,6 +182,10 @@ impl<T> ConnTable<T> {
 
     pub fn get_mut(&mut self, id: u32) -> Option<&mut Slot<T>> {
         self.slots.get_mut(&id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&u32, &Slot<T>)> {
+        self.slots.iter()
     }
 
     pub fn ids(&self) -> Vec<u32> {
