@@ -113,6 +113,41 @@ pub fn double_record_route(ctx: &MsgCtx<'_>, out: &ListenSocket, lumps: &mut cra
     lumps.rewrite(rr.lump, &lines);
 }
 
+/// In a failure route, over the request as the request route left it:
+/// rr's Record-Route for the receiving socket (the topmost one, as rr
+/// puts it) becomes editable again, so [`double_record_route`] doubles
+/// it for a branch that leaves from another socket, as it did for the
+/// first branches. Anything else on top (another proxy's entry, a
+/// preset one) is left alone.
+pub fn adopt_record_route(ctx: &mut MsgCtx<'_>) {
+    let msg = ctx.msg;
+    let Some(h) = msg.header(HdrKind::RecordRoute) else {
+        return;
+    };
+    let value = h.value.get(msg.buf());
+    let target = socket_target(ctx, ctx.rcv);
+    let Some(params) = value
+        .strip_prefix(b"<sip:")
+        .and_then(|v| v.strip_prefix(target.as_bytes()))
+        .and_then(|v| v.strip_suffix(b">"))
+    else {
+        return;
+    };
+    // Only URI parameters may follow our target (not another host that
+    // merely starts with it).
+    if !(params.is_empty() || params.starts_with(b";")) {
+        return;
+    }
+    let params = params.to_vec();
+    let at = h.line.start as usize;
+    ctx.lumps.delete(h.line);
+    let lump = ctx.lumps.insert_named(
+        at,
+        &crate::route::ctx::record_route_line(target.as_bytes(), &params),
+    );
+    ctx.socket_rr = Some(crate::route::ctx::SocketRr { lump, params });
+}
+
 /// Forward the current request statelessly to `dst` over `proto`.
 pub fn forward_request(ctx: &mut MsgCtx<'_>, dst: SocketAddr, proto: Proto) -> i32 {
     let rt = ctx.rt;

@@ -31,7 +31,7 @@ pub fn run(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
     // Before the route's snapshot: a callback may change the saved flags
     // (acc clears log_missed_flag once the miss is reported, as SER).
     callbacks::fire(CbEvent::OnFailure, cell, code);
-    let (base, relay_uri, flags, route, avps) = {
+    let (base, relay_uri, flags, route, avps, socket_rr) = {
         let st = cell.lock();
         let base = if st.fwd_base.is_empty() {
             cell.req
@@ -44,6 +44,7 @@ pub fn run(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
             st.msg_flags,
             st.on_failure,
             driver::stored_avps(region, &st),
+            st.tx.flags & crate::tm::fsm::flags::SOCKET_RR != 0,
         )
     };
     let mut replied = false;
@@ -68,6 +69,9 @@ pub fn run(env: &'static Env, cref: &CellRef, picked: u8) -> Deferred {
             ctx.tm.in_failure = true;
             ctx.tm.reply_code = code;
             ctx.tm.picked = picked;
+            if socket_rr {
+                crate::route::forward::adopt_record_route(&mut ctx);
+            }
             run_top(list, &mut ctx);
             // 0.9 docs: append_branch() alone in a failure route starts the
             // new branch; forward what the route left in the set.

@@ -571,6 +571,9 @@ fn first_relay(ctx: &MsgCtx<'_>, env: &Env, st: &mut crate::tm::cell::CellState)
         if !ctx.tm.lumps_saved {
             keep_edits(ctx, env, st);
         }
+        if ctx.socket_rr.is_some() {
+            st.tx.flags |= flags::SOCKET_RR;
+        }
     }
 }
 

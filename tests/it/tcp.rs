@@ -566,6 +566,63 @@ fn record_route_is_doubled_on_a_transport_change() {
     );
 }
 
+/// The same for a branch a failure route sends: UDP in, a UDP callee
+/// busy (486), then a TCP callee from the failure route, which gets the
+/// two entries too.
+#[test]
+fn record_route_is_doubled_for_a_failure_route_branch() {
+    let _g = serial();
+    let (callee, heard) = scripted_tcp_callee(|m| match first_line(m).split(' ').next() {
+        Some("MESSAGE") => vec![reply_for(m, 200, "OK", true)],
+        _ => vec![],
+    });
+    let busy = crate::common::sip::UdpPeer::bind();
+    let busy_port = busy.port();
+    let port = free_udp_port();
+    let cfg = stream_cfg(
+        port,
+        1,
+        "loadmodule \"/usr/local/lib/ser/modules/rr.so\"",
+        &format!(
+            "route {{\n    record_route();\n    t_on_failure(\"1\");\n    \
+             t_relay_to_udp(\"127.0.0.1\", \"{busy_port}\");\n}}\n\
+             failure_route[1] {{\n    append_branch();\n    \
+             t_relay_to_tcp(\"127.0.0.1\", \"{callee}\");\n}}"
+        ),
+    );
+    let ser = Ser::start(&cfg);
+    let peer = crate::common::sip::UdpPeer::bind();
+    peer.send_to_port(&message(port, "rr-failover", "UDP", 0), port);
+    let (m, from) = busy
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("busy callee heard nothing\n{}", ser.log()));
+    let one: Vec<String> = String::from_utf8_lossy(&m)
+        .lines()
+        .filter(|l| l.starts_with("Record-Route:"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        one,
+        [format!("Record-Route: <sip:127.0.0.1:{port};ftag=1;lr>")]
+    );
+    busy.send(&reply_for(&m, 486, "Busy Here", true), from);
+    let m = heard
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| panic!("TCP callee heard nothing\n{}", ser.log()));
+    let rr: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("Record-Route:"))
+        .collect();
+    assert_eq!(
+        rr,
+        [
+            format!("Record-Route: <sip:127.0.0.1:{port};transport=tcp;r2=on;ftag=1;lr>").as_str(),
+            format!("Record-Route: <sip:127.0.0.1:{port};r2=on;ftag=1;lr>").as_str(),
+        ],
+        "{m}"
+    );
+}
+
 /// `core.tcp_info` over the FIFO: connections counted as accepted, closed
 /// by their peer or by `tcp_connection_lifetime`, and the table back to no
 /// open connection afterwards.

@@ -177,6 +177,10 @@ pub mod flags {
     pub const NO_RELAY: u32 = 1 << 6;
     /// The failure route is running; no new pick until `after_failure`.
     pub const IN_FAILURE: u32 = 1 << 7;
+    /// rr's Record-Route in the kept request is doubled when a branch
+    /// leaves from another socket (`enable_double_rr`): failure-route
+    /// branches redo it.
+    pub const SOCKET_RR: u32 = 1 << 8;
 }
 
 /// Bits of [`Branch::flags`].
