@@ -527,6 +527,23 @@ failure_route[1] {{
     assert!(r.starts_with(b"SIP/2.0 403 TCP only"), "{}", first_line(&r));
 }
 
+/// The Record-Route lines of a message.
+fn record_routes(m: &str) -> Vec<String> {
+    m.lines()
+        .filter(|l| l.starts_with("Record-Route:"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// rr's two entries for a request from UDP at `port` leaving over TCP:
+/// the TCP socket's first, both `r2`.
+fn doubled_rr(port: u16) -> [String; 2] {
+    [
+        format!("Record-Route: <sip:127.0.0.1:{port};transport=tcp;r2=on;ftag=1;lr>"),
+        format!("Record-Route: <sip:127.0.0.1:{port};r2=on;ftag=1;lr>"),
+    ]
+}
+
 /// record_route on a request that changes transport (UDP in, TCP out)
 /// gives the callee two entries, the TCP socket's first, both `r2` (rr's
 /// enable_double_rr); a request staying on UDP keeps one.
@@ -552,18 +569,7 @@ fn record_route_is_doubled_on_a_transport_change() {
     let m = heard
         .recv_timeout(Duration::from_secs(5))
         .unwrap_or_else(|_| panic!("callee heard nothing\n{}", ser.log()));
-    let rr: Vec<&str> = m
-        .lines()
-        .filter(|l| l.starts_with("Record-Route:"))
-        .collect();
-    assert_eq!(
-        rr,
-        [
-            format!("Record-Route: <sip:127.0.0.1:{port};transport=tcp;r2=on;ftag=1;lr>").as_str(),
-            format!("Record-Route: <sip:127.0.0.1:{port};r2=on;ftag=1;lr>").as_str(),
-        ],
-        "{m}"
-    );
+    assert_eq!(record_routes(&m), doubled_rr(port), "{m}");
 }
 
 /// The same for a branch a failure route sends: UDP in, a UDP callee
@@ -609,18 +615,7 @@ fn record_route_is_doubled_for_a_failure_route_branch() {
     let m = heard
         .recv_timeout(Duration::from_secs(5))
         .unwrap_or_else(|_| panic!("TCP callee heard nothing\n{}", ser.log()));
-    let rr: Vec<&str> = m
-        .lines()
-        .filter(|l| l.starts_with("Record-Route:"))
-        .collect();
-    assert_eq!(
-        rr,
-        [
-            format!("Record-Route: <sip:127.0.0.1:{port};transport=tcp;r2=on;ftag=1;lr>").as_str(),
-            format!("Record-Route: <sip:127.0.0.1:{port};r2=on;ftag=1;lr>").as_str(),
-        ],
-        "{m}"
-    );
+    assert_eq!(record_routes(&m), doubled_rr(port), "{m}");
 }
 
 /// `core.tcp_info` over the FIFO: connections counted as accepted, closed

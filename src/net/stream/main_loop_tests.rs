@@ -584,73 +584,104 @@ fn tls_connects_out() {
     h.wait_stats("connected", |s| s.connected == 1);
 }
 
+/// A loop with direct writes, a far listener it connects to, and a
+/// sender that holds the connection's socket: the first messages went
+/// over the link until the socket was handed out.
+struct Lent {
+    h: Harness,
+    slots: Slots,
+    req: SendReq,
+    tx: Sender,
+    far: TcpListener,
+    /// The far end of the connection.
+    peer: TcpStream,
+    /// The connection's id.
+    conn: u32,
+}
+
+impl Lent {
+    /// `far_rcvbuf`: a receive buffer for the far end (a small window).
+    fn new(far_rcvbuf: Option<usize>) -> Lent {
+        let slots = slots::for_test(64);
+        let h = Harness::start_with(fast_cfg(), &[Proto::Tcp], None, Some(slots));
+        let far = TcpListener::bind("127.0.0.1:0").unwrap();
+        if let Some(n) = far_rcvbuf {
+            socket2::SockRef::from(&far)
+                .set_recv_buffer_size(n)
+                .unwrap();
+        }
+        let req = SendReq {
+            proto: Proto::Tcp,
+            dest: far.local_addr().unwrap(),
+            hint: None,
+            sock: 0,
+            direct: Default::default(),
+        };
+        let mut tx = Sender::default();
+        tx.send(&h.ch, slots, &req, &msg(0), Instant::now())
+            .unwrap();
+        let (mut peer, _) = accept_within(&far);
+        assert_eq!(read_exact_timed(&mut peer, msg(0).len()), msg(0));
+        // The socket comes on the sender's channel after that first
+        // message; until then messages keep going over the link.
+        let deadline = Instant::now() + WAIT;
+        let mut n = 1;
+        while tx.held() == 0 {
+            assert!(Instant::now() < deadline, "no socket handed out");
+            std::thread::sleep(Duration::from_millis(5));
+            tx.send(&h.ch, slots, &req, &msg(n), Instant::now())
+                .unwrap();
+            assert_eq!(read_exact_timed(&mut peer, msg(n).len()), msg(n));
+            n += 1;
+        }
+        let conn = slots::for_test_id(slots, &req.dest, &tx);
+        Lent {
+            h,
+            slots,
+            req,
+            tx,
+            far,
+            peer,
+            conn,
+        }
+    }
+
+    fn send(&mut self, m: &[u8]) {
+        self.tx
+            .send(&self.h.ch, self.slots, &self.req, m, Instant::now())
+            .unwrap();
+    }
+
+    fn writes(&self) -> u32 {
+        self.slots.writes(self.conn)
+    }
+}
+
 /// A sender that holds the connection's socket writes to it itself; the
 /// main process sees those writes only through the slot's counter.
 #[test]
 fn direct_writes_go_out_after_the_first_message_and_in_order() {
-    let slots = slots::for_test(64);
-    let h = Harness::start_with(fast_cfg(), &[Proto::Tcp], None, Some(slots));
-    let far = TcpListener::bind("127.0.0.1:0").unwrap();
-    let req = SendReq {
-        proto: Proto::Tcp,
-        dest: far.local_addr().unwrap(),
-        hint: None,
-        sock: 0,
-        direct: Default::default(),
-    };
-    let mut tx = Sender::default();
-    let now = Instant::now();
-    tx.send(&h.ch, slots, &req, &msg(0), now).unwrap();
-    let (mut s, _) = accept_within(&far);
-    assert_eq!(read_exact_timed(&mut s, msg(0).len()), msg(0));
-    // The socket comes on the sender's channel after that first message.
-    let deadline = Instant::now() + WAIT;
-    let mut n = 1;
-    while tx.held() == 0 {
-        assert!(Instant::now() < deadline, "no socket handed out");
-        tx.send(&h.ch, slots, &req, &msg(n), now).unwrap();
-        assert_eq!(read_exact_timed(&mut s, msg(n).len()), msg(n));
-        n += 1;
-        std::thread::sleep(Duration::from_millis(5));
+    let mut l = Lent::new(None);
+    let before = l.writes();
+    for i in 100..150 {
+        l.send(&msg(i));
     }
-    let conn = slots::for_test_id(slots, &req.dest, &tx);
-    let before = slots.writes(conn);
-    for i in n..n + 50 {
-        tx.send(&h.ch, slots, &req, &msg(i), now).unwrap();
-    }
-    for i in n..n + 50 {
+    for i in 100..150 {
         assert_eq!(
-            read_exact_timed(&mut s, msg(i).len()),
+            read_exact_timed(&mut l.peer, msg(i).len()),
             msg(i),
             "message {i}"
         );
     }
-    assert_eq!(
-        slots.writes(conn).wrapping_sub(before),
-        50,
-        "all written directly"
-    );
+    assert_eq!(l.writes().wrapping_sub(before), 50, "all written directly");
 }
 
-/// A peer that stops reading fills the socket: the rest of a message and
-/// every later one go through the main process, and nothing overtakes,
-/// interleaves or is cut.
+/// A peer that reads slowly fills the socket: the rest of a message and
+/// every later one go through the main process until it has written
+/// them, and nothing overtakes, interleaves or is cut.
 #[test]
 fn a_full_socket_hands_the_rest_to_the_main_process_in_order() {
-    let slots = slots::for_test(64);
-    let h = Harness::start_with(fast_cfg(), &[Proto::Tcp], None, Some(slots));
-    let far = TcpListener::bind("127.0.0.1:0").unwrap();
-    let req = SendReq {
-        proto: Proto::Tcp,
-        dest: far.local_addr().unwrap(),
-        hint: None,
-        sock: 0,
-        direct: Default::default(),
-    };
-    socket2::SockRef::from(&far)
-        .set_recv_buffer_size(4096)
-        .unwrap();
-    let mut tx = Sender::default();
+    let mut l = Lent::new(Some(4096));
     let big = |n: u32| {
         let mut m =
             format!("MESSAGE sip:a@b SIP/2.0\r\nCSeq: {n} MESSAGE\r\nContent-Length: 2000\r\n\r\n")
@@ -658,34 +689,24 @@ fn a_full_socket_hands_the_rest_to_the_main_process_in_order() {
         m.resize(m.len() + 2_000, b'a' + (n % 26) as u8);
         m
     };
-    tx.send(&h.ch, slots, &req, &big(0), Instant::now())
-        .unwrap();
-    let (mut s, _) = accept_within(&far);
-    assert_eq!(read_exact_timed(&mut s, big(0).len()), big(0));
-    let deadline = Instant::now() + WAIT;
-    while tx.held() == 0 {
-        assert!(Instant::now() < deadline, "no socket handed out");
-        std::thread::sleep(Duration::from_millis(5));
-        tx.send(&h.ch, slots, &req, b"\r\n\r\n", Instant::now())
-            .unwrap();
-    }
     // 200 messages of 2 KB in bursts of 10, more than the socket holds
     // (its buffer is made small), while the peer reads slowly: room keeps
     // appearing while the main process still holds the rest of an
     // earlier message, and a direct write then must not take it.
     let sent = 200u32;
-    let sock = tx.socket_for(&req.dest).expect("socket held");
+    let sock = l.tx.socket_for(&l.req.dest).expect("socket held");
     socket2::SockRef::from(&sock)
         .set_send_buffer_size(8192)
         .unwrap();
-    let conn = slots::for_test_id(slots, &req.dest, &tx);
-    let before = slots.writes(conn);
-    let want_len: usize = (1..=sent).map(|n| big(n).len()).sum();
+    let before = l.writes();
+    let want: Vec<u8> = (1..=sent).flat_map(big).collect();
+    let want_len = want.len();
+    let mut s = l.peer.try_clone().unwrap();
     let reader = std::thread::spawn(move || {
         let mut got = Vec::new();
         let mut buf = vec![0u8; 4096];
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && got.len() < want_len {
             match s.read(&mut buf) {
                 Ok(0) => break,
                 Ok(k) => got.extend_from_slice(&buf[..k]),
@@ -694,37 +715,25 @@ fn a_full_socket_hands_the_rest_to_the_main_process_in_order() {
                 }
                 Err(e) => panic!("{e}"),
             }
-            let lead = got
-                .iter()
-                .position(|&b| b != b'\r' && b != b'\n')
-                .unwrap_or(got.len());
-            if got.len() - lead >= want_len {
-                break;
-            }
             std::thread::sleep(Duration::from_micros(200));
         }
         got
     });
     for n in 1..=sent {
-        tx.send(&h.ch, slots, &req, &big(n), Instant::now())
-            .unwrap();
+        l.send(&big(n));
         // Now and then the peer catches up, and writes go direct again.
         if n % 10 == 0 {
             std::thread::sleep(Duration::from_millis(5));
         }
     }
-    let direct = slots.writes(conn).wrapping_sub(before);
+    let direct = l.writes().wrapping_sub(before);
     assert!(
         direct < sent,
         "the socket never filled: {direct} written directly"
     );
+    assert!(direct > 0, "none written directly");
     let got = reader.join().unwrap();
-    // Skip the keepalives, then every message whole and in order.
-    let start = got
-        .iter()
-        .position(|&b| b != b'\r' && b != b'\n')
-        .expect("messages");
-    let mut rest = &got[start..];
+    let mut rest = &got[..];
     for n in 1..=sent {
         let m = big(n);
         assert!(
@@ -740,7 +749,6 @@ fn a_full_socket_hands_the_rest_to_the_main_process_in_order() {
         rest = &rest[m.len()..];
     }
     assert!(rest.is_empty());
-    assert!(direct > 0, "none written directly");
 }
 
 /// When the main process closes a connection, a process holding its
@@ -748,36 +756,13 @@ fn a_full_socket_hands_the_rest_to_the_main_process_in_order() {
 /// connection.
 #[test]
 fn a_closed_connection_is_not_written_and_the_message_is_not_lost() {
-    let slots = slots::for_test(64);
-    let h = Harness::start_with(fast_cfg(), &[Proto::Tcp], None, Some(slots));
-    let far = TcpListener::bind("127.0.0.1:0").unwrap();
-    let req = SendReq {
-        proto: Proto::Tcp,
-        dest: far.local_addr().unwrap(),
-        hint: None,
-        sock: 0,
-        direct: Default::default(),
-    };
-    let mut tx = Sender::default();
-    tx.send(&h.ch, slots, &req, &msg(0), Instant::now())
-        .unwrap();
-    let (mut s, _) = accept_within(&far);
-    assert_eq!(read_exact_timed(&mut s, msg(0).len()), msg(0));
-    let deadline = Instant::now() + WAIT;
-    let mut n = 1;
-    while tx.held() == 0 {
-        assert!(Instant::now() < deadline, "no socket handed out");
-        std::thread::sleep(Duration::from_millis(5));
-        tx.send(&h.ch, slots, &req, &msg(n), Instant::now())
-            .unwrap();
-        assert_eq!(read_exact_timed(&mut s, msg(n).len()), msg(n));
-        n += 1;
-    }
+    let mut l = Lent::new(None);
     // The peer closes; the main process reads the end and closes too.
-    drop(s);
-    h.wait_stats("closed", |st| st.closed == 1);
-    tx.send(&h.ch, slots, &req, &msg(99), Instant::now())
-        .unwrap();
-    let (mut s2, _) = accept_within(&far);
+    let peer = l.peer.try_clone().unwrap();
+    drop(peer);
+    l.peer.shutdown(std::net::Shutdown::Both).unwrap();
+    l.h.wait_stats("closed", |st| st.closed == 1);
+    l.send(&msg(99));
+    let (mut s2, _) = accept_within(&l.far);
     assert_eq!(read_exact_timed(&mut s2, msg(99).len()), msg(99));
 }
