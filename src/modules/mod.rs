@@ -4,6 +4,7 @@
 use crate::route::export::Module;
 
 pub mod acc;
+pub mod auth;
 pub mod avpops;
 pub mod ctl_mods;
 pub mod maxfwd;
@@ -25,6 +26,7 @@ pub const SUPPORTED: &[&str] = &[
     "textops",
     "acc",
     "avpops",
+    "auth",
     "fifo",
     "unixsock",
 ];
@@ -45,6 +47,7 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "unixsock" => Some(Box::new(ctl_mods::UnixSock::default())),
         "acc" => Some(Box::new(acc::Acc::default())),
         "avpops" => Some(Box::new(avpops::AvpOps::default())),
+        "auth" => Some(Box::new(auth::Auth::default())),
         "rr" => Some(Box::new(rr::Rr::default())),
         "registrar" => Some(Box::new(registrar::Registrar::default())),
         "usrloc" => Some(Box::new(usrloc::Usrloc::default())),

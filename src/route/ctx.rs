@@ -239,6 +239,15 @@ pub struct RrState {
     pub loose_route: Option<i32>,
 }
 
+/// What auth learned about the request, for the functions after it: a
+/// stale nonce (the challenge says `stale=true`) and the credentials
+/// that authorized it (`consume_credentials` removes them).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuthState {
+    pub stale: bool,
+    pub used: Option<crate::sip::Span>,
+}
+
 pub struct MsgCtx<'a> {
     pub rt: &'a Runtime,
     pub msg: &'a Msg,
@@ -275,6 +284,7 @@ pub struct MsgCtx<'a> {
     /// reads `fr_timer_avp`/`fr_inv_timer_avp`). Newest last.
     pub avps: Vec<(AvpName, AvpValue)>,
     pub rr: RrState,
+    pub auth: AuthState,
     /// rr's Record-Route naming the receiving socket, to be doubled when
     /// the request leaves from another socket (a transport change).
     pub socket_rr: Option<SocketRr>,
@@ -317,6 +327,7 @@ impl<'a> MsgCtx<'a> {
             tm: TmCtx::default(),
             avps: Vec::new(),
             rr: RrState::default(),
+            auth: AuthState::default(),
             socket_rr: None,
         }
     }

@@ -9,6 +9,7 @@
 mod common;
 
 mod acc_avp;
+mod auth;
 mod classic;
 mod ctl_fifo;
 mod ctl_hostile;
