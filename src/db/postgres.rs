@@ -210,18 +210,29 @@ impl Drop for Conn {
     }
 }
 
-/// The server's message for a database error, else the client's.
+/// The server's message for a database error, else the client's with its
+/// causes ("error connecting to server: Connection refused").
 fn message(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.code().code(), db.message());
     }
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cause = c.source();
+    }
+    s
 }
 
 fn fail(e: &tokio_postgres::Error) -> Fail {
     let Some(db) = e.as_db_error() else {
         // No answer from the server: the connection broke or closed.
-        return Fail::Lost(e.to_string());
+        return Fail::Lost(message(e));
     };
     let code = db.code();
     if *code == SqlState::UNIQUE_VIOLATION {

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{ffi, OpenFlags};
 
@@ -35,6 +36,16 @@ impl Conn {
             .map_err(|e| Fail::Connect(format!("{}: {e}", path.display())))?;
         c.busy_timeout(opts.io_timeout)
             .map_err(|e| Fail::Connect(e.to_string()))?;
+        // A double-quoted name that matches no column must be an error,
+        // not (SQLite's legacy) a string literal: a misspelt column in the
+        // configuration would otherwise compare against its own name.
+        for dqs in [
+            DbConfig::SQLITE_DBCONFIG_DQS_DML,
+            DbConfig::SQLITE_DBCONFIG_DQS_DDL,
+        ] {
+            c.set_db_config(dqs, false)
+                .map_err(|e| Fail::Connect(e.to_string()))?;
+        }
         // WAL is a property of the file, kept once set; a reader holding
         // the file may make the switch fail now, which is harmless.
         let _ = c.pragma_update(None, "journal_mode", "WAL");
