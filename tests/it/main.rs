@@ -14,6 +14,7 @@ mod ctl_fifo;
 mod ctl_hostile;
 mod ctl_privs;
 mod ctl_twrite;
+mod db;
 mod foundation;
 mod harness;
 mod hostile;
