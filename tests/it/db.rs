@@ -335,8 +335,10 @@ fn survives_an_outage(srv: &mut DbServer, db: &mut Db) {
     let t = Instant::now();
     let e = s.add(db, "dave", 0).unwrap_err();
     assert!(matches!(e, DbError::Unavailable { .. }), "{e:?}");
+    // (Far below the 2 s a call to the hung server took; loose enough
+    // for a loaded machine.)
     assert!(
-        t.elapsed() < Duration::from_millis(100),
+        t.elapsed() < Duration::from_millis(500),
         "{:?}",
         t.elapsed()
     );
@@ -442,6 +444,8 @@ extern "C" {
 }
 
 fn server_backend(kind: DbKind) {
+    // A server start loads the machine and the outage checks time calls.
+    let _serial = crate::common::serial();
     let dir = TestDir::new();
     let t = Instant::now();
     let mut srv = DbServer::start(kind, dir.path());

@@ -127,6 +127,16 @@ impl DbServer {
     /// Initialises a data directory under `dir` and starts `kind` on a
     /// free loopback port, with SER's `ser`/`heslo` account and database.
     pub(crate) fn start(kind: DbKind, dir: &Path) -> DbServer {
+        if is_root() {
+            // The server user must reach its directory inside ours.
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir)
+                .expect("test dir")
+                .permissions()
+                .mode();
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode | 0o711))
+                .expect("open the test dir to the server user");
+        }
         let dir = server_dir(&dir.join(match kind {
             DbKind::Mariadb => "mariadb",
             DbKind::Postgres => "postgres",
