@@ -92,6 +92,7 @@ impl Conn {
                 .map(|c| (c.column_type(), c.character_set()))
                 .collect();
             let mut vals = Vec::with_capacity(cols.len());
+            // `Row::unwrap` is the crate's "into the values", not a panic.
             for (i, (v, (ty, charset))) in row.unwrap().into_iter().zip(cols).enumerate() {
                 vals.push(read(v, ty, charset).map_err(|e| with_column(e, i))?);
             }

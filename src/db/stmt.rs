@@ -341,7 +341,11 @@ impl Parts<'_> {
                         // A no-op assignment when there is nothing else to
                         // update keeps the duplicate from being an error.
                         let set: Vec<String> = if others.is_empty() {
-                            vec![format!("{0} = {0}", q(&keys[0]))]
+                            // build() refused an upsert without keys.
+                            keys.iter()
+                                .take(1)
+                                .map(|k| format!("{0} = {0}", q(k)))
+                                .collect()
                         } else {
                             others
                                 .iter()
