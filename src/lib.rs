@@ -8,6 +8,7 @@
 pub mod cfg;
 pub mod cli;
 pub mod ctl;
+pub mod db;
 pub mod fwd;
 pub mod logging;
 pub mod modules;

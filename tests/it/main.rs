@@ -15,6 +15,7 @@ mod ctl_fifo;
 mod ctl_hostile;
 mod ctl_privs;
 mod ctl_twrite;
+mod db;
 mod foundation;
 mod harness;
 mod hostile;

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod ctlkit;
+pub(crate) mod db;
 pub(crate) mod malformed;
 pub(crate) mod procfs;
 pub(crate) mod server;
