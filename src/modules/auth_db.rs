@@ -107,14 +107,19 @@ impl Module for AuthDb {
         let flag = |v: &Literal| match v {
             Literal::Int(0) => Ok(false),
             Literal::Int(1) => Ok(true),
-            Literal::Ident(s) if s.eq_ignore_ascii_case("yes") || s.eq_ignore_ascii_case("on") => Ok(true),
-            Literal::Ident(s) if s.eq_ignore_ascii_case("no") || s.eq_ignore_ascii_case("off") => Ok(false),
+            Literal::Ident(s) if s.eq_ignore_ascii_case("yes") || s.eq_ignore_ascii_case("on") => {
+                Ok(true)
+            }
+            Literal::Ident(s) if s.eq_ignore_ascii_case("no") || s.eq_ignore_ascii_case("off") => {
+                Ok(false)
+            }
             _ => Err(bad("0/1 (or yes/no)")),
         };
         match param {
             "db_url" => {
                 let u = text(value)?;
-                DbUrl::parse(&u).map_err(|_| bad("a database URL: mysql://, postgres:// or sqlite:///path"))?;
+                DbUrl::parse(&u)
+                    .map_err(|_| bad("a database URL: mysql://, postgres:// or sqlite:///path"))?;
                 self.db_url = u;
             }
             "user_column" => self.user_column = text(value)?,
@@ -142,7 +147,12 @@ impl Module for AuthDb {
         Ok(())
     }
 
-    fn fixup(&self, f: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<BoxedFn, FixupError> {
+    fn fixup(
+        &self,
+        f: &FnDef,
+        args: &[Literal],
+        _env: &FixupEnv<'_>,
+    ) -> Result<BoxedFn, FixupError> {
         let url = DbUrl::parse(&self.db_url).map_err(|e| FixupError::BadArg {
             func: f.name,
             index: 0,
@@ -188,7 +198,9 @@ impl Module for AuthDb {
             Kind::Proxy
         };
         Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
-            auth::authorize(ctx, kind, &realm, &mut |user, realm| lookups.find(user, realm))
+            auth::authorize(ctx, kind, &realm, &mut |user, realm| {
+                lookups.find(user, realm)
+            })
         }))
     }
 }

@@ -5,6 +5,7 @@ use crate::route::export::Module;
 
 pub mod acc;
 pub mod auth;
+pub mod auth_db;
 pub mod avpops;
 pub mod ctl_mods;
 pub mod maxfwd;
@@ -27,6 +28,10 @@ pub const SUPPORTED: &[&str] = &[
     "acc",
     "avpops",
     "auth",
+    "auth_db",
+    "mysql",
+    "postgres",
+    "db_sqlite",
     "fifo",
     "unixsock",
 ];
@@ -48,10 +53,43 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "acc" => Some(Box::new(acc::Acc::default())),
         "avpops" => Some(Box::new(avpops::AvpOps::default())),
         "auth" => Some(Box::new(auth::Auth::default())),
+        "auth_db" => Some(Box::new(auth_db::AuthDb::default())),
+        "mysql" => Some(Box::new(DbDriver("mysql"))),
+        "postgres" => Some(Box::new(DbDriver("postgres"))),
+        "db_sqlite" => Some(Box::new(DbDriver("db_sqlite"))),
         "rr" => Some(Box::new(rr::Rr::default())),
         "registrar" => Some(Box::new(registrar::Registrar::default())),
         "usrloc" => Some(Box::new(usrloc::Usrloc::default())),
         _ => None,
+    }
+}
+
+/// SER's database driver modules (`mysql.so`, 2.x's `postgres.so`,
+/// Kamailio's `db_sqlite.so`): loading one is how a SER config says which
+/// backend its `db_url`s use. The drivers are built in (`crate::db`,
+/// chosen by the URL's scheme), so the module itself has no functions
+/// and no parameters.
+pub struct DbDriver(pub &'static str);
+
+impl Module for DbDriver {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    fn functions(&self) -> &'static [crate::route::export::FnDef] {
+        &[]
+    }
+
+    fn fixup(
+        &self,
+        f: &crate::route::export::FnDef,
+        _args: &[crate::cfg::ast::Literal],
+        _env: &crate::route::export::FixupEnv<'_>,
+    ) -> Result<crate::route::export::BoxedFn, crate::route::export::FixupError> {
+        Err(crate::route::export::FixupError::Unavailable {
+            func: f.name,
+            reason: "a database driver module exports no functions",
+        })
     }
 }
 
