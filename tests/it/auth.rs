@@ -277,7 +277,33 @@ fn digest_registrations_on_mariadb_and_postgres() {
     let _g = serial();
     for kind in [DbKind::Mariadb, DbKind::Postgres] {
         let dir = TestDir::new();
-        let server = DbServer::start(kind, dir.path());
+        let mut server = DbServer::start(kind, dir.path());
         digest_registrations_on(&server.url());
+        a_database_that_goes_away_gives_500_then_comes_back(&mut server);
     }
+}
+
+/// The database stops under a running ser: a REGISTER that needs it is
+/// answered 500 at once (no hang, no crash, the challenge itself needs no
+/// database), and once it is back registrations succeed again.
+fn a_database_that_goes_away_gives_500_then_comes_back(server: &mut DbServer) {
+    let url = server.url();
+    let port = free_udp_port();
+    let mut ser = Ser::start(&registrar_cfg(port, &url, ""));
+    register(port, USER, PASSWORD, 200).unwrap_or_else(|e| panic!("{e}\n{}", ser.log()));
+    server.stop();
+    let t0 = std::time::Instant::now();
+    register(port, USER, PASSWORD, 500).unwrap_or_else(|e| panic!("{e}\n{}", ser.log()));
+    assert!(t0.elapsed() < Duration::from_secs(8), "{:?}", t0.elapsed());
+    server.restart();
+    // The layer retries after its back-off (at most 5 s).
+    let end = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        match register(port, USER, PASSWORD, 200) {
+            Ok(()) => break,
+            Err(e) if std::time::Instant::now() > end => panic!("{e}\n{}", ser.log()),
+            Err(_) => std::thread::sleep(Duration::from_millis(500)),
+        }
+    }
+    assert!(ser.is_running(), "ser died\n{}", ser.log());
 }
