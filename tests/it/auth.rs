@@ -140,6 +140,7 @@ use ser::db::{schema, Db, Stmt, Value};
 const USER: &str = "alice";
 const DOMAIN: &str = "example.com";
 const PASSWORD: &str = "s3cret pass";
+const CALLEE: &str = "bob";
 
 fn md5_hex(s: &str) -> String {
     ser::modules::auth::digest::hex_md5(&[s.as_bytes()])
@@ -163,20 +164,95 @@ fn provision(url: &str) {
         ],
     )
     .unwrap();
-    db.exec(
-        &ins,
-        &[
-            Value::Str(USER.into()),
-            Value::Str(DOMAIN.into()),
-            Value::Str(PASSWORD.into()),
-            Value::Str(md5_hex(&format!("{USER}:{DOMAIN}:{PASSWORD}"))),
-            Value::Str(md5_hex(&format!("{USER}@{DOMAIN}:{DOMAIN}:{PASSWORD}"))),
-            Value::Str("alice@example.com".into()),
-            Value::Str("b1".into()),
-        ],
-    )
-    .expect("subscriber");
+    for (i, user) in [USER, CALLEE].into_iter().enumerate() {
+        db.exec(
+            &ins,
+            &[
+                Value::Str(user.into()),
+                Value::Str(DOMAIN.into()),
+                Value::Str(PASSWORD.into()),
+                Value::Str(md5_hex(&format!("{user}:{DOMAIN}:{PASSWORD}"))),
+                Value::Str(md5_hex(&format!("{user}@{DOMAIN}:{DOMAIN}:{PASSWORD}"))),
+                Value::Str(format!("{user}@example.com")),
+                Value::Str(format!("id{i}")),
+            ],
+        )
+        .expect("subscriber");
+    }
     db.close();
+}
+
+/// SER 0.9's ser.cfg with authentication enabled: REGISTERs checked
+/// with www_authorize, INVITEs with proxy_authorize, then the callee
+/// found by its registration.
+fn proxy_cfg(port: u16, url: &str) -> String {
+    registrar_cfg(port, url, "").replace(
+        r#"    sl_send_reply("403", "Registrations only");"#,
+        &format!(
+            r#"    if (method == "INVITE") {{
+        if (!proxy_authorize("{DOMAIN}", "subscriber")) {{
+            proxy_challenge("{DOMAIN}", "0");
+            break;
+        }};
+        consume_credentials();
+    }};
+    if (!lookup("location")) {{
+        sl_send_reply("404", "Not Found");
+        break;
+    }};
+    t_relay();"#
+        ),
+    )
+}
+
+/// A caller challenged with 407 answers it and reaches the callee, who
+/// registered with digest too and is found by that registration.
+#[test]
+fn an_authenticated_call_reaches_the_registered_callee() {
+    let _g = serial();
+    let dir = TestDir::new();
+    let url = format!("sqlite://{}", dir.join("ser.db").display());
+    provision(&url);
+    let port = free_udp_port();
+    let cfg = proxy_cfg(port, &url);
+    assert!(cfg.contains("proxy_authorize"), "{cfg}");
+    let ser = Ser::start(&cfg);
+    let uas = Sipp::builtin("uas")
+        .timeout(Duration::from_secs(20))
+        .spawn(&dir);
+    register_contact(port, CALLEE, CALLEE, PASSWORD, uas.port(), 200)
+        .unwrap_or_else(|e| panic!("{e}\n{}", ser.log()));
+    let r = Sipp::scenario(&tests_path("scenarios/uac_auth.xml"))
+        .to(port)
+        .calls(3)
+        .arg("-au")
+        .arg(USER)
+        .arg("-ap")
+        .arg(PASSWORD)
+        .arg("-s")
+        .arg(CALLEE)
+        .timeout(Duration::from_secs(15))
+        .run(&dir);
+    let s = uas.stop();
+    assert!(
+        r.exit_code == Some(0) && r.successful == 3,
+        "uac: {r:#?}\nuas: {s:#?}\n{}",
+        ser.log()
+    );
+    // With a wrong password the second INVITE is challenged again: the
+    // scenario, expecting the call, fails.
+    let bad = Sipp::scenario(&tests_path("scenarios/uac_auth.xml"))
+        .to(port)
+        .calls(1)
+        .arg("-au")
+        .arg(USER)
+        .arg("-ap")
+        .arg("wrong")
+        .arg("-s")
+        .arg(CALLEE)
+        .timeout(Duration::from_secs(5))
+        .run(&dir);
+    assert_eq!(bad.successful, 0, "{bad:#?}");
 }
 
 /// SER 0.9's ser.cfg registration block with authentication enabled.
@@ -220,16 +296,30 @@ route {{
 
 /// A REGISTER with digest as `user`/`password`, ending with `want`.
 fn register(port: u16, user: &str, password: &str, want: u16) -> Result<(), String> {
+    register_contact(port, USER, user, password, 9, want)
+}
+
+/// A REGISTER of `aor_user` with its contact at `contact_port`, digest
+/// as `user`/`password`, ending with `want`.
+fn register_contact(
+    port: u16,
+    aor_user: &str,
+    user: &str,
+    password: &str,
+    contact_port: u16,
+    want: u16,
+) -> Result<(), String> {
     let dir = TestDir::new();
     let r = Sipp::scenario(&tests_path(&format!("scenarios/register_auth_{want}.xml")))
         .to(port)
         .calls(1)
+        .key("contact_port", &contact_port.to_string())
         .arg("-au")
         .arg(user)
         .arg("-ap")
         .arg(password)
         .arg("-s")
-        .arg(USER)
+        .arg(aor_user)
         .timeout(Duration::from_secs(10))
         .run(&dir);
     if r.exit_code == Some(0) && r.successful == 1 {
