@@ -14,11 +14,8 @@
 //! values bound. A database out of reach answers 500 and ends the script,
 //! never a hang: the layer bounds every wait ([`crate::db`]).
 
-use std::cell::RefCell;
-use std::sync::OnceLock;
-
 use crate::cfg::ast::Literal;
-use crate::db::{Db, DbUrl, Stmt, Value};
+use crate::db::{DbUrl, Stmt, Value};
 use crate::route::export::{
     arg_str, BoxedFn, FixupEnv, FixupError, FnDef, ModInitError, Module, ParamError, RouteMask,
 };
@@ -59,26 +56,10 @@ static FUNCS: &[FnDef] = &[
     FnDef::new("proxy_authorize", 2, 2, RouteMask::REQUEST),
 ];
 
-/// The URL every process connects to (set at load).
-static URL: OnceLock<DbUrl> = OnceLock::new();
-
-thread_local! {
-    /// This process's connection (each process is single-threaded).
-    static DB: RefCell<Option<Db>> = const { RefCell::new(None) };
-}
-
-fn with_db<T>(f: impl FnOnce(&mut Db) -> T) -> Option<T> {
-    let url = URL.get()?;
-    DB.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let db = slot.get_or_insert_with(|| Db::new(url.clone()));
-        Some(f(db))
-    })
-}
-
 /// The two selects of one table: by username (and domain), the HA1 (or
 /// password) column, and the `ha1b` one for `user@domain` usernames.
 struct Lookups {
+    url: DbUrl,
     plain: Stmt,
     with_domain_part: Stmt,
     use_domain: bool,
@@ -117,10 +98,8 @@ impl Module for AuthDb {
         };
         match param {
             "db_url" => {
-                let u = text(value)?;
-                DbUrl::parse(&u)
-                    .map_err(|_| bad("a database URL: mysql://, postgres:// or sqlite:///path"))?;
-                self.db_url = u;
+                super::db_conn::parse_param("auth_db", param, value)?;
+                self.db_url = text(value)?;
             }
             "user_column" => self.user_column = text(value)?,
             "domain_column" => self.domain_column = text(value)?,
@@ -159,7 +138,6 @@ impl Module for AuthDb {
             expected: "auth_db's db_url to be a database URL",
             found: e.to_string(),
         })?;
-        let _ = URL.set(url);
         let realm = arg_str(f.name, args, 0)?;
         let table = arg_str(f.name, args, 1)?;
         let cols_err = |e: crate::db::DbError| FixupError::BadArg {
@@ -181,6 +159,7 @@ impl Module for AuthDb {
             &self.password_column_2
         };
         let lookups = Lookups {
+            url,
             plain: Stmt::select(&table, &[&self.password_column])
                 .where_eq(&keys)
                 .build()
@@ -216,13 +195,12 @@ impl Lookups {
         if self.use_domain {
             params.push(Value::Str(user.domain.unwrap_or(realm).to_string()));
         }
-        let row = match with_db(|db| db.query_one(stmt, &params)) {
-            Some(Ok(r)) => r,
-            Some(Err(e)) => {
+        let row = match super::db_conn::with_db(&self.url, |db| db.query_one(stmt, &params)) {
+            Ok(r) => r,
+            Err(e) => {
                 crate::warn_limited!("auth_db: subscriber lookup failed: {e}");
                 return Err(LookupFailed);
             }
-            None => return Err(LookupFailed),
         };
         let Some(text) = row.as_ref().and_then(|r| r.get(0)).and_then(|v| v.as_str()) else {
             return Ok(None);

@@ -8,6 +8,9 @@ pub mod auth;
 pub mod auth_db;
 pub mod avpops;
 pub mod ctl_mods;
+pub mod db_conn;
+pub mod domain;
+pub mod group;
 pub mod maxfwd;
 pub mod registrar;
 pub mod rr;
@@ -29,6 +32,8 @@ pub const SUPPORTED: &[&str] = &[
     "avpops",
     "auth",
     "auth_db",
+    "domain",
+    "group",
     "mysql",
     "postgres",
     "db_sqlite",
@@ -54,6 +59,8 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "avpops" => Some(Box::new(avpops::AvpOps::default())),
         "auth" => Some(Box::new(auth::Auth::default())),
         "auth_db" => Some(Box::new(auth_db::AuthDb::default())),
+        "domain" => Some(Box::new(domain::Domain::default())),
+        "group" => Some(Box::new(group::Group::default())),
         "mysql" => Some(Box::new(DbDriver("mysql"))),
         "postgres" => Some(Box::new(DbDriver("postgres"))),
         "db_sqlite" => Some(Box::new(DbDriver("db_sqlite"))),

@@ -246,6 +246,8 @@ pub struct RrState {
 pub struct AuthState {
     pub stale: bool,
     pub used: Option<crate::sip::Span>,
+    /// `consume_credentials()` removed them (once).
+    pub consumed: bool,
 }
 
 pub struct MsgCtx<'a> {

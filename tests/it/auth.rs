@@ -397,3 +397,103 @@ fn a_database_that_goes_away_gives_500_then_comes_back(server: &mut DbServer) {
     }
     assert!(ser.is_running(), "ser died\n{}", ser.log());
 }
+
+/// domain's is_from_local/is_uri_host_local against the `domain` table,
+/// and group's is_user_in for From and for the credentials that
+/// authorized a REGISTER, on SQLite.
+#[test]
+fn local_domains_and_group_membership_from_the_database() {
+    let _g = serial();
+    let dir = TestDir::new();
+    let url = format!("sqlite://{}", dir.join("ser.db").display());
+    provision(&url);
+    let mut db = Db::from_url(&url).unwrap();
+    db.exec(
+        &Stmt::insert("domain", &["domain"]).unwrap(),
+        &[Value::Str(DOMAIN.into())],
+    )
+    .unwrap();
+    let grp = Stmt::insert("grp", &["username", "domain", "grp"]).unwrap();
+    db.exec(
+        &grp,
+        &[
+            Value::Str(USER.into()),
+            Value::Str(DOMAIN.into()),
+            Value::Str("ld".into()),
+        ],
+    )
+    .unwrap();
+    db.close();
+    let port = free_udp_port();
+    let cfg = registrar_cfg(port, &url, &format!(
+        "loadmodule \"/usr/local/lib/ser/modules/domain.so\"\n\
+         loadmodule \"/usr/local/lib/ser/modules/group.so\"\n\
+         modparam(\"domain\", \"db_url\", \"{url}\")\n\
+         modparam(\"group\", \"db_url\", \"{url}\")"
+    ))
+    .replace(
+        "        consume_credentials();\n        save(\"location\");",
+        "        consume_credentials();\n        if (!is_user_in(\"Credentials\", \"ld\")) {\n            \
+         sl_send_reply(\"403\", \"Not in ld\");\n            break;\n        };\n        save(\"location\");",
+    )
+    .replace(
+        r#"    sl_send_reply("403", "Registrations only");"#,
+        r#"    if (is_from_local()) {
+        if (is_uri_host_local()) {
+            sl_send_reply("200", "Both local");
+            break;
+        };
+        if (is_user_in("From", "ld")) {
+            sl_send_reply("202", "From local and in ld");
+            break;
+        };
+        sl_send_reply("203", "From local");
+        break;
+    };
+    if (is_uri_host_local()) {
+        sl_send_reply("204", "URI local");
+        break;
+    };
+    sl_send_reply("404", "Nothing local");"#,
+    );
+    assert!(cfg.contains("is_user_in(\"Credentials\""), "{cfg}");
+    let ser = Ser::start(&cfg);
+    let ua = UdpPeer::bind();
+    for (from, uri, want) in [
+        ("alice@EXAMPLE.com", "sip:bob@example.com", 200),
+        ("alice@example.com", "sip:bob@elsewhere.org", 202),
+        ("carol@example.com", "sip:bob@elsewhere.org", 203),
+        ("alice@elsewhere.org", "sip:bob@example.com", 204),
+        ("alice@elsewhere.org", "sip:bob@elsewhere.org", 404),
+    ] {
+        let mut m = Request::new("MESSAGE", uri, ua.port());
+        m.from = format!("<sip:{from}>;tag=x1");
+        ua.send_to_port(&m.build(), port);
+        let (r, _) = ua
+            .recv_final(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("no answer\n{}", ser.log()));
+        assert_eq!(
+            status_of(&r),
+            Some(want),
+            "{from} -> {uri}: {}",
+            String::from_utf8_lossy(&r)
+        );
+    }
+    // alice (in ld) registers; bob (not in ld) is authenticated but refused.
+    register_contact(port, USER, USER, PASSWORD, 9, 200)
+        .unwrap_or_else(|e| panic!("{e}\n{}", ser.log()));
+    let dir2 = TestDir::new();
+    let r = Sipp::scenario(&tests_path("scenarios/register_auth_200.xml"))
+        .to(port)
+        .calls(1)
+        .key("contact_port", "9")
+        .arg("-au")
+        .arg(CALLEE)
+        .arg("-ap")
+        .arg(PASSWORD)
+        .arg("-s")
+        .arg(CALLEE)
+        .timeout(Duration::from_secs(5))
+        .run(&dir2);
+    assert_eq!(r.successful, 0, "bob is not in ld: {r:#?}");
+}

@@ -236,12 +236,13 @@ fn challenge(ctx: &mut MsgCtx<'_>, kind: Kind, realm_arg: &str, qop: bool) -> i3
 /// `consume_credentials()`: removes the credentials that authorized the
 /// request, so they do not travel on to the next hop.
 fn consume_credentials(ctx: &mut MsgCtx<'_>) -> i32 {
-    match ctx.auth.used.take() {
-        Some(line) => {
+    match ctx.auth.used {
+        Some(line) if !ctx.auth.consumed => {
             ctx.lumps.delete(line);
+            ctx.auth.consumed = true;
             1
         }
-        None => -1,
+        _ => -1,
     }
 }
 
@@ -393,6 +394,21 @@ pub fn authorize(
     }
     ctx.auth.used = Some(line);
     code::AUTHORIZED
+}
+
+/// The user and domain of the credentials that authorized the request
+/// (the domain part of a `user@domain` username, else the realm), for
+/// group's `is_user_in("Credentials", …)` and uri_db's checks.
+pub fn authorized_user(ctx: &MsgCtx<'_>) -> Option<(String, String)> {
+    let line = ctx.auth.used?;
+    let text = std::str::from_utf8(line.get(ctx.msg.buf())).ok()?;
+    let value = text.split_once(':')?.1.trim();
+    let c = digest::parse(value).ok()?;
+    let u = split_user(c.username);
+    Some((
+        u.user.to_string(),
+        u.domain.unwrap_or(c.realm).to_ascii_lowercase(),
+    ))
 }
 
 fn split_user(full: &str) -> DigestUser<'_> {
