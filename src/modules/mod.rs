@@ -17,6 +17,7 @@ pub mod rr;
 pub mod sl;
 pub mod sl_stats;
 pub mod textops;
+pub mod uri_db;
 pub mod usrloc;
 
 /// Module names a config may load.
@@ -34,6 +35,7 @@ pub const SUPPORTED: &[&str] = &[
     "auth_db",
     "domain",
     "group",
+    "uri_db",
     "mysql",
     "postgres",
     "db_sqlite",
@@ -61,6 +63,7 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "auth_db" => Some(Box::new(auth_db::AuthDb::default())),
         "domain" => Some(Box::new(domain::Domain::default())),
         "group" => Some(Box::new(group::Group::default())),
+        "uri_db" => Some(Box::new(uri_db::UriDb::default())),
         "mysql" => Some(Box::new(DbDriver("mysql"))),
         "postgres" => Some(Box::new(DbDriver("postgres"))),
         "db_sqlite" => Some(Box::new(DbDriver("db_sqlite"))),

@@ -497,3 +497,51 @@ fn local_domains_and_group_membership_from_the_database() {
         .run(&dir2);
     assert_eq!(r.successful, 0, "bob is not in ld: {r:#?}");
 }
+
+/// uri_db: check_to() lets an authenticated user register only its own
+/// address; does_uri_exist() knows the subscribers.
+#[test]
+fn check_to_and_does_uri_exist() {
+    let _g = serial();
+    let dir = TestDir::new();
+    let url = format!("sqlite://{}", dir.join("ser.db").display());
+    provision(&url);
+    let port = free_udp_port();
+    let cfg = registrar_cfg(
+        port,
+        &url,
+        &format!(
+            "loadmodule \"/usr/local/lib/ser/modules/uri_db.so\"\n\
+             modparam(\"uri_db\", \"db_url\", \"{url}\")"
+        ),
+    )
+    .replace(
+        "        consume_credentials();",
+        "        if (!check_to()) {\n            sl_send_reply(\"403\", \"Not your address\");\n            \
+         break;\n        };\n        consume_credentials();",
+    )
+    .replace(
+        r#"    sl_send_reply("403", "Registrations only");"#,
+        r#"    if (does_uri_exist()) {
+        sl_send_reply("200", "A subscriber");
+        break;
+    };
+    sl_send_reply("404", "No such user");"#,
+    );
+    assert!(cfg.contains("check_to()"), "{cfg}");
+    let ser = Ser::start(&cfg);
+    register_contact(port, USER, USER, PASSWORD, 9, 200)
+        .unwrap_or_else(|e| panic!("{e}\n{}", ser.log()));
+    // alice's credentials, bob's address of record: refused.
+    let e = register_contact(port, CALLEE, USER, PASSWORD, 9, 200);
+    assert!(e.is_err(), "alice registered bob's address\n{}", ser.log());
+    let ua = UdpPeer::bind();
+    for (uri, want) in [
+        ("sip:alice@example.com", 200),
+        ("sip:nobody@example.com", 404),
+    ] {
+        ua.send_to_port(&Request::new("MESSAGE", uri, ua.port()).build(), port);
+        let (r, _) = ua.recv_final(Duration::from_secs(5)).expect("an answer");
+        assert_eq!(status_of(&r), Some(want), "{uri}");
+    }
+}
