@@ -545,3 +545,71 @@ fn check_to_and_does_uri_exist() {
         assert_eq!(status_of(&r), Some(want), "{uri}");
     }
 }
+
+/// Nonce rules end to end, with the digest computed here: an answer to
+/// our challenge is accepted once per nonce count; the same count again
+/// (a replay) and a nonce we never issued are challenged afresh without
+/// `stale`; an expired nonce is challenged with `stale=true`.
+#[test]
+fn replayed_foreign_and_expired_nonces() {
+    let _g = serial();
+    let dir = TestDir::new();
+    let url = format!("sqlite://{}", dir.join("ser.db").display());
+    provision(&url);
+    let port = free_udp_port();
+    let ser = Ser::start(
+        &registrar_cfg(port, &url, "modparam(\"auth\", \"nonce_expire\", 2)").replace(
+            "save(\"location\");",
+            "sl_send_reply(\"200\", \"Authenticated\");",
+        ),
+    );
+    let ua = UdpPeer::bind();
+    let ask = |auth: Option<String>| -> (u16, String) {
+        let mut r = Request::new("REGISTER", "sip:example.com", ua.port());
+        r.to = "<sip:alice@example.com>".into();
+        if let Some(a) = auth {
+            r = r.header("Authorization", &a);
+        }
+        ua.send_to_port(&r.build(), port);
+        let (m, _) = ua
+            .recv_final(Duration::from_secs(5))
+            .unwrap_or_else(|| panic!("no answer\n{}", ser.log()));
+        (
+            status_of(&m).unwrap_or(0),
+            header_value(&m, "WWW-Authenticate").unwrap_or_default(),
+        )
+    };
+    let answer = |nonce: &str, nc: u32| -> String {
+        let ha1 = ser::modules::auth::digest::ha1(USER, DOMAIN, PASSWORD);
+        let ha2 = md5_hex("REGISTER:sip:example.com");
+        let nc = format!("{nc:08x}");
+        let resp = md5_hex(&format!("{ha1}:{nonce}:{nc}:c0ffee:auth:{ha2}"));
+        format!(
+            "Digest username=\"{USER}\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", \
+             uri=\"sip:example.com\", qop=auth, nc={nc}, cnonce=\"c0ffee\", response=\"{resp}\""
+        )
+    };
+    let (code, ch) = ask(None);
+    assert_eq!(code, 401, "{ch}");
+    let nonce = nonce_of(&ch);
+    assert_eq!(ask(Some(answer(&nonce, 1))).0, 200);
+    assert_eq!(
+        ask(Some(answer(&nonce, 2))).0,
+        200,
+        "a higher count is fine"
+    );
+    let (code, ch) = ask(Some(answer(&nonce, 2)));
+    assert_eq!(code, 401, "a replayed count is refused");
+    assert!(!ch.contains("stale"), "{ch}");
+    let forged = "0".repeat(48);
+    let (code, ch) = ask(Some(answer(&forged, 1)));
+    assert_eq!(code, 401, "a nonce we never issued is refused");
+    assert!(!ch.contains("stale"), "{ch}");
+    std::thread::sleep(Duration::from_millis(3100));
+    let (code, ch) = ask(Some(answer(&nonce, 3)));
+    assert_eq!(code, 401, "an expired nonce is refused");
+    assert!(ch.contains("stale=true"), "{ch}");
+    let fresh = nonce_of(&ch);
+    assert_ne!(fresh, nonce);
+    assert_eq!(ask(Some(answer(&fresh, 1))).0, 200, "the fresh nonce works");
+}
