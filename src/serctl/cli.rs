@@ -15,6 +15,8 @@ options:
   -f <path>   talk to ser's FIFO at <path>
   -t <secs>   wait at most <secs> for a reply (default 5)
   -n <count>  moni: stop after <count> refreshes (default: until interrupted)
+  -d <url>    database of the user commands (default $SER_DB_URL, else
+              mysql://ser:heslo@localhost/ser); syntax of ser's db_url
   -h          this text
   Without -s/-f: $SER_UNIXSOCK, then $SER_FIFO, then /tmp/ser_sock if it is
   a socket, else /tmp/ser_fifo.
@@ -32,8 +34,20 @@ commands:
                             add a contact (expires 3600, q 1.00)
   help                      this text
 
-exit status: 0 success, 1 ser answered with an error, 2 ser unreachable or
-no valid reply, 64 usage error
+database commands (users of domain $SIP_DOMAIN, which add, passwd, rm and
+alias need):
+  db init                   create SER's tables
+  add <user> <password> <email>
+                            add a subscriber
+  passwd <user> <password>  change a subscriber's password
+  rm <user>                 delete a subscriber
+  alias show [<alias>]      list the aliases, or one alias's URIs
+  alias add <alias> <uri>   add a permanent alias
+  alias rm <alias>          delete an alias
+
+exit status: 0 success, 1 ser answered with an error (or the database
+refused: user exists, no such user or alias), 2 ser or the database
+unreachable or no valid reply, 64 usage error (or $SIP_DOMAIN unset)
 ";
 
 /// What the operator asked for.
@@ -71,8 +85,55 @@ pub enum Command {
         /// q-value, as typed (checked to be 0..=1).
         q: String,
     },
+    /// `db init`: SER's tables.
+    DbInit,
+    /// `add <user> <password> <email>`
+    Add {
+        /// The subscriber's user name.
+        user: String,
+        /// Plain password.
+        password: String,
+        /// `email_address`.
+        email: String,
+    },
+    /// `passwd <user> <password>`
+    Passwd {
+        /// The subscriber's user name.
+        user: String,
+        /// The new plain password.
+        password: String,
+    },
+    /// `rm <user>`
+    Rm(String),
+    /// `alias show [<alias>]`
+    AliasShow(Option<String>),
+    /// `alias add <alias> <uri>`
+    AliasAdd {
+        /// The alias (a user name in `$SIP_DOMAIN`).
+        alias: String,
+        /// What it stands for.
+        uri: String,
+    },
+    /// `alias rm <alias>`
+    AliasRm(String),
     /// `help`, `-h`
     Help,
+}
+
+impl Command {
+    /// Works on the database rather than talking to ser.
+    pub fn is_db(&self) -> bool {
+        matches!(
+            self,
+            Command::DbInit
+                | Command::Add { .. }
+                | Command::Passwd { .. }
+                | Command::Rm(_)
+                | Command::AliasShow(_)
+                | Command::AliasAdd { .. }
+                | Command::AliasRm(_)
+        )
+    }
 }
 
 /// A parsed command line.
@@ -84,6 +145,8 @@ pub struct Invocation {
     pub timeout: Duration,
     /// `-n`: refreshes of `moni`; `None`: until interrupted.
     pub count: Option<u32>,
+    /// `-d`: the database URL; `None`: from the environment.
+    pub db_url: Option<String>,
     /// The command.
     pub command: Command,
 }
@@ -126,6 +189,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
         transport: None,
         timeout: DEFAULT_TIMEOUT,
         count: None,
+        db_url: None,
         command: Command::Help,
     };
     let mut i = 0;
@@ -142,7 +206,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
         if opt == 'h' && chars.as_str().is_empty() {
             return Ok(inv);
         }
-        if !matches!(opt, 's' | 'f' | 't' | 'n') {
+        if !matches!(opt, 's' | 'f' | 't' | 'n' | 'd') {
             return Err(UsageError::UnknownOption(arg.clone()));
         }
         // The argument is attached (`-t2`) or the next word (`-t 2`).
@@ -158,6 +222,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
             's' => inv.transport = Some(Transport::UnixSock(PathBuf::from(value))),
             'f' => inv.transport = Some(Transport::fifo(value)),
             't' => inv.timeout = parse_timeout(&value)?,
+            'd' => inv.db_url = Some(value),
             _ => inv.count = Some(parse_count(&value)?),
         }
         i += 1;
@@ -210,7 +275,38 @@ fn parse_command(words: &[String]) -> Result<Command, UsageError> {
             None => Err(UsageError::WrongArgs("fifo")),
         },
         "ul" => parse_ul(args),
+        "db" | "add" | "passwd" | "rm" | "alias" => parse_db(name, args),
         _ => Err(UsageError::UnknownCommand(name.clone())),
+    }
+}
+
+fn parse_db(name: &str, args: &[String]) -> Result<Command, UsageError> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let own = |s: &str| s.to_owned();
+    match (name, words.as_slice()) {
+        ("db", ["init"]) => Ok(Command::DbInit),
+        ("db", _) => Err(UsageError::WrongArgs("db")),
+        ("add", [user, password, email]) => Ok(Command::Add {
+            user: own(user),
+            password: own(password),
+            email: own(email),
+        }),
+        ("add", _) => Err(UsageError::WrongArgs("add")),
+        ("passwd", [user, password]) => Ok(Command::Passwd {
+            user: own(user),
+            password: own(password),
+        }),
+        ("passwd", _) => Err(UsageError::WrongArgs("passwd")),
+        ("rm", [user]) => Ok(Command::Rm(own(user))),
+        ("rm", _) => Err(UsageError::WrongArgs("rm")),
+        ("alias", ["show"]) => Ok(Command::AliasShow(None)),
+        ("alias", ["show", alias]) => Ok(Command::AliasShow(Some(own(alias)))),
+        ("alias", ["add", alias, uri]) => Ok(Command::AliasAdd {
+            alias: own(alias),
+            uri: own(uri),
+        }),
+        ("alias", ["rm", alias]) => Ok(Command::AliasRm(own(alias))),
+        _ => Err(UsageError::WrongArgs("alias")),
     }
 }
 
@@ -313,6 +409,50 @@ mod tests {
                 expires: "60".into(),
                 q: "0.5".into(),
             }
+        );
+    }
+
+    #[test]
+    fn db_commands() {
+        assert_eq!(cmd(&["db", "init"]), Command::DbInit);
+        assert_eq!(
+            cmd(&["add", "alice", "pw", "a@x"]),
+            Command::Add {
+                user: "alice".into(),
+                password: "pw".into(),
+                email: "a@x".into(),
+            }
+        );
+        assert_eq!(
+            cmd(&["passwd", "alice", "-pw"]),
+            Command::Passwd {
+                user: "alice".into(),
+                password: "-pw".into(),
+            }
+        );
+        assert_eq!(cmd(&["rm", "alice"]), Command::Rm("alice".into()));
+        assert_eq!(cmd(&["alias", "show"]), Command::AliasShow(None));
+        assert_eq!(
+            cmd(&["alias", "add", "al", "sip:a@h"]),
+            Command::AliasAdd {
+                alias: "al".into(),
+                uri: "sip:a@h".into(),
+            }
+        );
+        assert_eq!(cmd(&["alias", "rm", "al"]), Command::AliasRm("al".into()));
+        let inv = parse(&["-d", "sqlite:///x.db", "db", "init"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(inv.db_url.as_deref(), Some("sqlite:///x.db"));
+        assert!(inv.command.is_db() && !Command::Ps.is_db());
+        assert_eq!(parse(&["db"]), Err(UsageError::WrongArgs("db")));
+        assert_eq!(parse(&["add", "a", "b"]), Err(UsageError::WrongArgs("add")));
+        assert_eq!(
+            parse(&["passwd", "a"]),
+            Err(UsageError::WrongArgs("passwd"))
+        );
+        assert_eq!(parse(&["rm"]), Err(UsageError::WrongArgs("rm")));
+        assert_eq!(
+            parse(&["alias", "add", "a"]),
+            Err(UsageError::WrongArgs("alias"))
         );
     }
 

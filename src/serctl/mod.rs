@@ -4,7 +4,8 @@
 //! Layers: [`proto`] frames requests and parses replies (pure);
 //! [`unixsock`] and [`fifo`] move bytes ([`access`]: who may answer); [`transport`] picks one and ties
 //! them together; [`cli`] parses the command line; [`format`] renders
-//! replies; [`run`] is the program. `src/bin/serctl.rs` only calls
+//! replies; [`run`] is the program; [`users`] manages subscribers and aliases in
+//! SER's database. `src/bin/serctl.rs` only calls
 //! [`main_entry`].
 pub mod access;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod proto;
 pub mod run;
 pub mod transport;
 pub mod unixsock;
+pub mod users;
 
 pub use proto::{build_request, parse_reply, BuildError, Reply, ReplyError};
 pub use run::{run, EnvPaths, OutKind, EXIT_OK, EXIT_SERVER_ERROR, EXIT_UNREACHABLE, EXIT_USAGE};

@@ -8,6 +8,7 @@ use super::cli::{self, Command, Invocation};
 use super::format;
 use super::proto::Reply;
 use super::transport::{Transport, TransportError};
+use super::users;
 
 /// The reply code was 2xx.
 pub const EXIT_OK: i32 = 0;
@@ -31,13 +32,18 @@ pub enum OutKind {
     Stream,
 }
 
-/// The transport choice the environment makes when `-s`/`-f` are absent.
+/// What the environment says: the transport when `-s`/`-f` are absent,
+/// the database and the domain of the user commands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvPaths {
     /// `$SER_UNIXSOCK`
     pub unixsock: Option<PathBuf>,
     /// `$SER_FIFO`
     pub fifo: Option<PathBuf>,
+    /// `$SER_DB_URL`, when `-d` is absent.
+    pub db_url: Option<String>,
+    /// `$SIP_DOMAIN`: the domain of `add`, `passwd`, `rm`, `alias`.
+    pub sip_domain: Option<String>,
 }
 
 impl EnvPaths {
@@ -46,6 +52,8 @@ impl EnvPaths {
         EnvPaths {
             unixsock: std::env::var_os("SER_UNIXSOCK").map(PathBuf::from),
             fifo: std::env::var_os("SER_FIFO").map(PathBuf::from),
+            db_url: std::env::var("SER_DB_URL").ok().filter(|s| !s.is_empty()),
+            sip_domain: std::env::var("SIP_DOMAIN").ok().filter(|s| !s.is_empty()),
         }
     }
 }
@@ -70,6 +78,11 @@ pub fn run(
     if inv.command == Command::Help {
         let _ = out.write_all(cli::USAGE.as_bytes());
         return EXIT_OK;
+    }
+    if inv.command.is_db() {
+        let status = users::run(&inv, env, out, err);
+        let _ = out.flush();
+        return status;
     }
     let transport = inv
         .transport
@@ -121,7 +134,14 @@ pub fn request_for(command: &Command) -> Option<(String, Vec<String>)> {
             expires,
             q,
         } => Some(("ul_add".into(), loc(&[aor, contact, expires, q, "0", "0"]))),
-        Command::Help => None,
+        Command::Help
+        | Command::DbInit
+        | Command::Add { .. }
+        | Command::Passwd { .. }
+        | Command::Rm(_)
+        | Command::AliasShow(_)
+        | Command::AliasAdd { .. }
+        | Command::AliasRm(_) => None,
     }
 }
 
@@ -263,6 +283,7 @@ mod tests {
         let env = EnvPaths {
             unixsock: None,
             fifo: Some("/nonexistent/serctl_test_fifo".into()),
+            ..EnvPaths::default()
         };
         let (code, _, err) = run_words(&["ps"], &env);
         assert_eq!(code, EXIT_UNREACHABLE);

@@ -495,3 +495,257 @@ fn usage_error_exits_64() {
     assert_eq!(out.status.code(), Some(64));
     assert!(text(&out.stderr).contains("usage: serctl"));
 }
+
+/// `serctl db init | add | passwd | rm | alias` on SQLite, MariaDB and
+/// PostgreSQL: the real binary, rows checked through `ser::db`.
+mod users {
+    use std::process::{Command, Output};
+    use std::time::{Duration, Instant};
+
+    use ser::db::{Db, Stmt, Value};
+    use ser::modules::auth::digest::hex_md5;
+
+    use super::text;
+    use crate::common::db::{DbKind, DbServer};
+    use crate::common::{serial, TestDir};
+
+    const DOMAIN: &str = "example.com";
+
+    /// serctl with `SER_DB_URL` set and `SIP_DOMAIN` set or not.
+    fn serctl(url: &str, domain: Option<&str>, args: &[&str]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_serctl"));
+        c.args(args)
+            .env("SER_DB_URL", url)
+            .env_remove("SIP_DOMAIN")
+            .env_remove("SER_UNIXSOCK")
+            .env_remove("SER_FIFO");
+        if let Some(d) = domain {
+            c.env("SIP_DOMAIN", d);
+        }
+        c.output().unwrap_or_else(|e| panic!("running serctl: {e}"))
+    }
+
+    /// Runs serctl in `DOMAIN` and checks its exit status.
+    fn ok(url: &str, args: &[&str], want: i32) -> String {
+        let out = serctl(url, Some(DOMAIN), args);
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "serctl {args:?}: stdout {} stderr {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        if want == 0 {
+            text(&out.stdout)
+        } else {
+            text(&out.stderr)
+        }
+    }
+
+    /// (password, ha1, ha1b, email) of each subscriber named `user`.
+    fn subscriber(db: &mut Db, user: &str) -> Vec<(String, String, String, String)> {
+        let sel = Stmt::select("subscriber", &["password", "ha1", "ha1b", "email_address"])
+            .where_eq(&["username", "domain"])
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        db.query(&sel, &[Value::from(user), Value::from(DOMAIN)])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|r| {
+                let s = |i| {
+                    r.str(i)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|e| panic!("{e}"))
+                };
+                (s(0), s(1), s(2), s(3))
+            })
+            .collect()
+    }
+
+    fn count(db: &mut Db, table: &str) -> usize {
+        let sel = Stmt::select(table, &["username"])
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        db.query(&sel, &[]).unwrap_or_else(|e| panic!("{e}")).len()
+    }
+
+    fn ha1(user: &str, pw: &str) -> String {
+        hex_md5(&[format!("{user}:{DOMAIN}:{pw}").as_bytes()])
+    }
+
+    fn ha1b(user: &str, pw: &str) -> String {
+        hex_md5(&[format!("{user}@{DOMAIN}:{DOMAIN}:{pw}").as_bytes()])
+    }
+
+    fn users_on(url: &str) {
+        ok(url, &["db", "init"], 0);
+        // Twice is harmless, as `schema::create` promises.
+        ok(url, &["db", "init"], 0);
+        let mut db = Db::from_url(url).unwrap_or_else(|e| panic!("{e}"));
+
+        ok(url, &["add", "alice", "secret", "alice@example.com"], 0);
+        let want = (
+            "secret".to_owned(),
+            ha1("alice", "secret"),
+            ha1b("alice", "secret"),
+            "alice@example.com".to_owned(),
+        );
+        assert_eq!(subscriber(&mut db, "alice"), vec![want.clone()]);
+        let err = ok(url, &["add", "alice", "other", "x@y"], 1);
+        assert!(err.contains("user exists"), "{err}");
+        assert_eq!(subscriber(&mut db, "alice"), vec![want.clone()]);
+
+        ok(url, &["passwd", "alice", "n3w"], 0);
+        let after = subscriber(&mut db, "alice");
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0].0, "n3w");
+        assert_eq!(after[0].1, ha1("alice", "n3w"));
+        assert_eq!(after[0].2, ha1b("alice", "n3w"));
+        let err = ok(url, &["passwd", "mallory", "x"], 1);
+        assert!(err.contains("no such user"), "{err}");
+
+        // Injection-looking names are stored as typed, match only
+        // themselves, and change nothing else.
+        let evil = "' OR '1'='1";
+        ok(url, &["add", evil, "pw", "e@x"], 0);
+        assert_eq!(subscriber(&mut db, evil)[0].1, ha1(evil, "pw"));
+        for name in [
+            "x' OR 'a'='a",
+            "alice' --",
+            "alice'; DELETE FROM subscriber; --",
+        ] {
+            ok(url, &["passwd", name, "pwned"], 1);
+            ok(url, &["rm", name], 1);
+        }
+        assert_eq!(subscriber(&mut db, "alice")[0].1, ha1("alice", "n3w"));
+        assert_eq!(count(&mut db, "subscriber"), 2);
+        ok(url, &["rm", evil], 0);
+        assert_eq!(subscriber(&mut db, "alice").len(), 1);
+
+        ok(url, &["rm", "alice"], 0);
+        assert!(subscriber(&mut db, "alice").is_empty());
+        let err = ok(url, &["rm", "alice"], 1);
+        assert!(err.contains("no such user"), "{err}");
+
+        // Aliases: usrloc-shaped rows in `aliases`.
+        ok(url, &["alias", "add", "bob", "sip:alice@example.com"], 0);
+        ok(url, &["alias", "add", "bob", "sip:alice@10.0.0.1"], 0);
+        ok(url, &["alias", "add", "carol", "sip:carol@h"], 0);
+        ok(url, &["alias", "add", "carol", "sip:carol@h"], 1);
+        let sel = Stmt::select("aliases", &["expires", "q", "callid", "cseq"])
+            .where_eq(&["username", "contact"])
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"));
+        let row = db
+            .query_one(&sel, &["carol".into(), "sip:carol@h".into()])
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("no alias row"));
+        assert_eq!(row.time(0).ok(), Some(ser::db::time::forever_secs()));
+        assert_eq!(row.float(1).ok(), Some(1.0));
+        assert_eq!(row.str(2).ok(), Some("Default-Call-ID"));
+        assert_eq!(row.int(3).ok(), Some(42));
+        assert_eq!(
+            ok(url, &["alias", "show"], 0),
+            "bob@example.com\tsip:alice@10.0.0.1\n\
+             bob@example.com\tsip:alice@example.com\n\
+             carol@example.com\tsip:carol@h\n"
+        );
+        assert_eq!(
+            ok(url, &["alias", "show", "carol"], 0),
+            "carol@example.com\tsip:carol@h\n"
+        );
+        ok(url, &["alias", "show", evil], 1);
+        ok(url, &["alias", "rm", evil], 1);
+        ok(url, &["alias", "rm", "bob"], 0);
+        ok(url, &["alias", "show", "bob"], 1);
+        ok(url, &["alias", "rm", "bob"], 1);
+        assert_eq!(count(&mut db, "aliases"), 1);
+
+        // SIP_DOMAIN is required, and nothing is done without it.
+        for args in [
+            &["add", "dave", "pw", "d@x"][..],
+            &["passwd", "dave", "pw"],
+            &["rm", "carol"],
+            &["alias", "show"],
+            &["alias", "rm", "carol"],
+        ] {
+            let out = serctl(url, None, args);
+            assert_eq!(out.status.code(), Some(64), "{args:?}");
+            assert!(text(&out.stderr).contains("SIP_DOMAIN"), "{args:?}");
+        }
+        assert_eq!(count(&mut db, "aliases"), 1);
+        assert_eq!(count(&mut db, "subscriber"), 0);
+    }
+
+    #[test]
+    fn serctl_users_on_sqlite() {
+        let dir = TestDir::new();
+        let url = format!("sqlite://{}", dir.join("ser.db").display());
+        users_on(&url);
+        // -d wins over SER_DB_URL.
+        let other = format!("sqlite://{}", dir.join("other.db").display());
+        let out = serctl(
+            "sqlite:///nonexistent/dir/x.db",
+            Some(DOMAIN),
+            &["-d", &other, "db", "init"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(dir.join("other.db").exists());
+    }
+
+    #[test]
+    fn serctl_users_on_mariadb_and_postgres() {
+        let _g = serial();
+        for kind in [DbKind::Mariadb, DbKind::Postgres] {
+            let dir = TestDir::new();
+            let server = DbServer::start(kind, dir.path());
+            users_on(&server.url());
+        }
+    }
+
+    #[test]
+    fn serctl_users_database_down_or_bad_url() {
+        // Nothing listens on port 1: refused at once, exit 2.
+        for url in [
+            "mysql://ser:heslo@127.0.0.1:1/ser",
+            "postgres://ser:heslo@127.0.0.1:1/ser",
+        ] {
+            let t = Instant::now();
+            let out = serctl(url, Some(DOMAIN), &["add", "alice", "pw", "a@x"]);
+            assert_eq!(out.status.code(), Some(2), "{url}");
+            let err = text(&out.stderr);
+            assert!(
+                err.contains("cannot connect") && !err.contains("heslo"),
+                "{err}"
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{url}: {:?}",
+                t.elapsed()
+            );
+        }
+        let out = serctl("nosuch://x", Some(DOMAIN), &["db", "init"]);
+        assert_eq!(out.status.code(), Some(64));
+    }
+
+    #[test]
+    fn serctl_usage_lists_user_commands() {
+        let out = serctl("sqlite:///x", None, &["-h"]);
+        let usage = text(&out.stdout);
+        for c in [
+            "db init",
+            "add <user>",
+            "passwd <user>",
+            "rm <user>",
+            "alias show",
+            "alias add",
+            "alias rm",
+            "SIP_DOMAIN",
+            "-d <url>",
+        ] {
+            assert!(usage.contains(c), "{c} missing from {usage}");
+        }
+        let out = serctl("sqlite:///x", Some(DOMAIN), &["add", "alice"]);
+        assert_eq!(out.status.code(), Some(64));
+    }
+}
