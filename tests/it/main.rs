@@ -9,6 +9,7 @@
 mod common;
 
 mod acc_avp;
+mod acc_db;
 mod auth;
 mod classic;
 mod ctl_fifo;

@@ -70,8 +70,9 @@ fn uri_host(uri: &[u8]) -> Option<&[u8]> {
     Some(u.host.get(uri))
 }
 
-/// One `(attribute, value)` for a `log_fmt` letter.
-fn field<'a>(c: char, inp: &Input<'a>) -> (&'static str, &'a [u8]) {
+/// One `(attribute, value)` for a `log_fmt` letter (the SQL sink's
+/// values too).
+pub(super) fn field<'a>(c: char, inp: &Input<'a>) -> (&'static str, &'a [u8]) {
     let req = inp.req;
     let buf = req.buf();
     let tomsg = inp.to.unwrap_or(req);

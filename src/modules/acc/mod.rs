@@ -7,12 +7,14 @@
 //! the same path as the script's `log()`, so they show under the same
 //! `debug` rule SER applies.
 //!
-//! Only the syslog back end exists. The parameters that would send
-//! records to a database, RADIUS or Diameter are refused when the config
+//! Two sinks share the values: the syslog line and SER 0.9's SQL rows
+//! (`db_url`, `db_flag` → `acc`, `db_missed_flag` → `missed_calls`,
+//! `acc_db_request(comment, table)`; see [`db`]). The parameters that
+//! would send records to RADIUS or Diameter are refused when the config
 //! loads — accounting that silently goes nowhere is worse than a clear
-//! error — while pure naming parameters (tables, columns) are accepted
-//! and have no effect.
+//! error — while their pure naming parameters are accepted unused.
 
+mod db;
 pub mod line;
 mod report;
 
@@ -42,6 +44,17 @@ pub struct AccCfg {
     pub early_media: bool,
     /// Also report transactions that ended with ≥300 as "answered".
     pub failed_transactions: bool,
+    /// `db_flag`: rows in `db_table_acc` for answered transactions.
+    pub db_flag: Option<u32>,
+    /// `db_missed_flag`: rows in `db_table_missed_calls`.
+    pub db_missed_flag: Option<u32>,
+    pub db_url: String,
+    pub db_table_acc: String,
+    pub db_table_missed_calls: String,
+    /// Write `time` as local time (SER's default is UTC).
+    pub db_localtime: bool,
+    /// Column names in the order of [`db::COLUMN_PARAMS`].
+    pub db_columns: Vec<String>,
 }
 
 impl Default for AccCfg {
@@ -55,6 +68,13 @@ impl Default for AccCfg {
             report_cancels: false,
             early_media: false,
             failed_transactions: false,
+            db_flag: None,
+            db_missed_flag: None,
+            db_url: db::DEFAULT_URL.to_string(),
+            db_table_acc: "acc".to_string(),
+            db_table_missed_calls: "missed_calls".to_string(),
+            db_localtime: false,
+            db_columns: db::default_columns(),
         }
     }
 }
@@ -62,6 +82,15 @@ impl Default for AccCfg {
 /// The settings the tm callbacks read (they are plain `fn`s). Set once in
 /// `mod_init`, before the fork.
 static CFG: OnceLock<AccCfg> = OnceLock::new();
+
+/// The inserts of the flag-driven rows (`acc`, `missed_calls`), prepared
+/// in `mod_init` when `db_flag` or `db_missed_flag` is set.
+pub(crate) struct DbStmts {
+    acc: crate::db::Stmt,
+    missed: crate::db::Stmt,
+}
+
+static DB_STMTS: OnceLock<DbStmts> = OnceLock::new();
 
 #[derive(Default)]
 pub struct Acc {
@@ -79,9 +108,6 @@ static FUNCS: &[FnDef] = &[
 
 /// Parameters for back ends this server does not have.
 const REFUSED: &[&str] = &[
-    "db_url",
-    "db_flag",
-    "db_missed_flag",
     "radius_config",
     "radius_flag",
     "radius_missed_flag",
@@ -92,13 +118,7 @@ const REFUSED: &[&str] = &[
 ];
 
 /// Naming parameters of those back ends: harmless, accepted, unused.
-const IGNORED: &[&str] = &[
-    "secret",
-    "service_type",
-    "db_table_acc",
-    "db_table_missed_calls",
-    "db_localtime",
-];
+const IGNORED: &[&str] = &["secret", "service_type"];
 
 fn int_param(param: &str, value: &Literal) -> Result<i64, ParamError> {
     crate::route::export::param_int_or_quoted("acc", param, value)
@@ -110,6 +130,30 @@ fn bad_value(param: &str, reason: &str) -> ParamError {
         param: param.to_string(),
         reason: reason.to_string(),
     }
+}
+
+fn str_param(param: &str, value: &Literal) -> Result<String, ParamError> {
+    match value {
+        Literal::Str(s) | Literal::Ident(s) => Ok(s.clone()),
+        _ => Err(ParamError::BadType {
+            module: "acc",
+            param: param.to_string(),
+            expected: "a string",
+        }),
+    }
+}
+
+/// A table or column name: letters, digits and `_`, as the database
+/// layer will accept it.
+fn name_param(param: &str, value: &Literal) -> Result<String, ParamError> {
+    let s = str_param(param, value)?;
+    db::check_name(&s).map_err(|_| {
+        bad_value(
+            param,
+            "a table or column name: letters, digits and _, not starting with a digit",
+        )
+    })?;
+    Ok(s)
 }
 
 /// A flag number 0..31; SER treats 0 as "not set" for acc's flags.
@@ -143,26 +187,45 @@ impl Module for Acc {
                     .ok_or_else(|| bad_value(param, "SER levels are -3 (alert) .. 4 (debug)"))?;
             }
             "log_fmt" => {
-                let (Literal::Str(s) | Literal::Ident(s)) = value else {
-                    return Err(ParamError::BadType {
-                        module: "acc",
-                        param: param.to_string(),
-                        expected: "a string",
-                    });
-                };
-                if !line::valid_fmt(s) {
+                let s = str_param(param, value)?;
+                if !line::valid_fmt(&s) {
                     return Err(bad_value(param, "letters from \"cdfimorstup01FTUSnDX\""));
                 }
-                c.log_fmt = s.clone();
+                c.log_fmt = s;
             }
             "report_ack" => c.report_ack = int_param(param, value)? != 0,
             "report_cancels" => c.report_cancels = int_param(param, value)? != 0,
             "early_media" => c.early_media = int_param(param, value)? != 0,
             "failed_transactions" => c.failed_transactions = int_param(param, value)? != 0,
+            "db_flag" => c.db_flag = flag_param(param, value)?,
+            "db_missed_flag" => c.db_missed_flag = flag_param(param, value)?,
+            "db_localtime" => c.db_localtime = int_param(param, value)? != 0,
+            "db_url" => {
+                let s = str_param(param, value)?;
+                crate::db::DbUrl::parse(&s).map_err(|e| {
+                    bad_value(
+                        param,
+                        &format!("{e} (a database URL: mysql://, postgres:// or sqlite:///path)"),
+                    )
+                })?;
+                c.db_url = s;
+            }
+            "db_table_acc" => c.db_table_acc = name_param(param, value)?,
+            "db_table_missed_calls" => c.db_table_missed_calls = name_param(param, value)?,
+            p if db::COLUMN_PARAMS.iter().any(|(n, _)| *n == p) => {
+                let i = db::COLUMN_PARAMS
+                    .iter()
+                    .position(|(n, _)| *n == p)
+                    .unwrap_or(0);
+                let name = name_param(param, value)?;
+                if let Some(slot) = c.db_columns.get_mut(i) {
+                    *slot = name;
+                }
+            }
             p if REFUSED.contains(&p) => {
                 return Err(bad_value(
                     p,
-                    "only syslog accounting is available (no database, RADIUS or Diameter)",
+                    "only syslog and SQL accounting are available (no RADIUS or Diameter)",
                 ))
             }
             p if IGNORED.contains(&p) || p.starts_with("acc_") && p.ends_with("_column") => {}
@@ -185,9 +248,27 @@ impl Module for Acc {
                     report::log_request(&cfg, ctx, &comment)
                 }))
             }
+            "acc_db_request" => {
+                let comment = arg_str(f.name, args, 0)?.into_bytes();
+                let table = arg_str(f.name, args, 1)?;
+                let bad = |expected: &'static str, found: String| FixupError::BadArg {
+                    func: f.name,
+                    index: 1,
+                    expected,
+                    found,
+                };
+                db::set_url(&self.cfg.db_url)
+                    .map_err(|e| bad("acc's db_url to be a database URL", e.to_string()))?;
+                let stmt = db::insert_stmt(&table, &self.cfg.db_columns)
+                    .map_err(|e| bad("a table named with letters, digits and _", e.to_string()))?;
+                let cfg = self.cfg.clone();
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    report::db_request(&cfg, ctx, &comment, &stmt, &table)
+                }))
+            }
             _ => Err(FixupError::Unavailable {
                 func: f.name,
-                reason: "only syslog accounting is available (no database, RADIUS or Diameter)",
+                reason: "only syslog and SQL accounting are available (no RADIUS or Diameter)",
             }),
         }
     }
@@ -203,7 +284,24 @@ impl Module for Acc {
                 reason: "initialised twice".to_string(),
             });
         }
-        if self.cfg.log_flag.is_some() || self.cfg.log_missed_flag.is_some() {
+        let c = &self.cfg;
+        if c.db_flag.is_some() || c.db_missed_flag.is_some() {
+            let err = |e: crate::db::DbError| ModInitError {
+                module: "acc",
+                reason: e.to_string(),
+            };
+            db::set_url(&c.db_url).map_err(err)?;
+            let stmts = DbStmts {
+                acc: db::insert_stmt(&c.db_table_acc, &c.db_columns).map_err(err)?,
+                missed: db::insert_stmt(&c.db_table_missed_calls, &c.db_columns).map_err(err)?,
+            };
+            let _ = DB_STMTS.set(stmts);
+        }
+        if c.log_flag.is_some()
+            || c.log_missed_flag.is_some()
+            || c.db_flag.is_some()
+            || c.db_missed_flag.is_some()
+        {
             register_tmcb(
                 CbEvent::Completed.bit() | CbEvent::OnFailure.bit() | CbEvent::E2eAckIn.bit(),
                 report::on_tm_event,
@@ -216,6 +314,11 @@ impl Module for Acc {
 /// The settings in force (after `mod_init`).
 fn cfg() -> Option<&'static AccCfg> {
     CFG.get()
+}
+
+/// The flag-driven inserts (after `mod_init`, when db flags are set).
+fn db_stmts() -> Option<&'static DbStmts> {
+    DB_STMTS.get()
 }
 
 #[cfg(test)]
@@ -247,8 +350,23 @@ mod tests {
         assert!(a.set_param("log_fmt", &Literal::Str("mz".into())).is_err());
         assert!(a.set_param("log_level", &Literal::Int(7)).is_err());
         assert!(a
-            .set_param("db_url", &Literal::Str("mysql://x".into()))
+            .set_param("db_url", &Literal::Str("nosuch://x".into()))
             .is_err());
+        a.set_param("db_url", &Literal::Str("sqlite:///tmp/x.db".into()))
+            .unwrap();
+        a.set_param("db_flag", &Literal::Int(4)).unwrap();
+        a.set_param("db_missed_flag", &Literal::Int(5)).unwrap();
+        assert_eq!((a.cfg.db_flag, a.cfg.db_missed_flag), (Some(4), Some(5)));
+        a.set_param("acc_sip_status_column", &Literal::Str("status".into()))
+            .unwrap();
+        assert_eq!(a.cfg.db_columns[8], "status");
+        assert!(a
+            .set_param("acc_time_column", &Literal::Str("time; drop".into()))
+            .is_err());
+        assert!(a
+            .set_param("db_table_acc", &Literal::Str("acc x".into()))
+            .is_err());
+        assert!(a.set_param("radius_flag", &Literal::Int(1)).is_err());
         assert!(a.set_param("bogus", &Literal::Int(1)).is_err());
     }
 }

@@ -7,7 +7,7 @@
 //! with `early_media` is not reported yet (the flags live behind the lock).
 
 use super::line::{self, Event, Input};
-use super::AccCfg;
+use super::{db, AccCfg};
 use crate::route::MsgCtx;
 use crate::sip::{Method, Msg};
 use crate::tm::callbacks::{CbEvent, CbParams};
@@ -42,23 +42,77 @@ pub(super) fn log_request(cfg: &AccCfg, ctx: &MsgCtx<'_>, comment: &[u8]) -> i32
     1
 }
 
-/// Which lines a transaction's final outcome gives (SER's rules).
+/// `acc_db_request("comment", "table")`: a row for the current request,
+/// now. 1, or −1 when the row could not be written (the call goes on).
+pub(super) fn db_request(
+    cfg: &AccCfg,
+    ctx: &MsgCtx<'_>,
+    comment: &[u8],
+    stmt: &crate::db::Stmt,
+    table: &str,
+) -> i32 {
+    if ctx.msg.method() == Method::Cancel && !cfg.report_cancels {
+        return 1;
+    }
+    let inp = Input {
+        req: ctx.msg,
+        to: None,
+        out_uri: ctx.new_uri.as_deref(),
+        phrase: comment,
+    };
+    if db::write(stmt, table, db::ACC_FMT, &inp, cfg.db_localtime) {
+        1
+    } else {
+        -1
+    }
+}
+
+/// Which reports a transaction's final outcome gives (SER's rules), for
+/// each sink: syslog lines (`log_*flag`) and SQL rows (`db_*flag`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(super) struct Verdict {
     pub missed: bool,
     pub answered: bool,
+    pub db_missed: bool,
+    pub db_answered: bool,
 }
 
-/// Decide from the saved flags, the method and the final code.
-/// `missed_allowed` is false once the missed report was made (the flag
-/// was cleared after the first failed attempt).
-pub(super) fn verdict(cfg: &AccCfg, flags: u32, method: Method, code: u16) -> Verdict {
-    let missed = method == Method::Invite && code >= 300 && flag_on(flags, cfg.log_missed_flag);
-    let answered = flag_on(flags, cfg.log_flag)
+impl Verdict {
+    fn any(self) -> bool {
+        self.missed || self.answered || self.db_missed || self.db_answered
+    }
+}
+
+/// (missed, answered) for one sink's pair of flags.
+fn decide(
+    cfg: &AccCfg,
+    flags: u32,
+    method: Method,
+    code: u16,
+    flag: Option<u32>,
+    missed_flag: Option<u32>,
+) -> (bool, bool) {
+    let missed = method == Method::Invite && code >= 300 && flag_on(flags, missed_flag);
+    let answered = flag_on(flags, flag)
         && (code < 300 || cfg.failed_transactions)
         && (method != Method::Cancel || cfg.report_cancels)
         && (code >= 200 || (cfg.early_media && code == 183));
-    Verdict { missed, answered }
+    (missed, answered)
+}
+
+/// Decide from the saved flags, the method and the final code. A missed
+/// flag is cleared once its report is made (after the first failed
+/// attempt), so it reports once.
+pub(super) fn verdict(cfg: &AccCfg, flags: u32, method: Method, code: u16) -> Verdict {
+    let (missed, answered) = decide(cfg, flags, method, code, cfg.log_flag, cfg.log_missed_flag);
+    let (db_missed, db_answered) =
+        decide(cfg, flags, method, code, cfg.db_flag, cfg.db_missed_flag);
+    Verdict {
+        missed,
+        answered,
+        db_missed,
+        db_answered,
+    }
 }
 
 /// `code reason` of a reply's status line, or the code alone.
@@ -112,11 +166,14 @@ fn snapshot(
         return None;
     }
     let v = verdict(cfg, st.msg_flags, method, code);
-    if !v.missed && !v.answered {
+    if !v.any() {
         return None;
     }
-    if v.missed {
-        if let Some(f) = cfg.log_missed_flag {
+    for (reported, flag) in [
+        (v.missed, cfg.log_missed_flag),
+        (v.db_missed, cfg.db_missed_flag),
+    ] {
+        if let Some(f) = flag.filter(|_| reported) {
             st.msg_flags &= !(1u32 << f);
         }
     }
@@ -146,7 +203,9 @@ fn report(
     };
     let reply = Msg::parse(snap.reply).ok();
     let out_uri = (!snap.relay_uri.is_empty()).then_some(snap.relay_uri.as_slice());
-    if snap.verdict.missed {
+    let v = snap.verdict;
+    let stmts = super::db_stmts();
+    if v.missed || v.db_missed {
         let phrase = status_phrase(reply.as_ref(), code);
         let inp = Input {
             req: &req,
@@ -154,9 +213,15 @@ fn report(
             out_uri,
             phrase: &phrase,
         };
-        emit(cfg, &line::format(Event::Missed, &cfg.log_fmt, &inp));
+        if v.missed {
+            emit(cfg, &line::format(Event::Missed, &cfg.log_fmt, &inp));
+        }
+        if let Some(s) = stmts.filter(|_| v.db_missed) {
+            let t = &cfg.db_table_missed_calls;
+            db::write(&s.missed, t, db::MC_FMT, &inp, cfg.db_localtime);
+        }
     }
-    if snap.verdict.answered && !only_missed {
+    if (v.answered || v.db_answered) && !only_missed {
         let phrase = code.to_string().into_bytes();
         let inp = Input {
             req: &req,
@@ -164,7 +229,13 @@ fn report(
             out_uri,
             phrase: &phrase,
         };
-        emit(cfg, &line::format(Event::Answered, &cfg.log_fmt, &inp));
+        if v.answered {
+            emit(cfg, &line::format(Event::Answered, &cfg.log_fmt, &inp));
+        }
+        if let Some(s) = stmts.filter(|_| v.db_answered) {
+            let t = &cfg.db_table_acc;
+            db::write(&s.acc, t, db::ACC_FMT, &inp, cfg.db_localtime);
+        }
     }
 }
 
@@ -201,7 +272,9 @@ fn acked(cfg: &AccCfg, cell: &Cell, ack: &[u8]) {
         let st = cell.lock();
         (st.msg_flags, st.tx.uas_status)
     };
-    if !flag_on(flags, cfg.log_flag) {
+    let syslog = flag_on(flags, cfg.log_flag);
+    let sql = flag_on(flags, cfg.db_flag);
+    if !syslog && !sql {
         return;
     }
     let Ok(msg) = Msg::parse(ack.to_vec()) else {
@@ -214,7 +287,18 @@ fn acked(cfg: &AccCfg, cell: &Cell, ack: &[u8]) {
         out_uri: None,
         phrase: &phrase,
     };
-    emit(cfg, &line::format(Event::Acked, &cfg.log_fmt, &inp));
+    if syslog {
+        emit(cfg, &line::format(Event::Acked, &cfg.log_fmt, &inp));
+    }
+    if let Some(s) = super::db_stmts().filter(|_| sql) {
+        db::write(
+            &s.acc,
+            &cfg.db_table_acc,
+            db::ACC_FMT,
+            &inp,
+            cfg.db_localtime,
+        );
+    }
 }
 
 #[cfg(test)]
@@ -237,8 +321,8 @@ mod tests {
         assert_eq!(
             v,
             Verdict {
-                missed: false,
-                answered: true
+                answered: true,
+                ..Verdict::default()
             }
         );
         let v = verdict(&c, both, Method::Invite, 486);
@@ -246,9 +330,25 @@ mod tests {
             v,
             Verdict {
                 missed: true,
-                answered: false
+                ..Verdict::default()
             }
         );
+        // The SQL sink has flags of its own.
+        let d = AccCfg {
+            db_flag: Some(3),
+            db_missed_flag: Some(4),
+            ..cfg()
+        };
+        let v = verdict(&d, (1 << 3) | (1 << 4), Method::Invite, 486);
+        assert_eq!(
+            v,
+            Verdict {
+                db_missed: true,
+                ..Verdict::default()
+            }
+        );
+        assert!(verdict(&d, 1 << 3, Method::Invite, 200).db_answered);
+        assert!(!verdict(&d, 1 << 3, Method::Invite, 200).answered);
         // Failed transactions are "answered" only when asked for.
         let f = AccCfg {
             failed_transactions: true,
