@@ -76,37 +76,19 @@ impl Module for AuthDb {
     }
 
     fn set_param(&mut self, param: &str, value: &Literal) -> Result<(), ParamError> {
-        let bad = |expected: &'static str| ParamError::BadType {
-            module: "auth_db",
-            param: param.into(),
-            expected,
-        };
-        let text = |v: &Literal| match v {
-            Literal::Str(s) if !s.is_empty() => Ok(s.clone()),
-            _ => Err(bad("a non-empty string")),
-        };
-        let flag = |v: &Literal| match v {
-            Literal::Int(0) => Ok(false),
-            Literal::Int(1) => Ok(true),
-            Literal::Ident(s) if s.eq_ignore_ascii_case("yes") || s.eq_ignore_ascii_case("on") => {
-                Ok(true)
-            }
-            Literal::Ident(s) if s.eq_ignore_ascii_case("no") || s.eq_ignore_ascii_case("off") => {
-                Ok(false)
-            }
-            _ => Err(bad("0/1 (or yes/no)")),
-        };
+        let text = || super::str_param("auth_db", param, value);
+        let flag = || super::flag_param("auth_db", param, value);
         match param {
             "db_url" => {
                 super::db_conn::parse_param("auth_db", param, value)?;
-                self.db_url = text(value)?;
+                self.db_url = text()?;
             }
-            "user_column" => self.user_column = text(value)?,
-            "domain_column" => self.domain_column = text(value)?,
-            "password_column" => self.password_column = text(value)?,
-            "password_column_2" => self.password_column_2 = text(value)?,
-            "calculate_ha1" => self.calculate_ha1 = flag(value)?,
-            "use_domain" => self.use_domain = flag(value)?,
+            "user_column" => self.user_column = text()?,
+            "domain_column" => self.domain_column = text()?,
+            "password_column" => self.password_column = text()?,
+            "password_column_2" => self.password_column_2 = text()?,
+            "calculate_ha1" => self.calculate_ha1 = flag()?,
+            "use_domain" => self.use_domain = flag()?,
             _ => return Err(super::no_params("auth_db", param)),
         }
         Ok(())

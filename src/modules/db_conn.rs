@@ -45,3 +45,17 @@ pub fn parse_param(
         _ => Err(bad()),
     }
 }
+
+/// 1 when `stmt` finds a row for `params`, -1 when not or when the
+/// database did not answer (logged for `who`: the check then fails, as
+/// SER's did).
+pub fn exists(url: &DbUrl, stmt: &crate::db::Stmt, params: &[crate::db::Value], who: &str) -> i32 {
+    match with_db(url, |db| db.query_one(stmt, params)) {
+        Ok(Some(_)) => 1,
+        Ok(None) => -1,
+        Err(e) => {
+            crate::warn_limited!("{who}: lookup failed: {e}");
+            -1
+        }
+    }
+}

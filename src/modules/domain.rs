@@ -45,14 +45,7 @@ impl Module for Domain {
     }
 
     fn set_param(&mut self, param: &str, value: &Literal) -> Result<(), ParamError> {
-        let text = || match value {
-            Literal::Str(s) if !s.is_empty() => Ok(s.clone()),
-            _ => Err(ParamError::BadType {
-                module: "domain",
-                param: param.into(),
-                expected: "a non-empty string",
-            }),
-        };
+        let text = || super::str_param("domain", param, value);
         match param {
             "db_url" => {
                 super::db_conn::parse_param("domain", param, value)?;
@@ -60,17 +53,15 @@ impl Module for Domain {
             }
             "domain_table" => self.table = text()?,
             "domain_col" => self.column = text()?,
-            "db_mode" => match value {
-                Literal::Int(0) => {}
-                _ => {
-                    return Err(ParamError::BadType {
-                        module: "domain",
-                        param: param.into(),
-                        expected: "0 (each check asks the database; the cached mode 1 and \
-                                   domain_reload are not supported)",
-                    })
-                }
-            },
+            "db_mode" if matches!(value, Literal::Int(0)) => {}
+            "db_mode" => {
+                return Err(ParamError::BadType {
+                    module: "domain",
+                    param: param.into(),
+                    expected: "0 (each check asks the database; the cached mode 1 and \
+                               domain_reload are not supported)",
+                })
+            }
             _ => return Err(super::no_params("domain", param)),
         }
         Ok(())
@@ -124,16 +115,7 @@ pub fn host_of(uri: &[u8]) -> Option<String> {
 }
 
 /// 1 when `host` is in the table, -1 when not or when the database did
-/// not answer (logged: a request is then treated as not ours).
+/// not answer (a request is then treated as not ours).
 fn is_local(url: &DbUrl, stmt: &Stmt, host: &str) -> i32 {
-    match super::db_conn::with_db(url, |db| {
-        db.query_one(stmt, &[Value::Str(host.to_string())])
-    }) {
-        Ok(Some(_)) => 1,
-        Ok(None) => -1,
-        Err(e) => {
-            crate::warn_limited!("domain: lookup of {host} failed: {e}");
-            -1
-        }
-    }
+    super::db_conn::exists(url, stmt, &[Value::Str(host.to_string())], "domain")
 }

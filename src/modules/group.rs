@@ -57,14 +57,7 @@ impl Module for Group {
     }
 
     fn set_param(&mut self, param: &str, value: &Literal) -> Result<(), ParamError> {
-        let text = || match value {
-            Literal::Str(s) if !s.is_empty() => Ok(s.clone()),
-            _ => Err(ParamError::BadType {
-                module: "group",
-                param: param.into(),
-                expected: "a non-empty string",
-            }),
-        };
+        let text = || super::str_param("group", param, value);
         match param {
             "db_url" => {
                 super::db_conn::parse_param("group", param, value)?;
@@ -74,19 +67,7 @@ impl Module for Group {
             "user_column" => self.user_column = text()?,
             "domain_column" => self.domain_column = text()?,
             "group_column" => self.group_column = text()?,
-            "use_domain" => {
-                self.use_domain = match value {
-                    Literal::Int(0) => false,
-                    Literal::Int(1) => true,
-                    _ => {
-                        return Err(ParamError::BadType {
-                            module: "group",
-                            param: param.into(),
-                            expected: "0 or 1",
-                        })
-                    }
-                }
-            }
+            "use_domain" => self.use_domain = super::flag_param("group", param, value)?,
             _ => return Err(super::no_params("group", param)),
         }
         Ok(())
@@ -145,14 +126,7 @@ impl Module for Group {
             if use_domain {
                 params.push(Value::Str(domain));
             }
-            match super::db_conn::with_db(&url, |db| db.query_one(&stmt, &params)) {
-                Ok(Some(_)) => 1,
-                Ok(None) => -1,
-                Err(e) => {
-                    crate::warn_limited!("group: membership lookup failed: {e}");
-                    -1
-                }
-            }
+            super::db_conn::exists(&url, &stmt, &params, "group")
         }))
     }
 }

@@ -103,6 +103,48 @@ impl Module for DbDriver {
     }
 }
 
+/// A `modparam` that must be a non-empty quoted string (a table or
+/// column name, a URL).
+pub fn str_param(
+    module: &'static str,
+    param: &str,
+    v: &crate::cfg::ast::Literal,
+) -> Result<String, crate::route::export::ParamError> {
+    match v {
+        crate::cfg::ast::Literal::Str(s) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(crate::route::export::ParamError::BadType {
+            module,
+            param: param.into(),
+            expected: "a non-empty string",
+        }),
+    }
+}
+
+/// A `modparam` that is a switch: 0/1, or yes/no and on/off as SER's
+/// config grammar allowed.
+pub fn flag_param(
+    module: &'static str,
+    param: &str,
+    v: &crate::cfg::ast::Literal,
+) -> Result<bool, crate::route::export::ParamError> {
+    use crate::cfg::ast::Literal;
+    match v {
+        Literal::Int(0) => Ok(false),
+        Literal::Int(1) => Ok(true),
+        Literal::Ident(s) if s.eq_ignore_ascii_case("yes") || s.eq_ignore_ascii_case("on") => {
+            Ok(true)
+        }
+        Literal::Ident(s) if s.eq_ignore_ascii_case("no") || s.eq_ignore_ascii_case("off") => {
+            Ok(false)
+        }
+        _ => Err(crate::route::export::ParamError::BadType {
+            module,
+            param: param.into(),
+            expected: "0/1 (or yes/no)",
+        }),
+    }
+}
+
 /// Refuse any parameter: for modules that have none.
 pub fn no_params(module: &'static str, param: &str) -> crate::route::export::ParamError {
     crate::route::export::ParamError::Unknown {

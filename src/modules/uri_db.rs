@@ -60,23 +60,8 @@ impl Module for UriDb {
     }
 
     fn set_param(&mut self, param: &str, value: &Literal) -> Result<(), ParamError> {
-        let text = || match value {
-            Literal::Str(s) if !s.is_empty() => Ok(s.clone()),
-            _ => Err(ParamError::BadType {
-                module: "uri_db",
-                param: param.into(),
-                expected: "a non-empty string",
-            }),
-        };
-        let flag = || match value {
-            Literal::Int(0) => Ok(false),
-            Literal::Int(1) => Ok(true),
-            _ => Err(ParamError::BadType {
-                module: "uri_db",
-                param: param.into(),
-                expected: "0 or 1",
-            }),
-        };
+        let text = || super::str_param("uri_db", param, value);
+        let flag = || super::flag_param("uri_db", param, value);
         match param {
             "db_url" => {
                 super::db_conn::parse_param("uri_db", param, value)?;
@@ -203,12 +188,5 @@ fn user_host(uri: &[u8]) -> Option<(String, String)> {
 }
 
 fn exists(url: &DbUrl, stmt: &Stmt, params: &[Value]) -> i32 {
-    match super::db_conn::with_db(url, |db| db.query_one(stmt, params)) {
-        Ok(Some(_)) => 1,
-        Ok(None) => -1,
-        Err(e) => {
-            crate::warn_limited!("uri_db: lookup failed: {e}");
-            -1
-        }
-    }
+    super::db_conn::exists(url, stmt, params, "uri_db")
 }

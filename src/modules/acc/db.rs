@@ -12,10 +12,9 @@
 //! reach loses the row with a rate-limited warning and never holds the
 //! reply path longer than the layer's bounded connect ([`crate::db`]).
 
-use std::cell::RefCell;
 use std::sync::OnceLock;
 
-use crate::db::{Db, DbError, DbUrl, Ident, Stmt, Value};
+use crate::db::{DbError, DbUrl, Ident, Stmt, Value};
 use crate::os::time::{local_secs, CivilTime};
 
 use super::line::{self, Input};
@@ -71,11 +70,6 @@ pub(super) fn set_url(url: &str) -> Result<(), DbError> {
     let u = DbUrl::parse(url)?;
     let _ = URL.set(u);
     Ok(())
-}
-
-thread_local! {
-    /// This process's connection (each process is single-threaded).
-    static DB: RefCell<Option<Db>> = const { RefCell::new(None) };
 }
 
 /// The civil date of the instant `secs` in UTC (Howard Hinnant's
@@ -134,11 +128,7 @@ pub(super) fn write(stmt: &Stmt, table: &str, fmt: &str, inp: &Input<'_>, localt
         return false;
     };
     let vals = values(fmt, inp, localtime);
-    let r = DB.with(|cell| {
-        let mut slot = cell.borrow_mut();
-        let db = slot.get_or_insert_with(|| Db::new(url.clone()));
-        db.exec(stmt, &vals)
-    });
+    let r = crate::modules::db_conn::with_db(url, |db| db.exec(stmt, &vals));
     match r {
         Ok(_) => true,
         Err(e) => {
