@@ -6,21 +6,25 @@ use crate::common::server::{check_config, Ser};
 use crate::common::{free_udp_port, header_value, serial, status_of, Request, TestDir, UdpPeer};
 use std::time::Duration;
 
-fn cfg(port: u16, route: &str) -> String {
+/// ser on UDP at `port` with sl and `modules` loaded (names without
+/// `.so`), then `extra` lines and `routes`.
+fn ser_cfg(port: u16, modules: &[&str], extra: &str, routes: &str) -> String {
+    let loads: String = modules
+        .iter()
+        .map(|m| format!("loadmodule \"/usr/local/lib/ser/modules/{m}.so\"\n"))
+        .collect();
     format!(
-        r#"
-debug=2
-log_stderror=yes
-listen=udp:127.0.0.1:{port}
-children=2
-fifo=""
-loadmodule "/usr/local/lib/ser/modules/sl.so"
-loadmodule "/usr/local/lib/ser/modules/auth.so"
-modparam("auth", "nonce_expire", 60)
-route {{
-{route}
-}}
-"#
+        "debug=2\nlog_stderror=yes\nlisten=udp:127.0.0.1:{port}\nchildren=2\nfifo=\"\"\n\
+         loadmodule \"/usr/local/lib/ser/modules/sl.so\"\n{loads}{extra}\n{routes}\n"
+    )
+}
+
+fn cfg(port: u16, route: &str) -> String {
+    ser_cfg(
+        port,
+        &["auth"],
+        "modparam(\"auth\", \"nonce_expire\", 60)",
+        &format!("route {{\n{route}\n}}"),
     )
 }
 
@@ -262,23 +266,12 @@ fn registrar_cfg(port: u16, url: &str, extra: &str) -> String {
         Some("postgres") => "postgres",
         _ => "db_sqlite",
     };
-    format!(
-        r#"
-debug=2
-log_stderror=yes
-listen=udp:127.0.0.1:{port}
-children=2
-fifo=""
-loadmodule "/usr/local/lib/ser/modules/sl.so"
-loadmodule "/usr/local/lib/ser/modules/tm.so"
-loadmodule "/usr/local/lib/ser/modules/{driver}.so"
-loadmodule "/usr/local/lib/ser/modules/usrloc.so"
-loadmodule "/usr/local/lib/ser/modules/registrar.so"
-loadmodule "/usr/local/lib/ser/modules/auth.so"
-loadmodule "/usr/local/lib/ser/modules/auth_db.so"
-modparam("auth_db", "db_url", "{url}")
-{extra}
-route {{
+    ser_cfg(
+        port,
+        &["tm", driver, "usrloc", "registrar", "auth", "auth_db"],
+        &format!("modparam(\"auth_db\", \"db_url\", \"{url}\")\n{extra}"),
+        &format!(
+            r#"route {{
     if (method == "REGISTER") {{
         if (!www_authorize("{DOMAIN}", "subscriber")) {{
             www_challenge("{DOMAIN}", "1");
@@ -291,6 +284,7 @@ route {{
     sl_send_reply("403", "Registrations only");
 }}
 "#
+        ),
     )
 }
 
