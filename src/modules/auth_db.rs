@@ -6,8 +6,10 @@
 //! Parameters, as SER 0.9: `db_url`, `user_column` (username),
 //! `domain_column` (domain), `password_column` (ha1),
 //! `password_column_2` (ha1b, for usernames written `user@domain`),
-//! `calculate_ha1` (the password column holds the plain password) and
-//! `use_domain` (match the domain too, for multi-domain setups).
+//! `calculate_ha1` (the password column holds the plain password),
+//! `use_domain` (match the domain too, for multi-domain setups) and
+//! `rpid_column` (the subscriber's Remote-Party-ID, for auth's
+//! `append_rpid_hf`).
 //!
 //! Each process opens its own connection on first use (SER's
 //! `child_init`); the select is prepared once per connection and its
@@ -21,7 +23,7 @@ use crate::route::export::{
 };
 use crate::route::MsgCtx;
 
-use super::auth::{self, DigestUser, Kind, LookupFailed, Secret};
+use super::auth::{self, DigestUser, Found, Kind, LookupFailed, Secret};
 
 /// SER 0.9's default (a read-only MySQL user).
 const DEFAULT_URL: &str = "mysql://serro:47serro11@localhost/ser";
@@ -35,6 +37,7 @@ pub struct AuthDb {
     password_column_2: String,
     calculate_ha1: bool,
     use_domain: bool,
+    rpid_column: String,
 }
 
 impl Default for AuthDb {
@@ -47,6 +50,7 @@ impl Default for AuthDb {
             password_column_2: "ha1b".into(),
             calculate_ha1: false,
             use_domain: false,
+            rpid_column: "rpid".into(),
         }
     }
 }
@@ -89,6 +93,7 @@ impl Module for AuthDb {
             "password_column_2" => self.password_column_2 = text()?,
             "calculate_ha1" => self.calculate_ha1 = flag()?,
             "use_domain" => self.use_domain = flag()?,
+            "rpid_column" => self.rpid_column = text()?,
             _ => return Err(super::no_params("auth_db", param)),
         }
         Ok(())
@@ -142,11 +147,11 @@ impl Module for AuthDb {
         };
         let lookups = Lookups {
             url,
-            plain: Stmt::select(&table, &[&self.password_column])
+            plain: Stmt::select(&table, &[&self.password_column, &self.rpid_column])
                 .where_eq(&keys)
                 .build()
                 .map_err(cols_err)?,
-            with_domain_part: Stmt::select(&table, &[second])
+            with_domain_part: Stmt::select(&table, &[second, &self.rpid_column])
                 .where_eq(&keys)
                 .build()
                 .map_err(cols_err)?,
@@ -167,7 +172,7 @@ impl Module for AuthDb {
 }
 
 impl Lookups {
-    fn find(&self, user: &DigestUser<'_>, realm: &str) -> Result<Option<Secret>, LookupFailed> {
+    fn find(&self, user: &DigestUser<'_>, realm: &str) -> Result<Option<Found>, LookupFailed> {
         let stmt = if user.domain.is_some() {
             &self.with_domain_part
         } else {
@@ -184,13 +189,22 @@ impl Lookups {
                 return Err(LookupFailed);
             }
         };
-        let Some(text) = row.as_ref().and_then(|r| r.get(0)).and_then(|v| v.as_str()) else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        Ok(Some(if self.calculate_ha1 {
+        let Some(text) = row.get(0).and_then(|v| v.as_str()) else {
+            return Ok(None);
+        };
+        let secret = if self.calculate_ha1 {
             Secret::Password(text.to_string())
         } else {
             Secret::Ha1(text.to_string())
-        }))
+        };
+        let rpid = row
+            .get(1)
+            .and_then(|v| v.as_str())
+            .filter(|r| !r.is_empty())
+            .map(str::to_string);
+        Ok(Some(Found { secret, rpid }))
     }
 }

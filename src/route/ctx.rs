@@ -242,12 +242,15 @@ pub struct RrState {
 /// What auth learned about the request, for the functions after it: a
 /// stale nonce (the challenge says `stale=true`) and the credentials
 /// that authorized it (`consume_credentials` removes them).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct AuthState {
     pub stale: bool,
     pub used: Option<crate::sip::Span>,
     /// `consume_credentials()` removed them (once).
     pub consumed: bool,
+    /// The authorized subscriber's Remote-Party-ID (auth_db's
+    /// `rpid_column`), for `append_rpid_hf` and `is_rpid_user_e164`.
+    pub rpid: Option<String>,
 }
 
 pub struct MsgCtx<'a> {

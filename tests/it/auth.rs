@@ -103,11 +103,11 @@ fn unknown_settings_and_bad_arguments_are_refused_at_load() {
     let dir = TestDir::new();
     for (route, extra, what) in [
         (r#"    www_challenge("x", "2");"#, "", "qop"),
-        (r#"    append_rpid_hf();"#, "", "append_rpid_hf"),
+        (r#"    append_rpid_hf("x");"#, "", "append_rpid_hf"),
         (
             r#"    www_challenge("x", "0");"#,
-            r#"modparam("auth", "rpid_prefix", "<")"#,
-            "rpid_prefix",
+            r#"modparam("auth", "realm_prefix", "x")"#,
+            "realm_prefix",
         ),
         (
             r#"    www_challenge("x", "0");"#,
@@ -606,4 +606,82 @@ fn replayed_foreign_and_expired_nonces() {
     let fresh = nonce_of(&ch);
     assert_ne!(fresh, nonce);
     assert_eq!(ask(Some(answer(&fresh, 1))).0, 200, "the fresh nonce works");
+}
+
+/// A request authorized by proxy_authorize carries the subscriber's
+/// Remote-Party-ID (auth_db's rpid column) once append_rpid_hf() adds it,
+/// here only when is_rpid_user_e164() says it is a number.
+#[test]
+fn append_rpid_hf_adds_the_subscribers_rpid() {
+    let _g = serial();
+    let dir = TestDir::new();
+    let url = format!("sqlite://{}", dir.join("ser.db").display());
+    provision(&url);
+    let rpid = "<sip:+4930123456@example.com>";
+    let mut db = Db::from_url(&url).unwrap();
+    let set = Stmt::update("subscriber", &["rpid"])
+        .where_eq(&["username"])
+        .build()
+        .unwrap();
+    db.exec(&set, &[Value::Str(rpid.into()), Value::Str(USER.into())])
+        .unwrap();
+    db.close();
+    let callee = UdpPeer::bind();
+    let port = free_udp_port();
+    let ser = Ser::start(&ser_cfg(
+        port,
+        &["tm", "db_sqlite", "auth", "auth_db"],
+        &format!("modparam(\"auth_db\", \"db_url\", \"{url}\")"),
+        &format!(
+            r#"route {{
+    if (!proxy_authorize("{DOMAIN}", "subscriber")) {{
+        proxy_challenge("{DOMAIN}", "0");
+        break;
+    }};
+    consume_credentials();
+    if (is_rpid_user_e164()) {{
+        append_rpid_hf();
+    }};
+    t_relay_to_udp("127.0.0.1", "{}");
+}}"#,
+            callee.port()
+        ),
+    ));
+    let ua = UdpPeer::bind();
+    let msg = |auth: Option<String>| {
+        let mut r = Request::new("MESSAGE", "sip:bob@example.com", ua.port());
+        r.from = "<sip:alice@example.com>;tag=r1".into();
+        if let Some(a) = auth {
+            r = r.header("Proxy-Authorization", &a);
+        }
+        r.build()
+    };
+    ua.send_to_port(&msg(None), port);
+    let (m, _) = ua
+        .recv_final(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("{}", ser.log()));
+    assert_eq!(status_of(&m), Some(407));
+    let nonce = nonce_of(&header_value(&m, "Proxy-Authenticate").unwrap_or_default());
+    let ha1 = ser::modules::auth::digest::ha1(USER, DOMAIN, PASSWORD);
+    let ha2 = md5_hex("MESSAGE:sip:bob@example.com");
+    let resp = md5_hex(&format!("{ha1}:{nonce}:{ha2}"));
+    let auth = format!(
+        "Digest username=\"{USER}\", realm=\"{DOMAIN}\", nonce=\"{nonce}\", \
+         uri=\"sip:bob@example.com\", response=\"{resp}\""
+    );
+    ua.send_to_port(&msg(Some(auth)), port);
+    let (got, _) = callee
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("the callee got nothing\n{}", ser.log()));
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains(&format!(
+            "\r\nRemote-Party-ID: {rpid};party=calling;id-type=subscriber;screen=yes\r\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        !text.contains("Proxy-Authorization"),
+        "credentials consumed: {text}"
+    );
 }

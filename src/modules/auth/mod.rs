@@ -4,10 +4,12 @@
 //! backend (auth_db) calls with its lookup ([`authorize`]).
 //!
 //! Parameters: `secret` (the nonce key; random per start when unset, so
-//! nonces do not survive a restart, as in SER) and `nonce_expire`
-//! (seconds, 300). Nonces: [`nonce`]; RFC 2617 arithmetic: [`digest`].
-//! SER's RPID helpers (`rpid_prefix`, `append_rpid_hf`, …) are not here,
-//! so their parameters and functions are refused at load.
+//! nonces do not survive a restart, as in SER), `nonce_expire`
+//! (seconds, 300), `rpid_prefix` and `rpid_suffix`. Nonces: [`nonce`]; RFC 2617 arithmetic: [`digest`].
+//! SER's Remote-Party-ID helpers: `append_rpid_hf([prefix, suffix])`
+//! adds the authorized subscriber's RPID (from auth_db's `rpid_column`)
+//! between `rpid_prefix` and `rpid_suffix`; `is_rpid_user_e164()` asks
+//! whether its user is an E.164 number.
 
 pub mod digest;
 pub mod nonce;
@@ -29,13 +31,20 @@ use nonce::{Check, NcError, Nonces};
 pub struct Auth {
     secret: Option<String>,
     nonce_expire: u32,
+    rpid_prefix: String,
+    rpid_suffix: String,
 }
+
+/// SER 0.9's default `rpid_suffix`.
+const RPID_SUFFIX: &str = ";party=calling;id-type=subscriber;screen=yes";
 
 impl Default for Auth {
     fn default() -> Self {
         Auth {
             secret: None,
             nonce_expire: 300,
+            rpid_prefix: String::new(),
+            rpid_suffix: RPID_SUFFIX.into(),
         }
     }
 }
@@ -58,6 +67,8 @@ static FUNCS: &[FnDef] = &[
     FnDef::new("www_challenge", 2, 2, RouteMask::REQUEST),
     FnDef::new("proxy_challenge", 2, 2, RouteMask::REQUEST),
     FnDef::new("consume_credentials", 0, 0, RouteMask::REQUEST),
+    FnDef::new("append_rpid_hf", 0, 2, RouteMask::REQ_FAIL),
+    FnDef::new("is_rpid_user_e164", 0, 0, RouteMask::REQ_FAIL),
 ];
 
 /// Which header pair: `WWW-Authenticate`/`Authorization` (a registrar or
@@ -106,6 +117,19 @@ impl Module for Auth {
                 param: param.into(),
                 expected: "seconds, 1..86400",
             }),
+            ("rpid_prefix", Literal::Str(s)) => {
+                self.rpid_prefix = s.clone();
+                Ok(())
+            }
+            ("rpid_suffix", Literal::Str(s)) => {
+                self.rpid_suffix = s.clone();
+                Ok(())
+            }
+            ("rpid_prefix" | "rpid_suffix", _) => Err(ParamError::BadType {
+                module: "auth",
+                param: param.into(),
+                expected: "a string",
+            }),
             _ => Err(super::no_params("auth", param)),
         }
     }
@@ -137,6 +161,44 @@ impl Module for Auth {
     ) -> Result<BoxedFn, FixupError> {
         match f.name {
             "consume_credentials" => Ok(Box::new(consume_credentials)),
+            "is_rpid_user_e164" => Ok(Box::new(|ctx: &mut MsgCtx<'_>| {
+                if ctx.auth.rpid.as_deref().is_some_and(rpid_is_e164) {
+                    1
+                } else {
+                    -1
+                }
+            })),
+            "append_rpid_hf" => {
+                if args.len() == 1 {
+                    return Err(FixupError::BadArg {
+                        func: f.name,
+                        index: 1,
+                        expected: "no arguments, or a prefix and a suffix",
+                        found: "one argument".into(),
+                    });
+                }
+                let (prefix, suffix) = if args.len() == 2 {
+                    (arg_str(f.name, args, 0)?, arg_str(f.name, args, 1)?)
+                } else {
+                    (self.rpid_prefix.clone(), self.rpid_suffix.clone())
+                };
+                if prefix.contains(['\r', '\n']) || suffix.contains(['\r', '\n']) {
+                    return Err(FixupError::BadArg {
+                        func: f.name,
+                        index: 0,
+                        expected: "a prefix and suffix without line breaks",
+                        found: "a line break".into(),
+                    });
+                }
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    let Some(rpid) = ctx.auth.rpid.clone() else {
+                        return -1;
+                    };
+                    let line = format!("Remote-Party-ID: {prefix}{rpid}{suffix}\r\n");
+                    ctx.lumps.insert(ctx.msg.headers_end(), line.as_bytes());
+                    1
+                }))
+            }
             name => {
                 let kind = if name == "www_challenge" {
                     Kind::Www
@@ -246,7 +308,39 @@ fn consume_credentials(ctx: &mut MsgCtx<'_>) -> i32 {
     }
 }
 
-/// What a backend found for a username.
+/// Whether a Remote-Party-ID's user is an E.164 number (`+` and 1..15
+/// digits), in a URI (`<sip:+4930…@host>`, `sip:…`, `tel:…`) or bare.
+pub fn rpid_is_e164(rpid: &str) -> bool {
+    let inner = match (rpid.find('<'), rpid.find('>')) {
+        (Some(a), Some(b)) if a < b => &rpid[a + 1..b],
+        _ => rpid,
+    };
+    let after_scheme = ["sip:", "sips:", "tel:"]
+        .iter()
+        .find_map(|s| {
+            inner
+                .get(..s.len())
+                .filter(|p| p.eq_ignore_ascii_case(s))
+                .map(|_| &inner[s.len()..])
+        })
+        .unwrap_or(inner);
+    let user = after_scheme
+        .split(['@', ';', '>'])
+        .next()
+        .unwrap_or_default();
+    let digits = user.strip_prefix('+').unwrap_or("");
+    (1..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// What a backend found for a username: the secret, and the
+/// subscriber's Remote-Party-ID if it keeps one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub secret: Secret,
+    pub rpid: Option<String>,
+}
+
+/// How a subscriber's secret is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Secret {
     /// HA1 as stored (SER's `ha1` / `ha1b` columns).
@@ -271,7 +365,7 @@ pub struct DigestUser<'a> {
 
 /// A backend's answer for a digest user in a realm: its secret, none
 /// (unknown user), or a failure to ask.
-pub type Lookup<'a> = dyn FnMut(&DigestUser<'_>, &str) -> Result<Option<Secret>, LookupFailed> + 'a;
+pub type Lookup<'a> = dyn FnMut(&DigestUser<'_>, &str) -> Result<Option<Found>, LookupFailed> + 'a;
 
 /// SER's return codes of `www_authorize`/`proxy_authorize` (a negative
 /// value is false in the script).
@@ -356,8 +450,8 @@ pub fn authorize(
         }
     };
     let user = split_user(cred.username);
-    let secret = match lookup(&user, &realm) {
-        Ok(Some(s)) => s,
+    let Found { secret, rpid } = match lookup(&user, &realm) {
+        Ok(Some(f)) => f,
         Ok(None) => return code::USER_UNKNOWN,
         Err(LookupFailed) => {
             reply(ctx, 500, b"Server Internal Error (authentication database)");
@@ -393,6 +487,7 @@ pub fn authorize(
         }
     }
     ctx.auth.used = Some(line);
+    ctx.auth.rpid = rpid;
     code::AUTHORIZED
 }
 
@@ -436,5 +531,33 @@ fn reply(ctx: &MsgCtx<'_>, code: u16, reason: &[u8]) {
     };
     if let Err(e) = send_reply(ctx.rt, ctx.msg, ctx.src, ctx.rcv, &r) {
         crate::warn_limited!("auth: {code} not sent: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rpid_is_e164;
+
+    #[test]
+    fn e164_rpids() {
+        for yes in [
+            "<sip:+420123456789@example.com>",
+            "sip:+1@x",
+            "tel:+4930123",
+            "+123456789012345",
+            "\"A\" <sip:+49@h;user=phone>",
+        ] {
+            assert!(rpid_is_e164(yes), "{yes}");
+        }
+        for no in [
+            "<sip:420123@example.com>",
+            "sip:+@x",
+            "+1234567890123456",
+            "sip:+12a@x",
+            "",
+            "<sip:alice@x>",
+        ] {
+            assert!(!rpid_is_e164(no), "{no}");
+        }
     }
 }
