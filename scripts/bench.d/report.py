@@ -137,6 +137,18 @@ def markdown(res):
             "the transaction, and the UDP leg. stunnel's CPU (the TLS client) and sipp's are the "
             "caller's and not counted. Compare with relay-tcp, whose callee leg is TCP too, and "
             "relay, all UDP.\n")
+    if "register-auth" in res["modes"]:
+        parts.append(
+            "register-auth: one call is one authenticated registration by sipp as a phone: "
+            "REGISTER, 401 with a digest challenge (qop off), REGISTER with the answer, 200; "
+            "p50/p95/p99 from the first REGISTER to the 200. Each call registers the next of the "
+            "subscribers (sipp -inf, round robin, so later calls refresh an existing binding). "
+            "Both servers run www_authorize/www_challenge from auth_db against a SQLite "
+            "subscriber table with plain passwords (calculate_ha1 on: one row lookup and the "
+            "HA1 MD5 per authenticated REGISTER), then save(\"location\") into usrloc in memory "
+            "(db_mode 0). Each server has its own SQLite file with the same users, as the two "
+            "schemas' version rows differ (SER 0.9's subscriber is 6, Kamailio 5.6's 7): ser's "
+            "made with serctl db init + serctl add, Kamailio's with the sqlite3 CLI.\n")
     parts += [mode_table(res, m) for m in res["modes"]]
     parts.append(summary(res))
     return "\n".join(p for p in parts if p)
@@ -159,7 +171,8 @@ def plot(res, png, tmp):
                     ok_pct = 100.0 * st["ok"] / st["calls"] if st["calls"] else 0
                     f.write(f"{st['rate']} {st['cpu_us']:.1f} {ok_pct:.2f}\n")
             series.append((path, f"{s} {mode}", 1 if s == "ser" else 2,
-                           {"relay": 1, "stateless": 2, "uas": 3, "relay-tcp": 4, "relay-tls": 6}.get(mode, 5)))
+                           {"relay": 1, "stateless": 2, "uas": 3, "relay-tcp": 4, "relay-tls": 6,
+                                                       "register-auth": 7}.get(mode, 5)))
     if not series:
         return None
 

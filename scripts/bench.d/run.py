@@ -6,6 +6,7 @@ import re
 import subprocess
 import time
 
+import authdb
 import procs
 import servers
 import sipp
@@ -17,6 +18,7 @@ SCENARIOS = {
     "relay": ("uac", "uas"),
     "stateless": ("uac", "uas_no180"),
     "uas": ("options_uac", None),
+    "register-auth": ("register_auth_uac", None),
 }
 # Seconds after sipp ends before CPU is read again: lets the server finish
 # the replies and timers the last calls caused, so they count to this step.
@@ -37,6 +39,9 @@ class Bench:
         self.seq = 0
         # (certificate, key) for the TLS modes, made on first use
         self.tls_files = None
+        # (ser db, Kamailio db, sipp users CSV) for register-auth, made on
+        # first use
+        self.auth = None
         # per server: log lines at error level or worse, and a sample
         self.log_errors = {}
 
@@ -70,7 +75,19 @@ class Bench:
                 except (OSError, subprocess.SubprocessError) as e:
                     raise servers.ServerError(f"test certificate: {e}")
             srv.tls_files = self.tls_files
+        if servers.kind(mode) == "register-auth":
+            srv.db_file = self.auth_files()[0 if name == "ser" else 1]
         return srv
+
+    def auth_files(self):
+        if self.auth is None:
+            n = self.o.auth_users
+            log(f"  making {n} subscribers (serctl for ser, sqlite3 for Kamailio)")
+            try:
+                self.auth = authdb.make(self.tmp, self.o.serctl_bin, n)
+            except (OSError, subprocess.SubprocessError) as e:
+                raise servers.ServerError(f"subscriber databases: {e}")
+        return self.auth
 
     def step(self, srv, mode, rate, calls, uac=None, uas=None, tag=""):
         """One rate step against a running server. Returns a result dict."""
@@ -97,7 +114,14 @@ class Bench:
         pids = srv.pids()
         cpu0 = procs.cpu_us(pids)
         t0 = time.time()
-        r = sipp.run_uac(uac, target, local, rate, calls, wd, transport=sipp_tr)
+        extra = []
+        if servers.kind(mode) == "register-auth":
+            # every call registers the same subscriber (the table holds
+            # --auth-users of them): see the scenario for why one
+            user, pw = authdb.users(1)[0]
+            self.auth_files()
+            extra = ["-s", user, "-au", user, "-ap", pw]
+        r = sipp.run_uac(uac, target, local, rate, calls, wd, transport=sipp_tr, extra=extra)
         if ua:
             ua.stop()
         if tunnel:

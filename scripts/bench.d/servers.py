@@ -23,7 +23,12 @@ MODES = {
     "relay-tls": ("relay", "tls", "udp"),
     "stateless": ("stateless", "udp", "udp"),
     "uas": ("uas", "udp", "udp"),
+    "register-auth": ("register-auth", "udp", "udp"),
 }
+
+# Modes that need what a stock machine may lack (here Kamailio's
+# db_sqlite.so), so they are run only when asked for with --modes.
+OPTIONAL_MODES = ("register-auth",)
 
 
 def kind(mode):
@@ -46,12 +51,57 @@ SER_ROUTE = {
     "relay": 'if (!t_relay_to_{proto}("127.0.0.1", "{uas}")) {{ sl_reply_error(); }};',
     "stateless": 'forward("127.0.0.1", {uas});',
     "uas": 'if (method == "OPTIONS") {{ t_newtran(); t_reply("200", "OK"); }};',
+    "register-auth": 'if (method == "REGISTER") {{ '
+                     'if (!www_authorize("example.com", "subscriber")) {{ '
+                     'www_challenge("example.com", "0"); break; }}; '
+                     'save("location"); break; }};',
 }
 KAM_ROUTE = {
     "relay": 'if (!t_relay_to_{proto}("127.0.0.1", "{uas}")) {{ sl_reply_error(); }}',
     "stateless": 'forward("127.0.0.1", {uas});',
     "uas": 'if (method == "OPTIONS") {{ t_newtran(); t_reply("200", "OK"); }}',
+    "register-auth": 'if (method == "REGISTER") {{ '
+                     'if (!www_authorize("example.com", "subscriber")) {{ '
+                     'www_challenge("example.com", "0"); exit; }} '
+                     'save("location"); exit; }}',
 }
+
+# register-auth: both servers check digest credentials against a SQLite
+# `subscriber` table holding plain passwords (calculate_ha1 on, so each
+# authenticated REGISTER costs one row lookup and the HA1 MD5 on both),
+# qop off ("0"), and keep the location in memory only (usrloc db_mode 0).
+# {db} is the server's own SQLite file (authdb.py): SER 0.9's schema for
+# ser, Kamailio 5.6's for Kamailio, same users and passwords.
+SER_MODULES = {
+    "register-auth": """loadmodule "/usr/local/lib/ser/modules/db_sqlite.so"
+loadmodule "/usr/local/lib/ser/modules/usrloc.so"
+loadmodule "/usr/local/lib/ser/modules/registrar.so"
+loadmodule "/usr/local/lib/ser/modules/auth.so"
+loadmodule "/usr/local/lib/ser/modules/auth_db.so"
+modparam("usrloc", "db_mode", 0)
+modparam("auth_db", "db_url", "sqlite://{db}")
+modparam("auth_db", "calculate_ha1", 1)
+modparam("auth_db", "password_column", "password")
+""",
+}
+KAM_MODULES = {
+    "register-auth": """loadmodule "db_sqlite.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+loadmodule "auth_db.so"
+modparam("usrloc", "db_mode", 0)
+modparam("auth_db", "db_url", "sqlite://{db}")
+modparam("auth_db", "calculate_ha1", 1)
+modparam("auth_db", "password_column", "password")
+""",
+}
+
+
+def kamailio_sqlite_module():
+    """Whether Kamailio's db_sqlite.so (package kamailio-sqlite-modules) is there."""
+    d = kamailio_modules()
+    return d is not None and os.path.exists(os.path.join(d, "db_sqlite.so"))
 
 
 class ServerError(Exception):
@@ -76,6 +126,8 @@ class Server:
         self.cpu_cap = None
         # (certificate, private key) PEM files for a TLS listener
         self.tls_files = None
+        # SQLite file with the subscribers (register-auth)
+        self.db_file = None
         os.makedirs(workdir, exist_ok=True)
 
     @property
@@ -85,6 +137,11 @@ class Server:
 
     def route(self, table):
         return table[kind(self.mode)].format(uas=self.uas_port, proto=callee_transport(self.mode))
+
+    def modules(self, table):
+        """The mode's own modules and parameters, after the common ones."""
+        m = table.get(kind(self.mode))
+        return m.format(db=self.db_file) if m else ""
 
     def start(self):
         cfg = os.path.join(self.dir, f"{self.name}.cfg")
@@ -168,7 +225,7 @@ loadmodule "/usr/local/lib/ser/modules/sl.so"
 loadmodule "/usr/local/lib/ser/modules/tm.so"
 modparam("tm", "fr_timer", 30)
 modparam("tm", "fr_inv_timer", 120)
-route {{
+{self.modules(SER_MODULES)}route {{
 	{self.route(SER_ROUTE)}
 }}
 """
@@ -249,7 +306,7 @@ loadmodule "ctl.so"
 modparam("ctl", "binrpc", "unix:{self.ctl}")
 modparam("tm", "fr_timer", 30000)
 modparam("tm", "fr_inv_timer", 120000)
-request_route {{
+{self.modules(KAM_MODULES)}request_route {{
 	{self.route(KAM_ROUTE)}
 	exit;
 }}

@@ -41,7 +41,8 @@ def start_uas(scenario, port, workdir, limit=600, transport="udp"):
     return g
 
 
-def run_uac(scenario, target_port, local_port, rate, calls, workdir, slack=8, transport="udp"):
+def run_uac(scenario, target_port, local_port, rate, calls, workdir, slack=8, transport="udp",
+            extra=()):
     """Offer `calls` calls at `rate`/s to 127.0.0.1:`target_port` over
     `transport`; at most
     calls/rate + `slack` seconds (sipp -timeout), enforced again from
@@ -57,7 +58,7 @@ def run_uac(scenario, target_port, local_port, rate, calls, workdir, slack=8, tr
            "-max_sched_loops", "10000",
            "-trace_stat", "-stf", stat, "-fd", "1",
            "-trace_rtt", "-rtt_freq", "50",
-           "-trace_err", "-error_file", os.path.join(workdir, "uac_errors.log")]
+           "-trace_err", "-error_file", os.path.join(workdir, "uac_errors.log"), *extra]
     g = procs.Group(cmd, workdir, os.path.join(workdir, "uac.out"), "sipp-uac", secs + 10)
     t0 = time.time()
     rc = g.wait(secs + 5)
