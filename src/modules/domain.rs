@@ -95,9 +95,9 @@ impl Module for Domain {
                 ctx.msg
                     .from()
                     .ok()
-                    .and_then(|na| host_of(na.uri.get(ctx.msg.buf())))
+                    .and_then(|na| super::uri_parts::host_of(na.uri.get(ctx.msg.buf())))
             } else {
-                host_of(ctx.ruri())
+                super::uri_parts::host_of(ctx.ruri())
             };
             let Some(host) = host else {
                 return -1;
@@ -105,13 +105,6 @@ impl Module for Domain {
             is_local(&url, &stmt, &host)
         }))
     }
-}
-
-/// The host of a SIP URI, lower-cased (domains compare case-blind).
-pub fn host_of(uri: &[u8]) -> Option<String> {
-    let u = crate::sip::uri::parse_uri(uri).ok()?;
-    let h = std::str::from_utf8(u.host.get(uri)).ok()?;
-    (!h.is_empty()).then(|| h.to_ascii_lowercase())
 }
 
 /// 1 when `host` is in the table, -1 when not or when the database did

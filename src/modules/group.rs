@@ -143,10 +143,5 @@ fn user_of(ctx: &MsgCtx<'_>, whose: Whose) -> Option<(String, String)> {
             return Some((user, domain));
         }
     };
-    let u = crate::sip::uri::parse_uri(&uri).ok()?;
-    let user = std::str::from_utf8(u.user?.get(&uri)).ok()?.to_string();
-    let host = std::str::from_utf8(u.host.get(&uri))
-        .ok()?
-        .to_ascii_lowercase();
-    Some((user, host))
+    super::uri_parts::user_host(&uri)
 }

@@ -18,6 +18,7 @@ pub mod sl;
 pub mod sl_stats;
 pub mod textops;
 pub mod uri_db;
+pub mod uri_parts;
 pub mod usrloc;
 
 /// Module names a config may load.

@@ -119,7 +119,7 @@ impl Module for UriDb {
                 .build()
                 .map_err(|e| bad(e.to_string()))?;
             return Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
-                let Some((u, h)) = user_host(ctx.ruri()) else {
+                let Some((u, h)) = super::uri_parts::user_host(ctx.ruri()) else {
                     return -1;
                 };
                 let mut p = vec![Value::Str(u)];
@@ -152,7 +152,10 @@ impl Module for UriDb {
             };
             let msg = ctx.msg;
             let na = if to { msg.to() } else { msg.from() };
-            let Some((u, h)) = na.ok().and_then(|na| user_host(na.uri.get(msg.buf()))) else {
+            let Some((u, h)) = na
+                .ok()
+                .and_then(|na| super::uri_parts::user_host(na.uri.get(msg.buf())))
+            else {
                 return -1;
             };
             match &lookup {
@@ -175,16 +178,6 @@ impl Module for UriDb {
             }
         }))
     }
-}
-
-/// The user and lower-cased host of a URI.
-fn user_host(uri: &[u8]) -> Option<(String, String)> {
-    let u = crate::sip::uri::parse_uri(uri).ok()?;
-    let user = std::str::from_utf8(u.user?.get(uri)).ok()?.to_string();
-    let host = std::str::from_utf8(u.host.get(uri))
-        .ok()?
-        .to_ascii_lowercase();
-    Some((user, host))
 }
 
 fn exists(url: &DbUrl, stmt: &Stmt, params: &[Value]) -> i32 {
