@@ -602,13 +602,8 @@ fn record_route_is_doubled_for_a_failure_route_branch() {
     let (m, from) = busy
         .recv_timeout(Duration::from_secs(5))
         .unwrap_or_else(|| panic!("busy callee heard nothing\n{}", ser.log()));
-    let one: Vec<String> = String::from_utf8_lossy(&m)
-        .lines()
-        .filter(|l| l.starts_with("Record-Route:"))
-        .map(str::to_string)
-        .collect();
     assert_eq!(
-        one,
+        record_routes(&String::from_utf8_lossy(&m)),
         [format!("Record-Route: <sip:127.0.0.1:{port};ftag=1;lr>")]
     );
     busy.send(&reply_for(&m, 486, "Busy Here", true), from);

@@ -551,9 +551,9 @@ fn serve_tls_conn(
 // ---------------------------------------------------------------------
 // ser
 
-/// ser on UDP and TLS at `port` with the test PKI, relaying every request
-/// but OPTIONS (answered 200 Alive) to the callee at `uas` over `to`.
-fn relay_cfg(pki: &Pki, port: u16, to: &str, uas: u16, extra: &str) -> String {
+/// ser on UDP and TLS at `port` with the test PKI, sl and tm, then
+/// `extra` lines (settings, modparams) and the `route` block.
+fn tls_cfg(pki: &Pki, port: u16, extra: &str, route: &str) -> String {
     format!(
         r#"
 debug=2
@@ -562,10 +562,25 @@ listen=udp:127.0.0.1:{port}
 listen=tls:127.0.0.1:{port}
 children=2
 fifo=""
-{tls}{extra}
+{tls}
 loadmodule "/usr/local/lib/ser/modules/sl.so"
 loadmodule "/usr/local/lib/ser/modules/tm.so"
-route {{
+{extra}
+{route}
+"#,
+        tls = pki.ser_settings()
+    )
+}
+
+/// ser on UDP and TLS at `port` with the test PKI, relaying every request
+/// but OPTIONS (answered 200 Alive) to the callee at `uas` over `to`.
+fn relay_cfg(pki: &Pki, port: u16, to: &str, uas: u16, extra: &str) -> String {
+    tls_cfg(
+        pki,
+        port,
+        extra,
+        &format!(
+            r#"route {{
     if (method == OPTIONS) {{
         sl_send_reply("200", "Alive");
         break;
@@ -573,34 +588,23 @@ route {{
     if (!t_relay_to_{to}("127.0.0.1", "{uas}")) {{
         sl_reply_error();
     }};
-}}
-"#,
-        tls = pki.ser_settings()
+}}"#
+        ),
     )
 }
 
 /// ser on UDP and TLS at `port` relaying by Request-URI (`t_relay()`,
 /// `;transport=tls` choosing TLS), a transaction giving up after 1 s.
 fn uri_relay_cfg(pki: &Pki, port: u16, extra: &str) -> String {
-    format!(
-        r#"
-debug=2
-log_stderror=yes
-listen=udp:127.0.0.1:{port}
-listen=tls:127.0.0.1:{port}
-children=2
-fifo=""
-{tls}{extra}
-loadmodule "/usr/local/lib/ser/modules/sl.so"
-loadmodule "/usr/local/lib/ser/modules/tm.so"
-modparam("tm", "fr_timer", 1)
-route {{
-    if (!t_relay()) {{
+    tls_cfg(
+        pki,
+        port,
+        &format!("{extra}\nmodparam(\"tm\", \"fr_timer\", 1)"),
+        r#"route {
+    if (!t_relay()) {
         sl_reply_error();
-    }};
-}}
-"#,
-        tls = pki.ser_settings()
+    };
+}"#,
     )
 }
 
