@@ -1,8 +1,9 @@
-"""register-auth's subscribers: N users with plain passwords, in one
-SQLite file per server (the two layouts' `version` rows differ: SER 0.9's
-subscriber is version 6, Kamailio 5.6's auth_db wants 7), and a sipp
-injection file of them (unused: sipp 3.6.1 cannot put fields in its
-[authentication] keyword, so the bench registers the first user)."""
+"""The auth modes' subscribers (register-auth, call-auth): N users with
+plain passwords, in one SQLite file per server (the two layouts' `version`
+rows differ: SER 0.9's subscriber is version 6, Kamailio 5.6's auth_db
+wants 7), and a sipp injection file of them (unused: sipp 3.6.1 cannot put
+fields in its [authentication] keyword, so every call is by the first
+user)."""
 import hashlib
 import os
 import subprocess

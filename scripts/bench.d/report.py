@@ -140,15 +140,28 @@ def markdown(res):
     if "register-auth" in res["modes"]:
         parts.append(
             "register-auth: one call is one authenticated registration by sipp as a phone: "
-            "REGISTER, 401 with a digest challenge (qop off), REGISTER with the answer, 200; "
-            "p50/p95/p99 from the first REGISTER to the 200. Each call registers the next of the "
-            "subscribers (sipp -inf, round robin, so later calls refresh an existing binding). "
-            "Both servers run www_authorize/www_challenge from auth_db against a SQLite "
-            "subscriber table with plain passwords (calculate_ha1 on: one row lookup and the "
-            "HA1 MD5 per authenticated REGISTER), then save(\"location\") into usrloc in memory "
-            "(db_mode 0). Each server has its own SQLite file with the same users, as the two "
-            "schemas' version rows differ (SER 0.9's subscriber is 6, Kamailio 5.6's 7): ser's "
-            "made with serctl db init + serctl add, Kamailio's with the sqlite3 CLI.\n")
+            "REGISTER, 401 with a digest challenge, REGISTER with the answer, 200; "
+            "p50/p95/p99 from the first REGISTER to the 200. Both servers run "
+            "www_authorize/www_challenge, then save(\"location\") into usrloc in memory "
+            "(db_mode 0).\n")
+    if "call-auth" in res["modes"]:
+        parts.append(
+            "call-auth: one call is one authenticated call through the proxy: INVITE, 407 with a "
+            "digest challenge, ACK (absorbed by the proxy), INVITE with the answer, relayed "
+            "statefully and record-routed to the sipp UAS, 200 (no 180), then ACK and BYE "
+            "loose-routed through the proxy without auth, 200; p50/p95/p99 from the first INVITE "
+            "to the 200. Both servers run proxy_authorize/proxy_challenge, consume_credentials, "
+            "record_route and t_relay (the classic ser.cfg's call path).\n")
+    auth = [m for m in ("register-auth", "call-auth") if m in res["modes"]]
+    if auth:
+        parts.append(
+            f"{' and '.join(auth)}: auth_db checks the credentials against a SQLite subscriber "
+            "table with plain passwords (calculate_ha1 on: one row lookup and the HA1 MD5 per "
+            "authenticated request), qop off. Every call is by the first of the subscribers "
+            "(sipp 3.6.1 cannot take per-call credentials from an injection file into "
+            "[authentication]). Each server has its own SQLite file with the same users, as the "
+            "two schemas' version rows differ (SER 0.9's subscriber is 6, Kamailio 5.6's 7): "
+            "ser's made with serctl db init + serctl add, Kamailio's with the sqlite3 CLI.\n")
     parts += [mode_table(res, m) for m in res["modes"]]
     parts.append(summary(res))
     return "\n".join(p for p in parts if p)
@@ -172,7 +185,7 @@ def plot(res, png, tmp):
                     f.write(f"{st['rate']} {st['cpu_us']:.1f} {ok_pct:.2f}\n")
             series.append((path, f"{s} {mode}", 1 if s == "ser" else 2,
                            {"relay": 1, "stateless": 2, "uas": 3, "relay-tcp": 4, "relay-tls": 6,
-                                                       "register-auth": 7}.get(mode, 5)))
+                            "register-auth": 7, "call-auth": 8}.get(mode, 5)))
     if not series:
         return None
 

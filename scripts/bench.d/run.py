@@ -19,6 +19,7 @@ SCENARIOS = {
     "stateless": ("uac", "uas_no180"),
     "uas": ("options_uac", None),
     "register-auth": ("register_auth_uac", None),
+    "call-auth": ("call_auth_uac", "uas_no180"),
 }
 # Seconds after sipp ends before CPU is read again: lets the server finish
 # the replies and timers the last calls caused, so they count to this step.
@@ -39,8 +40,8 @@ class Bench:
         self.seq = 0
         # (certificate, key) for the TLS modes, made on first use
         self.tls_files = None
-        # (ser db, Kamailio db, sipp users CSV) for register-auth, made on
-        # first use
+        # (ser db, Kamailio db, sipp users CSV) for the auth modes
+        # (servers.AUTH_KINDS), made on first use and shared by them
         self.auth = None
         # per server: log lines at error level or worse, and a sample
         self.log_errors = {}
@@ -75,7 +76,7 @@ class Bench:
                 except (OSError, subprocess.SubprocessError) as e:
                     raise servers.ServerError(f"test certificate: {e}")
             srv.tls_files = self.tls_files
-        if servers.kind(mode) == "register-auth":
+        if servers.kind(mode) in servers.AUTH_KINDS:
             srv.db_file = self.auth_files()[0 if name == "ser" else 1]
         return srv
 
@@ -115,9 +116,10 @@ class Bench:
         cpu0 = procs.cpu_us(pids)
         t0 = time.time()
         extra = []
-        if servers.kind(mode) == "register-auth":
-            # every call registers the same subscriber (the table holds
-            # --auth-users of them): see the scenario for why one
+        if servers.kind(mode) in servers.AUTH_KINDS:
+            # every call registers, or calls as, the same subscriber (the
+            # table holds --auth-users of them): see register_auth_uac.xml
+            # for why one
             user, pw = authdb.users(1)[0]
             self.auth_files()
             extra = ["-s", user, "-au", user, "-ap", pw]

@@ -24,11 +24,21 @@ MODES = {
     "stateless": ("stateless", "udp", "udp"),
     "uas": ("uas", "udp", "udp"),
     "register-auth": ("register-auth", "udp", "udp"),
+    "call-auth": ("call-auth", "udp", "udp"),
 }
 
 # Modes that need what a stock machine may lack (here Kamailio's
 # db_sqlite.so), so they are run only when asked for with --modes.
-OPTIONAL_MODES = ("register-auth",)
+OPTIONAL_MODES = ("register-auth", "call-auth")
+
+# Kinds whose requests are authenticated against the SQLite subscribers
+# (authdb.py): each server gets its db_file and sipp the credentials.
+AUTH_KINDS = ("register-auth", "call-auth")
+
+
+def auth_modes(modes):
+    """Those of `modes` that need the subscriber databases."""
+    return [m for m in modes if kind(m) in AUTH_KINDS]
 
 
 def kind(mode):
@@ -44,9 +54,18 @@ def callee_transport(mode):
 
 
 # Route blocks per kind. {uas} is the port of the sipp UAS behind the proxy,
-# {proto} the mode's callee transport. No record-route: the built-in sipp
-# scenarios send ACK/BYE to the proxy with the UAS as R-URI-less target,
-# so every request is relayed the same.
+# {proto} the mode's callee transport. No record-route except in call-auth:
+# the built-in sipp scenarios send ACK/BYE to the proxy with the UAS as
+# R-URI-less target, so every request is relayed the same.
+#
+# call-auth is the classic ser.cfg's call path: a request with a route
+# set (the ACK for the 200, the BYE) is loose-routed and relayed without
+# auth; an INVITE must carry Proxy-Authorization for a subscriber, else
+# it gets a 407 challenge (sent statelessly by both servers' sl, whose
+# ACK filter then absorbs the ACK for it before the script); with it, it
+# is record-routed and relayed statefully to the UAS (the R-URI's domain
+# stands for "the callee's registered contact", so the host part is
+# rewritten to the UAS rather than looked up).
 SER_ROUTE = {
     "relay": 'if (!t_relay_to_{proto}("127.0.0.1", "{uas}")) {{ sl_reply_error(); }};',
     "stateless": 'forward("127.0.0.1", {uas});',
@@ -55,6 +74,17 @@ SER_ROUTE = {
                      'if (!www_authorize("example.com", "subscriber")) {{ '
                      'www_challenge("example.com", "0"); break; }}; '
                      'save("location"); break; }};',
+    "call-auth": """if (loose_route()) {{ if (!t_relay()) {{ sl_reply_error(); }}; break; }};
+	if (method == "INVITE") {{
+		if (!proxy_authorize("example.com", "subscriber")) {{
+			proxy_challenge("example.com", "0"); break;
+		}};
+		consume_credentials();
+		record_route();
+		rewritehostport("127.0.0.1:{uas}");
+		if (!t_relay()) {{ sl_reply_error(); }};
+		break;
+	}};""",
 }
 KAM_ROUTE = {
     "relay": 'if (!t_relay_to_{proto}("127.0.0.1", "{uas}")) {{ sl_reply_error(); }}',
@@ -64,37 +94,38 @@ KAM_ROUTE = {
                      'if (!www_authorize("example.com", "subscriber")) {{ '
                      'www_challenge("example.com", "0"); exit; }} '
                      'save("location"); exit; }}',
+    "call-auth": """if (loose_route()) {{ if (!t_relay()) {{ sl_reply_error(); }} exit; }}
+	if (method == "INVITE") {{
+		if (!proxy_authorize("example.com", "subscriber")) {{
+			proxy_challenge("example.com", "0"); exit;
+		}}
+		consume_credentials();
+		record_route();
+		rewritehostport("127.0.0.1:{uas}");
+		if (!t_relay()) {{ sl_reply_error(); }}
+		exit;
+	}}""",
 }
 
-# register-auth: both servers check digest credentials against a SQLite
-# `subscriber` table holding plain passwords (calculate_ha1 on, so each
-# authenticated REGISTER costs one row lookup and the HA1 MD5 on both),
-# qop off ("0"), and keep the location in memory only (usrloc db_mode 0).
+# The modules each kind loads after the common ones (same names for both
+# servers: ser loads them from SER's path, Kamailio by name from mpath),
+# and their parameters, which read the same on both.
+#
+# The auth kinds check digest credentials against a SQLite `subscriber`
+# table holding plain passwords (calculate_ha1 on, so each authenticated
+# request costs one row lookup and the HA1 MD5 on both), qop off ("0").
 # {db} is the server's own SQLite file (authdb.py): SER 0.9's schema for
 # ser, Kamailio 5.6's for Kamailio, same users and passwords.
-SER_MODULES = {
-    "register-auth": """loadmodule "/usr/local/lib/ser/modules/db_sqlite.so"
-loadmodule "/usr/local/lib/ser/modules/usrloc.so"
-loadmodule "/usr/local/lib/ser/modules/registrar.so"
-loadmodule "/usr/local/lib/ser/modules/auth.so"
-loadmodule "/usr/local/lib/ser/modules/auth_db.so"
-modparam("usrloc", "db_mode", 0)
-modparam("auth_db", "db_url", "sqlite://{db}")
+# register-auth keeps the location in memory only (usrloc db_mode 0).
+AUTH_MODULES = ["db_sqlite", "auth", "auth_db"]
+AUTH_PARAMS = """modparam("auth_db", "db_url", "sqlite://{db}")
 modparam("auth_db", "calculate_ha1", 1)
 modparam("auth_db", "password_column", "password")
-""",
-}
-KAM_MODULES = {
-    "register-auth": """loadmodule "db_sqlite.so"
-loadmodule "usrloc.so"
-loadmodule "registrar.so"
-loadmodule "auth.so"
-loadmodule "auth_db.so"
-modparam("usrloc", "db_mode", 0)
-modparam("auth_db", "db_url", "sqlite://{db}")
-modparam("auth_db", "calculate_ha1", 1)
-modparam("auth_db", "password_column", "password")
-""",
+"""
+MODULES = {
+    "register-auth": (AUTH_MODULES + ["usrloc", "registrar"],
+                      AUTH_PARAMS + 'modparam("usrloc", "db_mode", 0)\n'),
+    "call-auth": (AUTH_MODULES + ["rr"], AUTH_PARAMS),
 }
 
 
@@ -126,7 +157,7 @@ class Server:
         self.cpu_cap = None
         # (certificate, private key) PEM files for a TLS listener
         self.tls_files = None
-        # SQLite file with the subscribers (register-auth)
+        # SQLite file with the subscribers (AUTH_KINDS)
         self.db_file = None
         os.makedirs(workdir, exist_ok=True)
 
@@ -138,10 +169,12 @@ class Server:
     def route(self, table):
         return table[kind(self.mode)].format(uas=self.uas_port, proto=callee_transport(self.mode))
 
-    def modules(self, table):
-        """The mode's own modules and parameters, after the common ones."""
-        m = table.get(kind(self.mode))
-        return m.format(db=self.db_file) if m else ""
+    def modules(self):
+        """The mode's own modules (MODULES) and parameters, after the
+        common ones."""
+        names, params = MODULES.get(kind(self.mode), ([], ""))
+        return ("".join(f'loadmodule "{self.module_path.format(n)}"\n' for n in names)
+                + params.format(db=self.db_file))
 
     def start(self):
         cfg = os.path.join(self.dir, f"{self.name}.cfg")
@@ -190,6 +223,7 @@ class Server:
 
 class Ser(Server):
     name = "ser"
+    module_path = "/usr/local/lib/ser/modules/{}.so"
 
     def __init__(self, binary, serctl, *a):
         self.binary = binary
@@ -225,7 +259,7 @@ loadmodule "/usr/local/lib/ser/modules/sl.so"
 loadmodule "/usr/local/lib/ser/modules/tm.so"
 modparam("tm", "fr_timer", 30)
 modparam("tm", "fr_inv_timer", 120)
-{self.modules(SER_MODULES)}route {{
+{self.modules()}route {{
 	{self.route(SER_ROUTE)}
 }}
 """
@@ -260,6 +294,7 @@ def kamailio_modules():
 
 class Kamailio(Server):
     name = "kamailio"
+    module_path = "{}.so"  # found in mpath
 
     def __init__(self, *a):
         super().__init__(*a)
@@ -306,7 +341,7 @@ loadmodule "ctl.so"
 modparam("ctl", "binrpc", "unix:{self.ctl}")
 modparam("tm", "fr_timer", 30000)
 modparam("tm", "fr_inv_timer", 120000)
-{self.modules(KAM_MODULES)}request_route {{
+{self.modules()}request_route {{
 	{self.route(KAM_ROUTE)}
 	exit;
 }}
