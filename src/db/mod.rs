@@ -31,6 +31,8 @@ mod error;
 mod mysql;
 mod postgres;
 pub mod schema;
+#[cfg(test)]
+pub(crate) mod scratch;
 mod sqlite;
 mod stmt;
 pub mod time;

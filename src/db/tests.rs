@@ -2,38 +2,11 @@
 //! statement cache, typed errors, back-off. The server backends run the
 //! same checks in `tests/it/db.rs`.
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::*;
 
-/// A fresh directory for one test, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "ser-db-unit-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-
-    fn url(&self) -> DbUrl {
-        DbUrl::parse(&format!("sqlite://{}/ser.db", self.0.display())).unwrap()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use super::scratch::TempDir;
 
 fn ser_db(dir: &TempDir) -> Db {
     let mut db = Db::new(dir.url());

@@ -19,6 +19,8 @@ pub enum Rank {
     TcpMain,
     /// TCP reader/worker number n.
     TcpReader(u16),
+    /// A module's own process, by its `ps` description.
+    Module(&'static str),
 }
 
 impl Rank {
@@ -51,6 +53,7 @@ impl Rank {
             Rank::UnixSock => Some("unix domain socket server"),
             Rank::TcpMain => Some("tcp main process"),
             Rank::TcpReader(_) => Some("tcp receiver"),
+            Rank::Module(desc) => Some(desc),
             Rank::Udp { .. } => None,
         }
     }

@@ -188,6 +188,22 @@ pub trait Module: Send + Sync {
     ) -> Result<(), ModInitError> {
         Ok(())
     }
+    /// Processes of the module's own, forked after the core's (SER 2.x
+    /// modules forked theirs from `child_init(PROC_MAIN)`).
+    fn procs(&self) -> Vec<ModProc> {
+        Vec::new()
+    }
+    /// SER's mod_destroy: once, in the supervisor, after every child has
+    /// stopped. Must not wait on a shm lock a dead child may hold.
+    fn destroy(&self) {}
+}
+
+/// A module's own process: how `ps` names it, and its body, whose return
+/// value is the exit code.
+#[derive(Debug, Clone, Copy)]
+pub struct ModProc {
+    pub desc: &'static str,
+    pub body: fn() -> i32,
 }
 
 /// A module could not set itself up.

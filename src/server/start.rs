@@ -470,6 +470,9 @@ impl Ready {
                 EXIT_BAD_CONFIG
             }
         };
+        for m in &self.rt.modules {
+            m.destroy();
+        }
         self.control.remove();
         code
     }
@@ -521,7 +524,13 @@ impl Ready {
         }
         self.control
             .spawn_servers(rt, &mut self.sup)
-            .map_err(|e| format!("a control server: {e}"))
+            .map_err(|e| format!("a control server: {e}"))?;
+        for p in rt.modules.iter().flat_map(|m| m.procs()) {
+            self.sup
+                .spawn(Rank::Module(p.desc), p.desc.into(), p.body)
+                .map_err(|e| format!("{}: {e}", p.desc))?;
+        }
+        Ok(())
     }
 }
 

@@ -37,3 +37,4 @@ mod tm_known_issues;
 mod tm_routes;
 mod tm_select;
 mod tm_stats;
+mod usrloc_db;

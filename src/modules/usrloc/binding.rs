@@ -19,6 +19,9 @@ pub const FL_NAT: u32 = 1;
 /// usrloc also sets `expires_ms` to [`PERMANENT`] for such bindings.
 pub const FL_PERMANENT: u32 = 128;
 
+/// An AOR and its bindings.
+pub type AorBindings = (Vec<u8>, Vec<Binding>);
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
     /// The Contact URI as registered (without `<>` and parameters).

@@ -9,7 +9,7 @@
 use crate::ctl::{CmdCtx, CtlCmd, Outcome, ParamError, Params, Reply};
 
 use super::binding::{Binding, FL_PERMANENT, PERMANENT};
-use super::{global, use_domain, UlError};
+use super::{use_domain, UlError};
 
 pub static COMMANDS: &[CtlCmd] = &[
     CtlCmd {
@@ -126,10 +126,8 @@ pub fn contact_line(b: &Binding, now_ms: u64) -> String {
 
 fn ul_stats(_: &mut Params<'_>, _: &CmdCtx<'_>) -> Result<Outcome, ParamError> {
     finish((|| {
-        let g = global().map_err(store_error)?;
         let mut body = vec!["Domain Registered Expired".to_string()];
-        for (i, name) in g.store.domain_names().enumerate() {
-            let (users, expired) = g.store.stats(i);
+        for (name, users, expired) in super::stats().map_err(store_error)? {
             body.push(format!("'{name}' {users} {expired}"));
         }
         Ok(Reply::ok(body))
@@ -139,16 +137,12 @@ fn ul_stats(_: &mut Params<'_>, _: &CmdCtx<'_>) -> Result<Outcome, ParamError> {
 fn ul_rm(p: &mut Params<'_>, _: &CmdCtx<'_>) -> Result<Outcome, ParamError> {
     finish((|| {
         let (table, aor) = table_and_aor(p, "ul_rm")?;
-        let g = global().map_err(store_error)?;
-        let d = g.store.domain(&table).map_err(store_error)?;
-        let existed = g
-            .store
-            .update(d, aor.as_bytes(), now(), |v| {
-                let had = !v.is_empty();
-                v.clear();
-                had
-            })
-            .map_err(store_error)?;
+        let existed = super::update(&table, aor.as_bytes(), now(), |v| {
+            let had = !v.is_empty();
+            v.clear();
+            had
+        })
+        .map_err(store_error)?;
         // Saying "deleted" for a typo would leave the real AOR registered
         // while the operator believes it gone.
         if !existed {
@@ -169,23 +163,19 @@ fn ul_rm_contact(p: &mut Params<'_>, _: &CmdCtx<'_>) -> Result<Outcome, ParamErr
     finish((|| {
         let (table, aor) = table_and_aor(p, "ul_rm_contact")?;
         let contact = need(p, "ul_rm_contact", "contact")?;
-        let g = global().map_err(store_error)?;
-        let d = g.store.domain(&table).map_err(store_error)?;
-        let r = g
-            .store
-            .update(d, aor.as_bytes(), now(), |v| {
-                if v.is_empty() {
-                    return RmContact::NoUser;
-                }
-                let before = v.len();
-                v.retain(|b| b.contact != contact.as_bytes());
-                if v.len() == before {
-                    RmContact::NoContact
-                } else {
-                    RmContact::Deleted
-                }
-            })
-            .map_err(store_error)?;
+        let r = super::update(&table, aor.as_bytes(), now(), |v| {
+            if v.is_empty() {
+                return RmContact::NoUser;
+            }
+            let before = v.len();
+            v.retain(|b| b.contact != contact.as_bytes());
+            if v.len() == before {
+                RmContact::NoContact
+            } else {
+                RmContact::Deleted
+            }
+        })
+        .map_err(store_error)?;
         match r {
             RmContact::NoUser => fail(404, format!("Username {aor} in table {table} not found")),
             RmContact::NoContact => {
@@ -224,11 +214,9 @@ fn ul_dump(p: &mut Params<'_>, _: &CmdCtx<'_>) -> Result<Outcome, ParamError> {
         .optional()
         .is_some_and(|l| l.eq_ignore_ascii_case("brief"));
     finish((|| {
-        let g = global().map_err(store_error)?;
         let t = now();
         let mut body = Vec::new();
-        for (i, name) in g.store.domain_names().enumerate() {
-            let recs = g.store.records(i, t).map_err(store_error)?;
+        for (name, recs) in super::dump(t).map_err(store_error)? {
             body.push(format!("Domain '{name}': {} AOR(s)", recs.len()));
             for (aor, bindings) in recs {
                 body.push(format!("  AOR '{}'", String::from_utf8_lossy(&aor)));
@@ -241,12 +229,11 @@ fn ul_dump(p: &mut Params<'_>, _: &CmdCtx<'_>) -> Result<Outcome, ParamError> {
     })())
 }
 
-/// `ul_flush`: SER writes dirty records to its database; in memory mode
-/// the useful equivalent is an expiry sweep now.
+/// `ul_flush`: the expiry sweep now, and (as SER) the writes of dirty
+/// records to the database.
 fn ul_flush(_: &mut Params<'_>, _: &CmdCtx<'_>) -> Result<Outcome, ParamError> {
     finish((|| {
-        let g = global().map_err(store_error)?;
-        g.store.sweep(now());
+        super::flush(now()).map_err(store_error)?;
         Ok(Reply::new(200, "ul_flush completed"))
     })())
 }
@@ -282,8 +269,7 @@ fn ul_add(p: &mut Params<'_>, _: &CmdCtx<'_>) -> Result<Outcome, ParamError> {
         let replicate = need(p, CMD, "replicate")?;
         // 0.8 clients send no flags line; 0.9 ones do.
         let flags = p.optional();
-        let g = global().map_err(store_error)?;
-        let Ok(d) = g.store.domain(&table) else {
+        if !super::has_domain(&table).map_err(store_error)? {
             return fail(
                 400,
                 format!(
@@ -313,38 +299,35 @@ fn ul_add(p: &mut Params<'_>, _: &CmdCtx<'_>) -> Result<Outcome, ParamError> {
         } else {
             t.saturating_add(u64::from(expires) * 1000)
         };
-        g.store
-            .update(d, aor.as_bytes(), t, |v| {
-                match v.iter_mut().find(|b| b.contact == contact.as_bytes()) {
-                    Some(b) => {
-                        b.expires_ms = expires_ms;
-                        b.q = q;
-                        b.call_id = CTL_CALL_ID.to_vec();
-                        b.cseq = CTL_CSEQ;
-                        b.flags = flags;
-                        b.last_modified_ms = t;
-                    }
-                    None => v.push(Binding {
-                        contact: contact.as_bytes().to_vec(),
-                        expires_ms,
-                        q,
-                        call_id: CTL_CALL_ID.to_vec(),
-                        cseq: CTL_CSEQ,
-                        flags,
-                        user_agent: Vec::new(),
-                        received: Vec::new(),
-                        last_modified_ms: t,
-                    }),
+        super::update(&table, aor.as_bytes(), t, |v| {
+            match v.iter_mut().find(|b| b.contact == contact.as_bytes()) {
+                Some(b) => {
+                    b.expires_ms = expires_ms;
+                    b.q = q;
+                    b.call_id = CTL_CALL_ID.to_vec();
+                    b.cseq = CTL_CSEQ;
+                    b.flags = flags;
+                    b.last_modified_ms = t;
                 }
-            })
-            .map_err(|e| {
-                Fail::Reply(Reply::new(
-                    500,
-                    format!(
-                        "Error while adding contact ('{aor}','{contact}') in table '{table}': {e}"
-                    ),
-                ))
-            })?;
+                None => v.push(Binding {
+                    contact: contact.as_bytes().to_vec(),
+                    expires_ms,
+                    q,
+                    call_id: CTL_CALL_ID.to_vec(),
+                    cseq: CTL_CSEQ,
+                    flags,
+                    user_agent: Vec::new(),
+                    received: Vec::new(),
+                    last_modified_ms: t,
+                }),
+            }
+        })
+        .map_err(|e| {
+            Fail::Reply(Reply::new(
+                500,
+                format!("Error while adding contact ('{aor}','{contact}') in table '{table}': {e}"),
+            ))
+        })?;
         Ok(Reply::new(200, "Added to table")
             .with_body(vec![format!("('{aor}','{contact}') to '{table}'")]))
     })())
@@ -353,10 +336,8 @@ fn ul_add(p: &mut Params<'_>, _: &CmdCtx<'_>) -> Result<Outcome, ParamError> {
 fn ul_show_contact(p: &mut Params<'_>, _: &CmdCtx<'_>) -> Result<Outcome, ParamError> {
     finish((|| {
         let (table, aor) = table_and_aor(p, "ul_show_contact")?;
-        let g = global().map_err(store_error)?;
-        let d = g.store.domain(&table).map_err(store_error)?;
         let t = now();
-        match g.store.lookup(d, aor.as_bytes(), t).map_err(store_error)? {
+        match super::lookup(&table, aor.as_bytes(), t).map_err(store_error)? {
             None => fail(404, format!("Username {aor} in table {table} not found")),
             Some(v) if v.is_empty() => fail(404, "No registered contacts found"),
             Some(v) => {

@@ -13,7 +13,13 @@ fn setup() -> Registry {
     INIT.call_once(|| {
         super::super::register_domain("location");
         let region = Box::leak(Box::new(shm::Region::new(8 << 20).expect("region")));
-        super::super::init(region, 60).expect("usrloc init");
+        let setup = super::super::Setup {
+            interval_s: 60,
+            mode: super::super::DbMode::Memory,
+            url: crate::db::DbUrl::parse("sqlite:///unused").expect("url"),
+            columns: Default::default(),
+        };
+        super::super::init(region, setup).expect("usrloc init");
     });
     let mut r = Registry::default();
     r.add(COMMANDS);
@@ -160,23 +166,20 @@ fn errors_name_what_was_expected() {
 #[test]
 fn all_expired_record_says_no_contacts() {
     let r = setup();
-    let g = global().unwrap();
-    let d = g.store.domain("location").unwrap();
-    g.store
-        .update(d, b"expired-user", 0, |v| {
-            v.push(Binding {
-                contact: b"sip:e@h".to_vec(),
-                expires_ms: 1,
-                q: -1,
-                call_id: Vec::new(),
-                cseq: 1,
-                flags: 0,
-                user_agent: Vec::new(),
-                received: Vec::new(),
-                last_modified_ms: 0,
-            })
+    super::super::update("location", b"expired-user", 0, |v| {
+        v.push(Binding {
+            contact: b"sip:e@h".to_vec(),
+            expires_ms: 1,
+            q: -1,
+            call_id: Vec::new(),
+            cseq: 1,
+            flags: 0,
+            user_agent: Vec::new(),
+            received: Vec::new(),
+            last_modified_ms: 0,
         })
-        .unwrap();
+    })
+    .unwrap();
     let show = run(&r, "ul_show_contact", "location\nexpired-user\n");
     assert_eq!(text(&show), "404 No registered contacts found\n");
     assert_eq!(text(&run(&r, "ul_flush", "")), "200 ul_flush completed\n");

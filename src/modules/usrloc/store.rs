@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use shm::{LockLevel, Region, ShmError, ShmGuard, ShmLocked, ShmOff, ShmSlice};
 
-use super::binding::Binding;
+use super::binding::{AorBindings, Binding};
 use super::codec::{self, CodecError};
 
 /// Where usrloc's bucket locks sit in the server's lock order (above).
@@ -43,11 +43,22 @@ shm::shm_struct! {
 shm::shm_struct! {
     /// One AOR. The fields change only under the bucket lock; they are
     /// atomics because shm objects are shared (`&`) references.
+    ///
+    /// With a database behind the table (`tracked`), `gen` counts the
+    /// record's changes and `synced` is the `gen` the database is known to
+    /// hold: the record is dirty while they differ. `writer` is the pid of
+    /// the process writing it to the database (0: none), so one AOR is
+    /// written by one process at a time and its writes land in order. A
+    /// record whose bindings are all gone stays, empty, until the database
+    /// has caught up (a tombstone): its rows must still be deleted.
     pub struct Record {
         next: AtomicU32,
         hash: u32,
         data_off: AtomicU32,
         data_len: AtomicU32,
+        gen: AtomicU32,
+        synced: AtomicU32,
+        writer: AtomicU32,
     }
 }
 
@@ -60,8 +71,32 @@ shm::shm_struct! {
     }
 }
 
-/// An AOR as stored and its live bindings (`ul_dump`).
-pub(super) type AorBindings = (Vec<u8>, Vec<Binding>);
+/// What an update changed, for the database (tracked tables only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Change {
+    /// The AOR as stored.
+    pub key: Vec<u8>,
+    /// Every binding before (expired ones included): what the database
+    /// holds when `was_synced`.
+    pub before: Vec<Binding>,
+    pub after: Vec<Binding>,
+    /// Did the database hold `before`? If not, only a full reconciliation
+    /// brings it up to date.
+    pub was_synced: bool,
+    /// The record's generation after the change.
+    pub gen: u32,
+    /// This process is now the record's writer: it must [`Store::settle`].
+    pub claimed: bool,
+}
+
+/// A dirty record claimed for writing (see [`Store::claim_dirty`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Dirty {
+    pub key: Vec<u8>,
+    /// Its live bindings: what the database should hold.
+    pub live: Vec<Binding>,
+    pub gen: u32,
+}
 
 /// Why a usrloc operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +113,8 @@ pub enum UlError {
     Damaged(#[from] CodecError),
     #[error("usrloc record chain damaged in shared memory")]
     BadChain,
+    #[error("usrloc: {0}")]
+    Db(#[from] crate::db::DbError),
 }
 
 struct Domain {
@@ -91,6 +128,14 @@ pub(super) struct Store {
     region: &'static Region,
     domains: Vec<Domain>,
     case_sensitive: bool,
+    /// A database follows the tables (db_mode 1, 2): count generations,
+    /// keep tombstones.
+    tracked: bool,
+}
+
+/// Is `pid` a process that can still settle what it claimed? (0: nobody.)
+fn writer_alive(pid: u32) -> bool {
+    pid != 0 && (pid == shm::current_pid() || !shm::process_is_dead(pid))
 }
 
 /// A record found in a chain: its predecessor (0 = the bucket head) and
@@ -110,11 +155,23 @@ fn fnv1a(bytes: &[u8], fold: bool) -> u32 {
 
 impl Store {
     /// Tables for `names` with 2^`bits` buckets each.
+    #[cfg(test)]
     pub(super) fn new(
         region: &'static Region,
         names: &[String],
         bits: u32,
         case_sensitive: bool,
+    ) -> Result<Store, UlError> {
+        Store::with_tracking(region, names, bits, case_sensitive, false)
+    }
+
+    /// Tables followed by a database when `tracked` (see [`Record`]).
+    pub(super) fn with_tracking(
+        region: &'static Region,
+        names: &[String],
+        bits: u32,
+        case_sensitive: bool,
+        tracked: bool,
     ) -> Result<Store, UlError> {
         let mut domains = Vec::with_capacity(names.len());
         for name in names {
@@ -131,6 +188,7 @@ impl Store {
             region,
             domains,
             case_sensitive,
+            tracked,
         })
     }
 
@@ -217,7 +275,7 @@ impl Store {
         Ok(None)
     }
 
-    fn unlink(&self, g: &mut BucketHead, dom: &Domain, p: Pos) -> Result<(), UlError> {
+    fn unlink(&self, g: &mut BucketHead, p: Pos) -> Result<(), UlError> {
         let rec = self.record(p.cur)?;
         let next = rec.next.load(Relaxed);
         if p.prev == 0 {
@@ -230,9 +288,22 @@ impl Store {
         if let Some(o) = ShmOff::<Record>::from_u32(p.cur) {
             self.region.free(o);
         }
-        let users = &self.region.get(dom.stats).users;
-        let _ = users.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
         Ok(())
+    }
+
+    /// `ul_stats`' count follows records that hold bindings (tombstones
+    /// are not users).
+    fn count_user(&self, dom: &Domain, was: bool, is: bool) {
+        let users = &self.region.get(dom.stats).users;
+        match (was, is) {
+            (false, true) => {
+                users.fetch_add(1, Relaxed);
+            }
+            (true, false) => {
+                let _ = users.fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1));
+            }
+            _ => {}
+        }
     }
 
     /// Replace the record's block with the encoding of `v`; on failure
@@ -248,6 +319,14 @@ impl Store {
         Ok(())
     }
 
+    /// Counts `n` bindings dropped on expiry in domain `d` elsewhere (the
+    /// database, in mode 3).
+    pub(super) fn note_expired_in(&self, d: usize, n: u64) {
+        if let Some(dom) = self.domains.get(d) {
+            self.region.get(dom.stats).expired.fetch_add(n, Relaxed);
+        }
+    }
+
     fn note_expired(&self, dom: &Domain, n: usize) {
         if n > 0 {
             self.region
@@ -260,6 +339,7 @@ impl Store {
     /// Under the record's bucket lock: its live bindings (empty when it
     /// does not exist) go to `f`; what `f` leaves is stored, an empty list
     /// removing the record. Atomic against every other process.
+    #[cfg(test)]
     pub(super) fn update<R>(
         &self,
         d: usize,
@@ -267,44 +347,211 @@ impl Store {
         now_ms: u64,
         f: impl FnOnce(&mut Vec<Binding>) -> R,
     ) -> Result<R, UlError> {
+        self.update_tracked(d, aor, now_ms, false, f)
+            .map(|(r, _)| r)
+    }
+
+    /// [`Store::update`], and on a tracked table what changed; with
+    /// `claim`, this process becomes the record's writer when nobody is
+    /// (then it must [`Store::settle`] the change).
+    pub(super) fn update_tracked<R>(
+        &self,
+        d: usize,
+        aor: &[u8],
+        now_ms: u64,
+        claim: bool,
+        f: impl FnOnce(&mut Vec<Binding>) -> R,
+    ) -> Result<(R, Option<Change>), UlError> {
         let dom = self.dom(d)?;
         let hash = self.hash(aor);
         let mut g = self.lock(dom, hash)?;
         let found = self.find(&g, hash, aor)?;
-        let (key, mut v) = match found {
+        let (key, all) = match found {
             Some(p) => {
                 let (key, all) = codec::decode(self.block(self.record(p.cur)?))?;
                 (key.to_vec(), all)
             }
             None => (aor.to_vec(), Vec::new()),
         };
-        let before = v.len();
+        let mut v = all.clone();
         v.retain(|b| b.is_live(now_ms));
-        self.note_expired(dom, before - v.len());
+        self.note_expired(dom, all.len() - v.len());
         let r = f(&mut v);
-        match (found, v.is_empty()) {
-            (None, true) => {}
-            (Some(p), true) => self.unlink(&mut g, dom, p)?,
-            (Some(p), false) => self.rewrite(self.record(p.cur)?, &key, &v)?,
-            (None, false) => {
-                let block = self.region.alloc_slice(&codec::encode(&key, &v))?;
-                let start = block.start().ok_or(UlError::BadChain)?;
-                let rec = Record {
-                    next: AtomicU32::new(g.head),
-                    hash,
-                    data_off: AtomicU32::new(start.get()),
-                    data_len: AtomicU32::new(block.len() as u32),
-                };
-                let off = self
-                    .region
-                    .alloc(rec)
-                    .inspect_err(|_| self.region.free_slice(block))?;
-                g.head = off.get();
-                g.len += 1;
-                self.region.get(dom.stats).users.fetch_add(1, Relaxed);
+        let changed = v != all;
+        self.count_user(dom, !all.is_empty(), !v.is_empty());
+        let rec = match found {
+            None if v.is_empty() => return Ok((r, None)),
+            Some(p) if v.is_empty() && !self.tracked => {
+                self.unlink(&mut g, p)?;
+                return Ok((r, None));
             }
+            Some(p) => {
+                let rec = self.record(p.cur)?;
+                if changed {
+                    self.rewrite(rec, &key, &v)?;
+                }
+                rec
+            }
+            None => {
+                let off = self.insert(&mut g, hash, &key, &v)?;
+                self.region.get(off)
+            }
+        };
+        if !self.tracked || !changed {
+            return Ok((r, None));
         }
-        Ok(r)
+        let was_synced = rec.synced.load(Relaxed) == rec.gen.load(Relaxed);
+        let gen = rec.gen.load(Relaxed).wrapping_add(1).max(1);
+        rec.gen.store(gen, Relaxed);
+        let claimed = claim && !writer_alive(rec.writer.load(Relaxed));
+        if claimed {
+            rec.writer.store(shm::current_pid(), Relaxed);
+        }
+        let change = Change {
+            key,
+            before: all,
+            after: v,
+            was_synced,
+            gen,
+            claimed,
+        };
+        Ok((r, Some(change)))
+    }
+
+    /// A new record at the head of the locked chain: generation 1, never
+    /// written to a database.
+    fn insert(
+        &self,
+        g: &mut BucketHead,
+        hash: u32,
+        key: &[u8],
+        v: &[Binding],
+    ) -> Result<ShmOff<Record>, UlError> {
+        let block = self.region.alloc_slice(&codec::encode(key, v))?;
+        let start = block.start().ok_or(UlError::BadChain)?;
+        let rec = Record {
+            next: AtomicU32::new(g.head),
+            hash,
+            data_off: AtomicU32::new(start.get()),
+            data_len: AtomicU32::new(block.len() as u32),
+            gen: AtomicU32::new(0),
+            synced: AtomicU32::new(0),
+            writer: AtomicU32::new(0),
+        };
+        let off = self
+            .region
+            .alloc(rec)
+            .inspect_err(|_| self.region.free_slice(block))?;
+        g.head = off.get();
+        g.len += 1;
+        Ok(off)
+    }
+
+    /// Puts `aor`'s bindings read from the database (at start), as
+    /// already written: the record is not dirty. Bindings of an AOR that
+    /// is already there are added to it.
+    pub(super) fn load(
+        &self,
+        d: usize,
+        aor: &[u8],
+        now_ms: u64,
+        bindings: Vec<Binding>,
+    ) -> Result<(), UlError> {
+        let (_, change) = self.update_tracked(d, aor, now_ms, false, |v| {
+            for b in bindings {
+                match v.iter_mut().find(|x| x.contact == b.contact) {
+                    Some(x) => *x = b,
+                    None => v.push(b),
+                }
+            }
+        })?;
+        if let Some(c) = change.filter(|c| c.was_synced) {
+            // The database holds exactly this now.
+            self.settle(d, &c.key, c.gen, true)?;
+        }
+        Ok(())
+    }
+
+    /// Ends a write of `key` at generation `gen` by this process: it is no
+    /// longer the writer, the record is clean if the write succeeded and
+    /// nothing changed since, and a clean tombstone goes. Returns whether
+    /// the record is still dirty (someone has to write it again).
+    pub(super) fn settle(&self, d: usize, key: &[u8], gen: u32, ok: bool) -> Result<bool, UlError> {
+        let dom = self.dom(d)?;
+        let hash = self.hash(key);
+        let mut g = self.lock(dom, hash)?;
+        let Some(p) = self.find(&g, hash, key)? else {
+            return Ok(false);
+        };
+        let rec = self.record(p.cur)?;
+        if rec.writer.load(Relaxed) == shm::current_pid() {
+            rec.writer.store(0, Relaxed);
+        }
+        if ok && rec.gen.load(Relaxed) == gen {
+            rec.synced.store(gen, Relaxed);
+            if codec::decode(self.block(rec)).is_ok_and(|(_, v)| v.is_empty()) {
+                self.unlink(&mut g, p)?;
+            }
+            return Ok(false);
+        }
+        Ok(rec.synced.load(Relaxed) != rec.gen.load(Relaxed))
+    }
+
+    /// Claims the dirty records of bucket `bucket` of domain `d` that no
+    /// live process is writing: this process becomes their writer and
+    /// must [`Store::settle`] each. `None` past the last bucket.
+    pub(super) fn claim_dirty(&self, d: usize, bucket: usize, now_ms: u64) -> Option<Vec<Dirty>> {
+        let dom = self.domains.get(d)?;
+        let b = self.region.slice(dom.buckets).get(bucket)?;
+        let mut out = Vec::new();
+        if b.mutex().is_held_by_dead_process() {
+            crate::log_limited!(
+                log::Level::Error,
+                "usrloc: a bucket of {} is locked by a dead process",
+                dom.name
+            );
+            return Some(out);
+        }
+        let g = b.lock_at(LOCK_LEVEL);
+        let mut cur = g.head;
+        for _ in 0..g.len {
+            let Ok(rec) = self.record(cur) else { break };
+            cur = rec.next.load(Relaxed);
+            out.extend(self.claim_rec(rec, now_ms));
+        }
+        Some(out)
+    }
+
+    /// Claims `key`'s record if it is dirty and nobody live writes it.
+    pub(super) fn claim(
+        &self,
+        d: usize,
+        key: &[u8],
+        now_ms: u64,
+    ) -> Result<Option<Dirty>, UlError> {
+        let dom = self.dom(d)?;
+        let hash = self.hash(key);
+        let g = self.lock(dom, hash)?;
+        match self.find(&g, hash, key)? {
+            Some(p) => Ok(self.claim_rec(self.record(p.cur)?, now_ms)),
+            None => Ok(None),
+        }
+    }
+
+    /// Under the record's bucket lock.
+    fn claim_rec(&self, rec: &Record, now_ms: u64) -> Option<Dirty> {
+        let gen = rec.gen.load(Relaxed);
+        if gen == rec.synced.load(Relaxed) || writer_alive(rec.writer.load(Relaxed)) {
+            return None;
+        }
+        let (key, mut live) = codec::decode(self.block(rec)).ok()?;
+        live.retain(|x| x.is_live(now_ms));
+        rec.writer.store(shm::current_pid(), Relaxed);
+        Some(Dirty {
+            key: key.to_vec(),
+            live,
+            gen,
+        })
     }
 
     /// The live bindings of `aor`, or `None` when it has no record.
@@ -322,6 +569,10 @@ impl Store {
         };
         let (_, mut v) = codec::decode(self.block(self.record(p.cur)?))?;
         drop(g);
+        if v.is_empty() {
+            // A tombstone: gone, only not yet from the database.
+            return Ok(None);
+        }
         v.retain(|b| b.is_live(now_ms));
         Ok(Some(v))
     }
@@ -337,8 +588,10 @@ impl Store {
             for _ in 0..g.len {
                 let Ok(rec) = self.record(cur) else { break };
                 if let Ok((key, mut v)) = codec::decode(self.block(rec)) {
-                    v.retain(|x| x.is_live(now_ms));
-                    out.push((key.to_vec(), v));
+                    if !v.is_empty() {
+                        v.retain(|x| x.is_live(now_ms));
+                        out.push((key.to_vec(), v));
+                    }
                 }
                 cur = rec.next.load(Relaxed);
             }
@@ -348,7 +601,9 @@ impl Store {
 
     /// Drop expired bindings and empty (or undecodable) records from
     /// every domain, at most [`SWEEP_BATCH`] records per lock hold.
-    /// Returns the number of bindings dropped.
+    /// Returns the number of bindings dropped. On a tracked table a record
+    /// that lost bindings becomes dirty, and an emptied one stays as a
+    /// tombstone until its rows are deleted from the database.
     pub(super) fn sweep(&self, now_ms: u64) -> u64 {
         let mut dropped = 0u64;
         for dom in &self.domains {
@@ -388,6 +643,7 @@ impl Store {
                 let keep = match codec::decode(self.block(rec)) {
                     Err(e) => {
                         log::error!("usrloc: dropping a damaged record in {}: {e}", dom.name);
+                        self.count_user(dom, true, false);
                         false
                     }
                     Ok((key, mut v)) => {
@@ -396,20 +652,28 @@ impl Store {
                         let n = before - v.len();
                         dropped += n as u64;
                         self.note_expired(dom, n);
-                        if n > 0 && !v.is_empty() {
+                        self.count_user(dom, before > 0, !v.is_empty());
+                        let clean = rec.gen.load(Relaxed) == rec.synced.load(Relaxed);
+                        if n > 0 && (self.tracked || !v.is_empty()) {
                             // Out of memory keeps the old block: readers
-                            // filter expired bindings anyway.
+                            // filter expired bindings anyway (and the
+                            // record stays clean, so its rows stay too
+                            // until the next sweep manages).
                             let key = key.to_vec();
-                            let _ = self.rewrite(rec, &key, &v);
+                            if self.rewrite(rec, &key, &v).is_ok() && self.tracked {
+                                let gen = rec.gen.load(Relaxed).wrapping_add(1).max(1);
+                                rec.gen.store(gen, Relaxed);
+                            }
                         }
-                        !v.is_empty()
+                        // A tombstone goes once the database caught up.
+                        !v.is_empty() || (self.tracked && (n > 0 || !clean))
                     }
                 };
                 if keep {
                     skip += 1;
                     seen += 1;
                     prev = cur;
-                } else if self.unlink(&mut g, dom, Pos { prev, cur }).is_err() {
+                } else if self.unlink(&mut g, Pos { prev, cur }).is_err() {
                     return dropped;
                 }
                 cur = next;

@@ -194,3 +194,120 @@ fn out_of_memory_is_an_error_and_keeps_the_record() {
         ["sip:first"]
     );
 }
+
+fn tracked() -> Store {
+    let names = vec!["location".to_string()];
+    Store::with_tracking(region(8), &names, 4, false, true).expect("store")
+}
+
+fn settle_all(s: &Store, now: u64) -> Vec<Dirty> {
+    let mut out = Vec::new();
+    let mut bucket = 0;
+    while let Some(v) = s.claim_dirty(0, bucket, now) {
+        out.extend(v);
+        bucket += 1;
+    }
+    out
+}
+
+#[test]
+fn tracked_changes_are_dirty_until_settled() {
+    let s = tracked();
+    let ((), c) = s
+        .update_tracked(0, b"bob", 0, true, |v| v.push(b("sip:a", 10_000)))
+        .unwrap();
+    let c = c.expect("a change");
+    assert!(c.claimed && c.was_synced && c.before.is_empty());
+    assert_eq!(contacts(&c.after), ["sip:a"]);
+    // Claimed by us: the flusher leaves it alone.
+    assert!(settle_all(&s, 0).is_empty());
+    assert!(!s.settle(0, b"bob", c.gen, true).unwrap());
+    assert!(settle_all(&s, 0).is_empty(), "clean after the write");
+    // No change, no generation.
+    let ((), none) = s.update_tracked(0, b"bob", 0, true, |_| ()).unwrap();
+    assert!(none.is_none());
+    // A failed write leaves it dirty, for the flusher.
+    let ((), c) = s
+        .update_tracked(0, b"bob", 0, true, |v| v[0].cseq = 2)
+        .unwrap();
+    let c = c.unwrap();
+    assert!(s.settle(0, b"bob", c.gen, false).unwrap());
+    let d = settle_all(&s, 0);
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0].live[0].cseq, 2);
+    // A change while the flusher writes: its settle keeps it dirty.
+    s.update_tracked(0, b"bob", 0, false, |v| v[0].cseq = 3)
+        .unwrap();
+    assert!(s.settle(0, b"bob", d[0].gen, true).unwrap());
+    let d = settle_all(&s, 0);
+    assert_eq!(d[0].live[0].cseq, 3);
+    assert!(!s.settle(0, b"bob", d[0].gen, true).unwrap());
+}
+
+#[test]
+fn a_removed_record_stays_a_tombstone_until_written() {
+    let s = tracked();
+    let ((), c) = s
+        .update_tracked(0, b"bob", 0, false, |v| v.push(b("sip:a", 10_000)))
+        .unwrap();
+    s.settle(0, b"bob", c.unwrap().gen, true).unwrap();
+    assert_eq!(s.stats(0), (1, 0));
+    let ((), c) = s.update_tracked(0, b"bob", 0, true, Vec::clear).unwrap();
+    let c = c.unwrap();
+    assert!(c.after.is_empty() && c.before.len() == 1);
+    // Gone for readers and for ul_stats, still there for the database.
+    assert_eq!(s.lookup(0, b"bob", 0).unwrap(), None);
+    assert!(s.records(0, 0).unwrap().is_empty());
+    assert_eq!(s.stats(0), (0, 0));
+    assert!(s.settle(0, b"bob", c.gen, false).unwrap());
+    let d = settle_all(&s, 0);
+    assert_eq!(d.len(), 1);
+    assert!(d[0].live.is_empty());
+    assert!(!s.settle(0, b"bob", d[0].gen, true).unwrap());
+    // Written: the tombstone went.
+    assert!(s.claim(0, b"bob", 0).unwrap().is_none());
+    let used = s.region.stats().used;
+    s.update(0, b"x", 0, |v| v.push(b("sip:x", 10_000)))
+        .unwrap();
+    assert!(s.region.stats().used > used);
+}
+
+#[test]
+fn expiry_makes_a_tracked_record_dirty_and_loaded_ones_start_clean() {
+    let s = tracked();
+    s.load(0, b"bob", 0, vec![b("sip:a", 5_000), b("sip:b", 50_000)])
+        .unwrap();
+    s.load(0, b"carol", 0, vec![b("sip:c", 5_000)]).unwrap();
+    assert!(settle_all(&s, 0).is_empty(), "loaded records are clean");
+    assert_eq!(s.sweep(6_000), 2);
+    let mut d = settle_all(&s, 6_000);
+    d.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(d.len(), 2);
+    assert_eq!(contacts(&d[0].live), ["sip:b"]);
+    assert!(d[1].live.is_empty(), "carol is a tombstone");
+    for x in &d {
+        s.settle(0, &x.key, x.gen, true).unwrap();
+    }
+    assert!(s.claim(0, b"carol", 6_000).unwrap().is_none());
+    assert_eq!(s.stats(0).0, 1);
+}
+
+#[test]
+fn a_dead_writers_claim_is_taken_over() {
+    let s = tracked();
+    s.update_tracked(0, b"bob", 0, false, |v| v.push(b("sip:a", 10_000)))
+        .unwrap();
+    match fork_child().expect("fork") {
+        ForkResult::Child => {
+            // Claims and dies without settling.
+            let n = settle_all(&s, 0).len();
+            std::process::exit(if n == 1 { 0 } else { 1 });
+        }
+        ForkResult::Parent { child } => {
+            assert!(matches!(waitpid(child, None), Ok(WaitStatus::Exited(_, 0))));
+        }
+    }
+    let d = settle_all(&s, 0);
+    assert_eq!(d.len(), 1, "the dead child's claim is void");
+    assert!(!s.settle(0, b"bob", d[0].gen, true).unwrap());
+}
