@@ -12,6 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::cli::{Command, Invocation};
 use super::run::{EnvPaths, EXIT_OK, EXIT_SERVER_ERROR, EXIT_UNREACHABLE, EXIT_USAGE};
+use super::transport::Transport;
 use crate::db::{schema, time::forever_secs, Db, DbError, Stmt, Value};
 use crate::modules::auth::digest::hex_md5;
 
@@ -55,7 +56,7 @@ impl UserError {
 
 /// Runs a database command; returns the exit status.
 pub fn run(inv: &Invocation, env: &EnvPaths, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    match execute(inv, env, out) {
+    match execute(inv, env, out, err) {
         Ok(()) => EXIT_OK,
         Err(e) => {
             let _ = writeln!(err, "serctl: {e}");
@@ -64,7 +65,12 @@ pub fn run(inv: &Invocation, env: &EnvPaths, out: &mut dyn Write, err: &mut dyn 
     }
 }
 
-fn execute(inv: &Invocation, env: &EnvPaths, out: &mut dyn Write) -> Result<(), UserError> {
+fn execute(
+    inv: &Invocation,
+    env: &EnvPaths,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), UserError> {
     // The domain first: a missing one is reported without touching the
     // database.
     let domain = || env.sip_domain.clone().ok_or(UserError::NoDomain);
@@ -108,6 +114,16 @@ fn execute(inv: &Invocation, env: &EnvPaths, out: &mut dyn Write) -> Result<(), 
         Command::AliasAdd { alias, uri } => {
             let d = domain()?;
             alias_add(&mut open()?, alias, &d, uri)?;
+            // SER 0.9's ul_add: table, AOR, contact, expires (0: permanent),
+            // q, replicate, flags (128: permanent).
+            let aor = format!("{alias}@{d}");
+            push_alias(
+                inv,
+                env,
+                "ul_add",
+                &["aliases", &aor, uri, "0", "1", "0", "128"],
+                err,
+            );
         }
         Command::AliasRm(alias) => {
             let d = domain()?;
@@ -117,10 +133,48 @@ fn execute(inv: &Invocation, env: &EnvPaths, out: &mut dyn Write) -> Result<(), 
             if open()?.exec(&del, &[alias.as_str().into(), d.as_str().into()])? == 0 {
                 return Err(UserError::NoSuchAlias(alias.clone(), d));
             }
+            push_alias(
+                inv,
+                env,
+                "ul_rm",
+                &["aliases", &format!("{alias}@{d}")],
+                err,
+            );
         }
         _ => {}
     }
     Ok(())
+}
+
+/// Tells a running ser about an alias change over its FIFO or socket, as
+/// SER 0.9's serctl did: it then resolves the alias at once (and with
+/// usrloc `db_mode` 1–3 writes its own row, which is the same one, or with
+/// `use_domain` off one that differs only in `domain` and is read as the
+/// same binding). No server answering, or one whose script has no
+/// `aliases` table, is not an error: the database row is what counts, and
+/// a server in `db_mode` 1 or 2 loads it when it starts.
+fn push_alias(inv: &Invocation, env: &EnvPaths, cmd: &str, params: &[&str], err: &mut dyn Write) {
+    let t = inv
+        .transport
+        .clone()
+        .unwrap_or_else(|| Transport::from_env(env.unixsock.clone(), env.fifo.clone()));
+    match t.exchange(cmd, params, inv.timeout) {
+        Ok(r) if r.is_success() => {}
+        Ok(r) if r.code == 400 || r.code == 404 => {}
+        Ok(r) => {
+            let _ = writeln!(
+                err,
+                "serctl: ser ({t}) did not take the alias change: {}",
+                r.code
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "serctl: no running ser told ({e}); the alias is in the database"
+            );
+        }
+    }
 }
 
 /// `ha1` and `ha1b` of a user, as SER 0.9's serctl computed them: the

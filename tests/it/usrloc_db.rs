@@ -308,3 +308,56 @@ fn a_missing_table_or_bad_mode_is_refused_at_start() {
     assert_ne!(out.code(), Some(0));
     assert!(out.stderr.contains("bad.cfg:"), "{}", out.stderr);
 }
+
+/// `serctl alias add` writes the `aliases` row and tells the running ser,
+/// which resolves the alias at once (SER 0.9's serctl did it over the
+/// FIFO); `alias rm` takes it back from both.
+#[test]
+fn serctl_alias_changes_reach_a_running_server() {
+    let _g = serial();
+    let dir = TestDir::new();
+    let url = format!("sqlite://{}", dir.join("ser.db").display());
+    init_db(&url);
+    let fifo = dir.join("fifo");
+    let port = free_udp_port();
+    let text = cfg(port, &url, 1, 60)
+        .replace(
+            "    if (!lookup(\"location\"))",
+            "    lookup(\"aliases\");\n    if (!lookup(\"location\"))",
+        )
+        .replace(
+            "children=2",
+            &format!("children=2\nfifo=\"{}\"", fifo.display()),
+        );
+    let ser = Ser::start(&text);
+    let callee = UdpPeer::bind();
+    assert_eq!(
+        register(port, "alice", callee.port(), 3600),
+        Some(200),
+        "{}",
+        ser.log()
+    );
+    assert_eq!(call(port, "bob", &callee), Err(Some(404)));
+    let serctl = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_serctl"))
+            .args(args)
+            .env("SER_DB_URL", &url)
+            .env("SIP_DOMAIN", "127.0.0.1")
+            .env("SER_FIFO", &fifo)
+            .env_remove("SER_UNIXSOCK")
+            .output()
+            .expect("serctl");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{err}");
+        err
+    };
+    let err = serctl(&["alias", "add", "bob", "sip:alice@127.0.0.1"]);
+    assert!(err.is_empty(), "{err}");
+    call(port, "bob", &callee).unwrap_or_else(|s| panic!("{s:?}\n{}", ser.log()));
+    serctl(&["alias", "rm", "bob"]);
+    assert_eq!(call(port, "bob", &callee), Err(Some(404)));
+    drop(ser);
+    // No server: the row alone, and a note that nobody was told.
+    let err = serctl(&["alias", "add", "carol", "sip:alice@127.0.0.1"]);
+    assert!(err.contains("no running ser"), "{err}");
+}
