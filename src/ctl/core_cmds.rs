@@ -1,6 +1,7 @@
 //! SER's core management commands: `print`, `uptime`, `version`, `pwd`,
 //! `arg`, `which`, `ps`, `kill`, `meminfo`, 2.x's `core.tcp_info`, and
-//! `core.tcp_list` (the connections, as Kamailio's RPC of that name).
+//! `core.tcp_list` (the connections, as Kamailio's RPC of that name), and
+//! SER 2.x's `dns.view` / `dns.delete_all` on the DNS cache.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,6 +21,14 @@ pub static COMMANDS: &[CtlCmd] = &[
     CtlCmd {
         name: "core.tcp_list",
         handler: tcp_list,
+    },
+    CtlCmd {
+        name: "dns.view",
+        handler: dns_view,
+    },
+    CtlCmd {
+        name: "dns.delete_all",
+        handler: dns_delete_all,
     },
     CtlCmd {
         name: "uptime",
@@ -60,6 +69,48 @@ type R = Result<Outcome, ParamError>;
 fn print(p: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
     let line = p.line("text to print")?;
     Ok(Reply::ok(vec![line]).into())
+}
+
+/// The DNS cache: one line per entry (`name type ttl=<s left> value…`),
+/// as SER 2.x's `dns.view` listed it; 500 when `use_dns_cache` is off.
+fn dns_view(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    use crate::net::dns::{cache, RData};
+    if !cache::enabled() {
+        return Ok(Reply::new(500, "dns cache support disabled (use_dns_cache=off)").into());
+    }
+    let now = shm::monotonic_ms();
+    let mut lines = Vec::new();
+    for e in cache::entries(now) {
+        let left = e.expires_ms.saturating_sub(now).div_ceil(1000);
+        let value = match &e.value {
+            cache::Cached::Failed => "negative".to_string(),
+            cache::Cached::Records(rs) => rs
+                .iter()
+                .map(|r| match &r.data {
+                    RData::Addr(a) => a.to_string(),
+                    RData::Srv(s) => format!("{} {} {} {}", s.priority, s.weight, s.port, s.target),
+                    RData::Naptr(n) => format!(
+                        "{} {} \"{}\" \"{}\" {}",
+                        n.order, n.preference, n.flags, n.services, n.replacement
+                    ),
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        lines.push(format!("{} {} ttl={left} {value}", e.name, e.qtype.name()));
+    }
+    let (hits, misses) = cache::counters();
+    lines.push(format!("hits={hits} misses={misses}"));
+    Ok(Reply::ok(lines).into())
+}
+
+/// Empties the DNS cache.
+fn dns_delete_all(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
+    if !crate::net::dns::cache::enabled() {
+        return Ok(Reply::new(500, "dns cache support disabled (use_dns_cache=off)").into());
+    }
+    let n = crate::net::dns::cache::flush();
+    Ok(Reply::ok(vec![format!("{n} entries deleted")]).into())
 }
 
 fn secs(t: SystemTime) -> i64 {

@@ -19,33 +19,56 @@ pub enum DestError {
     Unresolvable,
 }
 
-/// Where a request for `uri` goes: `maddr` or host, port, `transport`.
+/// Where a request for `uri` goes: the first of [`destinations_of`].
 pub fn destination_of(
     uri: &[u8],
     port_override: Option<u16>,
 ) -> Result<(SocketAddr, Proto), DestError> {
+    let t = destinations_of(uri, port_override)?;
+    t.first()
+        .map(|t| (t.addr, t.proto))
+        .ok_or(DestError::Unresolvable)
+}
+
+/// Every address a request for `uri` may go to, in the order to try
+/// (RFC 3263: `maddr` or host, port, `transport`; SRV when no port is
+/// given, NAPTR with `dns_try_naptr` when no transport is). Names go
+/// through the bounded stub resolver and the shared DNS cache.
+pub fn destinations_of(
+    uri: &[u8],
+    port_override: Option<u16>,
+) -> Result<crate::net::dns::Targets, DestError> {
     let u = parse_uri(uri).map_err(|_| DestError::BadUri)?;
     let proto = match u.transport.map(|t| t.get(uri).to_ascii_lowercase()) {
-        Some(t) if t == b"tcp" => Proto::Tcp,
-        Some(t) if t == b"tls" => Proto::Tls,
-        _ if matches!(u.scheme, Scheme::Sips) => Proto::Tls,
-        _ => Proto::Udp,
+        Some(t) if t == b"tcp" => Some(Proto::Tcp),
+        Some(t) if t == b"tls" => Some(Proto::Tls),
+        Some(t) if t == b"udp" => Some(Proto::Udp),
+        _ if matches!(u.scheme, Scheme::Sips) => Some(Proto::Tls),
+        _ => None,
     };
-    let default_port = if matches!(proto, Proto::Tls) {
-        5061
-    } else {
-        5060
-    };
-    let port = port_override
-        .or(u.port)
-        .filter(|p| *p != 0)
-        .unwrap_or(default_port);
+    let port = port_override.or(u.port).filter(|p| *p != 0);
     let host = u
         .maddr
         .map(|m| m.get(uri))
         .unwrap_or_else(|| u.host.get(uri));
-    let addr = resolve_bounded(host, port).ok_or(DestError::Unresolvable)?;
-    Ok((addr, proto))
+    if let Some(a) = numeric(host, port.unwrap_or(0)) {
+        let proto = proto.unwrap_or(Proto::Udp);
+        let port = port.unwrap_or(if proto == Proto::Tls { 5061 } else { 5060 });
+        return Ok(vec![crate::net::dns::Target {
+            addr: SocketAddr::new(a.ip(), port),
+            proto,
+        }]);
+    }
+    let h = std::str::from_utf8(host).map_err(|_| DestError::Unresolvable)?;
+    let sips = matches!(u.scheme, Scheme::Sips);
+    match crate::net::dns::Resolver::system().targets(h, port, proto, sips) {
+        Ok(t) if !t.is_empty() => Ok(t),
+        Ok(_) => Err(DestError::Unresolvable),
+        Err(e) => {
+            log::debug!("cannot resolve {h:?}: {e}");
+            Err(DestError::Unresolvable)
+        }
+    }
 }
 
 /// An IP literal (`[v6]` allowed) as an address; None for a name.

@@ -85,6 +85,13 @@ pub struct CoreCfg {
     /// Shared memory size in MB (command line `-m`).
     pub shm_mb: u32,
     /// SER 2.1's destination blacklist (`net::blacklist`): off by default.
+    /// SER 2.x's `use_dns_cache` (on by default there too).
+    pub use_dns_cache: bool,
+    /// `dns_cache_mem`, KB of shared memory for it.
+    pub dns_cache_mem: u32,
+    /// Resolver settings: `dns_try_ipv6`, `dns_try_naptr`, `dns_srv_lb`,
+    /// `dns_cache_negative_ttl`, `dns_cache_min_ttl`, `dns_cache_max_ttl`.
+    pub dns_settings: crate::net::dns::Settings,
     pub use_dst_blacklist: bool,
     /// Seconds a destination stays blacklisted after a timeout or a send
     /// failure (SER 2.1: 60).
@@ -152,6 +159,9 @@ impl Default for CoreCfg {
             mcast_ttl: -1,
             statistics: None,
             shm_mb: 32,
+            use_dns_cache: true,
+            dns_cache_mem: 500,
+            dns_settings: crate::net::dns::Settings::default(),
             use_dst_blacklist: false,
             dst_blacklist_expire: 60,
             dst_blacklist_mem: 250,
@@ -202,23 +212,15 @@ const IGNORED: &[&str] = &[
     "rt_timer1_policy",
     "rt_timer2_prio",
     "rt_timer2_policy",
-    "use_dns_cache",
     "use_dns_failover",
-    "dns_try_ipv6",
     "dns_retr_time",
     "dns_retr_no",
     "dns_servers_no",
     "dns_use_search_list",
     "dns_search_full_match",
     "dns_cache_flags",
-    "dns_cache_negative_ttl",
-    "dns_cache_min_ttl",
-    "dns_cache_max_ttl",
-    "dns_cache_mem",
     "dns_cache_gc_interval",
     "dns_cache_del_nonexp",
-    "dns_srv_lb",
-    "dns_try_naptr",
     // Expired blacklist entries are reclaimed when met (`net::blacklist`):
     // there is no sweep whose interval this would set.
     "dst_blacklist_gc_interval",
@@ -388,6 +390,22 @@ impl CoreCfg {
             "mcast_loopback" => self.mcast_loopback = boolean(name, v)?,
             "mcast_ttl" => self.mcast_ttl = int(name, v)?,
             "statistics" => self.statistics = Some(string(name, v)?),
+            "use_dns_cache" => self.use_dns_cache = yes_no(name, v)?,
+            "dns_cache_mem" => {
+                self.dns_cache_mem = ranged(name, v, 1, 1_048_576, "1..1048576 KB")? as u32
+            }
+            "dns_try_ipv6" => self.dns_settings.try_ipv6 = yes_no(name, v)?,
+            "dns_try_naptr" => self.dns_settings.try_naptr = yes_no(name, v)?,
+            "dns_srv_lb" => self.dns_settings.srv_lb = yes_no(name, v)?,
+            "dns_cache_negative_ttl" => {
+                self.dns_settings.negative_ttl = ranged(name, v, 0, 86_400, "0..86400 s")? as u32
+            }
+            "dns_cache_min_ttl" => {
+                self.dns_settings.min_ttl = ranged(name, v, 0, 86_400, "0..86400 s")? as u32
+            }
+            "dns_cache_max_ttl" => {
+                self.dns_settings.max_ttl = ranged(name, v, 0, 31_536_000, "seconds")? as u32
+            }
             "use_dst_blacklist" => self.use_dst_blacklist = yes_no(name, v)?,
             "dst_blacklist_expire" => {
                 self.dst_blacklist_expire =

@@ -376,6 +376,12 @@ fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Re
             s.expire_s
         );
     }
+    net::dns::configure(core.dns_settings);
+    if core.use_dns_cache {
+        // A slot and its block: about 128 bytes for a typical answer.
+        let slots = (core.dns_cache_mem as usize * 1024 / 128).max(64);
+        net::dns::cache::init(region, slots)?;
+    }
     let rt: &'static Runtime = Box::leak(Box::new(Runtime::new(loaded, table)));
     // Before the fork and any chroot: every process shares one resolver view.
     net::dns::preload();

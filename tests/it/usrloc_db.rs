@@ -132,11 +132,16 @@ fn registrations_survive_a_restart_with_write_through_and_write_back() {
     let url = format!("sqlite://{}", dir.join("ser.db").display());
     init_db(&url);
     let callee = UdpPeer::bind();
-    let port = free_udp_port();
+    // A fresh port for each start: a SIGKILLed server's workers may hold
+    // theirs a moment longer.
+    let start = |mode: u8, interval: u32| {
+        let port = free_udp_port();
+        (Ser::start(&cfg(port, &url, mode, interval)), port)
+    };
 
     // Write-through: in the table before the 200, so even SIGKILL of the
     // whole server loses nothing.
-    let ser = Ser::start(&cfg(port, &url, 1, 60));
+    let (ser, port) = start(1, 60);
     assert_eq!(
         register(port, "alice", callee.port(), 3600),
         Some(200),
@@ -145,14 +150,14 @@ fn registrations_survive_a_restart_with_write_through_and_write_back() {
     );
     assert_eq!(rows(&url, "alice").len(), 1, "{}", ser.log());
     drop(ser); // SIGKILL to the process group
-    let ser = Ser::start(&cfg(port, &url, 1, 60));
+    let (ser, port) = start(1, 60);
     call(port, "alice", &callee).unwrap_or_else(|s| panic!("{s:?}\n{}", ser.log()));
     assert!(ser.log().contains("1 binding(s) loaded"), "{}", ser.log());
     drop(ser);
 
     // Write-back with a long interval: nothing written until shutdown,
     // which writes it.
-    let mut ser = Ser::start(&cfg(port, &url, 2, 60));
+    let (mut ser, port) = start(2, 60);
     assert_eq!(
         register(port, "bob", callee.port(), 3600),
         Some(200),
@@ -162,14 +167,14 @@ fn registrations_survive_a_restart_with_write_through_and_write_back() {
     assert!(rows(&url, "bob").is_empty());
     ser.stop();
     assert_eq!(rows(&url, "bob").len(), 1, "{}", ser.log());
-    let ser = Ser::start(&cfg(port, &url, 2, 60));
+    let (ser, port) = start(2, 60);
     call(port, "bob", &callee).unwrap_or_else(|s| panic!("{s:?}\n{}", ser.log()));
     call(port, "alice", &callee).unwrap_or_else(|s| panic!("{s:?}\n{}", ser.log()));
     drop(ser);
 
     // Write-back every second: a registration and its removal reach the
     // table without a shutdown.
-    let ser = Ser::start(&cfg(port, &url, 2, 1));
+    let (ser, port) = start(2, 1);
     assert_eq!(register(port, "carol", callee.port(), 3600), Some(200));
     assert_eq!(
         wait_rows(&url, "carol", 1, Duration::from_secs(5)).len(),

@@ -9,7 +9,9 @@
 //! Names in the config are still resolved at load with getaddrinfo (the
 //! full NSS), where waiting harms nobody.
 
+pub mod cache;
 mod conf;
+mod rfc3263;
 mod wire;
 
 use std::io;
@@ -18,7 +20,56 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub use conf::{Hosts, ResolvConf};
-use wire::{parse_answer, query, Answer, QType};
+pub use rfc3263::{Target, Targets};
+use wire::{parse_answer, query, Answer};
+pub use wire::{Naptr, QType, RData, Record, Srv};
+
+/// The core settings of name resolution (SER 2.x's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// `dns_try_ipv6`: AAAA records too.
+    pub try_ipv6: bool,
+    /// `dns_try_naptr`: NAPTR first when a URI names no transport.
+    pub try_naptr: bool,
+    /// `dns_srv_lb`: weighted random order among SRV targets of equal
+    /// priority (RFC 2782); off, the heavier first.
+    pub srv_lb: bool,
+    /// `dns_cache_negative_ttl`: how long a name that does not exist is
+    /// remembered, s.
+    pub negative_ttl: u32,
+    /// `dns_cache_min_ttl` / `dns_cache_max_ttl`, s.
+    pub min_ttl: u32,
+    pub max_ttl: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            try_ipv6: true,
+            try_naptr: false,
+            srv_lb: false,
+            negative_ttl: 60,
+            min_ttl: 0,
+            max_ttl: u32::MAX,
+        }
+    }
+}
+
+/// How long a lookup that timed out (no nameserver answered) is
+/// remembered: long enough that a dead nameserver costs one wait, not one
+/// per call; short enough that its recovery is noticed.
+const FAILED_TTL_S: u64 = 5;
+
+static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+/// Set the core settings (before the fork).
+pub fn configure(s: Settings) {
+    let _ = SETTINGS.set(s);
+}
+
+pub fn settings() -> Settings {
+    SETTINGS.get().copied().unwrap_or_default()
+}
 
 /// The longest one lookup may block a worker. SER 2.x's `dns_retr_time`
 /// and `dns_retr_no` tuned the system resolver's retries; they are
@@ -51,6 +102,9 @@ pub struct Resolver {
     conf: ResolvConf,
     hosts: Hosts,
     budget: Duration,
+    settings: Settings,
+    /// Use the shared cache ([`cache`]) when it exists.
+    cached: bool,
 }
 
 static SYSTEM: OnceLock<Resolver> = OnceLock::new();
@@ -61,7 +115,15 @@ impl Resolver {
             conf,
             hosts,
             budget,
+            settings: Settings::default(),
+            cached: false,
         }
+    }
+
+    /// With these settings.
+    pub fn with_settings(mut self, s: Settings) -> Resolver {
+        self.settings = s;
+        self
     }
 
     /// The resolver of /etc/resolv.conf and /etc/hosts, read on first use.
@@ -70,32 +132,136 @@ impl Resolver {
     pub fn system() -> &'static Resolver {
         SYSTEM.get_or_init(|| {
             let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
-            Resolver::new(
+            let mut r = Resolver::new(
                 ResolvConf::parse(&read("/etc/resolv.conf")),
                 Hosts::parse(&read("/etc/hosts")),
                 BUDGET,
             )
+            .with_settings(settings());
+            r.cached = true;
+            r
         })
     }
 
     /// One address of `host` (an IP literal is returned as is, without
     /// asking anybody). Blocks at most the budget.
     pub fn lookup(&self, host: &str) -> Result<IpAddr, DnsError> {
+        self.addrs(host)?
+            .into_iter()
+            .next()
+            .ok_or(DnsError::NotFound)
+    }
+
+    /// Every address of `host`: IPv4 first, then IPv6 with
+    /// `dns_try_ipv6`. Literals and the hosts file ask nobody.
+    pub fn addrs(&self, host: &str) -> Result<Vec<IpAddr>, DnsError> {
+        self.addrs_by(host, Instant::now() + self.budget)
+    }
+
+    /// [`Resolver::addrs`] with a deadline shared with other lookups.
+    fn addrs_by(&self, host: &str, deadline: Instant) -> Result<Vec<IpAddr>, DnsError> {
+        let host = host.trim_matches(|c| c == '[' || c == ']');
         if let Ok(ip) = host.parse::<IpAddr>() {
-            return Ok(ip);
+            return Ok(vec![ip]);
         }
         if let Some(ip) = self.hosts.get(host) {
-            return Ok(ip);
+            return Ok(vec![ip]);
         }
-        let deadline = Instant::now() + self.budget;
-        for name in self.conf.candidates(host) {
-            for qtype in [QType::A, QType::Aaaa] {
-                match self.ask(&name, qtype, deadline)? {
-                    Answer::Addrs(a) if !a.is_empty() => return Ok(a[0]),
-                    Answer::Addrs(_) | Answer::ServerFailure => {}
-                    Answer::NoSuchName => break,
+        let mut types = vec![QType::A];
+        if self.settings.try_ipv6 {
+            types.push(QType::Aaaa);
+        }
+        let mut out = Vec::new();
+        let mut last = DnsError::NotFound;
+        for t in types {
+            match self.records_by(host, t, deadline) {
+                Ok(rs) => out.extend(rs.into_iter().filter_map(|r| match r.data {
+                    RData::Addr(a) => Some(a),
+                    _ => None,
+                })),
+                // No such name (or nobody answering): AAAA would say the
+                // same, later.
+                Err(e) => {
+                    last = e;
+                    break;
                 }
             }
+            if !out.is_empty() {
+                break;
+            }
+        }
+        if out.is_empty() {
+            return Err(last);
+        }
+        Ok(out)
+    }
+
+    /// The records of type `qtype` of `name`, from the cache or the
+    /// nameservers (then kept in the cache: answers for their TTL within
+    /// `dns_cache_min_ttl..=max_ttl`, a name that does not exist for
+    /// `dns_cache_negative_ttl`, a lookup nobody answered for a few
+    /// seconds). Search domains apply to names without a dot. `Ok` and no
+    /// records: the name exists without records of that type.
+    pub fn records(&self, name: &str, qtype: QType) -> Result<Vec<Record>, DnsError> {
+        self.records_by(name, qtype, Instant::now() + self.budget)
+    }
+
+    /// [`Resolver::records`] with a deadline shared with other lookups.
+    fn records_by(
+        &self,
+        name: &str,
+        qtype: QType,
+        deadline: Instant,
+    ) -> Result<Vec<Record>, DnsError> {
+        let use_cache = self.cached && cache::enabled();
+        let now = shm::monotonic_ms();
+        if use_cache {
+            match cache::get(name, qtype, now) {
+                Some(cache::Cached::Records(r)) => return Ok(r),
+                Some(cache::Cached::Failed) => return Err(DnsError::NotFound),
+                None => {}
+            }
+        }
+        let r = self.ask_name(name, qtype, deadline);
+        if use_cache {
+            let s = &self.settings;
+            let (value, ttl_s) = match &r {
+                Ok(rs) => {
+                    let ttl = rs.iter().map(|x| x.ttl).min().unwrap_or(s.negative_ttl);
+                    let ttl = if rs.is_empty() {
+                        s.negative_ttl
+                    } else {
+                        ttl.clamp(s.min_ttl, s.max_ttl.max(s.min_ttl))
+                    };
+                    (cache::Cached::Records(rs.clone()), u64::from(ttl))
+                }
+                Err(DnsError::Timeout(_)) => (cache::Cached::Failed, FAILED_TTL_S),
+                Err(_) => (cache::Cached::Failed, u64::from(s.negative_ttl)),
+            };
+            if ttl_s > 0 {
+                cache::put(name, qtype, &value, now.saturating_add(ttl_s * 1000), now);
+            }
+        }
+        r
+    }
+
+    /// The nameservers' answer for `name`, trying the search domains.
+    fn ask_name(
+        &self,
+        name: &str,
+        qtype: QType,
+        deadline: Instant,
+    ) -> Result<Vec<Record>, DnsError> {
+        let mut found_empty = false;
+        for cand in self.conf.candidates(name) {
+            match self.ask(&cand, qtype, deadline)? {
+                Answer::Records(r) if !r.is_empty() => return Ok(r),
+                Answer::Records(_) => found_empty = true,
+                Answer::ServerFailure | Answer::NoSuchName => {}
+            }
+        }
+        if found_empty {
+            return Ok(Vec::new());
         }
         Err(DnsError::NotFound)
     }
