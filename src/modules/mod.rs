@@ -12,6 +12,7 @@ pub mod db_conn;
 pub mod domain;
 pub mod group;
 pub mod maxfwd;
+pub mod print;
 pub mod registrar;
 pub mod rr;
 pub mod sl;
@@ -20,6 +21,7 @@ pub mod textops;
 pub mod uri_db;
 pub mod uri_parts;
 pub mod usrloc;
+pub mod xlog;
 
 /// Module names a config may load.
 pub const SUPPORTED: &[&str] = &[
@@ -30,6 +32,8 @@ pub const SUPPORTED: &[&str] = &[
     "usrloc",
     "registrar",
     "textops",
+    "xlog",
+    "print",
     "acc",
     "avpops",
     "auth",
@@ -56,6 +60,8 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "tm" => Some(Box::new(crate::tm::funcs::Tm::default())),
         "maxfwd" => Some(Box::new(maxfwd::MaxFwd::default())),
         "textops" => Some(Box::new(textops::TextOps)),
+        "xlog" => Some(Box::new(xlog::Xlog::default())),
+        "print" => Some(Box::new(print::Print)),
         "fifo" => Some(Box::new(ctl_mods::Fifo::default())),
         "unixsock" => Some(Box::new(ctl_mods::UnixSock::default())),
         "acc" => Some(Box::new(acc::Acc::default())),

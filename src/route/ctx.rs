@@ -293,7 +293,14 @@ pub struct MsgCtx<'a> {
     /// rr's Record-Route naming the receiving socket, to be doubled when
     /// the request leaves from another socket (a transport change).
     pub socket_rr: Option<SocketRr>,
+    /// This process's number for the message (SER's `msg->id`, xlog's
+    /// `%mi`): counts the messages a process has run a script for.
+    pub msg_no: u64,
 }
+
+/// Source of [`MsgCtx::msg_no`]: per process, as SER's counter was (each
+/// child counts from where the supervisor left it at the fork).
+static MSG_NO: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 impl<'a> MsgCtx<'a> {
     /// Whether our edit of the sender's Via adds `received`/`rport` as
@@ -334,6 +341,7 @@ impl<'a> MsgCtx<'a> {
             rr: RrState::default(),
             auth: AuthState::default(),
             socket_rr: None,
+            msg_no: MSG_NO.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
         }
     }
 

@@ -38,3 +38,4 @@ mod tm_routes;
 mod tm_select;
 mod tm_stats;
 mod usrloc_db;
+mod xlog;
