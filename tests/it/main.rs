@@ -37,4 +37,5 @@ mod tm_known_issues;
 mod tm_routes;
 mod tm_select;
 mod tm_stats;
+mod uri_pike;
 mod usrloc_db;
