@@ -12,12 +12,14 @@ pub mod db_conn;
 pub mod domain;
 pub mod group;
 pub mod maxfwd;
+pub mod pike;
 pub mod print;
 pub mod registrar;
 pub mod rr;
 pub mod sl;
 pub mod sl_stats;
 pub mod textops;
+pub mod uri;
 pub mod uri_db;
 pub mod uri_parts;
 pub mod usrloc;
@@ -40,7 +42,9 @@ pub const SUPPORTED: &[&str] = &[
     "auth_db",
     "domain",
     "group",
+    "uri",
     "uri_db",
+    "pike",
     "mysql",
     "postgres",
     "db_sqlite",
@@ -70,7 +74,9 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "auth_db" => Some(Box::new(auth_db::AuthDb::default())),
         "domain" => Some(Box::new(domain::Domain::default())),
         "group" => Some(Box::new(group::Group::default())),
+        "uri" => Some(Box::new(uri::Uri)),
         "uri_db" => Some(Box::new(uri_db::UriDb::default())),
+        "pike" => Some(Box::new(pike::Pike::default())),
         "mysql" => Some(Box::new(DbDriver("mysql"))),
         "postgres" => Some(Box::new(DbDriver("postgres"))),
         "db_sqlite" => Some(Box::new(DbDriver("db_sqlite"))),

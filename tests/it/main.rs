@@ -37,5 +37,6 @@ mod tm_known_issues;
 mod tm_routes;
 mod tm_select;
 mod tm_stats;
+mod uri_pike;
 mod usrloc_db;
 mod xlog;

@@ -24,6 +24,19 @@ impl UdpPeer {
         panic!("no bindable loopback UDP port for a peer");
     }
 
+    /// Binds a handed-out port on another loopback address (Linux
+    /// answers for all of 127.0.0.0/8), for a second source address.
+    pub(crate) fn bind_ip(ip: [u8; 4]) -> UdpPeer {
+        for _ in 0..100 {
+            if let Ok(sock) =
+                UdpSocket::bind((std::net::Ipv4Addr::from(ip), super::free_udp_port()))
+            {
+                return UdpPeer { sock };
+            }
+        }
+        panic!("no bindable UDP port on {ip:?} for a peer");
+    }
+
     pub(crate) fn bind_port(port: u16) -> UdpPeer {
         let sock = UdpSocket::bind(("127.0.0.1", port)).expect("bind UdpPeer");
         UdpPeer { sock }
