@@ -197,93 +197,17 @@ fn spoofed_603_with_known_call_id_and_guessed_branches_does_not_match() {
 
 // --- a worker never waits on a dead nameserver (item 8) ------------------
 
-/// Set in the copy of this test binary that runs inside the namespace.
-const IN_NETNS: &str = "SER_TEST_IN_NETNS";
+use crate::common::netns::{run_test_in_netns, IN_NETNS};
 
-/// Deletes the namespace, its /etc/netns files and whatever still runs
-/// inside (only processes this test started can be there).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn ip(args: &[&str]) -> std::process::Output {
-        std::process::Command::new("ip")
-            .args(args)
-            .output()
-            .expect("run ip")
-    }
-
-    fn create(name: &str, resolv_conf: &str) -> Netns {
-        let out = Netns::ip(&["netns", "add", name]);
-        assert!(out.status.success(), "ip netns add: {out:?}");
-        let ns = Netns { name: name.into() };
-        let etc = format!("/etc/netns/{name}");
-        std::fs::create_dir_all(&etc).expect("mkdir /etc/netns/<ns>");
-        std::fs::write(format!("{etc}/resolv.conf"), resolv_conf).expect("write resolv.conf");
-        let out = Netns::ip(&["netns", "exec", name, "ip", "link", "set", "lo", "up"]);
-        assert!(out.status.success(), "lo up: {out:?}");
-        ns
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let pids = Netns::ip(&["netns", "pids", &self.name]);
-        for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
-            if let Ok(pid) = pid.parse::<i32>() {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-        let _ = Netns::ip(&["netns", "del", &self.name]);
-        let _ = std::fs::remove_dir_all(format!("/etc/netns/{}", self.name));
-    }
-}
-
-/// Runs the test named `name` of this binary inside a fresh namespace
+/// Runs the test named `name` of this module inside a fresh namespace
 /// whose resolv.conf names a nameserver on its own loopback that the test
 /// binds and never answers. glibc is told to wait long (30 s × 5) so that
-/// any use of it shows. Skips (printing why) without root or `ip`.
+/// any use of it shows.
 fn run_in_netns(name: &str) {
-    if !nix::unistd::Uid::effective().is_root() {
-        println!("SKIPPED {name}: needs root for a network namespace");
-        return;
-    }
-    if std::process::Command::new("ip").arg("-V").output().is_err() {
-        println!("SKIPPED {name}: no `ip` command");
-        return;
-    }
-    let _g = serial();
-    let ns = Netns::create(
-        &format!("sertest{}", std::process::id()),
+    run_test_in_netns(
+        module_path!(),
+        name,
         "nameserver 127.0.0.1\noptions timeout:30 attempts:5\n",
-    );
-    let dir = TestDir::new();
-    let exe = std::env::current_exe().expect("current_exe");
-    // libtest names a test by its path below the crate: `hostile::name`.
-    let name = match module_path!().split_once("::") {
-        Some((_, module)) => format!("{module}::{name}"),
-        None => name.to_string(),
-    };
-    let r = server::run_bounded(
-        std::process::Command::new("ip")
-            .args(["netns", "exec", &ns.name])
-            .arg(exe)
-            .args(["--exact", &name, "--nocapture", "--test-threads=1"])
-            .env(IN_NETNS, "1"),
-        &dir,
-        "in-netns",
-        Duration::from_secs(120),
-    );
-    assert!(
-        r.code() == Some(0) && r.stdout.contains("1 passed"),
-        "inside the namespace ({:?}):\nstdout:\n{}\nstderr:\n{}",
-        r.status,
-        r.stdout,
-        r.stderr
     );
 }
 

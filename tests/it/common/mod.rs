@@ -8,6 +8,7 @@
 pub(crate) mod ctlkit;
 pub(crate) mod db;
 pub(crate) mod malformed;
+pub(crate) mod netns;
 pub(crate) mod procfs;
 pub(crate) mod server;
 pub(crate) mod sip;
