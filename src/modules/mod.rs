@@ -10,6 +10,7 @@ pub mod avpops;
 pub mod ctl_mods;
 pub mod db_conn;
 pub mod domain;
+pub mod exec;
 pub mod group;
 pub mod maxfwd;
 pub mod registrar;
@@ -37,6 +38,7 @@ pub const SUPPORTED: &[&str] = &[
     "domain",
     "group",
     "uri_db",
+    "exec",
     "mysql",
     "postgres",
     "db_sqlite",
@@ -65,6 +67,7 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "domain" => Some(Box::new(domain::Domain::default())),
         "group" => Some(Box::new(group::Group::default())),
         "uri_db" => Some(Box::new(uri_db::UriDb::default())),
+        "exec" => Some(Box::new(exec::Exec::default())),
         "mysql" => Some(Box::new(DbDriver("mysql"))),
         "postgres" => Some(Box::new(DbDriver("postgres"))),
         "db_sqlite" => Some(Box::new(DbDriver("db_sqlite"))),
