@@ -17,6 +17,7 @@ mod ctl_hostile;
 mod ctl_privs;
 mod ctl_twrite;
 mod db;
+mod exec;
 mod foundation;
 mod harness;
 mod hostile;
