@@ -262,6 +262,10 @@ impl Pipes<'_> {
 /// The loop: feed, read, check for the exit, sleep until something
 /// happens or a slice passes.
 fn drive(child: &mut Child, io: &mut Pipes<'_>, deadline: Instant) -> Result<ExitStatus, Stop> {
+    // Without pipes the only event is the exit, which has no descriptor
+    // to poll: check it often at first (most commands are short), then
+    // back off to one check per SLICE.
+    let mut idle = Duration::from_millis(1);
     loop {
         io.feed();
         io.drain()?;
@@ -275,10 +279,9 @@ fn drive(child: &mut Child, io: &mut Pipes<'_>, deadline: Instant) -> Result<Exi
         if now >= deadline {
             return Err(Stop::Deadline);
         }
-        // Without pipes the only event is the exit: poll it often at
-        // first, since most commands are short.
         let slice = if io.stdin.is_none() && io.stdout.is_none() {
-            Duration::from_millis(2)
+            idle = (idle * 2).min(SLICE);
+            idle
         } else {
             SLICE
         };
