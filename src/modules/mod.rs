@@ -10,6 +10,7 @@ pub mod avpops;
 pub mod ctl_mods;
 pub mod db_conn;
 pub mod domain;
+pub mod exec;
 pub mod group;
 pub mod maxfwd;
 pub mod pike;
@@ -45,6 +46,7 @@ pub const SUPPORTED: &[&str] = &[
     "uri",
     "uri_db",
     "pike",
+    "exec",
     "mysql",
     "postgres",
     "db_sqlite",
@@ -77,6 +79,7 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "uri" => Some(Box::new(uri::Uri)),
         "uri_db" => Some(Box::new(uri_db::UriDb::default())),
         "pike" => Some(Box::new(pike::Pike::default())),
+        "exec" => Some(Box::new(exec::Exec::default())),
         "mysql" => Some(Box::new(DbDriver("mysql"))),
         "postgres" => Some(Box::new(DbDriver("postgres"))),
         "db_sqlite" => Some(Box::new(DbDriver("db_sqlite"))),

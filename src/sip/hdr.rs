@@ -117,6 +117,19 @@ impl HdrKind {
     }
 }
 
+/// The full name (lower case) a compact header name stands for
+/// (`v` → `via`, `u` → `allow-events`); `None` for any other name.
+pub fn full_name(name: &[u8]) -> Option<&'static [u8]> {
+    let [c] = name else { return None };
+    match HdrKind::from_name(name) {
+        HdrKind::Other => {
+            let c = c.to_ascii_lowercase();
+            OTHER_COMPACT.iter().find(|(k, _)| *k == c).map(|(_, n)| *n)
+        }
+        kind => NAMES.iter().find(|(_, k)| *k == kind).map(|(n, _)| *n),
+    }
+}
+
 /// Whether two header names denote the same header (case-insensitive,
 /// compact forms of `Other` headers included).
 pub fn same_name(a: &[u8], b: &[u8]) -> bool {
@@ -151,6 +164,15 @@ pub struct Header {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_names_expand() {
+        assert_eq!(full_name(b"v"), Some(&b"via"[..]));
+        assert_eq!(full_name(b"I"), Some(&b"call-id"[..]));
+        assert_eq!(full_name(b"u"), Some(&b"allow-events"[..]));
+        assert_eq!(full_name(b"z"), None);
+        assert_eq!(full_name(b"via"), None);
+    }
 
     #[test]
     fn names() {

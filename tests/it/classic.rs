@@ -370,12 +370,12 @@ fn an_unsupported_module_is_refused_with_the_list() {
     let dir = TestDir::new();
     let cfg = ser_09_cfg().replace(
         "loadmodule \"/usr/local/lib/ser/modules/textops.so\"",
-        "loadmodule \"/usr/local/lib/ser/modules/textops.so\"\nloadmodule \"/usr/local/lib/ser/modules/exec.so\"",
+        "loadmodule \"/usr/local/lib/ser/modules/textops.so\"\nloadmodule \"/usr/local/lib/ser/modules/jabber.so\"",
     );
-    let f = check_config(&dir.write("exec.cfg", cfg.as_bytes()));
-    assert_ne!(f.code(), Some(0), "exec.so was accepted");
+    let f = check_config(&dir.write("jabber.cfg", cfg.as_bytes()));
+    assert_ne!(f.code(), Some(0), "jabber.so was accepted");
     assert!(
-        f.stderr.contains("exec.cfg:") && f.stderr.contains("\"exec\""),
+        f.stderr.contains("jabber.cfg:") && f.stderr.contains("\"jabber\""),
         "{}",
         f.stderr
     );

@@ -18,6 +18,7 @@ mod ctl_privs;
 mod ctl_twrite;
 mod db;
 mod dns;
+mod exec;
 mod foundation;
 mod harness;
 mod hostile;
