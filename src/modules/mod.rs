@@ -12,6 +12,8 @@ pub mod db_conn;
 pub mod domain;
 pub mod group;
 pub mod maxfwd;
+pub mod nathelper;
+pub mod permissions;
 pub mod registrar;
 pub mod rr;
 pub mod sl;
@@ -37,6 +39,8 @@ pub const SUPPORTED: &[&str] = &[
     "domain",
     "group",
     "uri_db",
+    "nathelper",
+    "permissions",
     "mysql",
     "postgres",
     "db_sqlite",
@@ -69,6 +73,8 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "postgres" => Some(Box::new(DbDriver("postgres"))),
         "db_sqlite" => Some(Box::new(DbDriver("db_sqlite"))),
         "rr" => Some(Box::new(rr::Rr::default())),
+        "nathelper" => Some(Box::new(nathelper::NatHelper::default())),
+        "permissions" => Some(Box::new(permissions::Permissions::default())),
         "registrar" => Some(Box::new(registrar::Registrar::default())),
         "usrloc" => Some(Box::new(usrloc::Usrloc::default())),
         _ => None,

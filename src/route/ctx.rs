@@ -253,6 +253,19 @@ pub struct AuthState {
     pub rpid: Option<String>,
 }
 
+/// What nathelper changed that later functions must see: SER 0.9 pointed
+/// the parsed Contact at the rewritten text, so `save()` stored it, and
+/// kept one Content-Length for all body edits.
+#[derive(Debug, Default)]
+pub struct NatEdits {
+    /// The first Contact's URI (its span in the message) and the text
+    /// `fix_nated_contact` put in its place.
+    pub contact: Option<(crate::sip::Span, Vec<u8>)>,
+    /// The lump holding the new Content-Length value, and how many bytes
+    /// the body grew by (negative: shrank) so far.
+    pub clen: Option<(crate::sip::LumpId, i64)>,
+}
+
 pub struct MsgCtx<'a> {
     pub rt: &'a Runtime,
     pub msg: &'a Msg,
@@ -293,6 +306,7 @@ pub struct MsgCtx<'a> {
     /// rr's Record-Route naming the receiving socket, to be doubled when
     /// the request leaves from another socket (a transport change).
     pub socket_rr: Option<SocketRr>,
+    pub nat: NatEdits,
 }
 
 impl<'a> MsgCtx<'a> {
@@ -334,6 +348,7 @@ impl<'a> MsgCtx<'a> {
             rr: RrState::default(),
             auth: AuthState::default(),
             socket_rr: None,
+            nat: NatEdits::default(),
         }
     }
 
