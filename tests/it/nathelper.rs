@@ -6,8 +6,8 @@
 
 use crate::common::server::check_config;
 use crate::common::sip::{body_of, header_value, header_values, status_of, Request, UdpPeer};
-use crate::common::{free_udp_port, TestDir};
 use crate::common::Ser;
+use crate::common::{free_udp_port, TestDir};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
@@ -72,11 +72,14 @@ fn recv(sock: &UdpSocket, within: Duration) -> Option<(Vec<u8>, SocketAddr)> {
 /// REGISTER alice from `sock`, her Contact naming `contact_host`.
 fn register(sock: &UdpSocket, port: u16, via_host: &str, contact_host: &str) -> Vec<u8> {
     let me = sock.local_addr().unwrap();
-    let mut r = Request::new("REGISTER", &format!("sip:127.0.0.1:{port}"), me.port())
-        .via_host(via_host);
+    let mut r =
+        Request::new("REGISTER", &format!("sip:127.0.0.1:{port}"), me.port()).via_host(via_host);
     r.to = format!("<sip:alice@127.0.0.1:{port}>");
     r.from = format!("<sip:alice@127.0.0.1:{port}>;tag=n{}", me.port());
-    let r = r.header("Contact", &format!("<sip:alice@{contact_host}:5060>;expires=600"));
+    let r = r.header(
+        "Contact",
+        &format!("<sip:alice@{contact_host}:5060>;expires=600"),
+    );
     sock.send_to(&r.build(), ("127.0.0.1", port)).unwrap();
     loop {
         let (m, _) = recv(sock, Duration::from_secs(3)).expect("REGISTER answered");
@@ -95,7 +98,12 @@ modparam("nathelper", "ping_nated_only", 1)"#;
     let phone = nated_socket();
     let me = phone.local_addr().unwrap();
     let reply = register(&phone, port, "192.168.1.5", "192.168.1.5");
-    assert_eq!(status_of(&reply), Some(200), "{}", String::from_utf8_lossy(&reply));
+    assert_eq!(
+        status_of(&reply),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
     let contacts = header_values(&reply, "Contact").join(",");
     assert!(
         contacts.contains(&format!("sip:alice@127.0.0.2:{}", me.port())),
@@ -138,11 +146,19 @@ modparam("nathelper", "sipping_from", "sip:pinger@127.0.0.1")"#;
     let reply = register(&phone, port, "10.0.0.9", "10.0.0.9");
     assert_eq!(status_of(&reply), Some(200));
     let (m, _) = (0..5)
-        .find_map(|_| recv(&phone, Duration::from_secs(3)).filter(|(m, _)| m.starts_with(b"OPTIONS ")))
+        .find_map(|_| {
+            recv(&phone, Duration::from_secs(3)).filter(|(m, _)| m.starts_with(b"OPTIONS "))
+        })
         .expect("an OPTIONS ping");
     assert_eq!(header_value(&m, "CSeq").as_deref(), Some("1 OPTIONS"));
-    assert!(header_value(&m, "From").unwrap().contains("sip:pinger@127.0.0.1"));
-    assert!(open.recv_timeout(Duration::from_millis(2500)).is_none(), "log:\n{}", ser.log());
+    assert!(header_value(&m, "From")
+        .unwrap()
+        .contains("sip:pinger@127.0.0.1"));
+    assert!(
+        open.recv_timeout(Duration::from_millis(2500)).is_none(),
+        "log:\n{}",
+        ser.log()
+    );
 }
 
 #[test]
@@ -189,7 +205,10 @@ fn fix_nated_sdp_rewrites_media_addresses_and_content_length() {
     let contact = header_value(&m, "Contact").unwrap();
     assert_eq!(
         contact,
-        format!("<sip:alice@192.168.1.5:5060>;received=\"sip:127.0.0.2:{}\"", me.port())
+        format!(
+            "<sip:alice@192.168.1.5:5060>;received=\"sip:127.0.0.2:{}\"",
+            me.port()
+        )
     );
 }
 
@@ -198,7 +217,12 @@ fn force_rtp_proxy_is_refused_at_load_naming_rtpproxy() {
     let dir = TestDir::new();
     let file = dir.write(
         "ser.cfg",
-        cfg(5060, "", "    force_rtp_proxy();\n    sl_send_reply(\"200\", \"ok\");").as_bytes(),
+        cfg(
+            5060,
+            "",
+            "    force_rtp_proxy();\n    sl_send_reply(\"200\", \"ok\");",
+        )
+        .as_bytes(),
     );
     let done = check_config(&file);
     assert_ne!(done.code(), Some(0), "accepted:\n{}", done.stderr);

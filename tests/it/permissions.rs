@@ -70,7 +70,12 @@ fn allow_routing_reads_the_default_files_allow_first() {
         r.from = format!("<{from}>;tag=t1");
         ask(&peer, port, &r)
     };
-    assert_eq!(call("sip:eve@x.example", "sip:900123@127.0.0.1"), 403, "{}", ser.log());
+    assert_eq!(
+        call("sip:eve@x.example", "sip:900123@127.0.0.1"),
+        403,
+        "{}",
+        ser.log()
+    );
     assert_eq!(call("sip:eve@x.example", "sip:bob@premium.example"), 403);
     assert_eq!(call("sip:boss@x.example", "sip:900123@127.0.0.1"), 200);
     assert_eq!(call("sip:eve@x.example", "sip:123@127.0.0.1"), 200);
@@ -90,7 +95,10 @@ fn allow_register_checks_every_contact_against_the_to() {
         ask(&peer, port, &r)
     };
     assert_eq!(reg(&["<sip:alice@127.0.0.1:5070>"]), 200);
-    assert_eq!(reg(&["<sip:alice@127.0.0.1:5070>", "<sip:alice@192.168.0.7>"]), 403);
+    assert_eq!(
+        reg(&["<sip:alice@127.0.0.1:5070>", "<sip:alice@192.168.0.7>"]),
+        403
+    );
     assert_eq!(reg(&["<sip:gw@192.168.0.7>"]), 200);
     assert_eq!(reg(&[]), 200);
 }

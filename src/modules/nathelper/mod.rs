@@ -191,12 +191,14 @@ impl Module for NatHelper {
                 let ip = match args.get(1) {
                     Some(_) => {
                         let s = arg_str(f.name, args, 1)?;
-                        let ip = s.parse::<std::net::IpAddr>().map_err(|_| FixupError::BadArg {
-                            func: f.name,
-                            index: 2,
-                            expected: "an IP address",
-                            found: s.clone(),
-                        })?;
+                        let ip = s
+                            .parse::<std::net::IpAddr>()
+                            .map_err(|_| FixupError::BadArg {
+                                func: f.name,
+                                index: 2,
+                                expected: "an IP address",
+                                found: s.clone(),
+                            })?;
                         Some(ip)
                     }
                     None => None,
@@ -392,7 +394,10 @@ fn fix_nated_sdp(ctx: &mut MsgCtx<'_>, level: u32, ip: Option<std::net::IpAddr>)
     let mut grew: i64 = 0;
     if level & FIX_MEDIP != 0 {
         let new = edits::host_text(ip.unwrap_or(ctx.src.ip()));
-        let new = new.trim_start_matches('[').trim_end_matches(']').to_string();
+        let new = new
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
         let addrs = media_addrs(body);
         if addrs.is_empty() {
             crate::warn_limited!("nathelper: fix_nated_sdp: no c= line in the SDP");
@@ -434,30 +439,30 @@ fn set_content_length(ctx: &mut MsgCtx<'_>, grew: i64) {
         // UDP without Content-Length: the datagram's end is the body's.
         return;
     };
-    let total = ctx.nat.clen.map(|(_, g)| g).unwrap_or(0) + grew;
-    let new_len = ctx.msg.body().len() as i64 + total;
-    let text = new_len.max(0).to_string();
-    match ctx.nat.clen {
+    let total = ctx.nat.clen.map_or(0, |(_, g)| g) + grew;
+    let text = (ctx.msg.body().len() as i64 + total).max(0).to_string();
+    let id = match ctx.nat.clen {
         Some((id, _)) => {
             ctx.lumps.rewrite(id, text.as_bytes());
+            id
         }
         None => {
             let v = h.value;
             ctx.lumps.delete(v);
-            let id = ctx.lumps.insert_named(v.start as usize, text.as_bytes());
-            ctx.nat.clen = Some((id, total));
-            return;
+            ctx.lumps.insert_named(v.start as usize, text.as_bytes())
         }
-    }
-    if let Some((id, _)) = ctx.nat.clen {
-        ctx.nat.clen = Some((id, total));
-    }
+    };
+    ctx.nat.clen = Some((id, total));
 }
 
 /// The keep-alive target of a binding: its `received` if set, else its
 /// Contact; only numeric hosts over UDP. `None` for the rest.
 pub fn ping_target(contact: &[u8], received: &[u8]) -> Option<SocketAddr> {
-    let uri = if received.is_empty() { contact } else { received };
+    let uri = if received.is_empty() {
+        contact
+    } else {
+        received
+    };
     let u = crate::sip::parse_uri(uri).ok()?;
     if let Some(t) = u.transport {
         if !t.get(uri).eq_ignore_ascii_case(b"udp") {

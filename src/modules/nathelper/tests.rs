@@ -76,7 +76,10 @@ fn pings_go_to_received_else_the_contact_over_udp_only() {
         t("sip:a@192.168.1.5", "sip:127.0.0.3:5099"),
         Some("127.0.0.3:5099".parse().unwrap())
     );
-    assert_eq!(t("sip:a@10.0.0.1", ""), Some("10.0.0.1:5060".parse().unwrap()));
+    assert_eq!(
+        t("sip:a@10.0.0.1", ""),
+        Some("10.0.0.1:5060".parse().unwrap())
+    );
     assert_eq!(t("sip:a@10.0.0.1;transport=tcp", ""), None);
     assert_eq!(t("sips:a@10.0.0.1", ""), None);
     assert_eq!(t("sip:a@phone.example", ""), None);
@@ -100,7 +103,9 @@ fn parameters_as_ser_writes_them() {
     assert!(m
         .set_param("sipping_method", &Literal::Str("OPT IONS".into()))
         .is_err());
-    assert!(m.set_param("natping_interval", &Literal::Int(100_000)).is_err());
+    assert!(m
+        .set_param("natping_interval", &Literal::Int(100_000))
+        .is_err());
     assert!(m.set_param("bogus", &Literal::Int(1)).is_err());
     let mut m2 = NatHelper::default();
     assert!(m2
@@ -129,9 +134,17 @@ fn rtp_proxy_functions_are_refused_at_load_naming_rtpproxy() {
     assert!(m.fixup(f, &[Literal::Str("x".into())], &env).is_err());
     let f = FUNCS.iter().find(|f| f.name == "fix_nated_sdp").unwrap();
     assert!(m
-        .fixup(f, &[Literal::Str("3".into()), Literal::Str("1.2.3.4".into())], &env)
+        .fixup(
+            f,
+            &[Literal::Str("3".into()), Literal::Str("1.2.3.4".into())],
+            &env
+        )
         .is_ok());
     assert!(m
-        .fixup(f, &[Literal::Str("3".into()), Literal::Str("nope".into())], &env)
+        .fixup(
+            f,
+            &[Literal::Str("3".into()), Literal::Str("nope".into())],
+            &env
+        )
         .is_err());
 }

@@ -114,11 +114,18 @@ fn load_err(func: &'static str, e: RuleError) -> FixupError {
 fn load_file(func: &'static str, path: PathBuf) -> Result<RuleSet, FixupError> {
     match rules::load(&path).map_err(|e| load_err(func, e))? {
         Some(r) => {
-            log::info!("permissions: {} parsed ({} rules)", path.display(), r.rules.len());
+            log::info!(
+                "permissions: {} parsed ({} rules)",
+                path.display(),
+                r.rules.len()
+            );
             Ok(r)
         }
         None => {
-            log::warn!("permissions: {} not found => empty rule set", path.display());
+            log::warn!(
+                "permissions: {} not found => empty rule set",
+                path.display()
+            );
             Ok(RuleSet::default())
         }
     }
@@ -195,16 +202,32 @@ fn check_register(ctx: &MsgCtx<'_>, pair: &Pair) -> i32 {
 }
 
 impl Permissions {
-    fn pair(&self, f: &'static str, env: &FixupEnv<'_>, allow: &str, deny: &str) -> Result<Arc<Pair>, FixupError> {
+    fn pair(
+        &self,
+        f: &'static str,
+        env: &FixupEnv<'_>,
+        allow: &str,
+        deny: &str,
+    ) -> Result<Arc<Pair>, FixupError> {
         Ok(Arc::new(Pair {
             allow: load_file(f, env.cfg_relative(allow))?,
             deny: load_file(f, env.cfg_relative(deny))?,
         }))
     }
 
-    fn files(&self, f: &FnDef, args: &[Literal], env: &FixupEnv<'_>) -> Result<Arc<Pair>, FixupError> {
+    fn files(
+        &self,
+        f: &FnDef,
+        args: &[Literal],
+        env: &FixupEnv<'_>,
+    ) -> Result<Arc<Pair>, FixupError> {
         match args.len() {
-            0 => self.pair(f.name, env, &self.default_allow_file, &self.default_deny_file),
+            0 => self.pair(
+                f.name,
+                env,
+                &self.default_allow_file,
+                &self.default_deny_file,
+            ),
             1 => {
                 let base = arg_str(f.name, args, 0)?;
                 self.pair(
@@ -214,7 +237,12 @@ impl Permissions {
                     &format!("{base}{}", self.deny_suffix),
                 )
             }
-            _ => self.pair(f.name, env, &arg_str(f.name, args, 0)?, &arg_str(f.name, args, 1)?),
+            _ => self.pair(
+                f.name,
+                env,
+                &arg_str(f.name, args, 0)?,
+                &arg_str(f.name, args, 1)?,
+            ),
         }
     }
 
@@ -236,9 +264,8 @@ impl Permissions {
             })?;
         Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
             let src = ctx.src.ip().to_string();
-            let rows = crate::modules::db_conn::with_db(&url, |db| {
-                db.query(&stmt, &[Value::Str(src)])
-            });
+            let rows =
+                crate::modules::db_conn::with_db(&url, |db| db.query(&stmt, &[Value::Str(src)]));
             let rows = match rows {
                 Ok(r) => r,
                 Err(e) => {
@@ -301,8 +328,7 @@ impl Module for Permissions {
             "allow_suffix" => self.allow_suffix = text()?,
             "deny_suffix" => self.deny_suffix = text()?,
             "check_all_branches" => {
-                self.check_all_branches =
-                    crate::route::export::param_int(NAME, param, value)? != 0
+                self.check_all_branches = crate::route::export::param_int(NAME, param, value)? != 0
             }
             "db_url" => self.db_url = Some(super::db_conn::parse_param(NAME, param, value)?),
             "db_mode" => match crate::route::export::param_int(NAME, param, value)? {
@@ -327,16 +353,25 @@ impl Module for Permissions {
         Ok(())
     }
 
-    fn fixup(&self, f: &FnDef, args: &[Literal], env: &FixupEnv<'_>) -> Result<BoxedFn, FixupError> {
+    fn fixup(
+        &self,
+        f: &FnDef,
+        args: &[Literal],
+        env: &FixupEnv<'_>,
+    ) -> Result<BoxedFn, FixupError> {
         match f.name {
             "allow_routing" => {
                 let pair = self.files(f, args, env)?;
                 let all = self.check_all_branches;
-                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| check_routing(ctx, &pair, all)))
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    check_routing(ctx, &pair, all)
+                }))
             }
             "allow_register" => {
                 let pair = self.files(f, args, env)?;
-                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| check_register(ctx, &pair)))
+                Ok(Box::new(move |ctx: &mut MsgCtx<'_>| {
+                    check_register(ctx, &pair)
+                }))
             }
             _ => self.trusted(),
         }

@@ -178,7 +178,11 @@ fn tokens(line: &str) -> Result<Vec<Tok>, String> {
                 match &line[i..end] {
                     w if w.eq_ignore_ascii_case("ALL") => out.push(Tok::All),
                     w if w.eq_ignore_ascii_case("EXCEPT") => out.push(Tok::Except),
-                    w => return Err(format!("unexpected word {w:?} (ALL, EXCEPT or a quoted expression expected)")),
+                    w => {
+                        return Err(format!(
+                            "unexpected word {w:?} (ALL, EXCEPT or a quoted expression expected)"
+                        ))
+                    }
                 }
             }
             o => return Err(format!("unexpected character {o:?}")),

@@ -16,7 +16,10 @@ fn rules_match_as_ser_describes() {
     assert!(r.matches("sip:boss@example.com", "sip:x@anywhere"));
     assert!(r.matches("sip:eve@evil", "sip:123@gw.example.com"));
     assert!(!r.matches("sip:eve@evil", "sip:900123@gw.example.com"));
-    assert!(r.matches("sip:Alice@EXAMPLE.com", "sip:dan@example.com"), "case-insensitive");
+    assert!(
+        r.matches("sip:Alice@EXAMPLE.com", "sip:dan@example.com"),
+        "case-insensitive"
+    );
     assert!(r.matches("sip:carol@x", "sip:dan@example.com"));
     assert!(!r.matches("sip:dave@example.com", "sip:dan@example.com"));
 }
@@ -36,7 +39,9 @@ fn malformed_lines_are_refused_with_their_line() {
         assert_eq!(l, line, "{text:?}: {why}");
     }
     assert!(parse("# only a comment\n\n").unwrap().is_empty());
-    assert!(parse("\"#not a comment\" : ALL").unwrap().matches("#not a comment", "x"));
+    assert!(parse("\"#not a comment\" : ALL")
+        .unwrap()
+        .matches("#not a comment", "x"));
 }
 
 #[test]
@@ -60,7 +65,10 @@ fn plain_uris_drop_port_and_parameters() {
         plain_uri(b"sip:alice@example.com:5070;transport=udp").as_deref(),
         Some("sip:alice@example.com")
     );
-    assert_eq!(plain_uri(b"sip:gw.example.com").as_deref(), Some("sip:gw.example.com"));
+    assert_eq!(
+        plain_uri(b"sip:gw.example.com").as_deref(),
+        Some("sip:gw.example.com")
+    );
     assert_eq!(plain_uri(b"junk"), None);
 }
 
