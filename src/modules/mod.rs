@@ -15,6 +15,8 @@ pub mod group;
 pub mod maxfwd;
 pub mod pike;
 pub mod print;
+pub mod nathelper;
+pub mod permissions;
 pub mod registrar;
 pub mod rr;
 pub mod sl;
@@ -47,6 +49,8 @@ pub const SUPPORTED: &[&str] = &[
     "uri_db",
     "pike",
     "exec",
+    "nathelper",
+    "permissions",
     "mysql",
     "postgres",
     "db_sqlite",
@@ -84,6 +88,8 @@ pub fn create(name: &str) -> Option<Box<dyn Module>> {
         "postgres" => Some(Box::new(DbDriver("postgres"))),
         "db_sqlite" => Some(Box::new(DbDriver("db_sqlite"))),
         "rr" => Some(Box::new(rr::Rr::default())),
+        "nathelper" => Some(Box::new(nathelper::NatHelper::default())),
+        "permissions" => Some(Box::new(permissions::Permissions::default())),
         "registrar" => Some(Box::new(registrar::Registrar::default())),
         "usrloc" => Some(Box::new(usrloc::Usrloc::default())),
         _ => None,

@@ -336,6 +336,7 @@ impl<'a> Loader<'a> {
         let env = FixupEnv {
             core: &self.core,
             routes: &self.names,
+            cfg_file: self.file,
         };
         let (def, owner) = match core_fns::find(&c.name) {
             Some(d) => (d, None),

@@ -357,6 +357,7 @@ mod tests {
         let env = FixupEnv {
             core: &crate::route::globals::CoreCfg::default(),
             routes: &names,
+            cfg_file: "ser.cfg",
         };
         for d in CORE {
             let args: Vec<Literal> = match d.name {

@@ -253,6 +253,19 @@ pub struct AuthState {
     pub rpid: Option<String>,
 }
 
+/// What nathelper changed that later functions must see: SER 0.9 pointed
+/// the parsed Contact at the rewritten text, so `save()` stored it, and
+/// kept one Content-Length for all body edits.
+#[derive(Debug, Default)]
+pub struct NatEdits {
+    /// The first Contact's URI (its span in the message) and the text
+    /// `fix_nated_contact` put in its place.
+    pub contact: Option<(crate::sip::Span, Vec<u8>)>,
+    /// The lump holding the new Content-Length value, and how many bytes
+    /// the body grew by (negative: shrank) so far.
+    pub clen: Option<(crate::sip::LumpId, i64)>,
+}
+
 pub struct MsgCtx<'a> {
     pub rt: &'a Runtime,
     pub msg: &'a Msg,
@@ -296,6 +309,7 @@ pub struct MsgCtx<'a> {
     /// This process's number for the message (SER's `msg->id`, xlog's
     /// `%mi`): counts the messages a process has run a script for.
     pub msg_no: u64,
+    pub nat: NatEdits,
 }
 
 /// Source of [`MsgCtx::msg_no`]: per process, as SER's counter was (each
@@ -342,6 +356,7 @@ impl<'a> MsgCtx<'a> {
             auth: AuthState::default(),
             socket_rr: None,
             msg_no: MSG_NO.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+            nat: NatEdits::default(),
         }
     }
 

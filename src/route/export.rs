@@ -106,6 +106,10 @@ pub enum FixupError {
     BadRegex { regex: String, reason: String },
     #[error("cannot resolve {host:?}: {reason}")]
     Resolve { host: String, reason: String },
+    /// A file the function reads at load (permissions' rule files) is
+    /// unreadable or malformed; `reason` names the file and line.
+    #[error("{func}: {reason}")]
+    BadFile { func: &'static str, reason: String },
     #[error("{func} is not available: {reason}")]
     Unavailable {
         func: &'static str,
@@ -137,9 +141,25 @@ pub enum ParamError {
 pub struct FixupEnv<'a> {
     pub core: &'a crate::route::globals::CoreCfg,
     pub routes: &'a std::collections::HashMap<(RouteKind, crate::cfg::ast::RouteName), usize>,
+    /// The config file being loaded: SER reads files a module names
+    /// relative to its directory (permissions' `.allow`/`.deny`).
+    pub cfg_file: &'a str,
 }
 
 impl FixupEnv<'_> {
+    /// `name` as SER's `get_pathname` resolves it: absolute stays, else
+    /// relative to the config file's directory.
+    pub fn cfg_relative(&self, name: &str) -> std::path::PathBuf {
+        let p = std::path::Path::new(name);
+        if p.is_absolute() {
+            return p.to_path_buf();
+        }
+        match std::path::Path::new(self.cfg_file).parent() {
+            Some(d) => d.join(p),
+            None => p.to_path_buf(),
+        }
+    }
+
     /// Index of route `name` of `kind`, written as a number or name.
     pub fn route_index(&self, kind: RouteKind, name: &str) -> Option<usize> {
         let key = match name.trim().parse::<u32>() {

@@ -171,6 +171,7 @@ fn origin_of(ctx: &MsgCtx<'_>, cfg: &RegCfg) -> Origin {
         src: ctx.src,
         nat: ctx.flag_set(cfg.nat_flag),
         received_avp,
+        contact_fix: ctx.nat.contact.clone(),
     }
 }
 

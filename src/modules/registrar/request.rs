@@ -50,6 +50,9 @@ pub struct Origin {
     pub nat: bool,
     /// The value of `received_avp`, when configured and present.
     pub received_avp: Option<Vec<u8>>,
+    /// nathelper's `fix_nated_contact`: the first Contact URI's span and
+    /// its rewritten text, which is what gets stored (as in SER 0.9).
+    pub contact_fix: Option<(crate::sip::Span, Vec<u8>)>,
 }
 
 impl RegRequest {
@@ -96,7 +99,10 @@ impl RegRequest {
             let list = parsed
                 .iter()
                 .map(|c| {
-                    let uri = c.addr.uri.get(buf).to_vec();
+                    let uri = match &origin.contact_fix {
+                        Some((span, fixed)) if *span == c.addr.uri => fixed.clone(),
+                        _ => c.addr.uri.get(buf).to_vec(),
+                    };
                     NewContact {
                         expires_s: cfg.expiry(c.expires, header_expires),
                         q: c.q.map(i32::from).unwrap_or(cfg.default_q),

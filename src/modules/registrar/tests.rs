@@ -32,6 +32,7 @@ fn origin(nat: bool) -> Origin {
         src: "10.0.0.5:5060".parse::<SocketAddr>().expect("addr"),
         nat,
         received_avp: None,
+        contact_fix: None,
     }
 }
 

@@ -155,6 +155,23 @@ fn dump(now_ms: u64) -> Result<Vec<(String, Vec<AorBindings>)>, UlError> {
     Ok(out)
 }
 
+/// Every live binding of every table at `now_ms`, table by table: for
+/// readers that walk them all, like nathelper's keep-alive pings. Each
+/// record is copied out under its bucket lock; `f` runs with no lock held.
+pub fn for_each_binding(
+    now_ms: u64,
+    mut f: impl FnMut(&str, &[u8], &Binding),
+) -> Result<(), UlError> {
+    for (domain, recs) in dump(now_ms)? {
+        for (aor, bindings) in &recs {
+            for b in bindings {
+                f(&domain, aor, b);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `(table, AORs, bindings dropped on expiry)` of every table.
 fn stats() -> Result<Vec<(String, u32, u64)>, UlError> {
     let g = global()?;
