@@ -7,6 +7,7 @@
 //! `fork` sound here: the child never inherits a lock held by another thread.
 #![allow(unsafe_code)]
 
+pub mod command;
 mod daemon;
 mod error;
 mod fdpass;

@@ -67,6 +67,10 @@ pub fn find(name: &str) -> Option<FnDef> {
     CORE.iter().find(|d| d.name == name).copied()
 }
 
+/// Longest a core `exec("cmd")` may run (the exec module's default
+/// `time_to_kill`), so a command that hangs cannot hold a worker for good.
+const CORE_EXEC_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Where `forward` sends: fixed at load, or read from the URI per message.
 enum Dest {
     Fixed(SocketAddr),
@@ -307,12 +311,24 @@ pub fn fixup(def: &FnDef, args: &[Literal], _env: &FixupEnv<'_>) -> Result<Boxed
         "exec" => {
             let cmd = arg_str(def.name, args, 0)?;
             Box::new(move |_: &mut MsgCtx<'_>| {
-                if let Err(e) = std::process::Command::new("/bin/sh")
-                    .arg("-c")
-                    .arg(&cmd)
-                    .status()
-                {
-                    log::error!("exec({cmd:?}) failed: {e}");
+                // A worker waits for the command, but never longer than
+                // CORE_EXEC_LIMIT: a hung command is killed (with its
+                // process group) and reaped.
+                let job = crate::os::command::Job {
+                    script: &cmd,
+                    name: "exec",
+                    args: &[],
+                    env: &[],
+                    stdin: None,
+                    capture: false,
+                    limit: CORE_EXEC_LIMIT,
+                };
+                match crate::os::command::run(&job) {
+                    Ok(f) if !f.success() => {
+                        crate::warn_limited!("exec({cmd:?}): {}", f.status_text())
+                    }
+                    Ok(_) => {}
+                    Err(e) => crate::warn_limited!("exec({cmd:?}): {e}"),
                 }
                 1
             })

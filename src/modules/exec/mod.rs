@@ -23,13 +23,12 @@
 //!   worker for good); here it means the default, [`DEFAULT_LIMIT`].
 //!   The command runs in its own process group, and the whole group is
 //!   killed and reaped at the limit ([`run`]).
-//! - Output is bounded ([`run::MAX_OUTPUT`]); more kills the command.
+//! - Output is bounded ([`crate::os::command::MAX_OUTPUT`]); more kills the command.
 //! - `exec_dset` changes the destination set only when the command
 //!   succeeded and every line is a URI that fits (SER applied lines as it
 //!   read them, then returned false on a bad exit or a full set).
 
 pub mod env;
-pub mod run;
 
 use std::time::Duration;
 
@@ -42,7 +41,7 @@ use crate::route::uri_ops::MAX_URI;
 use crate::route::MsgCtx;
 use crate::sip::parse_uri;
 
-use run::{Finished, Job};
+use crate::os::command::{self as run, Finished, Job};
 
 /// The limit when `time_to_kill` is 0 (SER's default, "never"): a
 /// worker must not be lost to a command that never ends.

@@ -1,4 +1,5 @@
-//! Running one external command for a worker, bounded in time and output.
+//! Running one external command for a worker, bounded in time and output
+//! (the exec module's functions and the core `exec` action).
 //!
 //! SER 0.9 used `popen()`: the worker blocked in `fgets`/`pclose` for as
 //! long as the command liked (its README lists "no guarantee that scripts
@@ -313,5 +314,5 @@ fn kill(mut child: Child) {
 }
 
 #[cfg(test)]
-#[path = "run_tests.rs"]
+#[path = "command_tests.rs"]
 mod tests;
