@@ -88,6 +88,7 @@ fn dns_view(_: &mut Params<'_>, _: &CmdCtx<'_>) -> R {
                 .iter()
                 .map(|r| match &r.data {
                     RData::Addr(a) => a.to_string(),
+                    RData::Name(n) => n.clone(),
                     RData::Srv(s) => format!("{} {} {} {}", s.priority, s.weight, s.port, s.target),
                     RData::Naptr(n) => format!(
                         "{} {} \"{}\" \"{}\" {}",

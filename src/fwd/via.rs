@@ -19,8 +19,14 @@ pub fn via1_received_params(msg: &Msg, src: SocketAddr, force_rport: bool) -> Ve
             .ok()
     });
     let want_rport = force_rport || matches!(v.rport, Some(None));
+    let same_host = match host_ip {
+        Some(ip) => ip == src.ip(),
+        // A name: SER's `dns`/`rev_dns` may find it is the source.
+        None => std::str::from_utf8(host)
+            .is_ok_and(|h| crate::net::dns::Resolver::system().via_host_is(h, src.ip())),
+    };
     let mut out = Vec::new();
-    if want_rport || host_ip != Some(src.ip()) {
+    if want_rport || !same_host {
         out.extend_from_slice(b";received=");
         out.extend_from_slice(src.ip().to_string().as_bytes());
     }

@@ -82,9 +82,11 @@ fn core_from_cli(o: &CliOpts) -> Result<CoreCfg, StartError> {
     }
     c.tcp_children = o.tcp_children;
     c.disable_tcp = o.disable_tcp;
-    c.dns = o.dns;
-    c.rev_dns = o.rev_dns;
-    c.check_via = o.check_via;
+    // SER's second pass over the options: -r, -R and -v switch on, they
+    // never switch off what the config set.
+    c.dns |= o.dns;
+    c.rev_dns |= o.rev_dns;
+    c.check_via |= o.check_via;
     if let Some(b) = o.rcvbuf_max {
         c.maxbuffer = b;
     }
@@ -376,7 +378,11 @@ fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Re
             s.expire_s
         );
     }
-    net::dns::configure(core.dns_settings);
+    net::dns::configure(net::dns::Settings {
+        via_dns: core.dns,
+        via_rev_dns: core.rev_dns,
+        ..core.dns_settings
+    });
     if core.use_dns_cache {
         // A slot and its block: about 128 bytes for a typical answer.
         let slots = (core.dns_cache_mem as usize * 1024 / 128).max(64);

@@ -3,7 +3,8 @@
 //! `example.test` on 127.0.0.1:53): `t_relay()` to a name without a port
 //! follows its SRV records to the lowest priority, and the answer is
 //! kept in the shared DNS cache — with the nameserver gone the next call
-//! is relayed at once, and `dns.view` lists what is cached.
+//! is relayed at once, and `dns.view` lists what is cached; with
+//! `dns=yes` a Via host that resolves to the source gets no `received`.
 
 use crate::common::netns::{run_test_in_netns, IN_NETNS};
 use crate::common::sip::{header_value, Request, UdpPeer};
@@ -140,6 +141,7 @@ debug=3
 log_stderror=yes
 listen=udp:127.0.0.1:{port}
 children=1
+dns=yes
 fifo="{fifo}"
 loadmodule "sl.so"
 loadmodule "tm.so"
@@ -208,4 +210,20 @@ fn srv_picks_the_lowest_priority_and_the_cache_keeps_it() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(view.contains("lo.example.test A"), "{view}");
+    // dns=yes: a Via naming its host by a name that is the source address
+    // gets no received= (the name is in the cache by now).
+    let mut r = Request::new("INVITE", "sip:bob@example.test", caller.port());
+    r = r.via_host("lo.example.test");
+    caller.send_to_port(&r.build(), port);
+    let (m, _) = lo
+        .recv_matching(Duration::from_secs(2), |m| {
+            m.starts_with(b"INVITE ")
+                && header_value(m, "Call-ID").as_deref() == Some(r.call_id.as_str())
+        })
+        .unwrap_or_else(|| panic!("no INVITE; ser log:\n{}", ser.log()));
+    let vias = crate::common::sip::via_list(&m);
+    assert!(
+        vias.len() == 2 && vias[1].contains("lo.example.test") && !vias[1].contains("received="),
+        "{vias:?}"
+    );
 }

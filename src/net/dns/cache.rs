@@ -121,6 +121,10 @@ fn encode(name: &str, qtype: QType, v: &Cached) -> Vec<u8> {
                         out.push(6);
                         out.extend_from_slice(&a.octets());
                     }
+                    RData::Name(n) => {
+                        out.push(12);
+                        put_str(&mut out, n);
+                    }
                     RData::Srv(s) => {
                         out.push(33);
                         for n in [s.priority, s.weight, s.port] {
@@ -182,6 +186,7 @@ fn decode(b: &[u8]) -> Option<(String, QType, Cached)> {
         let data = match r.u8()? {
             4 => RData::Addr(<[u8; 4]>::try_from(r.take(4)?).ok()?.into()),
             6 => RData::Addr(<[u8; 16]>::try_from(r.take(16)?).ok()?.into()),
+            12 => RData::Name(r.str()?),
             33 => RData::Srv(Srv {
                 priority: r.u16()?,
                 weight: r.u16()?,

@@ -40,6 +40,12 @@ pub struct Settings {
     /// `dns_cache_min_ttl` / `dns_cache_max_ttl`, s.
     pub min_ttl: u32,
     pub max_ttl: u32,
+    /// SER's `dns` (`-r`): a Via naming its host by a name that resolves
+    /// to the source address needs no `received`.
+    pub via_dns: bool,
+    /// SER's `rev_dns` (`-R`): likewise when the source address's PTR
+    /// name is the Via host.
+    pub via_rev_dns: bool,
 }
 
 impl Default for Settings {
@@ -51,6 +57,8 @@ impl Default for Settings {
             negative_ttl: 60,
             min_ttl: 0,
             max_ttl: u32::MAX,
+            via_dns: false,
+            via_rev_dns: false,
         }
     }
 }
@@ -292,6 +300,53 @@ impl Resolver {
     }
 }
 
+/// The `in-addr.arpa` / `ip6.arpa` name of `ip` (RFC 1035 3.5, RFC 3596).
+fn ptr_name(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        IpAddr::V6(a) => {
+            let mut s = String::with_capacity(72);
+            for b in a.octets().iter().rev() {
+                s.push_str(&format!("{:x}.{:x}.", b & 0xf, b >> 4));
+            }
+            s.push_str("ip6.arpa");
+            s
+        }
+    }
+}
+
+impl Resolver {
+    /// The PTR names of `ip`.
+    pub fn reverse(&self, ip: IpAddr) -> Result<Vec<String>, DnsError> {
+        Ok(self
+            .records(&ptr_name(ip), QType::Ptr)?
+            .into_iter()
+            .filter_map(|r| match r.data {
+                RData::Name(n) => Some(n),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// SER's `dns`/`rev_dns` check of a Via host that is a name: is it
+    /// the address `ip` the request came from? Bounded like every lookup
+    /// here and answered from the cache after the first time; false when
+    /// neither setting is on (SER's default: add `received`).
+    pub fn via_host_is(&self, host: &str, ip: IpAddr) -> bool {
+        let host = host.trim_end_matches('.');
+        if self.settings.via_dns && self.addrs(host).is_ok_and(|a| a.contains(&ip)) {
+            return true;
+        }
+        self.settings.via_rev_dns
+            && self
+                .reverse(ip)
+                .is_ok_and(|names| names.iter().any(|n| n.eq_ignore_ascii_case(host)))
+    }
+}
+
 /// Read the system's resolver files now (call before the fork).
 pub fn preload() {
     Resolver::system();
@@ -419,6 +474,30 @@ mod tests {
         );
         assert!(matches!(r.lookup("nope.example"), Err(DnsError::NotFound)));
         assert_eq!(h.join().unwrap(), 2);
+    }
+
+    #[test]
+    fn reverse_names() {
+        assert_eq!(
+            ptr_name("192.0.2.5".parse().unwrap()),
+            "5.2.0.192.in-addr.arpa"
+        );
+        let v6 = ptr_name("2001:db8::1".parse().unwrap());
+        assert!(v6.starts_with("1.0.0.0.") && v6.ends_with(".8.b.d.0.1.0.0.2.ip6.arpa"));
+        assert_eq!(v6.split('.').count(), 34);
+        // Neither setting on: never a lookup, always "not the source".
+        let r = resolver(
+            vec!["127.0.0.1:9".parse().unwrap()],
+            &[],
+            Duration::from_millis(50),
+        );
+        assert!(!r.via_host_is("local-name", "127.0.0.7".parse().unwrap()));
+        let r = r.with_settings(Settings {
+            via_dns: true,
+            ..Settings::default()
+        });
+        assert!(r.via_host_is("local-name", "127.0.0.7".parse().unwrap()));
+        assert!(!r.via_host_is("local-name", "127.0.0.8".parse().unwrap()));
     }
 
     #[test]

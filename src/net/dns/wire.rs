@@ -9,6 +9,7 @@ use std::net::IpAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QType {
     A = 1,
+    Ptr = 12,
     Aaaa = 28,
     Srv = 33,
     Naptr = 35,
@@ -18,6 +19,7 @@ impl QType {
     pub fn from_u16(n: u16) -> Option<QType> {
         Some(match n {
             1 => QType::A,
+            12 => QType::Ptr,
             28 => QType::Aaaa,
             33 => QType::Srv,
             35 => QType::Naptr,
@@ -28,6 +30,7 @@ impl QType {
     pub fn name(self) -> &'static str {
         match self {
             QType::A => "A",
+            QType::Ptr => "PTR",
             QType::Aaaa => "AAAA",
             QType::Srv => "SRV",
             QType::Naptr => "NAPTR",
@@ -59,6 +62,8 @@ pub struct Naptr {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RData {
     Addr(IpAddr),
+    /// A PTR record's name.
+    Name(String),
     Srv(Srv),
     Naptr(Naptr),
 }
@@ -211,6 +216,7 @@ fn rdata(resp: &[u8], qtype: QType, at: usize, end: usize) -> Result<RData, Wire
         QType::Aaaa => RData::Addr(IpAddr::from(
             <[u8; 16]>::try_from(data).map_err(|_| WireError::Malformed)?,
         )),
+        QType::Ptr => RData::Name(read_name(resp, at)?),
         QType::Srv => RData::Srv(Srv {
             priority: u16_at(resp, at)?,
             weight: u16_at(resp, at + 2)?,
