@@ -425,7 +425,18 @@ impl DbServer {
         // meanwhile could still be answered.
         let deadline = Instant::now() + Duration::from_secs(5);
         while !pids.iter().all(|p| all_stopped(*p)) {
-            assert!(Instant::now() < deadline, "{:?} did not stop", self.kind);
+            assert!(
+                Instant::now() < deadline,
+                "{:?} did not stop: {:?}",
+                self.kind,
+                pids.iter()
+                    .filter(|p| !all_stopped(**p))
+                    .map(|p| (
+                        p.as_raw(),
+                        std::fs::read_to_string(format!("/proc/{p}/stat"))
+                    ))
+                    .collect::<Vec<_>>()
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
     }
@@ -481,9 +492,11 @@ fn all_stopped(pid: Pid) -> bool {
     };
     tasks.flatten().all(|t| {
         let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-        // The state follows the parenthesised command name.
+        // The state follows the parenthesised command name. A backend
+        // that ended just before the SIGSTOP stays a zombie (its stopped
+        // parent cannot reap it): it answers nobody either.
         let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
-        matches!(state, Some(Some('T')) | None)
+        matches!(state, Some(Some('T' | 't' | 'Z' | 'X')) | None)
     })
 }
 
