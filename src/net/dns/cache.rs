@@ -235,8 +235,14 @@ impl Shared {
     }
 }
 
+/// Is `block` the entry of `name`/`qtype`? Reads only the key at its
+/// head, not the records.
 fn same_key(block: &[u8], name: &str, qtype: QType) -> bool {
-    decode(block).is_some_and(|(n, t, _)| t == qtype && n.eq_ignore_ascii_case(name))
+    let mut r = Reader { b: block, at: 0 };
+    let Some(n) = r.u8().and_then(|n| r.take(usize::from(n))) else {
+        return false;
+    };
+    n.eq_ignore_ascii_case(name.as_bytes()) && r.u16() == Some(qtype as u16)
 }
 
 /// What the cache holds for `name`/`qtype` at `now_ms`.
@@ -248,13 +254,11 @@ pub fn get(name: &str, qtype: QType, now_ms: u64) -> Option<Cached> {
         if s.hash.load(Relaxed) != h || s.expires.load(Relaxed) <= now_ms {
             continue;
         }
-        if let Some((_, _, v)) = c
-            .block(s)
-            .filter(|b| same_key(b, name, qtype))
-            .and_then(decode)
-        {
-            head.hits += 1;
-            return Some(v);
+        if let Some((n, t, v)) = c.block(s).and_then(decode) {
+            if t == qtype && n.eq_ignore_ascii_case(name) {
+                head.hits += 1;
+                return Some(v);
+            }
         }
     }
     head.misses += 1;
