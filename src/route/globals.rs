@@ -506,6 +506,41 @@ mod tests {
     }
 
     #[test]
+    fn the_dns_settings_are_honoured_and_type_checked() {
+        let mut c = CoreCfg::default();
+        assert!(c.use_dns_cache && c.dns_settings.try_ipv6 && !c.dns_settings.try_naptr);
+        for (name, v) in [
+            ("use_dns_cache", 0),
+            ("dns_cache_mem", 64),
+            ("dns_try_ipv6", 0),
+            ("dns_try_naptr", 1),
+            ("dns_srv_lb", 1),
+            ("dns_cache_negative_ttl", 5),
+            ("dns_cache_min_ttl", 2),
+            ("dns_cache_max_ttl", 600),
+        ] {
+            c.set(name, &GlobalValue::Int(v)).unwrap();
+        }
+        assert!(c.ignored.is_empty(), "{:?}", c.ignored);
+        assert!(!c.use_dns_cache);
+        assert_eq!(c.dns_cache_mem, 64);
+        let s = c.dns_settings;
+        assert!(!s.try_ipv6 && s.try_naptr && s.srv_lb);
+        assert_eq!((s.negative_ttl, s.min_ttl, s.max_ttl), (5, 2, 600));
+        for (name, bad) in [
+            ("use_dns_cache", GlobalValue::Int(2)),
+            ("dns_try_naptr", GlobalValue::Ident("maybe".into())),
+            ("dns_cache_mem", GlobalValue::Int(0)),
+            ("dns_cache_negative_ttl", GlobalValue::Int(-1)),
+        ] {
+            assert!(c.set(name, &bad).is_err(), "{name} = {bad:?}");
+        }
+        // Failover is not there yet: reported, not silently taken.
+        c.set("use_dns_failover", &GlobalValue::Int(1)).unwrap();
+        assert_eq!(c.ignored, ["use_dns_failover"]);
+    }
+
+    #[test]
     fn sock_names_are_the_fifo_permissions_not_ignored() {
         // SER 0.9: one mode/owner for the FIFO and the unix socket.
         let mut c = CoreCfg::default();
