@@ -33,11 +33,48 @@ pub fn destination_of(
 /// Every address a request for `uri` may go to, in the order to try
 /// (RFC 3263: `maddr` or host, port, `transport`; SRV when no port is
 /// given, NAPTR with `dns_try_naptr` when no transport is). Names go
-/// through the bounded stub resolver and the shared DNS cache.
+/// through the bounded stub resolver and the shared DNS cache; this may
+/// wait up to the resolver's budget (see [`next_hops`] for what a worker
+/// relaying a request uses).
 pub fn destinations_of(
     uri: &[u8],
     port_override: Option<u16>,
 ) -> Result<crate::net::dns::Targets, DestError> {
+    match lookup(uri, port_override, crate::net::dns::Resolver::system())? {
+        Hops::Ready(t) => Ok(t),
+        // The full resolver never leaves a name unlooked-up.
+        Hops::Pending(_) => Err(DestError::Unresolvable),
+    }
+}
+
+/// Where a request for `uri` goes, or — for a name the DNS cache does not
+/// hold while the resolver process runs — the lookup to hand it, so the
+/// caller need not wait on a nameserver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hops {
+    Ready(crate::net::dns::Targets),
+    Pending(crate::net::dns::queue::Query),
+}
+
+/// [`destinations_of`] for a worker: from the cache only when lookups can
+/// be left to the resolver process (`use_dns_cache`), else bounded as
+/// there.
+pub fn next_hops(uri: &[u8], port_override: Option<u16>) -> Result<Hops, DestError> {
+    use crate::net::dns::{queue, Resolver};
+    let r = if queue::enabled() {
+        Resolver::cache_only()
+    } else {
+        Resolver::system()
+    };
+    lookup(uri, port_override, r)
+}
+
+fn lookup(
+    uri: &[u8],
+    port_override: Option<u16>,
+    resolver: &crate::net::dns::Resolver,
+) -> Result<Hops, DestError> {
+    use crate::net::dns::{queue::Query, DnsError, Target};
     let u = parse_uri(uri).map_err(|_| DestError::BadUri)?;
     let proto = match u.transport.map(|t| t.get(uri).to_ascii_lowercase()) {
         Some(t) if t == b"tcp" => Some(Proto::Tcp),
@@ -52,18 +89,25 @@ pub fn destinations_of(
         .map(|m| m.get(uri))
         .unwrap_or_else(|| u.host.get(uri));
     if let Some(a) = numeric(host, port.unwrap_or(0)) {
+        // The hot path: most next hops are addresses.
         let proto = proto.unwrap_or(Proto::Udp);
         let port = port.unwrap_or(if proto == Proto::Tls { 5061 } else { 5060 });
-        return Ok(vec![crate::net::dns::Target {
+        return Ok(Hops::Ready(vec![Target {
             addr: SocketAddr::new(a.ip(), port),
             proto,
-        }]);
+        }]));
     }
     let h = std::str::from_utf8(host).map_err(|_| DestError::Unresolvable)?;
     let sips = matches!(u.scheme, Scheme::Sips);
-    match crate::net::dns::Resolver::system().targets(h, port, proto, sips) {
-        Ok(t) if !t.is_empty() => Ok(t),
+    match resolver.targets(h, port, proto, sips) {
+        Ok(t) if !t.is_empty() => Ok(Hops::Ready(t)),
         Ok(_) => Err(DestError::Unresolvable),
+        Err(DnsError::NotCached) => Ok(Hops::Pending(Query {
+            host: h.to_owned(),
+            port,
+            proto,
+            sips,
+        })),
         Err(e) => {
             log::debug!("cannot resolve {h:?}: {e}");
             Err(DestError::Unresolvable)

@@ -13,8 +13,8 @@ mod send;
 mod via;
 
 pub use dest::{
-    answer_destination, destination_of, destinations_of, numeric, reply_destination,
-    reply_transport, resolve, resolve_bounded, DestError, ReplyRouteError,
+    answer_destination, destination_of, destinations_of, next_hops, numeric, reply_destination,
+    reply_transport, resolve, resolve_bounded, DestError, Hops, ReplyRouteError,
 };
 pub use reply::{build_local_reply, Built, ReplySpec};
 pub use send::{pick_socket, send_to, SendError};

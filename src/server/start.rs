@@ -537,6 +537,16 @@ impl Ready {
         self.control
             .spawn_servers(rt, &mut self.sup)
             .map_err(|e| format!("a control server: {e}"))?;
+        // tm made the queue (at mod_init) if it relays to names.
+        if net::dns::queue::enabled() {
+            self.sup
+                .spawn(
+                    Rank::Module("dns resolver"),
+                    "dns resolver".into(),
+                    net::dns::queue::run,
+                )
+                .map_err(|e| format!("the DNS resolver: {e}"))?;
+        }
         for p in rt.modules.iter().flat_map(|m| m.procs()) {
             self.sup
                 .spawn(Rank::Module(p.desc), p.desc.into(), p.body)

@@ -11,6 +11,7 @@
 
 pub mod cache;
 mod conf;
+pub mod queue;
 mod rfc3263;
 mod wire;
 
@@ -46,6 +47,9 @@ pub struct Settings {
     /// SER's `rev_dns` (`-R`): likewise when the source address's PTR
     /// name is the Via host.
     pub via_rev_dns: bool,
+    /// `use_dns_failover`: a branch that gets a 503 or times out tries
+    /// the next address of its next hop's name.
+    pub failover: bool,
 }
 
 impl Default for Settings {
@@ -59,6 +63,7 @@ impl Default for Settings {
             max_ttl: u32::MAX,
             via_dns: false,
             via_rev_dns: false,
+            failover: false,
         }
     }
 }
@@ -102,6 +107,10 @@ pub enum DnsError {
     NotFound,
     #[error("no nameserver answered within {0:?}")]
     Timeout(Duration),
+    /// A cache-only resolver ([`Resolver::cache_only`]) met a name the
+    /// cache does not hold: the lookup must be made elsewhere.
+    #[error("not in the DNS cache")]
+    NotCached,
 }
 
 /// Nameservers, search domains and hosts file, plus the time budget.
@@ -113,6 +122,9 @@ pub struct Resolver {
     settings: Settings,
     /// Use the shared cache ([`cache`]) when it exists.
     cached: bool,
+    /// Answer from the cache only: a miss is [`DnsError::NotCached`],
+    /// never a query (what a worker may do while relaying).
+    offline: bool,
 }
 
 static SYSTEM: OnceLock<Resolver> = OnceLock::new();
@@ -125,6 +137,7 @@ impl Resolver {
             budget,
             settings: Settings::default(),
             cached: false,
+            offline: false,
         }
     }
 
@@ -147,6 +160,18 @@ impl Resolver {
             )
             .with_settings(settings());
             r.cached = true;
+            r
+        })
+    }
+
+    /// The system resolver answering from the shared cache only: what a
+    /// worker uses when the resolver process ([`queue`]) can do the
+    /// lookups it misses.
+    pub fn cache_only() -> &'static Resolver {
+        static OFFLINE: OnceLock<Resolver> = OnceLock::new();
+        OFFLINE.get_or_init(|| {
+            let mut r = Resolver::system().clone();
+            r.offline = true;
             r
         })
     }
@@ -188,7 +213,7 @@ impl Resolver {
                     _ => None,
                 })),
                 // No such name (or nobody answering): AAAA would say the
-                // same, later.
+                // same, later. (Not cached: the A answer decides.)
                 Err(e) => {
                     last = e;
                     break;
@@ -229,6 +254,9 @@ impl Resolver {
                 Some(cache::Cached::Failed) => return Err(DnsError::NotFound),
                 None => {}
             }
+        }
+        if self.offline {
+            return Err(DnsError::NotCached);
         }
         let r = self.ask_name(name, qtype, deadline);
         if use_cache {

@@ -166,11 +166,14 @@ impl Resolver {
             if Instant::now() >= deadline || out.len() >= MAX_TARGETS {
                 break;
             }
-            if let Ok(ips) = self.addrs_by(&s.target, deadline) {
-                out.extend(ips.into_iter().map(|ip| Target {
+            match self.addrs_by(&s.target, deadline) {
+                Ok(ips) => out.extend(ips.into_iter().map(|ip| Target {
                     addr: SocketAddr::new(ip, s.port),
                     proto,
-                }));
+                })),
+                // A cache-only lookup cannot tell what it has not seen.
+                Err(DnsError::NotCached) => return Err(DnsError::NotCached),
+                Err(_) => {}
             }
         }
         out.truncate(MAX_TARGETS);
