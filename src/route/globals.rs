@@ -212,7 +212,6 @@ const IGNORED: &[&str] = &[
     "rt_timer1_policy",
     "rt_timer2_prio",
     "rt_timer2_policy",
-    "use_dns_failover",
     "dns_retr_time",
     "dns_retr_no",
     "dns_servers_no",
@@ -397,6 +396,7 @@ impl CoreCfg {
             "dns_try_ipv6" => self.dns_settings.try_ipv6 = yes_no(name, v)?,
             "dns_try_naptr" => self.dns_settings.try_naptr = yes_no(name, v)?,
             "dns_srv_lb" => self.dns_settings.srv_lb = yes_no(name, v)?,
+            "use_dns_failover" => self.dns_settings.failover = yes_no(name, v)?,
             "dns_cache_negative_ttl" => {
                 self.dns_settings.negative_ttl = ranged(name, v, 0, 86_400, "0..86400 s")? as u32
             }
@@ -515,6 +515,7 @@ mod tests {
             ("dns_try_ipv6", 0),
             ("dns_try_naptr", 1),
             ("dns_srv_lb", 1),
+            ("use_dns_failover", 1),
             ("dns_cache_negative_ttl", 5),
             ("dns_cache_min_ttl", 2),
             ("dns_cache_max_ttl", 600),
@@ -525,7 +526,7 @@ mod tests {
         assert!(!c.use_dns_cache);
         assert_eq!(c.dns_cache_mem, 64);
         let s = c.dns_settings;
-        assert!(!s.try_ipv6 && s.try_naptr && s.srv_lb);
+        assert!(!s.try_ipv6 && s.try_naptr && s.srv_lb && s.failover);
         assert_eq!((s.negative_ttl, s.min_ttl, s.max_ttl), (5, 2, 600));
         for (name, bad) in [
             ("use_dns_cache", GlobalValue::Int(2)),
@@ -535,9 +536,9 @@ mod tests {
         ] {
             assert!(c.set(name, &bad).is_err(), "{name} = {bad:?}");
         }
-        // Failover is not there yet: reported, not silently taken.
-        c.set("use_dns_failover", &GlobalValue::Int(1)).unwrap();
-        assert_eq!(c.ignored, ["use_dns_failover"]);
+        assert!(c
+            .set("use_dns_failover", &GlobalValue::Ident("maybe".into()))
+            .is_err());
     }
 
     #[test]

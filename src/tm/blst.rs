@@ -98,12 +98,13 @@ fn add(dest: Dest, secs: u64, why: &str) {
     );
 }
 
-/// Whether a request of method `m` must not go to `addr` now.
-pub fn blocks(env: &Env, m: Method, addr: SocketAddr) -> bool {
+/// Whether a branch of a transaction whose method is `cell_method` (as
+/// the cell keeps it) must not go to `addr` now.
+pub fn blocks(env: &Env, cell_method: u32, addr: SocketAddr) -> bool {
     let Some(t) = blacklist::table() else {
         return false;
     };
-    env.params.blst.methods_lookup & method_bit(m) != 0
+    env.params.blst.methods_lookup & cell_method_bit(cell_method) != 0
         && t.lookup(Dest::udp(addr), now()).is_some()
 }
 

@@ -113,6 +113,9 @@ shm::shm_struct! {
         /// The request's AVPs at relay time (`route::avp_codec`), for the
         /// failure and onreply routes; a failure route's changes are kept.
         pub avps: ShmSlice<u8>,
+        /// The DNS addresses branches have left to fail over to
+        /// (`tm::hop`); empty unless a next hop was a name with several.
+        pub hops: ShmSlice<u8>,
         pub br: [BranchData; MAX_BRANCHES],
     }
 }
@@ -193,6 +196,7 @@ fn free_cell(region: &Region, off: ShmOff<Cell>) {
         region.free_slice(st.relay_uri);
         region.free_slice(st.uac_param);
         region.free_slice(st.avps);
+        region.free_slice(st.hops);
     }
     region.free_slice(cell.req);
     region.free(off);

@@ -44,6 +44,18 @@ pub fn set_failure_runner(run: FailureRunner) {
     let _ = FAILURE_RUNNER.set(run);
 }
 
+/// Sends a failed branch's request to its next DNS address as a new
+/// branch (`use_dns_failover`) and tells the machine whether it could
+/// (`tm::hop`, above the driver like the failure route).
+pub type FailoverRunner = fn(&'static Env, &CellRef, u8) -> Deferred;
+
+static FAILOVER_RUNNER: OnceLock<FailoverRunner> = OnceLock::new();
+
+/// Install the failover runner. Once, before the fork.
+pub fn set_failover_runner(run: FailoverRunner) {
+    let _ = FAILOVER_RUNNER.set(run);
+}
+
 /// Set tm's environment up and register its timer handler. Once, before
 /// the fork.
 pub fn init(rt: &'static Runtime, region: &'static Region, params: TmParams) -> bool {
@@ -54,6 +66,8 @@ pub fn init(rt: &'static Runtime, region: &'static Region, params: TmParams) -> 
 #[derive(Debug, Default)]
 pub struct Deferred {
     pub failure: Option<u8>,
+    /// A branch to fail over to its next DNS address (`tm::hop`).
+    pub failover: Option<u8>,
     pub terminate: bool,
     pub completed: Option<u16>,
     /// A local UAC transaction ended: (report kind, parameter, final reply).
@@ -168,6 +182,7 @@ pub fn execute(
                 callbacks::fire(CbEvent::ResponseFwded, cell, as_code);
             }
             Action::RunFailure { picked } => def.failure = Some(picked),
+            Action::Failover(b) => def.failover = Some(b),
             Action::ResendUasReply => {
                 send_peer(env, &cell.src, &final_reply_again(env, cell, st));
             }
@@ -283,6 +298,7 @@ fn user_agent(env: &Env) -> Option<&'static [u8]> {
 pub(crate) fn reason_of(code: u16) -> &'static [u8] {
     match code {
         408 => b"Request Timeout",
+        478 => b"Unresolvable destination",
         487 => b"Request Terminated",
         500 => b"Server Internal Error",
         503 => b"Service Unavailable",
@@ -403,6 +419,13 @@ pub fn finish(env: &'static Env, cref: &CellRef, mut def: Deferred) {
         if def.terminate {
             store::unlink(cref);
             return;
+        }
+        if let Some(b) = def.failover.take() {
+            match FAILOVER_RUNNER.get() {
+                Some(run) => def = run(env, cref, b),
+                None => log::error!("tm: a DNS failover is due but no runner is installed"),
+            }
+            continue;
         }
         match def.failure.take() {
             Some(picked) => match FAILURE_RUNNER.get() {

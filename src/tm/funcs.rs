@@ -681,6 +681,16 @@ impl Module for Tm {
         })?;
         crate::tm::ctl_cmds::register_reports();
         driver::set_failure_runner(crate::tm::failure::run);
+        driver::set_failover_runner(crate::tm::hop::failover);
+        // With the DNS cache, names it lacks are looked up by the resolver
+        // process, not by the worker relaying the request (`tm::hop`).
+        if crate::net::dns::cache::enabled() {
+            crate::net::dns::queue::init().map_err(|e| ModInitError {
+                module: "tm",
+                reason: format!("the DNS resolver's queue: {e}"),
+            })?;
+            crate::net::dns::queue::set_continuation(crate::tm::hop::resolved);
+        }
         if !driver::init(rt, region, self.params.clone()) {
             return Err(ModInitError {
                 module: "tm",

@@ -26,6 +26,7 @@ pub mod env;
 pub mod failure;
 pub mod fsm;
 pub mod funcs;
+pub mod hop;
 pub mod key;
 pub mod oom;
 pub mod params;

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use shm::ShmOff;
 
 use crate::cfg::ast::RouteKind;
-use crate::fwd::{destination_of, edit_via1};
+use crate::fwd::{edit_via1, next_hops, Hops};
+use crate::net::dns::Target;
 use crate::net::Proto;
 use crate::route::ctx::{AvpName, AvpValue, MsgCtx, ScriptError, TmTimers, MAX_BRANCHES};
 use crate::route::forward::{forward_request, via_host_port};
@@ -18,6 +19,7 @@ use crate::tm::cell::{replace_bytes, CellRef, Peer};
 use crate::tm::driver::{self, execute, finish, rearm, Deferred};
 use crate::tm::env::{env, now, Env};
 use crate::tm::fsm::{flags, Actions};
+use crate::tm::hop;
 use crate::tm::key::{MatchKind, MatchOpts, MsgKey};
 use crate::tm::params::UnmatchedCancel;
 use crate::tm::reply::{build_local_reply, to_tag};
@@ -433,12 +435,14 @@ pub fn forward_dset(ctx: &mut MsgCtx<'_>) -> i32 {
     forward_all(ctx, Dest::Uri, false)
 }
 
-/// A branch ready to go: its request built, its next hop chosen.
+/// A branch ready to go: its request built, its next hops chosen (or
+/// being looked up).
 struct Prepared {
     /// The branch index its Via's branch id was built for.
     index: u8,
     bytes: Vec<u8>,
-    addr: SocketAddr,
+    /// The addresses to try in order, or the lookup that will give them.
+    hops: Hops,
     sock_idx: usize,
     /// Sent over TCP/TLS: the branch is not retransmitted.
     reliable: bool,
@@ -487,6 +491,7 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
         }
     }
     let mut sent = 0;
+    let mut waiting = Vec::new();
     let mut def = Deferred::default();
     {
         let mut st = cell.lock();
@@ -502,44 +507,40 @@ pub fn forward_all(ctx: &mut MsgCtx<'_>, dest: Dest, with_ruri: bool) -> i32 {
                 ctx.last_error = ScriptError::OutOfMemory;
                 break;
             }
-            st.br[i].dst = Peer::new(p.addr, p.sock_idx);
+            // The socket is known (the Via names it); the address may not be yet.
+            st.br[i].dst = Peer::new(SocketAddr::from(([0, 0, 0, 0], 0)), p.sock_idx);
             // Registered before the send: the reply may beat sendto() back
-            // (it waits for this lock).
+            // (it waits for this lock). A branch waiting for its address
+            // is added blind: nothing to retransmit until it has one.
+            let blind = matches!(p.hops, Hops::Pending(_));
             if st
                 .tx
-                .add_branch(now(), &env.params.timers, p.reliable, false)
+                .add_branch(now(), &env.params.timers, p.reliable, blind)
                 .is_err()
             {
                 break;
             }
-            let Some(sock) = env.rt.sockets.all().get(p.sock_idx) else {
-                break;
-            };
-            // A blacklisted next hop is not sent to; its branch ends as a
-            // send failure does, with a local 503 a failure route sees.
-            let outcome = if crate::tm::blst::blocks(env, ctx.msg.method(), p.addr) {
-                log::debug!("tm: branch {b} not sent: {} is blacklisted", p.addr);
-                Err(())
-            } else {
-                sock.send(&p.bytes, p.addr, None).map_err(|e| {
-                    log::warn!("tm: sending branch {b} to {} failed: {e}", p.addr);
-                    crate::tm::blst::on_send_failure(p.addr);
-                })
-            };
-            if outcome.is_err() {
-                // Counts as a local 503 on that branch, as SER's faked reply.
-                let mut acts = Actions::new();
-                st.tx.on_reply(b, 503, now(), &env.params.timers, &mut acts);
-                execute(env, cell, &mut st, &mut acts, None, &mut def);
-                ctx.last_error = ScriptError::Send;
-                continue;
+            match p.hops {
+                Hops::Pending(q) => {
+                    waiting.push((b, q));
+                    sent += 1;
+                }
+                Hops::Ready(targets) => {
+                    if hop::launch(env, cell, &mut st, b, &targets, &mut def) {
+                        sent += 1;
+                    } else {
+                        ctx.last_error = ScriptError::Send;
+                    }
+                }
             }
-            sent += 1;
-            callbacks::fire(CbEvent::RequestFwded, cell, 0);
         }
         rearm(&cref, &st);
     }
     finish(env, &cref, def);
+    // With the lock released: the resolver process may answer at once.
+    for (b, q) in waiting {
+        hop::wait_for(env, &cref, b, &q);
+    }
     if sent == 0 && dropped && ctx.last_error == ScriptError::None {
         // Every branch was dropped by the branch route: nothing to relay.
         ctx.last_error = ScriptError::Server;
@@ -648,11 +649,25 @@ fn prepare_branch(
             (&bctx, uri, dst_uri)
         }
     };
-    let (addr, proto) = match dest {
-        Dest::Fixed(a, p) => (a, p),
+    let hops = match dest {
+        Dest::Fixed(addr, proto) => Hops::Ready(vec![Target { addr, proto }]),
         Dest::Uri => {
-            destination_of(dst_uri.as_deref().unwrap_or(&uri), None).map_err(ScriptError::from)?
+            next_hops(dst_uri.as_deref().unwrap_or(&uri), None).map_err(ScriptError::from)?
         }
+    };
+    // The socket the Via is built for: the first address's, or while the
+    // name is looked up the transport's (IPv4 first, as the lookup's A
+    // records come before AAAA).
+    let (addr, proto) = match &hops {
+        Hops::Ready(t) => {
+            let first = t.first().ok_or(ScriptError::Send)?;
+            (first.addr, first.proto)
+        }
+        Hops::Pending(q) => (
+            SocketAddr::from(([0, 0, 0, 0], 0)),
+            q.proto
+                .unwrap_or(if q.sips { Proto::Tls } else { Proto::Udp }),
+        ),
     };
     let Some(sock) = crate::fwd::pick_socket(&env.rt.sockets, bx.send_sock, proto, &addr) else {
         crate::warn_limited!("tm: {proto} is not served (no listen address of that transport)");
@@ -664,7 +679,7 @@ fn prepare_branch(
     Ok(Some(Prepared {
         index,
         bytes,
-        addr,
+        hops,
         sock_idx: env.rt.sockets.index_of(sock),
         reliable: proto.is_stream(),
     }))

@@ -5,9 +5,13 @@
 //! kept in the shared DNS cache — with the nameserver gone the next call
 //! is relayed at once, and `dns.view` lists what is cached; with
 //! `dns=yes` a Via host that resolves to the source gets no `received`.
+//! With `use_dns_failover` a 503 from the first SRV target sends the call
+//! to the next; and a name whose nameserver never answers costs its own
+//! call the lookup time, not the next call (the resolver process looks
+//! it up while the worker goes on).
 
 use crate::common::netns::{run_test_in_netns, IN_NETNS};
-use crate::common::sip::{header_value, Request, UdpPeer};
+use crate::common::sip::{header_value, via_list, Request, UdpPeer};
 use crate::common::{free_udp_port, Ser};
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
@@ -95,6 +99,10 @@ impl Zone {
                 let Some((name, t, end)) = question(q) else {
                     continue;
                 };
+                if name.ends_with("dead.test") {
+                    // A nameserver that never answers for this zone.
+                    continue;
+                }
                 let r = match (name.as_str(), t) {
                     ("_sip._udp.example.test", 33) => answer(
                         q,
@@ -135,6 +143,10 @@ impl Drop for Zone {
 }
 
 fn cfg(port: u16, fifo: &std::path::Path) -> String {
+    cfg_with(port, fifo, "")
+}
+
+fn cfg_with(port: u16, fifo: &std::path::Path, more: &str) -> String {
     format!(
         r#"
 debug=3
@@ -142,6 +154,7 @@ log_stderror=yes
 listen=udp:127.0.0.1:{port}
 children=1
 dns=yes
+{more}
 fifo="{fifo}"
 loadmodule "sl.so"
 loadmodule "tm.so"
@@ -221,9 +234,130 @@ fn srv_picks_the_lowest_priority_and_the_cache_keeps_it() {
                 && header_value(m, "Call-ID").as_deref() == Some(r.call_id.as_str())
         })
         .unwrap_or_else(|| panic!("no INVITE; ser log:\n{}", ser.log()));
-    let vias = crate::common::sip::via_list(&m);
+    let vias = via_list(&m);
     assert!(
         vias.len() == 2 && vias[1].contains("lo.example.test") && !vias[1].contains("received="),
         "{vias:?}"
+    );
+}
+
+/// The INVITE of `call_id` arriving at `to` within `limit`.
+fn invite_of(to: &UdpPeer, call_id: &str, limit: Duration) -> Option<Vec<u8>> {
+    to.recv_matching(limit, |m| {
+        m.starts_with(b"INVITE ") && header_value(m, "Call-ID").as_deref() == Some(call_id)
+    })
+    .map(|(m, _)| m)
+}
+
+#[test]
+fn a_503_fails_over_to_the_next_srv_target() {
+    if std::env::var_os(IN_NETNS).is_none() {
+        return run_test_in_netns(
+            module_path!(),
+            "a_503_fails_over_to_the_next_srv_target",
+            "nameserver 127.0.0.1\n",
+        );
+    }
+    let (lo, hi, caller) = (UdpPeer::bind(), UdpPeer::bind(), UdpPeer::bind());
+    let _zone = Zone::start(lo.port(), hi.port());
+    let port = free_udp_port();
+    let dir = crate::common::TestDir::new();
+    let ser = Ser::start(&cfg_with(port, &dir.join("fifo"), "use_dns_failover=yes"));
+    let r = Request::new("INVITE", "sip:bob@example.test", caller.port());
+    caller.send_to_port(&r.build(), port);
+    let first = invite_of(&lo, &r.call_id, Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("no INVITE at the priority-5 target; log:\n{}", ser.log()));
+    lo.send(
+        &crate::common::sip::reply_to(&first, 503, "Overloaded", Some("lo")),
+        ([127, 0, 0, 1], port).into(),
+    );
+    let second = invite_of(&hi, &r.call_id, Duration::from_secs(3))
+        .unwrap_or_else(|| panic!("no failover to the priority-10 target; log:\n{}", ser.log()));
+    // A branch of its own: another branch id, the same request otherwise.
+    let branch = |m: &[u8]| crate::common::sip::param(&via_list(m)[0], "branch");
+    assert_ne!(branch(&first), branch(&second));
+    assert_eq!(via_list(&first)[1], via_list(&second)[1]);
+    hi.send(
+        &crate::common::sip::reply_to(&second, 200, "OK", Some("hi")),
+        ([127, 0, 0, 1], port).into(),
+    );
+    let got = caller
+        .recv_matching(Duration::from_secs(3), |m| {
+            crate::common::sip::status_of(m).is_some_and(|c| c >= 200)
+        })
+        .map(|(m, _)| m)
+        .unwrap_or_else(|| panic!("no final at the caller; log:\n{}", ser.log()));
+    assert_eq!(
+        crate::common::sip::status_of(&got),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    // Without use_dns_failover the 503 ends the call (as 500, 2.x).
+    drop(ser);
+    let port = free_udp_port();
+    let ser = Ser::start(&cfg(port, &dir.join("fifo2")));
+    let r = Request::new("INVITE", "sip:bob@example.test", caller.port());
+    caller.send_to_port(&r.build(), port);
+    let first = invite_of(&lo, &r.call_id, Duration::from_secs(5)).expect("INVITE");
+    lo.send(
+        &crate::common::sip::reply_to(&first, 503, "Overloaded", Some("lo")),
+        ([127, 0, 0, 1], port).into(),
+    );
+    let got = caller
+        .recv_matching(Duration::from_secs(3), |m| {
+            crate::common::sip::status_of(m).is_some_and(|c| c >= 200)
+        })
+        .map(|(m, _)| m)
+        .unwrap_or_else(|| panic!("no final at the caller; log:\n{}", ser.log()));
+    assert_eq!(crate::common::sip::status_of(&got), Some(500));
+    assert!(invite_of(&hi, &r.call_id, Duration::from_millis(300)).is_none());
+}
+
+#[test]
+fn a_silent_nameserver_does_not_hold_the_next_call() {
+    if std::env::var_os(IN_NETNS).is_none() {
+        return run_test_in_netns(
+            module_path!(),
+            "a_silent_nameserver_does_not_hold_the_next_call",
+            "nameserver 127.0.0.1\n",
+        );
+    }
+    let (callee, caller) = (UdpPeer::bind(), UdpPeer::bind());
+    let _zone = Zone::start(callee.port(), callee.port());
+    let port = free_udp_port();
+    let dir = crate::common::TestDir::new();
+    // One worker: were it waiting on the nameserver, nothing else would
+    // be relayed meanwhile.
+    let ser = Ser::start(&cfg(port, &dir.join("fifo")));
+    let stuck = Request::new("INVITE", "sip:bob@dead.test", caller.port());
+    caller.send_to_port(&stuck.build(), port);
+    std::thread::sleep(Duration::from_millis(100));
+    let next = Request::new(
+        "INVITE",
+        &format!("sip:carol@127.0.0.1:{}", callee.port()),
+        caller.port(),
+    );
+    caller.send_to_port(&next.build(), port);
+    // Well within the 2 s a lookup may take.
+    assert!(
+        invite_of(&callee, &next.call_id, Duration::from_millis(1000)).is_some(),
+        "the second call waited for the first one's lookup; log:\n{}",
+        ser.log()
+    );
+    // The first call ends when its lookup gives up: 478, SER's
+    // "Unresolvable destination".
+    let got = caller
+        .recv_matching(Duration::from_secs(6), |m| {
+            crate::common::sip::status_of(m).is_some_and(|c| c >= 200)
+                && header_value(m, "Call-ID").as_deref() == Some(stuck.call_id.as_str())
+        })
+        .map(|(m, _)| m)
+        .unwrap_or_else(|| panic!("no final for the unresolvable call; log:\n{}", ser.log()));
+    assert_eq!(
+        crate::common::sip::status_of(&got),
+        Some(478),
+        "{}",
+        String::from_utf8_lossy(&got)
     );
 }

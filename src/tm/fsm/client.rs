@@ -271,7 +271,9 @@ impl Tx {
     /// failure route running): pick the best final and either hand it to
     /// the failure route or relay it.
     fn maybe_pick(&mut self, now: u64, cfg: &TimerCfg, out: &mut Actions) {
-        if self.phase() != Phase::Proceeding || self.has(flags::IN_FAILURE) {
+        if self.phase() != Phase::Proceeding
+            || self.flags & (flags::IN_FAILURE | flags::FAILOVER) != 0
+        {
             return;
         }
         let live = self.live_branches();
@@ -281,6 +283,15 @@ impl Tx {
         let Some(picked) = select::best_final(live) else {
             return;
         };
+        if self.fails_over(picked) {
+            if let Some(br) = self.branches.get_mut(usize::from(picked)) {
+                // Its addresses move to the new branch, with the mark.
+                br.more = 0;
+            }
+            self.flags |= flags::FAILOVER;
+            out.push(Action::Failover(picked));
+            return;
+        }
         self.picked = picked;
         if self.has(flags::FAILURE_ROUTE) {
             // The armed route is consumed; the script re-arms it with
@@ -292,6 +303,70 @@ impl Tx {
             return;
         }
         self.relay_picked(now, cfg, out);
+    }
+
+    /// Does branch `b`'s end call for its next DNS address (SER 2.x's
+    /// `use_dns_failover`: a 503, received or made here when sending
+    /// failed, or a timeout), rather than a pick?
+    fn fails_over(&self, b: u8) -> bool {
+        let Some(br) = self.live_branches().get(usize::from(b)) else {
+            return false;
+        };
+        let timed_out = br.status == 408 && br.flags & bflags::LOCAL_FINAL != 0;
+        br.more != 0 && (br.status == 503 || timed_out) && !self.has(flags::CANCELED)
+    }
+
+    /// The failover [`Action::Failover`] asked for is over: it added a
+    /// branch (wait for it like any other — unless it failed at once) or
+    /// could not (no address left, the caller CANCELed meanwhile): pick
+    /// when every branch is final.
+    pub fn failover_done(&mut self, now: u64, cfg: &TimerCfg, out: &mut Actions) {
+        let cfg = &self.timers(cfg);
+        self.flags &= !flags::FAILOVER;
+        self.maybe_pick(now, cfg, out);
+    }
+
+    /// A branch that waited for its next hop's address (added blind)
+    /// goes out now: it is retransmitted and answered like any other.
+    pub fn branch_sent(&mut self, b: u8, now: u64, cfg: &TimerCfg) {
+        let cfg = &self.timers(cfg);
+        let n = self.branch_count();
+        let Some(br) = self
+            .branches
+            .get_mut(usize::from(b))
+            .filter(|_| usize::from(b) < n)
+        else {
+            return;
+        };
+        if br.phase() != BranchPhase::Calling || br.flags & bflags::BLIND == 0 {
+            return;
+        }
+        br.flags &= !bflags::BLIND;
+        if br.flags & bflags::RELIABLE == 0 {
+            br.retr_step = 0;
+            br.retr_at = deadline(now, retr_interval(cfg, 0));
+        }
+    }
+
+    /// Branch `b` ends here without a reply (its next hop did not
+    /// resolve, its caller is gone): a final `code` made locally, as a
+    /// timeout ends a branch.
+    pub fn branch_failed(&mut self, b: u8, code: u16, now: u64, cfg: &TimerCfg, out: &mut Actions) {
+        let cfg = &self.timers(cfg);
+        let bi = usize::from(b);
+        if bi >= self.branch_count() || matches!(self.phase(), Phase::Unused | Phase::Terminated) {
+            return;
+        }
+        let Some(br) = self.branches.get_mut(bi) else {
+            return;
+        };
+        if br.is_final() {
+            return;
+        }
+        br.set_final(code);
+        br.flags |= bflags::LOCAL_FINAL;
+        out.push(Action::StoreLocalReply { branch: b, code });
+        self.branch_negative(bi, code, now, cfg, out);
     }
 
     /// Send the picked branch's stored final upstream.

@@ -23,6 +23,8 @@ mod sim;
 #[cfg(test)]
 mod sim_cancel;
 #[cfg(test)]
+mod sim_failover;
+#[cfg(test)]
 mod sim_fork;
 #[cfg(test)]
 mod sim_lifetime;
@@ -181,6 +183,9 @@ pub mod flags {
     /// leaves from another socket (`enable_double_rr`): failure-route
     /// branches redo it.
     pub const SOCKET_RR: u32 = 1 << 8;
+    /// A branch is failing over to its next DNS address
+    /// ([`super::Action::Failover`]); no pick until `failover_done`.
+    pub const FAILOVER: u32 = 1 << 9;
 }
 
 /// Bits of [`Branch::flags`].
@@ -222,7 +227,10 @@ shm::shm_struct! {
         /// Its reply was dropped by `t_drop_replies`: not picked while a
         /// branch that was not dropped has a final.
         pub dropped: u8,
-        pub _pad: [u8; 1],
+        /// 1: the next hop was a name with more addresses than the one
+        /// this branch went to (`use_dns_failover`): a 503 or a timeout
+        /// here tries the next address before the pick.
+        pub more: u8,
         /// Next request retransmission, 0 = none.
         pub retr_at: u64,
         /// FR expiry of the branch, 0 = none.
@@ -312,6 +320,11 @@ pub enum Action {
     /// it with `picked` as the reply `t_check_status` sees. The driver
     /// reports back with [`Tx::after_failure`].
     RunFailure { picked: u8 },
+    /// Every branch is final and the picked one, branch `b`, ended in a
+    /// 503 or a timeout with more DNS addresses left (`use_dns_failover`):
+    /// send its request to the next address as a new branch. The driver
+    /// reports back with [`Tx::failover_done`] when it could not.
+    Failover(u8),
     /// Send our last reply upstream again (retransmitted request, or UAS
     /// retransmission timer).
     ResendUasReply,

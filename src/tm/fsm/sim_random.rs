@@ -30,6 +30,7 @@ impl Run {
             .push(format!("{} {:?} -> {acts:?}", self.now, reply_code));
         let n = self.tx.branch_count() as u8;
         let mut failure = None;
+        let mut failover = None;
         for (i, a) in acts.iter().enumerate() {
             match *a {
                 Action::RelayReceived(b) => {
@@ -53,6 +54,11 @@ impl Run {
                 Action::RunFailure { picked } => {
                     assert!(picked < n);
                     failure = Some(picked);
+                }
+                Action::Failover(b) => {
+                    assert!(b < n && self.tx.has(flags::FAILOVER));
+                    assert!(!self.tx.has(flags::CANCELED));
+                    failover = Some(b);
                 }
                 Action::RetransmitRequest(b)
                 | Action::SendCancel(b)
@@ -84,9 +90,32 @@ impl Run {
                 self.trace.join("\n")
             );
         }
+        assert!(failure.is_none() || failover.is_none());
         if failure.is_some() {
             self.failure_route(rng);
         }
+        if failover.is_some() {
+            self.failover(rng);
+        }
+    }
+
+    /// What the driver does on a failover: add the branch to the next
+    /// address (which may have more, or fail at once), or find none.
+    fn failover(&mut self, rng: &mut Rng) {
+        if rng.chance(70) {
+            if let Ok(b) = self
+                .tx
+                .add_branch(self.now, &self.cfg, rng.chance(20), false)
+            {
+                self.tx.branches[usize::from(b)].more = u8::from(rng.chance(50));
+                if rng.chance(20) {
+                    self.tx.on_reply(b, 503, self.now, &self.cfg, &mut self.out);
+                    self.check(rng, Some(503));
+                }
+            }
+        }
+        self.tx.failover_done(self.now, &self.cfg, &mut self.out);
+        self.check(rng, None);
     }
 
     /// What a script's failure route may do: add branches, reply, or nothing.
@@ -151,7 +180,10 @@ impl Run {
                 self.timers_until(rng, t);
             }
             65..=74 => {
-                let _ = self.tx.add_branch(now, &cfg, rng.chance(20), rng.chance(5));
+                if let Ok(b) = self.tx.add_branch(now, &cfg, rng.chance(20), rng.chance(5)) {
+                    // A name with more addresses (use_dns_failover).
+                    self.tx.branches[usize::from(b)].more = u8::from(rng.chance(30));
+                }
                 self.check(rng, None);
             }
             75..=79 => {
