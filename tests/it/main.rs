@@ -22,6 +22,7 @@ mod exec;
 mod foundation;
 mod harness;
 mod hostile;
+mod install;
 mod logging;
 mod nathelper;
 mod overload;
