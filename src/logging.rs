@@ -10,8 +10,14 @@
 //! so the `log` macros skip formatting below the level with one atomic load.
 //!
 //! Messages a peer can trigger go through [`warn_limited!`](crate::warn_limited)
-//! (see [`rate`]), so that no peer can fill the disk with them.
+//! (see [`rate`]), so that no peer can fill the disk with them; `debug>=4`
+//! traces every message received and sent ([`trace`]).
+//!
+//! Lines to stderr (`-E`, `log_stderror=yes`) start with the time in UTC
+//! to the millisecond (syslog stamps its own lines, stderr has nothing
+//! else); `log()`/`xlog()` text from the script stays verbatim, as in SER.
 pub mod rate;
+pub mod trace;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -72,8 +78,9 @@ pub fn init(
     match sink {
         LogSink::Syslog => syslog::open(ident, fac),
         LogSink::StderrNoSyslog => log::warn!(
-            "no syslog daemon at {}: logging to stderr instead",
-            syslog::SYSLOG_SOCKET
+            "no syslog daemon at {}: logging to stderr instead (not to syslog as {ident:?}, facility {})",
+            syslog::SYSLOG_SOCKET,
+            facility.trim().to_ascii_uppercase()
         ),
         LogSink::Stderr => {}
     }
@@ -173,13 +180,49 @@ fn level_name(ser_level: i32) -> &'static str {
     }
 }
 
-/// Formats a stderr line: ` <pid>(<desc>) <LEVEL>: <message>\n`.
-fn format_line(pid: u32, desc: &str, ser_level: i32, msg: &str) -> String {
-    let mut line = format!(" {pid}({desc}) {}: {msg}", level_name(ser_level));
+/// Formats a stderr line: `<UTC time> <pid>(<desc>) <LEVEL>: <message>\n`.
+fn format_line(stamp: &str, pid: u32, desc: &str, ser_level: i32, msg: &str) -> String {
+    let mut line = format!("{stamp} {pid}({desc}) {}: {msg}", level_name(ser_level));
     if !line.ends_with('\n') {
         line.push('\n');
     }
     line
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ`: ISO 8601 in UTC, so that lines from
+/// machines in different zones (and across a DST change) sort and compare
+/// as they are. Computed from the epoch count, with no time-zone file to
+/// read and no libc state to share.
+fn utc_stamp(now: std::time::SystemTime) -> String {
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// The proleptic Gregorian date of day `days` after 1970-01-01: the
+/// era-based conversion (400-year eras of 146 097 days, years counted
+/// from March so the leap day ends the year).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
 }
 
 /// Writes `bytes` to stderr with one `write(2)` (stderr is unbuffered, and
@@ -198,7 +241,8 @@ fn emit(ser_level: i32, msg: &str) {
         } else {
             desc
         };
-        write_stderr(format_line(std::process::id(), &desc, ser_level, msg).as_bytes());
+        let stamp = utc_stamp(std::time::SystemTime::now());
+        write_stderr(format_line(&stamp, std::process::id(), &desc, ser_level, msg).as_bytes());
     } else {
         syslog::send(syslog_priority(ser_level), msg);
     }
@@ -279,10 +323,29 @@ mod tests {
     #[test]
     fn stderr_line_shape() {
         assert_eq!(
-            format_line(42, "timer", -1, "boom"),
-            " 42(timer) ERROR: boom\n"
+            format_line("T", 42, "timer", -1, "boom"),
+            "T 42(timer) ERROR: boom\n"
         );
-        assert_eq!(format_line(7, "", 2, "x\n"), " 7() NOTICE: x\n");
+        assert_eq!(format_line("T", 7, "", 2, "x\n"), "T 7() NOTICE: x\n");
+    }
+
+    #[test]
+    fn utc_stamps() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |secs: u64, ms: u64| {
+            utc_stamp(UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(ms))
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000Z");
+        // 2000-02-29 (a leap day in a century year divisible by 400).
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.007Z");
+        // 2026-12-01 13:15:18.123 UTC.
+        assert_eq!(at(1_796_130_918, 123), "2026-12-01T13:15:18.123Z");
+        // The last second of a non-leap year, then New Year.
+        assert_eq!(at(1_798_761_599, 999), "2026-12-31T23:59:59.999Z");
+        assert_eq!(at(1_798_761_600, 0), "2027-01-01T00:00:00.000Z");
+        // 2100 is not a leap year: Feb 28 is followed by Mar 1.
+        assert_eq!(at(4_107_456_000, 0), "2100-02-28T00:00:00.000Z");
+        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000Z");
     }
 
     #[test]

@@ -114,6 +114,27 @@ impl RateLimit {
             Verdict::Suppress
         }
     }
+
+    /// Logs `args` at `lvl` if this bucket lets it through, preceded by
+    /// the count of lines held back since the last one (`site` names the
+    /// call site in that line). The caller checks that `lvl` is enabled
+    /// first, so a disabled level costs neither the lock nor formatting.
+    /// What [`log_limited!`](crate::log_limited) expands to, and what a
+    /// call site with its own bucket size (the message trace) calls.
+    pub fn log(&self, lvl: log::Level, site: (&str, u32), args: std::fmt::Arguments<'_>) {
+        if let Verdict::Emit { suppressed } = self.check() {
+            if suppressed > 0 {
+                log::log!(
+                    lvl,
+                    "{} similar messages suppressed ({}:{})",
+                    suppressed,
+                    site.0,
+                    site.1
+                );
+            }
+            log::log!(lvl, "{}", args);
+        }
+    }
 }
 
 /// `log::log!` through a per-call-site [`RateLimit`]: at most
@@ -127,18 +148,7 @@ macro_rules! log_limited {
             $crate::logging::rate::RateLimit::standard();
         let lvl: ::log::Level = $lvl;
         if ::log::log_enabled!(lvl) {
-            if let $crate::logging::rate::Verdict::Emit { suppressed } = LIMIT.check() {
-                if suppressed > 0 {
-                    ::log::log!(
-                        lvl,
-                        "{} similar messages suppressed ({}:{})",
-                        suppressed,
-                        file!(),
-                        line!()
-                    );
-                }
-                ::log::log!(lvl, $($arg)+);
-            }
+            LIMIT.log(lvl, (file!(), line!()), format_args!($($arg)+));
         }
     }};
 }

@@ -65,6 +65,26 @@ impl ListenSocket {
         dst: SocketAddr,
         hint: Option<SocketAddr>,
     ) -> Result<(), NetError> {
+        let sent = self.send_untraced(bytes, dst, hint);
+        if sent.is_ok() {
+            // debug>=4 only; one atomic load otherwise.
+            crate::logging::trace::message(crate::logging::trace::Traced {
+                dir: crate::logging::trace::Direction::Sent,
+                proto: self.listen.proto.via_name(),
+                peer: dst,
+                local: self.listen.addr,
+                bytes,
+            });
+        }
+        sent
+    }
+
+    fn send_untraced(
+        &self,
+        bytes: &[u8],
+        dst: SocketAddr,
+        hint: Option<SocketAddr>,
+    ) -> Result<(), NetError> {
         match &self.io {
             SockIo::Udp(u) => super::send_udp(u, bytes, dst),
             SockIo::Stream(_) => {

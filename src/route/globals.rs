@@ -16,7 +16,11 @@ pub struct CoreCfg {
     pub debug: i32,
     pub fork: bool,
     pub log_stderror: bool,
+    /// Checked at load: one of the names `os::syslog` knows.
     pub log_facility: String,
+    /// `log_name`: the syslog ident (the tag before `[pid]`), `ser` unless
+    /// set; lets two servers on one host be told apart in the log.
+    pub log_name: String,
     pub listen: Vec<SocketSpec>,
     pub alias: Vec<SocketSpec>,
     pub port: u16,
@@ -110,6 +114,7 @@ impl Default for CoreCfg {
             fork: true,
             log_stderror: false,
             log_facility: "LOG_DAEMON".into(),
+            log_name: "ser".into(),
             listen: Vec::new(),
             alias: Vec::new(),
             port: 5060,
@@ -184,6 +189,12 @@ pub enum GlobalError {
     Tls { name: String, reason: String },
     #[error("parameter {name:?}: {reason}")]
     Unsupported { name: String, reason: &'static str },
+    #[error("parameter {name:?}: {value:?} is not {expected}")]
+    BadValue {
+        name: String,
+        value: String,
+        expected: &'static str,
+    },
     #[error("parameter {name:?}: value {value} out of range ({expected})")]
     Range {
         name: String,
@@ -280,6 +291,39 @@ fn string(name: &str, v: &GlobalValue) -> Result<String, GlobalError> {
     }
 }
 
+/// `log_facility`: refused at load unless syslog knows the name, so a typo
+/// is a config error with file:line, not a start-up failure.
+fn facility(name: &str, v: &GlobalValue) -> Result<String, GlobalError> {
+    let s = string(name, v)?;
+    if crate::os::syslog::facility_from_name(&s).is_none() {
+        return Err(GlobalError::BadValue {
+            name: name.into(),
+            value: s,
+            expected: "a syslog facility: LOG_DAEMON, LOG_LOCAL0..LOG_LOCAL7, LOG_USER …",
+        });
+    }
+    Ok(s)
+}
+
+/// Longest `log_name` taken: syslog daemons cut tags at 32 bytes or so,
+/// and a longer one would be shown cut.
+const LOG_NAME_MAX: usize = 32;
+
+/// `log_name`: printable, no blanks (a blank would end the tag in the
+/// syslog line), not empty, at most [`LOG_NAME_MAX`] bytes.
+fn log_name(name: &str, v: &GlobalValue) -> Result<String, GlobalError> {
+    let s = string(name, v)?;
+    let ok = !s.is_empty() && s.len() <= LOG_NAME_MAX && s.bytes().all(|c| c.is_ascii_graphic());
+    if !ok {
+        return Err(GlobalError::BadValue {
+            name: name.into(),
+            value: s,
+            expected: "1 to 32 printable characters without blanks",
+        });
+    }
+    Ok(s)
+}
+
 /// `fifo=""` disables the FIFO.
 fn opt_string(name: &str, v: &GlobalValue) -> Result<Option<String>, GlobalError> {
     string(name, v).map(|s| if s.is_empty() { None } else { Some(s) })
@@ -307,7 +351,8 @@ impl CoreCfg {
             "debug" => self.debug = ranged(name, v, -10, 20, "-3..9")? as i32,
             "fork" => self.fork = boolean(name, v)?,
             "log_stderror" => self.log_stderror = boolean(name, v)?,
-            "log_facility" => self.log_facility = string(name, v)?,
+            "log_facility" => self.log_facility = facility(name, v)?,
+            "log_name" => self.log_name = log_name(name, v)?,
             "listen" => self.listen.extend(sockets(name, v)?),
             "alias" => self.alias.extend(sockets(name, v)?),
             "port" => self.port = ranged(name, v, 1, 65535, "1..65535")? as u16,
@@ -556,5 +601,30 @@ mod tests {
         assert_eq!(c.fifo_mode, 0o640);
         assert!(c.ignored.is_empty(), "{:?}", c.ignored);
         assert_eq!(c.unix_sock_mode, None);
+    }
+
+    #[test]
+    fn log_facility_and_log_name_are_checked_at_load() {
+        let mut c = CoreCfg::default();
+        assert_eq!(c.log_name, "ser");
+        c.set("log_facility", &GlobalValue::Ident("LOG_LOCAL3".into()))
+            .unwrap();
+        assert_eq!(c.log_facility, "LOG_LOCAL3");
+        let e = c
+            .set("log_facility", &GlobalValue::Ident("LOG_LOCAL9".into()))
+            .unwrap_err();
+        assert!(matches!(e, GlobalError::BadValue { .. }), "{e}");
+        assert!(e.to_string().contains("LOG_LOCAL9"), "{e}");
+        c.set("log_name", &GlobalValue::Str("ser-edge".into()))
+            .unwrap();
+        assert_eq!(c.log_name, "ser-edge");
+        for bad in ["", "two words", "tab\there", &"x".repeat(33)] {
+            assert!(
+                c.set("log_name", &GlobalValue::Str(bad.into())).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(c.log_name, "ser-edge");
+        assert!(c.ignored.is_empty(), "{:?}", c.ignored);
     }
 }

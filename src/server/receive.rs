@@ -36,6 +36,14 @@ impl<'a> Receiver<'a> {
             crate::log_limited!(log::Level::Debug, "keep-alive from {src}");
             return buf;
         }
+        // debug>=4 only; one atomic load otherwise.
+        crate::logging::trace::message(crate::logging::trace::Traced {
+            dir: crate::logging::trace::Direction::Received,
+            proto: rcv.proto().via_name(),
+            peer: src,
+            local: rcv.listen.addr,
+            bytes: &buf,
+        });
         let msg = match Msg::parse(buf) {
             Ok(m) => m,
             Err(f) => {

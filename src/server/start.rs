@@ -296,7 +296,7 @@ fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Re
         core.debug,
         core.log_stderror || opts.log_stderr,
         &core.log_facility,
-        "ser",
+        &core.log_name,
     )?
     .is_stderr();
     log::info!("ser {} starting", crate::util::version::version_tag());

@@ -127,6 +127,42 @@ impl BranchId {
     }
 }
 
+/// The transaction a raw message's top Via names when its branch is one
+/// of ours (`(hash, label)`): what the `debug>=4` message trace shows
+/// (`logging::trace`). Read from the bytes, not a parsed message, because
+/// the trace sees every message, parsable or not.
+pub fn top_via_transaction(raw: &[u8]) -> Option<(u32, u32)> {
+    BranchId::decode(top_via_branch(raw)?).map(|id| (id.hash, id.label))
+}
+
+/// The `branch` parameter of the first Via of the first Via header line
+/// (a folded Via is not followed: we never write one).
+fn top_via_branch(raw: &[u8]) -> Option<&[u8]> {
+    for line in raw.split(|&c| c == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return None;
+        }
+        let Some(colon) = line.iter().position(|&c| c == b':') else {
+            continue;
+        };
+        let (name, value) = line.split_at(colon);
+        let name = name.trim_ascii();
+        if !(name.eq_ignore_ascii_case(b"via") || name.eq_ignore_ascii_case(b"v")) {
+            continue;
+        }
+        let first = value.get(1..)?.split(|&c| c == b',').next()?;
+        return first.split(|&c| c == b';').skip(1).find_map(|p| {
+            let p = p.trim_ascii();
+            let (k, v) = p.split_at(p.iter().position(|&c| c == b'=')?);
+            k.trim_ascii()
+                .eq_ignore_ascii_case(b"branch")
+                .then(|| v.get(1..).unwrap_or_default().trim_ascii())
+        });
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +237,29 @@ mod tests {
     #[test]
     fn label_seeds_spread() {
         assert_ne!(label_seed(0), label_seed(1));
+    }
+
+    #[test]
+    fn the_trace_reads_our_top_via_only() {
+        let id = BranchId {
+            hash: 0x2a,
+            label: 99,
+            branch: 1,
+        };
+        let ours = id.encode();
+        let reply = format!(
+            "SIP/2.0 200 OK\r\nFrom: <sip:a@b>\r\nv: SIP/2.0/UDP 127.0.0.1:5060;rport;BRANCH = {ours}, SIP/2.0/UDP x;branch=z9hG4bKother\r\nVia: SIP/2.0/UDP y;branch=z9hG4bKy\r\n\r\n"
+        );
+        assert_eq!(top_via_transaction(reply.as_bytes()), Some((0x2a, 99)));
+        // Ours second: the top one decides.
+        let second = format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP x;branch=z9hG4bKx\r\nVia: SIP/2.0/UDP y;branch={ours}\r\n\r\n"
+        );
+        assert_eq!(top_via_transaction(second.as_bytes()), None);
+        // No Via before the body, or no headers at all.
+        let in_body = format!("OPTIONS sip:x SIP/2.0\r\n\r\nVia: a;branch={ours}\r\n");
+        assert_eq!(top_via_transaction(in_body.as_bytes()), None);
+        assert_eq!(top_via_transaction(b"garbage"), None);
+        assert_eq!(top_via_transaction(b"X\nVia: a;branch\n"), None);
     }
 }

@@ -73,6 +73,8 @@ pub fn init(rt: &'static Runtime, region: &'static Region, params: TmParams) -> 
         .map(|s| s.listen.addr.to_string())
         .unwrap_or_default();
     let tag = crate::util::hash::hex128(&[b"SER-TM/tags", first.as_bytes()]);
+    // The debug>=4 message trace names the transaction of our branch ids.
+    crate::logging::trace::set_transaction_finder(crate::tm::branch::top_via_transaction);
     ENV.set(Env {
         rt,
         region,

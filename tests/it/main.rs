@@ -22,6 +22,8 @@ mod exec;
 mod foundation;
 mod harness;
 mod hostile;
+mod install;
+mod logging;
 mod nathelper;
 mod overload;
 mod permissions;
