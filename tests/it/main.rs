@@ -22,6 +22,7 @@ mod exec;
 mod foundation;
 mod harness;
 mod hostile;
+mod metrics;
 mod nathelper;
 mod overload;
 mod permissions;
