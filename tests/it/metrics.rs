@@ -89,6 +89,20 @@ fn scrape(mport: u16) -> Scrape {
     parse(&body).unwrap_or_else(|e| panic!("not the exposition format: {e}\n{body}"))
 }
 
+/// Scrapes until `ok` holds or 3 s passed; the last scrape either way. A
+/// worker counts a reply just after sending it, so a peer can hold the
+/// last reply a moment before the counters show it.
+fn scrape_until(mport: u16, ok: impl Fn(&Scrape) -> bool) -> Scrape {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let s = scrape(mport);
+        if ok(&s) || Instant::now() >= deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// One sample: metric name, labels, value.
 #[derive(Debug, Clone)]
 struct Line {
@@ -313,7 +327,11 @@ fn counters_move_during_a_sipp_run() {
     caller.wait(Duration::from_secs(40)).assert_all_ok(calls);
     callee.stop();
 
-    let after = scrape(mport);
+    let after = scrape_until(mport, |s| {
+        s.sum("ser_tm_final_replies_total", &[("class", "2xx")])
+            - before.sum("ser_tm_final_replies_total", &[("class", "2xx")])
+            >= (2 * calls) as f64
+    });
     let moved = |name: &str, want: &[(&str, &str)]| after.sum(name, want) - before.sum(name, want);
     // INVITE and BYE each make a transaction (the ACK of a 2xx does not).
     assert!(
@@ -492,7 +510,10 @@ fn admission_refusals_and_queueing_delay_are_counted() {
     }
     assert!(refused > 0, "no 503 while overloaded:\n{}", ser.log());
 
-    let after = scrape(mport);
+    let after = scrape_until(mport, |s| {
+        s.sum("ser_admission_refused_total", &[]) - before.sum("ser_admission_refused_total", &[])
+            >= f64::from(refused)
+    });
     let moved = |name: &str, want: &[(&str, &str)]| after.sum(name, want) - before.sum(name, want);
     assert_eq!(
         moved("ser_admission_refused_total", &[]),
