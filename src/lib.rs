@@ -11,6 +11,7 @@ pub mod ctl;
 pub mod db;
 pub mod fwd;
 pub mod logging;
+pub mod metrics;
 pub mod modules;
 pub mod net;
 pub mod os;

@@ -74,6 +74,35 @@ pub fn snapshot() -> [u64; SLOTS] {
     out
 }
 
+/// The counters summed by class: `2xx`..`6xx`, then `other` (codes
+/// outside 200..=699), for the metrics endpoint; `None` when sl is not
+/// loaded.
+pub fn by_class() -> Option<[(&'static str, u64); 6]> {
+    STATS.get()?;
+    Some(classes_of(&snapshot()))
+}
+
+fn classes_of(n: &[u64; SLOTS]) -> [(&'static str, u64); 6] {
+    let mut out = [
+        ("2xx", 0),
+        ("3xx", 0),
+        ("4xx", 0),
+        ("5xx", 0),
+        ("6xx", 0),
+        ("other", 0),
+    ];
+    for (i, v) in n.iter().enumerate() {
+        let class = match SINGLE.get(i) {
+            Some(code) => usize::from(code / 100 - 2),
+            None => i - CLASS_BASE,
+        };
+        if let Some(o) = out.get_mut(class) {
+            o.1 += v;
+        }
+    }
+    out
+}
+
 /// The body of `sl_stats`, one line per class as SER 0.9 wrote it.
 fn lines(n: &[u64; SLOTS]) -> Vec<String> {
     let one = |code: u16| n[slot_of(code)];
@@ -130,6 +159,27 @@ mod tests {
         assert_eq!(slot_of(180), CLASS_BASE + 5);
         assert_eq!(slot_of(700), CLASS_BASE + 5);
         assert_eq!(slot_of(0), CLASS_BASE + 5);
+    }
+
+    #[test]
+    fn classes_sum_the_single_codes_and_the_rest() {
+        let mut n = [0u64; SLOTS];
+        for (code, times) in [(200, 2), (202, 1), (299, 4), (404, 3), (486, 1), (100, 5)] {
+            for _ in 0..times {
+                n[slot_of(code)] += 1;
+            }
+        }
+        assert_eq!(
+            classes_of(&n),
+            [
+                ("2xx", 7),
+                ("3xx", 0),
+                ("4xx", 4),
+                ("5xx", 0),
+                ("6xx", 0),
+                ("other", 5)
+            ]
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub enum Rank {
     TcpMain,
     /// TCP reader/worker number n.
     TcpReader(u16),
+    /// The Prometheus endpoint (`metrics_listen`).
+    Metrics,
     /// A module's own process, by its `ps` description.
     Module(&'static str),
 }
@@ -53,6 +55,7 @@ impl Rank {
             Rank::UnixSock => Some("unix domain socket server"),
             Rank::TcpMain => Some("tcp main process"),
             Rank::TcpReader(_) => Some("tcp receiver"),
+            Rank::Metrics => Some("metrics server"),
             Rank::Module(desc) => Some(desc),
             Rank::Udp { .. } => None,
         }

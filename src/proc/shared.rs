@@ -5,9 +5,15 @@
 //! A slot's description is written before the child is forked and its pid
 //! published last (release), so a reader that sees a pid sees its
 //! description complete.
+//!
+//! Each slot also carries the counters of the process in it (messages
+//! received, how long they waited in the socket, requests refused by
+//! admission control), and the table counts process restarts: the
+//! metrics process reads them here, never from a worker's own memory.
 
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use shm::{Region, ShmError, ShmOff};
 
@@ -21,6 +27,18 @@ shm::shm_struct! {
         pub pid: AtomicI32,
         pub len: AtomicU8,
         pub desc: [AtomicU8; DESC_LEN],
+        /// 1 once the process announced it receives SIP messages
+        /// ([`mark_receiver`]): only those have the counters below.
+        pub receiver: AtomicU8,
+        /// SIP messages taken from its socket or link.
+        pub received: AtomicU64,
+        /// Sum (ns) and number of measured queueing delays: arrival in
+        /// the socket (the kernel's stamp) to the read that starts the
+        /// message's processing. UDP only; a TCP reader has no stamp.
+        pub queued_ns: AtomicU64,
+        pub queued_n: AtomicU64,
+        /// New requests refused by admission control (stateless 503).
+        pub refused: AtomicU64,
     }
 }
 
@@ -29,11 +47,22 @@ shm::shm_struct! {
         /// Slots handed out so far (never shrinks; a slot whose pid is 0
         /// is skipped).
         pub used: AtomicU32,
+        /// Processes started again after they died ([`note_restart`]).
+        pub restarts: AtomicU64,
         pub slots: [ProcSlot; MAX_PROCS],
     }
 }
 
 static SHARED: OnceLock<(&'static Region, ShmOff<SharedProcs>)> = OnceLock::new();
+
+/// This process's slot (process memory: each child sets its own after
+/// the fork); `usize::MAX` = none.
+static MY_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+fn my_slot() -> Option<&'static ProcSlot> {
+    let i = MY_SLOT.load(Ordering::Relaxed);
+    table().and_then(|t| t.slots.get(i))
+}
 
 fn table() -> Option<&'static SharedProcs> {
     SHARED.get().map(|(r, off)| r.get(*off))
@@ -74,6 +103,92 @@ pub fn set_pid(i: usize, pid: i32) {
     }
 }
 
+/// In a freshly forked child: slot `i` is this process's own.
+pub fn adopt(i: usize) {
+    MY_SLOT.store(i, Ordering::Relaxed);
+}
+
+/// This process receives SIP messages: its counters are worth showing.
+pub fn mark_receiver() {
+    if let Some(s) = my_slot() {
+        s.receiver.store(1, Ordering::Relaxed);
+    }
+}
+
+/// One message received, with how long it waited in the socket when the
+/// kernel stamped its arrival.
+pub fn note_received(queued: Option<Duration>) {
+    let Some(s) = my_slot() else { return };
+    s.received.fetch_add(1, Ordering::Relaxed);
+    if let Some(q) = queued {
+        let ns = u64::try_from(q.as_nanos()).unwrap_or(u64::MAX);
+        s.queued_ns.fetch_add(ns, Ordering::Relaxed);
+        s.queued_n.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// One new request refused by admission control.
+pub fn note_refused() {
+    if let Some(s) = my_slot() {
+        s.refused.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A process was started again after it died. For the supervisor's
+/// respawn path; nothing in this build restarts a process yet (a dead
+/// child shuts the server down), so the count stays 0 until it does.
+pub fn note_restart() {
+    if let Some(t) = table() {
+        t.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Process restarts so far.
+pub fn restarts() -> u64 {
+    table().map_or(0, |t| t.restarts.load(Ordering::Relaxed))
+}
+
+/// The counters of one receiving process, as read from shm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverFigures {
+    pub slot: usize,
+    pub desc: String,
+    pub received: u64,
+    pub queued_ns: u64,
+    pub queued_n: u64,
+    pub refused: u64,
+}
+
+/// Every live receiving process's counters, in slot order.
+pub fn receivers() -> Vec<ReceiverFigures> {
+    let Some(t) = table() else { return Vec::new() };
+    let used = (t.used.load(Ordering::Acquire) as usize).min(MAX_PROCS);
+    t.slots[..used]
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            s.pid.load(Ordering::Acquire) != 0 && s.receiver.load(Ordering::Relaxed) == 1
+        })
+        .map(|(slot, s)| ReceiverFigures {
+            slot,
+            desc: desc_of(s),
+            received: s.received.load(Ordering::Relaxed),
+            queued_ns: s.queued_ns.load(Ordering::Relaxed),
+            queued_n: s.queued_n.load(Ordering::Relaxed),
+            refused: s.refused.load(Ordering::Relaxed),
+        })
+        .collect()
+}
+
+fn desc_of(s: &ProcSlot) -> String {
+    let n = usize::from(s.len.load(Ordering::Relaxed)).min(DESC_LEN);
+    let d: Vec<u8> = s.desc[..n]
+        .iter()
+        .map(|b| b.load(Ordering::Relaxed))
+        .collect();
+    String::from_utf8_lossy(&d).into_owned()
+}
+
 /// Mark the process `pid` as gone.
 pub fn forget(pid: i32) {
     let Some(t) = table() else { return };
@@ -96,12 +211,7 @@ pub fn list() -> Vec<(i32, String)> {
             if pid == 0 {
                 return None;
             }
-            let n = usize::from(s.len.load(Ordering::Relaxed)).min(DESC_LEN);
-            let d: Vec<u8> = s.desc[..n]
-                .iter()
-                .map(|b| b.load(Ordering::Relaxed))
-                .collect();
-            Some((pid, String::from_utf8_lossy(&d).into_owned()))
+            Some((pid, desc_of(s)))
         })
         .collect()
 }

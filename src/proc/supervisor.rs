@@ -118,6 +118,7 @@ impl Supervisor {
             ForkResult::Child => {
                 if let Some(i) = slot {
                     super::shared::set_pid(i, getpid().as_raw());
+                    super::shared::adopt(i);
                 }
                 let code = match self.child_setup(parent, &desc) {
                     Ok(()) => body(),

@@ -103,6 +103,9 @@ pub struct CoreCfg {
     /// KB of shared memory for the table (SER 2.1: 250), which fixes how
     /// many destinations it holds.
     pub dst_blacklist_mem: u32,
+    /// `metrics_listen`: where the Prometheus endpoint listens (TCP, an
+    /// IP address and a port); `None` = no endpoint, no process.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Recognised names with no effect here, for a start-up notice.
     pub ignored: Vec<String>,
 }
@@ -170,6 +173,7 @@ impl Default for CoreCfg {
             use_dst_blacklist: false,
             dst_blacklist_expire: 60,
             dst_blacklist_mem: 250,
+            metrics_listen: None,
             ignored: Vec::new(),
         }
     }
@@ -195,6 +199,8 @@ pub enum GlobalError {
         value: String,
         expected: &'static str,
     },
+    #[error("parameter \"metrics_listen\": {value:?} {reason}")]
+    MetricsListen { value: String, reason: &'static str },
     #[error("parameter {name:?}: value {value} out of range ({expected})")]
     Range {
         name: String,
@@ -329,6 +335,27 @@ fn opt_string(name: &str, v: &GlobalValue) -> Result<Option<String>, GlobalError
     string(name, v).map(|s| if s.is_empty() { None } else { Some(s) })
 }
 
+/// `metrics_listen`: `ip:port` or `[ipv6]:port`, a real port; `""` = off.
+/// A name is refused: the endpoint is bound before anything resolves,
+/// and an address that changes under it would be a surprise.
+fn metrics_listen(v: &GlobalValue) -> Result<Option<std::net::SocketAddr>, GlobalError> {
+    let text = string("metrics_listen", v)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let bad = |reason| GlobalError::MetricsListen {
+        value: text.clone(),
+        reason,
+    };
+    let addr: std::net::SocketAddr = text
+        .parse()
+        .map_err(|_| bad("is not an IP address and port (127.0.0.1:9090, [::1]:9090)"))?;
+    if addr.port() == 0 {
+        return Err(bad("needs a port other than 0"));
+    }
+    Ok(Some(addr))
+}
+
 fn sockets(name: &str, v: &GlobalValue) -> Result<Vec<SocketSpec>, GlobalError> {
     match v {
         GlobalValue::Sockets(s) => Ok(s.clone()),
@@ -459,6 +486,7 @@ impl CoreCfg {
             "dst_blacklist_mem" => {
                 self.dst_blacklist_mem = ranged(name, v, 1, 1_048_576, "1..1048576 KB")? as u32
             }
+            "metrics_listen" => self.metrics_listen = metrics_listen(v)?,
             other if IGNORED.contains(&other) => self.ignored.push(other.to_string()),
             other => return Err(GlobalError::Unknown(other.to_string())),
         }
@@ -584,6 +612,36 @@ mod tests {
         assert!(c
             .set("use_dns_failover", &GlobalValue::Ident("maybe".into()))
             .is_err());
+    }
+
+    #[test]
+    fn metrics_listen_takes_an_address_and_port_or_nothing() {
+        let mut c = CoreCfg::default();
+        assert_eq!(c.metrics_listen, None);
+        c.set("metrics_listen", &GlobalValue::Str("127.0.0.1:9090".into()))
+            .unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
+        c.set("metrics_listen", &GlobalValue::Str("[::1]:9100".into()))
+            .unwrap();
+        assert_eq!(c.metrics_listen, Some("[::1]:9100".parse().unwrap()));
+        c.set("metrics_listen", &GlobalValue::Str(String::new()))
+            .unwrap();
+        assert_eq!(c.metrics_listen, None);
+        for bad in [
+            GlobalValue::Str("localhost:9090".into()),
+            GlobalValue::Str("127.0.0.1".into()),
+            GlobalValue::Str("127.0.0.1:0".into()),
+            GlobalValue::Str("127.0.0.1:70000".into()),
+            GlobalValue::Int(9090),
+        ] {
+            assert!(
+                matches!(
+                    c.set("metrics_listen", &bad),
+                    Err(GlobalError::MetricsListen { .. })
+                ),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

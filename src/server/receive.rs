@@ -133,6 +133,7 @@ impl<'a> Receiver<'a> {
             log::debug!("503 while overloaded not sent: {e}");
         }
         self.overload.shed += 1;
+        crate::proc::shared::note_refused();
         crate::warn_limited!(
             "overloaded (requests wait over {} ms): new requests refused with 503, {} so far",
             crate::server::overload::ENTER_QUEUED.as_millis(),

@@ -265,6 +265,8 @@ enum RunError {
     Privileges(crate::os::OsError),
     #[error("TCP process link: {0}")]
     StreamLink(std::io::Error),
+    #[error("metrics_listen {0}: {1}")]
+    Metrics(std::net::SocketAddr, std::io::Error),
 }
 
 /// Everything set up before the first fork, in the one order that works:
@@ -287,6 +289,9 @@ struct Ready {
     /// Held for the server's life: they keep a second server off our
     /// addresses (children inherit them).
     _claims: Vec<net::ListenClaim>,
+    /// The Prometheus endpoint's socket (`metrics_listen`), bound here
+    /// with the rights we started with.
+    metrics: Option<&'static std::net::TcpListener>,
 }
 
 fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Ready, RunError> {
@@ -347,6 +352,7 @@ fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Re
         socks.push(net::ListenSocket::udp(l, first));
         rx_extra.push(group);
     }
+    let metrics = open_metrics(core.metrics_listen)?;
     let mut table = SocketTable::from_sockets(socks);
     let tcp_readers = if mode == ProcessMode::SingleReceiver {
         1
@@ -427,12 +433,32 @@ fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Re
             control,
             sup,
             _claims: claims,
+            metrics,
         }),
         Err(e) => {
             control.remove();
             Err(e)
         }
     }
+}
+
+/// Binds the metrics endpoint before the fork and before privileges are
+/// dropped, like the SIP sockets: a port taken or not allowed refuses the
+/// start instead of leaving a server nobody can watch.
+fn open_metrics(
+    addr: Option<std::net::SocketAddr>,
+) -> Result<Option<&'static std::net::TcpListener>, RunError> {
+    let Some(addr) = addr else { return Ok(None) };
+    let l = std::net::TcpListener::bind(addr).map_err(|e| RunError::Metrics(addr, e))?;
+    if addr.ip().is_loopback() {
+        log::info!("metrics on http://{addr}/metrics");
+    } else {
+        log::warn!(
+            "metrics on http://{addr}/metrics, not a loopback address: whoever reaches it \
+             reads the server's figures (no authentication)"
+        );
+    }
+    Ok(Some(&*Box::leak(Box::new(l))))
 }
 
 /// The last steps that need the rights we started with: the `-s` file
@@ -546,6 +572,16 @@ impl Ready {
                     net::dns::queue::run,
                 )
                 .map_err(|e| format!("the DNS resolver: {e}"))?;
+        }
+        // A core process of its own, as the FIFO server: the endpoint is a
+        // core setting, not a module's, and a slow scraper must never
+        // share a loop with SIP or control traffic. It only reads shm.
+        if let Some(l) = self.metrics {
+            self.sup
+                .spawn(Rank::Metrics, "metrics server".into(), move || {
+                    crate::metrics::serve(l)
+                })
+                .map_err(|e| format!("the metrics server: {e}"))?;
         }
         for p in rt.modules.iter().flat_map(|m| m.procs()) {
             self.sup
@@ -729,9 +765,11 @@ fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) 
     let mut cmsg = net::stamp_space();
     let mut rbuf = vec![0u8; 65536];
     let mut spare: Vec<u8> = Vec::with_capacity(4096);
+    crate::proc::shared::mark_receiver();
     loop {
         match net::recv_stamped(rx_sock, &mut rbuf, &mut cmsg) {
             Ok(r) => {
+                crate::proc::shared::note_received(r.queued);
                 if let Some(q) = r.queued {
                     rx.overload.observe(q);
                 }
@@ -758,6 +796,7 @@ fn tcp_reader(rt: &Runtime, idx: usize) -> i32 {
     let mut rx = Receiver::new(rt);
     let mut rbuf = vec![0u8; net::stream::MAX_DATAGRAM];
     let mut spare: Vec<u8> = Vec::with_capacity(4096);
+    crate::proc::shared::mark_receiver();
     loop {
         let n = match rx_sock.recv(&mut rbuf) {
             Ok(n) => n,
@@ -778,6 +817,9 @@ fn tcp_reader(rt: &Runtime, idx: usize) -> i32 {
         let Some(sock) = rt.sockets.all().get(usize::from(d.sock)) else {
             continue;
         };
+        // Framed by the TCP main process: no kernel arrival stamp, so no
+        // queueing delay is claimed for it.
+        crate::proc::shared::note_received(None);
         spare.clear();
         spare.extend_from_slice(msg);
         spare = rx.handle(std::mem::take(&mut spare), d.peer, sock);

@@ -159,7 +159,7 @@ pub fn execute(
             Action::RunOnReply(_) => {}
             Action::RelayReceived(_) => {
                 if let Some(r) = reply {
-                    relay_up(env, cell, st, r.upstream);
+                    relay_up(env, cell, st, r.upstream, r.msg.status());
                     callbacks::fire(CbEvent::ResponseFwded, cell, r.msg.status());
                 }
             }
@@ -178,7 +178,7 @@ pub fn execute(
                 } else {
                     stored
                 };
-                relay_up(env, cell, st, &bytes);
+                relay_up(env, cell, st, &bytes, as_code);
                 callbacks::fire(CbEvent::ResponseFwded, cell, as_code);
             }
             Action::RunFailure { picked } => def.failure = Some(picked),
@@ -363,9 +363,10 @@ pub fn final_reply_again(env: &Env, cell: &Cell, st: &CellState) -> Cow<'static,
 }
 
 /// Send a reply upstream and keep it for retransmissions.
-fn relay_up(env: &Env, cell: &Cell, st: &mut CellState, bytes: &[u8]) {
+fn relay_up(env: &Env, cell: &Cell, st: &mut CellState, bytes: &[u8], code: u16) {
     keep_uas_reply(env.region, st, bytes);
     send_peer(env, &cell.src, bytes);
+    crate::tm::stats::note_sent(code);
 }
 
 fn timer_link(off: ShmOff<Cell>) -> ShmOff<TimerLink> {

@@ -221,6 +221,7 @@ pub fn send_local_reply(env: &'static Env, cref: &CellRef, code: u16, bytes: &[u
         }
         driver::keep_uas_reply(env.region, &mut st, bytes);
         crate::tm::env::send_peer(env, &cell.src, bytes);
+        crate::tm::stats::note_sent(code);
         let mut acts = Actions::new();
         st.tx
             .on_local_reply(code, now(), &env.params.timers, &mut acts);

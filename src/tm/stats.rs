@@ -20,6 +20,10 @@ shm::shm_struct! {
         pub replied_locally: AtomicU64,
         /// Final replies sent upstream by class 1..6 (index 0 unused).
         pub completed: [AtomicU64; 7],
+        /// Every reply sent upstream by class 1..6 (index 0 unused),
+        /// provisional ones included, relayed or made here; first sends
+        /// only, not retransmissions.
+        pub sent: [AtomicU64; 7],
     }
 }
 
@@ -48,6 +52,14 @@ pub fn note_freed() {
     }
 }
 
+/// A reply with status `code` went upstream (relayed or local).
+pub fn note_sent(code: u16) {
+    if let Some(s) = stats() {
+        let class = usize::from(code / 100).min(6);
+        s.sent[class].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// A snapshot of the counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
@@ -57,6 +69,7 @@ pub struct StatsSnapshot {
     pub local: u64,
     pub replied_locally: u64,
     pub completed: [u64; 7],
+    pub sent: [u64; 7],
 }
 
 impl StatsSnapshot {
@@ -69,16 +82,20 @@ pub fn snapshot() -> StatsSnapshot {
     let Some(s) = stats() else {
         return StatsSnapshot::default();
     };
-    let mut completed = [0u64; 7];
-    for (c, a) in completed.iter_mut().zip(s.completed.iter()) {
-        *c = a.load(Ordering::Relaxed);
-    }
+    let load = |from: &[AtomicU64; 7]| {
+        let mut out = [0u64; 7];
+        for (c, a) in out.iter_mut().zip(from.iter()) {
+            *c = a.load(Ordering::Relaxed);
+        }
+        out
+    };
     StatsSnapshot {
         created: s.created.load(Ordering::Relaxed),
         freed: s.freed.load(Ordering::Relaxed),
         waiting: s.waiting.load(Ordering::Relaxed),
         local: s.local.load(Ordering::Relaxed),
         replied_locally: s.replied_locally.load(Ordering::Relaxed),
-        completed,
+        completed: load(&s.completed),
+        sent: load(&s.sent),
     }
 }

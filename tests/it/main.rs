@@ -24,6 +24,7 @@ mod harness;
 mod hostile;
 mod install;
 mod logging;
+mod metrics;
 mod nathelper;
 mod overload;
 mod permissions;

@@ -186,6 +186,37 @@ fn stats() -> Result<Vec<(String, u32, u64)>, UlError> {
     Ok(out)
 }
 
+/// One table's figures for the metrics endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFigures {
+    pub table: String,
+    /// Records that hold bindings (what `ul_stats` calls users).
+    pub aors: u64,
+    /// Bindings stored, expired ones not yet swept included.
+    pub bindings: u64,
+}
+
+/// `(table, AORs, bindings)` of every table, read from shm; `None` when
+/// usrloc is not loaded or keeps no table (`db_mode` 3: the figures live
+/// in the database, and a scrape should not cost a query).
+pub fn table_figures() -> Option<Vec<TableFigures>> {
+    let g = global().ok()?;
+    if g.db_only().is_some() {
+        return None;
+    }
+    Some(
+        g.store
+            .domain_names()
+            .enumerate()
+            .map(|(d, name)| TableFigures {
+                table: name.to_string(),
+                aors: u64::from(g.store.stats(d).0),
+                bindings: g.store.bindings(d),
+            })
+            .collect(),
+    )
+}
+
 /// The periodic work, now: the expiry sweep, and with a database the
 /// writes of dirty records (or, in mode 3, the deletion of expired rows).
 /// `ul_flush` and the usrloc process call it.

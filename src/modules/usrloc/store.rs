@@ -68,6 +68,9 @@ shm::shm_struct! {
     pub struct DomainStats {
         users: AtomicU32,
         expired: AtomicU64,
+        /// Bindings stored in the domain's records (expired ones not yet
+        /// swept included): the metrics endpoint's figure.
+        bindings: AtomicU64,
     }
 }
 
@@ -212,6 +215,13 @@ impl Store {
         })
     }
 
+    /// Bindings stored in domain `d` now.
+    pub(super) fn bindings(&self, d: usize) -> u64 {
+        self.domains
+            .get(d)
+            .map_or(0, |dom| self.region.get(dom.stats).bindings.load(Relaxed))
+    }
+
     fn hash(&self, aor: &[u8]) -> u32 {
         fnv1a(aor, !self.case_sensitive)
     }
@@ -306,6 +316,18 @@ impl Store {
         }
     }
 
+    /// A record that stored `was` bindings stores `is` now. Called only
+    /// once the change is in shm, so a failed rewrite leaves the count.
+    fn count_bindings(&self, dom: &Domain, was: usize, is: usize) {
+        let n = &self.region.get(dom.stats).bindings;
+        if is > was {
+            n.fetch_add((is - was) as u64, Relaxed);
+        } else if was > is {
+            let d = (was - is) as u64;
+            let _ = n.fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(d)));
+        }
+    }
+
     /// Replace the record's block with the encoding of `v`; on failure
     /// the old block stays.
     fn rewrite(&self, rec: &Record, key: &[u8], v: &[Binding]) -> Result<(), UlError> {
@@ -383,17 +405,20 @@ impl Store {
             None if v.is_empty() => return Ok((r, None)),
             Some(p) if v.is_empty() && !self.tracked => {
                 self.unlink(&mut g, p)?;
+                self.count_bindings(dom, all.len(), 0);
                 return Ok((r, None));
             }
             Some(p) => {
                 let rec = self.record(p.cur)?;
                 if changed {
                     self.rewrite(rec, &key, &v)?;
+                    self.count_bindings(dom, all.len(), v.len());
                 }
                 rec
             }
             None => {
                 let off = self.insert(&mut g, hash, &key, &v)?;
+                self.count_bindings(dom, 0, v.len());
                 self.region.get(off)
             }
         };
@@ -640,11 +665,15 @@ impl Store {
                     continue;
                 }
                 done += 1;
-                let keep = match codec::decode(self.block(rec)) {
+                // `stored`: the bindings the record holds now, which its
+                // unlinking takes out of the count.
+                let (keep, stored) = match codec::decode(self.block(rec)) {
                     Err(e) => {
+                        // How many bindings it held cannot be read: the
+                        // binding count may stay that much too high.
                         log::error!("usrloc: dropping a damaged record in {}: {e}", dom.name);
                         self.count_user(dom, true, false);
-                        false
+                        (false, 0)
                     }
                     Ok((key, mut v)) => {
                         let before = v.len();
@@ -654,19 +683,25 @@ impl Store {
                         self.note_expired(dom, n);
                         self.count_user(dom, before > 0, !v.is_empty());
                         let clean = rec.gen.load(Relaxed) == rec.synced.load(Relaxed);
+                        let mut stored = before;
                         if n > 0 && (self.tracked || !v.is_empty()) {
                             // Out of memory keeps the old block: readers
                             // filter expired bindings anyway (and the
                             // record stays clean, so its rows stay too
                             // until the next sweep manages).
                             let key = key.to_vec();
-                            if self.rewrite(rec, &key, &v).is_ok() && self.tracked {
-                                let gen = rec.gen.load(Relaxed).wrapping_add(1).max(1);
-                                rec.gen.store(gen, Relaxed);
+                            if self.rewrite(rec, &key, &v).is_ok() {
+                                self.count_bindings(dom, before, v.len());
+                                stored = v.len();
+                                if self.tracked {
+                                    let gen = rec.gen.load(Relaxed).wrapping_add(1).max(1);
+                                    rec.gen.store(gen, Relaxed);
+                                }
                             }
                         }
                         // A tombstone goes once the database caught up.
-                        !v.is_empty() || (self.tracked && (n > 0 || !clean))
+                        let keep = !v.is_empty() || (self.tracked && (n > 0 || !clean));
+                        (keep, stored)
                     }
                 };
                 if keep {
@@ -675,6 +710,8 @@ impl Store {
                     prev = cur;
                 } else if self.unlink(&mut g, Pos { prev, cur }).is_err() {
                     return dropped;
+                } else {
+                    self.count_bindings(dom, stored, 0);
                 }
                 cur = next;
             }

@@ -311,3 +311,35 @@ fn a_dead_writers_claim_is_taken_over() {
     assert_eq!(d.len(), 1, "the dead child's claim is void");
     assert!(!s.settle(0, b"bob", d[0].gen, true).unwrap());
 }
+
+/// The binding count (the metrics figure) follows adds, expiry on update,
+/// the sweep and removal, in an untracked and a tracked table.
+#[test]
+fn the_binding_count_follows_every_change() {
+    for tracked in [false, true] {
+        let names = vec!["location".to_string()];
+        let s = Store::with_tracking(region(8), &names, TABLE_BITS, false, tracked).expect("store");
+        let d = 0;
+        assert_eq!(s.bindings(d), 0);
+        s.update(d, b"bob", 1000, |v| {
+            v.push(b("sip:bob@a", 5000));
+            v.push(b("sip:bob@b", 9000));
+            v.push(b("sip:bob@p", PERMANENT));
+        })
+        .unwrap();
+        s.update(d, b"alice", 1000, |v| v.push(b("sip:alice@a", 5000)))
+            .unwrap();
+        assert_eq!(s.bindings(d), 4, "tracked={tracked}");
+        // An update drops bob's expired binding; alice's expired one is
+        // still stored until the sweep.
+        s.update(d, b"bob", 6000, |_| ()).unwrap();
+        assert_eq!(s.bindings(d), 3, "tracked={tracked}");
+        // The sweep drops alice's; then bob's timed one.
+        s.sweep(6000);
+        assert_eq!(s.bindings(d), 2, "tracked={tracked}");
+        s.sweep(10_000);
+        assert_eq!(s.bindings(d), 1, "tracked={tracked}");
+        s.update(d, b"bob", 10_000, |v| v.clear()).unwrap();
+        assert_eq!(s.bindings(d), 0, "tracked={tracked}");
+    }
+}
