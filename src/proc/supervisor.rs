@@ -128,7 +128,7 @@ pub struct Supervisor {
     /// Which member each live pid is.
     member_of: std::collections::HashMap<Pid, usize>,
     /// Run with each dead child's pid before its successor is forked.
-    death_hook: Option<fn(i32)>,
+    death_hook: Option<fn(i32, Option<usize>)>,
     /// Run about once a second while waiting for signals.
     tick: Option<fn()>,
     /// What SIGUSR1 logs (SER dumps its memory status on SIGUSR1).
@@ -212,6 +212,7 @@ impl Supervisor {
             ForkResult::Child => {
                 if let Some(i) = slot {
                     super::shared::set_pid(i, getpid().as_raw());
+                    super::shared::set_own_slot(i);
                 }
                 let code = match self.child_setup(parent, &desc) {
                     Ok(()) => body(),
@@ -242,10 +243,10 @@ impl Supervisor {
         }
     }
 
-    /// Run `hook` with the pid of every child that died, after it was
-    /// reaped and before its successor is forked: it releases what the
-    /// dead process held in shared memory.
-    pub fn set_death_hook(&mut self, hook: fn(i32)) {
+    /// Run `hook` with the pid and shared process slot of every child that
+    /// died, after it was reaped and before its successor is forked into
+    /// the slot: it releases what the dead process held in shared memory.
+    pub fn set_death_hook(&mut self, hook: fn(i32, Option<usize>)) {
         self.death_hook = Some(hook);
     }
 
@@ -258,12 +259,12 @@ impl Supervisor {
     /// After `child` died: the death hook, then a successor in its place.
     /// `Err` carries the reason the server must stop instead.
     fn replace(&mut self, child: &ChildInfo, now: Instant) -> Result<(), String> {
-        if let Some(hook) = self.death_hook {
-            hook(child.pid.as_raw());
-        }
         let Some(idx) = self.member_of.remove(&child.pid) else {
             return Ok(());
         };
+        if let Some(hook) = self.death_hook {
+            hook(child.pid.as_raw(), self.members[idx].slot);
+        }
         if self.members[idx].died(now) {
             return Err(format!(
                 "{} ({}) died {CRASH_LIMIT} times within {} s",
