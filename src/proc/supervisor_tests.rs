@@ -76,7 +76,7 @@ fn supervisor_main(mode: &str, dir: &Path) -> i32 {
         let pid_file = dir.join(format!("worker{i}"));
         let body = move || {
             let tmp = pid_file.with_extension("tmp");
-            let _ = std::fs::write(&tmp, nix::unistd::getpid().to_string());
+            let _ = std::fs::write(&tmp, getpid().to_string());
             let _ = std::fs::rename(&tmp, &pid_file);
             sleeper()
         };
