@@ -19,8 +19,19 @@
 //! A zero-size used sentinel header closes the heap so "next block" always
 //! exists. The state is only touched under the allocator lock, the
 //! innermost lock of the server's order.
+//!
+//! A process that dies holding the allocator lock leaves the free lists
+//! possibly half-updated, but never the chain of block sizes: a block's
+//! size changes by one store of its header word, and a split writes the
+//! tail's header before shrinking the block. So the lock's next taker
+//! rebuilds everything else from that chain ([`Heap::repair`]): flags,
+//! footers, free lists, bitmaps and the `used` figure. A block a dying
+//! process was freeing stays allocated (leaked), one it was allocating
+//! goes back to the free lists or stays allocated; either way the figures
+//! account for every byte.
 
 use crate::error::ShmError;
+use crate::killpoint;
 use crate::lockorder::LockLevel;
 use crate::off::{ShmOff, ShmSlice};
 use crate::region::Region;
@@ -256,6 +267,7 @@ impl Heap<'_> {
             return None;
         }
         self.remove(b, size);
+        killpoint::hit("alloc.alloc.unlisted");
         let mut take = size;
         if size - need >= MIN_BLOCK {
             // Split: the tail stays free. The block after it already has
@@ -265,6 +277,7 @@ impl Heap<'_> {
             self.set_header(rest, rsize, F_FREE);
             self.wr(rest + rsize - 4, rest);
             self.insert(rest, rsize);
+            killpoint::hit("alloc.alloc.split");
             take = need;
         } else {
             let next = b + size;
@@ -323,7 +336,9 @@ impl Heap<'_> {
             self.remove(next, nsize);
             total += nsize;
         }
+        killpoint::hit("alloc.free.unlisted");
         self.set_header(start, total, F_FREE);
+        killpoint::hit("alloc.free.merged");
         self.wr(start + total - 4, start);
         self.insert(start, total);
         let after = start + total;
@@ -352,6 +367,63 @@ impl Heap<'_> {
             b = self.rd(b + 8);
         }
         u64::from(best)
+    }
+
+    /// Rebuilds the allocator's state from the chain of block sizes after
+    /// the lock's previous holder died (module doc): PREV_FREE flags,
+    /// footers, free lists and bitmaps, `used`; adjacent free blocks are
+    /// merged. Returns false if the chain itself is broken (then nothing
+    /// is changed and the heap stays as it was).
+    fn repair(&mut self) -> bool {
+        // First pass: check the chain before touching anything.
+        let mut b = self.st.heap_start;
+        while b < self.st.heap_end {
+            let size = self.rd(b + 4) & SIZE_MASK;
+            if self.rd(b) != b ^ CHECK || size < MIN_BLOCK {
+                return false;
+            }
+            b += size;
+        }
+        if b != self.st.heap_end {
+            return false;
+        }
+        self.st.fl_map = 0;
+        self.st.sl_map = [0; FL];
+        self.st.heads = [[0; SL]; FL];
+        let mut used = 0u64;
+        let mut b = self.st.heap_start;
+        let mut prev_free = false;
+        while b < self.st.heap_end {
+            let hdr = self.rd(b + 4);
+            let mut size = hdr & SIZE_MASK;
+            if hdr & F_FREE == 0 {
+                self.wr(b + 4, size | if prev_free { F_PREV_FREE } else { 0 });
+                used += u64::from(size);
+                prev_free = false;
+            } else {
+                // Swallow the free blocks that follow.
+                loop {
+                    let n = b + size;
+                    let nh = self.rd(n + 4);
+                    if n >= self.st.heap_end || nh & F_FREE == 0 {
+                        break;
+                    }
+                    size += nh & SIZE_MASK;
+                }
+                self.set_header(b, size, F_FREE);
+                self.wr(b + size - 4, b);
+                self.insert(b, size);
+                prev_free = true;
+            }
+            b += size;
+        }
+        let sh = self.rd(b + 4);
+        self.wr(
+            b + 4,
+            (sh & !F_PREV_FREE) | if prev_free { F_PREV_FREE } else { 0 },
+        );
+        self.st.used = used;
+        true
     }
 
     /// Walks every block; checks the invariants the fast paths rely on.
@@ -405,10 +477,14 @@ pub const MAX_ALIGN: usize = ALIGN as usize;
 impl Region {
     fn with_heap<R>(&self, f: impl FnOnce(&mut Heap<'_>) -> R) -> R {
         let mut g = self.header().heap.lock_at(LockLevel::Alloc);
+        let died = g.owner_died();
         let mut h = Heap {
             base: self.base(),
             st: &mut g,
         };
+        if died {
+            h.repair();
+        }
         f(&mut h)
     }
 

@@ -8,23 +8,29 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Once;
 
-/// Sleeps while `*word == expected`. Returns on wake-up, on a value change,
-/// or spuriously (EINTR); callers re-check in a loop.
-pub(crate) fn wait(word: &AtomicU32, expected: u32) {
-    // SAFETY: `word` is a live, aligned u32 for the duration of the call; the
-    // kernel only reads it. A null timeout means "no timeout". Errors
-    // (EAGAIN when the value already changed, EINTR) just make us re-check.
-    unsafe {
+/// Sleeps while `*word == expected`, at most `timeout`. True when the
+/// sleep timed out (the caller then re-checks the word itself: a wake-up
+/// that raced with the timeout is not lost, the word tells).
+pub(crate) fn wait_for(word: &AtomicU32, expected: u32, timeout: core::time::Duration) -> bool {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        // subsec_nanos() < 10^9 always fits a c_long.
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: as for `wait`; `ts` lives across the call and FUTEX_WAIT
+    // reads a relative timeout from it.
+    let rc = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
             libc::FUTEX_WAIT,
             expected,
-            core::ptr::null::<libc::timespec>(),
+            &ts as *const libc::timespec,
             core::ptr::null::<u32>(),
             0u32,
-        );
-    }
+        )
+    };
+    rc == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ETIMEDOUT)
 }
 
 /// Wakes up to `n` sleepers on `word`, in any process.

@@ -17,6 +17,7 @@ pub mod alloc;
 pub mod clock;
 pub mod error;
 pub mod futex;
+pub mod killpoint;
 pub mod lockorder;
 pub mod mutex;
 pub mod off;

@@ -16,9 +16,22 @@
 //!
 //! # Dead owners
 //!
-//! The owner's pid is stored beside the futex word. It is diagnostic (it is
-//! written just after the acquiring CAS), but lets the supervisor ask
-//! [`ShmMutex::is_held_by_dead_process`] when a child dies.
+//! The futex word holds the owner's pid (bit 31 says somebody may sleep in
+//! the kernel), so the owner is recorded by the very CAS that takes the
+//! lock: there is no instant at which the lock is held by nobody known. A
+//! waiter sleeps at most [`OWNER_CHECK`] at a time; each time it wakes
+//! with the lock still held it asks whether the owner still exists
+//! ([`futex::process_is_dead`]). If not, it takes the lock over with a CAS
+//! from the dead owner's word to its own (so of several waiters exactly
+//! one wins) and its guard says [`ShmMutexGuard::owner_died`]: the data
+//! may be half-updated, and the structure that owns the lock repairs it
+//! before use (the hash table, the timer wheel and the allocator do).
+//!
+//! A dead child stays a zombie, which `kill(pid, 0)` still finds, until
+//! the supervisor reaps it (at once, on SIGCHLD), so a takeover waits for
+//! that. A pid reused by a new process within that time would keep the
+//! lock's waiters waiting; Linux hands pids out cyclically, so that takes
+//! ~4 million forks in between.
 
 use core::cell::UnsafeCell;
 use core::fmt;
@@ -30,21 +43,27 @@ use crate::lockorder::{self, LockLevel};
 use crate::safe::ShmSafe;
 
 const FREE: u32 = 0;
-const LOCKED: u32 = 1;
-/// Locked, and somebody may be sleeping in the kernel: unlock must wake.
-const CONTENDED: u32 = 2;
+/// Set beside the owner's pid: somebody may be sleeping in the kernel, so
+/// unlock must wake. Pids stay below 2^22 on Linux.
+const WAITERS: u32 = 1 << 31;
 
 /// Spins before sleeping: short critical sections usually end within a
 /// few hundred cycles, and a futex sleep/wake pair costs microseconds.
 const SPINS: u32 = 64;
+
+/// How long a waiter sleeps before asking whether the owner still lives.
+pub const OWNER_CHECK: core::time::Duration = core::time::Duration::from_millis(20);
 
 /// A mutex usable from every process sharing the region. Zeroed memory is
 /// an unlocked mutex.
 #[repr(C)]
 #[derive(Default)]
 pub struct ShmMutex {
+    /// 0 when free, else the owner's pid, with [`WAITERS`] maybe set.
     state: AtomicU32,
-    owner: AtomicU32,
+    /// Locks taken over from a dead owner since the region was made
+    /// (statistics and tests).
+    takeovers: AtomicU32,
 }
 
 // SAFETY: two atomics; any value is a (possibly locked) mutex.
@@ -55,7 +74,7 @@ impl ShmMutex {
     pub const fn new() -> Self {
         Self {
             state: AtomicU32::new(FREE),
-            owner: AtomicU32::new(0),
+            takeovers: AtomicU32::new(0),
         }
     }
 
@@ -71,34 +90,70 @@ impl ShmMutex {
     #[inline]
     pub fn lock_at(&self, level: LockLevel) -> ShmMutexGuard<'_> {
         lockorder::acquire(level, true);
-        if self
+        let me = futex::current_pid();
+        let owner_died = self
             .state
-            .compare_exchange(FREE, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(FREE, me, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
-        {
-            self.lock_slow();
+            && self.lock_slow(me);
+        ShmMutexGuard {
+            m: self,
+            level,
+            owner_died,
         }
-        self.owner.store(futex::current_pid(), Ordering::Relaxed);
-        ShmMutexGuard { m: self, level }
     }
 
+    /// Returns true when the lock was taken over from a dead owner.
     #[cold]
-    fn lock_slow(&self) {
+    fn lock_slow(&self, me: u32) -> bool {
         for _ in 0..SPINS {
             if self.state.load(Ordering::Relaxed) == FREE
                 && self
                     .state
-                    .compare_exchange(FREE, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                    .compare_exchange(FREE, me, Ordering::Acquire, Ordering::Relaxed)
                     .is_ok()
             {
-                return;
+                return false;
             }
             core::hint::spin_loop();
         }
-        // From here on we announce ourselves as a (possible) sleeper by
-        // setting CONTENDED; whoever unlocks will then issue a wake.
-        while self.state.swap(CONTENDED, Ordering::Acquire) != FREE {
-            futex::wait(&self.state, CONTENDED);
+        // From here on we take the lock with WAITERS set: we may have been
+        // sleeping beside others, and whoever unlocks must wake them.
+        let mine = me | WAITERS;
+        loop {
+            let cur = self.state.load(Ordering::Relaxed);
+            if cur == FREE {
+                if self
+                    .state
+                    .compare_exchange(FREE, mine, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return false;
+                }
+                continue;
+            }
+            if cur & WAITERS == 0
+                && self
+                    .state
+                    .compare_exchange(cur, cur | WAITERS, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            let word = cur | WAITERS;
+            if !futex::wait_for(&self.state, word, OWNER_CHECK) {
+                continue;
+            }
+            // Timed out with the word unchanged: is its owner still there?
+            if futex::process_is_dead(word & !WAITERS)
+                && self
+                    .state
+                    .compare_exchange(word, mine, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.takeovers.fetch_add(1, Ordering::Relaxed);
+                return true;
+            }
         }
     }
 
@@ -113,17 +168,54 @@ impl ShmMutex {
     #[inline]
     pub fn try_lock_at(&self, level: LockLevel) -> Option<ShmMutexGuard<'_>> {
         self.state
-            .compare_exchange(FREE, LOCKED, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(
+                FREE,
+                futex::current_pid(),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
             .ok()?;
-        self.owner.store(futex::current_pid(), Ordering::Relaxed);
         lockorder::acquire(level, false);
-        Some(ShmMutexGuard { m: self, level })
+        Some(ShmMutexGuard {
+            m: self,
+            level,
+            owner_died: false,
+        })
+    }
+
+    /// [`Self::try_lock_at`], except that a lock held by a dead process is
+    /// taken over (the guard says so). For a lock only ever try-locked
+    /// (the timer wheel's expiry lock), which no waiter would recover.
+    /// Costs a `kill(pid, 0)` when the lock is busy.
+    pub fn try_lock_recovering(&self, level: LockLevel) -> Option<ShmMutexGuard<'_>> {
+        if let Some(g) = self.try_lock_at(level) {
+            return Some(g);
+        }
+        let word = self.state.load(Ordering::Relaxed);
+        let owner = word & !WAITERS;
+        if owner == 0 || !futex::process_is_dead(owner) {
+            return None;
+        }
+        self.state
+            .compare_exchange(
+                word,
+                futex::current_pid() | (word & WAITERS),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .ok()?;
+        self.takeovers.fetch_add(1, Ordering::Relaxed);
+        lockorder::acquire(level, false);
+        Some(ShmMutexGuard {
+            m: self,
+            level,
+            owner_died: true,
+        })
     }
 
     #[inline]
     fn unlock(&self) {
-        self.owner.store(0, Ordering::Relaxed);
-        if self.state.swap(FREE, Ordering::Release) == CONTENDED {
+        if self.state.swap(FREE, Ordering::Release) & WAITERS != 0 {
             futex::wake(&self.state, 1);
         }
     }
@@ -133,22 +225,22 @@ impl ShmMutex {
         self.state.load(Ordering::Relaxed) != FREE
     }
 
-    /// The pid recorded by the current holder, if any (diagnostic: there is
-    /// a window of a few instructions after acquisition where it is 0).
+    /// The pid of the current holder, if any (a snapshot).
     pub fn owner_pid(&self) -> Option<u32> {
-        if !self.is_locked() {
-            return None;
-        }
-        match self.owner.load(Ordering::Relaxed) {
+        match self.state.load(Ordering::Relaxed) & !WAITERS {
             0 => None,
             p => Some(p),
         }
     }
 
-    /// True if the lock is held and its recorded owner no longer exists:
-    /// the supervisor's test after a child died.
+    /// True if the lock is held and its owner no longer exists.
     pub fn is_held_by_dead_process(&self) -> bool {
         self.owner_pid().is_some_and(futex::process_is_dead)
+    }
+
+    /// How many times this lock was taken over from a dead owner.
+    pub fn takeovers(&self) -> u32 {
+        self.takeovers.load(Ordering::Relaxed)
     }
 
     /// Releases a lock whose owner is gone.
@@ -167,8 +259,8 @@ impl ShmMutex {
 impl fmt::Debug for ShmMutex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ShmMutex")
-            .field("state", &self.state.load(Ordering::Relaxed))
-            .field("owner", &self.owner.load(Ordering::Relaxed))
+            .field("owner", &self.owner_pid())
+            .field("takeovers", &self.takeovers())
             .finish()
     }
 }
@@ -178,6 +270,15 @@ impl fmt::Debug for ShmMutex {
 pub struct ShmMutexGuard<'a> {
     m: &'a ShmMutex,
     level: LockLevel,
+    owner_died: bool,
+}
+
+impl ShmMutexGuard<'_> {
+    /// True when this lock was taken over from a process that died holding
+    /// it: what it protects may be half-updated and must be checked.
+    pub fn owner_died(&self) -> bool {
+        self.owner_died
+    }
 }
 
 impl Drop for ShmMutexGuard<'_> {
@@ -247,6 +348,13 @@ pub struct ShmGuard<'a, T> {
     _g: ShmMutexGuard<'a>,
 }
 
+impl<T> ShmGuard<'_, T> {
+    /// See [`ShmMutexGuard::owner_died`].
+    pub fn owner_died(&self) -> bool {
+        self._g.owner_died()
+    }
+}
+
 impl<T> Deref for ShmGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
@@ -287,13 +395,24 @@ mod tests {
     #[test]
     fn dead_owner_is_detected() {
         let m = ShmMutex::default();
-        m.state.store(LOCKED, Ordering::Relaxed);
         // pid_max on Linux is at most 2^22, so this pid cannot exist.
-        m.owner.store(0x7fff_fff0, Ordering::Relaxed);
+        m.state.store(0x7fff_fff0, Ordering::Relaxed);
         assert!(m.is_held_by_dead_process());
         // SAFETY: test: the "owner" is fictitious.
         unsafe { m.force_unlock() };
         assert!(!m.is_locked());
+    }
+
+    #[test]
+    fn a_dead_owners_lock_is_taken_over_and_says_so() {
+        let m = ShmMutex::default();
+        m.state.store(0x7f_fff0, Ordering::Relaxed);
+        let g = m.lock();
+        assert!(g.owner_died());
+        assert_eq!(m.owner_pid(), Some(std::process::id()));
+        assert_eq!(m.takeovers(), 1);
+        drop(g);
+        assert!(!m.lock().owner_died());
     }
 
     #[test]

@@ -5,10 +5,25 @@
 //! inserting never allocates. Each bucket also keeps the counters SER's
 //! FIFO `t_hash` prints (`current`, `total`) and a label counter from
 //! which transaction ids `(bucket, label)` are drawn.
+//!
+//! # Surviving a process that dies mid-update
+//!
+//! The `next` chain from `head` is the truth; `prev`, `tail` and
+//! `current` are derived from it. Each update changes that chain with
+//! one store (its publication), and an entry's `bucket` mark is set only
+//! after it was published and cleared before it is unpublished, so "marked"
+//! implies "in the chain". A process that dies with the bucket lock held
+//! leaves at most one update half-done; the next locker is told so by the
+//! lock ([`crate::ShmMutexGuard::owner_died`]) and [`BucketGuard::repair`]
+//! rebuilds the derived fields from the chain: an entry published but not
+//! yet marked (a half-done insert, or a remove that cleared the mark) is
+//! unlinked, one unpublished is not in the bucket. [`killpoint`] lets
+//! tests stop a process between every two stores.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::ShmError;
+use crate::killpoint;
 use crate::lockorder::LockLevel;
 use crate::mutex::{ShmMutex, ShmMutexGuard};
 use crate::off::{AtomicOff, ShmOff, ShmSlice};
@@ -141,12 +156,17 @@ impl<E: Linked> ShmHashTable<E> {
         let idx = i & (self.len() - 1);
         let b = self.bucket(region, idx)?;
         let g = b.lock.lock_at(LockLevel::Bucket);
-        Some(BucketGuard {
+        let died = g.owner_died();
+        let mut guard = BucketGuard {
             region,
             b,
             idx,
             _g: g,
-        })
+        };
+        if died {
+            guard.repair();
+        }
+        Some(guard)
     }
 
     /// `(current, total)` of bucket `i` without locking (for `t_hash`).
@@ -205,19 +225,23 @@ impl<'r, E: Linked> BucketGuard<'r, E> {
         let tail = self.b.tail.load(Ordering::Relaxed);
         l.prev.store(tail, Ordering::Relaxed);
         l.next.store(None, Ordering::Relaxed);
-        l.bucket.store(self.idx + 1, Ordering::Relaxed);
+        killpoint::hit("table.insert.prepared");
+        // The publication: from here on the entry is in the chain.
         match tail {
             Some(t) => self
                 .region
                 .get(t)
                 .link()
                 .next
-                .store(Some(off), Ordering::Relaxed),
-            None => self.b.head.store(Some(off), Ordering::Relaxed),
+                .store(Some(off), Ordering::Release),
+            None => self.b.head.store(Some(off), Ordering::Release),
         }
+        killpoint::hit("table.insert.published");
         self.b.tail.store(Some(off), Ordering::Relaxed);
         self.b.current.fetch_add(1, Ordering::Relaxed);
         self.b.total.fetch_add(1, Ordering::Relaxed);
+        killpoint::hit("table.insert.counted");
+        l.bucket.store(self.idx + 1, Ordering::Release);
         true
     }
 
@@ -227,17 +251,28 @@ impl<'r, E: Linked> BucketGuard<'r, E> {
         if l.bucket.load(Ordering::Relaxed) != self.idx + 1 {
             return false;
         }
+        l.bucket.store(0, Ordering::Release);
+        killpoint::hit("table.remove.unmarked");
+        self.unlink(off);
+        true
+    }
+
+    /// Takes `off` out of the chain (its mark already cleared).
+    fn unlink(&mut self, off: ShmOff<E>) {
+        let l = self.region.get(off).link();
         let prev = l.prev.load(Ordering::Relaxed);
         let next = l.next.load(Ordering::Relaxed);
+        // The publication: from here on the entry is out of the chain.
         match prev {
             Some(p) => self
                 .region
                 .get(p)
                 .link()
                 .next
-                .store(next, Ordering::Relaxed),
-            None => self.b.head.store(next, Ordering::Relaxed),
+                .store(next, Ordering::Release),
+            None => self.b.head.store(next, Ordering::Release),
         }
+        killpoint::hit("table.remove.unpublished");
         match next {
             Some(n) => self
                 .region
@@ -247,11 +282,98 @@ impl<'r, E: Linked> BucketGuard<'r, E> {
                 .store(prev, Ordering::Relaxed),
             None => self.b.tail.store(prev, Ordering::Relaxed),
         }
+        killpoint::hit("table.remove.relinked");
         l.prev.store(None, Ordering::Relaxed);
         l.next.store(None, Ordering::Relaxed);
-        l.bucket.store(0, Ordering::Relaxed);
         self.b.current.fetch_sub(1, Ordering::Relaxed);
-        true
+    }
+
+    /// Brings the bucket back to a consistent state after its previous
+    /// holder died mid-update (see the module doc): rebuilds `prev`,
+    /// `tail` and `current` from the `next` chain and finishes a half-done
+    /// insert or remove by unlinking the unmarked entry. Returns how many
+    /// entries it unlinked.
+    pub fn repair(&mut self) -> usize {
+        let mark = self.idx + 1;
+        // At most one update was half-done: the chain is at most one
+        // longer than the count says. The bound guards against a chain
+        // corrupted otherwise.
+        let bound = self.b.current.load(Ordering::Relaxed).saturating_add(2);
+        let mut prev: Option<ShmOff<E>> = None;
+        let mut cur = self.b.head.load(Ordering::Relaxed);
+        let mut kept = 0u32;
+        let mut dropped = 0;
+        let mut seen = 0u32;
+        while let Some(off) = cur {
+            seen += 1;
+            if seen > bound {
+                // Cut the chain rather than walk a cycle.
+                self.set_next(prev, None);
+                break;
+            }
+            let l = self.region.get(off).link();
+            let next = l.next.load(Ordering::Relaxed);
+            if l.bucket.load(Ordering::Relaxed) == mark {
+                l.prev.store(prev, Ordering::Relaxed);
+                prev = Some(off);
+                kept += 1;
+            } else {
+                self.set_next(prev, next);
+                l.prev.store(None, Ordering::Relaxed);
+                l.next.store(None, Ordering::Relaxed);
+                l.bucket.store(0, Ordering::Relaxed);
+                dropped += 1;
+            }
+            cur = next;
+        }
+        self.b.tail.store(prev, Ordering::Relaxed);
+        self.b.current.store(kept, Ordering::Relaxed);
+        dropped
+    }
+
+    fn set_next(&self, prev: Option<ShmOff<E>>, next: Option<ShmOff<E>>) {
+        match prev {
+            Some(p) => self
+                .region
+                .get(p)
+                .link()
+                .next
+                .store(next, Ordering::Release),
+            None => self.b.head.store(next, Ordering::Release),
+        }
+    }
+
+    /// Checks the bucket's invariants: every entry of the chain marked
+    /// with this bucket, `prev` the reverse of `next`, `tail` the last,
+    /// `current` the length. The kill tests' oracle.
+    pub fn check(&self) -> Result<(), String> {
+        let mark = self.idx + 1;
+        let current = self.b.current.load(Ordering::Relaxed);
+        let mut prev: Option<ShmOff<E>> = None;
+        let mut cur = self.b.head.load(Ordering::Relaxed);
+        let mut n = 0u32;
+        while let Some(off) = cur {
+            n += 1;
+            if n > current {
+                return Err(format!("chain longer than current={current}"));
+            }
+            let l = self.region.get(off).link();
+            if l.bucket.load(Ordering::Relaxed) != mark {
+                return Err(format!("entry {} in the chain is not marked", off.get()));
+            }
+            if l.prev.load(Ordering::Relaxed) != prev {
+                return Err(format!("entry {} has a wrong prev", off.get()));
+            }
+            prev = Some(off);
+            cur = l.next.load(Ordering::Relaxed);
+        }
+        if n != current {
+            return Err(format!("chain of {n}, current={current}"));
+        }
+        if self.b.tail.load(Ordering::Relaxed) != prev {
+            return Err("tail is not the last entry".into());
+        }
+        Ok(())
     }
 
     /// Entries in insertion order. Collect before removing while iterating.

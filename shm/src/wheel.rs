@@ -19,6 +19,18 @@
 //! done and it retries with a later tick. So a timer always lands in a slot
 //! whose visit for a tick `≥ deadline` is still to come.
 //!
+//! # Surviving a process that dies mid-update
+//!
+//! As in the hash table (see [`crate::table`]): a slot's `next` chain from
+//! `head` is the truth, a link is published into it by one store, and its
+//! `ARMED` state is set after publication and cleared before it is taken
+//! out. The next locker of a slot whose holder died repairs it
+//! ([`repair_slot`]): `prev` and `count` are rebuilt from the chain and a
+//! link in the chain that is not `ARMED` is taken out. The expiry lock is
+//! taken over from a dead timer process by its successor. Timers a dying
+//! timer process had detached but not yet fired are lost with it (their
+//! owner's retransmission or a later event re-arms them).
+//!
 //! # Concurrency contract
 //!
 //! Arming and disarming the *same* link must be serialised by the owner
@@ -30,6 +42,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::ShmError;
+use crate::killpoint;
 use crate::lockorder::LockLevel;
 use crate::mutex::ShmMutex;
 use crate::off::{AtomicOff, ShmOff, ShmSlice};
@@ -176,7 +189,10 @@ impl ShmTimerWheel {
             let Some(slot) = self.slot(region, tick) else {
                 return;
             };
-            let _g = slot.lock.lock_at(LockLevel::TimerSlot);
+            let g = slot.lock.lock_at(LockLevel::TimerSlot);
+            if g.owner_died() {
+                repair_slot(region, slot);
+            }
             let last = slot.last_tick.load(Ordering::Relaxed);
             if last >= tick {
                 // That tick was already visited here: so were all before it.
@@ -190,10 +206,13 @@ impl ShmTimerWheel {
             l.slot.store((tick & self.mask()) as u32, Ordering::Relaxed);
             l.prev.store(None, Ordering::Relaxed);
             l.next.store(head, Ordering::Relaxed);
+            killpoint::hit("wheel.arm.prepared");
             if let Some(h) = head {
                 region.get(h).prev.store(Some(link), Ordering::Relaxed);
             }
-            slot.head.store(Some(link), Ordering::Relaxed);
+            // The publication.
+            slot.head.store(Some(link), Ordering::Release);
+            killpoint::hit("wheel.arm.published");
             slot.count.fetch_add(1, Ordering::Relaxed);
             slot.min_deadline.fetch_min(deadline_ms, Ordering::Relaxed);
             l.state.store(ARMED, Ordering::Release);
@@ -214,7 +233,10 @@ impl ShmTimerWheel {
             let Some(slot) = self.slot(region, si) else {
                 return false;
             };
-            let _g = slot.lock.lock_at(LockLevel::TimerSlot);
+            let g = slot.lock.lock_at(LockLevel::TimerSlot);
+            if g.owner_died() {
+                repair_slot(region, slot);
+            }
             if l.state.load(Ordering::Relaxed) != ARMED {
                 return false;
             }
@@ -236,7 +258,7 @@ impl ShmTimerWheel {
         now_ms: u64,
         mut fire: impl FnMut(ShmOff<TimerLink>),
     ) -> usize {
-        let Some(_x) = self.expire_lock.try_lock() else {
+        let Some(_x) = self.expire_lock.try_lock_recovering(LockLevel::Unordered) else {
             return 0;
         };
         let cursor = self.cursor_ms();
@@ -282,7 +304,10 @@ impl ShmTimerWheel {
         now_ms: u64,
         out: &mut [Option<ShmOff<TimerLink>>; BATCH],
     ) -> usize {
-        let _g = slot.lock.lock_at(LockLevel::TimerSlot);
+        let g = slot.lock.lock_at(LockLevel::TimerSlot);
+        if g.owner_died() {
+            repair_slot(region, slot);
+        }
         slot.last_tick.store(tick, Ordering::Relaxed);
         let mut n = 0;
         let mut min = NO_DEADLINE;
@@ -338,21 +363,106 @@ impl ShmTimerWheel {
     }
 }
 
-/// Unlinks `l` from `slot`; the slot lock must be held.
+/// Unlinks `l` from `slot`; the slot lock must be held. Its state goes
+/// IDLE first, so a link half-way out is recognisable (module doc).
 fn unlink(region: &Region, slot: &Slot, l: &TimerLink) {
+    l.state.store(IDLE, Ordering::Release);
+    killpoint::hit("wheel.unlink.idle");
     let prev = l.prev.load(Ordering::Relaxed);
     let next = l.next.load(Ordering::Relaxed);
+    // The publication.
     match prev {
-        Some(p) => region.get(p).next.store(next, Ordering::Relaxed),
-        None => slot.head.store(next, Ordering::Relaxed),
+        Some(p) => region.get(p).next.store(next, Ordering::Release),
+        None => slot.head.store(next, Ordering::Release),
     }
+    killpoint::hit("wheel.unlink.unpublished");
     if let Some(n) = next {
         region.get(n).prev.store(prev, Ordering::Relaxed);
     }
     l.next.store(None, Ordering::Relaxed);
     l.prev.store(None, Ordering::Relaxed);
     slot.count.fetch_sub(1, Ordering::Relaxed);
-    l.state.store(IDLE, Ordering::Release);
+}
+
+/// Repairs `slot` after its lock's previous holder died (module doc):
+/// rebuilds `prev`, `count` and `min_deadline` from the `next` chain,
+/// taking out links that are not ARMED. Returns how many it took out.
+/// The wheel's `armed` total may be off by the one half-done update; it
+/// only decides whether `next_deadline` scans at all.
+fn repair_slot(region: &Region, slot: &Slot) -> usize {
+    let bound = slot.count.load(Ordering::Relaxed).saturating_add(2);
+    let mut prev: Option<ShmOff<TimerLink>> = None;
+    let mut cur = slot.head.load(Ordering::Relaxed);
+    let (mut kept, mut seen, mut dropped) = (0u32, 0u32, 0usize);
+    let mut min = NO_DEADLINE;
+    let set_next = |prev: Option<ShmOff<TimerLink>>, next| match prev {
+        Some(p) => region.get(p).next.store(next, Ordering::Release),
+        None => slot.head.store(next, Ordering::Release),
+    };
+    while let Some(off) = cur {
+        seen += 1;
+        if seen > bound {
+            set_next(prev, None);
+            break;
+        }
+        let l = region.get(off);
+        let next = l.next.load(Ordering::Relaxed);
+        if l.state.load(Ordering::Relaxed) == ARMED {
+            l.prev.store(prev, Ordering::Relaxed);
+            min = min.min(l.deadline.load(Ordering::Relaxed));
+            prev = Some(off);
+            kept += 1;
+        } else {
+            set_next(prev, next);
+            l.next.store(None, Ordering::Relaxed);
+            l.prev.store(None, Ordering::Relaxed);
+            dropped += 1;
+        }
+        cur = next;
+    }
+    slot.count.store(kept, Ordering::Relaxed);
+    slot.min_deadline.store(min, Ordering::Relaxed);
+    dropped
+}
+
+impl ShmTimerWheel {
+    /// Locks slot `i` (modulo the slot count), repairing it if its holder
+    /// died, and checks its invariants: every link of the chain ARMED and
+    /// in this slot, `prev` the reverse of `next`, `count` the length. The
+    /// kill tests' oracle.
+    pub fn check_slot(&self, region: &Region, i: u64) -> Result<(), String> {
+        let slot = self.slot(region, i).ok_or("no slot")?;
+        let g = slot.lock.lock_at(LockLevel::TimerSlot);
+        if g.owner_died() {
+            repair_slot(region, slot);
+        }
+        let count = slot.count.load(Ordering::Relaxed);
+        let mut prev = None;
+        let mut cur = slot.head.load(Ordering::Relaxed);
+        let mut n = 0u32;
+        while let Some(off) = cur {
+            n += 1;
+            if n > count {
+                return Err(format!("chain longer than count={count}"));
+            }
+            let l = region.get(off);
+            if l.state.load(Ordering::Relaxed) != ARMED {
+                return Err(format!("link {} in the chain is not armed", off.get()));
+            }
+            if u64::from(l.slot.load(Ordering::Relaxed)) != (i & self.mask()) {
+                return Err(format!("link {} names another slot", off.get()));
+            }
+            if l.prev.load(Ordering::Relaxed) != prev {
+                return Err(format!("link {} has a wrong prev", off.get()));
+            }
+            prev = Some(off);
+            cur = l.next.load(Ordering::Relaxed);
+        }
+        if n != count {
+            return Err(format!("chain of {n}, count={count}"));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -327,6 +327,257 @@ fn futex_wakeup(r: &Region) -> Outcome {
     check(!r.get(m).mutex().is_locked(), || "left locked".into())
 }
 
+/// Where the kill-point hook parks a child: an index into `KILL_POINTS`,
+/// and the shared word it sets once parked (both set before the fork).
+static PARK_AT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+static PARKED: std::sync::atomic::AtomicPtr<AtomicU32> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+const KILL_POINTS: [&str; 14] = [
+    "table.insert.prepared",
+    "table.insert.published",
+    "table.insert.counted",
+    "table.remove.unmarked",
+    "table.remove.unpublished",
+    "table.remove.relinked",
+    "wheel.arm.prepared",
+    "wheel.arm.published",
+    "wheel.unlink.idle",
+    "wheel.unlink.unpublished",
+    "alloc.alloc.unlisted",
+    "alloc.alloc.split",
+    "alloc.free.unlisted",
+    "alloc.free.merged",
+];
+
+fn park_hook(name: &'static str) {
+    if KILL_POINTS.get(PARK_AT.load(Ordering::Relaxed)) != Some(&name) {
+        return;
+    }
+    let p = PARKED.load(Ordering::Relaxed);
+    if !p.is_null() {
+        // SAFETY: points into the shared region, alive for the test.
+        unsafe { &*p }.store(1, Ordering::Release);
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Forks a child running `work` with the hook armed for `point`, waits
+/// until it parks there (lock held), SIGKILLs and reaps it.
+fn kill_at(r: &Region, point: usize, work: impl FnOnce()) -> Outcome {
+    let flag = r.alloc(AtomicU32::new(0)).map_err(|e| e.to_string())?;
+    let f: &AtomicU32 = r.get(flag);
+    PARK_AT.store(point, Ordering::Relaxed);
+    PARKED.store(f as *const AtomicU32 as *mut AtomicU32, Ordering::Relaxed);
+    shm::killpoint::install(park_hook);
+    // SAFETY: single-threaded process (harness = false).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: watchdog, as in `in_children`.
+        unsafe { libc::alarm(20) };
+        work();
+        // Reaching the end means the kill point was never passed.
+        // SAFETY: leave without the parent's atexit handlers.
+        unsafe { libc::_exit(3) };
+    }
+    shm::killpoint::clear();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while f.load(Ordering::Acquire) == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let parked = f.load(Ordering::Acquire) == 1;
+    // SAFETY: our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let mut status = 0;
+    // SAFETY: reaping our own child; `status` is a valid out-param.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    r.free(flag);
+    check(parked, || {
+        format!("child never parked at {}", KILL_POINTS[point])
+    })
+}
+
+/// (g) A process killed at every step of a bucket update, lock held:
+/// the next locker is told the owner died, the repaired bucket passes its
+/// invariant checks and keeps working.
+fn kill_in_bucket_update(r: &Region) -> Outcome {
+    let tab = ShmHashTable::<Ent>::create(r, 2).map_err(|e| e.to_string())?;
+    let t = r.get(tab);
+    let mut key = 0u32;
+    let mut ent = |r: &Region| {
+        key += 1;
+        r.alloc(Ent {
+            link: ListLink::new(),
+            key,
+        })
+        .map_err(|e| e.to_string())
+    };
+    for (point, name) in KILL_POINTS.iter().enumerate() {
+        if !name.starts_with("table.") {
+            continue;
+        }
+        // Each bucket shape: empty, or three entries removing head, middle
+        // and tail in turn.
+        for shape in 0..3usize {
+            let b = (point * 3 + shape) as u32 % t.len();
+            let mut offs = Vec::new();
+            {
+                let mut g = t.lock_bucket(r, b).ok_or("no bucket")?;
+                while let Some((o, _)) = g.iter().next() {
+                    g.remove(o);
+                }
+                for _ in 0..3 {
+                    let o = ent(r)?;
+                    g.insert(o);
+                    offs.push(o);
+                }
+            }
+            let fresh = ent(r)?;
+            let victim = offs[shape];
+            let inserting = name.starts_with("table.insert");
+            kill_at(r, point, || {
+                if let Some(mut g) = t.lock_bucket(r, b) {
+                    if inserting {
+                        g.insert(fresh);
+                    } else {
+                        g.remove(victim);
+                    }
+                }
+            })?;
+            let mut g = t.lock_bucket(r, b).ok_or("no bucket")?;
+            g.check()
+                .map_err(|e| format!("{name}, shape {shape}: after repair: {e}"))?;
+            // Still usable: both entries can be (re)inserted and removed.
+            for o in [fresh, victim] {
+                g.remove(o);
+                check(g.insert(o), || format!("{name}: reinsert refused"))?;
+                check(g.remove(o), || format!("{name}: remove refused"))?;
+            }
+            g.check().map_err(|e| format!("{name}: after reuse: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// (i) The same for a timer-wheel slot: a child killed at every step of
+/// arming (a timer joining a slot of two) and disarming (the first, the
+/// middle and the last of three).
+fn kill_in_wheel_update(r: &Region) -> Outcome {
+    let w = ShmTimerWheel::create(r, 4, 0).map_err(|e| e.to_string())?;
+    let wh = r.get(w);
+    for (point, name) in KILL_POINTS.iter().enumerate() {
+        if !name.starts_with("wheel.") {
+            continue;
+        }
+        for shape in 0..3usize {
+            // A fresh tick each round: the previous round's expiry moved
+            // the wheel's cursor past the last one.
+            const DEADLINE_BASE: u64 = 1_000_000;
+            let deadline = DEADLINE_BASE + (point * 3 + shape) as u64 * 100;
+            let links: Vec<ShmOff<TimerLink>> = (0..4)
+                .map(|k| r.alloc(TimerLink::new(k)).map_err(|e| e.to_string()))
+                .collect::<Result<_, _>>()?;
+            for l in &links[..3] {
+                wh.arm(r, *l, deadline);
+            }
+            let arming = name.starts_with("wheel.arm");
+            let (fresh, victim) = (links[3], links[shape]);
+            kill_at(r, point, || {
+                if arming {
+                    wh.arm(r, fresh, deadline);
+                } else {
+                    wh.disarm(r, victim);
+                }
+            })?;
+            wh.check_slot(r, deadline)
+                .map_err(|e| format!("{name}, shape {shape}: after repair: {e}"))?;
+            // Still usable: every timer can be disarmed, re-armed, fired.
+            for l in &links {
+                wh.disarm(r, *l);
+                wh.arm(r, *l, deadline);
+            }
+            wh.check_slot(r, deadline)
+                .map_err(|e| format!("{name}: after reuse: {e}"))?;
+            let fired = wh.expire(r, deadline, |_| {});
+            check(fired == 4, || format!("{name}: {fired} of 4 fired"))?;
+            for l in links {
+                r.free(l);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// (j) The same for the allocator: a child killed at every step of an
+/// allocation (with a split) and of a free (merging with both
+/// neighbours). The next allocator user rebuilds its state; the heap then
+/// passes its full check (every byte in a used block or on a free list,
+/// `used` their sum), and the block in flight is either allocated or free.
+fn kill_in_allocator(r: &Region) -> Outcome {
+    for (point, name) in KILL_POINTS.iter().enumerate() {
+        if !name.starts_with("alloc.") {
+            continue;
+        }
+        let block = |n: usize| r.alloc_bytes(n).map_err(|e| e.to_string());
+        // Free neighbours on both sides of `mid`, a used block after.
+        let (a, mid, c, end) = (block(200)?, block(200)?, block(200)?, block(200)?);
+        r.free(a);
+        r.free(c);
+        let before = r.stats().used;
+        let freeing = name.starts_with("alloc.free");
+        kill_at(r, point, || {
+            if freeing {
+                r.free(mid);
+            } else {
+                let _ = r.alloc_bytes(100);
+            }
+        })?;
+        let after = r.stats().used;
+        check(r.heap_is_consistent(), || {
+            format!("{name}: heap inconsistent after repair")
+        })?;
+        if freeing {
+            // Freed, or still ours (the free never happened).
+            check(after <= before, || {
+                format!("{name}: used {before} -> {after}")
+            })?;
+            if after == before {
+                r.free(mid);
+            }
+        } else {
+            // The allocation happened (a block lost with the child) or not.
+            check(after >= before && after - before <= 128, || {
+                format!("{name}: used {before} -> {after}")
+            })?;
+        }
+        r.free(end);
+        check(r.heap_is_consistent(), || format!("{name}: after reuse"))?;
+    }
+    Ok(())
+}
+
+/// (h) A child killed holding a lock: the next `lock()` takes it over
+/// (no deadlock) and is told the owner died.
+fn lock_takeover(r: &Region) -> Outcome {
+    let m = r.alloc(ShmLocked::new(7u64)).map_err(|e| e.to_string())?;
+    in_children(1, |_| {
+        let mut g = r.get(m).lock();
+        *g = 8;
+        std::mem::forget(g);
+        true
+    })?;
+    let t0 = std::time::Instant::now();
+    let g = r.get(m).lock();
+    check(g.owner_died() && *g == 8, || "takeover not reported".into())?;
+    check(t0.elapsed() < std::time::Duration::from_secs(1), || {
+        format!("takeover took {:?}", t0.elapsed())
+    })?;
+    drop(g);
+    check(!r.get(m).lock().owner_died(), || "reported twice".into())
+}
+
 fn main() {
     let r = match Region::new(32 << 20) {
         Ok(r) => r,
@@ -336,13 +587,17 @@ fn main() {
         }
     };
     type Scenario = fn(&Region) -> Outcome;
-    let scenarios: [(&str, Scenario); 6] = [
+    let scenarios: [(&str, Scenario); 10] = [
         ("mutex_counter", mutex_counter),
         ("alloc_free", alloc_free),
         ("timers", timers),
         ("hash_table", hash_table),
         ("dead_owner", dead_owner),
         ("futex_wakeup", futex_wakeup),
+        ("lock_takeover", lock_takeover),
+        ("kill_in_bucket_update", kill_in_bucket_update),
+        ("kill_in_wheel_update", kill_in_wheel_update),
+        ("kill_in_allocator", kill_in_allocator),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, f) in scenarios {

@@ -20,12 +20,20 @@ use shm::{Region, ShmError, ShmOff};
 /// Room for SER-sized deployments (children × sockets + helpers).
 pub const MAX_PROCS: usize = 512;
 const DESC_LEN: usize = 80;
+/// Counted references one process can have on record at once. A worker
+/// holds one or two transactions while it handles a message (a CANCEL
+/// and its INVITE), the timer process one while a timer fires; a
+/// reference that finds the record full is simply not recorded (and
+/// would leak if the process died holding it).
+pub const HELD_MAX: usize = 8;
 
 shm::shm_struct! {
     pub struct ProcSlot {
         /// 0 = free or not yet forked.
         pub pid: AtomicI32,
         pub len: AtomicU8,
+        /// Set by the supervisor while it considers the process stalled.
+        pub stalled: AtomicU8,
         pub desc: [AtomicU8; DESC_LEN],
         /// 1 once the process announced it receives SIP messages
         /// ([`mark_receiver`]): only those have the counters below.
@@ -39,6 +47,13 @@ shm::shm_struct! {
         pub queued_n: AtomicU64,
         /// New requests refused by admission control (stateless 503).
         pub refused: AtomicU64,
+        /// Monotonic ms of the process's last heartbeat; 0 = it does not
+        /// beat (or not yet).
+        pub beat: AtomicU64,
+        /// Offsets (raw) of the objects this process holds a counted
+        /// reference on; 0 = empty entry. Only the process itself writes
+        /// them while it lives, the supervisor after it died.
+        pub held: [AtomicU32; HELD_MAX],
     }
 }
 
@@ -55,13 +70,11 @@ shm::shm_struct! {
 
 static SHARED: OnceLock<(&'static Region, ShmOff<SharedProcs>)> = OnceLock::new();
 
-/// This process's slot (process memory: each child sets its own after
-/// the fork); `usize::MAX` = none.
-static MY_SLOT: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// This process's slot (set in each child right after fork).
+static OWN: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 fn my_slot() -> Option<&'static ProcSlot> {
-    let i = MY_SLOT.load(Ordering::Relaxed);
-    table().and_then(|t| t.slots.get(i))
+    own()
 }
 
 fn table() -> Option<&'static SharedProcs> {
@@ -103,11 +116,6 @@ pub fn set_pid(i: usize, pid: i32) {
     }
 }
 
-/// In a freshly forked child: slot `i` is this process's own.
-pub fn adopt(i: usize) {
-    MY_SLOT.store(i, Ordering::Relaxed);
-}
-
 /// This process receives SIP messages: its counters are worth showing.
 pub fn mark_receiver() {
     if let Some(s) = my_slot() {
@@ -134,9 +142,7 @@ pub fn note_refused() {
     }
 }
 
-/// A process was started again after it died. For the supervisor's
-/// respawn path; nothing in this build restarts a process yet (a dead
-/// child shuts the server down), so the count stays 0 until it does.
+/// A process was started again after it died (the supervisor's respawn).
 pub fn note_restart() {
     if let Some(t) = table() {
         t.restarts.fetch_add(1, Ordering::Relaxed);
@@ -180,6 +186,111 @@ pub fn receivers() -> Vec<ReceiverFigures> {
         .collect()
 }
 
+/// Mark the process `pid` as gone. Its record of held references stays,
+/// for [`take_held`].
+pub fn forget(pid: i32) {
+    let Some(t) = table() else { return };
+    let used = (t.used.load(Ordering::Acquire) as usize).min(MAX_PROCS);
+    for s in &t.slots[..used] {
+        if s.pid.load(Ordering::Acquire) == pid {
+            s.pid.store(0, Ordering::Release);
+            s.beat.store(0, Ordering::Relaxed);
+            s.stalled.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// In a freshly forked child: slot `i` is ours (for [`beat`] and [`hold`]).
+pub fn set_own_slot(i: usize) {
+    OWN.store(i, Ordering::Relaxed);
+}
+
+fn own() -> Option<&'static ProcSlot> {
+    table()?.slots.get(OWN.load(Ordering::Relaxed))
+}
+
+/// The heartbeat: the calling process is alive and looping. One clock
+/// read and one store to a line only this process writes.
+pub fn beat() {
+    if let Some(s) = own() {
+        s.beat.store(shm::monotonic_ms().max(1), Ordering::Relaxed);
+    }
+}
+
+/// Records that this process now holds a reference on the object at
+/// `off`; returns the entry to pass to [`unhold`], `None` when the record
+/// is full (or there is none: the supervisor, tests). The cost is a scan
+/// of at most [`HELD_MAX`] words of a cache line no other process
+/// touches, and one store: noise beside the lock and the refcount's
+/// atomic add that come with every reference.
+pub fn hold(off: u32) -> Option<u8> {
+    let s = own()?;
+    let i = s.held.iter().position(|h| h.load(Ordering::Relaxed) == 0)?;
+    s.held[i].store(off, Ordering::Release);
+    Some(i as u8)
+}
+
+/// Clears entry `i` of this process's record (see [`hold`]).
+pub fn unhold(i: u8) {
+    if let Some(h) = own().and_then(|s| s.held.get(usize::from(i))) {
+        h.store(0, Ordering::Release);
+    }
+}
+
+/// The references the dead process of slot `i` held, emptied from its
+/// record (the supervisor, before it forks a successor into the slot).
+pub fn take_held(i: usize) -> Vec<u32> {
+    let Some(s) = table().and_then(|t| t.slots.get(i)) else {
+        return Vec::new();
+    };
+    s.held
+        .iter()
+        .map(|h| h.swap(0, Ordering::AcqRel))
+        .filter(|o| *o != 0)
+        .collect()
+}
+
+/// A process whose heartbeat stopped, or started again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stall {
+    /// `pid` (`desc`) has not beaten for `ms` milliseconds.
+    Stalled { pid: i32, desc: String, ms: u64 },
+    /// `pid` (`desc`) beats again after being reported stalled.
+    Resumed { pid: i32, desc: String },
+}
+
+/// The supervisor's heartbeat check: every beating process silent for
+/// `limit_ms` or more is reported once, and again when it resumes.
+pub fn check_stalls(now_ms: u64, limit_ms: u64) -> Vec<Stall> {
+    let Some(t) = table() else { return Vec::new() };
+    let used = (t.used.load(Ordering::Acquire) as usize).min(MAX_PROCS);
+    let mut out = Vec::new();
+    for s in &t.slots[..used] {
+        let pid = s.pid.load(Ordering::Acquire);
+        let beat = s.beat.load(Ordering::Relaxed);
+        if pid == 0 || beat == 0 {
+            continue;
+        }
+        let silent = now_ms.saturating_sub(beat);
+        let was = s.stalled.load(Ordering::Relaxed) != 0;
+        if silent >= limit_ms && !was {
+            s.stalled.store(1, Ordering::Relaxed);
+            out.push(Stall::Stalled {
+                pid,
+                desc: desc_of(s),
+                ms: silent,
+            });
+        } else if silent < limit_ms && was {
+            s.stalled.store(0, Ordering::Relaxed);
+            out.push(Stall::Resumed {
+                pid,
+                desc: desc_of(s),
+            });
+        }
+    }
+    out
+}
+
 fn desc_of(s: &ProcSlot) -> String {
     let n = usize::from(s.len.load(Ordering::Relaxed)).min(DESC_LEN);
     let d: Vec<u8> = s.desc[..n]
@@ -187,17 +298,6 @@ fn desc_of(s: &ProcSlot) -> String {
         .map(|b| b.load(Ordering::Relaxed))
         .collect();
     String::from_utf8_lossy(&d).into_owned()
-}
-
-/// Mark the process `pid` as gone.
-pub fn forget(pid: i32) {
-    let Some(t) = table() else { return };
-    let used = (t.used.load(Ordering::Acquire) as usize).min(MAX_PROCS);
-    for s in &t.slots[..used] {
-        if s.pid.load(Ordering::Acquire) == pid {
-            s.pid.store(0, Ordering::Release);
-        }
-    }
 }
 
 /// `(pid, description)` of every live slot, in slot order.

@@ -5,11 +5,20 @@
 //! `run`, so there is no asynchronous handler, no thread and no self-pipe.
 //! Children unblock them and restore default dispositions right after fork.
 //!
-//! As in SER, the death of any child is fatal: it is logged at error level
-//! and the supervisor stops every other child and exits non-zero, rather
-//! than running on with a hole in the process set (a dead worker may have
-//! held a shared lock).
+//! Unlike SER, the death of a child is not fatal: it is logged at error
+//! level and the supervisor forks a successor in the same rank, which runs
+//! the same body (each rank's body is kept here, see [`Member`]) on the
+//! same inherited descriptors. The listen sockets, the FIFO and the unix
+//! socket were opened before the first fork and stay open here, so what
+//! the kernel queued for the dead process waits for its successor. Before
+//! forking the successor the death hook runs (see
+//! [`Supervisor::set_death_hook`]): it releases what the dead process held
+//! in shared memory. A rank that dies [`CRASH_LIMIT`] times within
+//! [`CRASH_WINDOW`] is broken rather than unlucky: the supervisor then
+//! stops every child and exits non-zero, as SER did on the first death.
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -30,11 +39,60 @@ pub const SUPERVISED_SIGNALS: [Signal; 5] = [
     Signal::SIGUSR1,
 ];
 
+/// How often the supervisor's tick (see [`Supervisor::set_tick`]) runs.
+const TICK: Duration = Duration::from_secs(1);
+
 /// How long children get to exit after SIGTERM before they are SIGKILLed.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
-/// Exit code of `run` when a child died on its own.
+/// Exit code of `run` when a child kept dying (or could not be respawned).
 const EXIT_CHILD_DIED: i32 = 1;
+
+/// Deaths of one rank within [`CRASH_WINDOW`] that stop the server.
+pub(super) const CRASH_LIMIT: usize = 5;
+/// The window over which [`CRASH_LIMIT`] deaths are counted.
+pub(super) const CRASH_WINDOW: Duration = Duration::from_secs(10);
+
+/// What a child runs; called again in each successor, so it must not
+/// consume anything (hence `Fn`, not `FnOnce`).
+type Body = Rc<dyn Fn() -> i32>;
+
+/// One place in the process set: what runs there and its recent deaths.
+struct Member {
+    rank: Rank,
+    desc: String,
+    body: Body,
+    /// Its slot in the shared process list (`ps`), reused by successors.
+    slot: Option<usize>,
+    /// When it died within the last [`CRASH_WINDOW`].
+    deaths: VecDeque<Instant>,
+}
+
+impl std::fmt::Debug for Member {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Member")
+            .field("rank", &self.rank)
+            .field("desc", &self.desc)
+            .field("deaths", &self.deaths.len())
+            .finish()
+    }
+}
+
+impl Member {
+    /// Records a death at `now`; true once the rank died [`CRASH_LIMIT`]
+    /// times within [`CRASH_WINDOW`].
+    fn died(&mut self, now: Instant) -> bool {
+        while self
+            .deaths
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= CRASH_WINDOW)
+        {
+            self.deaths.pop_front();
+        }
+        self.deaths.push_back(now);
+        self.deaths.len() >= CRASH_LIMIT
+    }
+}
 /// Exit code of a child whose setup after fork failed.
 const EXIT_CHILD_SETUP: i32 = 125;
 
@@ -65,6 +123,14 @@ fn remaining(deadline: Instant, now: Instant) -> Option<Duration> {
 #[derive(Debug)]
 pub struct Supervisor {
     table: ChildTable,
+    /// Every place in the process set, in spawn order.
+    members: Vec<Member>,
+    /// Which member each live pid is.
+    member_of: std::collections::HashMap<Pid, usize>,
+    /// Run with each dead child's pid before its successor is forked.
+    death_hook: Option<fn(i32, Option<usize>)>,
+    /// Run about once a second while waiting for signals.
+    tick: Option<fn()>,
     /// What SIGUSR1 logs (SER dumps its memory status on SIGUSR1).
     status_report: Option<fn() -> String>,
     /// `-s`: where SIGUSR1 also appends the report (SER's statistics file),
@@ -94,6 +160,10 @@ impl Supervisor {
         super::shared::set_pid(0, getpid().as_raw());
         Ok(Supervisor {
             table: ChildTable::new(),
+            members: Vec::new(),
+            member_of: std::collections::HashMap::new(),
+            death_hook: None,
+            tick: None,
             status_report: None,
             stats_file: None,
             pid_file,
@@ -105,20 +175,44 @@ impl Supervisor {
     /// Forks a child for `rank`. In the child: death signal armed, default
     /// SIGTERM/SIGINT (terminate), SIGPIPE ignored, supervised signals
     /// unblocked, then `body` runs and its return value is the exit code.
-    /// In the parent: the child is recorded and its pid returned.
+    /// In the parent: the child is recorded and its pid returned. `body` is
+    /// kept: a successor forked after the child's death runs it again.
     pub fn spawn(
         &mut self,
         rank: Rank,
         desc: String,
-        body: impl FnOnce() -> i32,
+        body: impl Fn() -> i32 + 'static,
     ) -> Result<Pid, ProcError> {
-        let parent = getpid();
         let slot = super::shared::reserve(&desc);
+        self.members.push(Member {
+            rank,
+            desc,
+            body: Rc::new(body),
+            slot,
+            deaths: VecDeque::new(),
+        });
+        let idx = self.members.len() - 1;
+        match self.fork_member(idx) {
+            Ok(pid) => Ok(pid),
+            Err(e) => {
+                self.members.pop();
+                Err(e)
+            }
+        }
+    }
+
+    /// Forks (or re-forks) member `idx`.
+    fn fork_member(&mut self, idx: usize) -> Result<Pid, ProcError> {
+        let parent = getpid();
+        let (rank, desc, body, slot) = {
+            let m = &self.members[idx];
+            (m.rank, m.desc.clone(), Rc::clone(&m.body), m.slot)
+        };
         match os::fork_child()? {
             ForkResult::Child => {
                 if let Some(i) = slot {
                     super::shared::set_pid(i, getpid().as_raw());
-                    super::shared::adopt(i);
+                    super::shared::set_own_slot(i);
                 }
                 let code = match self.child_setup(parent, &desc) {
                     Ok(()) => body(),
@@ -135,13 +229,64 @@ impl Supervisor {
                     super::shared::set_pid(i, child.as_raw());
                 }
                 log::debug!("forked {desc} ({rank}) as pid {child}");
-                self.table.insert(ChildInfo {
-                    pid: child,
-                    rank,
-                    desc,
-                });
+                self.member_of.insert(child, idx);
+                self.table.insert_keyed(
+                    idx,
+                    ChildInfo {
+                        pid: child,
+                        rank,
+                        desc,
+                    },
+                );
                 Ok(child)
             }
+        }
+    }
+
+    /// Run `hook` with the pid and shared process slot of every child that
+    /// died, after it was reaped and before its successor is forked into
+    /// the slot: it releases what the dead process held in shared memory.
+    pub fn set_death_hook(&mut self, hook: fn(i32, Option<usize>)) {
+        self.death_hook = Some(hook);
+    }
+
+    /// Run `tick` about once a second while the server runs (the
+    /// heartbeat check).
+    pub fn set_tick(&mut self, tick: fn()) {
+        self.tick = Some(tick);
+    }
+
+    /// After `child` died: the death hook, then a successor in its place.
+    /// `Err` carries the reason the server must stop instead.
+    fn replace(&mut self, child: &ChildInfo, now: Instant) -> Result<(), String> {
+        let Some(idx) = self.member_of.remove(&child.pid) else {
+            return Ok(());
+        };
+        if let Some(hook) = self.death_hook {
+            hook(child.pid.as_raw(), self.members[idx].slot);
+        }
+        if self.members[idx].died(now) {
+            return Err(format!(
+                "{} ({}) died {CRASH_LIMIT} times within {} s",
+                child.desc,
+                child.rank,
+                CRASH_WINDOW.as_secs()
+            ));
+        }
+        match self.fork_member(idx) {
+            Ok(pid) => {
+                super::shared::note_restart();
+                log::warn!(
+                    "child process {} ({}) respawned as pid {pid}",
+                    child.pid,
+                    child.desc
+                );
+                Ok(())
+            }
+            Err(e) => Err(format!(
+                "cannot respawn {} ({}): {e}",
+                child.desc, child.rank
+            )),
         }
     }
 
@@ -181,11 +326,13 @@ impl Supervisor {
         self.table.ps_lines(getpid())
     }
 
-    /// Waits for signals until told to stop or until a child dies, then
-    /// stops every child and removes the pid files. Returns the process
-    /// exit code: 0 after SIGTERM/SIGINT, non-zero after a child's death.
+    /// Waits for signals until told to stop, respawning children that die,
+    /// then stops every child and removes the pid files. Returns the
+    /// process exit code: 0 after SIGTERM/SIGINT, non-zero when a rank kept
+    /// dying or could not be respawned.
     pub fn run(mut self) -> i32 {
-        let code = loop {
+        let mut next_tick = Instant::now() + TICK;
+        let code = 'run: loop {
             let deaths = self.reap();
             if !deaths.is_empty() {
                 // Ctrl-C reaches the whole process group: children dying of
@@ -199,10 +346,23 @@ impl Supervisor {
                     break 0;
                 }
                 log_deaths(&deaths, log::Level::Error);
-                log::error!("a child process ended; stopping the server");
-                break EXIT_CHILD_DIED;
+                let now = Instant::now();
+                for (child, _) in &deaths {
+                    if let Err(why) = self.replace(child, now) {
+                        log::error!("{why}; stopping the server");
+                        break 'run EXIT_CHILD_DIED;
+                    }
+                }
             }
-            match signals::wait_signal(&self.mask, None) {
+            let now = Instant::now();
+            if now >= next_tick {
+                if let Some(tick) = self.tick {
+                    tick();
+                }
+                next_tick = now + TICK;
+            }
+            let wait = self.tick.map(|_| next_tick.saturating_duration_since(now));
+            match signals::wait_signal(&self.mask, wait) {
                 Ok(Some(Signal::SIGTERM)) | Ok(Some(Signal::SIGINT)) => {
                     log::info!("termination signal received, shutting down");
                     break 0;

@@ -72,8 +72,16 @@ fn supervisor_main(mode: &str, dir: &Path) -> i32 {
     };
     for i in 0..3u16 {
         let desc = format!("receiver child={i} sock= 127.0.0.1:5060");
+        // Each incarnation writes its pid where the outer test finds it.
+        let pid_file = dir.join(format!("worker{i}"));
+        let body = move || {
+            let tmp = pid_file.with_extension("tmp");
+            let _ = std::fs::write(&tmp, getpid().to_string());
+            let _ = std::fs::rename(&tmp, &pid_file);
+            sleeper()
+        };
         if sup
-            .spawn(Rank::Udp { sock: 0, idx: i }, desc, sleeper)
+            .spawn(Rank::Udp { sock: 0, idx: i }, desc, body)
             .is_err()
         {
             return 91;
@@ -230,7 +238,7 @@ fn child_ignoring_sigterm_is_killed_after_grace() {
 }
 
 #[test]
-fn dead_child_is_logged_and_stops_the_server() {
+fn child_dying_again_and_again_stops_the_server() {
     let run = Run::start("fail");
     let kids = run.children();
     assert_eq!(kids.len(), 4);
@@ -246,6 +254,72 @@ fn dead_child_is_logged_and_stops_the_server() {
         line.contains(&format!(
             "child process {failing} (timer) exited with status 3"
         )),
+        "log:\n{log}"
+    );
+    // Respawned each time, until the fifth death within the window.
+    assert_eq!(
+        log.matches("(timer) exited with status 3").count(),
+        CRASH_LIMIT,
+        "log:\n{log}"
+    );
+    assert!(
+        log.contains("timer (timer) died 5 times within 10 s; stopping the server"),
+        "log:\n{log}"
+    );
+}
+
+/// The pid the current incarnation of worker `i` wrote, once it differs
+/// from `not`.
+fn worker_pid(run: &Run, i: u16, not: Option<Pid>) -> Pid {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(run.dir.join(format!("worker{i}"))) {
+            if let Ok(p) = s.trim().parse() {
+                let p = Pid::from_raw(p);
+                if Some(p) != not {
+                    return p;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "worker {i} never (re)started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn killed_child_is_respawned_in_its_rank() {
+    let run = Run::start("term");
+    let kids = run.children();
+    assert_eq!(kids.len(), 3);
+    let first = worker_pid(&run, 1, None);
+    assert_eq!(first, kids[1]);
+    kill(first, Signal::SIGKILL).unwrap();
+    let t0 = Instant::now();
+    let second = worker_pid(&run, 1, Some(first));
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "respawn took {:?}",
+        t0.elapsed()
+    );
+    assert!(alive(second));
+    // The others were left alone.
+    assert!(alive(kids[0]) && alive(kids[2]));
+    let sup: i32 = run.wait_file("ser.pid").trim().parse().unwrap();
+    kill(Pid::from_raw(sup), Signal::SIGTERM).unwrap();
+    assert!(wait_gone(
+        &[kids[0], second, kids[2]],
+        Duration::from_secs(2)
+    ));
+    let (status, log) = run.finish();
+    assert_eq!(status, "0", "log:\n{log}");
+    assert!(
+        log.contains(&format!(
+            "child process {first} (receiver child=1 sock= 127.0.0.1:5060) killed by signal 9"
+        )),
+        "log:\n{log}"
+    );
+    assert!(
+        log.contains(&format!("respawned as pid {second}")),
         "log:\n{log}"
     );
 }

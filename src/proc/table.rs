@@ -12,10 +12,13 @@ pub struct ChildInfo {
     pub desc: String,
 }
 
-/// The children in spawn order. Small (tens of entries), so a Vec.
+/// The children in spawn order (a respawned child takes its
+/// predecessor's place). Small (tens of entries), so a Vec.
 #[derive(Debug, Default)]
 pub struct ChildTable {
     children: Vec<ChildInfo>,
+    /// Beside each child, the order key it was inserted with.
+    keys: Vec<usize>,
 }
 
 impl ChildTable {
@@ -23,14 +26,25 @@ impl ChildTable {
         Self::default()
     }
 
-    /// Records a freshly forked child.
+    /// Records a freshly forked child after every other.
     pub fn insert(&mut self, info: ChildInfo) {
-        self.children.push(info);
+        let key = self.keys.last().map_or(0, |k| k + 1);
+        self.insert_keyed(key, info);
+    }
+
+    /// Records a child at the place `key` orders it to (the supervisor's
+    /// member number, so that a successor is listed where its predecessor
+    /// was).
+    pub fn insert_keyed(&mut self, key: usize, info: ChildInfo) {
+        let pos = self.keys.partition_point(|k| *k <= key);
+        self.keys.insert(pos, key);
+        self.children.insert(pos, info);
     }
 
     /// Forgets a reaped child; `None` if the pid is not ours.
     pub fn remove(&mut self, pid: Pid) -> Option<ChildInfo> {
         let pos = self.children.iter().position(|c| c.pid == pid)?;
+        self.keys.remove(pos);
         Some(self.children.remove(pos))
     }
 
@@ -102,6 +116,18 @@ mod tests {
         assert_eq!(t.all().len(), 1);
         assert!(t.remove(Pid::from_raw(11)).is_some());
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_successor_takes_its_predecessors_place() {
+        let mut t = ChildTable::new();
+        t.insert_keyed(0, child(10, "timer"));
+        t.insert_keyed(1, child(11, "fifo server"));
+        t.insert_keyed(2, child(12, "tcp main process"));
+        t.remove(Pid::from_raw(11));
+        t.insert_keyed(1, child(21, "fifo server"));
+        let pids: Vec<i32> = t.all().iter().map(|c| c.pid.as_raw()).collect();
+        assert_eq!(pids, vec![10, 21, 12]);
     }
 
     #[test]

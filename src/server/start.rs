@@ -488,10 +488,53 @@ fn finish_privileged(opts: &CliOpts, rt: &'static Runtime) -> Result<Supervisor,
         );
     }
     sup.set_status_report(crate::tm::funcs::stats_line);
+    sup.set_death_hook(after_death);
+    sup.set_tick(check_heartbeats);
     if let Some(f) = stats_file {
         sup.set_stats_file(f);
     }
     Ok(sup)
+}
+
+/// A process silent this long (no heartbeat) is reported as stalled.
+/// Workers beat at least twice a second even when idle (their receive
+/// timeout), the timer process every tick.
+const STALL_AFTER_MS: u64 = 3000;
+
+/// How often an idle UDP worker wakes up to beat.
+const IDLE_BEAT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The supervisor's death hook: the references on transactions the dead
+/// process held are dropped before its successor takes its slot. (Locks
+/// it held are taken over by their next user, see `shm::mutex`.)
+fn after_death(pid: i32, slot: Option<usize>) {
+    let Some(slot) = slot else { return };
+    let held = crate::proc::shared::take_held(slot);
+    if held.is_empty() {
+        return;
+    }
+    let (dropped, unlinked) = crate::tm::store::release_orphans(&held);
+    log::warn!(
+        "process {pid} died holding {dropped} transaction reference(s): released, \
+         {unlinked} unfinished transaction(s) with no timer dropped"
+    );
+}
+
+/// The supervisor's tick: processes whose heartbeat stopped are logged
+/// (once, and again when they resume).
+fn check_heartbeats() {
+    use crate::proc::shared::Stall;
+    for s in crate::proc::shared::check_stalls(shm::monotonic_ms(), STALL_AFTER_MS) {
+        match s {
+            Stall::Stalled { pid, desc, ms } => log::error!(
+                "process {pid} ({desc}) has not run its loop for {ms} ms: stalled \
+                 (stopped, or stuck in a script); peers it serves get no answer"
+            ),
+            Stall::Resumed { pid, desc } => {
+                log::warn!("process {pid} ({desc}) runs its loop again")
+            }
+        }
+    }
 }
 
 impl Ready {
@@ -755,6 +798,13 @@ fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) 
         return 1;
     };
     let mut rx = Receiver::new(rt);
+    // An idle worker wakes up now and then to beat (see check_heartbeats).
+    if let Err(e) = rx_sock.set_read_timeout(Some(IDLE_BEAT)) {
+        log::warn!(
+            "no receive timeout on {} ({e}): an idle worker looks stalled",
+            sock.listen.addr
+        );
+    }
     // Arrival stamps tell admission control how far behind we are.
     if let Err(e) = net::enable_arrival_stamps(rx_sock) {
         log::warn!(
@@ -767,6 +817,7 @@ fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) 
     let mut spare: Vec<u8> = Vec::with_capacity(4096);
     crate::proc::shared::mark_receiver();
     loop {
+        crate::proc::shared::beat();
         match net::recv_stamped(rx_sock, &mut rbuf, &mut cmsg) {
             Ok(r) => {
                 crate::proc::shared::note_received(r.queued);
@@ -777,7 +828,16 @@ fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) 
                 spare.extend_from_slice(rbuf.get(..r.len).unwrap_or_default());
                 spare = rx.handle(std::mem::take(&mut spare), r.src, sock);
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(e) => {
                 crate::log_limited!(log::Level::Error, "recvfrom on {}: {e}", sock.listen.addr);
             }

@@ -137,6 +137,7 @@ pub fn run() -> i32 {
         return 1;
     };
     loop {
+        crate::proc::shared::beat();
         let now = monotonic_ms();
         pass(s, now);
         let wheel = s.region.get(s.wheel);

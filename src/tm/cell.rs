@@ -204,9 +204,17 @@ fn free_cell(region: &Region, off: ShmOff<Cell>) {
 }
 
 /// A counted reference to a cell, released on drop.
+///
+/// While it lives, the reference is on record in this process's slot of
+/// the shared process list (`proc::shared::hold`), so that if the process
+/// dies holding it, the supervisor releases it (`store::release_orphans`) and
+/// the cell is not kept forever. The count is raised before the record is
+/// written and the record cleared before the count drops: a death between
+/// the two can leak one reference, never release one twice.
 pub struct CellRef {
     region: &'static Region,
     off: ShmOff<Cell>,
+    held: Option<u8>,
 }
 
 impl CellRef {
@@ -214,18 +222,22 @@ impl CellRef {
     /// (under its bucket lock, or holding another reference).
     pub fn acquire(region: &'static Region, off: ShmOff<Cell>) -> CellRef {
         region.get(off).refs.inc();
-        CellRef { region, off }
+        Self::adopt(region, off)
     }
 
     /// Adopt a reference the caller already owns (the creation reference,
     /// or the one a fired timer held).
     pub fn adopt(region: &'static Region, off: ShmOff<Cell>) -> CellRef {
-        CellRef { region, off }
+        let held = crate::proc::shared::hold(off.get());
+        CellRef { region, off, held }
     }
 
     /// Give up ownership without releasing (it is counted elsewhere now).
     pub fn into_raw(self) -> ShmOff<Cell> {
         let off = self.off;
+        if let Some(i) = self.held {
+            crate::proc::shared::unhold(i);
+        }
         std::mem::forget(self);
         off
     }
@@ -245,6 +257,9 @@ impl CellRef {
 
 impl Drop for CellRef {
     fn drop(&mut self) {
+        if let Some(i) = self.held {
+            crate::proc::shared::unhold(i);
+        }
         release(self.region, self.off);
     }
 }

@@ -218,6 +218,31 @@ pub fn create(
     Ok(Created::New(CellRef::adopt(region, off)))
 }
 
+/// After a process died: drops the references it held on cells (raw
+/// offsets from its record in the process list). A cell then left in the
+/// table with no timer armed has nobody to finish it (its creator died
+/// before arming one): it is unlinked, so the table's reference goes too
+/// and its caller's retransmission starts a fresh transaction. Returns
+/// (references dropped, cells unlinked).
+pub fn release_orphans(offs: &[u32]) -> (usize, usize) {
+    let Some(g) = g() else { return (0, 0) };
+    let mut unlinked = 0;
+    let mut dropped = 0;
+    for off in offs.iter().filter_map(|o| ShmOff::<Cell>::from_u32(*o)) {
+        // The dead process's reference, adopted here so that dropping
+        // `cref` releases it (the supervisor keeps no record of its own).
+        let cref = CellRef::adopt(g.region, off);
+        let c = cref.cell();
+        if !c.timer.is_armed() && c.link.bucket().is_some() {
+            unlink(&cref);
+            unlinked += 1;
+        }
+        drop(cref);
+        dropped += 1;
+    }
+    (dropped, unlinked)
+}
+
 /// Unlink a terminated cell and drop the table's reference.
 pub fn unlink(cell: &CellRef) {
     let Some(g) = g() else { return };

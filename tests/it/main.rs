@@ -29,6 +29,7 @@ mod nathelper;
 mod overload;
 mod permissions;
 mod registrar_limits;
+mod respawn;
 mod serctl;
 mod sl_stats;
 mod startup;
