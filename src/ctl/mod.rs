@@ -10,6 +10,7 @@
 pub mod blacklist_cmds;
 pub mod core_cmds;
 pub mod fifo;
+pub mod jsonrpc;
 pub mod outbox;
 pub mod registry;
 pub mod reply;
