@@ -101,14 +101,18 @@ fn run(
     }
 }
 
-/// A command that answered with a failure status.
+/// A command that answered with a failure status. `400` is how every
+/// command says its parameter lines were wrong (`ul_*` check their own),
+/// so it is JSON-RPC's invalid params; the status travels in `data` in
+/// either case.
 fn failed(r: &Reply) -> RpcError {
-    RpcError::new(
-        Value::Null,
-        codec::COMMAND_FAILED,
-        format!("{} {}", r.code, r.text),
-    )
-    .with_data(json!({"status": r.code, "reason": r.text, "lines": r.body}))
+    let code = if r.code == 400 {
+        codec::INVALID_PARAMS
+    } else {
+        codec::COMMAND_FAILED
+    };
+    RpcError::new(Value::Null, code, format!("{} {}", r.code, r.text))
+        .with_data(json!({"status": r.code, "reason": r.text, "lines": r.body}))
 }
 
 /// The response to a later report: the datagram a worker or the timer
@@ -191,6 +195,11 @@ mod tests {
         assert_eq!(e["error"]["code"], codec::COMMAND_FAILED);
         assert_eq!(e["error"]["data"]["status"], 500);
         assert!(e["error"]["message"].as_str().unwrap().starts_with("500 "));
+        // A command's own 400 (bad parameter lines) is invalid params.
+        let e = failed(&Reply::new(400, "ul_rm: table name expected"));
+        assert_eq!(e.code, codec::INVALID_PARAMS);
+        assert_eq!(e.data.unwrap()["status"], 400);
+        assert_eq!(failed(&Reply::new(404, "x")).code, codec::COMMAND_FAILED);
     }
 
     #[test]
