@@ -22,6 +22,7 @@ mod exec;
 mod foundation;
 mod harness;
 mod hostile;
+mod jsonrpc;
 mod nathelper;
 mod overload;
 mod permissions;
