@@ -3,6 +3,9 @@
 //! delivery. Commands are text: a head line `:command:reply`, parameter
 //! lines, an empty line; replies are `<code> <text>` and body lines.
 //!
+//! The same table is served as JSON-RPC 2.0 by [`jsonrpc`] (a second
+//! framing: request objects, parameters as lines, JSON results).
+//!
 //! Modules export their commands through `Module::ctl_commands`; a
 //! command that answers later (a UAC transaction) keeps its
 //! [`ReplyTarget`] and delivers from whichever process completes it.
@@ -10,6 +13,7 @@
 pub mod blacklist_cmds;
 pub mod core_cmds;
 pub mod fifo;
+pub mod jsonrpc;
 pub mod outbox;
 pub mod registry;
 pub mod reply;

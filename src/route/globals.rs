@@ -59,6 +59,12 @@ pub struct CoreCfg {
     pub unix_sock_group: Option<String>,
     /// Milliseconds.
     pub unix_tx_timeout_ms: u32,
+    /// JSON-RPC over a unix stream socket (`jsonrpc_socket=`); its mode
+    /// and owner are the unix socket's (`unix_sock_*`, else `fifo_*`).
+    pub jsonrpc_socket: Option<String>,
+    /// JSON-RPC over TCP (`jsonrpc_listen=`): loopback only, since the
+    /// protocol has no authentication.
+    pub jsonrpc_listen: Option<std::net::SocketAddr>,
     pub disable_tcp: bool,
     pub tcp_children: Option<u32>,
     pub tcp_accept_aliases: bool,
@@ -148,6 +154,8 @@ impl Default for CoreCfg {
             unix_sock_user: None,
             unix_sock_group: None,
             unix_tx_timeout_ms: 2000,
+            jsonrpc_socket: None,
+            jsonrpc_listen: None,
             disable_tcp: false,
             tcp_children: None,
             tcp_accept_aliases: false,
@@ -201,6 +209,8 @@ pub enum GlobalError {
     },
     #[error("parameter \"metrics_listen\": {value:?} {reason}")]
     MetricsListen { value: String, reason: &'static str },
+    #[error("parameter {name:?}: {reason}")]
+    Invalid { name: String, reason: String },
     #[error("parameter {name:?}: value {value} out of range ({expected})")]
     Range {
         name: String,
@@ -356,6 +366,32 @@ fn metrics_listen(v: &GlobalValue) -> Result<Option<std::net::SocketAddr>, Globa
     Ok(Some(addr))
 }
 
+/// `"127.0.0.1:5081"` / `"[::1]:5081"`; an empty string switches it off.
+/// Anything but a loopback address is refused: JSON-RPC has no
+/// authentication, so whoever reaches the port could run `kill`.
+fn loopback_addr(name: &str, v: &GlobalValue) -> Result<Option<std::net::SocketAddr>, GlobalError> {
+    let Some(s) = opt_string(name, v)? else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| GlobalError::Invalid {
+        name: name.into(),
+        reason,
+    };
+    let addr: std::net::SocketAddr = s.parse().map_err(|_| {
+        invalid(format!(
+            "{s:?} is not an address:port with a numeric address (e.g. \"127.0.0.1:5081\")"
+        ))
+    })?;
+    if !addr.ip().is_loopback() {
+        return Err(invalid(format!(
+            "{addr} is not a loopback address; JSON-RPC has no authentication, \
+             so it is served on 127.0.0.1 or ::1 only (use jsonrpc_socket= for local \
+             access with file permissions)"
+        )));
+    }
+    Ok(Some(addr))
+}
+
 fn sockets(name: &str, v: &GlobalValue) -> Result<Vec<SocketSpec>, GlobalError> {
     match v {
         GlobalValue::Sockets(s) => Ok(s.clone()),
@@ -413,6 +449,8 @@ impl CoreCfg {
             "unix_tx_timeout" => {
                 self.unix_tx_timeout_ms = ranged(name, v, 0, 600_000, "milliseconds")? as u32
             }
+            "jsonrpc_socket" => self.jsonrpc_socket = opt_string(name, v)?,
+            "jsonrpc_listen" => self.jsonrpc_listen = loopback_addr(name, v)?,
             "disable_tcp" => self.disable_tcp = boolean(name, v)?,
             "tcp_children" => self.tcp_children = Some(ranged(name, v, 1, 1024, "1..1024")? as u32),
             "tcp_accept_aliases" => self.tcp_accept_aliases = boolean(name, v)?,
@@ -684,5 +722,27 @@ mod tests {
         }
         assert_eq!(c.log_name, "ser-edge");
         assert!(c.ignored.is_empty(), "{:?}", c.ignored);
+    }
+
+    #[test]
+    fn jsonrpc_listen_is_loopback_only() {
+        let mut c = CoreCfg::default();
+        let set = |c: &mut CoreCfg, n: &str, v: &str| c.set(n, &GlobalValue::Str(v.into()));
+        set(&mut c, "jsonrpc_listen", "127.0.0.1:5081").unwrap();
+        assert_eq!(c.jsonrpc_listen, Some("127.0.0.1:5081".parse().unwrap()));
+        set(&mut c, "jsonrpc_listen", "[::1]:5081").unwrap();
+        set(&mut c, "jsonrpc_socket", "/run/ser/jsonrpc.sock").unwrap();
+        assert_eq!(c.jsonrpc_socket.as_deref(), Some("/run/ser/jsonrpc.sock"));
+        for bad in [
+            "0.0.0.0:5081",
+            "192.0.2.1:5081",
+            "localhost:5081",
+            "127.0.0.1",
+        ] {
+            let e = set(&mut c, "jsonrpc_listen", bad).unwrap_err().to_string();
+            assert!(e.contains("jsonrpc_listen"), "{bad}: {e}");
+        }
+        set(&mut c, "jsonrpc_listen", "").unwrap();
+        assert_eq!(c.jsonrpc_listen, None);
     }
 }

@@ -13,13 +13,15 @@ usage: serctl [options] <command> [args]
 options:
   -s <path>   talk to ser's unix datagram socket at <path>
   -f <path>   talk to ser's FIFO at <path>
+  -j <where>  talk JSON-RPC to ser's jsonrpc_socket (a path) or
+              jsonrpc_listen (a numeric host:port)
   -t <secs>   wait at most <secs> for a reply (default 5)
   -n <count>  moni: stop after <count> refreshes (default: until interrupted)
   -d <url>    database of the user commands (default $SER_DB_URL, else
               mysql://ser:heslo@localhost/ser); syntax of ser's db_url
   -h          this text
-  Without -s/-f: $SER_UNIXSOCK, then $SER_FIFO, then /tmp/ser_sock if it is
-  a socket, else /tmp/ser_fifo.
+  Without -s/-f/-j: $SER_JSONRPC, $SER_UNIXSOCK, then $SER_FIFO, then
+  /tmp/ser_sock if it is a socket, else /tmp/ser_fifo.
 
 commands:
   ps                        ser's processes
@@ -139,7 +141,7 @@ impl Command {
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
-    /// `-s`/`-f`; `None`: decided from the environment.
+    /// `-s`/`-f`/`-j`; `None`: decided from the environment.
     pub transport: Option<Transport>,
     /// `-t`
     pub timeout: Duration,
@@ -206,7 +208,7 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
         if opt == 'h' && chars.as_str().is_empty() {
             return Ok(inv);
         }
-        if !matches!(opt, 's' | 'f' | 't' | 'n' | 'd') {
+        if !matches!(opt, 's' | 'f' | 'j' | 't' | 'n' | 'd') {
             return Err(UsageError::UnknownOption(arg.clone()));
         }
         // The argument is attached (`-t2`) or the next word (`-t 2`).
@@ -221,6 +223,9 @@ pub fn parse_args(args: &[String]) -> Result<Invocation, UsageError> {
         match opt {
             's' => inv.transport = Some(Transport::UnixSock(PathBuf::from(value))),
             'f' => inv.transport = Some(Transport::fifo(value)),
+            'j' => {
+                inv.transport = Some(Transport::JsonRpc(super::jsonrpc::Endpoint::parse(&value)))
+            }
             't' => inv.timeout = parse_timeout(&value)?,
             'd' => inv.db_url = Some(value),
             _ => inv.count = Some(parse_count(&value)?),
@@ -362,6 +367,11 @@ mod tests {
         assert_eq!(inv.command, Command::Moni);
         let inv = parse(&["-f/x/fifo", "ps"]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(inv.transport, Some(Transport::fifo("/x/fifo")));
+        let inv = parse(&["-j", "127.0.0.1:5081", "ps"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            inv.transport.map(|t| t.to_string()),
+            Some("JSON-RPC 127.0.0.1:5081".into())
+        );
         assert_eq!(inv.timeout, DEFAULT_TIMEOUT);
     }
 

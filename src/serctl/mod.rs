@@ -1,5 +1,6 @@
 //! `serctl`: the operator's tool for a running ser, speaking SER 0.9's
-//! management protocol over the FIFO or the unix datagram socket.
+//! management protocol over the FIFO or the unix datagram socket, or the
+//! same commands over JSON-RPC ([`jsonrpc`]).
 //!
 //! Layers: [`proto`] frames requests and parses replies (pure);
 //! [`unixsock`] and [`fifo`] move bytes ([`access`]: who may answer); [`transport`] picks one and ties
@@ -11,6 +12,7 @@ pub mod access;
 pub mod cli;
 pub mod fifo;
 pub mod format;
+pub mod jsonrpc;
 pub mod proto;
 pub mod run;
 pub mod transport;

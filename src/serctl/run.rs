@@ -32,10 +32,12 @@ pub enum OutKind {
     Stream,
 }
 
-/// What the environment says: the transport when `-s`/`-f` are absent,
-/// the database and the domain of the user commands.
+/// What the environment says: the transport when `-s`/`-f`/`-j` are
+/// absent, the database and the domain of the user commands.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EnvPaths {
+    /// `$SER_JSONRPC`: a JSON-RPC socket path or loopback `host:port`.
+    pub jsonrpc: Option<String>,
     /// `$SER_UNIXSOCK`
     pub unixsock: Option<PathBuf>,
     /// `$SER_FIFO`
@@ -47,9 +49,20 @@ pub struct EnvPaths {
 }
 
 impl EnvPaths {
-    /// Reads `SER_UNIXSOCK` and `SER_FIFO` from the process environment.
+    /// The transport the environment names (see [`Transport::from_env`]).
+    pub fn transport(&self) -> Transport {
+        Transport::from_env(
+            self.jsonrpc.clone(),
+            self.unixsock.clone(),
+            self.fifo.clone(),
+        )
+    }
+
+    /// Reads `SER_JSONRPC`, `SER_UNIXSOCK` and `SER_FIFO` from the
+    /// process environment.
     pub fn from_process() -> Self {
         EnvPaths {
+            jsonrpc: std::env::var("SER_JSONRPC").ok(),
             unixsock: std::env::var_os("SER_UNIXSOCK").map(PathBuf::from),
             fifo: std::env::var_os("SER_FIFO").map(PathBuf::from),
             db_url: std::env::var("SER_DB_URL").ok().filter(|s| !s.is_empty()),
@@ -84,10 +97,7 @@ pub fn run(
         let _ = out.flush();
         return status;
     }
-    let transport = inv
-        .transport
-        .clone()
-        .unwrap_or_else(|| Transport::from_env(env.unixsock.clone(), env.fifo.clone()));
+    let transport = inv.transport.clone().unwrap_or_else(|| env.transport());
     let status = match execute(&inv, &transport, out, kind) {
         Ok(None) => EXIT_OK,
         Ok(Some(reply)) => {

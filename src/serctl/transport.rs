@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use super::jsonrpc::{self, Endpoint};
 use super::proto::{self, BuildError, Reply, ReplyError};
 use super::{fifo, unixsock};
 
@@ -17,7 +18,7 @@ pub const DEFAULT_FIFO: &str = "/tmp/ser_fifo";
 /// How long to wait for a reply unless `-t` says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// One of ser's two management interfaces.
+/// One of ser's management interfaces.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Transport {
     /// The unix datagram socket (`unix_sock=` / `-x`).
@@ -30,6 +31,9 @@ pub enum Transport {
         /// The directory the server writes replies into.
         reply_dir: PathBuf,
     },
+    /// JSON-RPC (`jsonrpc_socket=` / `jsonrpc_listen=`): the same
+    /// commands, one request per connection.
+    JsonRpc(Endpoint),
 }
 
 /// The server could not be asked, or its answer could not be read. All of
@@ -95,10 +99,11 @@ pub enum TransportError {
 
 impl Transport {
     /// The server's path.
-    pub fn path(&self) -> &Path {
+    pub fn path(&self) -> PathBuf {
         match self {
-            Transport::UnixSock(p) => p,
-            Transport::Fifo { path, .. } => path,
+            Transport::UnixSock(p) => p.clone(),
+            Transport::Fifo { path, .. } => path.clone(),
+            Transport::JsonRpc(e) => e.display_path(),
         }
     }
 
@@ -110,10 +115,17 @@ impl Transport {
         }
     }
 
-    /// The choice when neither `-s` nor `-f` is given: the environment
-    /// (`SER_UNIXSOCK`, then `SER_FIFO`), then `/tmp/ser_sock` if it is a
-    /// socket, else `/tmp/ser_fifo`.
-    pub fn from_env(unixsock: Option<PathBuf>, fifo: Option<PathBuf>) -> Self {
+    /// The choice when none of `-s`, `-f`, `-j` is given: the environment
+    /// (`SER_JSONRPC`, `SER_UNIXSOCK`, then `SER_FIFO`), then
+    /// `/tmp/ser_sock` if it is a socket, else `/tmp/ser_fifo`.
+    pub fn from_env(
+        jsonrpc: Option<String>,
+        unixsock: Option<PathBuf>,
+        fifo: Option<PathBuf>,
+    ) -> Self {
+        if let Some(j) = jsonrpc.filter(|j| !j.is_empty()) {
+            return Transport::JsonRpc(Endpoint::parse(&j));
+        }
         if let Some(p) = unixsock.filter(|p| !p.as_os_str().is_empty()) {
             return Transport::UnixSock(p);
         }
@@ -144,9 +156,10 @@ impl Transport {
             Transport::Fifo { path, reply_dir } => {
                 fifo::exchange(path, reply_dir, cmd, params, timeout)?
             }
+            Transport::JsonRpc(ep) => return jsonrpc::exchange(ep, cmd, params, timeout),
         };
         proto::parse_reply(&raw).map_err(|source| TransportError::Reply {
-            path: self.path().to_path_buf(),
+            path: self.path(),
             source,
         })
     }
@@ -157,6 +170,7 @@ impl fmt::Display for Transport {
         match self {
             Transport::UnixSock(p) => write!(f, "unix socket {}", p.display()),
             Transport::Fifo { path, .. } => write!(f, "FIFO {}", path.display()),
+            Transport::JsonRpc(e) => write!(f, "JSON-RPC {e}"),
         }
     }
 }
@@ -198,17 +212,21 @@ mod tests {
 
     #[test]
     fn environment_wins_over_defaults_and_socket_over_fifo() {
-        let t = Transport::from_env(Some("/a/sock".into()), Some("/a/fifo".into()));
+        let t = Transport::from_env(None, Some("/a/sock".into()), Some("/a/fifo".into()));
         assert_eq!(t, Transport::UnixSock("/a/sock".into()));
-        let t = Transport::from_env(None, Some("/a/fifo".into()));
+        let t = Transport::from_env(None, None, Some("/a/fifo".into()));
         assert_eq!(t, Transport::fifo("/a/fifo"));
-        let t = Transport::from_env(Some("".into()), Some("/a/fifo".into()));
+        let t = Transport::from_env(None, Some("".into()), Some("/a/fifo".into()));
+        assert_eq!(t, Transport::fifo("/a/fifo"));
+        let t = Transport::from_env(Some("127.0.0.1:5081".into()), Some("/a/sock".into()), None);
+        assert_eq!(t, Transport::JsonRpc(Endpoint::parse("127.0.0.1:5081")));
+        let t = Transport::from_env(Some("".into()), None, Some("/a/fifo".into()));
         assert_eq!(t, Transport::fifo("/a/fifo"));
     }
 
     #[test]
     fn default_depends_on_what_exists() {
-        let t = Transport::from_env(None, None);
+        let t = Transport::from_env(None, None, None);
         let sock_exists =
             std::fs::metadata(DEFAULT_UNIXSOCK).is_ok_and(|m| m.file_type().is_socket());
         if sock_exists {

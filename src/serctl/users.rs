@@ -12,7 +12,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::cli::{Command, Invocation};
 use super::run::{EnvPaths, EXIT_OK, EXIT_SERVER_ERROR, EXIT_UNREACHABLE, EXIT_USAGE};
-use super::transport::Transport;
 use crate::db::{schema, time::forever_secs, Db, DbError, Stmt, Value};
 use crate::modules::auth::digest::hex_md5;
 
@@ -154,10 +153,7 @@ fn execute(
 /// `aliases` table, is not an error: the database row is what counts, and
 /// a server in `db_mode` 1 or 2 loads it when it starts.
 fn push_alias(inv: &Invocation, env: &EnvPaths, cmd: &str, params: &[&str], err: &mut dyn Write) {
-    let t = inv
-        .transport
-        .clone()
-        .unwrap_or_else(|| Transport::from_env(env.unixsock.clone(), env.fifo.clone()));
+    let t = inv.transport.clone().unwrap_or_else(|| env.transport());
     match t.exchange(cmd, params, inv.timeout) {
         Ok(r) if r.is_success() => {}
         Ok(r) if r.code == 400 || r.code == 404 => {}

@@ -668,6 +668,7 @@ impl ProcessMode {
 struct ControlFiles {
     fifo: Option<&'static crate::ctl::fifo::FifoPipe>,
     unix: Option<&'static crate::ctl::unixsock::CtlSocket>,
+    jsonrpc: Option<&'static crate::ctl::jsonrpc::server::Listeners>,
     registry: &'static crate::ctl::Registry,
 }
 
@@ -677,6 +678,8 @@ enum ControlError {
     Fifo(#[from] crate::ctl::fifo::FifoError),
     #[error("{0}")]
     Unix(#[from] crate::ctl::unixsock::UnixSockError),
+    #[error("{0}")]
+    JsonRpc(#[from] crate::ctl::jsonrpc::server::JsonRpcError),
     #[error("owner of the FIFO / unix socket (fifo_user, fifo_group, user, group): {0}")]
     Owner(#[from] crate::os::OsError),
 }
@@ -747,11 +750,52 @@ impl ControlFiles {
             }
             None => None,
         };
+        let jsonrpc = match Self::open_jsonrpc(core) {
+            Ok(l) => l,
+            Err(e) => {
+                if let Some(f) = fifo {
+                    crate::ctl::fifo::remove(&f.path);
+                }
+                if let Some(s) = unix {
+                    crate::ctl::unixsock::remove(&s.path);
+                }
+                return Err(e);
+            }
+        };
         Ok(ControlFiles {
             fifo,
             unix,
+            jsonrpc,
             registry,
         })
+    }
+
+    /// The JSON-RPC listeners; the socket file gets the unix socket's
+    /// mode and owner.
+    fn open_jsonrpc(
+        core: &CoreCfg,
+    ) -> Result<Option<&'static crate::ctl::jsonrpc::server::Listeners>, ControlError> {
+        if core.jsonrpc_socket.is_none() && core.jsonrpc_listen.is_none() {
+            return Ok(None);
+        }
+        let (owner, group) = control_owner(
+            core.unix_sock_user
+                .as_deref()
+                .or(core.fifo_user.as_deref())
+                .or(core.user.as_deref()),
+            core.unix_sock_group
+                .as_deref()
+                .or(core.fifo_group.as_deref())
+                .or(core.group.as_deref()),
+        )?;
+        let l = crate::ctl::jsonrpc::server::prepare(
+            core.jsonrpc_socket.as_deref().map(Path::new),
+            core.jsonrpc_listen,
+            core.unix_sock_mode.unwrap_or(core.fifo_mode),
+            owner,
+            group,
+        )?;
+        Ok(Some(&*Box::leak(Box::new(l))))
     }
 
     fn spawn_servers(
@@ -775,6 +819,13 @@ impl ControlFiles {
                 )?;
             }
         }
+        if let Some(l) = self.jsonrpc {
+            sup.spawn(
+                Rank::Module("jsonrpc server"),
+                "jsonrpc server".into(),
+                move || crate::ctl::jsonrpc::server::serve(l, registry),
+            )?;
+        }
         Ok(())
     }
 
@@ -784,6 +835,9 @@ impl ControlFiles {
         }
         if let Some(s) = self.unix {
             crate::ctl::unixsock::remove(&s.path);
+        }
+        if let Some(l) = self.jsonrpc {
+            crate::ctl::jsonrpc::server::remove(l);
         }
     }
 }

@@ -23,6 +23,7 @@ mod foundation;
 mod harness;
 mod hostile;
 mod install;
+mod jsonrpc;
 mod logging;
 mod metrics;
 mod nathelper;
