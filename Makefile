@@ -17,7 +17,7 @@ STRIP       ?= strip
 INSTALL     ?= install
 
 .PHONY: all build run test test-deps lint install install-files install-user \
-	uninstall bench clean
+	uninstall bench clean fuzz
 
 all: build
 
@@ -37,6 +37,24 @@ test: test-deps build
 lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+# Each cargo-fuzz target (fuzz/fuzz_targets/) for FUZZ_TIME seconds, one at
+# a time, on nightly. New inputs grow fuzz/work/<target> (the seeds in
+# fuzz/corpus/ stay as they are); findings land in fuzz/artifacts/<target>/.
+# FUZZ_TARGETS narrows the list; FUZZ_ARGS passes more libFuzzer flags.
+FUZZ_TIME    ?= 600
+FUZZ_TARGETS ?= $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs)))
+FUZZ_ARGS    ?=
+fuzz:
+	@$(CARGO) +nightly fuzz --version >/dev/null 2>&1 || \
+	  { echo "make fuzz needs nightly Rust and cargo-fuzz (cargo install cargo-fuzz)"; exit 1; }
+	$(CARGO) +nightly fuzz build -O
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/work/$$t fuzz/artifacts/$$t; \
+	  echo "== fuzz $$t for $(FUZZ_TIME) s"; \
+	  $(CARGO) +nightly fuzz run -O $$t fuzz/work/$$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_TIME) -artifact_prefix=fuzz/artifacts/$$t/ $(FUZZ_ARGS); \
+	done
 
 test-deps:
 	@scripts/ensure-test-deps

@@ -8,8 +8,28 @@ use std::path::{Path, PathBuf};
 
 /// Bottom first. Each entry is a top-level folder (or file) of `src/`.
 const LAYERS: &[&str] = &[
-    "util", "sip", "cfg", "os", "logging", "db", "net", "fwd", "proc", "timer", "ctl", "route",
-    "tm", "modules", "metrics", "cli", "server", "serctl", "bin", "main", "lib",
+    "util",
+    "sip",
+    "cfg",
+    "os",
+    "logging",
+    "db",
+    "net",
+    "fwd",
+    "proc",
+    "timer",
+    "ctl",
+    "route",
+    "tm",
+    "modules",
+    "metrics",
+    "fuzz_targets",
+    "cli",
+    "server",
+    "serctl",
+    "bin",
+    "main",
+    "lib",
 ];
 
 /// Test-only files may reach up (a tm test loads the module catalog).

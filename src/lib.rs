@@ -9,6 +9,8 @@ pub mod cfg;
 pub mod cli;
 pub mod ctl;
 pub mod db;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod fwd;
 pub mod logging;
 pub mod metrics;

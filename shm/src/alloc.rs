@@ -335,6 +335,15 @@ impl Heap<'_> {
             let nsize = nh & SIZE_MASK;
             self.remove(next, nsize);
             total += nsize;
+            // inside the merged block now: no header of its own
+            self.wr(next, 0);
+        }
+        if start != b {
+            // Merged into the free block before it: the header at `b` is
+            // now inside that block and still reads as a live block, so a
+            // second free of `p` would be taken (and corrupt the heap, or a
+            // block later allocated over this space). Wipe its check word.
+            self.wr(b, 0);
         }
         killpoint::hit("alloc.free.unlisted");
         self.set_header(start, total, F_FREE);

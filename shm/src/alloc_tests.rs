@@ -177,6 +177,35 @@ fn bad_frees_are_counted_not_fatal() {
 }
 
 #[test]
+fn double_free_of_a_block_merged_into_its_neighbours_is_refused() {
+    // Found by the shm_alloc fuzz target: a block merged into the free
+    // block before it kept its header, so a second free was taken.
+    let t = testbuf::region(1 << 20);
+    let r = &t.r;
+    let a = r.alloc_bytes(100).unwrap();
+    let b = r.alloc_bytes(100).unwrap();
+    let c = r.alloc_bytes(100).unwrap();
+    let guard = r.alloc_bytes(100).unwrap();
+    r.free(a);
+    r.free(b); // merges into a
+    r.free(b);
+    assert_eq!(r.stats().bad_frees, 1, "second free of b taken");
+    r.free(c); // merges into a+b, and a+b+c is followed by guard
+    r.free(c);
+    assert_eq!(r.stats().bad_frees, 2, "second free of c taken");
+    // the merged space handed out again: the old offsets stay refused
+    let big = r.alloc_bytes(300).unwrap();
+    r.free(b);
+    r.free(c);
+    assert_eq!(r.stats().bad_frees, 4);
+    assert!(r.heap_is_consistent());
+    r.free(big);
+    r.free(guard);
+    let s = r.stats();
+    assert_eq!((s.used, s.largest_free), (0, s.total));
+}
+
+#[test]
 fn typed_values_and_slices() {
     #[repr(C)]
     struct Pair {

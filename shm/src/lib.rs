@@ -17,6 +17,8 @@ pub mod alloc;
 pub mod clock;
 pub mod error;
 pub mod futex;
+#[doc(hidden)]
+pub mod fuzz_alloc;
 pub mod killpoint;
 pub mod lockorder;
 pub mod mutex;

@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use super::registry::Registry;
-use super::request::{looks_like_head, parse_head, trim_line, Dialect, LineSource, NoLine};
+use super::reply::Reply;
+use super::request::{looks_like_head, parse_head, trim_line, Dialect, Head, LineSource, NoLine};
 use super::target::{Patience, ReplyTarget};
 
 /// How long the rest of a started request may take to arrive.
@@ -124,10 +125,26 @@ pub fn prepare(
     })
 }
 
-/// Lines from the pipe. Within a request (`deadline` set) a missing rest
+/// Where the server's bytes come from: the pipe, or (for the fuzz target)
+/// a byte string cut into writes.
+pub trait FifoInput {
+    /// Appends what is available to `buf`, waiting until `deadline`
+    /// (forever when `None`). `false` when the deadline passed with
+    /// nothing new, or the input has ended.
+    fn fill(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> bool;
+    /// No more bytes will ever come (never, for the pipe).
+    fn ended(&self) -> bool {
+        false
+    }
+}
+
+/// The read end of the pipe.
+struct Pipe<'a>(&'a File);
+
+/// Lines from the input. Within a request (`deadline` set) a missing rest
 /// is waited for until the deadline; between requests, forever.
 struct PipeLines<'a> {
-    file: &'a File,
+    input: &'a mut dyn FifoInput,
     buf: &'a mut Vec<u8>,
     deadline: Option<Instant>,
     /// Had to wait for input since the request began.
@@ -142,12 +159,12 @@ impl PipeLines<'_> {
         let text = String::from_utf8_lossy(&raw);
         Some(trim_line(&text).to_string())
     }
+}
 
-    /// Read what is available, waiting up to the deadline. `false` when
-    /// the deadline passed with nothing new.
-    fn fill(&mut self) -> bool {
+impl FifoInput for Pipe<'_> {
+    fn fill(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> bool {
         loop {
-            let timeout = match self.deadline {
+            let timeout = match deadline {
                 None => PollTimeout::NONE,
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
@@ -157,7 +174,7 @@ impl PipeLines<'_> {
                     PollTimeout::from(u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX))
                 }
             };
-            let mut fds = [PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, timeout) {
                 Ok(0) => continue,
                 Ok(_) => {}
@@ -169,10 +186,10 @@ impl PipeLines<'_> {
                 }
             }
             let mut chunk = [0u8; 16 * 1024];
-            match (&*self.file).read(&mut chunk) {
+            match (&*self.0).read(&mut chunk) {
                 Ok(0) => continue,
                 Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
+                    buf.extend_from_slice(&chunk[..n]);
                     return true;
                 }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
@@ -206,7 +223,7 @@ impl LineSource for PipeLines<'_> {
             if self.deadline.is_some() {
                 self.waited = true;
             }
-            if !self.fill() {
+            if !self.input.fill(self.buf, self.deadline) {
                 return Err(NoLine::Stalled);
             }
         }
@@ -216,12 +233,41 @@ impl LineSource for PipeLines<'_> {
 /// The FIFO server's loop (the forked process's body). Never returns.
 pub fn serve(pipe: &FifoPipe, registry: &Registry) -> i32 {
     let settings = super::settings();
+    log::info!("fifo server reading {}", pipe.path.display());
+    serve_input(&mut Pipe(&pipe.reader), registry, |head, reply| {
+        let Some(t) = reply_target(head) else { return };
+        if let Err(e) = t.deliver(
+            &reply.render(Dialect::Fifo),
+            settings.file_mode,
+            Patience::FIFO_SERVER,
+        ) {
+            crate::warn_limited!("fifo: reply to '{}' not delivered: {e}", head.command);
+        }
+    });
+    0
+}
+
+/// Where the reply to `head` goes; `None` when the client wants none.
+fn reply_target(head: &Head) -> Option<ReplyTarget> {
+    (!head.reply.is_empty())
+        .then(|| ReplyTarget::File(super::settings().reply_dir.join(&head.reply)))
+}
+
+/// Serves the requests `input` delivers until it ends (the pipe never
+/// does), handing each reply to `deliver`.
+pub fn serve_input(
+    input: &mut dyn FifoInput,
+    registry: &Registry,
+    mut deliver: impl FnMut(&Head, Reply),
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut pending: Option<String> = None;
-    log::info!("fifo server reading {}", pipe.path.display());
     loop {
+        if pending.is_none() && input.ended() && memchr::memchr(b'\n', &buf).is_none() {
+            return;
+        }
         let mut lines = PipeLines {
-            file: &pipe.reader,
+            input: &mut *input,
             buf: &mut buf,
             deadline: None,
             waited: false,
@@ -245,18 +291,11 @@ pub fn serve(pipe: &FifoPipe, registry: &Registry) -> i32 {
             }
         };
         lines.deadline = Some(Instant::now() + REQUEST_TIMEOUT);
-        let target = (!head.reply.is_empty())
-            .then(|| ReplyTarget::File(settings.reply_dir.join(&head.reply)));
+        let target = reply_target(&head);
         let served = registry.serve(&head, &mut lines, Dialect::Fifo, target.as_ref());
         pending = served.requeue;
-        if let (Some(reply), Some(t)) = (served.reply, &target) {
-            if let Err(e) = t.deliver(
-                &reply.render(Dialect::Fifo),
-                settings.file_mode,
-                Patience::FIFO_SERVER,
-            ) {
-                crate::warn_limited!("fifo: reply to '{}' not delivered: {e}", head.command);
-            }
+        if let Some(reply) = served.reply {
+            deliver(&head, reply);
         }
     }
 }

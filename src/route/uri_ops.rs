@@ -81,7 +81,15 @@ pub fn rewrite(cur: &[u8], edit: &UriEdit) -> Result<Vec<u8>, UriEditError> {
             user = n;
         }
         UriEdit::Strip(n) => user = user.get(*n..).map(|s| s.to_vec()).unwrap_or_default(),
-        UriEdit::StripTail(n) => user.truncate(user.len().saturating_sub(*n)),
+        UriEdit::StripTail(n) => {
+            user.truncate(user.len().saturating_sub(*n));
+            // A cut inside a `%XX` escape takes the whole escape: half of
+            // one is not a URI (found by the uri fuzz target).
+            let tail = user.len().saturating_sub(2);
+            if let Some(i) = user[tail..].iter().rposition(|b| *b == b'%') {
+                user.truncate(tail + i);
+            }
+        }
     }
     let mut out = Vec::with_capacity(cur.len() + 32);
     out.extend_from_slice(b"sip:");
@@ -179,6 +187,17 @@ mod tests {
             rw("sips:x@h", UriEdit::User(b"voicemail".to_vec())),
             "sip:voicemail@h"
         );
+    }
+
+    #[test]
+    fn strip_tail_never_splits_an_escape() {
+        let cur = "sip:a%40b%2Cc@example.com";
+        assert_eq!(rw(cur, UriEdit::StripTail(1)), "sip:a%40b%2C@example.com");
+        assert_eq!(rw(cur, UriEdit::StripTail(2)), "sip:a%40b@example.com");
+        assert_eq!(rw(cur, UriEdit::StripTail(3)), "sip:a%40b@example.com");
+        assert_eq!(rw(cur, UriEdit::StripTail(5)), "sip:a%40@example.com");
+        assert_eq!(rw(cur, UriEdit::StripTail(6)), "sip:a@example.com");
+        assert_eq!(rw("sip:%41@h", UriEdit::StripTail(1)), "sip:h");
     }
 
     #[test]

@@ -16,6 +16,8 @@
 //! from [`TimerCfg`].
 
 mod client;
+#[doc(hidden)]
+pub mod explore;
 mod select;
 mod server;
 #[cfg(test)]
