@@ -37,6 +37,11 @@ pub enum UriEditError {
     Unparsable,
     #[error("rewritten URI longer than {MAX_URI} bytes")]
     TooLong,
+    /// The parts put together do not read back as the URI meant (an `@`
+    /// in the parameters once the user-info is gone): the R-URI is left
+    /// as it was rather than changed into another one.
+    #[error("rewritten URI would not parse as written")]
+    Malformed,
 }
 
 fn part(s: &[u8], sp: Option<Span>) -> &[u8] {
@@ -114,7 +119,12 @@ pub fn rewrite(cur: &[u8], edit: &UriEdit) -> Result<Vec<u8>, UriEditError> {
         out.push(b'?');
         out.extend_from_slice(u.headers.get(cur));
     }
-    bounded(out)
+    // What is sent must be what was meant: the host read back is the host
+    // written (found by the uri fuzz target).
+    match parse_uri(&out) {
+        Ok(back) if back.host.get(&out) == host.as_slice() => bounded(out),
+        _ => Err(UriEditError::Malformed),
+    }
 }
 
 fn bounded(u: Vec<u8>) -> Result<Vec<u8>, UriEditError> {
@@ -147,6 +157,18 @@ mod tests {
 
     fn rw(cur: &str, e: UriEdit) -> String {
         String::from_utf8(rewrite(cur.as_bytes(), &e).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_rewrite_that_would_read_back_differently_is_refused() {
+        // strip() empties the user of a URI whose parameters hold an `@`:
+        // without the user-info that `@` would start one.
+        let u = b"sip:ab:pw@h.example;x=a@evil.example";
+        assert_eq!(rewrite(u, &UriEdit::Strip(2)), Err(UriEditError::Malformed));
+        assert_eq!(
+            rewrite(u, &UriEdit::Strip(1)).unwrap(),
+            b"sip:b:pw@h.example;x=a@evil.example".to_vec()
+        );
     }
 
     #[test]
