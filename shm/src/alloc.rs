@@ -331,22 +331,27 @@ impl Heap<'_> {
         }
         let next = b + size;
         let nh = self.rd(next + 4);
-        if nh & F_FREE != 0 {
+        let absorbed_next = nh & F_FREE != 0;
+        if absorbed_next {
             let nsize = nh & SIZE_MASK;
             self.remove(next, nsize);
             total += nsize;
-            // inside the merged block now: no header of its own
+        }
+        killpoint::hit("alloc.free.unlisted");
+        // One store publishes the merged block: until it, the chain of
+        // block sizes still walks `b` and `next` (what a repair after a
+        // dead owner rebuilds from), so their headers stay valid till now.
+        self.set_header(start, total, F_FREE);
+        // Headers now inside the merged block would still read as blocks
+        // of their own, so a second free of `p` would be taken (and corrupt
+        // the heap, or a block later allocated over this space): wipe
+        // their check words.
+        if absorbed_next {
             self.wr(next, 0);
         }
         if start != b {
-            // Merged into the free block before it: the header at `b` is
-            // now inside that block and still reads as a live block, so a
-            // second free of `p` would be taken (and corrupt the heap, or a
-            // block later allocated over this space). Wipe its check word.
             self.wr(b, 0);
         }
-        killpoint::hit("alloc.free.unlisted");
-        self.set_header(start, total, F_FREE);
         killpoint::hit("alloc.free.merged");
         self.wr(start + total - 4, start);
         self.insert(start, total);
