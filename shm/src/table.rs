@@ -263,15 +263,7 @@ impl<'r, E: Linked> BucketGuard<'r, E> {
         let prev = l.prev.load(Ordering::Relaxed);
         let next = l.next.load(Ordering::Relaxed);
         // The publication: from here on the entry is out of the chain.
-        match prev {
-            Some(p) => self
-                .region
-                .get(p)
-                .link()
-                .next
-                .store(next, Ordering::Release),
-            None => self.b.head.store(next, Ordering::Release),
-        }
+        self.set_next(prev, next);
         killpoint::hit("table.remove.unpublished");
         match next {
             Some(n) => self

@@ -684,6 +684,24 @@ enum ControlError {
     Owner(#[from] crate::os::OsError),
 }
 
+/// The owner of the unix socket and of the JSON-RPC socket, which SER
+/// 0.9 tied to the FIFO's: `unix_sock_user`/`_group`, else the FIFO's,
+/// else `-u`/`-g`.
+fn unix_sock_owner(
+    core: &CoreCfg,
+) -> Result<(Option<nix::unistd::Uid>, Option<nix::unistd::Gid>), crate::os::OsError> {
+    control_owner(
+        core.unix_sock_user
+            .as_deref()
+            .or(core.fifo_user.as_deref())
+            .or(core.user.as_deref()),
+        core.unix_sock_group
+            .as_deref()
+            .or(core.fifo_group.as_deref())
+            .or(core.group.as_deref()),
+    )
+}
+
 /// Owner and group for a control file: `user` / `group` are the ones
 /// configured for it, else ser's own (`-u`/`-g`), so that once privileges
 /// are dropped ser's user can still use its management interface. The
@@ -722,22 +740,15 @@ impl ControlFiles {
         };
         let unix = match &core.unix_sock {
             Some(path) => {
-                let prepared = control_owner(
-                    core.unix_sock_user
-                        .as_deref()
-                        .or(core.fifo_user.as_deref())
-                        .or(core.user.as_deref()),
-                    core.unix_sock_group
-                        .as_deref()
-                        .or(core.fifo_group.as_deref())
-                        .or(core.group.as_deref()),
-                )
-                .map_err(ControlError::from)
-                .and_then(|(owner, group)| {
-                    let mode = core.unix_sock_mode.unwrap_or(core.fifo_mode);
-                    let sock = crate::ctl::unixsock::prepare(Path::new(path), mode, owner, group)?;
-                    Ok(sock)
-                });
+                let prepared =
+                    unix_sock_owner(core)
+                        .map_err(ControlError::from)
+                        .and_then(|(owner, group)| {
+                            let mode = core.unix_sock_mode.unwrap_or(core.fifo_mode);
+                            let sock =
+                                crate::ctl::unixsock::prepare(Path::new(path), mode, owner, group)?;
+                            Ok(sock)
+                        });
                 match prepared {
                     Ok(s) => Some(&*Box::leak(Box::new(s))),
                     Err(e) => {
@@ -778,16 +789,7 @@ impl ControlFiles {
         if core.jsonrpc_socket.is_none() && core.jsonrpc_listen.is_none() {
             return Ok(None);
         }
-        let (owner, group) = control_owner(
-            core.unix_sock_user
-                .as_deref()
-                .or(core.fifo_user.as_deref())
-                .or(core.user.as_deref()),
-            core.unix_sock_group
-                .as_deref()
-                .or(core.fifo_group.as_deref())
-                .or(core.group.as_deref()),
-        )?;
+        let (owner, group) = unix_sock_owner(core)?;
         let l = crate::ctl::jsonrpc::server::prepare(
             core.jsonrpc_socket.as_deref().map(Path::new),
             core.jsonrpc_listen,
