@@ -343,3 +343,139 @@ fn the_binding_count_follows_every_change() {
         assert_eq!(s.bindings(d), 0, "tracked={tracked}");
     }
 }
+
+/// The usrloc kill points, in the order of their updates.
+const KILL_POINTS: [&str; 7] = [
+    "usrloc.insert.prepared",
+    "usrloc.insert.published",
+    "usrloc.unlink.prepared",
+    "usrloc.unlink.published",
+    "usrloc.unlink.counted",
+    "usrloc.rewrite.prepared",
+    "usrloc.rewrite.published",
+];
+
+/// Set in the forked child only (the hook is installed there, after the
+/// fork, so no thread of the test harness ever parks).
+static PARK_AT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static PARKED: std::sync::OnceLock<&'static AtomicU32> = std::sync::OnceLock::new();
+
+fn park_hook(name: &'static str) {
+    if KILL_POINTS.get(PARK_AT.load(Relaxed)) != Some(&name) {
+        return;
+    }
+    if let Some(f) = PARKED.get() {
+        f.store(1, Release);
+    }
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
+/// Forks a child that runs `work` with the hook armed for kill point
+/// `point`, waits until it parks there (a bucket lock held), SIGKILLs and
+/// reaps it. False if it never parked.
+fn kill_at(r: &'static Region, point: usize, work: impl FnOnce()) -> bool {
+    let flag = r.alloc(AtomicU32::new(0)).expect("flag");
+    let f: &'static AtomicU32 = r.get(flag);
+    match fork_child().expect("fork") {
+        ForkResult::Child => {
+            PARK_AT.store(point, Relaxed);
+            let _ = PARKED.set(f);
+            shm::killpoint::install(park_hook);
+            work();
+            // Past the end: the kill point was never reached.
+            std::process::exit(3);
+        }
+        ForkResult::Parent { child } => {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while f.load(std::sync::atomic::Ordering::Acquire) == 0
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            let parked = f.load(std::sync::atomic::Ordering::Acquire) == 1;
+            let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
+            let _ = waitpid(child, None);
+            r.free(flag);
+            parked
+        }
+    }
+}
+
+/// A process killed at every step of an insert, a removal and a rewrite,
+/// with the record first, in the middle and last of its chain: the next
+/// locker takes the lock over and repairs the bucket, which then holds
+/// exactly the state before or after the update (as the kill point says),
+/// keeps working, and the shm it leaks is bounded.
+#[test]
+fn a_process_killed_at_every_step_of_an_update_leaves_a_repairable_bucket() {
+    for (point, name) in KILL_POINTS.iter().enumerate() {
+        for victim in ["a", "b", "c"] {
+            let r = region(1);
+            let names = vec!["location".to_string()];
+            // One bucket: every record shares the chain c → b → a.
+            let s = Store::new(r, &names, 0, false).expect("store");
+            let used0 = r.stats().used;
+            for aor in ["a", "b", "c"] {
+                s.update(0, aor.as_bytes(), 0, |v| v.push(b("sip:old", PERMANENT)))
+                    .unwrap();
+            }
+            let parked = kill_at(r, point, || {
+                let _ = if name.starts_with("usrloc.insert") {
+                    s.update(0, b"new", 0, |v| v.push(b("sip:new", PERMANENT)))
+                } else if name.starts_with("usrloc.unlink") {
+                    s.update(0, victim.as_bytes(), 0, |v| v.clear())
+                } else {
+                    s.update(0, victim.as_bytes(), 0, |v| v.push(b("sip:new", PERMANENT)))
+                };
+            });
+            assert!(parked, "{name}: the child never reached the kill point");
+            let done = !name.ends_with(".prepared");
+            let mut want: Vec<(String, Vec<String>)> = ["a", "b", "c"]
+                .iter()
+                .map(|k| (k.to_string(), vec!["sip:old".to_string()]))
+                .collect();
+            if done {
+                if name.starts_with("usrloc.insert") {
+                    want.push(("new".into(), vec!["sip:new".into()]));
+                } else if name.starts_with("usrloc.unlink") {
+                    want.retain(|(k, _)| k != victim);
+                } else if let Some((_, v)) = want.iter_mut().find(|(k, _)| k == victim) {
+                    v.push("sip:new".into());
+                }
+            }
+            let mut got: Vec<(String, Vec<String>)> = s
+                .records(0, 0)
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (String::from_utf8_lossy(k).into_owned(), contacts(v)))
+                .collect();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{name}, victim {victim}");
+            assert_eq!(
+                s.chain_lengths(0),
+                vec![(want.len() as u32, want.len() as u32)]
+            );
+            // Still usable; empty again, only the dead process's unpublished
+            // or unfreed record and block stay allocated.
+            for (k, _) in &want {
+                s.update(0, k.as_bytes(), 0, |v| v.push(b("sip:more", PERMANENT)))
+                    .unwrap();
+                assert!(s.lookup(0, k.as_bytes(), 0).unwrap().is_some());
+                s.update(0, k.as_bytes(), 0, |v| v.clear()).unwrap();
+            }
+            assert_eq!(s.chain_lengths(0), vec![(0, 0)], "{name}");
+            assert!(r.heap_is_consistent(), "{name}");
+            let leaked = r.stats().used - used0;
+            assert!(
+                leaked <= 256,
+                "{name}, victim {victim}: {leaked} bytes leaked"
+            );
+            if name.starts_with("usrloc.insert") {
+                break;
+            }
+        }
+    }
+}
