@@ -79,8 +79,27 @@ pub fn current_pid() -> u32 {
     p
 }
 
-/// True when no process with this pid exists any more (`kill(pid, 0)`
-/// fails with ESRCH). A zombie still counts as existing until reaped.
+/// Who belongs to the server (see [`set_membership`]).
+static MEMBERSHIP: std::sync::OnceLock<fn(u32) -> Option<bool>> = std::sync::OnceLock::new();
+
+/// Installs the server's membership test: `Some(false)` when `pid` is
+/// certainly not one of the processes that may hold its locks, `None` when
+/// it cannot tell. It must answer `Some(true)` for every process from
+/// before its first shm lock until its death is observed. Once per
+/// process; later calls are ignored.
+///
+/// Why: a lock names its owner by pid, and a pid is reused after its
+/// process is reaped (`kernel.pid_max` is often 32768). Without this, a
+/// lock whose owner died while nobody wanted it would look held by
+/// whatever process got the pid later, forever.
+pub fn set_membership(check: fn(u32) -> Option<bool>) {
+    let _ = MEMBERSHIP.set(check);
+}
+
+/// True when the process `pid` can no longer release what it holds: no
+/// process has that pid any more (`kill(pid, 0)` fails with ESRCH; a
+/// zombie still counts as existing until reaped), or the process that has
+/// it now is not a member of the server (the pid was reused).
 pub fn process_is_dead(pid: u32) -> bool {
     let Ok(p) = libc::pid_t::try_from(pid) else {
         return false;
@@ -90,5 +109,10 @@ pub fn process_is_dead(pid: u32) -> bool {
     }
     // SAFETY: signal 0 performs only the existence/permission check.
     let r = unsafe { libc::kill(p, 0) };
-    r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
+    if r == -1 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return true;
+    }
+    MEMBERSHIP
+        .get()
+        .is_some_and(|member| member(pid) == Some(false))
 }

@@ -33,7 +33,7 @@ pub mod wheel;
 pub use alloc::{AllocStats, MAX_ALIGN};
 pub use clock::monotonic_ms;
 pub use error::ShmError;
-pub use futex::{current_pid, process_is_dead};
+pub use futex::{current_pid, process_is_dead, set_membership};
 pub use lockorder::LockLevel;
 pub use mutex::{ShmGuard, ShmLocked, ShmMutex, ShmMutexGuard};
 pub use off::{AtomicOff, ShmOff, ShmSlice};

@@ -5,6 +5,7 @@
 //! and report through their exit status; the parent checks the shared
 //! result. Prints `N passed, M failed` and exits non-zero on any failure.
 
+use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use shm::TestRng as Rng;
@@ -584,6 +585,71 @@ fn lock_takeover(r: &Region) -> Outcome {
     check(!r.get(m).lock().owner_died(), || "reported twice".into())
 }
 
+/// The pid the membership test below calls a stranger (0: none).
+static STRANGER: AtomicU32 = AtomicU32::new(0);
+
+fn not_the_stranger(pid: u32) -> Option<bool> {
+    (pid == STRANGER.load(Ordering::Relaxed)).then_some(false)
+}
+
+/// (l) A lock whose owner's pid now belongs to a process that is not a
+/// member of the server (here: the owner exec'd `sleep`, which is what a
+/// reused pid looks like) is taken over once the membership test says so,
+/// and only then.
+fn reused_pid(r: &Region) -> Outcome {
+    let m = r.alloc(ShmLocked::new(7u64)).map_err(|e| e.to_string())?;
+    let mx = r.get(m);
+    // SAFETY: single-threaded process (harness = false).
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        let mut g = mx.lock();
+        *g = 8;
+        std::mem::forget(g);
+        let e = std::process::Command::new("sleep").arg("30").exec();
+        eprintln!("exec sleep: {e}");
+        // SAFETY: leave without the parent's atexit handlers.
+        unsafe { libc::_exit(3) };
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let comm = format!("/proc/{pid}/comm");
+    while std::fs::read_to_string(&comm).map_or(true, |c| c.trim() != "sleep")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let outcome = (|| {
+        check(mx.mutex().owner_pid() == Some(pid as u32), || {
+            format!("lock not held by the child: {:?}", mx.mutex())
+        })?;
+        check(
+            mx.mutex()
+                .try_lock_recovering(shm::LockLevel::Unordered)
+                .is_none(),
+            || "taken over while its owner's pid is alive and not known to be a stranger".into(),
+        )?;
+        STRANGER.store(pid as u32, Ordering::Relaxed);
+        shm::set_membership(not_the_stranger);
+        let t0 = std::time::Instant::now();
+        // SAFETY: a watchdog: a lock() that never takes over kills the
+        // test (SIGALRM) instead of hanging it.
+        unsafe { libc::alarm(10) };
+        let g = mx.lock();
+        // SAFETY: cancels the watchdog.
+        unsafe { libc::alarm(0) };
+        check(g.owner_died() && *g == 8, || "takeover not reported".into())?;
+        check(t0.elapsed() < std::time::Duration::from_secs(1), || {
+            format!("takeover took {:?}", t0.elapsed())
+        })
+    })();
+    STRANGER.store(0, Ordering::Relaxed);
+    // SAFETY: our own child.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let mut status = 0;
+    // SAFETY: reaping our own child; `status` is a valid out-param.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    outcome
+}
+
 fn main() {
     let r = match Region::new(32 << 20) {
         Ok(r) => r,
@@ -593,7 +659,7 @@ fn main() {
         }
     };
     type Scenario = fn(&Region) -> Outcome;
-    let scenarios: [(&str, Scenario); 10] = [
+    let scenarios: [(&str, Scenario); 11] = [
         ("mutex_counter", mutex_counter),
         ("alloc_free", alloc_free),
         ("timers", timers),
@@ -604,6 +670,8 @@ fn main() {
         ("kill_in_bucket_update", kill_in_bucket_update),
         ("kill_in_wheel_update", kill_in_wheel_update),
         ("kill_in_allocator", kill_in_allocator),
+        // Last: it installs a membership test for the rest of the run.
+        ("reused_pid", reused_pid),
     ];
     let (mut passed, mut failed) = (0, 0);
     for (name, f) in scenarios {

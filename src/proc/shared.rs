@@ -186,6 +186,25 @@ pub fn receivers() -> Vec<ReceiverFigures> {
         .collect()
 }
 
+/// Is `pid` one of the server's processes? `None` when the table cannot
+/// tell: there is none (tests), or it overflowed and some process has no
+/// slot. Every process publishes its own pid in its slot before it takes
+/// any shm lock, and the supervisor clears it only once the process is
+/// reaped: this is the membership test [`shm::set_membership`] wants.
+pub fn is_member(pid: u32) -> Option<bool> {
+    let t = table()?;
+    let used = t.used.load(Ordering::Acquire) as usize;
+    if used > MAX_PROCS {
+        return None;
+    }
+    let pid = i32::try_from(pid).ok()?;
+    Some(
+        t.slots[..used]
+            .iter()
+            .any(|s| s.pid.load(Ordering::Acquire) == pid),
+    )
+}
+
 /// Mark the process `pid` as gone. Its record of held references stays,
 /// for [`take_held`].
 pub fn forget(pid: i32) {

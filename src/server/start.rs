@@ -402,6 +402,8 @@ fn prepare(opts: &CliOpts, loaded: Loaded, listen: Vec<ListenAddr>) -> Result<Re
     }
     let rx_extra: &'static [Vec<std::net::UdpSocket>] = Box::leak(rx_extra.into_boxed_slice());
     crate::proc::shared::init(region).map_err(RunError::Procs)?;
+    // A lock's owner whose pid now belongs to a stranger is dead to us.
+    shm::set_membership(crate::proc::shared::is_member);
     crate::ctl::configure(crate::ctl::Settings {
         started: std::time::SystemTime::now(),
         argv: std::env::args().collect(),
