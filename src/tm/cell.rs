@@ -156,8 +156,24 @@ impl Cell {
     }
 
     /// The reply lock (lock order: bucket → reply lock → timer slot → allocator).
+    ///
+    /// Taken over from a process that died holding it, the state may be
+    /// an update half done: the machine is quarantined
+    /// ([`crate::tm::fsm::Tx::quarantine`]) and the transaction ends at its
+    /// next timer. Its buffers stay sound: every replacement allocates,
+    /// publishes, then frees ([`replace_bytes`]).
     pub fn lock(&self) -> ShmGuard<'_, CellState> {
-        self.state.lock_at(shm::LockLevel::Reply)
+        let mut g = self.state.lock_at(shm::LockLevel::Reply);
+        if g.owner_died() {
+            g.tx.quarantine(shm::monotonic_ms());
+            crate::log_limited!(
+                log::Level::Error,
+                "tm: a process died holding the reply lock of transaction {}:{}; it is ended",
+                self.hash,
+                self.label.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
+        g
     }
 }
 
@@ -174,6 +190,11 @@ pub fn replace_bytes(
 ) -> Result<(), ShmError> {
     let new = store_bytes(region, bytes)?;
     let old = std::mem::replace(slot, new);
+    // The slot names the new block before the old one is freed, even
+    // for a process killed in between (a leak, never a dangling slot):
+    // `slot` is a `&mut`, which alone would let the store sink past the
+    // call.
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
     region.free_slice(old);
     Ok(())
 }
@@ -268,5 +289,69 @@ impl Drop for CellRef {
 pub fn release(region: &Region, off: ShmOff<Cell>) {
     if region.get(off).refs.dec() {
         free_cell(region, off);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::sys::wait::{waitpid, WaitStatus};
+
+    use super::*;
+    use crate::os::{fork_child, ForkResult};
+    use crate::tm::fsm::{BranchPhase, Phase, TimerCfg};
+
+    /// A process dies holding a transaction's reply lock in the middle of
+    /// an update (here: a branch added, its timers half cleared): the next
+    /// locker takes the lock over and finds the transaction quarantined —
+    /// in Wait, every branch given up, no timer but the end at once.
+    #[test]
+    fn a_reply_lock_taken_over_from_a_dead_process_quarantines_the_transaction() {
+        let region: &'static Region = Box::leak(Box::new(Region::new(1 << 20).expect("region")));
+        let off = region
+            .alloc(Cell {
+                link: ListLink::new(),
+                timer: Default::default(),
+                refs: ShmRefCount::new(1),
+                hash: 7,
+                label: AtomicU32::new(3),
+                method: 0,
+                req: ShmSlice::default(),
+                key: Key::default(),
+                src: Peer::default(),
+                state: ShmLocked::new(CellState {
+                    tx: Tx::new(true, false, false),
+                    ..Default::default()
+                }),
+            })
+            .expect("cell");
+        let cell = region.get(off);
+        let cfg = TimerCfg::default();
+        {
+            let mut st = cell.lock();
+            st.tx.add_branch(1000, &cfg, false, false).expect("branch");
+        }
+        match fork_child().expect("fork") {
+            ForkResult::Child => {
+                let mut st = cell.lock();
+                // Half of a retransmission's update, then death.
+                st.tx.branches[0].retr_step = 5;
+                std::mem::forget(st);
+                std::process::exit(0);
+            }
+            ForkResult::Parent { child } => {
+                assert!(matches!(waitpid(child, None), Ok(WaitStatus::Exited(_, 0))));
+            }
+        }
+        let before = shm::monotonic_ms();
+        let st = cell.lock();
+        assert_eq!(st.tx.phase(), Phase::Wait);
+        assert_eq!(st.tx.branches[0].phase(), BranchPhase::Final);
+        let end = st.tx.next_deadline().expect("the end of Wait");
+        assert!(
+            end >= before && end <= shm::monotonic_ms(),
+            "{end} vs {before}"
+        );
+        drop(st);
+        assert_eq!(cell.lock().tx.phase(), Phase::Wait, "quarantined once");
     }
 }

@@ -31,6 +31,8 @@ mod sim_fork;
 #[cfg(test)]
 mod sim_lifetime;
 #[cfg(test)]
+mod sim_quarantine;
+#[cfg(test)]
 mod sim_random;
 #[cfg(test)]
 mod sim_unanswered;

@@ -263,6 +263,34 @@ impl Tx {
         }
     }
 
+    /// The reply lock was taken over from a process that died holding it,
+    /// so this state may be an update half done (any field old or new):
+    /// nothing in it is trusted to go on with. The transaction goes to
+    /// Wait, ending at `now`: no retransmission, no FR, no pick, no
+    /// failure route or failover any more; what still arrives is
+    /// absorbed, and its next timer terminates it as any other. The call
+    /// was in flight in the dead process: it may fail, nothing else does.
+    pub fn quarantine(&mut self, now: u64) {
+        self.phase = Phase::Wait as u8;
+        self.wait_until = now.max(1);
+        self.uas_retr_at = 0;
+        self.uas_giveup_at = 0;
+        self.flags &= !(flags::IN_FAILURE | flags::FAILOVER | flags::FAILURE_ROUTE);
+        for br in &mut self.branches {
+            // Pending branches are given up as they stand: no CANCEL, no
+            // local final (what a half-done update holds of them cannot
+            // be told from what was sent).
+            if br.phase() != BranchPhase::Unused {
+                br.phase = BranchPhase::Final as u8;
+            }
+            br.retr_at = 0;
+            br.fr_at = 0;
+            br.cancel_retr_at = 0;
+            br.cancel_fr_at = 0;
+            br.more = 0;
+        }
+    }
+
     /// The server-side timers due at `now`: reply retransmission (Timer
     /// G), its give-up (Timer H) and the end of Wait.
     pub(super) fn uas_timers(&mut self, now: u64, cfg: &TimerCfg, out: &mut Actions) {
