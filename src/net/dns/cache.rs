@@ -218,13 +218,18 @@ impl Shared {
         )
     }
 
+    /// Empties slot `s`: it stops naming its block before the block is
+    /// freed, so a process killed in between leaks the block rather than
+    /// leaving a slot that names freed memory.
     fn free(&self, s: &Slot) {
-        if let Some(o) = ShmOff::<u8>::from_u32(s.off.load(Relaxed)) {
-            self.region.free(o);
-        }
+        let off = s.off.load(Relaxed);
+        s.expires.store(0, Relaxed);
         s.off.store(0, Relaxed);
         s.len.store(0, Relaxed);
-        s.expires.store(0, Relaxed);
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+        if let Some(o) = ShmOff::<u8>::from_u32(off) {
+            self.region.free(o);
+        }
     }
 
     fn window(&self, h: u64) -> impl Iterator<Item = &'static Slot> {
@@ -294,7 +299,13 @@ pub fn put(name: &str, qtype: QType, value: &Cached, expires_ms: u64, now_ms: u6
     s.hash.store(h, Relaxed);
     s.off.store(start.get(), Relaxed);
     s.len.store(block.len() as u32, Relaxed);
-    s.expires.store(expires_ms.max(now_ms + 1), Relaxed);
+    // The publication: a slot is live only once its expiry is set, after
+    // the block it names (a process killed before it leaves a free slot
+    // naming an allocated block, which the slot's next user frees).
+    s.expires.store(
+        expires_ms.max(now_ms + 1),
+        std::sync::atomic::Ordering::Release,
+    );
 }
 
 /// Every live entry (`dns.view`).

@@ -111,9 +111,18 @@ impl Slots {
     }
 
     /// The slot of `id`, locked, if `id` holds it.
+    ///
+    /// A lock taken over from a process that died holding it means that
+    /// process may have died in the middle of a direct write: the stream
+    /// may hold half a message, so the connection is marked `BROKEN` (the
+    /// main process closes it) and no longer `OPEN`.
     pub fn hold(&self, id: u32) -> Option<Held<'static>> {
         let slot = self.slot(id);
         let g = slot.lock.lock();
+        if g.owner_died() && slot.id.load(Ordering::Relaxed) != 0 {
+            let f = slot.flags.load(Ordering::Relaxed);
+            slot.flags.store((f & !OPEN) | BROKEN, Ordering::Relaxed);
+        }
         (id != 0 && slot.id.load(Ordering::Relaxed) == id).then_some(Held { slot, _g: g })
     }
 
@@ -172,4 +181,36 @@ pub fn for_test(n: usize) -> Slots {
 #[cfg(test)]
 pub fn for_test_id(_slots: Slots, addr: &std::net::SocketAddr, tx: &super::direct::Sender) -> u32 {
     tx.conn_for(addr).expect("a socket held for the address")
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::sys::wait::{waitpid, WaitStatus};
+
+    use super::*;
+    use crate::os::{fork_child, ForkResult};
+
+    /// A process killed while it holds a connection's slot (writing to
+    /// the socket directly) may have left half a message in the stream:
+    /// the next holder finds the connection broken, not open.
+    #[test]
+    fn a_slot_taken_over_from_a_dead_writer_is_broken() {
+        let region: &'static Region = Box::leak(Box::new(Region::new(1 << 20).expect("region")));
+        let slots = region.slice(region.alloc_slice_zeroed::<DirectSlot>(8).expect("slots"));
+        let slots = Slots::new(slots).expect("slots");
+        assert!(slots.claim(5, OPEN));
+        assert!(!slots.is_broken(5));
+        match fork_child().expect("fork") {
+            ForkResult::Child => {
+                std::mem::forget(slots.hold(5));
+                std::process::exit(0);
+            }
+            ForkResult::Parent { child } => {
+                assert!(matches!(waitpid(child, None), Ok(WaitStatus::Exited(_, 0))));
+            }
+        }
+        assert!(slots.is_broken(5));
+        let h = slots.hold(5).expect("still its slot");
+        assert_eq!(h.flags() & (OPEN | BROKEN), BROKEN);
+    }
 }
