@@ -172,6 +172,8 @@ pub fn run_observed(
     let mut events = Events::with_capacity(1024);
     let mut last_stats = None;
     while !obs.stop() {
+        // Every turn waits at most a TICK, below the heartbeat's period.
+        crate::proc::shared::beat();
         l.turn(&mut events)?;
         if obs.dump_requested() {
             log::info!("tcp: {}", l.table.stats());
