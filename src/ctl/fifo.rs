@@ -164,16 +164,21 @@ impl PipeLines<'_> {
 impl FifoInput for Pipe<'_> {
     fn fill(&mut self, buf: &mut Vec<u8>, deadline: Option<Instant>) -> bool {
         loop {
-            let timeout = match deadline {
-                None => PollTimeout::NONE,
+            let left = match deadline {
+                None => None,
                 Some(d) => {
                     let left = d.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         return false;
                     }
-                    PollTimeout::from(u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX))
+                    Some(left)
                 }
             };
+            // Idle, or waiting for a slow writer's rest: beat meanwhile,
+            // so neither looks like a stalled server.
+            let wait = crate::proc::shared::beat_wait(left);
+            let timeout =
+                PollTimeout::from(u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX));
             let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, timeout) {
                 Ok(0) => continue,

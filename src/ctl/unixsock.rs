@@ -177,22 +177,18 @@ pub fn serve(sock: &CtlSocket, registry: &Registry, send_timeout: Duration) -> i
     }
 }
 
-/// Waits until a request arrives, a parked reply can go, or one's time
-/// is up. Returns whether the server socket is readable and which parked
+/// Waits until a request arrives, a parked reply can go, one's time is
+/// up, or the heartbeat is due. Returns whether the server socket is readable and which parked
 /// sockets are writable.
 fn wait(sock: &UnixDatagram, outbox: &Outbox) -> (bool, Vec<bool>) {
     let mut fds = vec![PollFd::new(sock.as_fd(), PollFlags::POLLIN)];
     fds.extend(outbox.poll_fds());
-    let timeout = match outbox.next_deadline() {
-        None => PollTimeout::NONE,
-        Some(d) => {
-            let ms = d
-                .saturating_duration_since(Instant::now())
-                .as_millis()
-                .max(1);
-            PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
-        }
-    };
+    // Idle or not, the wait ends in time for the next heartbeat.
+    let left = outbox
+        .next_deadline()
+        .map(|d| d.saturating_duration_since(Instant::now()));
+    let ms = crate::proc::shared::beat_wait(left).as_millis().max(1);
+    let timeout = PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX));
     let ready = |f: &PollFd<'_>, what: PollFlags| {
         f.revents()
             .is_some_and(|r| r.intersects(what | PollFlags::POLLERR | PollFlags::POLLHUP))

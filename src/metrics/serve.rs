@@ -1,11 +1,15 @@
 //! The metrics process: one connection at a time on a blocking socket,
 //! each under a fixed time budget, so a slow or hostile client delays the
 //! next scrape by at most [`READ_BUDGET`] + [`WRITE_BUDGET`] and can never
-//! hold the process.
+//! hold the process. Every wait ends in time for the heartbeat: a
+//! scraper that is slow inside its budget never makes us look stalled.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::metrics::http::{self, Ask};
 use crate::metrics::{collect, text};
@@ -17,12 +21,32 @@ pub const WRITE_BUDGET: Duration = Duration::from_secs(2);
 
 /// The process body: accept and answer forever (SIGTERM ends it, as every
 /// child). Never returns while the listener works; a failing accept
-/// (out of descriptors, say) is logged and retried after a pause.
+/// (out of descriptors, say) is logged and retried after a pause. The
+/// listener is non-blocking and waited on with `poll`, so that an idle
+/// server still beats.
 pub fn serve(listener: &TcpListener) -> i32 {
+    if let Err(e) = listener.set_nonblocking(true) {
+        log::error!("metrics: {e}");
+        return 1;
+    }
     loop {
+        let wait = crate::proc::shared::beat_wait(None);
+        let ms = u16::try_from(wait.as_millis().max(1)).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => {
+                crate::warn_limited!("metrics: poll: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        }
         match listener.accept() {
+            // Accepted sockets do not inherit O_NONBLOCK: the budgets
+            // below are socket timeouts.
             Ok((stream, _)) => answer(stream),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if matches!(e.kind(), ErrorKind::Interrupted | ErrorKind::WouldBlock) => {}
             Err(e) => {
                 crate::warn_limited!("metrics: accept: {e}");
                 std::thread::sleep(Duration::from_millis(100));
@@ -51,18 +75,28 @@ fn remaining(deadline: Instant) -> Option<Duration> {
         .filter(|d| !d.is_zero())
 }
 
+/// Whether a read or write with a socket timeout just timed out.
+fn timed_out(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::Interrupted | ErrorKind::WouldBlock | ErrorKind::TimedOut
+    )
+}
+
 /// The request head, or `None` if the client did not finish it in time.
 /// The timeout is re-armed with what is left of one budget before every
-/// read, so trickling a byte at a time does not extend it.
+/// read, so trickling a byte at a time does not extend it; and cut at
+/// the next heartbeat, so a slow client does not make us look stalled.
 fn read_head(stream: &mut TcpStream, deadline: Instant) -> Option<Ask> {
     let mut buf = vec![0u8; http::MAX_HEAD];
     let mut len = 0;
     loop {
-        stream.set_read_timeout(Some(remaining(deadline)?)).ok()?;
+        let wait = crate::proc::shared::beat_wait(Some(remaining(deadline)?));
+        stream.set_read_timeout(Some(wait)).ok()?;
         let n = match stream.read(&mut buf[len..]) {
             Ok(0) => return None,
             Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if timed_out(&e) => continue,
             Err(_) => return None,
         };
         len += n;
@@ -78,13 +112,14 @@ fn write_all(stream: &mut TcpStream, mut out: &[u8], deadline: Instant) {
         let Some(left) = remaining(deadline) else {
             return;
         };
-        if stream.set_write_timeout(Some(left)).is_err() {
+        let wait = crate::proc::shared::beat_wait(Some(left));
+        if stream.set_write_timeout(Some(wait)).is_err() {
             return;
         }
         match stream.write(out) {
             Ok(0) => return,
             Ok(n) => out = out.get(n..).unwrap_or_default(),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if timed_out(&e) => {}
             Err(_) => return,
         }
     }

@@ -10,10 +10,17 @@
 //! received, how long they waited in the socket, requests refused by
 //! admission control), and the table counts process restarts: the
 //! metrics process reads them here, never from a worker's own memory.
+//!
+//! And each slot carries the process's heartbeat: every child beats from
+//! its fork on (the supervisor arms the slot) and the supervisor reports
+//! one whose beat stops ([`check_stalls`]). A process that waits for input
+//! bounds each wait by [`BEAT_EVERY`] ([`beat_wait`], [`sleep_beating`]),
+//! so idle is never mistaken for stalled. A process with several looping
+//! threads (the DNS resolver) gives each its lane; the oldest lane counts.
 
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shm::{Region, ShmError, ShmOff};
 
@@ -26,6 +33,14 @@ const DESC_LEN: usize = 80;
 /// reference that finds the record full is simply not recorded (and
 /// would leak if the process died holding it).
 pub const HELD_MAX: usize = 8;
+/// Threads of one process that beat on their own ([`beat_lane`]).
+pub const BEAT_LANES: usize = 4;
+/// The longest a process waits for input before it beats again.
+pub const BEAT_EVERY: Duration = Duration::from_millis(500);
+/// A process silent this long is reported as stalled: six beats missed,
+/// and above every bounded wait that runs between two beats (a FIFO
+/// reply's reader: 1.3 s; one DNS lookup: 2 s).
+pub const STALL_AFTER: Duration = Duration::from_secs(3);
 
 shm::shm_struct! {
     pub struct ProcSlot {
@@ -47,9 +62,10 @@ shm::shm_struct! {
         pub queued_n: AtomicU64,
         /// New requests refused by admission control (stateless 503).
         pub refused: AtomicU64,
-        /// Monotonic ms of the process's last heartbeat; 0 = it does not
-        /// beat (or not yet).
-        pub beat: AtomicU64,
+        /// Monotonic ms of the last heartbeat of each lane (lane 0: the
+        /// process, or its first looping thread); 0 = the lane does not
+        /// beat (the slot is free, or the thread is gone).
+        pub beat: [AtomicU64; BEAT_LANES],
         /// Offsets (raw) of the objects this process holds a counted
         /// reference on; 0 = empty entry. Only the process itself writes
         /// them while it lives, the supervisor after it died.
@@ -213,7 +229,9 @@ pub fn forget(pid: i32) {
     for s in &t.slots[..used] {
         if s.pid.load(Ordering::Acquire) == pid {
             s.pid.store(0, Ordering::Release);
-            s.beat.store(0, Ordering::Relaxed);
+            for b in &s.beat {
+                b.store(0, Ordering::Relaxed);
+            }
             s.stalled.store(0, Ordering::Relaxed);
         }
     }
@@ -231,8 +249,43 @@ fn own() -> Option<&'static ProcSlot> {
 /// The heartbeat: the calling process is alive and looping. One clock
 /// read and one store to a line only this process writes.
 pub fn beat() {
-    if let Some(s) = own() {
-        s.beat.store(shm::monotonic_ms().max(1), Ordering::Relaxed);
+    beat_lane(0);
+}
+
+/// The heartbeat of one thread of a process whose threads loop on their
+/// own: lane `lane` (below [`BEAT_LANES`]; others are ignored).
+pub fn beat_lane(lane: usize) {
+    if let Some(b) = own().and_then(|s| s.beat.get(lane)) {
+        b.store(shm::monotonic_ms().max(1), Ordering::Relaxed);
+    }
+}
+
+/// Lane `lane`'s thread ended: the lane is no longer watched.
+pub fn end_lane(lane: usize) {
+    if let Some(b) = own().and_then(|s| s.beat.get(lane)) {
+        b.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Beats, and returns how long the caller may now wait for input: what
+/// is `left` of its own deadline (`None`: no deadline), but never longer
+/// than [`BEAT_EVERY`], so that it beats again while idle.
+pub fn beat_wait(left: Option<Duration>) -> Duration {
+    beat();
+    left.map_or(BEAT_EVERY, |l| l.min(BEAT_EVERY))
+}
+
+/// Sleeps for `d`, beating at least every [`BEAT_EVERY`] (a process
+/// whose loop is a periodic sleep).
+pub fn sleep_beating(d: Duration) {
+    let until = Instant::now() + d;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            beat();
+            return;
+        }
+        std::thread::sleep(beat_wait(Some(left)));
     }
 }
 
@@ -281,15 +334,26 @@ pub enum Stall {
 /// The supervisor's heartbeat check: every beating process silent for
 /// `limit_ms` or more is reported once, and again when it resumes.
 pub fn check_stalls(now_ms: u64, limit_ms: u64) -> Vec<Stall> {
-    let Some(t) = table() else { return Vec::new() };
+    table().map_or_else(Vec::new, |t| check_table(t, now_ms, limit_ms))
+}
+
+/// The oldest beat of the slot's lanes that beat; `None` when none does.
+fn last_beat(s: &ProcSlot) -> Option<u64> {
+    s.beat
+        .iter()
+        .map(|b| b.load(Ordering::Relaxed))
+        .filter(|b| *b != 0)
+        .min()
+}
+
+fn check_table(t: &SharedProcs, now_ms: u64, limit_ms: u64) -> Vec<Stall> {
     let used = (t.used.load(Ordering::Acquire) as usize).min(MAX_PROCS);
     let mut out = Vec::new();
     for s in &t.slots[..used] {
         let pid = s.pid.load(Ordering::Acquire);
-        let beat = s.beat.load(Ordering::Relaxed);
-        if pid == 0 || beat == 0 {
+        let Some(beat) = last_beat(s).filter(|_| pid != 0) else {
             continue;
-        }
+        };
         let silent = now_ms.saturating_sub(beat);
         let was = s.stalled.load(Ordering::Relaxed) != 0;
         if silent >= limit_ms && !was {
@@ -349,3 +413,7 @@ pub fn ps_lines() -> Vec<String> {
         .map(|(i, (pid, d))| format!("{i}\t{pid}\t{d}"))
         .collect()
 }
+
+#[cfg(test)]
+#[path = "shared_tests.rs"]
+mod tests;

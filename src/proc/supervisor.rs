@@ -213,6 +213,9 @@ impl Supervisor {
                 if let Some(i) = slot {
                     super::shared::set_pid(i, getpid().as_raw());
                     super::shared::set_own_slot(i);
+                    // Watched from its first instant: every child beats,
+                    // so one that never does is reported, not skipped.
+                    super::shared::beat();
                 }
                 let code = match self.child_setup(parent, &desc) {
                     Ok(()) => body(),

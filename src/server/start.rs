@@ -498,14 +498,6 @@ fn finish_privileged(opts: &CliOpts, rt: &'static Runtime) -> Result<Supervisor,
     Ok(sup)
 }
 
-/// A process silent this long (no heartbeat) is reported as stalled.
-/// Workers beat at least twice a second even when idle (their receive
-/// timeout), the timer process every tick.
-const STALL_AFTER_MS: u64 = 3000;
-
-/// How often an idle UDP worker wakes up to beat.
-const IDLE_BEAT: std::time::Duration = std::time::Duration::from_millis(500);
-
 /// The supervisor's death hook: the references on transactions the dead
 /// process held are dropped before its successor takes its slot. (Locks
 /// it held are taken over by their next user, see `shm::mutex`.)
@@ -526,11 +518,12 @@ fn after_death(pid: i32, slot: Option<usize>) {
 /// (once, and again when they resume).
 fn check_heartbeats() {
     use crate::proc::shared::Stall;
-    for s in crate::proc::shared::check_stalls(shm::monotonic_ms(), STALL_AFTER_MS) {
+    let limit = crate::proc::shared::STALL_AFTER.as_millis() as u64;
+    for s in crate::proc::shared::check_stalls(shm::monotonic_ms(), limit) {
         match s {
             Stall::Stalled { pid, desc, ms } => log::error!(
                 "process {pid} ({desc}) has not run its loop for {ms} ms: stalled \
-                 (stopped, or stuck in a script); peers it serves get no answer"
+                 (stopped, or stuck in a script or a wait); what it serves waits"
             ),
             Stall::Resumed { pid, desc } => {
                 log::warn!("process {pid} ({desc}) runs its loop again")
@@ -857,7 +850,7 @@ fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) 
     };
     let mut rx = Receiver::new(rt);
     // An idle worker wakes up now and then to beat (see check_heartbeats).
-    if let Err(e) = rx_sock.set_read_timeout(Some(IDLE_BEAT)) {
+    if let Err(e) = rx_sock.set_read_timeout(Some(crate::proc::shared::BEAT_EVERY)) {
         log::warn!(
             "no receive timeout on {} ({e}): an idle worker looks stalled",
             sock.listen.addr
@@ -912,13 +905,27 @@ fn tcp_reader(rt: &Runtime, idx: usize) -> i32 {
         return 1;
     };
     let mut rx = Receiver::new(rt);
+    // An idle reader wakes up now and then to beat (see check_heartbeats).
+    if let Err(e) = rx_sock.set_read_timeout(Some(crate::proc::shared::BEAT_EVERY)) {
+        log::warn!("tcp reader {idx}: no receive timeout ({e}): an idle reader looks stalled");
+    }
     let mut rbuf = vec![0u8; net::stream::MAX_DATAGRAM];
     let mut spare: Vec<u8> = Vec::with_capacity(4096);
     crate::proc::shared::mark_receiver();
     loop {
+        crate::proc::shared::beat();
         let n = match rx_sock.recv(&mut rbuf) {
             Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::Interrupted
+                        | std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(e) => {
                 crate::log_limited!(log::Level::Error, "tcp reader {idx}: {e}");
                 std::thread::sleep(std::time::Duration::from_millis(10));

@@ -21,6 +21,7 @@ mod dns;
 mod exec;
 mod foundation;
 mod harness;
+mod heartbeat;
 mod hostile;
 mod install;
 mod jsonrpc;

@@ -459,8 +459,8 @@ fn admit(conns: &mut Vec<Conn>, s: Stream, now: Instant) {
     conns.push(Conn::new(s, now));
 }
 
-/// Polls the listeners and every connection until something is ready or
-/// the nearest deadline. Returns readiness of the unix listener, the TCP
+/// Polls the listeners and every connection until something is ready,
+/// the nearest deadline or the next heartbeat. Returns readiness of the unix listener, the TCP
 /// listener, and each connection (in order).
 fn wait(l: &Listeners, conns: &[Conn], now: Instant) -> (bool, bool, Vec<bool>) {
     let mut fds = Vec::with_capacity(conns.len() + 2);
@@ -479,13 +479,14 @@ fn wait(l: &Listeners, conns: &[Conn], now: Instant) -> (bool, bool, Vec<bool>) 
             fds.len() - 1
         }));
     }
-    let timeout = match conns.iter().map(|c| c.deadline).min() {
-        None => PollTimeout::NONE,
-        Some(d) => {
-            let ms = d.saturating_duration_since(now).as_millis().max(1);
-            PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX))
-        }
-    };
+    // Idle or not, the wait ends in time for the next heartbeat.
+    let left = conns
+        .iter()
+        .map(|c| c.deadline)
+        .min()
+        .map(|d| d.saturating_duration_since(now));
+    let ms = crate::proc::shared::beat_wait(left).as_millis().max(1);
+    let timeout = PollTimeout::from(u16::try_from(ms).unwrap_or(u16::MAX));
     if let Err(e) = poll(&mut fds, timeout) {
         if e != nix::errno::Errno::EINTR {
             log::error!("jsonrpc: poll: {e}");

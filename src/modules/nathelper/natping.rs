@@ -30,7 +30,7 @@ pub(super) fn process() -> i32 {
     let every = Duration::from_secs(u64::from(cfg.interval_s.max(1)));
     let mut seq: u64 = 0;
     loop {
-        std::thread::sleep(every);
+        crate::proc::shared::sleep_beating(every);
         let n = round(cfg, &rt.sockets, &mut seq);
         log::debug!("nathelper: {n} keep-alive ping(s) sent");
     }

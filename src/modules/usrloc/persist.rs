@@ -266,7 +266,7 @@ pub(super) enum PersistError {
 /// expired rows. Never returns while the server runs.
 pub(super) fn run(interval: Duration) -> i32 {
     loop {
-        std::thread::sleep(interval);
+        crate::proc::shared::sleep_beating(interval);
         super::periodic();
     }
 }

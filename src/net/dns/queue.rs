@@ -49,6 +49,9 @@ pub enum QueueError {
 
 /// Lookups in flight at once in the resolver process.
 pub const THREADS: usize = 4;
+// Each thread beats on its own lane (a thread stuck in a failure route
+// must show even while the others beat).
+const _: () = assert!(THREADS <= crate::proc::shared::BEAT_LANES);
 
 /// The longest job: a host name (≤ 255) plus a payload.
 const MAX_JOB: usize = 2048;
@@ -96,25 +99,51 @@ pub fn run() -> i32 {
         log::error!("dns resolver: no queue");
         return 1;
     };
+    // An idle thread wakes up now and then to beat (the timeout is the
+    // socket's, shared by the threads).
+    if let Err(e) = ch
+        .rx
+        .set_read_timeout(Some(crate::proc::shared::BEAT_EVERY))
+    {
+        log::warn!("dns resolver: no receive timeout ({e}): an idle resolver looks stalled");
+    }
     std::thread::scope(|s| {
-        for _ in 0..THREADS {
-            s.spawn(|| serve(&ch.rx));
+        for lane in 0..THREADS {
+            s.spawn(move || {
+                serve(&ch.rx, lane);
+                crate::proc::shared::end_lane(lane);
+            });
         }
     });
     0
 }
 
-fn serve(rx: &UnixDatagram) {
+/// One thread's loop: between two beats it waits at most the receive
+/// timeout, then one lookup (within [`super::BUDGET`]) and its
+/// continuation.
+fn serve(rx: &UnixDatagram, lane: usize) {
     let mut buf = vec![0u8; MAX_JOB];
     loop {
+        crate::proc::shared::beat_lane(lane);
         let n = match rx.recv(&mut buf) {
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted
+                        | io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue
+            }
             Err(e) => {
                 log::error!("dns resolver: reading the queue failed: {e}");
                 return;
             }
         };
+        // The wait for a job is not part of the lookup's time.
+        crate::proc::shared::beat_lane(lane);
         let Some((q, payload)) = decode(&buf[..n]) else {
             log::error!("dns resolver: a malformed job ({n} bytes) dropped");
             continue;

@@ -93,8 +93,10 @@ impl Deliverer {
     }
 
     /// Sends what waits, oldest first, until each reader's queue is full
-    /// again. `socks[i]` is reader i's writing end.
-    pub(crate) fn flush<'a>(&mut self, socks: impl IntoIterator<Item = &'a UnixDatagram>) {
+    /// again. `socks[i]` is reader i's writing end. True when any message
+    /// left a backlog (sent, or dropped on an error).
+    pub(crate) fn flush<'a>(&mut self, socks: impl IntoIterator<Item = &'a UnixDatagram>) -> bool {
+        let mut moved = false;
         for (idx, (b, sock)) in self.backlogs.iter_mut().zip(socks).enumerate() {
             while let Some(d) = b.queue.front() {
                 match send_parts(sock, d, &[], Duration::ZERO) {
@@ -106,8 +108,10 @@ impl Deliverer {
                 }
                 b.bytes = b.bytes.saturating_sub(d.len());
                 b.queue.pop_front();
+                moved = true;
             }
         }
+        moved
     }
 }
 
@@ -144,6 +148,8 @@ mod tests {
         }
         assert_eq!(d.deliver(0, &tx, &del(seq), b"m"), Outcome::Dropped);
         assert!(d.has_backlog());
+        // A reader that takes nothing: nothing moves (the loop backs off).
+        assert!(!d.flush([&tx]));
         // The reader catches up: every message but the dropped one, in
         // order.
         let mut buf = [0u8; 256];
@@ -157,7 +163,7 @@ mod tests {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     assert!(d.has_backlog(), "stuck at {want}");
-                    d.flush([&tx]);
+                    assert!(d.flush([&tx]), "an empty queue took nothing");
                 }
                 Err(e) => panic!("{e}"),
             }

@@ -49,6 +49,21 @@ const MAX_UNSENT: usize = 64;
 
 /// How soon messages waiting for a reader that was full are tried again.
 const BACKLOG_RETRY: Duration = Duration::from_millis(1);
+/// The longest retry interval: a reader that takes nothing for a while
+/// (stopped, or stuck in a script) is retried ever less often, so that
+/// its backlog does not keep the main process polling every millisecond
+/// (about 900 wakeups a second, measured) while it is stalled.
+const BACKLOG_RETRY_MAX: Duration = Duration::from_millis(64);
+
+/// The next retry interval: back to the shortest as soon as a reader
+/// took something, doubled (up to the longest) while none did.
+fn next_backlog_retry(prev: Duration, moved: bool) -> Duration {
+    if moved {
+        BACKLOG_RETRY
+    } else {
+        (prev * 2).min(BACKLOG_RETRY_MAX)
+    }
+}
 
 /// Processes that may register a channel for sockets ([`FdNote`]).
 const MAX_CHANNELS: usize = 1024;
@@ -172,6 +187,8 @@ pub fn run_observed(
     let mut events = Events::with_capacity(1024);
     let mut last_stats = None;
     while !obs.stop() {
+        // Every turn waits at most a TICK, below the heartbeat's period.
+        crate::proc::shared::beat();
         l.turn(&mut events)?;
         if obs.dump_requested() {
             log::info!("tcp: {}", l.table.stats());
@@ -207,6 +224,8 @@ struct Loop<'a> {
     link: UnixDatagram,
     table: ConnTable<TcpStream>,
     deliverer: Deliverer,
+    /// How soon the backlog is tried again ([`next_backlog_retry`]).
+    backlog_retry: Duration,
     /// Connections whose read budget ran out, to read again first.
     again: Vec<u32>,
     link_again: bool,
@@ -278,6 +297,7 @@ impl<'a> Loop<'a> {
             link,
             table: ConnTable::new(cfg.accept_aliases),
             deliverer: Deliverer::new(ch.readers.len()),
+            backlog_retry: BACKLOG_RETRY,
             again: Vec::new(),
             link_again: false,
             next_sweep: Instant::now(),
@@ -298,7 +318,7 @@ impl<'a> Loop<'a> {
             // A reader is behind: try it again soon. Not by watching its
             // socket for room, which would wake the loop at every message
             // any reader takes.
-            BACKLOG_RETRY
+            self.backlog_retry
         } else {
             self.next_sweep.saturating_duration_since(now).min(TICK)
         };
@@ -328,8 +348,10 @@ impl<'a> Loop<'a> {
             self.serve_link(now);
         }
         if self.deliverer.has_backlog() {
-            self.deliverer
+            let moved = self
+                .deliverer
                 .flush(self.ch.readers.iter().map(|(_, tx)| tx));
+            self.backlog_retry = next_backlog_retry(self.backlog_retry, moved);
         }
         if now >= self.next_sweep {
             self.sweep(now);
@@ -1074,5 +1096,26 @@ fn log_close(info: &ConnInfo, why: &CloseReason) {
             );
         }
         _ => crate::warn_limited!("{proto}: connection {id} {dir} {peer} closed: {why}"),
+    }
+}
+
+#[cfg(test)]
+mod backoff_tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_taking_nothing_is_retried_ever_less_often_up_to_the_cap() {
+        let mut r = BACKLOG_RETRY;
+        let mut seen = vec![r];
+        for _ in 0..10 {
+            r = next_backlog_retry(r, false);
+            seen.push(r);
+        }
+        let ms: Vec<u128> = seen.iter().map(Duration::as_millis).collect();
+        assert_eq!(ms, [1, 2, 4, 8, 16, 32, 64, 64, 64, 64, 64]);
+        // Below the heartbeat's period and the loop's tick: a reader that
+        // runs again is fed within one of its beats.
+        assert!(BACKLOG_RETRY_MAX <= TICK);
+        assert_eq!(next_backlog_retry(BACKLOG_RETRY_MAX, true), BACKLOG_RETRY);
     }
 }
