@@ -513,7 +513,8 @@ fn after_death(pid: i32, slot: Option<usize>) {
     if held.is_empty() {
         return;
     }
-    let (dropped, unlinked) = crate::tm::store::release_orphans(&held);
+    let firing = crate::timer::in_flight_of(pid);
+    let (dropped, unlinked) = crate::tm::store::release_orphans(&held, &firing);
     log::warn!(
         "process {pid} died holding {dropped} transaction reference(s): released, \
          {unlinked} unfinished transaction(s) with no timer dropped"

@@ -448,6 +448,8 @@ fn on_timer_fired(region: &'static Region, link: ShmOff<TimerLink>) {
         return;
     };
     let cref = CellRef::adopt(region, off);
+    // The reference is on our record now, no longer the wheel's.
+    crate::timer::claim(link);
     let mut def = Deferred::default();
     {
         let cell = cref.cell();
