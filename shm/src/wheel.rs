@@ -33,12 +33,13 @@
 //! entries, written in the same slot-lock hold that takes each out, cleared
 //! once its callback returned), so a timer process that dies between the
 //! two does not take them along: the next expirer, taking the expiry lock
-//! over, fires what is still recorded first. A callback that takes over
-//! the timer's reference on its own record calls [`ShmTimerWheel::claim`]
-//! right after, so that after a death the reference has one owner: the
-//! record (the successor fires it again) or the owner's (its death is
-//! cleaned up there, leaving alone what [`ShmTimerWheel::in_flight_of`] the
-//! dead process still lists). Only the few instructions between a link's
+//! over, fires what is still recorded first. A callback that keeps the
+//! timer's reference on a record of its own calls [`ShmTimerWheel::claim`]
+//! once its work is done and before it releases that reference, so that
+//! after a death the reference has one owner: the wheel's record (the
+//! successor fires the timer again) or the owner's (its death is cleaned
+//! up there, leaving alone what [`ShmTimerWheel::in_flight_of`] the dead
+//! process still lists). Only the few instructions between a link's
 //! unlink and its record can lose it.
 //!
 //! # Concurrency contract

@@ -105,10 +105,11 @@ pub fn disarm(link: ShmOff<TimerLink>) -> bool {
     }
 }
 
-/// The handler firing `link` has recorded the timer's reference as its own
-/// (`proc::shared::hold`): the wheel forgets it, so that if this process
-/// dies now the reference is released by its death cleanup rather than
-/// fired again by the next timer process (`shm::wheel` module doc).
+/// The handler firing `link`, holding the timer's reference on its own
+/// record (`proc::shared::hold`), is done with it: the wheel forgets the
+/// firing, so that if this process dies now the reference is released by
+/// its death cleanup rather than fired again by the next timer process
+/// (`shm::wheel` module doc).
 pub fn claim(link: ShmOff<TimerLink>) {
     if let Some(s) = shared() {
         s.region.get(s.wheel).claim(link);

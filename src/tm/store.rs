@@ -224,8 +224,9 @@ pub fn create(
 /// before arming one): it is unlinked, so the table's reference goes too
 /// and its caller's retransmission starts a fresh transaction. A cell
 /// whose timer is in `firing` (the timers the dead timer process had taken
-/// off the wheel and not claimed, `timer::in_flight_of`) is left alone:
-/// its reference is the wheel's, and the next timer process fires it.
+/// off the wheel and not claimed, `timer::in_flight_of`: its handler had
+/// not finished with them) is left alone: its reference is the wheel's,
+/// and the next timer process fires it again.
 /// Returns (references dropped, cells unlinked).
 pub fn release_orphans(offs: &[u32], firing: &[ShmOff<shm::TimerLink>]) -> (usize, usize) {
     let Some(g) = g() else { return (0, 0) };

@@ -11,7 +11,8 @@
 //! worker): a second run picks its callers' ports so that the killed
 //! worker is the one carrying a known share of the calls. A third test
 //! kills the timer process in the middle of retransmission sequences and
-//! checks every timer's schedule from the callee's side.
+//! checks every timer's schedule from the callee's side; a fourth kills
+//! it while it fires a backlog of due timers.
 
 use crate::common::ctlkit::{self, fifo_of, serctl, sock_of, text};
 use crate::common::tmkit::*;
@@ -598,6 +599,124 @@ fn timers_keep_their_schedule_across_a_timer_process_respawn() {
     );
     let log = ser.log();
     assert_eq!(log.matches("respawned as pid").count(), 1, "log:\n{log}");
+    std::thread::sleep(Duration::from_millis(1500));
+    let after = settle(&ser, Some(idle.shm_used));
+    assert_eq!(after.current, 0, "transactions left: {after:?}");
+    assert_eq!(after.created, after.freed, "{after:?}");
+    assert_eq!(
+        after.shm_used, idle.shm_used,
+        "idle {idle:?}, after {after:?}"
+    );
+}
+
+/// INVITEs of the backlog test, sent one every millisecond.
+const BACKLOG: usize = 200;
+
+/// Timers the timer process had taken off the wheel and not finished when
+/// it died are fired by its successor. 200 INVITEs go to a callee that
+/// never answers; the timer process is stopped while their next
+/// retransmissions fall due, woken and SIGKILLed a few milliseconds later,
+/// while it works through that backlog (up to three times, until the log
+/// says a kill met it firing — else this test would show nothing). Every
+/// caller still gets its 408 at the FR timer, and afterwards no
+/// transaction and no shm byte is left. (A timer lost with its dead firer
+/// keeps its transaction's reference forever: no 408, `current` never 0.)
+#[test]
+fn a_timer_process_killed_while_firing_a_backlog_loses_no_timer() {
+    let _g = serial();
+    let (caller, callee) = (UdpPeer::bind(), UdpPeer::bind());
+    let port = free_udp_port();
+    let extra = format!(
+        "modparam(\"tm\", \"retr_timer1\", {T1_MS})\nmodparam(\"tm\", \"fr_timer\", {FR_MS})\n{}",
+        relay(callee.port())
+    );
+    let ser = ctlkit::start(TestDir::new(), port, &extra);
+    let idle = settle(&ser, None);
+    let invites: Vec<Request> = (0..BACKLOG)
+        .map(|_| {
+            Request::new(
+                "INVITE",
+                &format!("sip:bob@127.0.0.1:{port}"),
+                caller.port(),
+            )
+        })
+        .collect();
+    let t0 = Instant::now();
+    let mut sent = Vec::new();
+    for (i, inv) in invites.iter().enumerate() {
+        if let Some(d) = Duration::from_millis(i as u64).checked_sub(t0.elapsed()) {
+            std::thread::sleep(d);
+        }
+        caller.send_to_port(&inv.build(), port);
+        sent.push(Instant::now());
+    }
+    // Stops long enough for the next copy of every call to fall due: the
+    // first copies (T1 after each INVITE), then the second (2 T1 later),
+    // then the third (4 T1 later).
+    let mut kills = Vec::new();
+    for (attempt, stop_ms) in [2 * T1_MS, 2 * T1_MS, 4 * T1_MS].into_iter().enumerate() {
+        let pid = pid_of(&ser, "timer").expect("timer in ps");
+        kill(Pid::from_raw(pid), Signal::SIGSTOP).expect("SIGSTOP the timer");
+        std::thread::sleep(Duration::from_millis(stop_ms));
+        kill(Pid::from_raw(pid), Signal::SIGCONT).expect("SIGCONT the timer");
+        // Into its pass: each firing sends a copy (tens of µs each).
+        std::thread::sleep(Duration::from_micros(500 + 500 * attempt as u64));
+        kill(Pid::from_raw(pid), Signal::SIGKILL).expect("SIGKILL the timer");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pid_of(&ser, "timer").is_none_or(|p| p == pid) {
+            assert!(
+                Instant::now() < deadline,
+                "timer not respawned\n{}",
+                ser.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        kills.push(t0.elapsed().as_millis());
+        if ser.log().contains("died firing") {
+            break;
+        }
+    }
+    let log = ser.log();
+    let firing: Vec<&str> = log.lines().filter(|l| l.contains("died firing")).collect();
+    eprintln!("timer killed at {kills:?} ms; {firing:?}");
+    assert!(
+        !firing.is_empty(),
+        "no kill met the timer process firing ({kills:?} ms)\n{log}"
+    );
+
+    let call_of = |raw: &[u8]| header_value(raw, "Call-ID").unwrap_or_default();
+    let mut finals = std::collections::HashMap::new();
+    let _ = pump(&[&caller], Duration::from_millis(FR_MS + 2000), |h| {
+        if status_of(&h.msg).is_some_and(|c| c >= 200) {
+            if let Some((i, inv)) = invites
+                .iter()
+                .enumerate()
+                .find(|(_, inv)| inv.call_id == call_of(&h.msg))
+            {
+                caller.send_to_port(&ack_for(inv, &h.msg).build(), port);
+                finals
+                    .entry(i)
+                    .or_insert((status_of(&h.msg), h.at.duration_since(sent[i])));
+            }
+        }
+        finals.len() == BACKLOG
+    });
+    let tick = ser::timer::TICK_MS;
+    let mut late = Vec::new();
+    for i in 0..BACKLOG {
+        match finals.get(&i) {
+            Some((Some(408), after))
+                if (FR_MS - SLACK_MS..=FR_MS + tick + SLACK_MS)
+                    .contains(&(after.as_millis() as u64)) => {}
+            other => late.push((i, other.copied())),
+        }
+    }
+    assert!(
+        late.is_empty(),
+        "{} of {BACKLOG} calls without their 408 at {FR_MS} ms: {:?}\n{log}",
+        late.len(),
+        &late[..late.len().min(10)]
+    );
     std::thread::sleep(Duration::from_millis(1500));
     let after = settle(&ser, Some(idle.shm_used));
     assert_eq!(after.current, 0, "transactions left: {after:?}");
