@@ -27,9 +27,20 @@
 //! out. The next locker of a slot whose holder died repairs it
 //! ([`repair_slot`]): `prev` and `count` are rebuilt from the chain and a
 //! link in the chain that is not `ARMED` is taken out. The expiry lock is
-//! taken over from a dead timer process by its successor. Timers a dying
-//! timer process had detached but not yet fired are lost with it (their
-//! owner's retransmission or a later event re-arms them).
+//! taken over from a dead timer process by its successor.
+//!
+//! Timers detached for firing are recorded in the wheel ([`Self::in_flight`]
+//! entries, written in the same slot-lock hold that takes each out, cleared
+//! once its callback returned), so a timer process that dies between the
+//! two does not take them along: the next expirer, taking the expiry lock
+//! over, fires what is still recorded first. A callback that keeps the
+//! timer's reference on a record of its own calls [`ShmTimerWheel::claim`]
+//! once its work is done and before it releases that reference, so that
+//! after a death the reference has one owner: the wheel's record (the
+//! successor fires the timer again) or the owner's (its death is cleaned
+//! up there, leaving alone what [`ShmTimerWheel::in_flight_of`] the dead
+//! process still lists). Only the few instructions between a link's
+//! unlink and its record can lose it.
 //!
 //! # Concurrency contract
 //!
@@ -128,6 +139,11 @@ pub struct ShmTimerWheel {
     /// Every tick ≤ cursor has been processed.
     cursor: AtomicU64,
     expire_lock: ShmMutex,
+    /// Pid of the process that last took the expiry lock: whose record
+    /// `in_flight` is.
+    firer: AtomicU32,
+    /// Timers detached and not yet fired (module doc).
+    in_flight: [AtomicOff<TimerLink>; BATCH],
 }
 
 // SAFETY: a slice handle, atomics and a mutex.
@@ -150,6 +166,8 @@ impl ShmTimerWheel {
             armed: AtomicU32::new(0),
             cursor: AtomicU64::new(now_ms),
             expire_lock: ShmMutex::new(),
+            firer: AtomicU32::new(0),
+            in_flight: [const { AtomicOff::none() }; BATCH],
         })
     }
 
@@ -258,33 +276,35 @@ impl ShmTimerWheel {
         now_ms: u64,
         mut fire: impl FnMut(ShmOff<TimerLink>),
     ) -> usize {
-        let Some(_x) = self.expire_lock.try_lock_recovering(LockLevel::Unordered) else {
+        let Some(x) = self.expire_lock.try_lock_recovering(LockLevel::Unordered) else {
             return 0;
+        };
+        self.firer
+            .store(crate::futex::current_pid(), Ordering::Relaxed);
+        // What a dead expirer had detached and not fired is due now.
+        let mut fired = if x.owner_died() {
+            self.fire_recorded(&mut fire)
+        } else {
+            0
         };
         let cursor = self.cursor_ms();
         if now_ms <= cursor {
-            return 0;
+            return fired;
         }
         let slots = self.mask() + 1;
         // After a long stall one revolution covers every slot.
         let first = cursor
             .saturating_add(1)
             .max(now_ms.saturating_sub(slots - 1));
-        let mut fired = 0;
-        let mut batch = [None; BATCH];
         for tick in first..=now_ms {
             let Some(slot) = self.slot(region, tick) else {
                 break;
             };
             loop {
-                let n = self.detach_due(region, slot, tick, now_ms, &mut batch);
+                let n = self.detach_due(region, slot, tick, now_ms);
                 // The slot is done for `tick` before the callbacks run, so
                 // a callback re-arming for "now" lands in a later tick.
-                for off in batch.iter_mut().take(n) {
-                    if let Some(o) = off.take() {
-                        fire(o);
-                    }
-                }
+                self.fire_recorded(&mut fire);
                 fired += n;
                 if n < BATCH {
                     break;
@@ -295,15 +315,46 @@ impl ShmTimerWheel {
         fired
     }
 
-    /// Detaches up to `BATCH` due timers of `slot`; records `tick` visited.
-    fn detach_due(
-        &self,
-        region: &Region,
-        slot: &Slot,
-        tick: u64,
-        now_ms: u64,
-        out: &mut [Option<ShmOff<TimerLink>>; BATCH],
-    ) -> usize {
+    /// Fires every timer recorded in `in_flight`, clearing each entry once
+    /// its callback returned. Under the expiry lock.
+    fn fire_recorded(&self, fire: &mut impl FnMut(ShmOff<TimerLink>)) -> usize {
+        let mut n = 0;
+        for e in &self.in_flight {
+            if let Some(o) = e.load(Ordering::Acquire) {
+                fire(o);
+                e.store(None, Ordering::Release);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The callback firing `link` has taken the timer's reference over on
+    /// its owner's record: the wheel's record of it is dropped (module doc).
+    pub fn claim(&self, link: ShmOff<TimerLink>) {
+        for e in &self.in_flight {
+            if e.load(Ordering::Relaxed) == Some(link) {
+                e.store(None, Ordering::Release);
+            }
+        }
+    }
+
+    /// The timers process `pid` (dead) had detached and not fired or
+    /// claimed; the next expirer fires them. Empty when `pid` was not the
+    /// last expirer.
+    pub fn in_flight_of(&self, pid: u32) -> Vec<ShmOff<TimerLink>> {
+        if pid == 0 || self.firer.load(Ordering::Relaxed) != pid {
+            return Vec::new();
+        }
+        self.in_flight
+            .iter()
+            .filter_map(|e| e.load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// Detaches up to `BATCH` due timers of `slot` into `in_flight` (empty
+    /// when called); records `tick` visited.
+    fn detach_due(&self, region: &Region, slot: &Slot, tick: u64, now_ms: u64) -> usize {
         let g = slot.lock.lock_at(LockLevel::TimerSlot);
         if g.owner_died() {
             repair_slot(region, slot);
@@ -331,10 +382,10 @@ impl ShmTimerWheel {
                 return n;
             }
             unlink(region, slot, l);
-            self.armed.fetch_sub(1, Ordering::Relaxed);
-            if let Some(o) = out.get_mut(n) {
-                *o = Some(off);
+            if let Some(e) = self.in_flight.get(n) {
+                e.store(Some(off), Ordering::Release);
             }
+            self.armed.fetch_sub(1, Ordering::Relaxed);
             n += 1;
         }
         slot.min_deadline.store(min, Ordering::Relaxed);

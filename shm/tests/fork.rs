@@ -334,7 +334,7 @@ static PARK_AT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize:
 static PARKED: std::sync::atomic::AtomicPtr<AtomicU32> =
     std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
 
-const KILL_POINTS: [&str; 14] = [
+const KILL_POINTS: [&str; 15] = [
     "table.insert.prepared",
     "table.insert.published",
     "table.insert.counted",
@@ -349,6 +349,8 @@ const KILL_POINTS: [&str; 14] = [
     "alloc.alloc.split",
     "alloc.free.unlisted",
     "alloc.free.merged",
+    // Passed by the test's own callback (`kill_in_expiry`), not the wheel.
+    "expire.firing",
 ];
 
 fn park_hook(name: &'static str) {
@@ -511,6 +513,82 @@ fn kill_in_wheel_update(r: &Region) -> Outcome {
     Ok(())
 }
 
+/// (k) A timer process killed while it fires a batch: of five timers due
+/// together it fired one, claimed the second (its callback took the
+/// reference over) and died; the wheel lists the three it had detached
+/// but not fired as the dead process's, and the next expirer, taking the
+/// expiry lock over, fires those three — each timer fires exactly once.
+fn kill_in_expiry(r: &Region) -> Outcome {
+    let w = ShmTimerWheel::create(r, 4, 0).map_err(|e| e.to_string())?;
+    let wh = r.get(w);
+    let point = KILL_POINTS
+        .iter()
+        .position(|p| *p == "expire.firing")
+        .ok_or("no expire.firing kill point")?;
+    const DEADLINE: u64 = 5_000;
+    let links: Vec<ShmOff<TimerLink>> = (0..5)
+        .map(|k| r.alloc(TimerLink::new(k)).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let counts: Vec<ShmOff<AtomicU32>> = (0..6)
+        .map(|_| r.alloc(AtomicU32::new(0)).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    // counts[5]: the firing child's pid.
+    let count = |o: ShmOff<TimerLink>| r.get(counts[r.get(o).kind() as usize]);
+    for l in &links {
+        wh.arm(r, *l, DEADLINE);
+    }
+    kill_at(r, point, || {
+        r.get(counts[5])
+            .store(std::process::id(), Ordering::Relaxed);
+        let mut n = 0;
+        wh.expire(r, DEADLINE, |o| {
+            count(o).fetch_add(1, Ordering::Relaxed);
+            n += 1;
+            if n == 2 {
+                wh.claim(o);
+                shm::killpoint::hit("expire.firing");
+            }
+        });
+    })?;
+    let fired: Vec<u32> = (0..5)
+        .map(|i| r.get(counts[i]).load(Ordering::Relaxed))
+        .collect();
+    check(fired.iter().sum::<u32>() == 2, || {
+        format!("before the kill: {fired:?}")
+    })?;
+    let dead = r.get(counts[5]).load(Ordering::Relaxed);
+    let listed = wh.in_flight_of(dead);
+    check(listed.len() == 3, || format!("in flight: {listed:?}"))?;
+    check(
+        listed
+            .iter()
+            .all(|o| count(*o).load(Ordering::Relaxed) == 0),
+        || "a fired timer listed in flight".into(),
+    )?;
+    check(wh.in_flight_of(dead + 1).is_empty(), || {
+        "another pid's record".into()
+    })?;
+    let refired = wh.expire(r, DEADLINE, |o| {
+        count(o).fetch_add(1, Ordering::Relaxed);
+    });
+    let fired: Vec<u32> = (0..5)
+        .map(|i| r.get(counts[i]).load(Ordering::Relaxed))
+        .collect();
+    check(refired == 3 && fired.iter().all(|c| *c == 1), || {
+        format!("after the takeover {refired} fired: {fired:?}")
+    })?;
+    check(wh.in_flight_of(std::process::id()).is_empty(), || {
+        "record not cleared".into()
+    })?;
+    for l in links {
+        r.free(l);
+    }
+    for c in counts {
+        r.free(c);
+    }
+    Ok(())
+}
+
 /// (j) The same for the allocator: a child killed at every step of an
 /// allocation (with a split) and of a free (merging with both
 /// neighbours). The next allocator user rebuilds its state; the heap then
@@ -669,6 +747,7 @@ fn main() {
         ("lock_takeover", lock_takeover),
         ("kill_in_bucket_update", kill_in_bucket_update),
         ("kill_in_wheel_update", kill_in_wheel_update),
+        ("kill_in_expiry", kill_in_expiry),
         ("kill_in_allocator", kill_in_allocator),
         // Last: it installs a membership test for the rest of the run.
         ("reused_pid", reused_pid),

@@ -504,10 +504,19 @@ fn finish_privileged(opts: &CliOpts, rt: &'static Runtime) -> Result<Supervisor,
 fn after_death(pid: i32, slot: Option<usize>) {
     let Some(slot) = slot else { return };
     let held = crate::proc::shared::take_held(slot);
+    // A timer process that died firing: what it had not finished is fired
+    // again by its successor (`shm::wheel`), with the references it holds.
+    let firing = crate::timer::in_flight_of(pid);
+    if !firing.is_empty() {
+        log::warn!(
+            "process {pid} died firing {} timer(s): its successor fires them again",
+            firing.len()
+        );
+    }
     if held.is_empty() {
         return;
     }
-    let (dropped, unlinked) = crate::tm::store::release_orphans(&held);
+    let (dropped, unlinked) = crate::tm::store::release_orphans(&held, &firing);
     log::warn!(
         "process {pid} died holding {dropped} transaction reference(s): released, \
          {unlinked} unfinished transaction(s) with no timer dropped"

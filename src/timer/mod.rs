@@ -105,6 +105,27 @@ pub fn disarm(link: ShmOff<TimerLink>) -> bool {
     }
 }
 
+/// The handler firing `link`, holding the timer's reference on its own
+/// record (`proc::shared::hold`), is done with it: the wheel forgets the
+/// firing, so that if this process dies now the reference is released by
+/// its death cleanup rather than fired again by the next timer process
+/// (`shm::wheel` module doc).
+pub fn claim(link: ShmOff<TimerLink>) {
+    if let Some(s) = shared() {
+        s.region.get(s.wheel).claim(link);
+    }
+}
+
+/// The timers the dead process `pid` was firing and had not claimed: the
+/// next timer process fires them, so their references are not the dead
+/// process's to release.
+pub fn in_flight_of(pid: i32) -> Vec<ShmOff<TimerLink>> {
+    match (shared(), u32::try_from(pid)) {
+        (Some(s), Ok(pid)) => s.region.get(s.wheel).in_flight_of(pid),
+        _ => Vec::new(),
+    }
+}
+
 /// Milliseconds since the timer process last ran, and its worst lag.
 pub fn health() -> Option<(u64, u64)> {
     let s = shared()?;

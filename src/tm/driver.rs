@@ -462,6 +462,12 @@ fn on_timer_fired(region: &'static Region, link: ShmOff<TimerLink>) {
         }
     }
     finish(env, &cref, def);
+    // Done: the wheel forgets this firing, and the reference goes back
+    // through our own record when `cref` drops. Dying before this line
+    // leaves it listed on the wheel, and the next timer process fires the
+    // cell again (its machine redoes what is due); after it, the death
+    // cleanup releases the reference.
+    crate::timer::claim(link);
 }
 
 /// A reply arrived. True when it belonged to a transaction of ours.

@@ -222,13 +222,23 @@ pub fn create(
 /// offsets from its record in the process list). A cell then left in the
 /// table with no timer armed has nobody to finish it (its creator died
 /// before arming one): it is unlinked, so the table's reference goes too
-/// and its caller's retransmission starts a fresh transaction. Returns
-/// (references dropped, cells unlinked).
-pub fn release_orphans(offs: &[u32]) -> (usize, usize) {
+/// and its caller's retransmission starts a fresh transaction. A cell
+/// whose timer is in `firing` (the timers the dead timer process had taken
+/// off the wheel and not claimed, `timer::in_flight_of`: its handler had
+/// not finished with them) is left alone: its reference is the wheel's,
+/// and the next timer process fires it again.
+/// Returns (references dropped, cells unlinked).
+pub fn release_orphans(offs: &[u32], firing: &[ShmOff<shm::TimerLink>]) -> (usize, usize) {
     let Some(g) = g() else { return (0, 0) };
     let mut unlinked = 0;
     let mut dropped = 0;
     for off in offs.iter().filter_map(|o| ShmOff::<Cell>::from_u32(*o)) {
+        // A timer the dead timer process had not yet claimed: the record
+        // and the wheel list the same reference, and the next timer
+        // process fires it again with that reference.
+        if firing.contains(&shm::shm_field!(off, Cell, timer)) {
+            continue;
+        }
         // The dead process's reference, adopted here so that dropping
         // `cref` releases it (the supervisor keeps no record of its own).
         let cref = CellRef::adopt(g.region, off);
