@@ -737,7 +737,7 @@ fn main() {
         }
     };
     type Scenario = fn(&Region) -> Outcome;
-    let scenarios: [(&str, Scenario); 11] = [
+    let scenarios: [(&str, Scenario); 12] = [
         ("mutex_counter", mutex_counter),
         ("alloc_free", alloc_free),
         ("timers", timers),
