@@ -158,19 +158,31 @@ impl Cell {
     /// The reply lock (lock order: bucket → reply lock → timer slot → allocator).
     ///
     /// Taken over from a process that died holding it, the state may be
-    /// an update half done: the machine is quarantined
+    /// an update half done. Mostly it is not (a process holds the lock far
+    /// longer sending what the machine decided than inside the machine),
+    /// so a state the machine could have left
+    /// ([`crate::tm::fsm::Tx::is_sane`]) goes on, the timer redoing what is
+    /// due; one it could not is quarantined
     /// ([`crate::tm::fsm::Tx::quarantine`]) and the transaction ends at its
-    /// next timer. Its buffers stay sound: every replacement allocates,
-    /// publishes, then frees ([`replace_bytes`]).
+    /// next timer. Its buffers stay sound either way: every replacement
+    /// allocates, publishes, then frees ([`replace_bytes`]).
     pub fn lock(&self) -> ShmGuard<'_, CellState> {
         let mut g = self.state.lock_at(shm::LockLevel::Reply);
         if g.owner_died() {
-            g.tx.quarantine(shm::monotonic_ms());
+            let sane = g.tx.is_sane();
+            if !sane {
+                g.tx.quarantine(shm::monotonic_ms());
+            }
             crate::log_limited!(
                 log::Level::Error,
-                "tm: a process died holding the reply lock of transaction {}:{}; it is ended",
+                "tm: a process died holding the reply lock of transaction {}:{}; {}",
                 self.hash,
-                self.label.load(std::sync::atomic::Ordering::Relaxed)
+                self.label.load(std::sync::atomic::Ordering::Relaxed),
+                if sane {
+                    "its state is whole and it goes on"
+                } else {
+                    "its state was half updated and it is ended"
+                }
             );
         }
         g
@@ -301,11 +313,17 @@ mod tests {
     use crate::tm::fsm::{BranchPhase, Phase, TimerCfg};
 
     /// A process dies holding a transaction's reply lock in the middle of
-    /// an update (here: a branch added, its timers half cleared): the next
-    /// locker takes the lock over and finds the transaction quarantined —
-    /// in Wait, every branch given up, no timer but the end at once.
+    /// an update: the next locker takes the lock over; a torn state (a
+    /// branch counted but not written) is quarantined — in Wait, every
+    /// branch given up, no timer but the end at once — a whole one goes on.
     #[test]
-    fn a_reply_lock_taken_over_from_a_dead_process_quarantines_the_transaction() {
+    fn a_reply_lock_taken_over_from_a_dead_process_quarantines_a_torn_transaction() {
+        for torn in [true, false] {
+            reply_lock_owner_dies(torn);
+        }
+    }
+
+    fn reply_lock_owner_dies(torn: bool) {
         let region: &'static Region = Box::leak(Box::new(Region::new(1 << 20).expect("region")));
         let off = region
             .alloc(Cell {
@@ -333,8 +351,14 @@ mod tests {
         match fork_child().expect("fork") {
             ForkResult::Child => {
                 let mut st = cell.lock();
-                // Half of a retransmission's update, then death.
-                st.tx.branches[0].retr_step = 5;
+                if torn {
+                    // A second branch counted, not yet written: no state
+                    // the machine leaves.
+                    st.tx.nbranches = 2;
+                } else {
+                    // Half of a retransmission's update: still whole.
+                    st.tx.branches[0].retr_step = 5;
+                }
                 std::mem::forget(st);
                 std::process::exit(0);
             }
@@ -344,6 +368,11 @@ mod tests {
         }
         let before = shm::monotonic_ms();
         let st = cell.lock();
+        if !torn {
+            assert_eq!(st.tx.phase(), Phase::Proceeding, "a whole state goes on");
+            assert_eq!(st.tx.branches[0].retr_step, 5);
+            return;
+        }
         assert_eq!(st.tx.phase(), Phase::Wait);
         assert_eq!(st.tx.branches[0].phase(), BranchPhase::Final);
         let end = st.tx.next_deadline().expect("the end of Wait");

@@ -190,6 +190,12 @@ impl Run {
             self.trace.join("\n")
         );
         assert!(self.terminated <= 1);
+        assert!(
+            self.tx.is_sane(),
+            "a state the machine reached fails is_sane: {:?}\n{}",
+            self.tx,
+            self.trace.join("\n")
+        );
         if let Some(d) = self.tx.next_deadline() {
             assert!(
                 d > self.now,

@@ -9,7 +9,7 @@
 
 use super::{
     bflags, flags, Action, Actions, Branch, BranchPhase, Phase, RetransmissionVerdict, TimerCfg,
-    Tx, UnrepliedCancel,
+    Tx, UnrepliedCancel, MAX_BRANCHES,
 };
 
 /// `now + d`, never 0: a deadline of 0 means "none", so a zero-length
@@ -263,9 +263,44 @@ impl Tx {
         }
     }
 
+    /// Could the machine have left this state? Checks what every state it
+    /// reaches satisfies (the random property test asserts it after each
+    /// step): known phases and flags, branch counts and indices in range,
+    /// branches past the count unused, no timer once terminated. A state
+    /// taken over from a process that died holding the reply lock is
+    /// trusted when it passes ([`Tx::quarantine`] otherwise).
+    pub fn is_sane(&self) -> bool {
+        const KNOWN_FLAGS: u32 = (flags::FAILOVER << 1) - 1;
+        let n = usize::from(self.nbranches);
+        let phase_ok = (1..=4).contains(&self.phase);
+        let counts_ok = n <= MAX_BRANCHES
+            && (self.picked == 0xff || usize::from(self.picked) < n)
+            && usize::from(self.round_start) <= n
+            && usize::from(self.failed_round) <= n;
+        let status_ok = self.uas_status == 0 || (100..=699).contains(&self.uas_status);
+        let branches_ok = self.branches.iter().enumerate().all(|(i, b)| {
+            if i < n {
+                (1..=3).contains(&b.phase)
+            } else {
+                *b == Branch::default()
+            }
+        });
+        let timers_ok = match self.phase() {
+            Phase::Terminated => self.next_deadline().is_none(),
+            Phase::Wait => self.wait_until != 0,
+            _ => true,
+        };
+        phase_ok
+            && counts_ok
+            && status_ok
+            && branches_ok
+            && timers_ok
+            && self.flags & !KNOWN_FLAGS == 0
+    }
+
     /// The reply lock was taken over from a process that died holding it,
-    /// so this state may be an update half done (any field old or new):
-    /// nothing in it is trusted to go on with. The transaction goes to
+    /// and the state fails [`Tx::is_sane`]: an update half done (any field
+    /// old or new), nothing in it is trusted to go on with. The transaction goes to
     /// Wait, ending at `now`: no retransmission, no FR, no pick, no
     /// failure route or failover any more; what still arrives is
     /// absorbed, and its next timer terminates it as any other. The call
