@@ -888,21 +888,23 @@ fn udp_worker(rt: &Runtime, sock_idx: usize, own: Option<&std::net::UdpSocket>) 
                 spare.extend_from_slice(rbuf.get(..r.len).unwrap_or_default());
                 spare = rx.handle(std::mem::take(&mut spare), r.src, sock);
             }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::Interrupted
-                        | std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
+            Err(e) if idle_wakeup(&e) => continue,
             Err(e) => {
                 crate::log_limited!(log::Level::Error, "recvfrom on {}: {e}", sock.listen.addr);
             }
         }
     }
+}
+
+/// A receive that ended without a message: a signal, or the timeout that
+/// wakes an idle loop to beat.
+fn idle_wakeup(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::Interrupted
+            | std::io::ErrorKind::WouldBlock
+            | std::io::ErrorKind::TimedOut
+    )
 }
 
 /// A TCP reader: the messages the TCP main process framed for it, each
@@ -925,16 +927,7 @@ fn tcp_reader(rt: &Runtime, idx: usize) -> i32 {
         crate::proc::shared::beat();
         let n = match rx_sock.recv(&mut rbuf) {
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::Interrupted
-                        | std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue
-            }
+            Err(e) if idle_wakeup(&e) => continue,
             Err(e) => {
                 crate::log_limited!(log::Level::Error, "tcp reader {idx}: {e}");
                 std::thread::sleep(std::time::Duration::from_millis(10));

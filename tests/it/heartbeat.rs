@@ -5,7 +5,7 @@
 //! sockets, reports no process at all. The respawn suite covers the UDP
 //! workers.
 
-use crate::common::ctlkit::{self, serctl, sock_of, text};
+use crate::common::ctlkit::{self, ps};
 use crate::common::*;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -17,22 +17,6 @@ use std::time::{Duration, Instant};
 const STALLED: &str = "has not run its loop";
 /// ... and when it beats again.
 const RESUMED: &str = "runs its loop again";
-
-/// `(pid, description)` of each process, from `ps` over the unix socket.
-fn ps(ser: &Ser) -> Vec<(i32, String)> {
-    let sock = sock_of(ser).display().to_string();
-    let out = serctl(&["-s", &sock], &["ps"]);
-    text(&out.stdout)
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut t = l.split_whitespace();
-            let _idx = t.next()?;
-            let pid = t.next()?.parse().ok()?;
-            Some((pid, t.collect::<Vec<_>>().join(" ")))
-        })
-        .collect()
-}
 
 fn pid_of(ser: &Ser, desc: &str) -> i32 {
     let list = ps(ser);

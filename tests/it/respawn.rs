@@ -14,7 +14,7 @@
 //! checks every timer's schedule from the callee's side; a fourth kills
 //! it while it fires a backlog of due timers.
 
-use crate::common::ctlkit::{self, fifo_of, serctl, sock_of, text};
+use crate::common::ctlkit::{self, fifo_of, ps, ps_at, serctl, sock_of, text};
 use crate::common::tmkit::*;
 use crate::common::*;
 use nix::sys::signal::{kill, Signal};
@@ -23,29 +23,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// `(pid, description)` of each process, from `ps` over the unix socket
-/// (which keeps answering while the FIFO server is being killed).
-fn ps(ser: &Ser) -> Vec<(i32, String)> {
-    ps_at(&sock_of(ser))
-}
-
-/// `ps` over the unix socket at `sock` (usable from a thread that has no
-/// `Ser`).
-fn ps_at(sock: &Path) -> Vec<(i32, String)> {
-    let sock = sock.display().to_string();
-    let out = serctl(&["-s", &sock], &["ps"]);
-    text(&out.stdout)
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let mut t = l.split_whitespace();
-            let _idx = t.next()?;
-            let pid = t.next()?.parse().ok()?;
-            Some((pid, t.collect::<Vec<_>>().join(" ")))
-        })
-        .collect()
-}
 
 fn pid_of(ser: &Ser, desc: &str) -> Option<i32> {
     pid_at(&sock_of(ser), desc)
@@ -451,6 +428,37 @@ const KILL_AT_MS: u64 = 1200;
 /// whole interval, 250 ms at least, or never fires), not performance.
 const SLACK_MS: u64 = 150;
 
+/// A server relaying INVITEs statefully (T1 `T1_MS`, FR `FR_MS`) to a
+/// callee that never answers: a socket the test only reads.
+struct SilentCallee {
+    caller: UdpPeer,
+    callee: UdpPeer,
+    port: u16,
+    ser: Ser,
+    /// tm's figures once started and settled.
+    idle: TmStats,
+}
+
+impl SilentCallee {
+    fn start() -> SilentCallee {
+        let (caller, callee) = (UdpPeer::bind(), UdpPeer::bind());
+        let port = free_udp_port();
+        let extra = format!(
+            "modparam(\"tm\", \"retr_timer1\", {T1_MS})\nmodparam(\"tm\", \"fr_timer\", {FR_MS})\n{}",
+            relay(callee.port())
+        );
+        let ser = ctlkit::start(TestDir::new(), port, &extra);
+        let idle = settle(&ser, None);
+        SilentCallee {
+            caller,
+            callee,
+            port,
+            ser,
+            idle,
+        }
+    }
+}
+
 /// The issue's must-show for the timer process: "no transaction loses its
 /// retransmissions or FR timer for more than one tick after the respawn".
 /// INVITEs are relayed statefully to a callee that never answers (a socket
@@ -463,14 +471,13 @@ const SLACK_MS: u64 = 150;
 #[test]
 fn timers_keep_their_schedule_across_a_timer_process_respawn() {
     let _g = serial();
-    let (caller, callee) = (UdpPeer::bind(), UdpPeer::bind());
-    let port = free_udp_port();
-    let extra = format!(
-        "modparam(\"tm\", \"retr_timer1\", {T1_MS})\nmodparam(\"tm\", \"fr_timer\", {FR_MS})\n{}",
-        relay(callee.port())
-    );
-    let ser = ctlkit::start(TestDir::new(), port, &extra);
-    let idle = settle(&ser, None);
+    let SilentCallee {
+        caller,
+        callee,
+        port,
+        ser,
+        idle,
+    } = SilentCallee::start();
     let sock = sock_of(&ser);
     let old = pid_of(&ser, "timer").expect("timer in ps");
     let invites: Vec<Request> = (0..TIMED_CALLS)
@@ -624,14 +631,14 @@ const BACKLOG: usize = 200;
 #[test]
 fn a_timer_process_killed_while_firing_a_backlog_loses_no_timer() {
     let _g = serial();
-    let (caller, callee) = (UdpPeer::bind(), UdpPeer::bind());
-    let port = free_udp_port();
-    let extra = format!(
-        "modparam(\"tm\", \"retr_timer1\", {T1_MS})\nmodparam(\"tm\", \"fr_timer\", {FR_MS})\n{}",
-        relay(callee.port())
-    );
-    let ser = ctlkit::start(TestDir::new(), port, &extra);
-    let idle = settle(&ser, None);
+    let SilentCallee {
+        caller,
+        // Kept open: a closed port would answer with ICMP errors.
+        callee: _callee,
+        port,
+        ser,
+        idle,
+    } = SilentCallee::start();
     let invites: Vec<Request> = (0..BACKLOG)
         .map(|_| {
             Request::new(

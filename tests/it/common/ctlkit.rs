@@ -140,3 +140,26 @@ pub(crate) fn serctl(transport: &[&str], args: &[&str]) -> Output {
 pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// `(pid, description)` of each process, from `ps` over the unix socket
+/// (which keeps answering while the FIFO server is being killed).
+pub(crate) fn ps(ser: &Ser) -> Vec<(i32, String)> {
+    ps_at(&sock_of(ser))
+}
+
+/// `ps` over the unix socket at `sock` (usable from a thread that has no
+/// `Ser`).
+pub(crate) fn ps_at(sock: &Path) -> Vec<(i32, String)> {
+    let sock = sock.display().to_string();
+    let out = serctl(&["-s", &sock], &["ps"]);
+    text(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut t = l.split_whitespace();
+            let _idx = t.next()?;
+            let pid = t.next()?.parse().ok()?;
+            Some((pid, t.collect::<Vec<_>>().join(" ")))
+        })
+        .collect()
+}
