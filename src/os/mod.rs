@@ -11,6 +11,7 @@ pub mod command;
 mod daemon;
 mod error;
 mod fdpass;
+pub mod heartbeat;
 mod limits;
 mod privs;
 pub mod random;

@@ -22,6 +22,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub use crate::os::heartbeat::{BEAT_EVERY, BEAT_LANES};
 use shm::{Region, ShmError, ShmOff};
 
 /// Room for SER-sized deployments (children × sockets + helpers).
@@ -33,10 +34,6 @@ const DESC_LEN: usize = 80;
 /// reference that finds the record full is simply not recorded (and
 /// would leak if the process died holding it).
 pub const HELD_MAX: usize = 8;
-/// Threads of one process that beat on their own ([`beat_lane`]).
-pub const BEAT_LANES: usize = 4;
-/// The longest a process waits for input before it beats again.
-pub const BEAT_EVERY: Duration = Duration::from_millis(500);
 /// A process silent this long is reported as stalled: six beats missed,
 /// and above every bounded wait that runs between two beats (a FIFO
 /// reply's reader: 1.3 s; one DNS lookup: 2 s).
@@ -107,6 +104,11 @@ pub fn init(region: &'static Region) -> Result<(), ShmError> {
     if let Some(slot) = reserve("attendant") {
         set_pid(slot, nix::unistd::getpid().as_raw());
     }
+    // net's loops beat through these (the layers below do not know us).
+    crate::os::heartbeat::install(crate::os::heartbeat::Hooks {
+        beat_lane,
+        end_lane,
+    });
     Ok(())
 }
 

@@ -51,7 +51,7 @@ pub enum QueueError {
 pub const THREADS: usize = 4;
 // Each thread beats on its own lane (a thread stuck in a failure route
 // must show even while the others beat).
-const _: () = assert!(THREADS <= crate::proc::shared::BEAT_LANES);
+const _: () = assert!(THREADS <= crate::os::heartbeat::BEAT_LANES);
 
 /// The longest job: a host name (≤ 255) plus a payload.
 const MAX_JOB: usize = 2048;
@@ -103,7 +103,7 @@ pub fn run() -> i32 {
     // socket's, shared by the threads).
     if let Err(e) = ch
         .rx
-        .set_read_timeout(Some(crate::proc::shared::BEAT_EVERY))
+        .set_read_timeout(Some(crate::os::heartbeat::BEAT_EVERY))
     {
         log::warn!("dns resolver: no receive timeout ({e}): an idle resolver looks stalled");
     }
@@ -111,7 +111,7 @@ pub fn run() -> i32 {
         for lane in 0..THREADS {
             s.spawn(move || {
                 serve(&ch.rx, lane);
-                crate::proc::shared::end_lane(lane);
+                crate::os::heartbeat::end_lane(lane);
             });
         }
     });
@@ -124,7 +124,7 @@ pub fn run() -> i32 {
 fn serve(rx: &UnixDatagram, lane: usize) {
     let mut buf = vec![0u8; MAX_JOB];
     loop {
-        crate::proc::shared::beat_lane(lane);
+        crate::os::heartbeat::beat_lane(lane);
         let n = match rx.recv(&mut buf) {
             Ok(n) => n,
             Err(e)
@@ -143,7 +143,7 @@ fn serve(rx: &UnixDatagram, lane: usize) {
             }
         };
         // The wait for a job is not part of the lookup's time.
-        crate::proc::shared::beat_lane(lane);
+        crate::os::heartbeat::beat_lane(lane);
         let Some((q, payload)) = decode(&buf[..n]) else {
             log::error!("dns resolver: a malformed job ({n} bytes) dropped");
             continue;

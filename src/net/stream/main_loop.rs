@@ -188,7 +188,7 @@ pub fn run_observed(
     let mut last_stats = None;
     while !obs.stop() {
         // Every turn waits at most a TICK, below the heartbeat's period.
-        crate::proc::shared::beat();
+        crate::os::heartbeat::beat();
         l.turn(&mut events)?;
         if obs.dump_requested() {
             log::info!("tcp: {}", l.table.stats());
