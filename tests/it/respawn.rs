@@ -69,6 +69,17 @@ fn settle(ser: &Ser, idle_shm: Option<u64>) -> TmStats {
     }
 }
 
+/// After the run: no transaction left, every one created freed, and shm
+/// used as much as when the server was idle before it.
+fn assert_back_to_idle(idle: &TmStats, after: &TmStats) {
+    assert_eq!(after.current, 0, "transactions left: {after:?}");
+    assert_eq!(after.created, after.freed + after.current, "{after:?}");
+    assert_eq!(
+        after.shm_used, idle.shm_used,
+        "shm not back to idle: idle {idle:?}, after {after:?}"
+    );
+}
+
 fn relay(next: u16) -> String {
     format!("route {{\n    t_relay_to_udp(\"127.0.0.1\", \"{next}\");\n}}\n")
 }
@@ -150,12 +161,7 @@ fn worker_timer_and_fifo_killed_under_300_cps_are_respawned_and_nothing_leaks() 
         r.error_log.lines().take(20).collect::<Vec<_>>().join("\n"),
         s.failed
     );
-    assert_eq!(after.current, 0, "transactions left: {after:?}");
-    assert_eq!(after.created, after.freed + after.current, "{after:?}");
-    assert_eq!(
-        after.shm_used, idle.shm_used,
-        "shm not back to idle: idle {idle:?}, after {after:?}"
-    );
+    assert_back_to_idle(&idle, &after);
 }
 
 #[test]
@@ -399,12 +405,7 @@ fn killing_the_worker_that_carries_the_calls_loses_only_its_calls_in_flight() {
         errors(&ra),
         s.failed
     );
-    assert_eq!(after.current, 0, "transactions left: {after:?}");
-    assert_eq!(after.created, after.freed + after.current, "{after:?}");
-    assert_eq!(
-        after.shm_used, idle.shm_used,
-        "shm not back to idle: idle {idle:?}, after {after:?}"
-    );
+    assert_back_to_idle(&idle, &after);
 }
 
 // --- timers across a timer-process respawn ------------------------------
@@ -608,12 +609,7 @@ fn timers_keep_their_schedule_across_a_timer_process_respawn() {
     assert_eq!(log.matches("respawned as pid").count(), 1, "log:\n{log}");
     std::thread::sleep(Duration::from_millis(1500));
     let after = settle(&ser, Some(idle.shm_used));
-    assert_eq!(after.current, 0, "transactions left: {after:?}");
-    assert_eq!(after.created, after.freed, "{after:?}");
-    assert_eq!(
-        after.shm_used, idle.shm_used,
-        "idle {idle:?}, after {after:?}"
-    );
+    assert_back_to_idle(&idle, &after);
 }
 
 /// INVITEs of the backlog test, sent one every millisecond.
@@ -726,10 +722,5 @@ fn a_timer_process_killed_while_firing_a_backlog_loses_no_timer() {
     );
     std::thread::sleep(Duration::from_millis(1500));
     let after = settle(&ser, Some(idle.shm_used));
-    assert_eq!(after.current, 0, "transactions left: {after:?}");
-    assert_eq!(after.created, after.freed, "{after:?}");
-    assert_eq!(
-        after.shm_used, idle.shm_used,
-        "idle {idle:?}, after {after:?}"
-    );
+    assert_back_to_idle(&idle, &after);
 }
