@@ -55,20 +55,6 @@ fn kill_and_wait_respawn(ser: &Ser, desc: &str) -> (i32, i32) {
     }
 }
 
-/// Polls the SIGUSR1 figures until no transaction is left and shm is at
-/// `idle` (or 20 s pass); returns the last figures seen.
-fn settle(ser: &Ser, idle_shm: Option<u64>) -> TmStats {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = tm_stats(ser);
-        let shm_ok = !matches!(idle_shm, Some(i) if i != s.shm_used);
-        if (s.current == 0 && shm_ok && s.created == s.freed) || Instant::now() >= deadline {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 /// After the run: no transaction left, every one created freed, and shm
 /// used as much as when the server was idle before it.
 fn assert_back_to_idle(idle: &TmStats, after: &TmStats) {

@@ -130,20 +130,6 @@ fn scenario_uas_486_works_against_uac_expect_486_directly() {
 
 // --- 1. load, then every transaction and every shm byte is given back ---
 
-/// Polls the SIGUSR1 figures until no transaction is left and shm is at
-/// `idle` (or 20 s pass); returns the last figures seen.
-fn settle(ser: &Ser, idle_shm: Option<u64>) -> TmStats {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let s = tm_stats(ser);
-        let shm_ok = !matches!(idle_shm, Some(i) if i != s.shm_used);
-        if (s.current == 0 && shm_ok && s.created == s.freed) || Instant::now() >= deadline {
-            return s;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
-
 #[test]
 fn sipp_5000_calls_at_300_cps_then_no_transaction_and_no_shm_left() {
     let _g = serial();

@@ -409,3 +409,17 @@ pub(crate) fn fork_call_with(
         ser,
     }
 }
+
+/// Polls the SIGUSR1 figures until no transaction is left and shm is at
+/// `idle` (or 20 s pass); returns the last figures seen.
+pub(crate) fn settle(ser: &Ser, idle_shm: Option<u64>) -> TmStats {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = tm_stats(ser);
+        let shm_ok = !matches!(idle_shm, Some(i) if i != s.shm_used);
+        if (s.current == 0 && shm_ok && s.created == s.freed) || Instant::now() >= deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
